@@ -1,0 +1,27 @@
+#![doc = include_str!("../FORMAT.md")]
+#![forbid(unsafe_code)]
+//! # Crate `mxrt-format`
+//! The specification above is implemented here: [`encode_f32`] and [`FileBuilder`] write, [`MxrtFile`] validates
+//! and reads without copying, [`TensorView::dequantize`] decodes.
+
+pub mod bits;
+mod decode;
+mod encode;
+pub mod encoding;
+mod error;
+pub mod fixed;
+pub mod float;
+pub mod layout;
+mod metadata;
+pub mod mx;
+mod reader;
+mod shape;
+mod writer;
+
+pub use encode::{encode_f32, encode_raw, EncodedTensor, SparsePolicy};
+pub use encoding::{Encoding, EncodingSpec, MxElem, RawDtype, Rounding};
+pub use error::{Error, Result};
+pub use metadata::{parse_metadata, validate_metadata};
+pub use reader::{MxrtFile, ReadOptions, TensorView};
+pub use shape::ShapeTerms;
+pub use writer::{write_atomically, FileBuilder};
