@@ -41,6 +41,7 @@ impl BitWriter {
 /// Reads code `index` of `bits` bits from a stream. The caller guarantees the stream is long enough
 /// (the reader validated the plane length); a short stream yields zero bits rather than a panic.
 pub fn read_code(stream: &[u8], bits: u32, index: u64) -> u32 {
+    debug_assert!((1..=32).contains(&bits), "codes are 1..=32 bits wide");
     let start_bit = index * u64::from(bits);
     let first = (start_bit / 8) as usize;
     let shift = (start_bit % 8) as u32;

@@ -1,7 +1,7 @@
 //! Decoding a validated tensor back to binary32: exactly the values every runtime backend computes with.
 
 use crate::bits::{read_code, sign_extend};
-use crate::encoding::Encoding;
+use crate::encoding::{Encoding, RawDtype};
 use crate::error::{Error, Result};
 use crate::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_SCALES};
 use crate::mx::{self, BLOCK};
@@ -20,12 +20,15 @@ impl TensorView<'_> {
 
     /// Number of elements whose value is zero (±0) after encoding, padding excluded.
     pub fn zero_count(&self) -> u64 {
+        if let Encoding::Raw(dtype) = self.encoding {
+            return raw_zero_count(self.planes[PLANE_ELEMENTS], dtype);
+        }
         let mut nonzero = 0u64;
         self.for_each_code(|_, _, code| nonzero += u64::from(!crate::encode::is_zero_code(code, self.encoding)));
         self.terms.numel - nonzero
     }
 
-    /// Calls `f(row, col, code)` for every stored element (sparse: only the stored ones).
+    /// Calls `f(row, col, code)` for every stored element of a non-raw tensor (sparse: only the stored ones).
     fn for_each_code(&self, mut f: impl FnMut(u64, u64, u32)) {
         let bits = self.encoding.element_bits();
         let elements = self.planes[PLANE_ELEMENTS];
@@ -82,4 +85,14 @@ impl TensorView<'_> {
             }
         })
     }
+}
+
+/// Zeros of a raw tensor (for f64, ±0.0).
+fn raw_zero_count(bytes: &[u8], dtype: RawDtype) -> u64 {
+    let size = dtype.size_bytes() as usize;
+    let zero = |c: &[u8]| match dtype {
+        RawDtype::F64 => c.try_into().map(f64::from_le_bytes).is_ok_and(|v| v == 0.0),
+        _ => c.iter().all(|&b| b == 0),
+    };
+    bytes.chunks_exact(size).filter(|c| zero(c)).count() as u64
 }
