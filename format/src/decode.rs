@@ -9,7 +9,7 @@ use crate::reader::{read_mask, read_row_offset, TensorView};
 use crate::{fixed, float};
 
 impl TensorView<'_> {
-    /// All elements as binary32 in row-major order (sparse zeros as +0.0). Raw tensors are refused: they are
+    /// All elements as binary32 in row-major order (elements a sparse tensor does not store are +0.0). Raw tensors are refused: they are
     /// not numeric encodings of f32 values (read them with [`TensorView::plane`]).
     pub fn dequantize(&self) -> Result<Vec<f32>> {
         let value = self.value_fn()?;
@@ -24,7 +24,7 @@ impl TensorView<'_> {
             return raw_zero_count(self.planes[PLANE_ELEMENTS], dtype);
         }
         let mut nonzero = 0u64;
-        self.for_each_code(|_, _, code| nonzero += u64::from(!crate::encode::is_zero_code(code, self.encoding)));
+        self.for_each_code(|_, _, code| nonzero += u64::from(!crate::encode::is_zero_value(code, self.encoding)));
         self.terms.numel - nonzero
     }
 

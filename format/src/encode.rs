@@ -72,7 +72,7 @@ pub fn encode_f32(
         SparsePolicy::Never => (false, dense()),
         SparsePolicy::Always => (true, sparse_planes(&terms, encoding, &codes)),
         SparsePolicy::IfSmaller => {
-            let stored = codes.codes.iter().filter(|&&c| !is_zero_code(c, encoding)).count() as u64;
+            let stored = codes.codes.iter().filter(|&&c| !is_removable(c)).count() as u64;
             let sparse_len: u64 = terms.sparse_plane_lens(encoding, stored, name)?.iter().sum();
             let dense_len: u64 = terms.dense_plane_lens(encoding, name)?.iter().sum();
             if sparse_len < dense_len {
@@ -107,8 +107,13 @@ pub fn encode_raw(name: &str, shape: &[u64], dtype: RawDtype, bytes: Vec<u8>) ->
     })
 }
 
-/// A code that decodes to ±0 (removed by the sparse layout).
-pub(crate) fn is_zero_code(code: u32, encoding: Encoding) -> bool {
+/// A code the sparse layout removes: only code 0 (+0), so sparse and dense decode to identical bits.
+pub(crate) fn is_removable(code: u32) -> bool {
+    code == 0
+}
+
+/// A code whose value is zero (+0, or -0 for the floating-point encodings): what "sparsity" counts.
+pub(crate) fn is_zero_value(code: u32, encoding: Encoding) -> bool {
     code == 0 || (encoding.has_negative_zero_code() && code == 1 << (encoding.element_bits() - 1))
 }
 
@@ -210,7 +215,7 @@ fn sparse_planes(t: &ShapeTerms, enc: Encoding, codes: &Codes) -> [Vec<u8>; 4] {
         for block in row.chunks(BLOCK) {
             let mut mask = 0u32;
             for (i, &c) in block.iter().enumerate() {
-                if !is_zero_code(c, enc) {
+                if !is_removable(c) {
                     mask |= 1 << i;
                     w.push(c);
                     stored += 1;
