@@ -1,1 +1,73 @@
-fn main(){}
+//! The `mxrt` command: argument parsing and dispatch. Each subcommand lives in its own module.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+mod fmt;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mxrt",
+    version,
+    about = "Pack checkpoints into compressed, verified, memory-mappable .mxrt files (OCP MX, fixed point, sparse)",
+    long_about = "mxrt packs trained checkpoints into .mxrt files: OCP Microscaling blocks (MXINT8, MXINT4, MXFP8, \
+                  MXFP6, MXFP4), fixed-point integers and sparse tensors, with checksums and provenance. \
+                  The byte layout is specified in format/FORMAT.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pack safetensors files into one .mxrt file.
+    #[command(
+        long_about = "Pack every tensor of the input safetensors file(s) into one .mxrt file.\n\n\
+        Floating-point tensors (F32, F16, BF16) get the --weights encoding, except, unless --all-tensors is given, \
+        1-D tensors (biases, norms) and tensors the encoding would not make smaller than their source: those are \
+        kept in their source type, exactly. Other tensors (integers, bool, F64) are copied as they are. A tensor \
+        is stored sparse when that is smaller (--no-sparse to forbid it). NaN or infinite weights are an error \
+        unless --allow-nonfinite. The output is written to a temporary file and renamed: it is never left \
+        half-written.\n\n\
+        Encodings: f32, f16, bf16, mxint8, mxint4, mxfp8-e4m3, mxfp8-e5m2, mxfp6-e3m2, mxfp6-e2m3, mxfp4 \
+        (OCP MX, blocks of 32 along the last axis), fixed:W.F (signed, W = 2..32 bits, F = 0..64 fraction bits), \
+        sparse(<encoding>)."
+    )]
+    Convert(commands::convert::Args),
+    /// List the tensors of an .mxrt file with their encodings, sizes and the saving against FP32.
+    Inspect(commands::inspect::Args),
+    /// Check an .mxrt file completely (structure and every checksum); exit 0 only if all holds.
+    Verify(commands::verify::Args),
+    /// Write every tensor back as F32 safetensors: exactly the values the runtime computes with.
+    Dequantize(commands::dequantize::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(a) => commands::convert::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Verify(a) => commands::verify::run(a),
+        Command::Dequantize(a) => commands::dequantize::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Shared by subcommands that take one .mxrt file.
+#[derive(clap::Args)]
+struct FileArg {
+    /// The .mxrt file.
+    file: PathBuf,
+}

@@ -2,7 +2,10 @@
 
 /// Bytes needed for `count` codes of `bits` bits, or `None` on overflow.
 pub fn packed_len(count: u64, bits: u32) -> Option<u64> {
-    count.checked_mul(u64::from(bits))?.checked_add(7).map(|b| b / 8)
+    count
+        .checked_mul(u64::from(bits))?
+        .checked_add(7)
+        .map(|b| b / 8)
 }
 
 /// Appends codes (the low `bits` bits of each `u32`) to a bit stream.
@@ -16,11 +19,20 @@ pub struct BitWriter {
 impl BitWriter {
     pub fn new(bits: u32, capacity_codes: usize) -> BitWriter {
         debug_assert!((1..=32).contains(&bits));
-        BitWriter { bits, bytes: Vec::with_capacity(capacity_codes * bits as usize / 8 + 1), acc: 0, filled: 0 }
+        BitWriter {
+            bits,
+            bytes: Vec::with_capacity(capacity_codes * bits as usize / 8 + 1),
+            acc: 0,
+            filled: 0,
+        }
     }
 
     pub fn push(&mut self, code: u32) {
-        let mask = if self.bits == 32 { u32::MAX } else { (1u32 << self.bits) - 1 };
+        let mask = if self.bits == 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.bits) - 1
+        };
         self.acc |= u64::from(code & mask) << self.filled;
         self.filled += self.bits;
         while self.filled >= 8 {
@@ -50,7 +62,11 @@ pub fn read_code(stream: &[u8], bits: u32, index: u64) -> u32 {
     let n = avail.len().min(8);
     word[..n].copy_from_slice(&avail[..n]);
     let v = u64::from_le_bytes(word) >> shift;
-    let mask = if bits == 32 { u64::from(u32::MAX) } else { (1u64 << bits) - 1 };
+    let mask = if bits == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << bits) - 1
+    };
     (v & mask) as u32
 }
 
@@ -84,14 +100,24 @@ mod tests {
     #[test]
     fn round_trip_all_widths() {
         for bits in 1..=32u32 {
-            let mask = if bits == 32 { u32::MAX } else { (1 << bits) - 1 };
-            let codes: Vec<u32> = (0..77u32).map(|i| i.wrapping_mul(2_654_435_761) & mask).collect();
+            let mask = if bits == 32 {
+                u32::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            let codes: Vec<u32> = (0..77u32)
+                .map(|i| i.wrapping_mul(2_654_435_761) & mask)
+                .collect();
             let mut w = BitWriter::new(bits, codes.len());
             codes.iter().for_each(|&c| w.push(c));
             let stream = w.finish();
             assert_eq!(stream.len() as u64, packed_len(77, bits).unwrap());
             for (i, &c) in codes.iter().enumerate() {
-                assert_eq!(read_code(&stream, bits, i as u64), c, "bits {bits} index {i}");
+                assert_eq!(
+                    read_code(&stream, bits, i as u64),
+                    c,
+                    "bits {bits} index {i}"
+                );
             }
         }
     }

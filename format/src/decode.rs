@@ -14,7 +14,9 @@ impl TensorView<'_> {
     pub fn dequantize(&self) -> Result<Vec<f32>> {
         let value = self.value_fn()?;
         let mut out = vec![0.0f32; self.terms.numel as usize];
-        self.for_each_code(|r, c, code| out[(r * self.terms.cols + c) as usize] = value(code, r, c / BLOCK as u64));
+        self.for_each_code(|r, c, code| {
+            out[(r * self.terms.cols + c) as usize] = value(code, r, c / BLOCK as u64)
+        });
         Ok(out)
     }
 
@@ -24,7 +26,9 @@ impl TensorView<'_> {
             return raw_zero_count(self.planes[PLANE_ELEMENTS], dtype);
         }
         let mut nonzero = 0u64;
-        self.for_each_code(|_, _, code| nonzero += u64::from(!crate::encode::is_zero_value(code, self.encoding)));
+        self.for_each_code(|_, _, code| {
+            nonzero += u64::from(!crate::encode::is_zero_value(code, self.encoding))
+        });
         self.terms.numel - nonzero
     }
 
@@ -51,7 +55,11 @@ impl TensorView<'_> {
                 while m != 0 {
                     let i = m.trailing_zeros();
                     m &= m - 1;
-                    f(r as u64, (j * BLOCK) as u64 + u64::from(i), read_code(elements, bits, next));
+                    f(
+                        r as u64,
+                        (j * BLOCK) as u64 + u64::from(i),
+                        read_code(elements, bits, next),
+                    );
                     next += 1;
                 }
             }
@@ -73,7 +81,10 @@ impl TensorView<'_> {
                 let scales = self.planes[PLANE_SCALES];
                 let bpr = self.terms.blocks_per_row;
                 Box::new(move |c, r, b| {
-                    let s = scales.get((r * bpr + b) as usize).copied().unwrap_or(mx::SCALE_NAN);
+                    let s = scales
+                        .get((r * bpr + b) as usize)
+                        .copied()
+                        .unwrap_or(mx::SCALE_NAN);
                     table[c as usize] * mx::scale_value(s)
                 })
             }

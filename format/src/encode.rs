@@ -73,7 +73,10 @@ pub fn encode_f32(
         SparsePolicy::Always => (true, sparse_planes(&terms, encoding, &codes)),
         SparsePolicy::IfSmaller => {
             let stored = codes.codes.iter().filter(|&&c| !is_removable(c)).count() as u64;
-            let sparse_len: u64 = terms.sparse_plane_lens(encoding, stored, name)?.iter().sum();
+            let sparse_len: u64 = terms
+                .sparse_plane_lens(encoding, stored, name)?
+                .iter()
+                .sum();
             let dense_len: u64 = terms.dense_plane_lens(encoding, name)?.iter().sum();
             if sparse_len < dense_len {
                 (true, sparse_planes(&terms, encoding, &codes))
@@ -82,11 +85,23 @@ pub fn encode_f32(
             }
         }
     };
-    Ok(EncodedTensor { name: name.to_string(), shape: shape.to_vec(), encoding, sparse, rounding, planes })
+    Ok(EncodedTensor {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        encoding,
+        sparse,
+        rounding,
+        planes,
+    })
 }
 
 /// Wraps bytes of a non-floating-point tensor, copied as is (always dense).
-pub fn encode_raw(name: &str, shape: &[u64], dtype: RawDtype, bytes: Vec<u8>) -> Result<EncodedTensor> {
+pub fn encode_raw(
+    name: &str,
+    shape: &[u64],
+    dtype: RawDtype,
+    bytes: Vec<u8>,
+) -> Result<EncodedTensor> {
     let terms = ShapeTerms::new(shape, name)?;
     let expected = crate::error::mul(terms.numel, u64::from(dtype.size_bytes()), name)?;
     if expected != bytes.len() as u64 {
@@ -117,7 +132,13 @@ pub(crate) fn is_zero_value(code: u32, encoding: Encoding) -> bool {
     code == 0 || (encoding.has_negative_zero_code() && code == 1 << (encoding.element_bits() - 1))
 }
 
-fn compute_codes(name: &str, t: &ShapeTerms, values: &[f32], enc: Encoding, mode: Rounding) -> Result<Codes> {
+fn compute_codes(
+    name: &str,
+    t: &ShapeTerms,
+    values: &[f32],
+    enc: Encoding,
+    mode: Rounding,
+) -> Result<Codes> {
     let unencodable = |index: usize, reason: &'static str| Error::Unencodable {
         tensor: name.to_string(),
         index: index as u64,
@@ -131,12 +152,20 @@ fn compute_codes(name: &str, t: &ShapeTerms, values: &[f32], enc: Encoding, mode
         Encoding::F16 => values
             .iter()
             .enumerate()
-            .map(|(i, &v)| float::f16_code(v).map(u32::from).ok_or_else(|| unencodable(i, "overflows f16")))
+            .map(|(i, &v)| {
+                float::f16_code(v)
+                    .map(u32::from)
+                    .ok_or_else(|| unencodable(i, "overflows f16"))
+            })
             .collect::<Result<_>>()?,
         Encoding::Bf16 => values
             .iter()
             .enumerate()
-            .map(|(i, &v)| float::bf16_code(v).map(u32::from).ok_or_else(|| unencodable(i, "overflows bf16")))
+            .map(|(i, &v)| {
+                float::bf16_code(v)
+                    .map(u32::from)
+                    .ok_or_else(|| unencodable(i, "overflows bf16"))
+            })
             .collect::<Result<_>>()?,
         Encoding::Fixed { width, frac } => {
             let mask = container_mask(enc.element_bits());

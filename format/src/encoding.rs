@@ -188,7 +188,11 @@ impl Encoding {
     }
 
     /// Decode the `(encoding, param0, param1)` triple of a table entry; `Err` carries the reason.
-    pub(crate) fn from_codes(enc: u8, p0: u8, p1: u8) -> std::result::Result<Encoding, (bool, String)> {
+    pub(crate) fn from_codes(
+        enc: u8,
+        p0: u8,
+        p1: u8,
+    ) -> std::result::Result<Encoding, (bool, String)> {
         // (true, _) = unknown encoding code; (false, reason) = bad parameters.
         let no_params = |e: Encoding| {
             if p0 == 0 && p1 == 0 {
@@ -206,7 +210,12 @@ impl Encoding {
                 (None, _) => Err((false, format!("unknown MX element type {p0}"))),
                 (Some(_), _) => Err((false, format!("param1={p1}, must be 0"))),
             },
-            code::FIXED => check_fixed(p0, p1).map(|()| Encoding::Fixed { width: p0, frac: p1 }).map_err(|r| (false, r)),
+            code::FIXED => check_fixed(p0, p1)
+                .map(|()| Encoding::Fixed {
+                    width: p0,
+                    frac: p1,
+                })
+                .map_err(|r| (false, r)),
             code::RAW => match (RawDtype::from_code(p0), p1) {
                 (Some(d), 0) => Ok(Encoding::Raw(d)),
                 (None, _) => Err((false, format!("unknown raw dtype {p0}"))),
@@ -222,7 +231,9 @@ fn check_fixed(width: u8, frac: u8) -> std::result::Result<(), String> {
         return Err(format!("width {width} is outside 2..=32"));
     }
     if frac > FIXED_MAX_FRAC {
-        return Err(format!("fraction width {frac} is outside 0..={FIXED_MAX_FRAC}"));
+        return Err(format!(
+            "fraction width {frac} is outside 0..={FIXED_MAX_FRAC}"
+        ));
     }
     Ok(())
 }
@@ -265,14 +276,22 @@ impl FromStr for EncodingSpec {
     /// `mxfp4`, `fixed:W.F`, and `sparse(<any of those>)`. Underscores are accepted for dashes
     /// (`mxfp8_e4m3`, as in the conformance file names).
     fn from_str(spec: &str) -> Result<Self> {
-        let bad = |reason: String| Error::BadEncodingSpec { spec: spec.to_string(), reason };
+        let bad = |reason: String| Error::BadEncodingSpec {
+            spec: spec.to_string(),
+            reason,
+        };
         let s = spec.trim().to_ascii_lowercase().replace('_', "-");
         if let Some(inner) = s.strip_prefix("sparse(").and_then(|r| r.strip_suffix(')')) {
-            let inner: EncodingSpec = inner.parse().map_err(|_| bad(format!("unknown inner encoding {inner:?}")))?;
+            let inner: EncodingSpec = inner
+                .parse()
+                .map_err(|_| bad(format!("unknown inner encoding {inner:?}")))?;
             if inner.sparse_requested {
                 return Err(bad("sparse(...) cannot be nested".into()));
             }
-            return Ok(EncodingSpec { encoding: inner.encoding, sparse_requested: true });
+            return Ok(EncodingSpec {
+                encoding: inner.encoding,
+                sparse_requested: true,
+            });
         }
         let encoding = match s.as_str() {
             "f32" => Encoding::F32,
@@ -282,9 +301,15 @@ impl FromStr for EncodingSpec {
                 if let Some(e) = MxElem::ALL.into_iter().find(|e| e.name() == s) {
                     Encoding::Mx(e)
                 } else if let Some(wf) = s.strip_prefix("fixed:") {
-                    let (w, f) = wf.split_once('.').ok_or_else(|| bad("expected fixed:W.F, e.g. fixed:8.4".into()))?;
-                    let width: u8 = w.parse().map_err(|_| bad(format!("width {w:?} is not a number")))?;
-                    let frac: u8 = f.parse().map_err(|_| bad(format!("fraction width {f:?} is not a number")))?;
+                    let (w, f) = wf
+                        .split_once('.')
+                        .ok_or_else(|| bad("expected fixed:W.F, e.g. fixed:8.4".into()))?;
+                    let width: u8 = w
+                        .parse()
+                        .map_err(|_| bad(format!("width {w:?} is not a number")))?;
+                    let frac: u8 = f
+                        .parse()
+                        .map_err(|_| bad(format!("fraction width {f:?} is not a number")))?;
                     Encoding::fixed(width, frac).map_err(|_| {
                         bad(format!("need 2 <= W <= 32 and 0 <= F <= {FIXED_MAX_FRAC}, got W={width} F={frac}"))
                     })?
@@ -297,7 +322,10 @@ impl FromStr for EncodingSpec {
                 }
             }
         };
-        Ok(EncodingSpec { encoding, sparse_requested: false })
+        Ok(EncodingSpec {
+            encoding,
+            sparse_requested: false,
+        })
     }
 }
 
@@ -347,21 +375,44 @@ mod tests {
 
     #[test]
     fn every_name_parses_back_to_itself() {
-        let mut all = vec![Encoding::F32, Encoding::F16, Encoding::Bf16, Encoding::fixed(8, 4).unwrap()];
+        let mut all = vec![
+            Encoding::F32,
+            Encoding::F16,
+            Encoding::Bf16,
+            Encoding::fixed(8, 4).unwrap(),
+        ];
         all.extend(MxElem::ALL.map(Encoding::Mx));
         for e in all {
             let spec: EncodingSpec = e.to_string().parse().unwrap();
             assert_eq!(spec.encoding, e);
             assert!(!spec.sparse_requested);
             let sparse: EncodingSpec = format!("sparse({e})").parse().unwrap();
-            assert_eq!(sparse, EncodingSpec { encoding: e, sparse_requested: true });
+            assert_eq!(
+                sparse,
+                EncodingSpec {
+                    encoding: e,
+                    sparse_requested: true
+                }
+            );
         }
-        assert_eq!("mxfp8_e4m3".parse::<EncodingSpec>().unwrap().encoding, Encoding::Mx(MxElem::Fp8E4M3));
+        assert_eq!(
+            "mxfp8_e4m3".parse::<EncodingSpec>().unwrap().encoding,
+            Encoding::Mx(MxElem::Fp8E4M3)
+        );
     }
 
     #[test]
     fn bad_specs_are_rejected_with_reasons() {
-        for bad in ["", "int8", "fixed:1.0", "fixed:33.0", "fixed:8", "fixed:8.65", "sparse(sparse(f32))", "mxint3"] {
+        for bad in [
+            "",
+            "int8",
+            "fixed:1.0",
+            "fixed:33.0",
+            "fixed:8",
+            "fixed:8.65",
+            "sparse(sparse(f32))",
+            "mxint3",
+        ] {
             let err = bad.parse::<EncodingSpec>().unwrap_err();
             assert!(matches!(err, Error::BadEncodingSpec { .. }), "{bad}: {err}");
         }
@@ -369,13 +420,20 @@ mod tests {
 
     #[test]
     fn container_widths() {
-        let got: Vec<u32> = [2u8, 3, 7, 8, 9, 16, 17, 32].iter().map(|&w| fixed_container_bits(w)).collect();
+        let got: Vec<u32> = [2u8, 3, 7, 8, 9, 16, 17, 32]
+            .iter()
+            .map(|&w| fixed_container_bits(w))
+            .collect();
         assert_eq!(got, vec![2, 3, 7, 8, 16, 16, 32, 32]);
     }
 
     #[test]
     fn table_codes_round_trip() {
-        for e in MxElem::ALL.map(Encoding::Mx).into_iter().chain(RawDtype::ALL.map(Encoding::Raw)) {
+        for e in MxElem::ALL
+            .map(Encoding::Mx)
+            .into_iter()
+            .chain(RawDtype::ALL.map(Encoding::Raw))
+        {
             let (a, b, c) = e.to_codes();
             assert_eq!(Encoding::from_codes(a, b, c).unwrap(), e);
         }

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 pub enum Error {
     // ---- header -------------------------------------------------------------------------------------------
     #[error("file is truncated: {needed} bytes needed for the {what}, only {actual} present")]
-    Truncated { what: &'static str, needed: u64, actual: u64 },
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        actual: u64,
+    },
     #[error("not an .mxrt file: bad magic bytes {found:02x?}")]
     BadMagic { found: [u8; 8] },
     #[error("unsupported .mxrt version {major}.{minor} (this reader understands 1.x)")]
@@ -16,15 +20,27 @@ pub enum Error {
     #[error("unknown header flags 0x{flags:08x} (no flags are defined in version 1)")]
     UnknownFlags { flags: u32 },
     #[error("{what} checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x} (file corrupted)")]
-    ChecksumMismatch { what: String, stored: u32, computed: u32 },
+    ChecksumMismatch {
+        what: String,
+        stored: u32,
+        computed: u32,
+    },
     #[error("header says the file is {header} bytes, but it is {actual} bytes")]
     FileLengthMismatch { header: u64, actual: u64 },
     #[error("{section} section: header says offset {found}, but version 1 requires {expected}")]
-    SectionMisplaced { section: &'static str, found: u64, expected: u64 },
+    SectionMisplaced {
+        section: &'static str,
+        found: u64,
+        expected: u64,
+    },
     #[error("{what} overflows 64-bit arithmetic")]
     Overflow { what: String },
     #[error("non-zero byte 0x{value:02x} at offset {offset} in {what}, which must be zero")]
-    NonZeroPadding { what: &'static str, offset: u64, value: u8 },
+    NonZeroPadding {
+        what: &'static str,
+        offset: u64,
+        value: u8,
+    },
 
     // ---- metadata -----------------------------------------------------------------------------------------
     #[error("metadata is invalid: {reason}")]
@@ -40,25 +56,59 @@ pub enum Error {
     #[error("tensor {tensor:?}: invalid encoding parameters: {reason}")]
     InvalidEncodingParams { tensor: String, reason: String },
     #[error("tensor {tensor:?}: plane {plane} ({role}) {reason}")]
-    BadPlane { tensor: String, plane: usize, role: &'static str, reason: String },
-    #[error("tensor {a:?} plane {plane_a} overlaps tensor {b:?} plane {plane_b} at offset {offset}")]
-    PlanesOverlap { a: String, plane_a: usize, b: String, plane_b: usize, offset: u64 },
+    BadPlane {
+        tensor: String,
+        plane: usize,
+        role: &'static str,
+        reason: String,
+    },
+    #[error(
+        "tensor {a:?} plane {plane_a} overlaps tensor {b:?} plane {plane_b} at offset {offset}"
+    )]
+    PlanesOverlap {
+        a: String,
+        plane_a: usize,
+        b: String,
+        plane_b: usize,
+        offset: u64,
+    },
     #[error("tensor {tensor:?}: sparse structure is inconsistent: {reason}")]
     BadSparse { tensor: String, reason: String },
-    #[error("tensor {tensor:?}: element {index} holds code {code}, outside the range of {encoding}")]
-    CodeOutOfRange { tensor: String, index: u64, code: i64, encoding: String },
+    #[error(
+        "tensor {tensor:?}: element {index} holds code {code}, outside the range of {encoding}"
+    )]
+    CodeOutOfRange {
+        tensor: String,
+        index: u64,
+        code: i64,
+        encoding: String,
+    },
 
     // ---- encoding / writing -------------------------------------------------------------------------------
     #[error("cannot parse encoding {spec:?}: {reason}")]
     BadEncodingSpec { spec: String, reason: String },
     #[error("tensor {tensor:?}: shape {shape:?} holds {expected} elements but {actual} values were given")]
-    ShapeMismatch { tensor: String, shape: Vec<u64>, expected: u64, actual: u64 },
+    ShapeMismatch {
+        tensor: String,
+        shape: Vec<u64>,
+        expected: u64,
+        actual: u64,
+    },
     #[error("tensor {tensor:?}: value {value} at flat index {index} cannot be encoded as {encoding}: {reason}")]
-    Unencodable { tensor: String, index: u64, value: f32, encoding: String, reason: &'static str },
+    Unencodable {
+        tensor: String,
+        index: u64,
+        value: f32,
+        encoding: String,
+        reason: &'static str,
+    },
     #[error("tensor {tensor:?}: {reason}")]
     Unsupported { tensor: String, reason: String },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Shorthand used throughout the crate.
@@ -66,12 +116,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Checked `a + b` that names what overflowed.
 pub(crate) fn add(a: u64, b: u64, what: &str) -> Result<u64> {
-    a.checked_add(b).ok_or_else(|| Error::Overflow { what: what.to_string() })
+    a.checked_add(b).ok_or_else(|| Error::Overflow {
+        what: what.to_string(),
+    })
 }
 
 /// Checked `a * b` that names what overflowed.
 pub(crate) fn mul(a: u64, b: u64, what: &str) -> Result<u64> {
-    a.checked_mul(b).ok_or_else(|| Error::Overflow { what: what.to_string() })
+    a.checked_mul(b).ok_or_else(|| Error::Overflow {
+        what: what.to_string(),
+    })
 }
 
 /// `x` rounded up to a multiple of `align` (a power of two), checked.

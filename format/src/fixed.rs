@@ -100,9 +100,18 @@ mod tests {
     fn saturates_at_both_ends() {
         for width in 2..=32u8 {
             let (lo, hi) = code_range(width);
-            assert_eq!(i64::from(quantize(1e30, width, 0, Rounding::Nearest).unwrap()), hi);
-            assert_eq!(i64::from(quantize(-1e30, width, 0, Rounding::Nearest).unwrap()), lo);
-            assert_eq!(i64::from(quantize(f32::INFINITY, width, 4, Rounding::Even).unwrap()), hi);
+            assert_eq!(
+                i64::from(quantize(1e30, width, 0, Rounding::Nearest).unwrap()),
+                hi
+            );
+            assert_eq!(
+                i64::from(quantize(-1e30, width, 0, Rounding::Nearest).unwrap()),
+                lo
+            );
+            assert_eq!(
+                i64::from(quantize(f32::INFINITY, width, 4, Rounding::Even).unwrap()),
+                hi
+            );
         }
         // fixed:8.4 holds [-8, 7.9375]
         assert_eq!(quantize(7.99, 8, 4, Rounding::Nearest), Some(127));

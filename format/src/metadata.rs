@@ -9,7 +9,11 @@ pub fn validate_metadata(meta: &Map<String, Value>) -> Result<()> {
     let bad = |reason: String| Err(Error::InvalidMetadata { reason });
     match meta.get("architecture") {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(v) => return bad(format!("`architecture` must be a string or null, found {v}")),
+        Some(v) => {
+            return bad(format!(
+                "`architecture` must be a string or null, found {v}"
+            ))
+        }
     }
     for key in ["hyperparameters", "recipe", "provenance"] {
         match meta.get(key) {
@@ -30,7 +34,10 @@ pub fn validate_metadata(meta: &Map<String, Value>) -> Result<()> {
             for (i, src) in sources.iter().enumerate() {
                 let ok = src.get("path").is_some_and(Value::is_string)
                     && src.get("bytes").is_some_and(Value::is_u64)
-                    && src.get("sha256").and_then(Value::as_str).is_some_and(is_sha256_hex);
+                    && src
+                        .get("sha256")
+                        .and_then(Value::as_str)
+                        .is_some_and(is_sha256_hex);
                 if !ok {
                     return bad(format!("`provenance.sources[{i}]` needs path (string), bytes (integer), sha256 (64 hex digits)"));
                 }
@@ -41,7 +48,9 @@ pub fn validate_metadata(meta: &Map<String, Value>) -> Result<()> {
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -57,12 +66,16 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Parses metadata bytes: UTF-8, a JSON object, known key types.
 pub fn parse_metadata(bytes: &[u8]) -> Result<Map<String, Value>> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| Error::InvalidMetadata { reason: format!("not UTF-8 ({e})") })?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Error::InvalidMetadata { reason: format!("not valid JSON ({e})") })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidMetadata {
+        reason: format!("not UTF-8 ({e})"),
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::InvalidMetadata {
+        reason: format!("not valid JSON ({e})"),
+    })?;
     let Value::Object(map) = value else {
-        return Err(Error::InvalidMetadata { reason: format!("must be a JSON object, found {}", type_name(&value)) });
+        return Err(Error::InvalidMetadata {
+            reason: format!("must be a JSON object, found {}", type_name(&value)),
+        });
     };
     validate_metadata(&map)?;
     Ok(map)
@@ -84,7 +97,11 @@ mod tests {
             br#"{"a":"#,
             b"\xff\xfe",
         ] {
-            assert!(matches!(parse_metadata(bad), Err(Error::InvalidMetadata { .. })), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(parse_metadata(bad), Err(Error::InvalidMetadata { .. })),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let ok = json!({"provenance": {"converter": "x", "sources": [{"path": "a", "bytes": 3, "sha256": "0".repeat(64)}]}});
         assert!(validate_metadata(ok.as_object().unwrap()).is_ok());

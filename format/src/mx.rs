@@ -23,7 +23,12 @@ struct Params {
 }
 
 fn params(elem: MxElem) -> Params {
-    let p = |ebits, mbits, emax, max_norm| Params { ebits, mbits, emax, max_norm };
+    let p = |ebits, mbits, emax, max_norm| Params {
+        ebits,
+        mbits,
+        emax,
+        max_norm,
+    };
     match elem {
         MxElem::Int8 => p(0, 8, 0, 127.0 / 64.0),
         MxElem::Int4 => p(0, 4, 0, 7.0 / 4.0),
@@ -106,7 +111,11 @@ pub fn quantize_block(block: &[f32], elem: MxElem, mode: Rounding, codes: &mut [
     codes.fill(0);
     for (code, &x) in codes.iter_mut().zip(block) {
         let y = x / scale;
-        *code = if p.ebits == 0 { quantize_int(y, p, mode) } else { quantize_fp(y, p, mode) };
+        *code = if p.ebits == 0 {
+            quantize_int(y, p, mode)
+        } else {
+            quantize_fp(y, p, mode)
+        };
     }
     (shared_exp + 127) as u8
 }
@@ -201,7 +210,10 @@ mod tests {
         let mut codes = [0u32; BLOCK];
         let s = quantize_block(block, elem, mode, &mut codes);
         let table = code_table(elem);
-        codes[..block.len()].iter().map(|&c| table[c as usize] * scale_value(s)).collect()
+        codes[..block.len()]
+            .iter()
+            .map(|&c| table[c as usize] * scale_value(s))
+            .collect()
     }
 
     #[test]
@@ -226,11 +238,18 @@ mod tests {
 
     #[test]
     fn every_finite_code_encodes_back_to_itself() {
-        for elem in MxElem::ALL.into_iter().filter(|e| !matches!(e, MxElem::Int8 | MxElem::Int4)) {
+        for elem in MxElem::ALL
+            .into_iter()
+            .filter(|e| !matches!(e, MxElem::Int8 | MxElem::Int4))
+        {
             let p = params(elem);
             for (code, v) in code_table(elem).into_iter().enumerate() {
                 if v.is_finite() {
-                    assert_eq!(encode_fp_value(v, p), code as u32, "{elem:?} code {code:#x} value {v}");
+                    assert_eq!(
+                        encode_fp_value(v, p),
+                        code as u32,
+                        "{elem:?} code {code:#x} value {v}"
+                    );
                 }
             }
         }
@@ -265,15 +284,29 @@ mod tests {
         // 8 - 2^-21 has log2 = 3 - 1.7e-7, which rounds to 3.0 in binary32: the block exponent is 3, not 2.
         let x = 8.0f32 - 2f32.powi(-21);
         let mut codes = [0u32; 32];
-        assert_eq!(quantize_block(&[x], MxElem::Int8, Rounding::Nearest, &mut codes), 127 + 3);
+        assert_eq!(
+            quantize_block(&[x], MxElem::Int8, Rounding::Nearest, &mut codes),
+            127 + 3
+        );
         assert_eq!(codes[0], 64);
     }
 
     #[test]
     fn nan_and_infinity_make_a_nan_block() {
         let mut codes = [0u32; 32];
-        assert_eq!(quantize_block(&[1.0, f32::NAN], MxElem::Int8, Rounding::Nearest, &mut codes), SCALE_NAN);
-        assert_eq!(quantize_block(&[f32::INFINITY], MxElem::Fp4, Rounding::Nearest, &mut codes), SCALE_NAN);
+        assert_eq!(
+            quantize_block(
+                &[1.0, f32::NAN],
+                MxElem::Int8,
+                Rounding::Nearest,
+                &mut codes
+            ),
+            SCALE_NAN
+        );
+        assert_eq!(
+            quantize_block(&[f32::INFINITY], MxElem::Fp4, Rounding::Nearest, &mut codes),
+            SCALE_NAN
+        );
         assert!(scale_value(SCALE_NAN).is_nan());
     }
 
@@ -281,8 +314,14 @@ mod tests {
     fn zero_and_tiny_blocks_clamp_the_scale() {
         let mut codes = [0u32; 32];
         // all-zero block: log2(FP32_MIN_NORMAL) = -126, minus emax 8 -> clamped to -127.
-        assert_eq!(quantize_block(&[0.0; 32], MxElem::Fp8E4M3, Rounding::Nearest, &mut codes), 0);
-        assert_eq!(quantize_block(&[0.0; 32], MxElem::Int8, Rounding::Nearest, &mut codes), 1);
+        assert_eq!(
+            quantize_block(&[0.0; 32], MxElem::Fp8E4M3, Rounding::Nearest, &mut codes),
+            0
+        );
+        assert_eq!(
+            quantize_block(&[0.0; 32], MxElem::Int8, Rounding::Nearest, &mut codes),
+            1
+        );
         assert_eq!(scale_value(0), f32::from_bits(1 << 22));
     }
 }

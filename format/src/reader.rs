@@ -23,7 +23,9 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { verify_checksums: true }
+        ReadOptions {
+            verify_checksums: true,
+        }
     }
 }
 
@@ -107,7 +109,11 @@ impl<'a> MxrtFile<'a> {
     pub fn parse(bytes: &'a [u8], options: ReadOptions) -> Result<MxrtFile<'a>> {
         let actual = bytes.len() as u64;
         let Some(head) = bytes.get(..HEADER_LEN as usize) else {
-            return Err(Error::Truncated { what: "header", needed: HEADER_LEN, actual });
+            return Err(Error::Truncated {
+                what: "header",
+                needed: HEADER_LEN,
+                actual,
+            });
         };
         let h = RawHeader::ref_from_bytes(head).map_err(|_| Error::Truncated {
             what: "header",
@@ -119,15 +125,27 @@ impl<'a> MxrtFile<'a> {
         }
         let version = (h.version_major.get(), h.version_minor.get());
         if version.0 != VERSION_MAJOR {
-            return Err(Error::UnsupportedVersion { major: version.0, minor: version.1 });
+            return Err(Error::UnsupportedVersion {
+                major: version.0,
+                minor: version.1,
+            });
         }
-        check_crc("header", h.header_crc32.get(), RawHeader::computed_crc(head))?;
+        check_crc(
+            "header",
+            h.header_crc32.get(),
+            RawHeader::computed_crc(head),
+        )?;
         if h.flags.get() != 0 {
-            return Err(Error::UnknownFlags { flags: h.flags.get() });
+            return Err(Error::UnknownFlags {
+                flags: h.flags.get(),
+            });
         }
         check_zero(&h.reserved, "header reserved bytes", 96)?;
         if h.file_len.get() != actual {
-            return Err(Error::FileLengthMismatch { header: h.file_len.get(), actual });
+            return Err(Error::FileLengthMismatch {
+                header: h.file_len.get(),
+                actual,
+            });
         }
 
         // Canonical section positions.
@@ -135,7 +153,11 @@ impl<'a> MxrtFile<'a> {
         let count = h.tensor_count.get();
         let metadata_end = add(HEADER_LEN, metadata_len, "metadata end")?;
         let table_offset = align_up(metadata_end, TABLE_ALIGN, "table offset")?;
-        let strings_offset = add(table_offset, mul(count, ENTRY_LEN, "tensor table length")?, "strings offset")?;
+        let strings_offset = add(
+            table_offset,
+            mul(count, ENTRY_LEN, "tensor table length")?,
+            "strings offset",
+        )?;
         let strings_end = add(strings_offset, h.strings_len.get(), "strings end")?;
         let data_offset = align_up(strings_end, PLANE_ALIGN, "data offset")?;
         placed("metadata", h.metadata_offset.get(), HEADER_LEN)?;
@@ -144,18 +166,35 @@ impl<'a> MxrtFile<'a> {
         placed("data", h.data_offset.get(), data_offset)?;
         let data_end = add(data_offset, h.data_len.get(), "data end")?;
         if data_end != actual {
-            return Err(Error::FileLengthMismatch { header: data_end, actual });
+            return Err(Error::FileLengthMismatch {
+                header: data_end,
+                actual,
+            });
         }
         if metadata_len < 2 {
-            return Err(Error::InvalidMetadata { reason: format!("length {metadata_len} is too short for a JSON object") });
+            return Err(Error::InvalidMetadata {
+                reason: format!("length {metadata_len} is too short for a JSON object"),
+            });
         }
         // Everything below is in bounds: data_end == actual and the sections are ordered.
         let slice = |start: u64, end: u64| &bytes[start as usize..end as usize];
-        check_zero(slice(metadata_end, table_offset), "gap after metadata", metadata_end)?;
-        check_zero(slice(strings_end, data_offset), "gap before data", strings_end)?;
+        check_zero(
+            slice(metadata_end, table_offset),
+            "gap after metadata",
+            metadata_end,
+        )?;
+        check_zero(
+            slice(strings_end, data_offset),
+            "gap before data",
+            strings_end,
+        )?;
 
         let metadata_bytes = slice(HEADER_LEN, metadata_end);
-        check_crc("metadata", h.metadata_crc32.get(), crc32fast::hash(metadata_bytes))?;
+        check_crc(
+            "metadata",
+            h.metadata_crc32.get(),
+            crc32fast::hash(metadata_bytes),
+        )?;
         let metadata = parse_metadata(metadata_bytes)?;
 
         let table = slice(table_offset, strings_offset);
@@ -165,7 +204,12 @@ impl<'a> MxrtFile<'a> {
         crc.update(strings);
         check_crc("tensor table", h.table_crc32.get(), crc.finalize())?;
 
-        let ctx = Context { bytes, strings, data_offset, file_len: actual };
+        let ctx = Context {
+            bytes,
+            strings,
+            data_offset,
+            file_len: actual,
+        };
         let mut tensors = Vec::with_capacity(count as usize);
         let mut by_name = HashMap::with_capacity(count as usize);
         for (index, raw) in table.chunks_exact(ENTRY_LEN as usize).enumerate() {
@@ -175,7 +219,9 @@ impl<'a> MxrtFile<'a> {
             })?;
             let view = ctx.entry(index as u64, entry)?;
             if by_name.insert(view.name, tensors.len()).is_some() {
-                return Err(Error::DuplicateName { name: view.name.to_string() });
+                return Err(Error::DuplicateName {
+                    name: view.name.to_string(),
+                });
             }
             tensors.push(view);
         }
@@ -190,7 +236,13 @@ impl<'a> MxrtFile<'a> {
                 check_crc(&format!("tensor {:?}", t.name), t.crc32, crc.finalize())?;
             }
         }
-        Ok(MxrtFile { version, file_len: actual, metadata, tensors, by_name })
+        Ok(MxrtFile {
+            version,
+            file_len: actual,
+            metadata,
+            tensors,
+            by_name,
+        })
     }
 
     pub fn version(&self) -> (u16, u16) {
@@ -219,14 +271,22 @@ fn check_crc(what: &str, stored: u32, computed: u32) -> Result<()> {
     if stored == computed {
         Ok(())
     } else {
-        Err(Error::ChecksumMismatch { what: what.to_string(), stored, computed })
+        Err(Error::ChecksumMismatch {
+            what: what.to_string(),
+            stored,
+            computed,
+        })
     }
 }
 
 fn check_zero(bytes: &[u8], what: &'static str, base: u64) -> Result<()> {
     match bytes.iter().position(|&b| b != 0) {
         None => Ok(()),
-        Some(i) => Err(Error::NonZeroPadding { what, offset: base + i as u64, value: bytes[i] }),
+        Some(i) => Err(Error::NonZeroPadding {
+            what,
+            offset: base + i as u64,
+            value: bytes[i],
+        }),
     }
 }
 
@@ -234,7 +294,11 @@ fn placed(section: &'static str, found: u64, expected: u64) -> Result<()> {
     if found == expected {
         Ok(())
     } else {
-        Err(Error::SectionMisplaced { section, found, expected })
+        Err(Error::SectionMisplaced {
+            section,
+            found,
+            expected,
+        })
     }
 }
 
@@ -253,10 +317,14 @@ impl<'a> Context<'a> {
         }
         let name_len = e.name_len.get();
         if name_len == 0 || name_len > MAX_NAME_LEN {
-            return Err(invalid(format!("name length {name_len} is outside 1..={MAX_NAME_LEN}")));
+            return Err(invalid(format!(
+                "name length {name_len} is outside 1..={MAX_NAME_LEN}"
+            )));
         }
         let name_start = e.name_offset.get();
-        let name_end = name_start.checked_add(u64::from(name_len)).filter(|&end| end <= self.strings.len() as u64);
+        let name_end = name_start
+            .checked_add(u64::from(name_len))
+            .filter(|&end| end <= self.strings.len() as u64);
         let Some(name_end) = name_end else {
             return Err(invalid(format!(
                 "name at {name_start}+{name_len} lies outside the {}-byte string section",
@@ -266,14 +334,24 @@ impl<'a> Context<'a> {
         let name = std::str::from_utf8(&self.strings[name_start as usize..name_end as usize])
             .map_err(|_| invalid("name is not valid UTF-8".into()))?;
 
-        let encoding = Encoding::from_codes(e.encoding, e.param0, e.param1).map_err(|(unknown, reason)| {
-            if unknown {
-                Error::UnknownEncoding { tensor: name.to_string(), code: e.encoding }
-            } else {
-                Error::InvalidEncodingParams { tensor: name.to_string(), reason }
-            }
-        })?;
-        let bad_entry = |reason: String| Error::InvalidEncodingParams { tensor: name.to_string(), reason };
+        let encoding =
+            Encoding::from_codes(e.encoding, e.param0, e.param1).map_err(|(unknown, reason)| {
+                if unknown {
+                    Error::UnknownEncoding {
+                        tensor: name.to_string(),
+                        code: e.encoding,
+                    }
+                } else {
+                    Error::InvalidEncodingParams {
+                        tensor: name.to_string(),
+                        reason,
+                    }
+                }
+            })?;
+        let bad_entry = |reason: String| Error::InvalidEncodingParams {
+            tensor: name.to_string(),
+            reason,
+        };
         let sparse = match e.layout {
             0 => false,
             1 if !matches!(encoding, Encoding::Raw(_)) => true,
@@ -303,7 +381,8 @@ impl<'a> Context<'a> {
         let expected = if sparse {
             let lens = terms.sparse_plane_lens(encoding, 0, &what)?;
             for role in [PLANE_SCALES, PLANE_MASKS, PLANE_ROW_OFFSETS] {
-                (planes[role], offsets[role]) = self.plane(name, role, &e.planes[role], lens[role])?;
+                (planes[role], offsets[role]) =
+                    self.plane(name, role, &e.planes[role], lens[role])?;
             }
             let stored = row_offset(planes[PLANE_ROW_OFFSETS], terms.rows as usize);
             if stored > terms.numel {
@@ -318,7 +397,8 @@ impl<'a> Context<'a> {
         };
         for role in 0..4 {
             if !(sparse && role != PLANE_ELEMENTS) {
-                (planes[role], offsets[role]) = self.plane(name, role, &e.planes[role], expected[role])?;
+                (planes[role], offsets[role]) =
+                    self.plane(name, role, &e.planes[role], expected[role])?;
             }
         }
         Ok(TensorView {
@@ -335,17 +415,36 @@ impl<'a> Context<'a> {
     }
 
     /// Checks one plane's position and length and returns its bytes.
-    fn plane(&self, tensor: &str, role: usize, p: &RawPlane, expected: u64) -> Result<(&'a [u8], u64)> {
-        let bad = |reason: String| Error::BadPlane { tensor: tensor.to_string(), plane: role, role: PLANE_ROLES[role], reason };
+    fn plane(
+        &self,
+        tensor: &str,
+        role: usize,
+        p: &RawPlane,
+        expected: u64,
+    ) -> Result<(&'a [u8], u64)> {
+        let bad = |reason: String| Error::BadPlane {
+            tensor: tensor.to_string(),
+            plane: role,
+            role: PLANE_ROLES[role],
+            reason,
+        };
         let (offset, len) = (p.offset.get(), p.len.get());
         if len != expected {
-            return Err(bad(format!("has length {len}, the entry requires {expected}")));
+            return Err(bad(format!(
+                "has length {len}, the entry requires {expected}"
+            )));
         }
         if len == 0 {
-            return if offset == 0 { Ok((&[], 0)) } else { Err(bad(format!("is empty but has offset {offset}, not 0"))) };
+            return if offset == 0 {
+                Ok((&[], 0))
+            } else {
+                Err(bad(format!("is empty but has offset {offset}, not 0")))
+            };
         }
         if offset % PLANE_ALIGN != 0 {
-            return Err(bad(format!("offset {offset} is not a multiple of {PLANE_ALIGN}")));
+            return Err(bad(format!(
+                "offset {offset} is not a multiple of {PLANE_ALIGN}"
+            )));
         }
         let end = offset.checked_add(len);
         if offset < self.data_offset || end.is_none_or(|end| end > self.file_len) {
@@ -354,7 +453,10 @@ impl<'a> Context<'a> {
                 self.data_offset, self.file_len
             )));
         }
-        Ok((&self.bytes[offset as usize..(offset + len) as usize], offset))
+        Ok((
+            &self.bytes[offset as usize..(offset + len) as usize],
+            offset,
+        ))
     }
 }
 
@@ -382,7 +484,11 @@ fn check_data_section(bytes: &[u8], data_offset: u64, tensors: &[TensorView<'_>]
                 offset,
             });
         }
-        check_zero(&bytes[cursor as usize..offset as usize], "gap between data planes", cursor)?;
+        check_zero(
+            &bytes[cursor as usize..offset as usize],
+            "gap between data planes",
+            cursor,
+        )?;
         cursor = offset + len;
         previous = Some((ti, role));
     }
@@ -464,7 +570,12 @@ fn fixed_container(width: u8) -> u8 {
 }
 
 fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
-    let bad = |reason: String| Err(Error::BadSparse { tensor: t.name.to_string(), reason });
+    let bad = |reason: String| {
+        Err(Error::BadSparse {
+            tensor: t.name.to_string(),
+            reason,
+        })
+    };
     let terms = &t.terms;
     let (masks, offsets) = (t.planes[PLANE_MASKS], t.planes[PLANE_ROW_OFFSETS]);
     if row_offset(offsets, 0) != 0 {
@@ -472,19 +583,29 @@ fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
     }
     let bpr = terms.blocks_per_row as usize;
     let tail_bits = terms.cols as usize % BLOCK;
-    let tail_mask: u32 = if tail_bits == 0 { u32::MAX } else { (1u32 << tail_bits) - 1 };
+    let tail_mask: u32 = if tail_bits == 0 {
+        u32::MAX
+    } else {
+        (1u32 << tail_bits) - 1
+    };
     let mut stored = 0u64;
     for r in 0..terms.rows as usize {
         for j in 0..bpr {
             let m = mask_at(masks, r * bpr + j);
             if j + 1 == bpr && m & !tail_mask != 0 {
-                return bad(format!("mask of row {r} block {j} has bits set beyond column {}", terms.cols));
+                return bad(format!(
+                    "mask of row {r} block {j} has bits set beyond column {}",
+                    terms.cols
+                ));
             }
             stored += u64::from(m.count_ones());
         }
         let next = row_offset(offsets, r + 1);
         if next != stored {
-            return bad(format!("row offset {} is {next}, the masks of rows 0..={r} hold {stored} elements", r + 1));
+            return bad(format!(
+                "row offset {} is {next}, the masks of rows 0..={r} hold {stored} elements",
+                r + 1
+            ));
         }
     }
     Ok(())

@@ -22,13 +22,22 @@ impl ShapeTerms {
         let numel = shape.iter().try_fold(1u64, |acc, &d| mul(acc, d, what))?;
         let (rows, cols) = match shape.split_last() {
             None => (1, 1),
-            Some((&last, rest)) => (rest.iter().try_fold(1u64, |acc, &d| mul(acc, d, what))?, last),
+            Some((&last, rest)) => (
+                rest.iter().try_fold(1u64, |acc, &d| mul(acc, d, what))?,
+                last,
+            ),
         };
         let blocks_per_row = cols.div_ceil(BLOCK as u64);
         let blocks = mul(rows, blocks_per_row, what)?;
         // Padded MX element count must fit too.
         mul(blocks, BLOCK as u64, what)?;
-        Ok(ShapeTerms { numel, rows, cols, blocks_per_row, blocks })
+        Ok(ShapeTerms {
+            numel,
+            rows,
+            cols,
+            blocks_per_row,
+            blocks,
+        })
     }
 
     /// Elements stored per row in the dense layout: MX rows are padded to whole blocks.
@@ -49,7 +58,12 @@ impl ShapeTerms {
     }
 
     /// Exact plane lengths of the sparse layout holding `stored` elements.
-    pub fn sparse_plane_lens(&self, encoding: Encoding, stored: u64, what: &str) -> Result<[u64; 4]> {
+    pub fn sparse_plane_lens(
+        &self,
+        encoding: Encoding,
+        stored: u64,
+        what: &str,
+    ) -> Result<[u64; 4]> {
         let elements = packed(stored, encoding.element_bits(), what)?;
         let scales = if encoding.is_mx() { self.blocks } else { 0 };
         let masks = mul(self.blocks, 4, what)?;
@@ -59,7 +73,9 @@ impl ShapeTerms {
 }
 
 fn packed(count: u64, bits: u32, what: &str) -> Result<u64> {
-    packed_len(count, bits).ok_or_else(|| crate::Error::Overflow { what: what.to_string() })
+    packed_len(count, bits).ok_or_else(|| crate::Error::Overflow {
+        what: what.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -69,9 +85,15 @@ mod tests {
     #[test]
     fn terms_of_odd_shapes() {
         let t = ShapeTerms::new(&[3, 40], "t").unwrap();
-        assert_eq!((t.numel, t.rows, t.cols, t.blocks_per_row, t.blocks), (120, 3, 40, 2, 6));
+        assert_eq!(
+            (t.numel, t.rows, t.cols, t.blocks_per_row, t.blocks),
+            (120, 3, 40, 2, 6)
+        );
         let scalar = ShapeTerms::new(&[], "t").unwrap();
-        assert_eq!((scalar.numel, scalar.rows, scalar.cols, scalar.blocks), (1, 1, 1, 1));
+        assert_eq!(
+            (scalar.numel, scalar.rows, scalar.cols, scalar.blocks),
+            (1, 1, 1, 1)
+        );
         let empty = ShapeTerms::new(&[4, 0], "t").unwrap();
         assert_eq!((empty.numel, empty.blocks), (0, 0));
         let vector = ShapeTerms::new(&[5], "t").unwrap();
@@ -86,7 +108,10 @@ mod tests {
         let int8 = Encoding::Mx(crate::MxElem::Int8);
         assert_eq!(t.dense_plane_lens(int8, "t").unwrap(), [3 * 64, 6, 0, 0]);
         let fp6 = Encoding::Mx(crate::MxElem::Fp6E2M3);
-        assert_eq!(t.dense_plane_lens(fp6, "t").unwrap(), [3 * 64 * 6 / 8, 6, 0, 0]);
+        assert_eq!(
+            t.dense_plane_lens(fp6, "t").unwrap(),
+            [3 * 64 * 6 / 8, 6, 0, 0]
+        );
         let fixed3 = Encoding::Fixed { width: 3, frac: 1 };
         assert_eq!(t.dense_plane_lens(fixed3, "t").unwrap(), [45, 0, 0, 0]);
     }

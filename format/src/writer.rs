@@ -23,7 +23,10 @@ pub struct FileBuilder {
 impl FileBuilder {
     pub fn new(metadata: serde_json::Map<String, serde_json::Value>) -> Result<FileBuilder> {
         validate_metadata(&metadata)?;
-        Ok(FileBuilder { metadata, ..FileBuilder::default() })
+        Ok(FileBuilder {
+            metadata,
+            ..FileBuilder::default()
+        })
     }
 
     /// Adds a tensor; names must be unique and 1..=4096 bytes.
@@ -37,7 +40,10 @@ impl FileBuilder {
         if tensor.shape.len() > MAX_RANK {
             return Err(Error::Unsupported {
                 tensor: tensor.name.clone(),
-                reason: format!("rank {} is above the maximum of {MAX_RANK}", tensor.shape.len()),
+                reason: format!(
+                    "rank {} is above the maximum of {MAX_RANK}",
+                    tensor.shape.len()
+                ),
             });
         }
         if !self.names.insert(tensor.name.clone()) {
@@ -53,28 +59,39 @@ impl FileBuilder {
 
     /// The complete file image.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let metadata = serde_json::to_vec(&self.metadata)
-            .map_err(|e| Error::InvalidMetadata { reason: format!("cannot serialise: {e}") })?;
+        let metadata = serde_json::to_vec(&self.metadata).map_err(|e| Error::InvalidMetadata {
+            reason: format!("cannot serialise: {e}"),
+        })?;
         let metadata_len = metadata.len() as u64;
         let table_offset = align_up(HEADER_LEN + metadata_len, TABLE_ALIGN, "table offset")?;
         let count = self.tensors.len() as u64;
         let strings_offset = table_offset + ENTRY_LEN * count;
         let strings: Vec<u8> = self.tensors.iter().flat_map(|t| t.name.bytes()).collect();
-        let data_offset = align_up(strings_offset + strings.len() as u64, PLANE_ALIGN, "data offset")?;
+        let data_offset = align_up(
+            strings_offset + strings.len() as u64,
+            PLANE_ALIGN,
+            "data offset",
+        )?;
 
         // Place planes in table order, plane order, each 256-aligned.
         let mut cursor = data_offset;
         let mut entries = Vec::with_capacity(self.tensors.len());
         let mut name_offset = 0u64;
         for t in &self.tensors {
-            let mut planes = [RawPlane { offset: 0.into(), len: 0.into() }; 4];
+            let mut planes = [RawPlane {
+                offset: 0.into(),
+                len: 0.into(),
+            }; 4];
             let mut crc = crc32fast::Hasher::new();
             for (slot, bytes) in planes.iter_mut().zip(&t.planes) {
                 if bytes.is_empty() {
                     continue;
                 }
                 cursor = align_up(cursor, PLANE_ALIGN, "plane offset")?;
-                *slot = RawPlane { offset: cursor.into(), len: (bytes.len() as u64).into() };
+                *slot = RawPlane {
+                    offset: cursor.into(),
+                    len: (bytes.len() as u64).into(),
+                };
                 cursor += bytes.len() as u64;
                 crc.update(bytes);
             }
@@ -102,7 +119,9 @@ impl FileBuilder {
         let file_len = cursor;
 
         let mut table = Vec::with_capacity((ENTRY_LEN * count) as usize);
-        entries.iter().for_each(|e| table.extend_from_slice(e.as_bytes()));
+        entries
+            .iter()
+            .for_each(|e| table.extend_from_slice(e.as_bytes()));
         let mut table_crc = crc32fast::Hasher::new();
         table_crc.update(&table);
         table_crc.update(&strings);
@@ -150,8 +169,14 @@ impl FileBuilder {
 
 /// Writes `path` through a temporary file in the same directory, synced and renamed over `path` only when
 /// `fill` succeeded. On any error the temporary file is removed and an existing `path` is left untouched.
-pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+pub fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

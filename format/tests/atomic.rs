@@ -2,10 +2,16 @@
 
 use std::io::Write;
 
-use mxrt_format::{encode_f32, write_atomically, Encoding, FileBuilder, MxrtFile, ReadOptions, Rounding, SparsePolicy};
+use mxrt_format::{
+    encode_f32, write_atomically, Encoding, FileBuilder, MxrtFile, ReadOptions, Rounding,
+    SparsePolicy,
+};
 
 fn entries(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     v.sort();
     v
 }
@@ -32,7 +38,18 @@ fn a_successful_write_replaces_the_file_completely() {
     let target = dir.path().join("model.mxrt");
     std::fs::write(&target, vec![1u8; 1 << 16]).unwrap();
     let mut b = FileBuilder::new(serde_json::Map::new()).unwrap();
-    b.push(encode_f32("w", &[2], &[1.0, 2.0], Encoding::F16, Rounding::Nearest, SparsePolicy::Never).unwrap()).unwrap();
+    b.push(
+        encode_f32(
+            "w",
+            &[2],
+            &[1.0, 2.0],
+            Encoding::F16,
+            Rounding::Nearest,
+            SparsePolicy::Never,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let len = b.write_to_path(&target).unwrap();
     let bytes = std::fs::read(&target).unwrap();
     assert_eq!(bytes.len() as u64, len);
@@ -43,21 +60,69 @@ fn a_successful_write_replaces_the_file_completely() {
 
 #[test]
 fn an_unwritable_directory_is_a_clear_error() {
-    let err = write_atomically(std::path::Path::new("/nonexistent-dir/x.mxrt"), |_| Ok(())).unwrap_err();
+    let err =
+        write_atomically(std::path::Path::new("/nonexistent-dir/x.mxrt"), |_| Ok(())).unwrap_err();
     assert!(err.to_string().contains("/nonexistent-dir/x.mxrt"), "{err}");
 }
 
 #[test]
 fn duplicate_names_and_bad_shapes_are_refused_before_writing() {
     let mut b = FileBuilder::new(serde_json::Map::new()).unwrap();
-    let t = encode_f32("w", &[1], &[1.0], Encoding::F32, Rounding::Nearest, SparsePolicy::Never).unwrap();
+    let t = encode_f32(
+        "w",
+        &[1],
+        &[1.0],
+        Encoding::F32,
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap();
     b.push(t.clone()).unwrap();
-    assert!(matches!(b.push(t), Err(mxrt_format::Error::DuplicateName { .. })));
-    let err = encode_f32("x", &[2, 2], &[1.0], Encoding::F32, Rounding::Nearest, SparsePolicy::Never).unwrap_err();
-    assert!(matches!(err, mxrt_format::Error::ShapeMismatch { expected: 4, actual: 1, .. }), "{err}");
-    let err = encode_f32("n", &[2], &[1.0, f32::NAN], Encoding::fixed(8, 4).unwrap(), Rounding::Nearest, SparsePolicy::Never)
-        .unwrap_err();
-    assert!(matches!(err, mxrt_format::Error::Unencodable { index: 1, .. }), "{err}");
-    let err = encode_f32("o", &[1], &[1e6], Encoding::F16, Rounding::Nearest, SparsePolicy::Never).unwrap_err();
+    assert!(matches!(
+        b.push(t),
+        Err(mxrt_format::Error::DuplicateName { .. })
+    ));
+    let err = encode_f32(
+        "x",
+        &[2, 2],
+        &[1.0],
+        Encoding::F32,
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            mxrt_format::Error::ShapeMismatch {
+                expected: 4,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = encode_f32(
+        "n",
+        &[2],
+        &[1.0, f32::NAN],
+        Encoding::fixed(8, 4).unwrap(),
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, mxrt_format::Error::Unencodable { index: 1, .. }),
+        "{err}"
+    );
+    let err = encode_f32(
+        "o",
+        &[1],
+        &[1e6],
+        Encoding::F16,
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("overflows f16"), "{err}");
 }

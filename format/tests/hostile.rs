@@ -6,7 +6,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mxrt_format::layout::{RawEntry, RawHeader, ENTRY_LEN, HEADER_CRC_OFFSET, HEADER_LEN};
-use mxrt_format::{encode_f32, encode_raw, Encoding, Error, FileBuilder, MxElem, MxrtFile, RawDtype, ReadOptions};
+use mxrt_format::{
+    encode_f32, encode_raw, Encoding, Error, FileBuilder, MxElem, MxrtFile, RawDtype, ReadOptions,
+};
 use mxrt_format::{Rounding, SparsePolicy};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use zerocopy::{FromBytes, IntoBytes};
@@ -16,20 +18,78 @@ fn valid_file() -> Vec<u8> {
     let mut meta = serde_json::Map::new();
     meta.insert("architecture".into(), serde_json::Value::Null);
     let mut b = FileBuilder::new(meta).unwrap();
-    let n = |k: usize| (0..k).map(|i| ((i * 7919) % 23) as f32 / 4.0 - 2.0).collect::<Vec<f32>>();
+    let n = |k: usize| {
+        (0..k)
+            .map(|i| ((i * 7919) % 23) as f32 / 4.0 - 2.0)
+            .collect::<Vec<f32>>()
+    };
     let mut sparse_vals = n(5 * 33);
     sparse_vals.iter_mut().step_by(3).for_each(|v| *v = 0.0);
     let r = Rounding::Nearest;
-    b.push(encode_f32("mx", &[3, 40], &n(120), Encoding::Mx(MxElem::Int8), r, SparsePolicy::Never).unwrap()).unwrap();
-    b.push(encode_f32("sp", &[5, 33], &sparse_vals, Encoding::fixed(4, 2).unwrap(), r, SparsePolicy::Always).unwrap())
+    b.push(
+        encode_f32(
+            "mx",
+            &[3, 40],
+            &n(120),
+            Encoding::Mx(MxElem::Int8),
+            r,
+            SparsePolicy::Never,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    b.push(
+        encode_f32(
+            "sp",
+            &[5, 33],
+            &sparse_vals,
+            Encoding::fixed(4, 2).unwrap(),
+            r,
+            SparsePolicy::Always,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    b.push(
+        encode_f32(
+            "fx",
+            &[2, 9],
+            &n(18),
+            Encoding::fixed(12, 4).unwrap(),
+            r,
+            SparsePolicy::Never,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    b.push(
+        encode_f32(
+            "f4",
+            &[2, 5],
+            &n(10),
+            Encoding::Mx(MxElem::Fp4),
+            r,
+            SparsePolicy::Never,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    b.push(encode_f32("h", &[7], &n(7), Encoding::F16, r, SparsePolicy::Never).unwrap())
         .unwrap();
-    b.push(encode_f32("fx", &[2, 9], &n(18), Encoding::fixed(12, 4).unwrap(), r, SparsePolicy::Never).unwrap()).unwrap();
-    b.push(encode_f32("f4", &[2, 5], &n(10), Encoding::Mx(MxElem::Fp4), r, SparsePolicy::Never).unwrap()).unwrap();
-    b.push(encode_f32("h", &[7], &n(7), Encoding::F16, r, SparsePolicy::Never).unwrap()).unwrap();
-    b.push(encode_f32("s", &[], &[1.5], Encoding::F32, r, SparsePolicy::Never).unwrap()).unwrap();
-    b.push(encode_f32("e", &[0, 3], &[], Encoding::Bf16, r, SparsePolicy::Never).unwrap()).unwrap();
-    b.push(encode_raw("ids", &[2], RawDtype::I64, [5i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect()).unwrap())
+    b.push(encode_f32("s", &[], &[1.5], Encoding::F32, r, SparsePolicy::Never).unwrap())
         .unwrap();
+    b.push(encode_f32("e", &[0, 3], &[], Encoding::Bf16, r, SparsePolicy::Never).unwrap())
+        .unwrap();
+    b.push(
+        encode_raw(
+            "ids",
+            &[2],
+            RawDtype::I64,
+            [5i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     b.to_bytes().unwrap()
 }
 
@@ -40,7 +100,12 @@ fn parse(bytes: &[u8]) -> mxrt_format::Result<()> {
 /// Parses without panicking; with checksums off, also decodes every tensor (that must not panic either).
 fn parse_guarded(bytes: &[u8], what: &str) -> mxrt_format::Result<()> {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        if let Ok(f) = MxrtFile::parse(bytes, ReadOptions { verify_checksums: false }) {
+        if let Ok(f) = MxrtFile::parse(
+            bytes,
+            ReadOptions {
+                verify_checksums: false,
+            },
+        ) {
             for t in f.tensors() {
                 let _ = t.dequantize();
                 let _ = t.zero_count();
@@ -61,7 +126,13 @@ fn the_valid_file_is_valid() {
     assert_eq!(f.tensors().len(), 8);
     assert!(f.tensor("sp").unwrap().sparse);
     assert_eq!(f.tensor("ids").unwrap().zero_count(), 0);
-    assert_eq!(f.tensor("ids").unwrap().plane(0), [5i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
+    assert_eq!(
+        f.tensor("ids").unwrap().plane(0),
+        [5i64, -1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>()
+    );
     assert!(f.tensor("ids").unwrap().dequantize().is_err());
 }
 
@@ -78,7 +149,10 @@ fn every_truncation_is_an_error() {
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(parse(&longer), Err(Error::FileLengthMismatch { .. })));
+    assert!(matches!(
+        parse(&longer),
+        Err(Error::FileLengthMismatch { .. })
+    ));
 }
 
 #[test]
@@ -99,7 +173,10 @@ fn ten_thousand_random_mutations_are_all_detected() {
                 }
             };
         }
-        let what = format!("mutation {i} at byte {at} ({:#04x} -> {:#04x})", bytes[at], m[at]);
+        let what = format!(
+            "mutation {i} at byte {at} ({:#04x} -> {:#04x})",
+            bytes[at], m[at]
+        );
         let err = parse_guarded(&m, &what).expect_err(&what);
         assert!(!err.to_string().is_empty());
     }
@@ -107,14 +184,22 @@ fn ten_thousand_random_mutations_are_all_detected() {
 
 /// Rewrites header and table entries of a valid file, then reseals the table and header checksums (and,
 /// when asked, the tensor checksums) so that only the structural lie remains.
-fn craft(edit: impl FnOnce(&mut RawHeader, &mut Vec<RawEntry>, &mut Vec<u8>), reseal_tensors: bool) -> Vec<u8> {
+fn craft(
+    edit: impl FnOnce(&mut RawHeader, &mut Vec<RawEntry>, &mut Vec<u8>),
+    reseal_tensors: bool,
+) -> Vec<u8> {
     let mut bytes = valid_file();
     let mut h = RawHeader::read_from_bytes(&bytes[..HEADER_LEN as usize]).unwrap();
     let table = h.table_offset.get() as usize;
     let count = h.tensor_count.get() as usize;
     let strings_end = (h.strings_offset.get() + h.strings_len.get()) as usize;
     let mut entries: Vec<RawEntry> = (0..count)
-        .map(|i| RawEntry::read_from_bytes(&bytes[table + i * ENTRY_LEN as usize..][..ENTRY_LEN as usize]).unwrap())
+        .map(|i| {
+            RawEntry::read_from_bytes(
+                &bytes[table + i * ENTRY_LEN as usize..][..ENTRY_LEN as usize],
+            )
+            .unwrap()
+        })
         .collect();
     edit(&mut h, &mut entries, &mut bytes);
     if reseal_tensors {
@@ -152,7 +237,10 @@ fn entry_lie(index: usize, edit: impl FnOnce(&mut RawEntry)) -> Error {
 fn data_lie(tensor: usize, plane: usize, edit: impl FnOnce(&mut [u8])) -> Error {
     let bytes = craft(
         |_, e, b| {
-            let (o, l) = (e[tensor].planes[plane].offset.get() as usize, e[tensor].planes[plane].len.get() as usize);
+            let (o, l) = (
+                e[tensor].planes[plane].offset.get() as usize,
+                e[tensor].planes[plane].len.get() as usize,
+            );
             edit(&mut b[o..o + l]);
         },
         true,
@@ -170,35 +258,95 @@ macro_rules! assert_err {
 #[test]
 fn lying_headers() {
     assert_err!(header_lie(|h| h.magic[0] = b'X'), Error::BadMagic { .. });
-    assert_err!(header_lie(|h| h.version_major = 2.into()), Error::UnsupportedVersion { major: 2, .. });
-    assert_err!(header_lie(|h| h.version_major = 0.into()), Error::UnsupportedVersion { major: 0, .. });
-    assert_err!(header_lie(|h| h.flags = 4.into()), Error::UnknownFlags { flags: 4 });
-    assert_err!(header_lie(|h| h.reserved[3] = 1), Error::NonZeroPadding { .. });
-    assert_err!(header_lie(|h| h.file_len = (h.file_len.get() + 256).into()), Error::FileLengthMismatch { .. });
-    assert_err!(header_lie(|h| h.metadata_offset = 0.into()), Error::SectionMisplaced { section: "metadata", .. });
-    assert_err!(header_lie(|h| h.table_offset = (h.table_offset.get() + 8).into()), Error::SectionMisplaced { .. });
-    assert_err!(header_lie(|h| h.strings_offset = 0.into()), Error::SectionMisplaced { section: "strings", .. });
-    assert_err!(header_lie(|h| h.data_offset = (h.data_offset.get() - 256).into()), Error::SectionMisplaced { .. });
-    assert_err!(header_lie(|h| h.tensor_count = u64::MAX.into()), Error::Overflow { .. });
-    assert_err!(header_lie(|h| h.metadata_len = (u64::MAX - 64).into()), Error::Overflow { .. });
-    assert_err!(header_lie(|h| h.strings_len = u64::MAX.into()), Error::Overflow { .. });
-    assert_err!(header_lie(|h| h.data_len = u64::MAX.into()), Error::Overflow { .. });
+    assert_err!(
+        header_lie(|h| h.version_major = 2.into()),
+        Error::UnsupportedVersion { major: 2, .. }
+    );
+    assert_err!(
+        header_lie(|h| h.version_major = 0.into()),
+        Error::UnsupportedVersion { major: 0, .. }
+    );
+    assert_err!(
+        header_lie(|h| h.flags = 4.into()),
+        Error::UnknownFlags { flags: 4 }
+    );
+    assert_err!(
+        header_lie(|h| h.reserved[3] = 1),
+        Error::NonZeroPadding { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.file_len = (h.file_len.get() + 256).into()),
+        Error::FileLengthMismatch { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.metadata_offset = 0.into()),
+        Error::SectionMisplaced {
+            section: "metadata",
+            ..
+        }
+    );
+    assert_err!(
+        header_lie(|h| h.table_offset = (h.table_offset.get() + 8).into()),
+        Error::SectionMisplaced { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.strings_offset = 0.into()),
+        Error::SectionMisplaced {
+            section: "strings",
+            ..
+        }
+    );
+    assert_err!(
+        header_lie(|h| h.data_offset = (h.data_offset.get() - 256).into()),
+        Error::SectionMisplaced { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.tensor_count = u64::MAX.into()),
+        Error::Overflow { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.metadata_len = (u64::MAX - 64).into()),
+        Error::Overflow { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.strings_len = u64::MAX.into()),
+        Error::Overflow { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.data_len = u64::MAX.into()),
+        Error::Overflow { .. }
+    );
     // A count one too high moves every later section: caught before any entry is read.
-    assert_err!(header_lie(|h| h.tensor_count = (h.tensor_count.get() + 1).into()), Error::SectionMisplaced { .. });
-    assert_err!(header_lie(|h| h.data_len = (h.data_len.get() - 1).into()), Error::FileLengthMismatch { .. });
-    assert_err!(header_lie(|h| h.metadata_crc32 = (h.metadata_crc32.get() ^ 1).into()), Error::ChecksumMismatch { .. });
+    assert_err!(
+        header_lie(|h| h.tensor_count = (h.tensor_count.get() + 1).into()),
+        Error::SectionMisplaced { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.data_len = (h.data_len.get() - 1).into()),
+        Error::FileLengthMismatch { .. }
+    );
+    assert_err!(
+        header_lie(|h| h.metadata_crc32 = (h.metadata_crc32.get() ^ 1).into()),
+        Error::ChecksumMismatch { .. }
+    );
     // Bad header checksum.
     let mut bytes = valid_file();
     bytes[HEADER_CRC_OFFSET] ^= 0xff;
     assert_err!(parse(&bytes).unwrap_err(), Error::ChecksumMismatch { .. });
-    assert_err!(parse(&bytes[..10]).unwrap_err(), Error::Truncated { what: "header", .. });
+    assert_err!(
+        parse(&bytes[..10]).unwrap_err(),
+        Error::Truncated { what: "header", .. }
+    );
 }
 
 #[test]
 fn invalid_metadata_with_a_valid_checksum() {
     let bytes = craft(
         |h, _, b| {
-            let (o, l) = (h.metadata_offset.get() as usize, h.metadata_len.get() as usize);
+            let (o, l) = (
+                h.metadata_offset.get() as usize,
+                h.metadata_len.get() as usize,
+            );
             b[o..o + l].fill(b' ');
             b[o] = b'[';
             b[o + l - 1] = b']';
@@ -211,50 +359,147 @@ fn invalid_metadata_with_a_valid_checksum() {
 
 #[test]
 fn lying_table_entries() {
-    assert_err!(entry_lie(0, |e| e.name_offset = u64::MAX.into()), Error::InvalidEntry { index: 0, .. });
-    assert_err!(entry_lie(1, |e| e.name_len = 0.into()), Error::InvalidEntry { index: 1, .. });
-    assert_err!(entry_lie(1, |e| e.name_len = 5000.into()), Error::InvalidEntry { .. });
-    assert_err!(entry_lie(2, |e| e.reserved = [0, 1]), Error::InvalidEntry { .. });
+    assert_err!(
+        entry_lie(0, |e| e.name_offset = u64::MAX.into()),
+        Error::InvalidEntry { index: 0, .. }
+    );
+    assert_err!(
+        entry_lie(1, |e| e.name_len = 0.into()),
+        Error::InvalidEntry { index: 1, .. }
+    );
+    assert_err!(
+        entry_lie(1, |e| e.name_len = 5000.into()),
+        Error::InvalidEntry { .. }
+    );
+    assert_err!(
+        entry_lie(2, |e| e.reserved = [0, 1]),
+        Error::InvalidEntry { .. }
+    );
     // Tensor 1 renamed to tensor 0's name.
-    assert_err!(entry_lie(1, |e| { e.name_offset = 0.into(); e.name_len = 2.into() }), Error::DuplicateName { .. });
-    assert_err!(entry_lie(0, |e| e.encoding = 99), Error::UnknownEncoding { code: 99, .. });
-    assert_err!(entry_lie(0, |e| e.param0 = 9), Error::InvalidEncodingParams { .. });
-    assert_err!(entry_lie(2, |e| e.param0 = 40), Error::InvalidEncodingParams { .. });
-    assert_err!(entry_lie(0, |e| e.layout = 2), Error::InvalidEncodingParams { .. });
-    assert_err!(entry_lie(7, |e| e.layout = 1), Error::InvalidEncodingParams { .. }); // raw cannot be sparse
-    assert_err!(entry_lie(0, |e| e.rounding = 7), Error::InvalidEncodingParams { .. });
-    assert_err!(entry_lie(0, |e| e.rank = 9), Error::InvalidEncodingParams { .. });
-    assert_err!(entry_lie(0, |e| e.dims[5] = 1.into()), Error::InvalidEncodingParams { .. });
-    assert_err!(entry_lie(0, |e| e.dims[0] = u64::MAX.into()), Error::Overflow { .. });
-    assert_err!(entry_lie(0, |e| { e.dims[0] = (1u64 << 40).into(); e.dims[1] = (1u64 << 40).into() }), Error::Overflow { .. });
+    assert_err!(
+        entry_lie(1, |e| {
+            e.name_offset = 0.into();
+            e.name_len = 2.into()
+        }),
+        Error::DuplicateName { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.encoding = 99),
+        Error::UnknownEncoding { code: 99, .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.param0 = 9),
+        Error::InvalidEncodingParams { .. }
+    );
+    assert_err!(
+        entry_lie(2, |e| e.param0 = 40),
+        Error::InvalidEncodingParams { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.layout = 2),
+        Error::InvalidEncodingParams { .. }
+    );
+    assert_err!(
+        entry_lie(7, |e| e.layout = 1),
+        Error::InvalidEncodingParams { .. }
+    ); // raw cannot be sparse
+    assert_err!(
+        entry_lie(0, |e| e.rounding = 7),
+        Error::InvalidEncodingParams { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.rank = 9),
+        Error::InvalidEncodingParams { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.dims[5] = 1.into()),
+        Error::InvalidEncodingParams { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.dims[0] = u64::MAX.into()),
+        Error::Overflow { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| {
+            e.dims[0] = (1u64 << 40).into();
+            e.dims[1] = (1u64 << 40).into()
+        }),
+        Error::Overflow { .. }
+    );
     // Shape that disagrees with the plane lengths.
-    assert_err!(entry_lie(0, |e| e.dims[0] = 4.into()), Error::BadPlane { plane: 0, .. });
-    assert_err!(entry_lie(4, |e| e.dims[0] = 8.into()), Error::BadPlane { .. });
+    assert_err!(
+        entry_lie(0, |e| e.dims[0] = 4.into()),
+        Error::BadPlane { plane: 0, .. }
+    );
+    assert_err!(
+        entry_lie(4, |e| e.dims[0] = 8.into()),
+        Error::BadPlane { .. }
+    );
     // Plane offsets outside the file, overflowing, misaligned, or empty-but-placed.
-    assert_err!(entry_lie(0, |e| e.planes[0].offset = (1u64 << 40).into()), Error::BadPlane { .. });
-    assert_err!(entry_lie(0, |e| e.planes[0].offset = (u64::MAX - 255).into()), Error::BadPlane { .. });
-    assert_err!(entry_lie(0, |e| e.planes[0].offset = 0.into()), Error::BadPlane { .. });
-    assert_err!(entry_lie(0, |e| e.planes[0].offset = (e.planes[0].offset.get() + 8).into()), Error::BadPlane { .. });
-    assert_err!(entry_lie(0, |e| e.planes[3].offset = 256.into()), Error::BadPlane { plane: 3, .. });
-    assert_err!(entry_lie(1, |e| e.planes[3].len = (e.planes[3].len.get() + 8).into()), Error::BadPlane { .. });
+    assert_err!(
+        entry_lie(0, |e| e.planes[0].offset = (1u64 << 40).into()),
+        Error::BadPlane { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.planes[0].offset = (u64::MAX - 255).into()),
+        Error::BadPlane { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.planes[0].offset = 0.into()),
+        Error::BadPlane { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.planes[0].offset =
+            (e.planes[0].offset.get() + 8).into()),
+        Error::BadPlane { .. }
+    );
+    assert_err!(
+        entry_lie(0, |e| e.planes[3].offset = 256.into()),
+        Error::BadPlane { plane: 3, .. }
+    );
+    assert_err!(
+        entry_lie(1, |e| e.planes[3].len = (e.planes[3].len.get() + 8).into()),
+        Error::BadPlane { .. }
+    );
     // Two tensors sharing bytes.
-    let overlap = craft(|_, e, _| e[4].planes[0].offset = e[0].planes[0].offset, true);
-    assert_err!(parse_guarded(&overlap, "overlap").unwrap_err(), Error::PlanesOverlap { .. });
+    let overlap = craft(
+        |_, e, _| e[4].planes[0].offset = e[0].planes[0].offset,
+        true,
+    );
+    assert_err!(
+        parse_guarded(&overlap, "overlap").unwrap_err(),
+        Error::PlanesOverlap { .. }
+    );
 }
 
 #[test]
 fn lying_plane_contents() {
     // Tensor checksum.
-    let bytes = craft(|_, e, b| b[e[0].planes[0].offset.get() as usize] ^= 1, false);
+    let bytes = craft(
+        |_, e, b| b[e[0].planes[0].offset.get() as usize] ^= 1,
+        false,
+    );
     assert_err!(parse(&bytes).unwrap_err(), Error::ChecksumMismatch { .. });
     // Sparse: a row offset that disagrees with the masks, a mask bit beyond the last column,
     // a stored count larger than the tensor.
     assert_err!(data_lie(1, 3, |p| p[8] ^= 1), Error::BadSparse { .. });
     assert_err!(data_lie(1, 3, |p| p[0] = 1), Error::BadSparse { .. });
     assert_err!(data_lie(1, 2, |p| p[7] |= 0x80), Error::BadSparse { .. }); // row 0 block 1 bit 31 (cols = 33)
-    assert_err!(data_lie(1, 3, |p| { let n = p.len(); p[n - 8..].copy_from_slice(&1000u64.to_le_bytes()) }), Error::BadSparse { .. });
+    assert_err!(
+        data_lie(1, 3, |p| {
+            let n = p.len();
+            p[n - 8..].copy_from_slice(&1000u64.to_le_bytes())
+        }),
+        Error::BadSparse { .. }
+    );
     // Fixed point 12-bit in an i16 container: code 0x7fff is out of range.
-    assert_err!(data_lie(2, 0, |p| { p[0] = 0xff; p[1] = 0x7f }), Error::CodeOutOfRange { .. });
+    assert_err!(
+        data_lie(2, 0, |p| {
+            p[0] = 0xff;
+            p[1] = 0x7f
+        }),
+        Error::CodeOutOfRange { .. }
+    );
     // MX padding must be zero (row 0, column 40 of a [3, 40] tensor).
     assert_err!(data_lie(0, 0, |p| p[40] = 1), Error::BadPlane { .. });
     // Unused bits of the last byte (fixed:4 sparse tensor with an odd element count, or fp4 padding).

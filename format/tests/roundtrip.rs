@@ -3,20 +3,46 @@
 //! so a packing, padding, ordering or sparse-walk bug shows up as a mismatch.
 
 use mxrt_format::{
-    encode_f32, fixed, float, mx, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
+    encode_f32, fixed, float, mx, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding,
+    SparsePolicy,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn all_encodings() -> Vec<Encoding> {
     let mut v = vec![Encoding::F32, Encoding::F16, Encoding::Bf16];
     v.extend(MxElem::ALL.map(Encoding::Mx));
-    for (w, f) in [(2, 1), (3, 2), (4, 2), (5, 3), (7, 4), (8, 4), (9, 5), (12, 8), (16, 8), (17, 10), (24, 12), (32, 16)] {
+    for (w, f) in [
+        (2, 1),
+        (3, 2),
+        (4, 2),
+        (5, 3),
+        (7, 4),
+        (8, 4),
+        (9, 5),
+        (12, 8),
+        (16, 8),
+        (17, 10),
+        (24, 12),
+        (32, 16),
+    ] {
         v.push(Encoding::fixed(w, f).unwrap());
     }
     v
 }
 
-const SHAPES: &[&[u64]] = &[&[], &[1], &[5], &[0], &[3, 0], &[0, 7], &[3, 40], &[2, 32], &[7, 8], &[2, 3, 33], &[1, 100]];
+const SHAPES: &[&[u64]] = &[
+    &[],
+    &[1],
+    &[5],
+    &[0],
+    &[3, 0],
+    &[0, 7],
+    &[3, 40],
+    &[2, 32],
+    &[7, 8],
+    &[2, 3, 33],
+    &[1, 100],
+];
 
 /// Values with the given fraction of exact zeros, and a spread of magnitudes.
 fn values(rng: &mut StdRng, n: usize, density: f64) -> Vec<f32> {
@@ -40,11 +66,18 @@ fn values(rng: &mut StdRng, n: usize, density: f64) -> Vec<f32> {
 fn expected(values: &[f32], shape: &[u64], enc: Encoding, mode: Rounding) -> Vec<f32> {
     match enc {
         Encoding::F32 => values.to_vec(),
-        Encoding::F16 => values.iter().map(|&v| float::f16_value(float::f16_code(v).unwrap())).collect(),
-        Encoding::Bf16 => values.iter().map(|&v| float::bf16_value(float::bf16_code(v).unwrap())).collect(),
-        Encoding::Fixed { width, frac } => {
-            values.iter().map(|&v| fixed::dequantize(fixed::quantize(v, width, frac, mode).unwrap(), frac)).collect()
-        }
+        Encoding::F16 => values
+            .iter()
+            .map(|&v| float::f16_value(float::f16_code(v).unwrap()))
+            .collect(),
+        Encoding::Bf16 => values
+            .iter()
+            .map(|&v| float::bf16_value(float::bf16_code(v).unwrap()))
+            .collect(),
+        Encoding::Fixed { width, frac } => values
+            .iter()
+            .map(|&v| fixed::dequantize(fixed::quantize(v, width, frac, mode).unwrap(), frac))
+            .collect(),
         Encoding::Mx(elem) => {
             let cols = shape.last().copied().unwrap_or(1) as usize;
             let table = mx::code_table(elem);
@@ -54,7 +87,11 @@ fn expected(values: &[f32], shape: &[u64], enc: Encoding, mode: Rounding) -> Vec
                     for block in row.chunks(32) {
                         let mut codes = [0u32; 32];
                         let s = mx::quantize_block(block, elem, mode, &mut codes);
-                        out.extend(codes[..block.len()].iter().map(|&c| table[c as usize] * mx::scale_value(s)));
+                        out.extend(
+                            codes[..block.len()]
+                                .iter()
+                                .map(|&c| table[c as usize] * mx::scale_value(s)),
+                        );
                     }
                 }
             }
@@ -101,11 +138,20 @@ fn every_encoding_every_shape_both_layouts() {
                 let got = t.dequantize().unwrap();
                 assert_eq!(got.len(), want.len(), "{enc} {name}");
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert!(same_value(*g, *w), "{enc} {mode:?} {name} element {i}: got {g}, want {w}");
+                    assert!(
+                        same_value(*g, *w),
+                        "{enc} {mode:?} {name} element {i}: got {g}, want {w}"
+                    );
                 }
                 // Both layouts keep the bits exactly (sign of zero too, except where the integer codes cannot).
-                if !matches!(enc, Encoding::Mx(MxElem::Int8 | MxElem::Int4) | Encoding::Fixed { .. }) {
-                    assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan())));
+                if !matches!(
+                    enc,
+                    Encoding::Mx(MxElem::Int8 | MxElem::Int4) | Encoding::Fixed { .. }
+                ) {
+                    assert!(got
+                        .iter()
+                        .zip(&want)
+                        .all(|(g, w)| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan())));
                 }
             }
         }
@@ -120,23 +166,56 @@ fn sparse_densities_round_trip_and_the_writer_picks_the_smaller_layout() {
         for density in [0.0, 0.5, 0.99, 1.0] {
             let v = values(&mut rng, 37 * 70, density);
             let want = expected(&v, &shape, enc, Rounding::Nearest);
-            let sparse = encode_f32("s", &shape, &v, enc, Rounding::Nearest, SparsePolicy::Always).unwrap();
-            let dense = encode_f32("d", &shape, &v, enc, Rounding::Nearest, SparsePolicy::Never).unwrap();
-            let auto = encode_f32("a", &shape, &v, enc, Rounding::Nearest, SparsePolicy::IfSmaller).unwrap();
-            assert_eq!(auto.sparse, sparse.stored_bytes() < dense.stored_bytes(), "{enc} density {density}");
-            assert_eq!(auto.stored_bytes(), sparse.stored_bytes().min(dense.stored_bytes()));
+            let sparse = encode_f32(
+                "s",
+                &shape,
+                &v,
+                enc,
+                Rounding::Nearest,
+                SparsePolicy::Always,
+            )
+            .unwrap();
+            let dense =
+                encode_f32("d", &shape, &v, enc, Rounding::Nearest, SparsePolicy::Never).unwrap();
+            let auto = encode_f32(
+                "a",
+                &shape,
+                &v,
+                enc,
+                Rounding::Nearest,
+                SparsePolicy::IfSmaller,
+            )
+            .unwrap();
+            assert_eq!(
+                auto.sparse,
+                sparse.stored_bytes() < dense.stored_bytes(),
+                "{enc} density {density}"
+            );
+            assert_eq!(
+                auto.stored_bytes(),
+                sparse.stored_bytes().min(dense.stored_bytes())
+            );
             if density == 0.0 && enc.element_bits() >= 8 {
                 // (2..7-bit dense planes can be smaller than masks + row offsets: then dense is right.)
-                assert!(auto.sparse, "{enc}: an all-zero tensor must be stored sparse");
+                assert!(
+                    auto.sparse,
+                    "{enc}: an all-zero tensor must be stored sparse"
+                );
             }
             if density == 1.0 && !matches!(enc, Encoding::Mx(_) | Encoding::Fixed { .. }) {
-                assert!(!auto.sparse, "{enc}: a tensor without zeros must stay dense");
+                assert!(
+                    !auto.sparse,
+                    "{enc}: a tensor without zeros must stay dense"
+                );
             }
             let bytes = write_and_read(vec![sparse, dense, auto]);
             let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
             for name in ["s", "d", "a"] {
                 let got = file.tensor(name).unwrap().dequantize().unwrap();
-                assert!(got.iter().zip(&want).all(|(g, w)| same_value(*g, *w)), "{enc} density {density} {name}");
+                assert!(
+                    got.iter().zip(&want).all(|(g, w)| same_value(*g, *w)),
+                    "{enc} density {density} {name}"
+                );
             }
             let s = file.tensor("s").unwrap();
             let zeros = want.iter().filter(|w| **w == 0.0).count() as u64;
@@ -152,8 +231,24 @@ fn sparse_densities_round_trip_and_the_writer_picks_the_smaller_layout() {
 #[test]
 fn planes_are_256_aligned_and_mxint8_blocks_are_32_contiguous_bytes() {
     let v: Vec<f32> = (0..3 * 64).map(|i| i as f32 - 90.0).collect();
-    let t = encode_f32("w", &[3, 64], &v, Encoding::Mx(MxElem::Int8), Rounding::Nearest, SparsePolicy::Never).unwrap();
-    let f32t = encode_f32("b", &[3], &[1.0, 2.0, 3.0], Encoding::F32, Rounding::Nearest, SparsePolicy::Never).unwrap();
+    let t = encode_f32(
+        "w",
+        &[3, 64],
+        &v,
+        Encoding::Mx(MxElem::Int8),
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap();
+    let f32t = encode_f32(
+        "b",
+        &[3],
+        &[1.0, 2.0, 3.0],
+        Encoding::F32,
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap();
     let bytes = write_and_read(vec![f32t, t]);
     let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
     let w = file.tensor("w").unwrap();
@@ -166,19 +261,43 @@ fn planes_are_256_aligned_and_mxint8_blocks_are_32_contiguous_bytes() {
     let block = &w.plane(0)[160..192];
     let scale = mx::scale_value(w.plane(1)[5]);
     for (i, &code) in block.iter().enumerate() {
-        assert_eq!(f32::from(code as i8) / 64.0 * scale, mx::code_table(MxElem::Int8)[code as usize] * scale);
+        assert_eq!(
+            f32::from(code as i8) / 64.0 * scale,
+            mx::code_table(MxElem::Int8)[code as usize] * scale
+        );
         let x = v[2 * 64 + 32 + i];
-        assert!((f32::from(code as i8) / 64.0 * scale - x).abs() <= scale / 128.0 + 1e-6, "element {i}");
+        assert!(
+            (f32::from(code as i8) / 64.0 * scale - x).abs() <= scale / 128.0 + 1e-6,
+            "element {i}"
+        );
     }
 }
 
 #[test]
 fn checksums_can_be_skipped_but_structure_cannot() {
-    let t = encode_f32("w", &[4], &[1.0, 2.0, 3.0, 4.0], Encoding::F32, Rounding::Nearest, SparsePolicy::Never).unwrap();
+    let t = encode_f32(
+        "w",
+        &[4],
+        &[1.0, 2.0, 3.0, 4.0],
+        Encoding::F32,
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap();
     let mut bytes = write_and_read(vec![t]);
-    let off = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap().tensor("w").unwrap().plane_offset(0) as usize;
+    let off = MxrtFile::parse(&bytes, ReadOptions::default())
+        .unwrap()
+        .tensor("w")
+        .unwrap()
+        .plane_offset(0) as usize;
     bytes[off] ^= 1;
     assert!(MxrtFile::parse(&bytes, ReadOptions::default()).is_err());
-    let lax = MxrtFile::parse(&bytes, ReadOptions { verify_checksums: false }).unwrap();
+    let lax = MxrtFile::parse(
+        &bytes,
+        ReadOptions {
+            verify_checksums: false,
+        },
+    )
+    .unwrap();
     assert_ne!(lax.tensor("w").unwrap().dequantize().unwrap()[0], 1.0);
 }

@@ -1,0 +1,40 @@
+//! The converter's error type: every failure names the file or tensor involved.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid safetensors file: {reason}")]
+    Safetensors { path: PathBuf, reason: String },
+    #[error("tensor {name:?} appears in both {first} and {second}")]
+    DuplicateTensor {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("tensor {tensor:?} in {path} has dtype {dtype}, which mxrt cannot store")]
+    UnsupportedDtype {
+        tensor: String,
+        path: PathBuf,
+        dtype: String,
+    },
+    #[error("tensor {tensor:?} holds {value} at flat index {index} (pass --allow-nonfinite to keep non-finite values)")]
+    NonFinite {
+        tensor: String,
+        index: usize,
+        value: f32,
+    },
+    #[error("no input files given")]
+    NoInputs,
+    #[error("the output {0} is also an input: choose another output path")]
+    OutputIsInput(PathBuf),
+    #[error("{0}")]
+    Options(String),
+    #[error(transparent)]
+    Format(#[from] mxrt_format::Error),
+}

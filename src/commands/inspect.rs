@@ -1,0 +1,198 @@
+//! `mxrt inspect`: tensors, encodings, sizes, sparsity, and the saving against FP32.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use mxrt_format::{Encoding, ReadOptions, TensorView};
+use mxrt_runtime::MappedFile;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::fmt::{grouped, saving_percent, shape, Table};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    file: crate::FileArg,
+    /// Print everything as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct TensorRow {
+    name: String,
+    shape: Vec<u64>,
+    encoding: String,
+    sparse: bool,
+    elements: u64,
+    bytes: u64,
+    /// Stored bits per element, all planes included (scales, masks, row offsets).
+    bits_per_element: Option<f64>,
+    /// Fraction of elements whose encoded value is zero.
+    sparsity: Option<f64>,
+    /// Bytes of the same tensor in FP32 (raw tensors: their own size).
+    fp32_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    tensors: usize,
+    elements: u64,
+    bytes: u64,
+    fp32_bytes: u64,
+    saving_percent: f64,
+    file_bytes: u64,
+    file_saving_percent: f64,
+}
+
+#[derive(Serialize)]
+struct Inspection {
+    file: String,
+    version: String,
+    metadata: serde_json::Map<String, Value>,
+    tensors: Vec<TensorRow>,
+    totals: Totals,
+}
+
+fn row(t: &TensorView<'_>) -> TensorRow {
+    let numel = t.terms.numel;
+    let bytes = t.stored_bytes();
+    let fp32_bytes = match t.encoding {
+        Encoding::Raw(_) => bytes,
+        _ => numel * 4,
+    };
+    let per_element = |x: f64| (numel > 0).then(|| x / numel as f64);
+    TensorRow {
+        name: t.name.to_string(),
+        shape: t.shape.clone(),
+        encoding: t.encoding.to_string(),
+        sparse: t.sparse,
+        elements: numel,
+        bytes,
+        bits_per_element: per_element(bytes as f64 * 8.0),
+        sparsity: per_element(t.zero_count() as f64),
+        fp32_bytes,
+    }
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let mapped = MappedFile::open(&a.file.file)?;
+    // Structure is always validated; inspect skips the data checksums (that is `verify`'s job).
+    let file = mapped.validate(ReadOptions {
+        verify_checksums: false,
+    })?;
+    let tensors: Vec<TensorRow> = file.tensors().iter().map(row).collect();
+    let bytes: u64 = tensors.iter().map(|t| t.bytes).sum();
+    let fp32_bytes: u64 = tensors.iter().map(|t| t.fp32_bytes).sum();
+    let totals = Totals {
+        tensors: tensors.len(),
+        elements: tensors.iter().map(|t| t.elements).sum(),
+        bytes,
+        fp32_bytes,
+        saving_percent: saving_percent(bytes, fp32_bytes),
+        file_bytes: file.file_len(),
+        file_saving_percent: saving_percent(file.file_len(), fp32_bytes),
+    };
+    let (major, minor) = file.version();
+    let inspection = Inspection {
+        file: a.file.file.display().to_string(),
+        version: format!("{major}.{minor}"),
+        metadata: file.metadata().clone(),
+        tensors,
+        totals,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&inspection)?);
+    } else {
+        print_text(&inspection);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_text(i: &Inspection) {
+    let t = &i.totals;
+    println!(
+        "{}: .mxrt {}, {} bytes, {} tensors",
+        i.file,
+        i.version,
+        grouped(t.file_bytes),
+        t.tensors
+    );
+    let m = &i.metadata;
+    let arch = m
+        .get("architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("none (tensors only)");
+    println!("architecture: {arch}");
+    if let Some(recipe) = m.get("recipe").and_then(Value::as_object) {
+        let parts: Vec<String> = recipe
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+            .collect();
+        println!("recipe: {}", parts.join(" "));
+    }
+    if let Some(p) = m.get("provenance") {
+        let conv = p
+            .get("converter")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        println!("converter: {conv}");
+        for s in p
+            .get("sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let sha = s.get("sha256").and_then(Value::as_str).unwrap_or("");
+            println!(
+                "source: {} ({} bytes, sha256 {})",
+                s.get("path").and_then(Value::as_str).unwrap_or("?"),
+                grouped(s.get("bytes").and_then(Value::as_u64).unwrap_or(0)),
+                sha
+            );
+        }
+    }
+    println!();
+    let mut table = Table::new(
+        &[
+            "tensor",
+            "shape",
+            "encoding",
+            "bytes",
+            "bits/elem",
+            "sparsity",
+        ],
+        &[3, 4, 5],
+    );
+    for r in &i.tensors {
+        let enc = if r.sparse {
+            format!("sparse({})", r.encoding)
+        } else {
+            r.encoding.clone()
+        };
+        table.row(vec![
+            r.name.clone(),
+            shape(&r.shape),
+            enc,
+            grouped(r.bytes),
+            r.bits_per_element.map_or("-".into(), |b| format!("{b:.2}")),
+            r.sparsity
+                .map_or("-".into(), |s| format!("{:.1} %", 100.0 * s)),
+        ]);
+    }
+    print!("{}", table.render());
+    println!(
+        "\ntotal: {} elements in {} bytes ({:.2} bits/elem); FP32 size of the same tensors {} bytes: saving {:.1} %",
+        grouped(t.elements),
+        grouped(t.bytes),
+        if t.elements > 0 { t.bytes as f64 * 8.0 / t.elements as f64 } else { 0.0 },
+        grouped(t.fp32_bytes),
+        t.saving_percent
+    );
+    println!(
+        "file: {} bytes including header, metadata and 256-byte alignment: saving {:.1} % against FP32",
+        grouped(t.file_bytes),
+        t.file_saving_percent
+    );
+}

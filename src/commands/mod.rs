@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod convert;
+pub mod dequantize;
+pub mod inspect;
+pub mod verify;

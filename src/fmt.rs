@@ -1,0 +1,110 @@
+//! Human-readable output helpers: grouped numbers, percentages, aligned tables.
+
+/// `12345678` as `12,345,678`.
+pub fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `[30522, 384]`
+pub fn shape(dims: &[u64]) -> String {
+    format!(
+        "[{}]",
+        dims.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Saving of `stored` against `reference`, in per cent (0 when the reference is empty).
+pub fn saving_percent(stored: u64, reference: u64) -> f64 {
+    if reference == 0 {
+        0.0
+    } else {
+        100.0 * (1.0 - stored as f64 / reference as f64)
+    }
+}
+
+/// A table printed with columns padded to their widest cell; columns listed in `right` are right-aligned.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    right: Vec<usize>,
+}
+
+impl Table {
+    pub fn new(header: &[&str], right: &[usize]) -> Table {
+        Table {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+            right: right.to_vec(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let parts: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if self.right.contains(&i) {
+                        format!("{c:>w$}", w = widths[i])
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            parts.join("  ").trim_end().to_string()
+        };
+        let mut out = line(&self.header);
+        out.push('\n');
+        for r in &self.rows {
+            out.push_str(&line(r));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_and_saving() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(45439980), "45,439,980");
+        assert_eq!(saving_percent(25, 100), 75.0);
+        assert_eq!(saving_percent(1, 0), 0.0);
+        assert_eq!(shape(&[]), "[]");
+        assert_eq!(shape(&[2, 3]), "[2, 3]");
+    }
+
+    #[test]
+    fn table_alignment() {
+        let mut t = Table::new(&["name", "bytes"], &[1]);
+        t.row(vec!["a".into(), "1,000".into()]);
+        t.row(vec!["longer".into(), "7".into()]);
+        assert_eq!(t.render(), "name    bytes\na       1,000\nlonger      7\n");
+    }
+}

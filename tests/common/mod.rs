@@ -1,0 +1,91 @@
+//! Helpers shared by the CLI tests: running the binary, locating ../shared, reading safetensors.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared` beside the repository (CI provides it). Missing shared data is a failure, not a skip.
+pub fn shared() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        p.join("conformance/mx/inputs.safetensors").exists(),
+        "../shared is missing: tests need it beside the repo"
+    );
+    p
+}
+
+/// Runs `mxrt` with `args`.
+pub fn mxrt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mxrt"))
+        .args(args)
+        .output()
+        .expect("mxrt runs")
+}
+
+/// Runs `mxrt` and asserts success; returns stdout.
+pub fn mxrt_ok(args: &[&str]) -> String {
+    let out = mxrt(args);
+    assert!(
+        out.status.success(),
+        "mxrt {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `mxrt`, asserts failure with exit code 1; returns stderr.
+pub fn mxrt_err(args: &[&str]) -> String {
+    let out = mxrt(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "mxrt {args:?} should fail with exit 1; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8 stderr")
+}
+
+/// All tensors of a safetensors file as (shape, f32 values), by name. Panics on non-F32 tensors.
+pub fn read_f32_tensors(path: &Path) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            assert_eq!(v.dtype(), safetensors::Dtype::F32, "{name}");
+            let vals = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (name, (v.shape().to_vec(), vals))
+        })
+        .collect()
+}
+
+/// Writes a safetensors file of F32 tensors.
+pub fn write_f32_tensors(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.to_string(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, &None).unwrap()).unwrap();
+}
