@@ -90,6 +90,7 @@ fn valid_file() -> Vec<u8> {
         .unwrap(),
     )
     .unwrap();
+    b.push(encode_f32("p3", &[5], &n(5), Encoding::fixed(3, 1).unwrap(), r, SparsePolicy::Never).unwrap()).unwrap();
     b.to_bytes().unwrap()
 }
 
@@ -123,7 +124,8 @@ fn parse_guarded(bytes: &[u8], what: &str) -> mxrt_format::Result<()> {
 fn the_valid_file_is_valid() {
     let bytes = valid_file();
     let f = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
-    assert_eq!(f.tensors().len(), 8);
+    assert_eq!(f.tensors().len(), 9);
+    assert_eq!(f.tensor("p3").unwrap().plane(0).len(), 2); // 5 codes x 3 bits: bit 15 unused
     assert!(f.tensor("sp").unwrap().sparse);
     assert_eq!(f.tensor("ids").unwrap().zero_count(), 0);
     assert_eq!(
@@ -502,7 +504,8 @@ fn lying_plane_contents() {
     );
     // MX padding must be zero (row 0, column 40 of a [3, 40] tensor).
     assert_err!(data_lie(0, 0, |p| p[40] = 1), Error::BadPlane { .. });
-    // Unused bits of the last byte (fixed:4 sparse tensor with an odd element count, or fp4 padding).
+    // Unused bits of the last byte of a packed plane (5 three-bit codes use 15 of 16 bits).
+    assert_err!(data_lie(8, 0, |p| p[1] |= 0x80), Error::BadPlane { plane: 0, .. });
     let bytes = craft(
         |h, _, b| {
             // Gap bytes between planes must be zero.
