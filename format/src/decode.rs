@@ -8,6 +8,9 @@ use crate::mx::{self, BLOCK};
 use crate::reader::{read_mask, read_row_offset, TensorView};
 use crate::{fixed, float};
 
+/// Decodes one code given its row and block index (the MX scale depends on both).
+type CodeDecoder<'a> = Box<dyn Fn(u32, u64, u64) -> f32 + 'a>;
+
 impl TensorView<'_> {
     /// All elements as binary32 in row-major order (elements a sparse tensor does not store are +0.0). Raw tensors are refused: they are
     /// not numeric encodings of f32 values (read them with [`TensorView::plane`]).
@@ -67,7 +70,7 @@ impl TensorView<'_> {
     }
 
     /// The decoder of one code, given its row and block (used by MX scales).
-    fn value_fn(&self) -> Result<Box<dyn Fn(u32, u64, u64) -> f32 + '_>> {
+    fn value_fn(&self) -> Result<CodeDecoder<'_>> {
         Ok(match self.encoding {
             Encoding::F32 => Box::new(|c, _, _| f32::from_bits(c)),
             Encoding::F16 => Box::new(|c, _, _| float::f16_value(c as u16)),

@@ -70,10 +70,18 @@ mod tests {
         q.clamp(i128::from(lo), i128::from(hi)) as i64
     }
 
+    /// Arbitrary finite floats, plus dyadic values k / 2^j, which land exactly on codes and on ties.
+    fn interesting_f32() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            any::<f32>().prop_filter("finite", |x| x.is_finite()),
+            (-(1i32 << 20)..(1 << 20), 0i32..24).prop_map(|(k, j)| k as f32 * 2f32.powi(-j)),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
         #[test]
-        fn matches_the_formula(x in any::<f32>().prop_filter("finite", |x| x.is_finite()),
+        fn matches_the_formula(x in interesting_f32(),
                                width in 2u8..=32, frac in 0u8..=40, even in any::<bool>()) {
             let mode = if even { Rounding::Even } else { Rounding::Nearest };
             prop_assert_eq!(i64::from(quantize(x, width, frac, mode).unwrap()), reference(x, width, frac, mode));

@@ -191,6 +191,26 @@ pub fn write_atomically(
         buffered.flush().map_err(io)?;
     }
     tmp.as_file().sync_all().map_err(io)?;
+    let permissions = final_permissions(path, tmp.as_file()).map_err(io)?;
+    tmp.as_file().set_permissions(permissions).map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// The temporary file is created private (0600); the result gets the permissions of the file it replaces, or
+/// the usual 0644 for a new file (elsewhere than Unix: the temporary file's own, which are the defaults there).
+fn final_permissions(path: &Path, tmp: &std::fs::File) -> std::io::Result<std::fs::Permissions> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        return Ok(meta.permissions());
+    }
+    #[cfg(unix)]
+    {
+        let _ = tmp;
+        use std::os::unix::fs::PermissionsExt;
+        Ok(std::fs::Permissions::from_mode(0o644))
+    }
+    #[cfg(not(unix))]
+    {
+        tmp.metadata().map(|m| m.permissions())
+    }
 }

@@ -1,7 +1,5 @@
 //! The writer never leaves a partial file: it writes a temporary file in the target directory and renames it.
 
-use std::io::Write;
-
 use mxrt_format::{
     encode_f32, write_atomically, Encoding, FileBuilder, MxrtFile, ReadOptions, Rounding,
     SparsePolicy,
@@ -125,4 +123,26 @@ fn duplicate_names_and_bad_shapes_are_refused_before_writing() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("overflows f16"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn new_files_are_0644_and_replaced_files_keep_their_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("new.mxrt");
+    write_atomically(&fresh, |w| w.write_all(b"x")).unwrap();
+    assert_eq!(
+        std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let kept = dir.path().join("kept.mxrt");
+    std::fs::write(&kept, b"old").unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+    write_atomically(&kept, |w| w.write_all(b"new")).unwrap();
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), b"new");
 }

@@ -90,7 +90,18 @@ fn valid_file() -> Vec<u8> {
         .unwrap(),
     )
     .unwrap();
-    b.push(encode_f32("p3", &[5], &n(5), Encoding::fixed(3, 1).unwrap(), r, SparsePolicy::Never).unwrap()).unwrap();
+    b.push(
+        encode_f32(
+            "p3",
+            &[5],
+            &n(5),
+            Encoding::fixed(3, 1).unwrap(),
+            r,
+            SparsePolicy::Never,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     b.to_bytes().unwrap()
 }
 
@@ -505,7 +516,10 @@ fn lying_plane_contents() {
     // MX padding must be zero (row 0, column 40 of a [3, 40] tensor).
     assert_err!(data_lie(0, 0, |p| p[40] = 1), Error::BadPlane { .. });
     // Unused bits of the last byte of a packed plane (5 three-bit codes use 15 of 16 bits).
-    assert_err!(data_lie(8, 0, |p| p[1] |= 0x80), Error::BadPlane { plane: 0, .. });
+    assert_err!(
+        data_lie(8, 0, |p| p[1] |= 0x80),
+        Error::BadPlane { plane: 0, .. }
+    );
     let bytes = craft(
         |h, _, b| {
             // Gap bytes between planes must be zero.

@@ -1,7 +1,9 @@
 //! The worked example of FORMAT.md section 8 is produced by this writer, byte for byte: if the layout changes,
 //! this test fails until the document is updated with it.
 
-use mxrt_format::{encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy};
+use mxrt_format::{
+    encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
+};
 
 /// The example file of FORMAT.md section 8.
 fn example() -> Vec<u8> {
@@ -9,7 +11,14 @@ fn example() -> Vec<u8> {
     meta.insert("architecture".into(), serde_json::Value::Null);
     let mut b = FileBuilder::new(meta).unwrap();
     let values = [1.0, -0.5, 0.25, 2.0, 0.0, -3.0];
-    let t = encode_f32("w", &[2, 3], &values, Encoding::Mx(MxElem::Int8), Rounding::Nearest, SparsePolicy::Never);
+    let t = encode_f32(
+        "w",
+        &[2, 3],
+        &values,
+        Encoding::Mx(MxElem::Int8),
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    );
     b.push(t.unwrap()).unwrap();
     b.to_bytes().unwrap()
 }
@@ -30,8 +39,22 @@ fn hex_dump(bytes: &[u8]) -> String {
         }
         in_zero_run = false;
         let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
-        let ascii: String = line.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
-        out.push_str(&format!("{:08x}: {:<47}  {}\n", i * 16, hex.join(" "), ascii));
+        let ascii: String = line
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:08x}: {:<47}  {}\n",
+            i * 16,
+            hex.join(" "),
+            ascii
+        ));
     }
     out
 }
@@ -41,9 +64,16 @@ fn format_md_hex_dump_matches_the_writer() {
     let bytes = example();
     let dump = hex_dump(&bytes);
     let doc = include_str!("../FORMAT.md");
-    let start = doc.find("```hexdump\n").expect("FORMAT.md has a ```hexdump block") + "```hexdump\n".len();
+    let start = doc
+        .find("```hexdump\n")
+        .expect("FORMAT.md has a ```hexdump block")
+        + "```hexdump\n".len();
     let end = start + doc[start..].find("```").unwrap();
-    assert_eq!(&doc[start..end], dump, "FORMAT.md section 8 is stale; the writer now produces:\n{dump}");
+    assert_eq!(
+        &doc[start..end],
+        dump,
+        "FORMAT.md section 8 is stale; the writer now produces:\n{dump}"
+    );
 }
 
 #[test]
@@ -57,5 +87,8 @@ fn the_example_decodes_as_documented() {
     assert_eq!(w.plane(1), [127, 128]);
     assert_eq!(&w.plane(0)[..3], [0x40, 0xe0, 0x10]);
     assert_eq!(&w.plane(0)[32..35], [0x40, 0x00, 0xa0]);
-    assert_eq!(w.dequantize().unwrap(), vec![1.0, -0.5, 0.25, 2.0, 0.0, -3.0]);
+    assert_eq!(
+        w.dequantize().unwrap(),
+        vec![1.0, -0.5, 0.25, 2.0, 0.0, -3.0]
+    );
 }
