@@ -1,4 +1,23 @@
-//! Human-readable output helpers: grouped numbers, percentages, aligned tables.
+//! Output helpers: stdout that tolerates a closed pipe, grouped numbers, percentages, aligned tables.
+
+use std::io::Write;
+
+/// Writes to stdout. A closed pipe (`mxrt inspect big.mxrt | head`) ends the program quietly with success,
+/// as other command-line tools do, instead of the panic `println!` would give.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
+/// `println!` through [`emit`]; evaluates to `std::io::Result<()>`.
+macro_rules! outln {
+    () => { $crate::fmt::emit("\n") };
+    ($($arg:tt)*) => { $crate::fmt::emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use outln;
 
 /// `12345678` as `12,345,678`.
 pub fn grouped(n: u64) -> String {

@@ -406,3 +406,21 @@ fn help_explains_the_encodings() {
         assert!(help.contains(word), "convert --help lacks {word}");
     }
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    // `mxrt inspect x.mxrt --json | head -c 1`: the reader goes away; mxrt must not panic.
+    let dir = tempfile::tempdir().unwrap();
+    let file = convert_minilm(dir.path(), "mxint8");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mxrt"))
+        .args(["inspect", &file, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

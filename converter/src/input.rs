@@ -32,6 +32,12 @@ impl SourceFile {
             source,
         };
         let file = File::open(path).map_err(io)?;
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
         // SAFETY: the mapping is read-only and private to this process. A checkpoint modified by another
         // process while we convert it is outside what we support (as with every mmap-based loader); nothing
         // in mxrt writes to an input in place (our writers replace files by rename).

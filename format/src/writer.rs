@@ -181,10 +181,27 @@ pub fn write_atomically(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if !dir.is_dir() {
+        let missing = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("directory {} does not exist", dir.display()),
+        );
+        return Err(io(missing));
+    }
+    // tempfile's own message names the random temporary file; the kind of failure is what a user needs.
     let mut tmp = tempfile::Builder::new()
         .prefix(".mxrt-partial-")
         .tempfile_in(dir)
-        .map_err(io)?;
+        .map_err(|e| {
+            io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create a temporary file in {}: {}",
+                    dir.display(),
+                    e.kind()
+                ),
+            ))
+        })?;
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         fill(&mut buffered).map_err(io)?;
@@ -193,7 +210,11 @@ pub fn write_atomically(
     tmp.as_file().sync_all().map_err(io)?;
     let permissions = final_permissions(path, tmp.as_file()).map_err(io)?;
     tmp.as_file().set_permissions(permissions).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    tmp.persist(path).map_err(|e| {
+        io(e.error
+            .raw_os_error()
+            .map_or(e.error, std::io::Error::from_raw_os_error))
+    })?;
     Ok(())
 }
 

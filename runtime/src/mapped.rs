@@ -33,6 +33,12 @@ impl MappedFile {
             source,
         };
         let file = File::open(path).map_err(io)?;
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
         // SAFETY: read-only private mapping. The file must not be modified in place while mapped; mxrt's own
         // writers never do that (they write a temporary file and rename it over the target), and the reader
         // validates everything it reads from the mapping, so no byte pattern can cause undefined behaviour.

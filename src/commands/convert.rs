@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mxrt_converter::raw::{self, Options};
 use mxrt_format::{EncodingSpec, Rounding};
 
+use crate::fmt::outln;
 use crate::fmt::{grouped, saving_percent, shape, Table};
 
 #[derive(clap::Args)]
@@ -67,14 +68,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = report?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else if !a.quiet {
-        print_report(&report);
+        print_report(&report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(r: &raw::Report) {
+fn print_report(r: &raw::Report) -> std::io::Result<()> {
     let mut t = Table::new(
         &["tensor", "shape", "source", "encoding", "bytes", "note"],
         &[4],
@@ -94,12 +95,13 @@ fn print_report(r: &raw::Report) {
             o.kept_because.clone().unwrap_or_default(),
         ]);
     }
-    print!("{}", t.render());
-    println!(
+    crate::fmt::emit(&t.render())?;
+    outln!(
         "wrote {}: {} bytes from {} bytes of input ({:.1} % smaller)",
         r.output.display(),
         grouped(r.output_bytes),
         grouped(r.source_bytes),
         saving_percent(r.output_bytes, r.source_bytes)
-    );
+    )?;
+    Ok(())
 }

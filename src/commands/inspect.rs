@@ -8,6 +8,7 @@ use mxrt_runtime::MappedFile;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::fmt::outln;
 use crate::fmt::{grouped, saving_percent, shape, Table};
 
 #[derive(clap::Args)]
@@ -103,41 +104,41 @@ pub fn run(a: Args) -> Result<ExitCode> {
         totals,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&inspection)?);
+        outln!("{}", serde_json::to_string_pretty(&inspection)?)?;
     } else {
-        print_text(&inspection);
+        print_text(&inspection)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_text(i: &Inspection) {
+fn print_text(i: &Inspection) -> std::io::Result<()> {
     let t = &i.totals;
-    println!(
+    outln!(
         "{}: .mxrt {}, {} bytes, {} tensors",
         i.file,
         i.version,
         grouped(t.file_bytes),
         t.tensors
-    );
+    )?;
     let m = &i.metadata;
     let arch = m
         .get("architecture")
         .and_then(Value::as_str)
         .unwrap_or("none (tensors only)");
-    println!("architecture: {arch}");
+    outln!("architecture: {arch}")?;
     if let Some(recipe) = m.get("recipe").and_then(Value::as_object) {
         let parts: Vec<String> = recipe
             .iter()
             .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
             .collect();
-        println!("recipe: {}", parts.join(" "));
+        outln!("recipe: {}", parts.join(" "))?;
     }
     if let Some(p) = m.get("provenance") {
         let conv = p
             .get("converter")
             .and_then(Value::as_str)
             .unwrap_or("unknown");
-        println!("converter: {conv}");
+        outln!("converter: {conv}")?;
         for s in p
             .get("sources")
             .and_then(Value::as_array)
@@ -145,15 +146,15 @@ fn print_text(i: &Inspection) {
             .flatten()
         {
             let sha = s.get("sha256").and_then(Value::as_str).unwrap_or("");
-            println!(
+            outln!(
                 "source: {} ({} bytes, sha256 {})",
                 s.get("path").and_then(Value::as_str).unwrap_or("?"),
                 grouped(s.get("bytes").and_then(Value::as_u64).unwrap_or(0)),
                 sha
-            );
+            )?;
         }
     }
-    println!();
+    outln!()?;
     let mut table = Table::new(
         &[
             "tensor",
@@ -181,18 +182,19 @@ fn print_text(i: &Inspection) {
                 .map_or("-".into(), |s| format!("{:.1} %", 100.0 * s)),
         ]);
     }
-    print!("{}", table.render());
-    println!(
+    crate::fmt::emit(&table.render())?;
+    outln!(
         "\ntotal: {} elements in {} bytes ({:.2} bits/elem); FP32 size of the same tensors {} bytes: saving {:.1} %",
         grouped(t.elements),
         grouped(t.bytes),
         if t.elements > 0 { t.bytes as f64 * 8.0 / t.elements as f64 } else { 0.0 },
         grouped(t.fp32_bytes),
         t.saving_percent
-    );
-    println!(
+    )?;
+    outln!(
         "file: {} bytes including header, metadata and 256-byte alignment: saving {:.1} % against FP32",
         grouped(t.file_bytes),
         t.file_saving_percent
-    );
+    )?;
+    Ok(())
 }

@@ -9,6 +9,7 @@ use mxrt_runtime::MappedFile;
 use serde_json::json;
 
 use crate::fmt::grouped;
+use crate::fmt::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,25 +33,25 @@ pub fn run(a: Args) -> Result<ExitCode> {
     match outcome {
         Ok((tensors, bytes)) => {
             if a.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"file": path.to_string(), "ok": true, "tensors": tensors, "bytes": bytes, "seconds": seconds})
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "OK {path}: {tensors} tensors, {} bytes; structure and all checksums verified in {:.1} ms",
                     grouped(bytes),
                     seconds * 1e3
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             if a.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"file": path.to_string(), "ok": false, "error": e.to_string()})
-                );
+                )?;
             }
             eprintln!("FAILED {e}");
             Ok(ExitCode::FAILURE)
