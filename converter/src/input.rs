@@ -1,6 +1,5 @@
 //! Reading safetensors checkpoints: memory-mapped, validated by the safetensors crate, hashed for provenance.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -31,13 +30,7 @@ impl SourceFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        if !file.metadata().map_err(io)?.is_file() {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
+        let file = mxrt_format::open_regular_file(path).map_err(io)?;
         // SAFETY: the mapping is read-only and private to this process. A checkpoint modified by another
         // process while we convert it is outside what we support (as with every mmap-based loader); nothing
         // in mxrt writes to an input in place (our writers replace files by rename).

@@ -73,14 +73,15 @@ impl<'a> TensorView<'a> {
     /// Number of stored elements (sparse: the non-zero ones).
     pub fn stored_elements(&self) -> u64 {
         if self.sparse {
-            row_offset(self.planes[PLANE_ROW_OFFSETS], self.terms.rows as usize)
+            read_row_offset(self.planes[PLANE_ROW_OFFSETS], self.terms.rows as usize)
         } else {
             self.terms.numel
         }
     }
 }
 
-fn row_offset(plane: &[u8], row: usize) -> u64 {
+/// Row offset `row` of a sparse tensor's plane 3 (0 past the end; the reader validated the length).
+pub(crate) fn read_row_offset(plane: &[u8], row: usize) -> u64 {
     let mut b = [0u8; 8];
     if let Some(src) = plane.get(row * 8..row * 8 + 8) {
         b.copy_from_slice(src);
@@ -88,20 +89,13 @@ fn row_offset(plane: &[u8], row: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn mask_at(plane: &[u8], block: usize) -> u32 {
+/// Mask of block `block` of a sparse tensor's plane 2 (0 past the end; the reader validated the length).
+pub(crate) fn read_mask(plane: &[u8], block: usize) -> u32 {
     let mut b = [0u8; 4];
     if let Some(src) = plane.get(block * 4..block * 4 + 4) {
         b.copy_from_slice(src);
     }
     u32::from_le_bytes(b)
-}
-
-pub(crate) fn read_mask(plane: &[u8], block: usize) -> u32 {
-    mask_at(plane, block)
-}
-
-pub(crate) fn read_row_offset(plane: &[u8], row: usize) -> u64 {
-    row_offset(plane, row)
 }
 
 impl<'a> MxrtFile<'a> {
@@ -384,7 +378,7 @@ impl<'a> Context<'a> {
                 (planes[role], offsets[role]) =
                     self.plane(name, role, &e.planes[role], lens[role])?;
             }
-            let stored = row_offset(planes[PLANE_ROW_OFFSETS], terms.rows as usize);
+            let stored = read_row_offset(planes[PLANE_ROW_OFFSETS], terms.rows as usize);
             if stored > terms.numel {
                 return Err(Error::BadSparse {
                     tensor: name.to_string(),
@@ -578,7 +572,7 @@ fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
     };
     let terms = &t.terms;
     let (masks, offsets) = (t.planes[PLANE_MASKS], t.planes[PLANE_ROW_OFFSETS]);
-    if row_offset(offsets, 0) != 0 {
+    if read_row_offset(offsets, 0) != 0 {
         return bad("row offset 0 is not 0".into());
     }
     let bpr = terms.blocks_per_row as usize;
@@ -591,7 +585,7 @@ fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
     let mut stored = 0u64;
     for r in 0..terms.rows as usize {
         for j in 0..bpr {
-            let m = mask_at(masks, r * bpr + j);
+            let m = read_mask(masks, r * bpr + j);
             if j + 1 == bpr && m & !tail_mask != 0 {
                 return bad(format!(
                     "mask of row {r} block {j} has bits set beyond column {}",
@@ -600,7 +594,7 @@ fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
             }
             stored += u64::from(m.count_ones());
         }
-        let next = row_offset(offsets, r + 1);
+        let next = read_row_offset(offsets, r + 1);
         if next != stored {
             return bad(format!(
                 "row offset {} is {next}, the masks of rows 0..={r} hold {stored} elements",

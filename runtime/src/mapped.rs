@@ -1,6 +1,5 @@
 //! A read-only memory map of an `.mxrt` file: the weights are used where they lie, never copied.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -32,13 +31,7 @@ impl MappedFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        if !file.metadata().map_err(io)?.is_file() {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
+        let file = mxrt_format::open_regular_file(path).map_err(io)?;
         // SAFETY: read-only private mapping. The file must not be modified in place while mapped; mxrt's own
         // writers never do that (they write a temporary file and rename it over the target), and the reader
         // validates everything it reads from the mapping, so no byte pattern can cause undefined behaviour.
