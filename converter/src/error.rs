@@ -35,6 +35,27 @@ pub enum ConvertError {
     OutputIsInput(PathBuf),
     #[error("{0}")]
     Options(String),
+    #[error("cannot read JSON {path}: {reason}")]
+    Json { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    UnsupportedConfig { path: PathBuf, reason: String },
+    #[error("checkpoint lacks tensor {name:?} (expected shape {expected:?})")]
+    MissingTensor { name: String, expected: Vec<u64> },
+    #[error("checkpoint has tensors the {architecture} description does not use: {}", names.join(", "))]
+    ExtraTensors {
+        architecture: String,
+        names: Vec<String>,
+    },
+    #[error("tensor {name:?} has shape {found:?}, but the config implies {expected:?}")]
+    ShapeMismatch {
+        name: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
+    #[error("recipe: {0}")]
+    Recipe(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
     #[error(transparent)]
     Format(#[from] mxrt_format::Error),
 }

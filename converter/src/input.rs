@@ -50,12 +50,9 @@ impl SourceFile {
         self.map.is_empty()
     }
 
-    /// Lowercase hex SHA-256 of the whole file.
-    pub fn sha256(&self) -> String {
-        Sha256::digest(&self.map[..])
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// Provenance entry: file name, size and SHA-256.
+    pub fn provenance(&self) -> serde_json::Value {
+        provenance_entry(&self.path, &self.map)
     }
 
     /// The tensors, sorted by name (safetensors itself has no order of its own).
@@ -124,5 +121,34 @@ impl SourceTensor<'_> {
 
     pub fn numel(&self) -> u64 {
         self.shape.iter().product()
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `{"path": file name, "bytes": n, "sha256": hex}` for the metadata's `provenance.sources`.
+pub fn provenance_entry(path: &Path, bytes: &[u8]) -> serde_json::Value {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    serde_json::json!({"path": name, "bytes": bytes.len(), "sha256": sha256_hex(bytes)})
+}
+
+/// Refuses NaN and infinities, naming the tensor and the first bad index.
+pub fn check_finite(name: &str, values: &[f32]) -> Result<(), ConvertError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(ConvertError::NonFinite {
+            tensor: name.to_string(),
+            index,
+            value: values[index],
+        }),
+        None => Ok(()),
     }
 }

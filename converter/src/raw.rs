@@ -11,7 +11,7 @@ use mxrt_format::{
 use serde_json::{json, Map, Value};
 
 use crate::error::ConvertError;
-use crate::input::{SourceFile, SourceTensor};
+use crate::input::{check_finite, SourceFile, SourceTensor};
 
 /// What `mxrt convert` was asked to do.
 #[derive(Debug, Clone)]
@@ -143,13 +143,7 @@ fn encode_tensor(
         }
     };
     if !options.allow_nonfinite {
-        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-            return Err(ConvertError::NonFinite {
-                tensor: t.name.clone(),
-                index,
-                value: values[index],
-            });
-        }
+        check_finite(&t.name, &values)?;
     }
     let policy = sparse_policy(options);
     let target = options.weights.encoding;
@@ -176,16 +170,7 @@ fn encode_tensor(
 }
 
 fn metadata(files: &[SourceFile], options: &Options) -> Map<String, Value> {
-    let sources: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            let name = f.path.file_name().map_or_else(
-                || f.path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            json!({"path": name, "bytes": f.len(), "sha256": f.sha256()})
-        })
-        .collect();
+    let sources: Vec<Value> = files.iter().map(SourceFile::provenance).collect();
     let recipe = json!({
         "weights": options.weights.encoding.to_string(),
         "rounding": options.rounding.name(),
@@ -198,12 +183,15 @@ fn metadata(files: &[SourceFile], options: &Options) -> Map<String, Value> {
     m.insert("recipe".into(), recipe);
     m.insert(
         "provenance".into(),
-        json!({"converter": concat!("mxrt-converter ", env!("CARGO_PKG_VERSION")), "sources": sources}),
+        json!({"converter": crate::CONVERTER, "sources": sources}),
     );
     m
 }
 
-fn reject_output_among_inputs(inputs: &[PathBuf], output: &Path) -> Result<(), ConvertError> {
+pub(crate) fn reject_output_among_inputs(
+    inputs: &[PathBuf],
+    output: &Path,
+) -> Result<(), ConvertError> {
     let Ok(out) = output.canonicalize() else {
         return Ok(()); // the output does not exist yet, so it is no input
     };

@@ -1,11 +1,13 @@
 //! Decoding a validated tensor back to binary32: exactly the values every runtime backend computes with.
 
 use crate::bits::{read_code, sign_extend};
+use crate::encode::EncodedTensor;
 use crate::encoding::{Encoding, RawDtype};
 use crate::error::{Error, Result};
 use crate::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_SCALES};
 use crate::mx::{self, BLOCK};
 use crate::reader::{read_mask, read_row_offset, TensorView};
+use crate::shape::ShapeTerms;
 use crate::{fixed, float};
 
 /// Decodes one code given its row and block index (the MX scale depends on both).
@@ -109,4 +111,37 @@ fn raw_zero_count(bytes: &[u8], dtype: RawDtype) -> u64 {
         _ => c.iter().all(|&b| b == 0),
     };
     bytes.chunks_exact(size).filter(|c| zero(c)).count() as u64
+}
+
+impl EncodedTensor {
+    /// The values this tensor decodes to, without writing a file: what the fidelity report compares against
+    /// the original weights. Identical to decoding the tensor after a write and a read.
+    pub fn dequantize(&self) -> Result<Vec<f32>> {
+        self.view()?.dequantize()
+    }
+
+    /// Number of elements whose encoded value is zero.
+    pub fn zero_count(&self) -> Result<u64> {
+        Ok(self.view()?.zero_count())
+    }
+
+    /// A view over the in-memory planes (built by our own encoder, so consistent by construction).
+    fn view(&self) -> Result<TensorView<'_>> {
+        Ok(TensorView {
+            name: &self.name,
+            shape: self.shape.clone(),
+            encoding: self.encoding,
+            sparse: self.sparse,
+            rounding: self.rounding,
+            terms: ShapeTerms::new(&self.shape, &self.name)?,
+            planes: [
+                &self.planes[0],
+                &self.planes[1],
+                &self.planes[2],
+                &self.planes[3],
+            ],
+            plane_offsets: [0; 4],
+            crc32: 0,
+        })
+    }
 }

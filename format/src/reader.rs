@@ -50,8 +50,8 @@ pub struct TensorView<'a> {
     pub rounding: Option<Rounding>,
     pub terms: ShapeTerms,
     pub(crate) planes: [&'a [u8]; 4],
-    plane_offsets: [u64; 4],
-    crc32: u32,
+    pub(crate) plane_offsets: [u64; 4],
+    pub(crate) crc32: u32,
 }
 
 impl<'a> TensorView<'a> {

@@ -28,6 +28,16 @@ impl FileBuilder {
         })
     }
 
+    /// Replaces the metadata (for writers that know it only after encoding the tensors).
+    pub fn set_metadata(
+        &mut self,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        validate_metadata(&metadata)?;
+        self.metadata = metadata;
+        Ok(())
+    }
+
     /// Adds a tensor; names must be unique and 1..=4096 bytes.
     pub fn push(&mut self, tensor: EncodedTensor) -> Result<()> {
         if tensor.name.is_empty() || tensor.name.len() > MAX_NAME_LEN as usize {

@@ -1,31 +1,61 @@
-//! `mxrt convert`: safetensors files to one .mxrt file.
+//! `mxrt convert`: a checkpoint directory (model-aware, with a recipe) or bare safetensors files (tensors only)
+//! to one .mxrt file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use mxrt_converter::checkpoint::is_model_input;
+use mxrt_converter::model_convert::{self, ModelOptions, ModelReport};
 use mxrt_converter::raw::{self, Options};
-use mxrt_format::{EncodingSpec, Rounding};
+use mxrt_converter::recipe::{PruneSetting, Recipe};
+use mxrt_format::{write_atomically, EncodingSpec, Rounding};
 
 use crate::fmt::outln;
 use crate::fmt::{grouped, saving_percent, shape, Table};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input safetensors file(s); tensors of all inputs go into one output.
+    /// A checkpoint directory (config.json + model.safetensors or a sharded index), its files, or bare
+    /// safetensors files (packed tensor by tensor, without a model description).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Output .mxrt file (replaced atomically if it exists).
     #[arg(short, long)]
     output: PathBuf,
-    /// Weight encoding, e.g. mxint8, mxfp4, fixed:8.4, f16, sparse(mxint8).
-    #[arg(long, default_value = "mxint8")]
-    weights: String,
-    /// Rounding for MX and fixed point: nearest (half away from zero) or even (half to even; MASE's).
-    #[arg(long, default_value = "nearest")]
-    rounding: String,
-    /// Also encode 1-D tensors and tensors the encoding would not make smaller.
+    /// Recipe file (TOML): per-layer weight and activation encodings, rounding, pruning. See recipes/.
+    #[arg(long)]
+    recipe: Option<PathBuf>,
+    /// Weight encoding for every layer (overrides the recipe's default), e.g. mxint8, mxfp4, fixed:8.4, f16,
+    /// sparse(mxint8). Default: mxint8.
+    #[arg(long)]
+    weights: Option<String>,
+    /// Encoding of every linear layer's input activations (models only): f32, an MX type, or fixed:W.F.
+    #[arg(long)]
+    activations: Option<String>,
+    /// Rounding for MX and fixed point: nearest (half away from zero, the default) or even (MASE's).
+    #[arg(long)]
+    rounding: Option<String>,
+    /// Prune the linear layers' weights (models only): l1 (smallest magnitude) or random.
+    #[arg(long, requires = "sparsity")]
+    prune: Option<String>,
+    /// Fraction of weights to remove with --prune, in [0, 1): exactly round(s*n) per scope.
+    #[arg(long, requires = "prune")]
+    sparsity: Option<f64>,
+    /// Pruning scope: local (each tensor) or global (one threshold across the pruned layers).
+    #[arg(long, default_value = "local", requires = "prune")]
+    scope: String,
+    /// Seed for random pruning.
+    #[arg(long, default_value_t = 0, requires = "prune")]
+    seed: u64,
+    /// Write the fidelity report (per tensor: encoding, bytes, sparsity, RMSE, max error, SQNR) as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Do not embed the tokenizer (models only).
+    #[arg(long)]
+    no_tokenizer: bool,
+    /// Tensors only: also encode 1-D tensors and tensors the encoding would not make smaller.
     #[arg(long)]
     all_tensors: bool,
     /// Never store a tensor sparse.
@@ -42,15 +72,8 @@ pub struct Args {
     quiet: bool,
 }
 
-pub fn run(a: Args) -> Result<ExitCode> {
-    let options = Options {
-        weights: a.weights.parse::<EncodingSpec>()?,
-        rounding: a.rounding.parse::<Rounding>()?,
-        all_tensors: a.all_tensors,
-        no_sparse: a.no_sparse,
-        allow_nonfinite: a.allow_nonfinite,
-    };
-    let bar = if a.quiet || a.json {
+fn progress_bar(hidden: bool) -> ProgressBar {
+    let bar = if hidden {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)
@@ -60,22 +83,179 @@ pub fn run(a: Args) -> Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let report = raw::convert(&a.inputs, &a.output, &options, &mut |done, total, name| {
+    bar
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let bar = progress_bar(a.quiet || a.json);
+    let mut progress = |done: usize, total: usize, name: &str| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(name.to_string());
-    });
+    };
+    if is_model_input(&a.inputs) {
+        let options = model_options(&a)?;
+        let report = model_convert::convert_model(&a.inputs, &a.output, &options, &mut progress);
+        bar.finish_and_clear();
+        let report = report?;
+        if let Some(path) = &a.report {
+            let json = serde_json::to_vec_pretty(&report)?;
+            write_atomically(path, |w| w.write_all(&json))?;
+        }
+        if a.json {
+            outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        } else if !a.quiet {
+            print_model_report(&report)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (given, flag) in [
+        (a.recipe.is_some(), "--recipe"),
+        (a.activations.is_some(), "--activations"),
+        (a.prune.is_some(), "--prune"),
+        (a.report.is_some(), "--report"),
+        (a.no_tokenizer, "--no-tokenizer"),
+    ] {
+        if given {
+            bail!("{flag} needs a model: pass the checkpoint directory (with config.json), not bare safetensors files");
+        }
+    }
+    let options = Options {
+        weights: a
+            .weights
+            .as_deref()
+            .unwrap_or("mxint8")
+            .parse::<EncodingSpec>()?,
+        rounding: a
+            .rounding
+            .as_deref()
+            .unwrap_or("nearest")
+            .parse::<Rounding>()?,
+        all_tensors: a.all_tensors,
+        no_sparse: a.no_sparse,
+        allow_nonfinite: a.allow_nonfinite,
+    };
+    let report = raw::convert(&a.inputs, &a.output, &options, &mut progress);
     bar.finish_and_clear();
     let report = report?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else if !a.quiet {
-        print_report(&report)?;
+        print_raw_report(&report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(r: &raw::Report) -> std::io::Result<()> {
+/// The recipe file (if any) with the command-line shortcuts applied to its default.
+fn model_options(a: &Args) -> Result<ModelOptions> {
+    if a.all_tensors {
+        bail!("--all-tensors is for bare safetensors files; for a model, the recipe says what is encoded");
+    }
+    let (mut recipe, source) = match &a.recipe {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read recipe {}", path.display()))?;
+            let recipe =
+                Recipe::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
+            (recipe, path.display().to_string())
+        }
+        None => (Recipe::default(), "command line".to_string()),
+    };
+    let d = &mut recipe.default;
+    if let Some(w) = &a.weights {
+        d.weights = Some(w.clone());
+    } else if a.recipe.is_none() {
+        d.weights = Some("mxint8".into());
+    }
+    if let Some(x) = &a.activations {
+        d.activations = Some(x.clone());
+    }
+    if let Some(r) = &a.rounding {
+        d.rounding = Some(r.clone());
+    }
+    if let (Some(method), Some(sparsity)) = (&a.prune, a.sparsity) {
+        d.prune = Some(PruneSetting::On {
+            method: method.clone(),
+            sparsity,
+            scope: a.scope.clone(),
+            seed: a.seed,
+        });
+    }
+    Ok(ModelOptions {
+        recipe,
+        recipe_source: source,
+        embed_tokenizer: !a.no_tokenizer,
+        allow_nonfinite: a.allow_nonfinite,
+        no_sparse: a.no_sparse,
+    })
+}
+
+fn sqnr(v: Option<f64>) -> String {
+    v.map_or("exact".into(), |s| format!("{s:.1}"))
+}
+
+fn print_model_report(r: &ModelReport) -> std::io::Result<()> {
+    let mut t = Table::new(
+        &[
+            "tensor",
+            "shape",
+            "encoding",
+            "bytes",
+            "bits/w",
+            "sparsity",
+            "RMSE",
+            "max |err|",
+            "SQNR dB",
+        ],
+        &[3, 4, 5, 6, 7, 8],
+    );
+    for x in &r.tensors {
+        let enc = if x.sparse {
+            format!("sparse({})", x.encoding)
+        } else {
+            x.encoding.clone()
+        };
+        let enc = if x.pruned {
+            format!("{enc} pruned")
+        } else {
+            enc
+        };
+        t.row(vec![
+            x.name.clone(),
+            shape(&x.shape),
+            enc,
+            grouped(x.bytes),
+            format!("{:.2}", x.bits_per_weight),
+            format!("{:.1} %", 100.0 * x.sparsity),
+            format!("{:.2e}", x.fidelity.rmse),
+            format!("{:.2e}", x.fidelity.max_abs_error),
+            sqnr(x.fidelity.sqnr_db),
+        ]);
+    }
+    crate::fmt::emit(&t.render())?;
+    let tt = &r.totals;
+    outln!(
+        "\n{} model: {} tensor bytes vs {} bytes in FP32 (saving {:.1} %); file {} bytes vs {} bytes of safetensors",
+        r.architecture,
+        grouped(tt.tensor_bytes),
+        grouped(tt.fp32_bytes),
+        tt.saving_percent,
+        grouped(tt.file_bytes),
+        grouped(tt.source_bytes)
+    )?;
+    if let Some((name, db)) = &tt.worst_sqnr {
+        outln!("worst SQNR: {db:.1} dB ({name})")?;
+    }
+    for n in &r.notes {
+        outln!("note: {n}")?;
+    }
+    for w in &r.warnings {
+        outln!("warning: {w}")?;
+    }
+    outln!("wrote {} in {:.2} s", r.output.display(), r.seconds)
+}
+
+fn print_raw_report(r: &raw::Report) -> std::io::Result<()> {
     let mut t = Table::new(
         &["tensor", "shape", "source", "encoding", "bytes", "note"],
         &[4],
@@ -102,6 +282,5 @@ fn print_report(r: &raw::Report) -> std::io::Result<()> {
         grouped(r.output_bytes),
         grouped(r.source_bytes),
         saving_percent(r.output_bytes, r.source_bytes)
-    )?;
-    Ok(())
+    )
 }

@@ -126,12 +126,11 @@ fn print_text(i: &Inspection) -> std::io::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("none (tensors only)");
     outln!("architecture: {arch}")?;
+    if let Some(h) = m.get("hyperparameters").and_then(|h| h.get("head")) {
+        outln!("head: {h}")?;
+    }
     if let Some(recipe) = m.get("recipe").and_then(Value::as_object) {
-        let parts: Vec<String> = recipe
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
-            .collect();
-        outln!("recipe: {}", parts.join(" "))?;
+        print_recipe(recipe)?;
     }
     if let Some(p) = m.get("provenance") {
         let conv = p
@@ -197,4 +196,56 @@ fn print_text(i: &Inspection) -> std::io::Result<()> {
         t.file_saving_percent
     )?;
     Ok(())
+}
+
+/// The recipe: for models, one row per layer as resolved; for tensor-only files, its settings in one line.
+fn print_recipe(recipe: &serde_json::Map<String, Value>) -> std::io::Result<()> {
+    let text = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let Some(layers) = recipe.get("layers").and_then(Value::as_array) else {
+        let parts: Vec<String> = recipe
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(Some(v))))
+            .collect();
+        return outln!("recipe: {}", parts.join(" "));
+    };
+    outln!(
+        "recipe (from {}), resolved per layer:",
+        text(recipe.get("source"))
+    )?;
+    let mut t = Table::new(
+        &[
+            "layer",
+            "kind",
+            "weights",
+            "activations",
+            "rounding",
+            "prune",
+        ],
+        &[],
+    );
+    for l in layers {
+        let prune = match l.get("prune") {
+            Some(Value::Object(p)) => format!(
+                "{} {:.0} % {} seed {}",
+                text(p.get("method")),
+                100.0 * p.get("sparsity").and_then(Value::as_f64).unwrap_or(0.0),
+                text(p.get("scope")),
+                text(p.get("seed"))
+            ),
+            _ => "-".into(),
+        };
+        t.row(vec![
+            text(l.get("name")),
+            text(l.get("kind")),
+            text(l.get("weights")),
+            text(l.get("activations")),
+            text(l.get("rounding")),
+            prune,
+        ]);
+    }
+    crate::fmt::emit(&t.render())
 }

@@ -1,0 +1,182 @@
+//! Locating and opening a checkpoint: a directory (config.json + model.safetensors or a sharded
+//! model.safetensors.index.json), or the same files named one by one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::ConvertError;
+use crate::input::{SourceFile, SourceTensor};
+
+/// An opened checkpoint: its config and its safetensors files (mapped).
+pub struct Checkpoint {
+    /// The directory holding config.json (side files such as the tokenizer are looked up here).
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub config: Value,
+    files: Vec<SourceFile>,
+    /// For sharded checkpoints: tensor name -> shard file name, from the index.
+    weight_map: Option<BTreeMap<String, String>>,
+}
+
+/// True when `inputs` describe a model (a directory, a config.json or a sharded index) rather than bare
+/// safetensors files.
+pub fn is_model_input(inputs: &[PathBuf]) -> bool {
+    inputs.iter().any(|p| {
+        p.is_dir()
+            || p.file_name()
+                .is_some_and(|n| n == "config.json" || n.to_string_lossy().ends_with(".index.json"))
+    })
+}
+
+/// Reads and parses a JSON file; errors name the file.
+pub fn read_json(path: &Path) -> Result<Value, ConvertError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ConvertError::Json {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+impl Checkpoint {
+    pub fn open(inputs: &[PathBuf]) -> Result<Checkpoint, ConvertError> {
+        let (config_path, weights) = locate(inputs)?;
+        let config = read_json(&config_path)?;
+        let dir = config_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut files = Vec::new();
+        let mut weight_map = None;
+        for w in weights {
+            if w.to_string_lossy().ends_with(".index.json") {
+                let index = read_json(&w)?;
+                let map = index
+                    .get("weight_map")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| ConvertError::Json {
+                        path: w.clone(),
+                        reason: "no \"weight_map\" object".into(),
+                    })?;
+                let mut names = BTreeMap::new();
+                for (tensor, shard) in map {
+                    let shard = shard.as_str().ok_or_else(|| ConvertError::Json {
+                        path: w.clone(),
+                        reason: format!("weight_map[{tensor:?}] is not a file name"),
+                    })?;
+                    names.insert(tensor.clone(), shard.to_string());
+                }
+                let shard_dir = w.parent().unwrap_or(Path::new("."));
+                for shard in names.values().collect::<BTreeSet<_>>() {
+                    files.push(SourceFile::open(&shard_dir.join(shard))?);
+                }
+                weight_map = Some(names);
+            } else {
+                files.push(SourceFile::open(&w)?);
+            }
+        }
+        Ok(Checkpoint {
+            dir,
+            config_path,
+            config,
+            files,
+            weight_map,
+        })
+    }
+
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    /// Every tensor of every file by name. A name in two files, or a sharded index that disagrees with its
+    /// shards, is an error.
+    pub fn tensors(&self) -> Result<BTreeMap<String, SourceTensor<'_>>, ConvertError> {
+        let mut all: BTreeMap<String, SourceTensor<'_>> = BTreeMap::new();
+        let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for f in &self.files {
+            for t in f.tensors()? {
+                if let Some(first) = origin.insert(t.name.clone(), f.path.clone()) {
+                    return Err(ConvertError::DuplicateTensor {
+                        name: t.name,
+                        first,
+                        second: f.path.clone(),
+                    });
+                }
+                all.insert(t.name.clone(), t);
+            }
+        }
+        if let Some(map) = &self.weight_map {
+            for (name, shard) in map {
+                let found = origin
+                    .get(name)
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
+                if found.as_deref() != Some(shard.as_str()) {
+                    return Err(ConvertError::Json {
+                        path: self.dir.join("model.safetensors.index.json"),
+                        reason: format!("index puts {name:?} in {shard}, but it is not there"),
+                    });
+                }
+            }
+            if let Some(stray) = origin.keys().find(|n| !map.contains_key(*n)) {
+                return Err(ConvertError::Json {
+                    path: self.dir.join("model.safetensors.index.json"),
+                    reason: format!("tensor {stray:?} is in a shard but not in the index"),
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// A side file of the checkpoint directory, if present.
+    pub fn side_file(&self, relative: &str) -> Option<PathBuf> {
+        let p = self.dir.join(relative);
+        p.is_file().then_some(p)
+    }
+}
+
+/// Finds config.json and the weight files among the inputs.
+fn locate(inputs: &[PathBuf]) -> Result<(PathBuf, Vec<PathBuf>), ConvertError> {
+    let mut config = None;
+    let mut weights = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let c = p.join("config.json");
+            if !c.is_file() {
+                return Err(ConvertError::Options(format!(
+                    "{} has no config.json: not a checkpoint directory",
+                    p.display()
+                )));
+            }
+            config = Some(c);
+            let index = p.join("model.safetensors.index.json");
+            let single = p.join("model.safetensors");
+            if index.is_file() {
+                weights.push(index);
+            } else if single.is_file() {
+                weights.push(single);
+            } else {
+                return Err(ConvertError::Options(format!(
+                    "{} has neither model.safetensors nor model.safetensors.index.json",
+                    p.display()
+                )));
+            }
+        } else if p.file_name().is_some_and(|n| n == "config.json") {
+            config = Some(p.clone());
+        } else {
+            weights.push(p.clone());
+        }
+    }
+    let config =
+        config.ok_or_else(|| ConvertError::Options("no config.json among the inputs".into()))?;
+    if weights.is_empty() {
+        return Err(ConvertError::Options(
+            "no safetensors file among the inputs".into(),
+        ));
+    }
+    Ok((config, weights))
+}

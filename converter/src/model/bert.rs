@@ -1,0 +1,402 @@
+//! BERT encoders (`BertForSequenceClassification`, `BertModel` as a sentence encoder) from a Hugging Face
+//! config.json: the layers, their kinds, shape checks, and the hyper-parameters the runtime needs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+use super::{Layer, LayerKind, ModelDescription, PlannedTensor, Role, TensorTaker};
+use crate::error::ConvertError;
+use crate::input::SourceTensor;
+
+struct Config {
+    vocab: u64,
+    hidden: u64,
+    layers: u64,
+    heads: u64,
+    intermediate: u64,
+    max_positions: u64,
+    type_vocab: u64,
+    eps: f64,
+}
+
+fn config_u64(
+    config: &Value,
+    key: &str,
+    default: Option<u64>,
+    path: &Path,
+) -> Result<u64, ConvertError> {
+    match config.get(key) {
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ConvertError::UnsupportedConfig {
+                path: path.to_path_buf(),
+                reason: format!("{key:?} must be a positive integer, found {v}"),
+            }),
+        None => default.ok_or_else(|| ConvertError::UnsupportedConfig {
+            path: path.to_path_buf(),
+            reason: format!("{key:?} is missing"),
+        }),
+    }
+}
+
+fn read_config(path: &Path, c: &Value) -> Result<Config, ConvertError> {
+    let unsupported = |reason: String| ConvertError::UnsupportedConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let act = c
+        .get("hidden_act")
+        .and_then(Value::as_str)
+        .unwrap_or("gelu");
+    if act != "gelu" {
+        return Err(unsupported(format!(
+            "hidden_act {act:?} is not supported (only \"gelu\", the exact erf GELU)"
+        )));
+    }
+    let pos = c
+        .get("position_embedding_type")
+        .and_then(Value::as_str)
+        .unwrap_or("absolute");
+    if pos != "absolute" {
+        return Err(unsupported(format!(
+            "position_embedding_type {pos:?} is not supported (only \"absolute\")"
+        )));
+    }
+    if c.get("is_decoder").and_then(Value::as_bool) == Some(true)
+        || c.get("add_cross_attention").and_then(Value::as_bool) == Some(true)
+    {
+        return Err(unsupported(
+            "decoder BERT (is_decoder / add_cross_attention) is not supported".into(),
+        ));
+    }
+    let cfg = Config {
+        vocab: config_u64(c, "vocab_size", None, path)?,
+        hidden: config_u64(c, "hidden_size", None, path)?,
+        layers: config_u64(c, "num_hidden_layers", None, path)?,
+        heads: config_u64(c, "num_attention_heads", None, path)?,
+        intermediate: config_u64(c, "intermediate_size", None, path)?,
+        max_positions: config_u64(c, "max_position_embeddings", Some(512), path)?,
+        type_vocab: config_u64(c, "type_vocab_size", Some(2), path)?,
+        eps: c
+            .get("layer_norm_eps")
+            .and_then(Value::as_f64)
+            .unwrap_or(1e-12),
+    };
+    if cfg.hidden % cfg.heads != 0 {
+        return Err(unsupported(format!(
+            "hidden_size {} is not a multiple of num_attention_heads {}",
+            cfg.hidden, cfg.heads
+        )));
+    }
+    Ok(cfg)
+}
+
+/// The head on top of the encoder.
+enum Head {
+    Classification {
+        id2label: Map<String, Value>,
+    },
+    Embedding {
+        pooling: &'static str,
+        normalize: bool,
+        max_seq_length: Option<u64>,
+    },
+}
+
+fn read_head(
+    path: &Path,
+    c: &Value,
+    side: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<Head, ConvertError> {
+    let unsupported = |reason: String| ConvertError::UnsupportedConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let archs: Vec<&str> = c
+        .get("architectures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match archs.as_slice() {
+        ["BertForSequenceClassification"] => {
+            let id2label = match c.get("id2label") {
+                Some(Value::Object(m)) => m.clone(),
+                None => {
+                    let n = config_u64(c, "num_labels", Some(2), path)?;
+                    (0..n)
+                        .map(|i| (i.to_string(), json!(format!("LABEL_{i}"))))
+                        .collect()
+                }
+                Some(v) => {
+                    return Err(unsupported(format!(
+                        "id2label must be an object, found {v}"
+                    )))
+                }
+            };
+            if let Some(p) = c.get("problem_type").and_then(Value::as_str) {
+                if p != "single_label_classification" {
+                    return Err(unsupported(format!(
+                        "problem_type {p:?} is not supported (only single_label_classification)"
+                    )));
+                }
+            }
+            Ok(Head::Classification { id2label })
+        }
+        [] | ["BertModel"] => {
+            let (pooling, normalize, max_seq_length) = sentence_transformers_head(side)?;
+            Ok(Head::Embedding {
+                pooling,
+                normalize,
+                max_seq_length,
+            })
+        }
+        other => Err(unsupported(format!(
+            "architectures {other:?} are not supported (BertForSequenceClassification or BertModel)"
+        ))),
+    }
+}
+
+/// Pooling from `1_Pooling/config.json` (else CLS), normalisation from `modules.json`, max length from
+/// `sentence_bert_config.json`.
+fn sentence_transformers_head(
+    side: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<(&'static str, bool, Option<u64>), ConvertError> {
+    let mut pooling = "cls";
+    if let Some(p) = side("1_Pooling/config.json") {
+        let v = crate::checkpoint::read_json(&p)?;
+        let on = |k: &str| v.get(k).and_then(Value::as_bool) == Some(true);
+        let modes: Vec<&'static str> = [
+            ("pooling_mode_cls_token", "cls"),
+            ("pooling_mode_mean_tokens", "mean"),
+            ("pooling_mode_max_tokens", "max"),
+        ]
+        .into_iter()
+        .filter(|(k, _)| on(k))
+        .map(|(_, m)| m)
+        .collect();
+        if on("pooling_mode_mean_sqrt_len_tokens") || modes.len() != 1 {
+            return Err(ConvertError::UnsupportedConfig {
+                path: p,
+                reason: "exactly one of pooling_mode_cls_token, pooling_mode_mean_tokens, pooling_mode_max_tokens is supported".into(),
+            });
+        }
+        pooling = modes[0];
+    }
+    let mut normalize = false;
+    if let Some(p) = side("modules.json") {
+        let v = crate::checkpoint::read_json(&p)?;
+        normalize = v.as_array().into_iter().flatten().any(|m| {
+            m.get("type").and_then(Value::as_str) == Some("sentence_transformers.models.Normalize")
+        });
+    }
+    let max_seq_length = match side("sentence_bert_config.json") {
+        Some(p) => crate::checkpoint::read_json(&p)?
+            .get("max_seq_length")
+            .and_then(Value::as_u64),
+        None => None,
+    };
+    Ok((pooling, normalize, max_seq_length))
+}
+
+pub fn describe(
+    path: &Path,
+    c: &Value,
+    tensors: &BTreeMap<String, SourceTensor<'_>>,
+    side: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<ModelDescription, ConvertError> {
+    let cfg = read_config(path, c)?;
+    let head = read_head(path, c, side)?;
+    let prefix = if tensors.keys().any(|k| k.starts_with("bert.")) {
+        "bert."
+    } else {
+        ""
+    };
+    let mut taker = TensorTaker::new(tensors);
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut planned: Vec<PlannedTensor> = Vec::new();
+    let mut notes = Vec::new();
+    let h = cfg.hidden;
+
+    // One layer with its weight matrix (or table) and parameters.
+    let mut add = |taker: &mut TensorTaker<'_, '_>,
+                   name: String,
+                   kind: LayerKind,
+                   weight: Option<(&str, Vec<u64>)>,
+                   params: &[(&str, Vec<u64>)]|
+     -> Result<(), ConvertError> {
+        let layer = layers.len();
+        layers.push(Layer {
+            name: name.clone(),
+            kind,
+        });
+        if let Some((suffix, shape)) = weight {
+            let tname = format!("{name}.{suffix}");
+            let values = taker.take(&tname, &shape)?;
+            planned.push(PlannedTensor {
+                name: tname,
+                shape,
+                values,
+                layer,
+                role: Role::Weight,
+            });
+        }
+        for (suffix, shape) in params {
+            let tname = format!("{name}.{suffix}");
+            let values = taker.take(&tname, shape)?;
+            planned.push(PlannedTensor {
+                name: tname,
+                shape: shape.clone(),
+                values,
+                layer,
+                role: Role::Parameter,
+            });
+        }
+        Ok(())
+    };
+
+    let e = format!("{prefix}embeddings");
+    add(
+        &mut taker,
+        format!("{e}.word_embeddings"),
+        LayerKind::Embedding,
+        Some(("weight", vec![cfg.vocab, h])),
+        &[],
+    )?;
+    add(
+        &mut taker,
+        format!("{e}.position_embeddings"),
+        LayerKind::Embedding,
+        Some(("weight", vec![cfg.max_positions, h])),
+        &[],
+    )?;
+    add(
+        &mut taker,
+        format!("{e}.token_type_embeddings"),
+        LayerKind::Embedding,
+        Some(("weight", vec![cfg.type_vocab, h])),
+        &[],
+    )?;
+    for buffer in [format!("{e}.position_ids"), format!("{e}.token_type_ids")] {
+        if taker.ignore(&buffer) {
+            notes.push(format!(
+                "{buffer}: buffer not stored (the runtime computes it)"
+            ));
+        }
+    }
+    let linear = |w: Vec<u64>| (Some(("weight", w.clone())), vec![("bias", vec![w[0]])]);
+    let norm_params = [("weight", vec![h]), ("bias", vec![h])];
+    add(
+        &mut taker,
+        format!("{e}.LayerNorm"),
+        LayerKind::LayerNorm,
+        None,
+        &norm_params,
+    )?;
+    for i in 0..cfg.layers {
+        let l = format!("{prefix}encoder.layer.{i}");
+        for part in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ] {
+            let (w, p) = linear(vec![h, h]);
+            add(
+                &mut taker,
+                format!("{l}.{part}"),
+                LayerKind::Attention,
+                w,
+                &p,
+            )?;
+        }
+        add(
+            &mut taker,
+            format!("{l}.attention.output.LayerNorm"),
+            LayerKind::LayerNorm,
+            None,
+            &norm_params,
+        )?;
+        let (w, p) = linear(vec![cfg.intermediate, h]);
+        add(
+            &mut taker,
+            format!("{l}.intermediate.dense"),
+            LayerKind::Ffn,
+            w,
+            &p,
+        )?;
+        let (w, p) = linear(vec![h, cfg.intermediate]);
+        add(
+            &mut taker,
+            format!("{l}.output.dense"),
+            LayerKind::Ffn,
+            w,
+            &p,
+        )?;
+        add(
+            &mut taker,
+            format!("{l}.output.LayerNorm"),
+            LayerKind::LayerNorm,
+            None,
+            &norm_params,
+        )?;
+    }
+    let pooler = format!("{prefix}pooler.dense");
+    let has_pooler = taker.has(&format!("{pooler}.weight"));
+    let head_json = match &head {
+        Head::Classification { id2label } => {
+            let (w, p) = linear(vec![h, h]);
+            add(&mut taker, pooler, LayerKind::Pooler, w, &p)?;
+            let (w, p) = linear(vec![id2label.len() as u64, h]);
+            add(
+                &mut taker,
+                "classifier".to_string(),
+                LayerKind::Classifier,
+                w,
+                &p,
+            )?;
+            json!({"type": "sequence_classification", "num_labels": id2label.len(), "id2label": id2label})
+        }
+        Head::Embedding {
+            pooling,
+            normalize,
+            max_seq_length,
+        } => {
+            if has_pooler {
+                // Kept so the file is the whole checkpoint; sentence embeddings do not use it.
+                let (w, p) = linear(vec![h, h]);
+                add(&mut taker, pooler, LayerKind::Pooler, w, &p)?;
+            }
+            json!({"type": "sentence_embedding", "pooling": pooling, "normalize": normalize, "max_seq_length": max_seq_length})
+        }
+    };
+    taker.finish("bert")?;
+
+    let mut hp = Map::new();
+    hp.insert("tensor_prefix".into(), json!(prefix));
+    hp.insert("vocab_size".into(), json!(cfg.vocab));
+    hp.insert("hidden_size".into(), json!(cfg.hidden));
+    hp.insert("num_hidden_layers".into(), json!(cfg.layers));
+    hp.insert("num_attention_heads".into(), json!(cfg.heads));
+    hp.insert("intermediate_size".into(), json!(cfg.intermediate));
+    hp.insert("hidden_act".into(), json!("gelu"));
+    hp.insert("layer_norm_eps".into(), json!(cfg.eps));
+    hp.insert("max_position_embeddings".into(), json!(cfg.max_positions));
+    hp.insert("type_vocab_size".into(), json!(cfg.type_vocab));
+    hp.insert(
+        "pad_token_id".into(),
+        c.get("pad_token_id").cloned().unwrap_or(json!(0)),
+    );
+    hp.insert("head".into(), head_json);
+    Ok(ModelDescription {
+        architecture: "bert",
+        hyperparameters: hp,
+        layers,
+        tensors: planned,
+        notes,
+    })
+}

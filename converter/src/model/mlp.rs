@@ -1,0 +1,221 @@
+//! MLPs described by a config.json with `model_type: "mlp"` (see `../shared/models/README.md`): ops in order
+//! on `[batch, num_features]`. BatchNorm right after a Linear is folded into it (exact in real arithmetic:
+//! `W' = W * s`, `b' = (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`, computed in f64); any other
+//! BatchNorm becomes a per-channel affine op `x * scale + shift` with the same `s`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use super::{Layer, LayerKind, ModelDescription, PlannedTensor, Role, TensorTaker};
+use crate::error::ConvertError;
+use crate::input::SourceTensor;
+
+enum Op {
+    Linear { name: String },
+    BatchNorm { name: String, eps: f64 },
+    Relu,
+    Softmax,
+}
+
+fn parse_ops(path: &Path, config: &Value) -> Result<Vec<Op>, ConvertError> {
+    let bad = |reason: String| ConvertError::UnsupportedConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let layers = config
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("\"layers\" must be an array of ops".into()))?;
+    let name = |i: usize, l: &Value| -> Result<String, ConvertError> {
+        l.get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad(format!("layers[{i}] needs a \"name\"")))
+    };
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match l.get("op").and_then(Value::as_str) {
+            Some("linear") => Ok(Op::Linear { name: name(i, l)? }),
+            Some("batch_norm") => Ok(Op::BatchNorm {
+                name: name(i, l)?,
+                eps: l.get("eps").and_then(Value::as_f64).unwrap_or(1e-5),
+            }),
+            Some("relu") => Ok(Op::Relu),
+            Some("softmax") => Ok(Op::Softmax),
+            Some(other) => Err(bad(format!(
+                "layers[{i}]: op {other:?} is not supported (linear, batch_norm, relu, softmax)"
+            ))),
+            None => Err(bad(format!("layers[{i}] has no \"op\""))),
+        })
+        .collect()
+}
+
+/// Per-channel `s = gamma / sqrt(var + eps)` and the BatchNorm's `mean`, `beta`, in f64.
+struct BatchNormStats {
+    scale: Vec<f64>,
+    mean: Vec<f64>,
+    beta: Vec<f64>,
+}
+
+fn batch_norm_stats(
+    taker: &mut TensorTaker<'_, '_>,
+    name: &str,
+    channels: u64,
+    eps: f64,
+) -> Result<BatchNormStats, ConvertError> {
+    let shape = [channels];
+    let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+    let gamma = f64s(taker.take(&format!("{name}.weight"), &shape)?);
+    let beta = f64s(taker.take(&format!("{name}.bias"), &shape)?);
+    let mean = f64s(taker.take(&format!("{name}.running_mean"), &shape)?);
+    let var = f64s(taker.take(&format!("{name}.running_var"), &shape)?);
+    taker.ignore(&format!("{name}.num_batches_tracked"));
+    if let Some(i) = var.iter().position(|&v| !(v + eps > 0.0)) {
+        return Err(ConvertError::UnsupportedConfig {
+            path: format!("{name}.running_var").into(),
+            reason: format!(
+                "channel {i}: running_var + eps = {} is not positive",
+                var[i] + eps
+            ),
+        });
+    }
+    let scale = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    Ok(BatchNormStats { scale, mean, beta })
+}
+
+pub fn describe(
+    path: &Path,
+    c: &Value,
+    tensors: &BTreeMap<String, SourceTensor<'_>>,
+) -> Result<ModelDescription, ConvertError> {
+    let bad = |reason: String| ConvertError::UnsupportedConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut dim = c
+        .get("num_features")
+        .and_then(Value::as_u64)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| bad("\"num_features\" must be a positive integer".into()))?;
+    let ops = parse_ops(path, c)?;
+    let mut taker = TensorTaker::new(tensors);
+    let mut layers = Vec::new();
+    let mut planned = Vec::new();
+    let mut ops_json = Vec::new();
+    let mut notes = Vec::new();
+    let mut i = 0;
+    while i < ops.len() {
+        match &ops[i] {
+            Op::Linear { name } => {
+                let wname = format!("{name}.weight");
+                let out = tensors
+                    .get(&wname)
+                    .and_then(|t| t.shape.first().copied())
+                    .ok_or_else(|| ConvertError::MissingTensor {
+                        name: wname.clone(),
+                        expected: vec![0, dim],
+                    })?;
+                let mut w = taker.take(&wname, &[out, dim])?;
+                let bname = format!("{name}.bias");
+                let mut b = if taker.has(&bname) {
+                    taker.take(&bname, &[out])?
+                } else {
+                    vec![0.0; out as usize]
+                };
+                if let Some(Op::BatchNorm { name: bn, eps }) = ops.get(i + 1) {
+                    let s = batch_norm_stats(&mut taker, bn, out, *eps)?;
+                    for (o, row) in w.chunks_mut(dim as usize).enumerate() {
+                        row.iter_mut()
+                            .for_each(|x| *x = (f64::from(*x) * s.scale[o]) as f32);
+                        b[o] = ((f64::from(b[o]) - s.mean[o]) * s.scale[o] + s.beta[o]) as f32;
+                    }
+                    notes.push(format!(
+                        "{bn}: BatchNorm folded into the preceding linear {name}"
+                    ));
+                    i += 1;
+                }
+                let layer = layers.len();
+                layers.push(Layer {
+                    name: name.clone(),
+                    kind: LayerKind::Linear,
+                });
+                planned.push(PlannedTensor {
+                    name: wname.clone(),
+                    shape: vec![out, dim],
+                    values: w,
+                    layer,
+                    role: Role::Weight,
+                });
+                planned.push(PlannedTensor {
+                    name: bname.clone(),
+                    shape: vec![out],
+                    values: b,
+                    layer,
+                    role: Role::Parameter,
+                });
+                ops_json
+                    .push(json!({"op": "linear", "name": name, "weight": wname, "bias": bname}));
+                dim = out;
+            }
+            Op::BatchNorm { name, eps } => {
+                let s = batch_norm_stats(&mut taker, name, dim, *eps)?;
+                let shift: Vec<f32> = (0..dim as usize)
+                    .map(|k| (s.beta[k] - s.mean[k] * s.scale[k]) as f32)
+                    .collect();
+                let scale: Vec<f32> = s.scale.iter().map(|&v| v as f32).collect();
+                let layer = layers.len();
+                layers.push(Layer {
+                    name: name.clone(),
+                    kind: LayerKind::BatchNorm,
+                });
+                let (sn, hn) = (format!("{name}.scale"), format!("{name}.shift"));
+                planned.push(PlannedTensor {
+                    name: sn.clone(),
+                    shape: vec![dim],
+                    values: scale,
+                    layer,
+                    role: Role::Parameter,
+                });
+                planned.push(PlannedTensor {
+                    name: hn.clone(),
+                    shape: vec![dim],
+                    values: shift,
+                    layer,
+                    role: Role::Parameter,
+                });
+                ops_json.push(json!({"op": "affine", "name": name, "scale": sn, "shift": hn}));
+                notes.push(format!(
+                    "{name}: BatchNorm kept as a per-channel affine op (no linear right before it)"
+                ));
+            }
+            Op::Relu => ops_json.push(json!({"op": "relu"})),
+            Op::Softmax => ops_json.push(json!({"op": "softmax"})),
+        }
+        i += 1;
+    }
+    taker.finish("mlp")?;
+    let mut hp = Map::new();
+    hp.insert("num_features".into(), c["num_features"].clone());
+    hp.insert("num_outputs".into(), json!(dim));
+    if let Some(labels) = c.get("labels") {
+        hp.insert("labels".into(), labels.clone());
+    }
+    if let Some(task) = c.get("task") {
+        hp.insert("task".into(), task.clone());
+    }
+    hp.insert("ops".into(), Value::Array(ops_json));
+    Ok(ModelDescription {
+        architecture: "mlp",
+        hyperparameters: hp,
+        layers,
+        tensors: planned,
+        notes,
+    })
+}

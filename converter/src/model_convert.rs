@@ -1,0 +1,299 @@
+//! Converting a model checkpoint: describe it, resolve the recipe per layer, prune, encode, measure what each
+//! tensor lost, embed the tokenizer, and write one `.mxrt` file atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mxrt_format::{encode_f32, encode_raw, Encoding, FileBuilder, RawDtype, SparsePolicy};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::ConvertError;
+use crate::fidelity::{measure, Fidelity};
+use crate::input::{check_finite, provenance_entry};
+use crate::model::{self, LayerKind, ModelDescription, Role};
+use crate::prune::{prune_scope, Scope};
+use crate::recipe::{LayerRecipe, Recipe};
+
+/// Options of a model conversion.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    pub recipe: Recipe,
+    /// Where the recipe came from, for the record (a file name, or "command line").
+    pub recipe_source: String,
+    pub embed_tokenizer: bool,
+    pub allow_nonfinite: bool,
+    pub no_sparse: bool,
+}
+
+/// One stored tensor: what it became and what it lost.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    pub layer: String,
+    pub kind: LayerKind,
+    pub shape: Vec<u64>,
+    pub encoding: String,
+    pub sparse: bool,
+    pub bytes: u64,
+    pub fp32_bytes: u64,
+    pub bits_per_weight: f64,
+    /// Fraction of stored values that are zero (pruned, pre-pruned or rounded to zero).
+    pub sparsity: f64,
+    pub pruned: bool,
+    #[serde(flatten)]
+    pub fidelity: Fidelity,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub tensor_bytes: u64,
+    pub fp32_bytes: u64,
+    pub saving_percent: f64,
+    pub file_bytes: u64,
+    /// Bytes of the checkpoint's safetensors file(s).
+    pub source_bytes: u64,
+    /// Worst SQNR over tensors that are not exact.
+    pub worst_sqnr: Option<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub output: PathBuf,
+    pub architecture: String,
+    pub layers: Vec<LayerRecipe>,
+    pub tensors: Vec<TensorReport>,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    pub totals: Totals,
+    pub seconds: f64,
+}
+
+pub fn convert_model(
+    inputs: &[PathBuf],
+    output: &Path,
+    options: &ModelOptions,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<ModelReport, ConvertError> {
+    let start = Instant::now();
+    crate::raw::reject_output_among_inputs(inputs, output)?;
+    let ckpt = Checkpoint::open(inputs)?;
+    let source_tensors = ckpt.tensors()?;
+    let side = |rel: &str| ckpt.side_file(rel);
+    let desc = model::describe(&ckpt.config_path, &ckpt.config, &source_tensors, &side)?;
+    if !options.allow_nonfinite {
+        for t in &desc.tensors {
+            check_finite(&t.name, &t.values)?;
+        }
+    }
+    let has_weight = |li: usize| {
+        desc.tensors
+            .iter()
+            .any(|t| t.layer == li && t.role == Role::Weight)
+    };
+    let (layers, warnings) = options.recipe.resolve(&desc.layers, &has_weight)?;
+    let ModelDescription {
+        architecture,
+        hyperparameters,
+        layers: _,
+        mut tensors,
+        notes,
+    } = desc;
+
+    // Prune (keeping the FP32 originals of pruned tensors for the report).
+    let targets: Vec<usize> = (0..tensors.len())
+        .filter(|&i| tensors[i].role == Role::Weight && layers[tensors[i].layer].prune.is_some())
+        .collect();
+    let originals: BTreeMap<usize, Vec<f32>> = targets
+        .iter()
+        .map(|&i| (i, tensors[i].values.clone()))
+        .collect();
+    let mut groups: BTreeMap<(u8, u64, u64), Vec<usize>> = BTreeMap::new();
+    for &i in &targets {
+        let Some(p) = layers[tensors[i].layer].prune else {
+            continue;
+        };
+        match p.scope {
+            Scope::Local => {
+                prune_scope(&mut [&mut tensors[i].values], p.method, p.sparsity, p.seed)
+            }
+            Scope::Global => groups
+                .entry((p.method as u8, p.sparsity.to_bits(), p.seed))
+                .or_default()
+                .push(i),
+        }
+    }
+    for members in groups.values() {
+        let p = layers[tensors[members[0]].layer]
+            .prune
+            .expect("grouped tensors are pruned");
+        let mut slices: Vec<&mut [f32]> = tensors
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| members.contains(i))
+            .map(|(_, t)| t.values.as_mut_slice())
+            .collect();
+        prune_scope(&mut slices, p.method, p.sparsity, p.seed);
+    }
+
+    // Encode and measure.
+    let mut builder = FileBuilder::new(Map::new())?;
+    let mut reports = Vec::with_capacity(tensors.len());
+    let total = tensors.len();
+    for (i, t) in tensors.iter().enumerate() {
+        progress(i, total, &t.name);
+        let lr = &layers[t.layer];
+        let (encoding, sparse_allowed) = match (t.role, lr.weights) {
+            (Role::Weight, Some(spec)) => (spec.encoding, !options.no_sparse),
+            _ => (Encoding::F32, false),
+        };
+        let policy = if sparse_allowed {
+            SparsePolicy::IfSmaller
+        } else {
+            SparsePolicy::Never
+        };
+        let encoded = encode_f32(&t.name, &t.shape, &t.values, encoding, lr.rounding, policy)?;
+        let decoded = encoded.dequantize()?;
+        let reference = originals.get(&i).unwrap_or(&t.values);
+        let numel = t.values.len().max(1) as f64;
+        reports.push(TensorReport {
+            name: t.name.clone(),
+            layer: lr.name.clone(),
+            kind: lr.kind,
+            shape: t.shape.clone(),
+            encoding: encoded.encoding.to_string(),
+            sparse: encoded.sparse,
+            bytes: encoded.stored_bytes(),
+            fp32_bytes: 4 * t.values.len() as u64,
+            bits_per_weight: encoded.stored_bytes() as f64 * 8.0 / numel,
+            sparsity: encoded.zero_count()? as f64 / numel,
+            pruned: originals.contains_key(&i),
+            fidelity: measure(reference, &decoded),
+        });
+        builder.push(encoded)?;
+    }
+    progress(total, total, "");
+
+    let mut sources: Vec<Value> = ckpt.files().iter().map(|f| f.provenance()).collect();
+    sources.push(side_file_provenance(&ckpt.config_path)?);
+    let tokenizer = if architecture == "bert" && options.embed_tokenizer {
+        Some(embed_tokenizer(&ckpt, &mut builder, &mut sources)?)
+    } else {
+        None
+    };
+    let mut recipe_json = options.recipe.to_json();
+    recipe_json["source"] = json!(options.recipe_source);
+    recipe_json["layers"] =
+        serde_json::to_value(&layers).map_err(|e| ConvertError::Recipe(e.to_string()))?;
+    recipe_json["sparse"] = json!(if options.no_sparse {
+        "never"
+    } else {
+        "if-smaller"
+    });
+    let mut meta = Map::new();
+    meta.insert("architecture".into(), json!(architecture));
+    meta.insert("hyperparameters".into(), Value::Object(hyperparameters));
+    meta.insert("recipe".into(), recipe_json);
+    meta.insert(
+        "provenance".into(),
+        json!({"converter": crate::CONVERTER, "sources": sources, "notes": notes}),
+    );
+    if let Some(t) = tokenizer {
+        meta.insert("tokenizer".into(), t);
+    }
+    builder.set_metadata(meta)?;
+    let file_bytes = builder.write_to_path(output)?;
+
+    let tensor_bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+    let fp32_bytes: u64 = reports.iter().map(|r| r.fp32_bytes).sum();
+    let worst_sqnr = reports
+        .iter()
+        .filter_map(|r| r.fidelity.sqnr_db.map(|s| (r.name.clone(), s)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(ModelReport {
+        output: output.to_path_buf(),
+        architecture: architecture.to_string(),
+        layers,
+        tensors: reports,
+        notes,
+        warnings,
+        totals: Totals {
+            tensor_bytes,
+            fp32_bytes,
+            saving_percent: 100.0 * (1.0 - tensor_bytes as f64 / fp32_bytes.max(1) as f64),
+            file_bytes,
+            source_bytes: ckpt.files().iter().map(|f| f.len()).sum(),
+            worst_sqnr,
+        },
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn side_file_provenance(path: &Path) -> Result<Value, ConvertError> {
+    let bytes = std::fs::read(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(provenance_entry(path, &bytes))
+}
+
+/// Stores the tokenizer files as raw u8 tensors named `tokenizer/<file>`; returns the metadata entry.
+/// `tokenizer.json` is preferred; else `vocab.txt` (a WordPiece vocabulary) with `tokenizer_config.json`.
+fn embed_tokenizer(
+    ckpt: &Checkpoint,
+    builder: &mut FileBuilder,
+    sources: &mut Vec<Value>,
+) -> Result<Value, ConvertError> {
+    let (format, wanted): (&str, &[&str]) = if ckpt.side_file("tokenizer.json").is_some() {
+        (
+            "tokenizer.json",
+            &[
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+            ],
+        )
+    } else if ckpt.side_file("vocab.txt").is_some() {
+        (
+            "wordpiece-vocab",
+            &[
+                "vocab.txt",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+            ],
+        )
+    } else {
+        return Err(ConvertError::Tokenizer(format!(
+            "{} has neither tokenizer.json nor vocab.txt (pass --no-tokenizer to convert without one)",
+            ckpt.dir.display()
+        )));
+    };
+    let mut files = Map::new();
+    for name in wanted {
+        let Some(path) = ckpt.side_file(name) else {
+            continue;
+        };
+        let bytes = std::fs::read(&path).map_err(|source| ConvertError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if name.ends_with(".json") {
+            serde_json::from_slice::<Value>(&bytes).map_err(|e| ConvertError::Json {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        sources.push(provenance_entry(&path, &bytes));
+        let tensor = format!("tokenizer/{name}");
+        builder.push(encode_raw(
+            &tensor,
+            &[bytes.len() as u64],
+            RawDtype::U8,
+            bytes,
+        )?)?;
+        files.insert((*name).to_string(), json!(tensor));
+    }
+    Ok(json!({"format": format, "files": files}))
+}
