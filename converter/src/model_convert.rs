@@ -34,6 +34,8 @@ pub struct TensorReport {
     pub name: String,
     pub layer: String,
     pub kind: LayerKind,
+    /// `weight` (matrix or table: gets the recipe's encoding) or `parameter` (bias, norm: f32).
+    pub role: Role,
     pub shape: Vec<u64>,
     pub encoding: String,
     pub sparse: bool,
@@ -162,6 +164,7 @@ pub fn convert_model(
             name: t.name.clone(),
             layer: lr.name.clone(),
             kind: lr.kind,
+            role: t.role,
             shape: t.shape.clone(),
             encoding: encoded.encoding.to_string(),
             sparse: encoded.sparse,

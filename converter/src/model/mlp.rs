@@ -73,7 +73,10 @@ fn batch_norm_stats(
     let mean = f64s(taker.take(&format!("{name}.running_mean"), &shape)?);
     let var = f64s(taker.take(&format!("{name}.running_var"), &shape)?);
     taker.ignore(&format!("{name}.num_batches_tracked"));
-    if let Some(i) = var.iter().position(|&v| !(v + eps > 0.0)) {
+    if let Some(i) = var
+        .iter()
+        .position(|&v| (v + eps).is_nan() || v + eps <= 0.0)
+    {
         return Err(ConvertError::UnsupportedConfig {
             path: format!("{name}.running_var").into(),
             reason: format!(
