@@ -176,9 +176,30 @@ fn parse_prune(p: &PruneSetting, at: &str) -> Result<Option<Prune>, ConvertError
     }
 }
 
+/// Validates the values of one settings table.
+fn check_settings(s: &Settings, at: &str) -> Result<(), ConvertError> {
+    if let Some(w) = &s.weights {
+        parse_weights(w, &format!("{at} weights"))?;
+    }
+    if let Some(a) = &s.activations {
+        parse_activations(a, &format!("{at} activations"))?;
+    }
+    if let Some(r) = &s.rounding {
+        r.parse::<Rounding>()
+            .map_err(|e| bad(format!("{at}: {e}")))?;
+    }
+    if let Some(p) = &s.prune {
+        parse_prune(p, &format!("{at} prune"))?;
+    }
+    Ok(())
+}
+
 impl Recipe {
+    /// Parses and checks a recipe: every encoding, rounding and pruning setting is validated here, so errors
+    /// surface before any work (with the caller naming the file).
     pub fn from_toml(text: &str) -> Result<Recipe, ConvertError> {
         let recipe: Recipe = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        check_settings(&recipe.default, "[default]")?;
         for (i, o) in recipe.overrides.iter().enumerate() {
             if o.name.is_none() && o.kind.is_none() {
                 return Err(bad(format!(
@@ -186,6 +207,7 @@ impl Recipe {
                     i + 1
                 )));
             }
+            check_settings(&o.settings, &format!("layer override #{}", i + 1))?;
             if let Some(k) = &o.kind {
                 if LayerKind::parse(k).is_none() {
                     let kinds: Vec<&str> = LayerKind::ALL.iter().map(|k| k.name()).collect();

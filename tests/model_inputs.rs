@@ -1,0 +1,547 @@
+//! Model conversion on small synthetic checkpoints built here: sharded inputs, F16/BF16 sources, BatchNorm
+//! folding, the tokenizer fallback, and every error a user can hit (each a clear message, exit 1, and no
+//! output file left behind).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use safetensors::{tensor::TensorView, Dtype};
+use serde_json::{json, Value};
+
+/// Deterministic pseudo-random values in [-0.5, 0.5).
+fn values(n: usize, salt: u64) -> Vec<f32> {
+    (0..n as u64)
+        .map(|i| (((i * 2654435761 + salt * 97) % 1000) as f32 / 1000.0) - 0.5)
+        .collect()
+}
+
+fn to_bytes(v: &[f32], dtype: Dtype) -> Vec<u8> {
+    match dtype {
+        Dtype::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Dtype::F16 => v
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect(),
+        Dtype::BF16 => v
+            .iter()
+            .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+            .collect(),
+        _ => unreachable!(),
+    }
+}
+
+/// The tensors of a tiny BertForSequenceClassification (vocab 40, hidden 8, 2 layers, 2 heads, ffn 16).
+fn tiny_bert_tensors() -> Vec<(String, Vec<usize>)> {
+    let mut t = vec![
+        (
+            "bert.embeddings.word_embeddings.weight".to_string(),
+            vec![40, 8],
+        ),
+        (
+            "bert.embeddings.position_embeddings.weight".into(),
+            vec![16, 8],
+        ),
+        (
+            "bert.embeddings.token_type_embeddings.weight".into(),
+            vec![2, 8],
+        ),
+        ("bert.embeddings.LayerNorm.weight".into(), vec![8]),
+        ("bert.embeddings.LayerNorm.bias".into(), vec![8]),
+    ];
+    for l in 0..2 {
+        let p = format!("bert.encoder.layer.{l}");
+        for part in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ] {
+            t.push((format!("{p}.{part}.weight"), vec![8, 8]));
+            t.push((format!("{p}.{part}.bias"), vec![8]));
+        }
+        t.push((format!("{p}.intermediate.dense.weight"), vec![16, 8]));
+        t.push((format!("{p}.intermediate.dense.bias"), vec![16]));
+        t.push((format!("{p}.output.dense.weight"), vec![8, 16]));
+        t.push((format!("{p}.output.dense.bias"), vec![8]));
+        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            t.push((format!("{p}.{ln}.weight"), vec![8]));
+            t.push((format!("{p}.{ln}.bias"), vec![8]));
+        }
+    }
+    t.extend([
+        ("bert.pooler.dense.weight".into(), vec![8, 8]),
+        ("bert.pooler.dense.bias".into(), vec![8]),
+        ("classifier.weight".into(), vec![3, 8]),
+        ("classifier.bias".into(), vec![3]),
+    ]);
+    t
+}
+
+fn tiny_bert_config() -> Value {
+    json!({
+        "architectures": ["BertForSequenceClassification"], "model_type": "bert", "vocab_size": 40, "hidden_size": 8,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16,
+        "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+        "id2label": {"0": "a", "1": "b", "2": "c"}
+    })
+}
+
+fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Dtype, Vec<u8>)]) {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, d, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, &None).unwrap()).unwrap();
+}
+
+/// Writes a tiny BERT checkpoint; `edit` may change the tensor list (name, shape, dtype, bytes) first.
+fn write_tiny_bert(
+    dir: &Path,
+    dtype: Dtype,
+    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Dtype, Vec<u8>)>),
+) {
+    let mut tensors: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = tiny_bert_tensors()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, s))| {
+            let b = to_bytes(&values(s.iter().product(), i as u64), dtype);
+            (n, s, dtype, b)
+        })
+        .collect();
+    edit(&mut tensors);
+    std::fs::create_dir_all(dir).unwrap();
+    write_safetensors(&dir.join("model.safetensors"), &tensors);
+    std::fs::write(dir.join("config.json"), tiny_bert_config().to_string()).unwrap();
+    let vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((5..40).map(|i| format!("w{i}")))
+        .collect();
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n")).unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"do_lower_case": true}"#,
+    )
+    .unwrap();
+}
+
+fn convert_json(model: &Path, out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&mxrt_ok(&args)).unwrap()
+}
+
+fn convert_err(model: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let err = mxrt_err(&args);
+    assert!(!out.exists(), "an output was left behind after: {err}");
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".mxrt-partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+    err
+}
+
+#[test]
+fn a_tiny_bert_converts_with_the_wordpiece_vocabulary_and_any_float_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [Dtype::F32, Dtype::F16, Dtype::BF16] {
+        let model = dir.path().join(format!("{dtype:?}"));
+        write_tiny_bert(&model, dtype, |_| {});
+        let out = dir.path().join(format!("{dtype:?}.mxrt"));
+        let report = convert_json(&model, &out, &["--weights", "f32"]);
+        assert_eq!(
+            report["tensors"].as_array().unwrap().len(),
+            tiny_bert_tensors().len()
+        );
+        // f32 of an F16/BF16 source is exact.
+        assert!(
+            report["tensors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["sqnr_db"].is_null()),
+            "{dtype:?}"
+        );
+        let inspect: Value =
+            serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+        assert_eq!(
+            inspect["metadata"]["tokenizer"]["format"],
+            "wordpiece-vocab"
+        );
+        assert_eq!(
+            inspect["metadata"]["tokenizer"]["files"]["vocab.txt"],
+            "tokenizer/vocab.txt"
+        );
+        assert_eq!(
+            inspect["metadata"]["hyperparameters"]["head"]["num_labels"],
+            3
+        );
+    }
+}
+
+#[test]
+fn a_sharded_checkpoint_gives_the_same_file_as_a_single_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("single");
+    write_tiny_bert(&single, Dtype::F32, |_| {});
+    let sharded = dir.path().join("sharded");
+    std::fs::create_dir_all(&sharded).unwrap();
+    for f in ["config.json", "vocab.txt", "tokenizer_config.json"] {
+        std::fs::copy(single.join(f), sharded.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(single.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut map = serde_json::Map::new();
+    let mut shards: [Vec<(String, Vec<usize>, Dtype, Vec<u8>)>; 2] = Default::default();
+    for (i, (name, view)) in st.tensors().into_iter().enumerate() {
+        let shard = i % 2;
+        map.insert(
+            name.clone(),
+            json!(format!("model-0000{}-of-00002.safetensors", shard + 1)),
+        );
+        shards[shard].push((
+            name,
+            view.shape().to_vec(),
+            view.dtype(),
+            view.data().to_vec(),
+        ));
+    }
+    for (k, shard) in shards.iter().enumerate() {
+        write_safetensors(
+            &sharded.join(format!("model-0000{}-of-00002.safetensors", k + 1)),
+            shard,
+        );
+    }
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        json!({"metadata": {}, "weight_map": map}).to_string(),
+    )
+    .unwrap();
+    let (a, b) = (dir.path().join("a.mxrt"), dir.path().join("b.mxrt"));
+    convert_json(&single, &a, &["--weights", "mxint8"]);
+    convert_json(&sharded, &b, &["--weights", "mxint8"]);
+    let (da, db) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
+    mxrt_ok(&[
+        "dequantize",
+        a.to_str().unwrap(),
+        "-o",
+        da.to_str().unwrap(),
+    ]);
+    mxrt_ok(&[
+        "dequantize",
+        b.to_str().unwrap(),
+        "-o",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&da).unwrap(), std::fs::read(&db).unwrap());
+
+    // An index that names a tensor its shard lacks is an error.
+    let name_in_shard_two = map
+        .iter()
+        .find(|(_, v)| v.as_str().unwrap().starts_with("model-00002"))
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    map.insert(name_in_shard_two, json!("model-00001-of-00002.safetensors"));
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        json!({"weight_map": map}).to_string(),
+    )
+    .unwrap();
+    let err = convert_err(&sharded, &dir.path().join("c.mxrt"), &[]);
+    assert!(err.contains("index puts"), "{err}");
+}
+
+#[test]
+fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mxrt");
+    let case = |name: &str, edit: &dyn Fn(&mut Vec<(String, Vec<usize>, Dtype, Vec<u8>)>)| {
+        let model = dir.path().join(name);
+        write_tiny_bert(&model, Dtype::F32, |t| edit(t));
+        model
+    };
+
+    let m = case("missing", &|t| {
+        t.retain(|x| x.0 != "bert.encoder.layer.1.output.dense.weight")
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("lacks tensor \"bert.encoder.layer.1.output.dense.weight\"")
+            && err.contains("[8, 16]"),
+        "{err}"
+    );
+
+    let m = case("extra", &|t| {
+        t.push((
+            "bert.encoder.layer.9.surprise".into(),
+            vec![2],
+            Dtype::F32,
+            vec![0; 8],
+        ))
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("bert.encoder.layer.9.surprise") && err.contains("does not use"),
+        "{err}"
+    );
+
+    let m = case("shape", &|t| {
+        let x = t
+            .iter_mut()
+            .find(|x| x.0 == "bert.encoder.layer.0.intermediate.dense.weight")
+            .unwrap();
+        x.1 = vec![8, 16];
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("intermediate.dense.weight")
+            && err.contains("[8, 16]")
+            && err.contains("[16, 8]"),
+        "{err}"
+    );
+
+    let m = case("nan", &|t| {
+        let x = t
+            .iter_mut()
+            .find(|x| x.0 == "bert.pooler.dense.weight")
+            .unwrap();
+        x.3[4 * 5..4 * 6].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("\"bert.pooler.dense.weight\"")
+            && err.contains("index 5")
+            && err.contains("NaN"),
+        "{err}"
+    );
+
+    let m = case("inf", &|t| {
+        let x = t.iter_mut().find(|x| x.0 == "classifier.bias").unwrap();
+        x.3[..4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("\"classifier.bias\"") && err.contains("index 0") && err.contains("inf"),
+        "{err}"
+    );
+
+    let m = case("dtype", &|t| {
+        let x = t.iter_mut().find(|x| x.0 == "classifier.weight").unwrap();
+        x.2 = Dtype::F8_E4M3;
+        x.3 = vec![0; 24];
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("classifier.weight") && err.contains("F8_E4M3"),
+        "{err}"
+    );
+
+    let m = case("json", &|_| {});
+    std::fs::write(m.join("config.json"), "{\"model_type\": \"bert\",").unwrap();
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("config.json") && err.contains("cannot read JSON"),
+        "{err}"
+    );
+
+    for (key, value, needle) in [
+        (
+            "hidden_act",
+            json!("relu"),
+            "hidden_act \"relu\" is not supported",
+        ),
+        (
+            "model_type",
+            json!("gpt2"),
+            "model_type \"gpt2\" is not supported",
+        ),
+        (
+            "architectures",
+            json!(["BertForMaskedLM"]),
+            "BertForMaskedLM",
+        ),
+        (
+            "position_embedding_type",
+            json!("relative_key"),
+            "relative_key",
+        ),
+        ("num_attention_heads", json!(3), "not a multiple"),
+        ("vocab_size", json!(-1), "positive integer"),
+    ] {
+        let m = case(&format!("cfg-{key}"), &|_| {});
+        let mut cfg = tiny_bert_config();
+        cfg[key] = value;
+        std::fs::write(m.join("config.json"), cfg.to_string()).unwrap();
+        let err = convert_err(&m, &out, &[]);
+        assert!(err.contains(needle), "{key}: {err}");
+    }
+
+    let m = case("no-tokenizer", &|_| {});
+    std::fs::remove_file(m.join("vocab.txt")).unwrap();
+    let err = convert_err(&m, &out, &[]);
+    assert!(
+        err.contains("neither tokenizer.json nor vocab.txt") && err.contains("--no-tokenizer"),
+        "{err}"
+    );
+    convert_json(&m, &out, &["--no-tokenizer"]);
+    std::fs::remove_file(&out).unwrap();
+
+    let recipe = dir.path().join("bad.toml");
+    std::fs::write(&recipe, "[default]\nweights = \"mxint3\"\n").unwrap();
+    let err = convert_err(
+        &m,
+        &out,
+        &["--no-tokenizer", "--recipe", recipe.to_str().unwrap()],
+    );
+    assert!(err.contains("bad.toml") && err.contains("mxint3"), "{err}");
+    let err = convert_err(&m, &out, &["--no-tokenizer", "--activations", "f16"]);
+    assert!(err.contains("activations can be"), "{err}");
+    let err = convert_err(
+        &m,
+        &out,
+        &["--no-tokenizer", "--prune", "l1", "--sparsity", "1.5"],
+    );
+    assert!(err.contains("outside [0, 1)"), "{err}");
+
+    let empty = dir.path().join("empty-dir");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = convert_err(&empty, &out, &[]);
+    assert!(err.contains("no config.json"), "{err}");
+
+    // Model-only options on bare safetensors files.
+    let err = convert_err(
+        &m.join("model.safetensors"),
+        &out,
+        &["--activations", "mxint8"],
+    );
+    assert!(err.contains("--activations needs a model"), "{err}");
+}
+
+/// An MLP with Linear -> BatchNorm (folded) and BatchNorm -> ReLU -> Linear (kept as affine), in BF16.
+#[test]
+fn batch_norm_after_a_linear_is_folded_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp");
+    std::fs::create_dir_all(&model).unwrap();
+    let cfg = json!({"model_type": "mlp", "num_features": 4, "labels": ["x", "y"], "layers": [
+        {"op": "batch_norm", "name": "bn0", "eps": 1e-3}, {"op": "relu"},
+        {"op": "linear", "name": "fc1"}, {"op": "batch_norm", "name": "bn1", "eps": 1e-5}, {"op": "relu"},
+        {"op": "linear", "name": "out"}, {"op": "softmax"}]});
+    std::fs::write(model.join("config.json"), cfg.to_string()).unwrap();
+    let w1 = values(6 * 4, 1);
+    let b1 = values(6, 2);
+    let (g, beta, mean) = (values(6, 3), values(6, 4), values(6, 5));
+    let var: Vec<f32> = values(6, 6).iter().map(|v| v + 0.6).collect();
+    let t =
+        |n: &str, s: Vec<usize>, v: &[f32]| (n.to_string(), s, Dtype::F32, to_bytes(v, Dtype::F32));
+    let ones4 = [1.0f32; 4];
+    let zeros4 = [0.0f32; 4];
+    write_safetensors(
+        &model.join("model.safetensors"),
+        &[
+            t("bn0.weight", vec![4], &ones4),
+            t("bn0.bias", vec![4], &zeros4),
+            t("bn0.running_mean", vec![4], &zeros4),
+            t("bn0.running_var", vec![4], &ones4),
+            (
+                "bn0.num_batches_tracked".into(),
+                vec![],
+                Dtype::I64,
+                7i64.to_le_bytes().to_vec(),
+            ),
+            t("fc1.weight", vec![6, 4], &w1),
+            t("fc1.bias", vec![6], &b1),
+            t("bn1.weight", vec![6], &g),
+            t("bn1.bias", vec![6], &beta),
+            t("bn1.running_mean", vec![6], &mean),
+            t("bn1.running_var", vec![6], &var),
+            t("out.weight", vec![2, 6], &values(12, 7)),
+        ],
+    );
+    let out = dir.path().join("mlp.mxrt");
+    let report = convert_json(&model, &out, &["--weights", "f32"]);
+    let notes = report["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n
+        .as_str()
+        .unwrap()
+        .contains("bn1: BatchNorm folded into the preceding linear fc1")));
+    let deq = dir.path().join("mlp.safetensors");
+    mxrt_ok(&[
+        "dequantize",
+        out.to_str().unwrap(),
+        "-o",
+        deq.to_str().unwrap(),
+    ]);
+    let got = read_f32_tensors(&deq);
+    assert!(!got.contains_key("bn1.weight") && got.contains_key("bn0.scale"));
+    for o in 0..6 {
+        let s = f64::from(g[o]) / (f64::from(var[o]) + 1e-5).sqrt();
+        for i in 0..4 {
+            assert_eq!(
+                got["fc1.weight"].1[o * 4 + i],
+                (f64::from(w1[o * 4 + i]) * s) as f32
+            );
+        }
+        let b = (f64::from(b1[o]) - f64::from(mean[o])) * s + f64::from(beta[o]);
+        assert_eq!(got["fc1.bias"].1[o], b as f32);
+    }
+    // `out` had no bias: an all-zero one is stored so every linear has one.
+    assert_eq!(got["out.bias"].1, vec![0.0; 2]);
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    let ops: Vec<&str> = inspect["metadata"]["hyperparameters"]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        ["affine", "relu", "linear", "relu", "linear", "softmax"]
+    );
+
+    // A BatchNorm whose variance is negative enough to make var + eps <= 0 is refused, naming it.
+    let mut bad = var.clone();
+    bad[2] = -1.0;
+    write_safetensors(
+        &model.join("model.safetensors"),
+        &[
+            t("bn0.weight", vec![4], &ones4),
+            t("bn0.bias", vec![4], &zeros4),
+            t("bn0.running_mean", vec![4], &zeros4),
+            t("bn0.running_var", vec![4], &ones4),
+            t("fc1.weight", vec![6, 4], &w1),
+            t("fc1.bias", vec![6], &b1),
+            t("bn1.weight", vec![6], &g),
+            t("bn1.bias", vec![6], &beta),
+            t("bn1.running_mean", vec![6], &mean),
+            t("bn1.running_var", vec![6], &bad),
+            t("out.weight", vec![2, 6], &values(12, 7)),
+        ],
+    );
+    let err = convert_err(&model, &dir.path().join("bad.mxrt"), &[]);
+    assert!(
+        err.contains("bn1.running_var") && err.contains("channel 2"),
+        "{err}"
+    );
+}
