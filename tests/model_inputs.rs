@@ -10,6 +10,9 @@ use common::*;
 use safetensors::{tensor::TensorView, Dtype};
 use serde_json::{json, Value};
 
+/// A tensor to write: name, shape, dtype, little-endian bytes.
+type RawTensor = (String, Vec<usize>, Dtype, Vec<u8>);
+
 /// Deterministic pseudo-random values in [-0.5, 0.5).
 fn values(n: usize, salt: u64) -> Vec<f32> {
     (0..n as u64)
@@ -88,7 +91,7 @@ fn tiny_bert_config() -> Value {
     })
 }
 
-fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Dtype, Vec<u8>)]) {
+fn write_safetensors(path: &Path, tensors: &[RawTensor]) {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(n, s, d, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
@@ -97,12 +100,8 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Dtype, Vec<u8>
 }
 
 /// Writes a tiny BERT checkpoint; `edit` may change the tensor list (name, shape, dtype, bytes) first.
-fn write_tiny_bert(
-    dir: &Path,
-    dtype: Dtype,
-    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Dtype, Vec<u8>)>),
-) {
-    let mut tensors: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = tiny_bert_tensors()
+fn write_tiny_bert(dir: &Path, dtype: Dtype, edit: impl FnOnce(&mut Vec<RawTensor>)) {
+    let mut tensors: Vec<RawTensor> = tiny_bert_tensors()
         .into_iter()
         .enumerate()
         .map(|(i, (n, s))| {
@@ -209,7 +208,7 @@ fn a_sharded_checkpoint_gives_the_same_file_as_a_single_one() {
     let bytes = std::fs::read(single.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut map = serde_json::Map::new();
-    let mut shards: [Vec<(String, Vec<usize>, Dtype, Vec<u8>)>; 2] = Default::default();
+    let mut shards: [Vec<RawTensor>; 2] = Default::default();
     for (i, (name, view)) in st.tensors().into_iter().enumerate() {
         let shard = i % 2;
         map.insert(
@@ -275,7 +274,7 @@ fn a_sharded_checkpoint_gives_the_same_file_as_a_single_one() {
 fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mxrt");
-    let case = |name: &str, edit: &dyn Fn(&mut Vec<(String, Vec<usize>, Dtype, Vec<u8>)>)| {
+    let case = |name: &str, edit: &dyn Fn(&mut Vec<RawTensor>)| {
         let model = dir.path().join(name);
         write_tiny_bert(&model, Dtype::F32, |t| edit(t));
         model
