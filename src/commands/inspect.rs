@@ -243,7 +243,14 @@ fn print_recipe(recipe: &serde_json::Map<String, Value>) -> std::io::Result<()> 
             text(l.get("kind")),
             text(l.get("weights")),
             text(l.get("activations")),
-            text(l.get("rounding")),
+            // Rounding matters only where something is quantized.
+            if l.get("weights").is_some_and(|w| !w.is_null())
+                || l.get("activations").is_some_and(|a| !a.is_null())
+            {
+                text(l.get("rounding"))
+            } else {
+                "-".into()
+            },
             prune,
         ]);
     }
