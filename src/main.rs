@@ -79,9 +79,12 @@ fn error_message(e: &anyhow::Error) -> String {
     message
 }
 
-/// Shared by subcommands that take one .mxrt file.
+/// Shared by subcommands that read one .mxrt file and can answer in JSON.
 #[derive(clap::Args)]
-struct FileArg {
+struct FileJsonArgs {
     /// The .mxrt file.
     file: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }

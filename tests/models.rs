@@ -60,30 +60,12 @@ fn convert(dir: &Path, model: &Path, args: &[&str]) -> Converted {
         "-o",
         deq.to_str().unwrap(),
     ]);
-    let values = read_float_tensors(&deq);
+    let values = read_f32_tensors(&deq);
     Converted {
         report,
         inspect,
         values,
     }
-}
-
-/// F32 tensors of a safetensors file (tokenizer blobs and other raw tensors are skipped).
-fn read_float_tensors(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .filter(|(_, v)| v.dtype() == safetensors::Dtype::F32)
-        .map(|(name, v)| {
-            let vals = v
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            (name, (v.shape().to_vec(), vals))
-        })
-        .collect()
 }
 
 fn tensors(report: &Value) -> &Vec<Value> {

@@ -10,8 +10,8 @@ use safetensors::{tensor::TensorView, Dtype};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    file: crate::FileArg,
+    /// The .mxrt file.
+    file: PathBuf,
     /// Output safetensors file (replaced atomically if it exists).
     #[arg(short, long)]
     output: PathBuf,
@@ -33,7 +33,7 @@ fn raw_dtype(d: RawDtype) -> Dtype {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let mapped = MappedFile::open(&a.file.file)?;
+    let mapped = MappedFile::open(&a.file)?;
     let file = mapped.validate(ReadOptions::default())?;
     // (name, dtype, shape, bytes): floating-point encodings decoded to F32, raw tensors copied.
     let mut decoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> =

@@ -11,14 +11,8 @@ use serde_json::Value;
 use crate::fmt::outln;
 use crate::fmt::{grouped, saving_percent, shape, Table};
 
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    file: crate::FileArg,
-    /// Print everything as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-}
+/// `FILE [--json]`.
+pub type Args = crate::FileJsonArgs;
 
 #[derive(Serialize)]
 struct TensorRow {
@@ -78,7 +72,7 @@ fn row(t: &TensorView<'_>) -> TensorRow {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let mapped = MappedFile::open(&a.file.file)?;
+    let mapped = MappedFile::open(&a.file)?;
     // Structure is always validated; inspect skips the data checksums (that is `verify`'s job).
     let file = mapped.validate(ReadOptions {
         verify_checksums: false,
@@ -97,7 +91,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let (major, minor) = file.version();
     let inspection = Inspection {
-        file: a.file.file.display().to_string(),
+        file: a.file.display().to_string(),
         version: format!("{major}.{minor}"),
         metadata: file.metadata().clone(),
         tensors,

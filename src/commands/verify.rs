@@ -11,25 +11,19 @@ use serde_json::json;
 use crate::fmt::grouped;
 use crate::fmt::outln;
 
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    file: crate::FileArg,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-}
+/// `FILE [--json]`.
+pub type Args = crate::FileJsonArgs;
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let start = Instant::now();
-    let outcome = MappedFile::open(&a.file.file).and_then(|m| {
+    let outcome = MappedFile::open(&a.file).and_then(|m| {
         let f = m.validate(ReadOptions {
             verify_checksums: true,
         })?;
         Ok((f.tensors().len(), f.file_len()))
     });
     let seconds = start.elapsed().as_secs_f64();
-    let path = a.file.file.display();
+    let path = a.file.display();
     match outcome {
         Ok((tensors, bytes)) => {
             if a.json {

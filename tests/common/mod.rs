@@ -47,14 +47,15 @@ pub fn mxrt_err(args: &[&str]) -> String {
     String::from_utf8(out.stderr).expect("utf-8 stderr")
 }
 
-/// All tensors of a safetensors file as (shape, f32 values), by name. Panics on non-F32 tensors.
+/// The F32 tensors of a safetensors file as (shape, values), by name; tensors of other dtypes (tokenizer
+/// blobs, integer buffers) are skipped.
 pub fn read_f32_tensors(path: &Path) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
         .into_iter()
+        .filter(|(_, v)| v.dtype() == safetensors::Dtype::F32)
         .map(|(name, v)| {
-            assert_eq!(v.dtype(), safetensors::Dtype::F32, "{name}");
             let vals = v
                 .data()
                 .chunks_exact(4)
@@ -88,4 +89,11 @@ pub fn write_f32_tensors(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) 
         })
         .collect();
     std::fs::write(path, safetensors::serialize(views, &None).unwrap()).unwrap();
+}
+
+/// Asserts that an error message mentions every needle (and shows the message when it does not).
+pub fn assert_mentions(message: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(message.contains(n), "expected {n:?} in: {message}");
+    }
 }
