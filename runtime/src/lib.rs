@@ -1,8 +1,20 @@
-//! `mxrt-runtime`: opens `.mxrt` files for execution. For now: memory-map and validate once; model graphs and
-//! backends build on [`MappedFile`].
+//! `mxrt-runtime`: runs `.mxrt` models on the CPU. A [`Model`] maps its file, validates it once, and executes
+//! the BERT or MLP graph with weights read in place (quantized blocks are decoded inside the kernels).
 
 #![deny(unsafe_code)]
 
+pub mod bert;
+pub mod cpu;
+mod error;
+mod graph;
 mod mapped;
+pub mod mlp;
+mod model;
+pub mod ops;
+pub mod quant;
+pub mod weights;
 
+pub use bert::{BertOutput, TokenBatch};
+pub use error::{Result, RuntimeError};
 pub use mapped::{MappedFile, OpenError};
+pub use model::{Graph, Model};

@@ -1,0 +1,40 @@
+//! The CPU backend's kernel table: filled with the scalar reference, then upgraded to AVX2+FMA versions when
+//! the CPU has them (detected once, when the table is built). `MXRT_FORCE_REFERENCE=1` keeps the reference.
+
+pub mod reference;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+/// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// Name of the instruction set in use (`"reference"` or `"avx2+fma"`).
+    pub isa: &'static str,
+    /// f32 dot product of two equal-length slices.
+    pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
+    pub dot_i8: fn(&[u8], &[u8]) -> i32,
+}
+
+impl Kernels {
+    pub fn reference() -> Kernels {
+        Kernels {
+            isa: "reference",
+            dot_f32: reference::dot_f32,
+            dot_i8: reference::dot_i8,
+        }
+    }
+
+    /// The best kernels for this CPU.
+    pub fn detect() -> Kernels {
+        let mut k = Kernels::reference();
+        if std::env::var_os("MXRT_FORCE_REFERENCE").is_some_and(|v| v != "0") {
+            return k;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fast) = x86_64::kernels() {
+            k = fast;
+        }
+        k
+    }
+}

@@ -1,0 +1,250 @@
+//! The CPU backend's ops. Weights are read in place (one decoded row at a time, or MXINT8 codes directly);
+//! work is split across cores with rayon when it is large enough to pay for it.
+
+use mxrt_format::{mx, Encoding, MxElem};
+use rayon::prelude::*;
+
+use crate::cpu::Kernels;
+use crate::quant::{fake_quantize_rows, quantize_mxint8_rows, ActQuant};
+use crate::weights::WeightView;
+
+/// Below this many multiply-adds an op runs on the calling thread (rayon's overhead would dominate).
+const PARALLEL_WORK: usize = 1 << 16;
+
+/// The CPU backend: a kernel table chosen once for this CPU.
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    pub kernels: Kernels,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu {
+            kernels: Kernels::detect(),
+        }
+    }
+}
+
+/// `2^(sa-127) * 2^(sw-127) / 64 / 64` as f32 (0 when it underflows, NaN for a NaN scale): the factor
+/// that turns an integer block dot product of MXINT8 codes into its real value.
+pub fn mxint8_pair_scale(sa: u8, sw: u8) -> f32 {
+    if sa == mx::SCALE_NAN || sw == mx::SCALE_NAN {
+        return f32::NAN;
+    }
+    2f64.powi(i32::from(sa) + i32::from(sw) - 254 - 12) as f32
+}
+
+/// Σ over blocks of (integer dot of the block's codes) × (pair scale), accumulated in f32 block by block.
+/// The fast path and the reference share this order, so they agree exactly.
+pub fn mxint8_row_dot(
+    k: &Kernels,
+    a_codes: &[u8],
+    a_scales: &[u8],
+    w_codes: &[u8],
+    w_scales: &[u8],
+) -> f32 {
+    let mut acc = 0.0f32;
+    for (j, (&sa, &sw)) in a_scales.iter().zip(w_scales).enumerate() {
+        let d = (k.dot_i8)(&a_codes[j * 32..j * 32 + 32], &w_codes[j * 32..j * 32 + 32]);
+        acc += d as f32 * mxint8_pair_scale(sa, sw);
+    }
+    acc
+}
+
+impl Cpu {
+    /// `y = quant(x) · Wᵀ + b` for `x: [m, k]`, `W: [n, k]`; returns `[m, n]`.
+    pub fn linear(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        act: ActQuant,
+    ) -> Vec<f32> {
+        let (n, kdim) = (w.rows(), w.cols());
+        debug_assert_eq!(x.len(), m * kdim);
+        let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per weight row
+        let parallel = n * m * kdim >= PARALLEL_WORK;
+        let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
+        if act.encoding == Encoding::Mx(MxElem::Int8) && n > 0 && w.mxint8_row(0).is_some() {
+            // Integer path: MXINT8 activations × MXINT8 weights, i32 per block, then the two scales.
+            let (mut a_codes, mut a_scales) = (Vec::new(), Vec::new());
+            quantize_mxint8_rows(x, kdim, act.rounding, &mut a_codes, &mut a_scales);
+            let bpr = kdim.div_ceil(32);
+            let row = |r: usize, out: &mut [f32]| {
+                let (codes, scales) = w.mxint8_row(r).unwrap_or((&[], &[]));
+                for (i, o) in out.iter_mut().enumerate() {
+                    let (ac, asc) = (
+                        &a_codes[i * bpr * 32..(i + 1) * bpr * 32],
+                        &a_scales[i * bpr..(i + 1) * bpr],
+                    );
+                    *o = mxint8_row_dot(&self.kernels, ac, asc, codes, scales) + bias_of(r);
+                }
+            };
+            if parallel {
+                out_t
+                    .par_chunks_mut(m)
+                    .enumerate()
+                    .for_each(|(r, o)| row(r, o));
+            } else {
+                out_t.chunks_mut(m).enumerate().for_each(|(r, o)| row(r, o));
+            }
+        } else {
+            let quantized;
+            let xs: &[f32] = if act.is_none() {
+                x
+            } else {
+                let mut q = x.to_vec();
+                fake_quantize_rows(&mut q, kdim, act);
+                quantized = q;
+                &quantized
+            };
+            let row = |buf: &mut Vec<f32>, r: usize, out: &mut [f32]| {
+                w.decode_row(r, buf);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = (self.kernels.dot_f32)(buf, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r);
+                }
+            };
+            if parallel {
+                out_t
+                    .par_chunks_mut(m)
+                    .enumerate()
+                    .for_each_init(|| vec![0.0f32; kdim], |buf, (r, o)| row(buf, r, o));
+            } else {
+                let mut buf = vec![0.0f32; kdim];
+                out_t
+                    .chunks_mut(m)
+                    .enumerate()
+                    .for_each(|(r, o)| row(&mut buf, r, o));
+            }
+        }
+        transpose(&out_t, n, m)
+    }
+
+    /// Row-wise LayerNorm over `cols`: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
+    pub fn layer_norm(&self, x: &mut [f32], cols: usize, gamma: &[f32], beta: &[f32], eps: f32) {
+        let norm = |row: &mut [f32]| {
+            let n = cols as f64;
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let var = row
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let inv = 1.0 / (var + f64::from(eps)).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                *v = ((f64::from(*v) - mean) * inv) as f32 * g + b;
+            }
+        };
+        if x.len() * 8 >= PARALLEL_WORK {
+            x.par_chunks_mut(cols).for_each(norm);
+        } else {
+            x.chunks_mut(cols).for_each(norm);
+        }
+    }
+
+    /// Exact GELU: `0.5 x (1 + erf(x / √2))`.
+    pub fn gelu(&self, x: &mut [f32]) {
+        let f =
+            |v: &mut f32| *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+        if x.len() * 16 >= PARALLEL_WORK {
+            x.par_iter_mut().for_each(f);
+        } else {
+            x.iter_mut().for_each(f);
+        }
+    }
+
+    /// Multi-head self-attention. `q`, `k`, `v`: `[batch * seq, heads * dim]`; `mask`: `[batch, seq]`, 1 for
+    /// tokens and 0 for padding (padded keys get no weight). One head's `[seq, seq]` score tile exists per
+    /// worker at a time. Returns `[batch * seq, heads * dim]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Vec<f32> {
+        let width = heads * dim;
+        let scale = 1.0 / (dim as f32).sqrt();
+        let tile = |bh: usize| -> Vec<f32> {
+            let (b, h) = (bh / heads, bh % heads);
+            let at = |i: usize| (b * seq + i) * width + h * dim;
+            let keep = &mask[b * seq..(b + 1) * seq];
+            let mut scores = vec![0.0f32; seq];
+            let mut out = vec![0.0f32; seq * dim];
+            for i in 0..seq {
+                let qi = &q[at(i)..at(i) + dim];
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = if keep[j] != 0 {
+                        (self.kernels.dot_f32)(qi, &k[at(j)..at(j) + dim]) * scale
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    max = max.max(*s);
+                }
+                let mut sum = 0.0f32;
+                for s in scores.iter_mut() {
+                    *s = if *s == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (*s - max).exp()
+                    };
+                    sum += *s;
+                }
+                let o = &mut out[i * dim..(i + 1) * dim];
+                for (j, &p) in scores.iter().enumerate() {
+                    if p != 0.0 {
+                        let w = p / sum;
+                        for (od, vd) in o.iter_mut().zip(&v[at(j)..at(j) + dim]) {
+                            *od += w * vd;
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let tiles: Vec<Vec<f32>> = if batch * heads * seq * seq * dim >= PARALLEL_WORK {
+            (0..batch * heads).into_par_iter().map(tile).collect()
+        } else {
+            (0..batch * heads).map(tile).collect()
+        };
+        let mut out = vec![0.0f32; batch * seq * width];
+        for (bh, t) in tiles.iter().enumerate() {
+            let (b, h) = (bh / heads, bh % heads);
+            for i in 0..seq {
+                out[(b * seq + i) * width + h * dim..][..dim]
+                    .copy_from_slice(&t[i * dim..(i + 1) * dim]);
+            }
+        }
+        out
+    }
+
+    /// Softmax over each `cols`-wide row.
+    pub fn softmax_rows(&self, x: &mut [f32], cols: usize) {
+        for row in x.chunks_mut(cols) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+}
+
+fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+    out
+}

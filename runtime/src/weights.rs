@@ -1,0 +1,181 @@
+//! Weights as they lie in the mapped file, and decoding of one row at a time (never the whole tensor):
+//! kernels call [`WeightView::decode_row`] into a small scratch buffer, or read MXINT8 codes directly.
+
+use mxrt_format::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_SCALES};
+use mxrt_format::{bits, fixed, float, mx, Encoding, MxElem, ShapeTerms, TensorView};
+
+/// A validated tensor's planes, as byte ranges of the mapped file (so the model can own the map).
+#[derive(Debug, Clone)]
+pub struct TensorRef {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub encoding: Encoding,
+    pub sparse: bool,
+    pub terms: ShapeTerms,
+    planes: [(usize, usize); 4],
+}
+
+impl TensorRef {
+    pub fn from_view(v: &TensorView<'_>) -> TensorRef {
+        let mut planes = [(0, 0); 4];
+        for (role, p) in planes.iter_mut().enumerate() {
+            *p = (v.plane_offset(role) as usize, v.plane(role).len());
+        }
+        TensorRef {
+            name: v.name.to_string(),
+            shape: v.shape.clone(),
+            encoding: v.encoding,
+            sparse: v.sparse,
+            terms: v.terms,
+            planes,
+        }
+    }
+
+    /// The bytes of plane 0 (raw tensors: the data itself).
+    pub fn raw<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        let (o, l) = self.planes[PLANE_ELEMENTS];
+        &bytes[o..o + l]
+    }
+
+    /// The view over `bytes` (the whole mapped file this reference was made from).
+    pub fn view<'a>(&'a self, bytes: &'a [u8]) -> WeightView<'a> {
+        let plane = |role: usize| {
+            let (o, l) = self.planes[role];
+            &bytes[o..o + l]
+        };
+        WeightView {
+            tensor: self,
+            elements: plane(PLANE_ELEMENTS),
+            scales: plane(PLANE_SCALES),
+            masks: plane(PLANE_MASKS),
+            row_offsets: plane(PLANE_ROW_OFFSETS),
+            table: match self.encoding {
+                Encoding::Mx(e) => mx::code_table(e),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+/// A weight matrix `[rows, cols]` (any rank: rows = product of the leading dims) readable row by row.
+pub struct WeightView<'a> {
+    pub tensor: &'a TensorRef,
+    elements: &'a [u8],
+    scales: &'a [u8],
+    masks: &'a [u8],
+    row_offsets: &'a [u8],
+    table: Vec<f32>,
+}
+
+impl WeightView<'_> {
+    pub fn rows(&self) -> usize {
+        self.tensor.terms.rows as usize
+    }
+
+    pub fn cols(&self) -> usize {
+        self.tensor.terms.cols as usize
+    }
+
+    /// Dense MXINT8: the 32-code blocks and scales of row `r` (the integer fast path).
+    pub fn mxint8_row(&self, r: usize) -> Option<(&[u8], &[u8])> {
+        if self.tensor.encoding != Encoding::Mx(MxElem::Int8) || self.tensor.sparse {
+            return None;
+        }
+        let bpr = self.tensor.terms.blocks_per_row as usize;
+        Some((
+            &self.elements[r * bpr * 32..(r + 1) * bpr * 32],
+            &self.scales[r * bpr..(r + 1) * bpr],
+        ))
+    }
+
+    /// Decodes row `r` into `out` (`cols` values): exactly the values `mxrt dequantize` gives.
+    pub fn decode_row(&self, r: usize, out: &mut [f32]) {
+        let t = self.tensor;
+        let cols = self.cols();
+        debug_assert_eq!(out.len(), cols);
+        let bits = t.encoding.element_bits();
+        if t.sparse {
+            out.fill(0.0);
+            let bpr = t.terms.blocks_per_row as usize;
+            let mut next = u64::from_le_bytes(
+                self.row_offsets[r * 8..r * 8 + 8]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            );
+            for j in 0..bpr {
+                let mut m = u32::from_le_bytes(
+                    self.masks[(r * bpr + j) * 4..][..4]
+                        .try_into()
+                        .unwrap_or([0; 4]),
+                );
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let code = bits::read_code(self.elements, bits, next);
+                    out[j * 32 + i] = self.value(code, r, j);
+                    next += 1;
+                }
+            }
+            return;
+        }
+        let stride = t.terms.dense_row_stride(t.encoding) as usize;
+        let base = r * stride;
+        match t.encoding {
+            Encoding::F32 => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(self.elements[base * 4..(base + cols) * 4].chunks_exact(4))
+                {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Encoding::F16 => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(self.elements[base * 2..(base + cols) * 2].chunks_exact(2))
+                {
+                    *o = float::f16_value(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            Encoding::Mx(MxElem::Int8) => {
+                let codes = &self.elements[base..base + stride];
+                for (j, (block, &s)) in codes
+                    .chunks_exact(32)
+                    .zip(&self.scales[r * (stride / 32)..])
+                    .enumerate()
+                {
+                    // q/64 * 2^e == q * 2^(e-6) exactly (also for the subnormal scale 2^-127).
+                    let step = mx::scale_value(s) * (1.0 / 64.0);
+                    let end = (cols - j * 32).min(32);
+                    for (o, &q) in out[j * 32..j * 32 + end].iter_mut().zip(block) {
+                        *o = f32::from(q as i8) * step;
+                    }
+                }
+            }
+            _ => {
+                for (c, o) in out.iter_mut().enumerate() {
+                    let code = bits::read_code(self.elements, bits, (base + c) as u64);
+                    *o = self.value(code, r, c / 32);
+                }
+            }
+        }
+    }
+
+    /// Value of one code of row `r`, block `j`.
+    fn value(&self, code: u32, r: usize, j: usize) -> f32 {
+        match self.tensor.encoding {
+            Encoding::F32 => f32::from_bits(code),
+            Encoding::F16 => float::f16_value(code as u16),
+            Encoding::Bf16 => float::bf16_value(code as u16),
+            Encoding::Fixed { frac, .. } => fixed::dequantize(
+                bits::sign_extend(code, self.tensor.encoding.element_bits()),
+                frac,
+            ),
+            Encoding::Mx(_) => {
+                let bpr = self.tensor.terms.blocks_per_row as usize;
+                self.table[code as usize] * mx::scale_value(self.scales[r * bpr + j])
+            }
+            Encoding::Raw(_) => f32::NAN, // refused at open: the model never reads raw tensors as weights
+        }
+    }
+}

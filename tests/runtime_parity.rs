@@ -1,0 +1,173 @@
+//! The CPU runtime against PyTorch (`../shared/reference`): MiniLM-SST2 hidden states of every layer and
+//! logits within 1e-4 absolute from an FP32 conversion, the JSC MLPs within 1e-5; and 8 threads running one
+//! opened model give the same outputs as one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+use mxrt_format::ReadOptions;
+use mxrt_runtime::{Model, TokenBatch};
+
+/// All tensors of a reference file as f32 (I64 ids converted).
+fn reference(name: &str) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(shared().join("reference").join(name)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let vals: Vec<f64> = match v.dtype() {
+                safetensors::Dtype::F32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
+                safetensors::Dtype::I64 => v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                d => panic!("{n}: {d:?}"),
+            };
+            (n, (v.shape().to_vec(), vals))
+        })
+        .collect()
+}
+
+fn convert(model: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    mxrt_ok(&args);
+}
+
+fn sst2_batch(r: &BTreeMap<String, (Vec<usize>, Vec<f64>)>) -> TokenBatch {
+    let (shape, ids) = &r["input_ids"];
+    TokenBatch {
+        batch: shape[0],
+        seq: shape[1],
+        ids: ids.iter().map(|&v| v as u32).collect(),
+        type_ids: r["token_type_ids"].1.iter().map(|&v| v as u32).collect(),
+        mask: r["attention_mask"].1.iter().map(|&v| v as u8).collect(),
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn minilm_fp32_reproduces_pytorch_hidden_states_and_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f32.mxrt");
+    convert(
+        &shared().join("models/minilm-sst2"),
+        &file,
+        &["--weights", "f32"],
+    );
+    let model = Model::open(&file, ReadOptions::default()).unwrap();
+    let r = reference("minilm-sst2-dev16.safetensors");
+    let batch = sst2_batch(&r);
+    let out = model.run_bert(&batch, true).unwrap();
+    assert_eq!(out.width, 2);
+    let logits = max_abs_diff(&out.values, &r["logits"].1);
+    assert!(logits < 1e-4, "logits differ by {logits}");
+    // Hidden states of sentence 0 (its real tokens only) after the embeddings and each layer.
+    let n0 = batch.mask[..batch.seq].iter().filter(|&&m| m != 0).count();
+    assert_eq!(r["hidden_states.0.sentence0"].0, vec![n0, 384]);
+    for (layer, h) in out.hidden_states.iter().enumerate() {
+        let want = &r[&format!("hidden_states.{layer}.sentence0")].1;
+        let d = max_abs_diff(&h[..n0 * 384], want);
+        assert!(d < 1e-4, "hidden state {layer} differs by {d}");
+    }
+}
+
+#[test]
+fn jsc_models_reproduce_the_float64_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for m in [
+        "jsc-3layer",
+        "jsc-3layer-70pruned",
+        "jsc-3layer-95pruned",
+        "jsc-tiny",
+    ] {
+        let file = dir.path().join(format!("{m}.mxrt"));
+        convert(
+            &shared().join("models").join(m),
+            &file,
+            &["--weights", "f32"],
+        );
+        let model = Model::open(&file, ReadOptions::default()).unwrap();
+        let r = reference(&format!("{m}-32.safetensors"));
+        let x: Vec<f32> = r["inputs"].1.iter().map(|&v| v as f32).collect();
+        let y = model.run_mlp(&x, 32).unwrap();
+        let d = max_abs_diff(&y, &r["outputs"].1);
+        assert!(d < 1e-5, "{m}: outputs differ by {d}");
+    }
+}
+
+#[test]
+fn eight_threads_on_one_model_agree_with_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mx.mxrt");
+    convert(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let model = Model::open(&file, ReadOptions::default()).unwrap();
+    let inputs: Vec<Vec<f32>> = (0..200)
+        .map(|i| {
+            (0..16)
+                .map(|k| ((i * 16 + k) as f32 * 0.37).sin() * 2.0)
+                .collect()
+        })
+        .collect();
+    let single: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|x| model.run_mlp(x, 1).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    inputs
+                        .iter()
+                        .map(|x| model.run_mlp(x, 1).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), single);
+        }
+    });
+    // And the BERT path, a few sentences per thread.
+    let file = dir.path().join("bert.mxrt");
+    convert(
+        &shared().join("models/minilm-sst2"),
+        &file,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let model = Model::open(&file, ReadOptions::default()).unwrap();
+    let batch = sst2_batch(&reference("minilm-sst2-dev16.safetensors"));
+    let once = model.run_bert(&batch, false).unwrap().values;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| model.run_bert(&batch, false).unwrap().values))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), once);
+        }
+    });
+}
