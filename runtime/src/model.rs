@@ -17,7 +17,7 @@ use crate::quant::ActQuant;
 use crate::weights::TensorRef;
 
 pub enum Graph {
-    Bert(Bert),
+    Bert(Box<Bert>),
     Mlp(Mlp),
 }
 
@@ -60,7 +60,7 @@ impl Model {
             .cloned()
             .unwrap_or(Value::Null);
         let graph = match metadata.get("architecture").and_then(Value::as_str) {
-            Some("bert") => Graph::Bert(Bert::load(bert_config(&hp).map_err(bad)?, &params)?),
+            Some("bert") => Graph::Bert(Box::new(Bert::load(bert_config(&hp).map_err(bad)?, &params)?)),
             Some("mlp") => {
                 let inputs = hp.get("num_features").and_then(Value::as_u64).ok_or_else(|| bad("mlp: num_features missing".into()))?;
                 let labels = hp.get("labels").and_then(Value::as_array).map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! The CPU backend's ops. Weights are read in place (one decoded row at a time, or MXINT8 codes directly);
 //! work is split across cores with rayon when it is large enough to pay for it.
 
-use mxrt_format::{mx, Encoding, MxElem};
+use mxrt_format::{Encoding, MxElem};
 use rayon::prelude::*;
 
 use crate::cpu::Kernels;
@@ -23,32 +23,6 @@ impl Default for Cpu {
             kernels: Kernels::detect(),
         }
     }
-}
-
-/// `2^(sa-127) * 2^(sw-127) / 64 / 64` as f32 (0 when it underflows, NaN for a NaN scale): the factor
-/// that turns an integer block dot product of MXINT8 codes into its real value.
-pub fn mxint8_pair_scale(sa: u8, sw: u8) -> f32 {
-    if sa == mx::SCALE_NAN || sw == mx::SCALE_NAN {
-        return f32::NAN;
-    }
-    2f64.powi(i32::from(sa) + i32::from(sw) - 254 - 12) as f32
-}
-
-/// Σ over blocks of (integer dot of the block's codes) × (pair scale), accumulated in f32 block by block.
-/// The fast path and the reference share this order, so they agree exactly.
-pub fn mxint8_row_dot(
-    k: &Kernels,
-    a_codes: &[u8],
-    a_scales: &[u8],
-    w_codes: &[u8],
-    w_scales: &[u8],
-) -> f32 {
-    let mut acc = 0.0f32;
-    for (j, (&sa, &sw)) in a_scales.iter().zip(w_scales).enumerate() {
-        let d = (k.dot_i8)(&a_codes[j * 32..j * 32 + 32], &w_codes[j * 32..j * 32 + 32]);
-        acc += d as f32 * mxint8_pair_scale(sa, sw);
-    }
-    acc
 }
 
 impl Cpu {
@@ -78,7 +52,7 @@ impl Cpu {
                         &a_codes[i * bpr * 32..(i + 1) * bpr * 32],
                         &a_scales[i * bpr..(i + 1) * bpr],
                     );
-                    *o = mxint8_row_dot(&self.kernels, ac, asc, codes, scales) + bias_of(r);
+                    *o = (self.kernels.mxint8_dot)(ac, asc, codes, scales) + bias_of(r);
                 }
             };
             if parallel {

@@ -14,6 +14,9 @@ pub struct Kernels {
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
+    /// MXINT8 row · MXINT8 row: for each block of 32, the exact i32 dot product of the codes times
+    /// [`reference::pair_scale`] of the two scale bytes, accumulated in f32 block after block.
+    pub mxint8_dot: fn(&[u8], &[u8], &[u8], &[u8]) -> f32,
 }
 
 impl Kernels {
@@ -22,6 +25,7 @@ impl Kernels {
             isa: "reference",
             dot_f32: reference::dot_f32,
             dot_i8: reference::dot_i8,
+            mxint8_dot: reference::mxint8_dot,
         }
     }
 

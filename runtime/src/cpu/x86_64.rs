@@ -12,6 +12,7 @@ pub fn kernels() -> Option<Kernels> {
             isa: "avx2+fma",
             dot_f32,
             dot_i8,
+            mxint8_dot,
         })
     } else {
         None
@@ -26,6 +27,54 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
     // SAFETY: as above, only reachable after AVX2 was detected.
     unsafe { dot_i8_avx2(a, b) }
+}
+
+fn mxint8_dot(a_codes: &[u8], a_scales: &[u8], w_codes: &[u8], w_scales: &[u8]) -> f32 {
+    // SAFETY: only reachable after AVX2 was detected.
+    unsafe { mxint8_dot_avx2(a_codes, a_scales, w_codes, w_scales) }
+}
+
+/// The reference's block loop with each block's i32 dot product done in AVX2 (exact), then the same scalar
+/// `acc += d as f32 * pair_scale` in the same order: bit-identical to `reference::mxint8_dot`.
+#[target_feature(enable = "avx2")]
+unsafe fn mxint8_dot_avx2(a_codes: &[u8], a_scales: &[u8], w_codes: &[u8], w_scales: &[u8]) -> f32 {
+    let blocks = a_scales
+        .len()
+        .min(w_scales.len())
+        .min(a_codes.len() / 32)
+        .min(w_codes.len() / 32);
+    let (pa, pw) = (a_codes.as_ptr(), w_codes.as_ptr());
+    let mut acc = 0.0f32;
+    for j in 0..blocks {
+        // SAFETY: j < blocks <= len / 32, so bytes [32j, 32j + 32) are inside both slices.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_si256(pa.add(32 * j).cast()),
+                _mm256_loadu_si256(pw.add(32 * j).cast()),
+            )
+        };
+        let d = block_dot(x, y);
+        acc += d as f32 * super::reference::pair_scale(a_scales[j], w_scales[j]);
+    }
+    acc
+}
+
+/// Exact i32 dot product of 32 signed bytes in each register.
+#[target_feature(enable = "avx2")]
+fn block_dot(x: __m256i, y: __m256i) -> i32 {
+    let (xl, xh) = (
+        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x)),
+        _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1)),
+    );
+    let (yl, yh) = (
+        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(y)),
+        _mm256_cvtepi8_epi16(_mm256_extracti128_si256(y, 1)),
+    );
+    let s = _mm256_add_epi32(_mm256_madd_epi16(xl, yl), _mm256_madd_epi16(xh, yh));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
 }
 
 /// Four 8-wide FMA accumulators, then a horizontal sum; the tail (len % 32) is done in scalar code.

@@ -1,0 +1,233 @@
+//! Every fast kernel against the scalar reference on random sizes and fresh seeds. Integer (MXINT8) paths
+//! must agree exactly; the f32 dot product within the bound derived below. Skipped, with a printed line,
+//! where the CPU has no fast kernels.
+//!
+//! Bound for f32 dot products: any summation order of n products computes the exact dot product with an
+//! error at most γₙ·Σ|aᵢbᵢ|, γₙ = n·u/(1−n·u), u = 2⁻²⁴ (Higham, Accuracy and Stability, §3.1; an FMA only
+//! removes rounding steps). Two orders therefore differ by at most 2γₙ·Σ|aᵢbᵢ|.
+
+use mxrt_format::{
+    encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
+};
+use mxrt_runtime::cpu::{reference, Kernels};
+use mxrt_runtime::ops::Cpu;
+use mxrt_runtime::quant::ActQuant;
+use mxrt_runtime::weights::TensorRef;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// The detected fast kernels, or `None` (after saying so) when this CPU has only the reference.
+fn fast() -> Option<Kernels> {
+    let k = Kernels::detect();
+    if k.isa == "reference" {
+        println!("skipped: no SIMD kernels on this CPU (or MXRT_FORCE_REFERENCE is set)");
+        None
+    } else {
+        Some(k)
+    }
+}
+
+fn seed() -> u64 {
+    // Fresh seeds each run, printed so a failure can be replayed.
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    println!("seed {s}");
+    s
+}
+
+fn dot_bound(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len() as f64;
+    let u = 2f64.powi(-24);
+    let gamma = n * u / (1.0 - n * u);
+    let abs: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x.abs()) * f64::from(y.abs()))
+        .sum();
+    (2.0 * gamma * abs) as f32
+}
+
+#[test]
+fn dot_f32_within_the_derived_bound() {
+    let Some(k) = fast() else { return };
+    let mut rng = StdRng::seed_from_u64(seed());
+    for _ in 0..2000 {
+        let n = rng.gen_range(0..700);
+        let a: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+        let (r, f) = (reference::dot_f32(&a, &b), (k.dot_f32)(&a, &b));
+        assert!((r - f).abs() <= dot_bound(&a, &b), "n={n}: {r} vs {f}");
+    }
+}
+
+#[test]
+fn integer_kernels_agree_exactly() {
+    let Some(k) = fast() else { return };
+    let mut rng = StdRng::seed_from_u64(seed());
+    for _ in 0..2000 {
+        let n = rng.gen_range(0..300);
+        let a: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+        let b: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+        assert_eq!(reference::dot_i8(&a, &b), (k.dot_i8)(&a, &b), "n={n}");
+        let blocks = rng.gen_range(0..20);
+        let ac: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
+        let wc: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
+        // Scales across the whole range, including 0 (subnormal products) and 255 (NaN).
+        let scale = |rng: &mut StdRng| {
+            if rng.gen_bool(0.05) {
+                255
+            } else {
+                rng.gen_range(0..=254)
+            }
+        };
+        let asc: Vec<u8> = (0..blocks).map(|_| scale(&mut rng)).collect();
+        let wsc: Vec<u8> = (0..blocks).map(|_| scale(&mut rng)).collect();
+        let (r, f) = (
+            reference::mxint8_dot(&ac, &asc, &wc, &wsc),
+            (k.mxint8_dot)(&ac, &asc, &wc, &wsc),
+        );
+        assert!(
+            r.to_bits() == f.to_bits() || (r.is_nan() && f.is_nan()),
+            "blocks={blocks}: {r} vs {f}"
+        );
+    }
+}
+
+#[test]
+fn pair_scale_is_the_product_of_the_two_scales() {
+    for (sa, sw) in [
+        (127u8, 127u8),
+        (130, 120),
+        (0, 254),
+        (1, 1),
+        (0, 0),
+        (60, 60),
+        (254, 254),
+    ] {
+        let want = mxrt_format::mx::scale_value(sa) as f64
+            * mxrt_format::mx::scale_value(sw) as f64
+            / 4096.0;
+        assert_eq!(reference::pair_scale(sa, sw), want as f32, "{sa} {sw}");
+    }
+    assert!(reference::pair_scale(255, 3).is_nan());
+}
+
+/// A file holding one `[n, k]` weight in `enc`; returns its bytes.
+fn weight_file(
+    rng: &mut StdRng,
+    n: usize,
+    k: usize,
+    enc: Encoding,
+    policy: SparsePolicy,
+) -> (Vec<u8>, Vec<f32>) {
+    let values: Vec<f32> = (0..n * k)
+        .map(|_| {
+            if rng.gen_bool(0.3) {
+                0.0
+            } else {
+                rng.gen_range(-1.0..1.0)
+            }
+        })
+        .collect();
+    let mut b = FileBuilder::new(serde_json::Map::new()).unwrap();
+    b.push(
+        encode_f32(
+            "w",
+            &[n as u64, k as u64],
+            &values,
+            enc,
+            Rounding::Nearest,
+            policy,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let bytes = b.to_bytes().unwrap();
+    let decoded = MxrtFile::parse(&bytes, ReadOptions::default())
+        .unwrap()
+        .tensor("w")
+        .unwrap()
+        .dequantize()
+        .unwrap();
+    (bytes, decoded)
+}
+
+/// The linear op for every weight encoding and both input paths against dequantize-then-matmul.
+#[test]
+fn linear_matches_a_dequantize_then_matmul_oracle() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let reference_cpu = Cpu {
+        kernels: Kernels::reference(),
+    };
+    let fast_cpu = Cpu::default();
+    let encodings = [
+        Encoding::F32,
+        Encoding::F16,
+        Encoding::Bf16,
+        Encoding::Mx(MxElem::Int8),
+        Encoding::Mx(MxElem::Int4),
+        Encoding::Mx(MxElem::Fp4),
+        Encoding::Fixed { width: 8, frac: 5 },
+        Encoding::Fixed { width: 4, frac: 2 },
+    ];
+    for enc in encodings {
+        for policy in [SparsePolicy::Never, SparsePolicy::Always] {
+            for act in [
+                ActQuant::NONE,
+                ActQuant {
+                    encoding: Encoding::Mx(MxElem::Int8),
+                    rounding: Rounding::Nearest,
+                },
+            ] {
+                let (n, k, m) = (
+                    rng.gen_range(1..40),
+                    rng.gen_range(1..100),
+                    rng.gen_range(1..9),
+                );
+                let (bytes, w) = weight_file(&mut rng, n, k, enc, policy);
+                let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
+                let tref = TensorRef::from_view(file.tensor("w").unwrap());
+                let view = tref.view(&bytes);
+                let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
+                let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                // Oracle: activations quantized as the recipe says, then an f64 matmul.
+                let mut xq = x.clone();
+                mxrt_runtime::quant::fake_quantize_rows(&mut xq, k, act);
+                let r = reference_cpu.linear(&x, m, &view, Some(&bias), act);
+                let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
+                for i in 0..m {
+                    for o in 0..n {
+                        let wr = &w[o * k..(o + 1) * k];
+                        let xr = &xq[i * k..(i + 1) * k];
+                        let exact: f64 = wr
+                            .iter()
+                            .zip(xr)
+                            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                            .sum::<f64>()
+                            + f64::from(bias[o]);
+                        let tol = dot_bound(wr, xr) + 1e-6 * exact.abs() as f32 + 1e-7;
+                        let (rv, fv) = (r[i * n + o], f[i * n + o]);
+                        assert!(
+                            (f64::from(rv) - exact).abs() as f32 <= tol,
+                            "{enc} {policy:?} {act:?}: reference {rv} vs exact {exact}"
+                        );
+                        assert!(
+                            (f64::from(fv) - exact).abs() as f32 <= tol,
+                            "{enc} {policy:?} {act:?}: fast {fv} vs exact {exact}"
+                        );
+                        let int_path = enc == Encoding::Mx(MxElem::Int8)
+                            && policy == SparsePolicy::Never
+                            && !act.is_none();
+                        if int_path {
+                            assert_eq!(
+                                rv.to_bits(),
+                                fv.to_bits(),
+                                "integer path must agree exactly"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
