@@ -5,6 +5,9 @@ pub mod reference;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
+/// `(activation codes, activation scales, weight codes, weight scales) -> dot product`.
+pub type MxDot = fn(&[u8], &[u8], &[u8], &[u8]) -> f32;
+
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -16,7 +19,7 @@ pub struct Kernels {
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
     /// MXINT8 row · MXINT8 row: for each block of 32, the exact i32 dot product of the codes times
     /// [`reference::pair_scale`] of the two scale bytes, accumulated in f32 block after block.
-    pub mxint8_dot: fn(&[u8], &[u8], &[u8], &[u8]) -> f32,
+    pub mxint8_dot: MxDot,
 }
 
 impl Kernels {
