@@ -3,7 +3,11 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod data;
 mod fmt;
+mod infer;
+mod memory;
+mod tokenize;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +50,11 @@ enum Command {
     Verify(commands::verify::Args),
     /// Write every tensor back as F32 safetensors: exactly the values the runtime computes with.
     Dequantize(commands::dequantize::Args),
+    /// Run a model on texts (BERT: labels and probabilities, or embeddings) or feature rows (MLP).
+    Run(commands::run::Args),
+    /// Evaluate a model against its FP32 reference: accuracy or Spearman, agreement, logit differences, KL,
+    /// and memory (stored bytes vs FP32, measured peak RSS).
+    Eval(commands::eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +64,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Dequantize(a) => commands::dequantize::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Eval(a) => commands::eval::run(a),
     };
     match result {
         Ok(code) => code,

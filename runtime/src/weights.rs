@@ -31,6 +31,11 @@ impl TensorRef {
         }
     }
 
+    /// Bytes of all planes.
+    pub fn stored_bytes(&self) -> u64 {
+        self.planes.iter().map(|p| p.1 as u64).sum()
+    }
+
     /// The bytes of plane 0 (raw tensors: the data itself).
     pub fn raw<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
         let (o, l) = self.planes[PLANE_ELEMENTS];

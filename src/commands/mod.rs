@@ -2,5 +2,7 @@
 
 pub mod convert;
 pub mod dequantize;
+pub mod eval;
 pub mod inspect;
+pub mod run;
 pub mod verify;

@@ -1,0 +1,129 @@
+//! `mxrt run`: outputs of a model for texts (BERT) or feature rows (MLP).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use mxrt_format::ReadOptions;
+use mxrt_runtime::{Graph, Model};
+use serde_json::json;
+
+use crate::fmt::outln;
+use crate::infer::{argmax, run_texts, softmax};
+use crate::tokenize::TextEncoder;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The .mxrt model (converted from a checkpoint directory).
+    model: PathBuf,
+    /// Text(s) to run (BERT models).
+    #[arg(long, num_args = 1..)]
+    text: Vec<String>,
+    /// Input file: TSV/CSV with a text column (`sentence`/`text` header, else the first column) for BERT
+    /// models; CSV or .npy rows of features for MLPs.
+    #[arg(long, conflicts_with = "text")]
+    input: Option<PathBuf>,
+    /// Backend: cpu (the only one in this build).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Truncate texts to this many tokens (default: the model's max_seq_length, else 512).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Texts per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// One JSON object per input line, in input order.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Refuses backends this build does not have, with the reason.
+pub fn check_backend(name: &str) -> Result<()> {
+    match name {
+        "cpu" => Ok(()),
+        "wgpu" | "cuda" => bail!("backend {name} is not available in this build yet (only cpu)"),
+        other => bail!("unknown backend {other:?} (cpu)"),
+    }
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    check_backend(&a.backend)?;
+    let model = Model::open(&a.model, ReadOptions::default())?;
+    match model.graph() {
+        Graph::Bert(bert) => {
+            let texts: Vec<String> = match &a.input {
+                Some(p) => crate::data::read_texts(p)?,
+                None if !a.text.is_empty() => a.text.clone(),
+                None => bail!("give --text or --input"),
+            };
+            let encoder = TextEncoder::from_model(&model, a.max_length)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let (outputs, _) = run_texts(&model, &encoder, &refs, a.batch_size, &mut || {})?;
+            let labels = match &bert.config.head {
+                mxrt_runtime::bert::Head::Classification { labels } => Some(labels),
+                mxrt_runtime::bert::Head::Embedding { .. } => None,
+            };
+            for (text, out) in texts.iter().zip(&outputs) {
+                match labels {
+                    Some(labels) => {
+                        let p = softmax(out);
+                        let best = argmax(out);
+                        if a.json {
+                            outln!(
+                                "{}",
+                                json!({"text": text, "label": labels[best], "probabilities": p, "logits": out})
+                            )?;
+                        } else {
+                            outln!("{}\t{:.4}\t{}", labels[best], p[best], text)?;
+                        }
+                    }
+                    None => {
+                        if a.json {
+                            outln!("{}", json!({"text": text, "embedding": out}))?;
+                        } else {
+                            let head: Vec<String> =
+                                out.iter().take(4).map(|v| format!("{v:.4}")).collect();
+                            outln!("[{}, ...] ({} dims)\t{}", head.join(", "), out.len(), text)?;
+                        }
+                    }
+                }
+            }
+        }
+        Graph::Mlp(mlp) => {
+            if !a.text.is_empty() {
+                bail!("this model is an MLP: give --input with CSV or .npy features");
+            }
+            let Some(path) = &a.input else {
+                bail!("give --input with CSV or .npy features")
+            };
+            let (values, rows, cols) = if path.extension().is_some_and(|e| e == "npy") {
+                crate::data::read_npy(path)?
+            } else {
+                crate::data::read_csv_matrix(path)?
+            };
+            if cols < mlp.inputs {
+                bail!(
+                    "{}: {cols} columns, the model takes {} features",
+                    path.display(),
+                    mlp.inputs
+                );
+            }
+            // Extra columns (e.g. one-hot labels after the features) are ignored.
+            let x: Vec<f32> = values
+                .chunks(cols)
+                .flat_map(|r| r[..mlp.inputs].iter().copied())
+                .collect();
+            let y = model.run_mlp(&x, rows)?;
+            for out in y.chunks(mlp.outputs) {
+                let label = mlp.labels.get(argmax(out)).cloned();
+                if a.json {
+                    outln!("{}", json!({"outputs": out, "label": label}))?;
+                } else {
+                    let vals: Vec<String> = out.iter().map(|v| format!("{v:.5}")).collect();
+                    outln!("{}\t{}", label.unwrap_or_default(), vals.join(" "))?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

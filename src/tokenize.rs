@@ -1,0 +1,131 @@
+//! Text to token batches with the tokenizer embedded in the model file: `tokenizer.json` through the
+//! `tokenizers` crate, or a WordPiece vocabulary (`vocab.txt`) assembled as BERT's tokenizer.
+
+use anyhow::{anyhow, bail, Context, Result};
+use mxrt_runtime::{Model, TokenBatch};
+use serde_json::Value;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// The model's tokenizer, truncating at `max_length` tokens (special tokens included).
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+}
+
+impl TextEncoder {
+    pub fn from_model(model: &Model, max_length: Option<usize>) -> Result<TextEncoder> {
+        let meta = model.metadata();
+        let tok = meta.get("tokenizer").ok_or_else(|| {
+            anyhow!(
+                "this model file has no embedded tokenizer (it was converted with --no-tokenizer)"
+            )
+        })?;
+        let file = |name: &str| -> Result<&[u8]> {
+            let tensor = tok["files"]
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("embedded tokenizer lacks {name}"))?;
+            model
+                .raw_bytes(tensor)
+                .ok_or_else(|| anyhow!("tensor {tensor} is missing"))
+        };
+        let mut tokenizer = match tok.get("format").and_then(Value::as_str) {
+            Some("tokenizer.json") => Tokenizer::from_bytes(file("tokenizer.json")?)
+                .map_err(|e| anyhow!("embedded tokenizer.json: {e}"))?,
+            Some("wordpiece-vocab") => {
+                wordpiece(file("vocab.txt")?, file("tokenizer_config.json").ok())?
+            }
+            other => bail!("unknown embedded tokenizer format {other:?}"),
+        };
+        let hp = &meta["hyperparameters"];
+        let positions = hp["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
+        let default = hp["head"]["max_seq_length"]
+            .as_u64()
+            .map_or(512, |v| v as usize);
+        let max_length = max_length.unwrap_or(default).min(positions);
+        let truncation = TruncationParams {
+            max_length,
+            ..Default::default()
+        };
+        tokenizer
+            .with_truncation(Some(truncation))
+            .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
+        tokenizer.with_padding(None);
+        Ok(TextEncoder { tokenizer })
+    }
+
+    /// Encodes `texts` (single sentences, or sentence pairs when `pairs` is given) and pads to the longest.
+    pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow!("tokenizing: {e}"))?;
+        let seq = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let batch = encodings.len();
+        let mut out = TokenBatch {
+            batch,
+            seq,
+            ids: vec![0; batch * seq],
+            type_ids: vec![0; batch * seq],
+            mask: vec![0; batch * seq],
+        };
+        for (i, e) in encodings.iter().enumerate() {
+            for (j, ((&id, &ty), &m)) in e
+                .get_ids()
+                .iter()
+                .zip(e.get_type_ids())
+                .zip(e.get_attention_mask())
+                .enumerate()
+            {
+                out.ids[i * seq + j] = id;
+                out.type_ids[i * seq + j] = ty;
+                out.mask[i * seq + j] = m as u8;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// BERT's tokenizer from a WordPiece vocabulary: BertNormalizer (lowercasing per tokenizer_config.json's
+/// `do_lower_case`, default true), BertPreTokenizer, WordPiece with `[UNK]`, `[CLS] ... [SEP]`.
+fn wordpiece(vocab_txt: &[u8], config: Option<&[u8]>) -> Result<Tokenizer> {
+    let text = std::str::from_utf8(vocab_txt).context("vocab.txt is not UTF-8")?;
+    let vocab: ahash::AHashMap<String, u32> = text
+        .lines()
+        .enumerate()
+        .map(|(i, t)| (t.trim_end().to_string(), i as u32))
+        .collect();
+    let id = |t: &str| {
+        vocab
+            .get(t)
+            .copied()
+            .ok_or_else(|| anyhow!("vocab.txt lacks {t}"))
+    };
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    id("[UNK]")?;
+    let lowercase = config
+        .and_then(|c| serde_json::from_slice::<Value>(c).ok())
+        .and_then(|c| c.get("do_lower_case").and_then(Value::as_bool))
+        .unwrap_or(true);
+    let model = WordPiece::builder()
+        .vocab(vocab)
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| anyhow!("WordPiece: {e}"))?;
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    Ok(tokenizer)
+}
