@@ -44,7 +44,7 @@ pub struct Prune {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -54,7 +54,7 @@ impl SplitMix64 {
 
     /// Uniform in [0, 1) with 53 random bits.
     pub fn next_f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Standard normal (Box-Muller, one value per call).
@@ -68,7 +68,7 @@ impl SplitMix64 {
     fn below(&mut self, n: u64) -> u64 {
         let zone = u64::MAX - u64::MAX % n;
         loop {
-            let x = self.next();
+            let x = self.next_u64();
             if x < zone {
                 return x % n;
             }
@@ -155,9 +155,9 @@ mod tests {
     fn splitmix64_reference_values() {
         // First outputs for seed 1234567 from the reference C implementation (Vigna's splitmix64.c).
         let mut r = SplitMix64(1234567);
-        assert_eq!(r.next(), 6457827717110365317);
-        assert_eq!(r.next(), 3203168211198807973);
-        assert_eq!(r.next(), 9817491932198370423);
+        assert_eq!(r.next_u64(), 6457827717110365317);
+        assert_eq!(r.next_u64(), 3203168211198807973);
+        assert_eq!(r.next_u64(), 9817491932198370423);
     }
 
     #[test]

@@ -390,7 +390,7 @@ fn mlp_inputs(
     if let Some(n) = a.synthetic {
         let mut rng = SplitMix64(a.seed);
         let x = (0..n * inputs).map(|_| rng.normal() as f32).collect();
-        return Ok((x, None, Some(format!("{n} seeded N(0,1) feature rows (seed {}): no jet data set here, so agreement with FP32 only, no accuracy", a.seed))));
+        return Ok(Data::Features { x, rows: n, labels: None, note: Some(format!("{n} seeded N(0,1) feature rows (seed {}): no jet data set here, so agreement with FP32 only, no accuracy", a.seed)) });
     }
     let Some(data) = &a.data else {
         bail!("give --data (CSV or .npy) or --synthetic N")
@@ -433,7 +433,7 @@ fn mlp_inputs(
     } else {
         None
     };
-    Ok((x, labels, None))
+    Ok(Data::Features { x, rows, labels, note: None })
 }
 
 fn print_text(r: &Value) -> std::io::Result<()> {
