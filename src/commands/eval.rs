@@ -268,14 +268,7 @@ fn load_data(a: &Args, model: &Model) -> Result<Data> {
             if !matches!(a.task.as_str(), "auto" | "jsc") {
                 bail!("task {:?} does not fit an MLP (jsc)", a.task);
             }
-            let (x, labels, note) = mlp_inputs(a, mlp.inputs, mlp.outputs)?;
-            let rows = x.len() / mlp.inputs;
-            Ok(Data::Features {
-                x,
-                rows,
-                labels,
-                note,
-            })
+            mlp_inputs(a, mlp.inputs, mlp.outputs)
         }
     }
 }
@@ -382,11 +375,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
 }
 
 /// Features (and labels when known) for an MLP: CSV with one-hot columns, .npy (+ --labels), or synthetic.
-fn mlp_inputs(
-    a: &Args,
-    inputs: usize,
-    outputs: usize,
-) -> Result<(Vec<f32>, Option<Vec<usize>>, Option<String>)> {
+fn mlp_inputs(a: &Args, inputs: usize, outputs: usize) -> Result<Data> {
     if let Some(n) = a.synthetic {
         let mut rng = SplitMix64(a.seed);
         let x = (0..n * inputs).map(|_| rng.normal() as f32).collect();
@@ -433,7 +422,12 @@ fn mlp_inputs(
     } else {
         None
     };
-    Ok(Data::Features { x, rows, labels, note: None })
+    Ok(Data::Features {
+        x,
+        rows,
+        labels,
+        note: None,
+    })
 }
 
 fn print_text(r: &Value) -> std::io::Result<()> {
