@@ -55,6 +55,8 @@ enum Command {
     /// Evaluate a model against its FP32 reference: accuracy or Spearman, agreement, logit differences, KL,
     /// and memory (stored bytes vs FP32, measured peak RSS).
     Eval(commands::eval::Args),
+    /// Latency and throughput of a model on synthetic inputs, with the time to open it and run once.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Dequantize(a) => commands::dequantize::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,10 @@ impl Default for Cpu {
 
 impl Cpu {
     /// `y = quant(x) · Wᵀ + b` for `x: [m, k]`, `W: [n, k]`; returns `[m, n]`.
+    ///
+    /// Many rows (`m >= 2 * ROW_TILE`): tiles of `ROW_TILE` input rows are spread over the cores, and each tile
+    /// walks all weight rows (decoded once per tile), so a tile's activations stay in cache. Few rows: the
+    /// weight rows are spread over the cores instead.
     pub fn linear(
         &self,
         x: &[f32],
@@ -35,62 +39,92 @@ impl Cpu {
         bias: Option<&[f32]>,
         act: ActQuant,
     ) -> Vec<f32> {
+        const ROW_TILE: usize = 64;
         let (n, kdim) = (w.rows(), w.cols());
         debug_assert_eq!(x.len(), m * kdim);
-        let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per weight row
-        let parallel = n * m * kdim >= PARALLEL_WORK;
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
-        if act.encoding == Encoding::Mx(MxElem::Int8) && n > 0 && w.mxint8_row(0).is_some() {
-            // Integer path: MXINT8 activations × MXINT8 weights, i32 per block, then the two scales.
-            let (mut a_codes, mut a_scales) = (Vec::new(), Vec::new());
+        let int_path =
+            act.encoding == Encoding::Mx(MxElem::Int8) && n > 0 && w.mxint8_row(0).is_some();
+        // Activations as the kernels want them: MXINT8 codes and scales, or (quantized) floats.
+        let (mut a_codes, mut a_scales) = (Vec::new(), Vec::new());
+        let mut quantized = Vec::new();
+        if int_path {
             quantize_mxint8_rows(x, kdim, act.rounding, &mut a_codes, &mut a_scales);
-            let bpr = kdim.div_ceil(32);
-            let row = |r: usize, out: &mut [f32]| {
+        } else if !act.is_none() {
+            quantized = x.to_vec();
+            fake_quantize_rows(&mut quantized, kdim, act);
+        }
+        let a_scale_f: Vec<f32> = a_scales
+            .iter()
+            .map(|&s| crate::cpu::reference::act_scale(s))
+            .collect();
+        let xs: &[f32] = if act.is_none() { x } else { &quantized };
+        let bpr = kdim.div_ceil(32);
+        // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
+        let weight_row = |buf: &mut Vec<f32>,
+                          r: usize,
+                          rows: std::ops::Range<usize>,
+                          put: &mut dyn FnMut(usize, f32)| {
+            if int_path {
                 let (codes, scales) = w.mxint8_row(r).unwrap_or((&[], &[]));
-                for (i, o) in out.iter_mut().enumerate() {
-                    let (ac, asc) = (
-                        &a_codes[i * bpr * 32..(i + 1) * bpr * 32],
-                        &a_scales[i * bpr..(i + 1) * bpr],
-                    );
-                    *o = (self.kernels.mxint8_dot)(ac, asc, codes, scales) + bias_of(r);
+                let w_scale_f: Vec<f32> = scales
+                    .iter()
+                    .map(|&s| mxrt_format::mx::scale_value(s))
+                    .collect();
+                let mut vals = vec![0.0f32; rows.len()];
+                let (i0, i1) = (rows.start, rows.end);
+                (self.kernels.mxint8_rows)(
+                    &a_codes[i0 * bpr * 32..i1 * bpr * 32],
+                    &a_scale_f[i0 * bpr..i1 * bpr],
+                    codes,
+                    &w_scale_f,
+                    &mut vals,
+                );
+                for (i, v) in rows.zip(vals) {
+                    put(i, v + bias_of(r));
                 }
-            };
-            if parallel {
-                out_t
-                    .par_chunks_mut(m)
-                    .enumerate()
-                    .for_each(|(r, o)| row(r, o));
             } else {
-                out_t.chunks_mut(m).enumerate().for_each(|(r, o)| row(r, o));
-            }
-        } else {
-            let quantized;
-            let xs: &[f32] = if act.is_none() {
-                x
-            } else {
-                let mut q = x.to_vec();
-                fake_quantize_rows(&mut q, kdim, act);
-                quantized = q;
-                &quantized
-            };
-            let row = |buf: &mut Vec<f32>, r: usize, out: &mut [f32]| {
                 w.decode_row(r, buf);
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = (self.kernels.dot_f32)(buf, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r);
+                for i in rows {
+                    put(
+                        i,
+                        (self.kernels.dot_f32)(buf, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                    );
                 }
-            };
-            if parallel {
-                out_t
-                    .par_chunks_mut(m)
-                    .enumerate()
-                    .for_each_init(|| vec![0.0f32; kdim], |buf, (r, o)| row(buf, r, o));
-            } else {
-                let mut buf = vec![0.0f32; kdim];
-                out_t
-                    .chunks_mut(m)
-                    .enumerate()
-                    .for_each(|(r, o)| row(&mut buf, r, o));
             }
+        };
+        let parallel = n * m * kdim >= PARALLEL_WORK;
+        if parallel && m >= 2 * ROW_TILE {
+            let mut out = vec![0.0f32; m * n];
+            out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
+                || vec![0.0f32; kdim],
+                |buf, (t, chunk)| {
+                    let i0 = t * ROW_TILE;
+                    let rows = i0..(i0 + ROW_TILE).min(m);
+                    for r in 0..n {
+                        weight_row(buf, r, rows.clone(), &mut |i, v| {
+                            chunk[(i - i0) * n + r] = v
+                        });
+                    }
+                },
+            );
+            return out;
+        }
+        let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per weight row
+        let per_row = |buf: &mut Vec<f32>, (r, o): (usize, &mut [f32])| {
+            weight_row(buf, r, 0..m, &mut |i, v| o[i] = v)
+        };
+        if parallel {
+            out_t
+                .par_chunks_mut(m.max(1))
+                .enumerate()
+                .for_each_init(|| vec![0.0f32; kdim], per_row);
+        } else {
+            let mut buf = vec![0.0f32; kdim];
+            out_t
+                .chunks_mut(m.max(1))
+                .enumerate()
+                .for_each(|ro| per_row(&mut buf, ro));
         }
         transpose(&out_t, n, m)
     }

@@ -69,47 +69,66 @@ fn integer_kernels_agree_exactly() {
         let a: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
         let b: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
         assert_eq!(reference::dot_i8(&a, &b), (k.dot_i8)(&a, &b), "n={n}");
-        let blocks = rng.gen_range(0..20);
-        let ac: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
+        let (blocks, rows) = (rng.gen_range(0..20), rng.gen_range(0..11));
+        let ac: Vec<u8> = (0..rows * blocks * 32).map(|_| rng.gen()).collect();
         let wc: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
-        // Scales across the whole range, including 0 (subnormal products) and 255 (NaN).
+        // Scale bytes across the whole range, including 0 (subnormal products) and 255 (NaN).
         let scale = |rng: &mut StdRng| {
             if rng.gen_bool(0.05) {
                 255
             } else {
-                rng.gen_range(0..=254)
+                rng.gen_range(0..=254u8)
             }
         };
-        let asc: Vec<u8> = (0..blocks).map(|_| scale(&mut rng)).collect();
-        let wsc: Vec<u8> = (0..blocks).map(|_| scale(&mut rng)).collect();
-        let (r, f) = (
-            reference::mxint8_dot(&ac, &asc, &wc, &wsc),
-            (k.mxint8_dot)(&ac, &asc, &wc, &wsc),
-        );
-        assert!(
-            r.to_bits() == f.to_bits() || (r.is_nan() && f.is_nan()),
-            "blocks={blocks}: {r} vs {f}"
-        );
+        let asc: Vec<f32> = (0..rows * blocks)
+            .map(|_| reference::act_scale(scale(&mut rng)))
+            .collect();
+        let wsc: Vec<f32> = (0..blocks)
+            .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
+            .collect();
+        let (mut r, mut f) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+        reference::mxint8_rows(&ac, &asc, &wc, &wsc, &mut r);
+        (k.mxint8_rows)(&ac, &asc, &wc, &wsc, &mut f);
+        for (x, y) in r.iter().zip(&f) {
+            assert!(
+                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                "rows={rows} blocks={blocks}: {x} vs {y}"
+            );
+        }
     }
 }
 
 #[test]
-fn pair_scale_is_the_product_of_the_two_scales() {
-    for (sa, sw) in [
-        (127u8, 127u8),
-        (130, 120),
-        (0, 254),
-        (1, 1),
-        (0, 0),
-        (60, 60),
-        (254, 254),
-    ] {
-        let want = mxrt_format::mx::scale_value(sa) as f64
-            * mxrt_format::mx::scale_value(sw) as f64
-            / 4096.0;
-        assert_eq!(reference::pair_scale(sa, sw), want as f32, "{sa} {sw}");
+fn mxint8_rows_is_the_dot_product_of_the_decoded_values() {
+    // With small codes and one scale per row, every partial sum is a multiple of one power of two below 2^24
+    // units, so every step is exact: the result equals the f64 dot product of the decoded values.
+    let mut rng = StdRng::seed_from_u64(seed());
+    for _ in 0..200 {
+        let blocks = rng.gen_range(1..6);
+        let a: Vec<u8> = (0..blocks * 32)
+            .map(|_| rng.gen_range(-8i8..8) as u8)
+            .collect();
+        let w: Vec<u8> = (0..blocks * 32)
+            .map(|_| rng.gen_range(-8i8..8) as u8)
+            .collect();
+        let (sa, sw) = (
+            vec![rng.gen_range(110..140u8); blocks],
+            vec![rng.gen_range(110..140u8); blocks],
+        );
+        let mut got = [0.0f32];
+        let asc: Vec<f32> = sa.iter().map(|&s| reference::act_scale(s)).collect();
+        let wsc: Vec<f32> = sw
+            .iter()
+            .map(|&s| mxrt_format::mx::scale_value(s))
+            .collect();
+        reference::mxint8_rows(&a, &asc, &w, &wsc, &mut got);
+        let value =
+            |q: u8, s: u8| f64::from(q as i8) / 64.0 * f64::from(mxrt_format::mx::scale_value(s));
+        let want: f64 = (0..blocks * 32)
+            .map(|e| value(a[e], sa[e / 32]) * value(w[e], sw[e / 32]))
+            .sum();
+        assert_eq!(f64::from(got[0]), want);
     }
-    assert!(reference::pair_scale(255, 3).is_nan());
 }
 
 /// A file holding one `[n, k]` weight in `enc`; returns its bytes.

@@ -5,8 +5,9 @@ pub mod reference;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
-/// `(activation codes, activation scales, weight codes, weight scales) -> dot product`.
-pub type MxDot = fn(&[u8], &[u8], &[u8], &[u8]) -> f32;
+/// `(activation codes, activation f32 scales, weight codes, weight f32 scales, out)`: one output per
+/// activation row (see `reference::mxint8_rows`).
+pub type MxRows = fn(&[u8], &[f32], &[u8], &[f32], &mut [f32]);
 
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]
@@ -17,9 +18,8 @@ pub struct Kernels {
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
-    /// MXINT8 row · MXINT8 row: for each block of 32, the exact i32 dot product of the codes times
-    /// [`reference::pair_scale`] of the two scale bytes, accumulated in f32 block after block.
-    pub mxint8_dot: MxDot,
+    /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
+    pub mxint8_rows: MxRows,
 }
 
 impl Kernels {
@@ -28,7 +28,7 @@ impl Kernels {
             isa: "reference",
             dot_f32: reference::dot_f32,
             dot_i8: reference::dot_i8,
-            mxint8_dot: reference::mxint8_dot,
+            mxint8_rows: reference::mxint8_rows,
         }
     }
 

@@ -13,29 +13,38 @@ pub fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
         .sum()
 }
 
-/// `2^(sa-127) * 2^(sw-127) / 4096`: the real value of one unit of an MXINT8 × MXINT8 block dot product
-/// (each code is q/64 times its scale). Exact where the result is a normal f32, +inf above, rounded once
-/// below; NaN if either scale is NaN.
-pub fn pair_scale(sa: u8, sw: u8) -> f32 {
-    if sa == 0xFF || sw == 0xFF {
-        return f32::NAN;
-    }
-    let e = i32::from(sa) + i32::from(sw) - 254 - 12;
-    if e > 127 {
-        f32::INFINITY // beyond binary32, as the product of the two scales would be
-    } else if e >= -126 {
-        f32::from_bits(((e + 127) as u32) << 23)
-    } else {
-        2f64.powi(e) as f32 // subnormal or zero, rounded once
-    }
+/// Activation scale byte → f32 factor `2^(s-127) / 4096` (the two /64 of the codes folded in); NaN for 0xFF.
+pub fn act_scale(s: u8) -> f32 {
+    mxrt_format::mx::scale_value(s) * (1.0 / 4096.0)
 }
 
-/// Σ over blocks j of `dot(a_j, w_j) as f32 * pair_scale(sa_j, sw_j)`, in block order.
-pub fn mxint8_dot(a_codes: &[u8], a_scales: &[u8], w_codes: &[u8], w_scales: &[u8]) -> f32 {
-    let mut acc = 0.0f32;
-    for (j, (&sa, &sw)) in a_scales.iter().zip(w_scales).enumerate() {
-        let d = dot_i8(&a_codes[j * 32..j * 32 + 32], &w_codes[j * 32..j * 32 + 32]);
-        acc += d as f32 * pair_scale(sa, sw);
+/// MXINT8 rows · one MXINT8 weight row. For activation row `i` (codes `a_codes[i*32*B..]`, f32 scales
+/// `a_scales[i*B..]` from [`act_scale`]) and the weight row (`w_codes`, `w_scales` = `mx::scale_value`):
+/// lane `l` of block `j` holds the exact i32 sum of the products at positions `2l, 2l+1, 16+2l, 17+2l`;
+/// each lane accumulates `fma(p_jl as f32, a_scale_ij * w_scale_j, acc_l)` block after block; the row's
+/// result is `((acc0+acc4) + (acc2+acc6)) + ((acc1+acc5) + (acc3+acc7))`. SIMD versions compute exactly this.
+pub fn mxint8_rows(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w_codes: &[u8],
+    w_scales: &[f32],
+    out: &mut [f32],
+) {
+    let blocks = w_scales.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut acc = [0.0f32; 8];
+        for j in 0..blocks {
+            let a = &a_codes[(i * blocks + j) * 32..][..32];
+            let w = &w_codes[j * 32..j * 32 + 32];
+            let s = a_scales[i * blocks + j] * w_scales[j];
+            for (l, acc) in acc.iter_mut().enumerate() {
+                let p: i32 = [2 * l, 2 * l + 1, 16 + 2 * l, 17 + 2 * l]
+                    .iter()
+                    .map(|&e| i32::from(a[e] as i8) * i32::from(w[e] as i8))
+                    .sum();
+                *acc = (p as f32).mul_add(s, *acc);
+            }
+        }
+        *o = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     }
-    acc
 }

@@ -12,7 +12,7 @@ pub fn kernels() -> Option<Kernels> {
             isa: "avx2+fma",
             dot_f32,
             dot_i8,
-            mxint8_dot,
+            mxint8_rows,
         })
     } else {
         None
@@ -29,52 +29,82 @@ fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
     unsafe { dot_i8_avx2(a, b) }
 }
 
-fn mxint8_dot(a_codes: &[u8], a_scales: &[u8], w_codes: &[u8], w_scales: &[u8]) -> f32 {
-    // SAFETY: only reachable after AVX2 was detected.
-    unsafe { mxint8_dot_avx2(a_codes, a_scales, w_codes, w_scales) }
+fn mxint8_rows(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w_codes: &[u8],
+    w_scales: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_rows_avx2(a_codes, a_scales, w_codes, w_scales, out) }
 }
 
-/// The reference's block loop with each block's i32 dot product done in AVX2 (exact), then the same scalar
-/// `acc += d as f32 * pair_scale` in the same order: bit-identical to `reference::mxint8_dot`.
+/// The 8 exact lane sums of one block: `vpmaddwd` on sign-extended halves (lane l: positions 2l, 2l+1 of the
+/// low half plus 16+2l, 17+2l of the high half), as f32 (exact: |p| <= 65536).
 #[target_feature(enable = "avx2")]
-unsafe fn mxint8_dot_avx2(a_codes: &[u8], a_scales: &[u8], w_codes: &[u8], w_scales: &[u8]) -> f32 {
-    let blocks = a_scales
-        .len()
-        .min(w_scales.len())
-        .min(a_codes.len() / 32)
-        .min(w_codes.len() / 32);
-    let (pa, pw) = (a_codes.as_ptr(), w_codes.as_ptr());
-    let mut acc = 0.0f32;
-    for j in 0..blocks {
-        // SAFETY: j < blocks <= len / 32, so bytes [32j, 32j + 32) are inside both slices.
-        let (x, y) = unsafe {
-            (
-                _mm256_loadu_si256(pa.add(32 * j).cast()),
-                _mm256_loadu_si256(pw.add(32 * j).cast()),
-            )
-        };
-        let d = block_dot(x, y);
-        acc += d as f32 * super::reference::pair_scale(a_scales[j], w_scales[j]);
-    }
-    acc
-}
-
-/// Exact i32 dot product of 32 signed bytes in each register.
-#[target_feature(enable = "avx2")]
-fn block_dot(x: __m256i, y: __m256i) -> i32 {
+fn block_lanes(x: __m256i, wl: __m256i, wh: __m256i) -> __m256 {
     let (xl, xh) = (
         _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x)),
         _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1)),
     );
-    let (yl, yh) = (
-        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(y)),
-        _mm256_cvtepi8_epi16(_mm256_extracti128_si256(y, 1)),
+    _mm256_cvtepi32_ps(_mm256_add_epi32(
+        _mm256_madd_epi16(xl, wl),
+        _mm256_madd_epi16(xh, wh),
+    ))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn hsum_reference_order(acc: __m256) -> f32 {
+    // ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))
+    let q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let r = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)))
+}
+
+/// Four activation rows at a time share each weight block's sign extension and keep four independent FMA
+/// chains; each row's arithmetic is the reference's, in the same order, so results are bit-identical.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mxint8_rows_avx2(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w_codes: &[u8],
+    w_scales: &[f32],
+    out: &mut [f32],
+) {
+    let blocks = w_scales.len();
+    let rows = out.len();
+    assert!(
+        w_codes.len() >= blocks * 32
+            && a_codes.len() >= rows * blocks * 32
+            && a_scales.len() >= rows * blocks
     );
-    let s = _mm256_add_epi32(_mm256_madd_epi16(xl, yl), _mm256_madd_epi16(xh, yh));
-    let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-    _mm_cvtsi128_si32(s)
+    let (pa, pw) = (a_codes.as_ptr(), w_codes.as_ptr());
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for j in 0..blocks {
+            // SAFETY: j < blocks and w_codes.len() >= 32 * blocks (asserted).
+            let w = unsafe { _mm256_loadu_si256(pw.add(32 * j).cast()) };
+            let (wl, wh) = (
+                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w)),
+                _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w, 1)),
+            );
+            let ws = w_scales[j];
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                let row = i + g;
+                // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
+                let x = unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
+                let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
+                *acc = _mm256_fmadd_ps(block_lanes(x, wl, wh), s, *acc);
+            }
+        }
+        for g in 0..group {
+            out[i + g] = hsum_reference_order(acc[g]);
+        }
+        i += group;
+    }
 }
 
 /// Four 8-wide FMA accumulators, then a horizontal sum; the tail (len % 32) is done in scalar code.
