@@ -35,6 +35,9 @@ pub struct Args {
     /// One JSON object per input line, in input order.
     #[arg(long)]
     json: bool,
+    /// With --json: include each text's token ids (`input_ids`).
+    #[arg(long, requires = "json")]
+    tokens: bool,
 }
 
 /// Refuses backends this build does not have, with the reason.
@@ -64,6 +67,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 mxrt_runtime::bert::Head::Embedding { .. } => None,
             };
             for (text, out) in texts.iter().zip(&outputs) {
+                let ids = if a.tokens {
+                    Some(encoder.batch(&[text.as_str()])?.ids)
+                } else {
+                    None
+                };
                 match labels {
                     Some(labels) => {
                         let p = softmax(out);
@@ -71,7 +79,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                         if a.json {
                             outln!(
                                 "{}",
-                                json!({"text": text, "label": labels[best], "probabilities": p, "logits": out})
+                                json!({"text": text, "label": labels[best], "probabilities": p, "logits": out, "input_ids": ids})
                             )?;
                         } else {
                             outln!("{}\t{:.4}\t{}", labels[best], p[best], text)?;
@@ -79,7 +87,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     }
                     None => {
                         if a.json {
-                            outln!("{}", json!({"text": text, "embedding": out}))?;
+                            outln!(
+                                "{}",
+                                json!({"text": text, "embedding": out, "input_ids": ids})
+                            )?;
                         } else {
                             let head: Vec<String> =
                                 out.iter().take(4).map(|v| format!("{v:.4}")).collect();

@@ -1,0 +1,306 @@
+//! `mxrt run`, `eval` and `bench` end to end: identical token ids and logits to PyTorch through the embedded
+//! tokenizer, MLP rows from CSV, evaluation metrics computed independently here, and clear errors.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn convert(model: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    mxrt_ok(&args);
+}
+
+fn reference_json() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(shared().join("reference/minilm-sst2-dev16.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Reference tensors: (shape, values as f64).
+fn reference_tensor(file: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(shared().join("reference").join(file)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let v = st.tensor(name).unwrap();
+    let vals = match v.dtype() {
+        safetensors::Dtype::I64 => v
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        _ => v
+            .data()
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+    };
+    (v.shape().to_vec(), vals)
+}
+
+#[test]
+fn run_gives_pytorchs_token_ids_and_logits_through_the_embedded_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f32.mxrt");
+    convert(
+        &shared().join("models/minilm-sst2"),
+        &file,
+        &["--weights", "f32"],
+    );
+    let sentences: Vec<String> = reference_json()["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--json",
+        "--tokens",
+        "--max-length",
+        "128",
+        "--text",
+    ];
+    args.extend(sentences.iter().map(String::as_str));
+    let lines: Vec<Value> = mxrt_ok(&args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 16);
+    let (shape, ids) = reference_tensor("minilm-sst2-dev16.safetensors", "input_ids");
+    let (_, mask) = reference_tensor("minilm-sst2-dev16.safetensors", "attention_mask");
+    let (_, logits) = reference_tensor("minilm-sst2-dev16.safetensors", "logits");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["text"], sentences[i].as_str());
+        let want: Vec<u64> = (0..shape[1])
+            .filter(|&j| mask[i * shape[1] + j] != 0.0)
+            .map(|j| ids[i * shape[1] + j] as u64)
+            .collect();
+        let got: Vec<u64> = line["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(got, want, "sentence {i}");
+        for (k, l) in line["logits"].as_array().unwrap().iter().enumerate() {
+            assert!(
+                (l.as_f64().unwrap() - logits[i * 2 + k]).abs() < 1e-4,
+                "sentence {i} logit {k}"
+            );
+        }
+        let p: f64 = line["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((p - 1.0).abs() < 1e-5);
+    }
+    // Text mode: label, probability, text per line.
+    let text = mxrt_ok(&[
+        "run",
+        file.to_str().unwrap(),
+        "--text",
+        "a gorgeous, witty, seductive movie .",
+    ]);
+    assert!(text.starts_with("positive\t0."), "{text}");
+}
+
+#[test]
+fn run_reads_mlp_features_from_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jsc.mxrt");
+    convert(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "f32"],
+    );
+    let (_, x) = reference_tensor("jsc-3layer-32.safetensors", "inputs");
+    let (_, y) = reference_tensor("jsc-3layer-32.safetensors", "outputs");
+    let mut csv = (0..16)
+        .map(|k| format!("f{k}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for row in x.chunks(16) {
+        csv += &(row
+            .iter()
+            .map(|v| format!("{:e}", *v as f32))
+            .collect::<Vec<_>>()
+            .join(",")
+            + "\n");
+    }
+    let path = dir.path().join("x.csv");
+    std::fs::write(&path, csv).unwrap();
+    let lines: Vec<Value> = mxrt_ok(&[
+        "run",
+        file.to_str().unwrap(),
+        "--input",
+        path.to_str().unwrap(),
+        "--json",
+    ])
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert_eq!(lines.len(), 32);
+    for (i, l) in lines.iter().enumerate() {
+        for (k, v) in l["outputs"].as_array().unwrap().iter().enumerate() {
+            assert!((v.as_f64().unwrap() - y[i * 5 + k]).abs() < 1e-5, "row {i}");
+        }
+    }
+    let err = mxrt_err(&["run", file.to_str().unwrap(), "--text", "hello"]);
+    assert!(err.contains("MLP"), "{err}");
+    let err = mxrt_err(&[
+        "run",
+        file.to_str().unwrap(),
+        "--input",
+        path.to_str().unwrap(),
+        "--backend",
+        "cuda",
+    ]);
+    assert!(err.contains("not available"), "{err}");
+}
+
+#[test]
+fn eval_metrics_match_an_independent_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32_file = dir.path().join("f32.mxrt");
+    convert(
+        &shared().join("models/minilm-sst2"),
+        &f32_file,
+        &["--weights", "f32"],
+    );
+    // The first 16 dev sentences with their labels.
+    let dev = std::fs::read_to_string(shared().join("data/sst2/dev.tsv")).unwrap();
+    let subset: Vec<&str> = dev.lines().take(17).collect();
+    let data = dir.path().join("dev16.tsv");
+    std::fs::write(&data, subset.join("\n")).unwrap();
+    let labels: Vec<usize> = subset[1..]
+        .iter()
+        .map(|l| l.rsplit('\t').next().unwrap().trim().parse().unwrap())
+        .collect();
+    let (_, logits) = reference_tensor("minilm-sst2-dev16.safetensors", "logits");
+    let want = labels
+        .iter()
+        .enumerate()
+        .filter(|(i, &l)| (logits[i * 2 + 1] > logits[i * 2]) as usize == l)
+        .count() as f64
+        / 16.0;
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        f32_file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--max-length",
+        "128",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(r["accuracy"].as_f64().unwrap(), want);
+    assert_eq!(r["agreement"], 1.0);
+    assert_eq!(r["memory"]["saving_percent"], 0.0);
+    assert!(r["memory"]["peak_rss_file_bytes"].as_u64().unwrap() > 0);
+
+    // A quantized model needs a reference; with the checkpoint directory it gets one.
+    let mx = dir.path().join("mx.mxrt");
+    convert(
+        &shared().join("models/minilm-sst2"),
+        &mx,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let err = mxrt_err(&[
+        "eval",
+        mx.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--reference"), "{err}");
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        mx.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--max-length",
+        "128",
+        "--json",
+        "--reference",
+        shared().join("models/minilm-sst2").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(r["reference_accuracy"].as_f64().unwrap(), want);
+    assert!(r["agreement"].as_f64().unwrap() >= 15.0 / 16.0, "{r}");
+    let saving = r["memory"]["saving_percent"].as_f64().unwrap();
+    assert!((74.0..74.3).contains(&saving), "{saving}");
+    assert!(r["kl"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn eval_of_an_mlp_on_synthetic_inputs_reports_agreement_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mx = dir.path().join("jsc.mxrt");
+    convert(
+        &shared().join("models/jsc-3layer"),
+        &mx,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        mx.to_str().unwrap(),
+        "--synthetic",
+        "2000",
+        "--json",
+        "--reference",
+        shared().join("models/jsc-3layer").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert!(r["accuracy"].is_null());
+    assert!(r["note"].as_str().unwrap().contains("no jet data"));
+    let agreement = r["agreement"].as_f64().unwrap();
+    assert!(agreement > 0.95 && agreement <= 1.0, "{agreement}");
+    assert_eq!(r["examples"], 2000);
+}
+
+#[test]
+fn bench_reports_latency_and_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jsc.mxrt");
+    convert(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "mxint8"],
+    );
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "bench",
+        file.to_str().unwrap(),
+        "--batch",
+        "64",
+        "--iterations",
+        "5",
+        "--json",
+    ]))
+    .unwrap();
+    for k in [
+        "open_ms",
+        "first_inference_ms",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "throughput_per_s",
+    ] {
+        assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+    }
+    assert!(r["p50_ms"].as_f64().unwrap() <= r["p99_ms"].as_f64().unwrap());
+    let err = mxrt_err(&["bench", file.to_str().unwrap(), "--backend", "wgpu"]);
+    assert!(err.contains("not available"), "{err}");
+}
