@@ -15,7 +15,13 @@ use crate::fmt::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
-    model: PathBuf,
+    /// The .mxrt model (not needed with --kernels).
+    #[arg(required_unless_present = "kernels")]
+    model: Option<PathBuf>,
+    /// Benchmark the linear kernels alone (f32, MXINT8 weights, MXINT8 x MXINT8) on a [batch*seq, 384] x
+    /// [1536, 384] product, in GFLOP/s or GOP/s against this machine's peaks.
+    #[arg(long)]
+    kernels: bool,
     /// Sequences (BERT) or feature rows (MLP) per inference.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -43,6 +49,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     crate::commands::run::check_backend(&a.backend)?;
+    if a.kernels {
+        return kernels(&a);
+    }
+    let Some(model_path) = a.model.clone() else {
+        bail!("give a model, or --kernels")
+    };
     if a.batch == 0 || a.iterations == 0 {
         bail!("--batch and --iterations must be at least 1");
     }
@@ -52,7 +64,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let threads = pool.current_num_threads();
     pool.install(|| -> Result<ExitCode> {
         let t0 = Instant::now();
-        let model = Model::open(&a.model, ReadOptions::default())?;
+        let model = Model::open(&model_path, ReadOptions::default())?;
         let open_s = t0.elapsed().as_secs_f64();
         let mut rng = SplitMix64(7);
         let model = &model;
@@ -93,7 +105,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         times.sort_by(f64::total_cmp);
         let (p50, p90, p99) = (percentile(&times, 0.5), percentile(&times, 0.9), percentile(&times, 0.99));
         let r = json!({
-            "model": a.model.display().to_string(), "batch": a.batch, "seq": a.seq, "threads": threads, "isa": isa,
+            "model": model_path.display().to_string(), "batch": a.batch, "seq": a.seq, "threads": threads, "isa": isa,
             "open_ms": open_s * 1e3, "first_inference_ms": first_s * 1e3, "iterations": a.iterations,
             "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3,
             "throughput_per_s": a.batch as f64 / p50,
@@ -103,9 +115,105 @@ pub fn run(a: Args) -> Result<ExitCode> {
         } else {
             outln!(
                 "{}: batch {} seq {} on {threads} threads ({}): open {:.1} ms, first inference {:.1} ms; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; {:.1} per second",
-                a.model.display(), a.batch, a.seq, isa, open_s * 1e3, first_s * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3, a.batch as f64 / p50
+                model_path.display(), a.batch, a.seq, isa, open_s * 1e3, first_s * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3, a.batch as f64 / p50
             )?;
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Peaks measured on the project's reference machine (2 cores): FP32 FMA and int8 multiply-add.
+const PEAK_F32_GFLOPS: f64 = 180.0;
+const PEAK_INT8_GOPS: f64 = 345.0;
+
+/// Times `Cpu::linear` for one shape and three weight/activation combinations.
+fn kernels(a: &Args) -> Result<ExitCode> {
+    use mxrt_format::{
+        encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, Rounding, SparsePolicy,
+    };
+    use mxrt_runtime::ops::Cpu;
+    use mxrt_runtime::quant::ActQuant;
+    use mxrt_runtime::weights::TensorRef;
+    let (m, k, n) = (a.batch * a.seq, 384usize, 1536usize);
+    let mut rng = SplitMix64(11);
+    let w: Vec<f32> = (0..n * k).map(|_| (rng.normal() * 0.05) as f32).collect();
+    let x: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()?;
+    let cpu = Cpu::default();
+    let mut rows = Vec::new();
+    let mxint8 = ActQuant {
+        encoding: Encoding::Mx(MxElem::Int8),
+        rounding: Rounding::Nearest,
+    };
+    for (label, enc, act, peak) in [
+        (
+            "f32 weights x f32",
+            Encoding::F32,
+            ActQuant::NONE,
+            PEAK_F32_GFLOPS,
+        ),
+        (
+            "mxint8 weights x f32",
+            Encoding::Mx(MxElem::Int8),
+            ActQuant::NONE,
+            PEAK_F32_GFLOPS,
+        ),
+        (
+            "mxint8 x mxint8 (integer)",
+            Encoding::Mx(MxElem::Int8),
+            mxint8,
+            PEAK_INT8_GOPS,
+        ),
+    ] {
+        let mut b = FileBuilder::new(serde_json::Map::new())?;
+        b.push(encode_f32(
+            "w",
+            &[n as u64, k as u64],
+            &w,
+            enc,
+            Rounding::Nearest,
+            SparsePolicy::Never,
+        )?)?;
+        let bytes = b.to_bytes()?;
+        let file = MxrtFile::parse(&bytes, ReadOptions::default())?;
+        let tref = TensorRef::from_view(file.tensor("w").ok_or_else(|| anyhow::anyhow!("w"))?);
+        let view = tref.view(&bytes);
+        let mut times = Vec::new();
+        pool.install(|| {
+            for i in 0..a.warmup + a.iterations {
+                let t = Instant::now();
+                std::hint::black_box(cpu.linear(&x, m, &view, None, act));
+                if i >= a.warmup {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+        });
+        times.sort_by(f64::total_cmp);
+        let p50 = percentile(&times, 0.5);
+        let ops = 2.0 * (m * n * k) as f64 / p50 / 1e9;
+        rows.push(json!({"kernel": label, "m": m, "k": k, "n": n, "p50_ms": p50 * 1e3, "g_ops_per_s": ops, "fraction_of_peak": ops / peak, "peak": peak}));
+    }
+    let r = json!({"isa": cpu.kernels.isa, "threads": pool.current_num_threads(), "kernels": rows});
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
+    } else {
+        outln!(
+            "linear [{m} x {k}] . [{n} x {k}]^T on {} threads ({}):",
+            pool.current_num_threads(),
+            cpu.kernels.isa
+        )?;
+        for row in &rows {
+            outln!(
+                "  {:<28} p50 {:>8.2} ms  {:>7.1} G(FL)OP/s  {:>5.1} % of the {} peak",
+                row["kernel"].as_str().unwrap_or(""),
+                row["p50_ms"].as_f64().unwrap_or(0.0),
+                row["g_ops_per_s"].as_f64().unwrap_or(0.0),
+                100.0 * row["fraction_of_peak"].as_f64().unwrap_or(0.0),
+                row["peak"]
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

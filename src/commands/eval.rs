@@ -23,7 +23,8 @@ use crate::tokenize::TextEncoder;
 pub struct Args {
     /// The .mxrt model to evaluate.
     model: PathBuf,
-    /// Data: SST-2 TSV (`sentence<TAB>label`), STS-B TSV (pairs with gold scores), or for MLPs a CSV of
+    /// Data: SST-2 TSV (`sentence<TAB>label`), STS-B TSV (pairs with gold scores), a .txt file of sentences
+    /// (encoders: cosine to FP32 and nearest-neighbour agreement), or for MLPs a CSV of
     /// 16 features + 5 one-hot label columns (the hls4ml jet data) or a .npy feature matrix (with --labels).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -36,7 +37,7 @@ pub struct Args {
     /// Seed for --synthetic.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// sst2, stsb, jsc, or auto (from the model and the data).
+    /// sst2, stsb, embed, jsc, or auto (from the model and the data).
     #[arg(long, default_value = "auto")]
     task: String,
     /// FP32 reference: the original checkpoint directory or an FP32 .mxrt. Not needed when the model itself
@@ -220,6 +221,10 @@ fn memory_table(model: &Model) -> (BTreeMap<String, u64>, u64, u64) {
 
 /// What is evaluated, loaded before any model runs.
 enum Data {
+    /// Unlabelled sentences (a text file, one per line): fidelity of embeddings to FP32 only.
+    Sentences {
+        texts: Vec<String>,
+    },
     Sst2 {
         texts: Vec<String>,
         labels: Vec<usize>,
@@ -242,12 +247,29 @@ fn load_data(a: &Args, model: &Model) -> Result<Data> {
             let Some(data) = &a.data else {
                 bail!("--data is required for text models (SST-2 or STS-B TSV)")
             };
+            let plain_text = data.extension().is_some_and(|e| e == "txt");
             let task = match (a.task.as_str(), &bert.config.head) {
+                ("auto", Head::Embedding { .. }) if plain_text => "embed",
+                ("embed", Head::Embedding { .. }) => "embed",
+                ("embed", _) => bail!("task embed needs a sentence-embedding model"),
                 ("auto", Head::Classification { .. }) | ("sst2", _) => "sst2",
                 ("auto", Head::Embedding { .. }) | ("stsb", _) => "stsb",
-                (t, _) => bail!("task {t:?} does not fit a text model (sst2, stsb)"),
+                (t, _) => bail!("task {t:?} does not fit a text model (sst2, stsb, embed)"),
             };
-            if task == "sst2" {
+            if task == "embed" {
+                let text = std::fs::read_to_string(data)
+                    .with_context(|| format!("cannot read {}", data.display()))?;
+                let texts: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if texts.len() < 2 {
+                    bail!("{}: need at least two sentences", data.display());
+                }
+                Ok(Data::Sentences { texts })
+            } else if task == "sst2" {
                 let rows = crate::data::read_sst2(data)?;
                 Ok(Data::Sst2 {
                     labels: rows.iter().map(|r| r.1).collect(),
@@ -281,7 +303,7 @@ fn outputs(
     after_batch: &mut dyn FnMut(),
 ) -> Result<Vec<Vec<f32>>> {
     match data {
-        Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
+        Data::Sentences { texts } | Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
             let encoder = TextEncoder::from_model(model, a.max_length)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             Ok(run_texts(model, &encoder, &refs, a.batch_size, after_batch)?.0)
@@ -325,6 +347,25 @@ pub fn run(a: Args) -> Result<ExitCode> {
         result["kl"] = json!(kl);
     };
     match &data {
+        Data::Sentences { texts } => {
+            result["task"] = json!("embed");
+            let cos: Vec<f64> = out.iter().zip(&refs).map(|(x, y)| cosine(x, y)).collect();
+            result["mean_embedding_cosine_to_reference"] =
+                json!(cos.iter().sum::<f64>() / cos.len() as f64);
+            result["min_embedding_cosine_to_reference"] =
+                json!(cos.iter().copied().fold(f64::INFINITY, f64::min));
+            let nearest = |e: &[Vec<f32>], i: usize| -> usize {
+                (0..e.len())
+                    .filter(|&j| j != i)
+                    .max_by(|&p, &q| cosine(&e[i], &e[p]).total_cmp(&cosine(&e[i], &e[q])))
+                    .unwrap_or(i)
+            };
+            let same = (0..out.len())
+                .filter(|&i| nearest(&out, i) == nearest(&refs, i))
+                .count();
+            result["nearest_neighbour_agreement"] = json!(same as f64 / out.len() as f64);
+            result["examples"] = json!(texts.len());
+        }
         Data::Sst2 { labels, .. } => {
             result["task"] = json!("sst2");
             classification(&mut result, false, Some(labels));
@@ -431,11 +472,8 @@ fn mlp_inputs(a: &Args, inputs: usize, outputs: usize) -> Result<Data> {
 }
 
 fn print_text(r: &Value) -> std::io::Result<()> {
-    let pct = |v: &Value| {
-        v.as_f64()
-            .map_or("-".into(), |x| format!("{:.2} %", 100.0 * x))
-    };
-    let num = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.4}"));
+    let pct = |v: &Value| v.as_f64().map(|x| format!("{:.2} %", 100.0 * x));
+    let num = |v: &Value| v.as_f64().map(|x| format!("{x:.4}"));
     outln!(
         "{} ({} examples, task {}, reference: {}, kernels {})",
         r["model"].as_str().unwrap_or(""),
@@ -447,23 +485,43 @@ fn print_text(r: &Value) -> std::io::Result<()> {
     if let Some(n) = r["note"].as_str() {
         outln!("note: {n}")?;
     }
-    outln!(
-        "accuracy {}   reference {}",
-        pct(&r["accuracy"]),
-        pct(&r["reference_accuracy"])
-    )?;
-    outln!(
-        "spearman {}   reference {}",
-        num(&r["spearman"]),
-        num(&r["reference_spearman"])
-    )?;
-    outln!(
-        "agreement with FP32 {}   mean |diff| {}   max |diff| {}   KL {}",
-        pct(&r["agreement"]),
-        num(&r["mean_abs_logit_diff"]),
-        num(&r["max_abs_logit_diff"]),
-        num(&r["kl"])
-    )?;
+    // Only the metrics that apply to this task.
+    let lines: [(&str, Option<String>, Option<String>); 6] = [
+        (
+            "accuracy",
+            pct(&r["accuracy"]),
+            pct(&r["reference_accuracy"]),
+        ),
+        (
+            "spearman",
+            num(&r["spearman"]),
+            num(&r["reference_spearman"]),
+        ),
+        ("agreement with FP32 (top-1)", pct(&r["agreement"]), None),
+        (
+            "mean / max |output difference|",
+            num(&r["mean_abs_logit_diff"]),
+            num(&r["max_abs_logit_diff"]),
+        ),
+        ("KL(FP32 || model)", num(&r["kl"]), None),
+        (
+            "embedding cosine to FP32: mean / min",
+            num(&r["mean_embedding_cosine_to_reference"]),
+            num(&r["min_embedding_cosine_to_reference"]),
+        ),
+    ];
+    for (label, v, second) in lines {
+        if let Some(v) = v {
+            match (label, second) {
+                ("accuracy" | "spearman", Some(s)) => outln!("{label}: {v} (FP32 reference: {s})")?,
+                (_, Some(s)) => outln!("{label}: {v} / {s}")?,
+                (_, None) => outln!("{label}: {v}")?,
+            }
+        }
+    }
+    if let Some(v) = pct(&r["nearest_neighbour_agreement"]) {
+        outln!("nearest-neighbour agreement with FP32: {v}")?;
+    }
     let m = &r["memory"];
     let b = |k: &str| m[k].as_u64().map_or("-".into(), grouped);
     outln!(
@@ -479,7 +537,7 @@ fn print_text(r: &Value) -> std::io::Result<()> {
         }
     }
     outln!(
-        "peak RSS {} bytes (file-backed {}, anonymous {})",
+        "peak RSS {} bytes (file-backed {}, anonymous {}), measured before the reference ran",
         b("peak_rss_bytes"),
         b("peak_rss_file_bytes"),
         b("peak_rss_anon_bytes")
