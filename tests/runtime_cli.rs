@@ -304,3 +304,69 @@ fn bench_reports_latency_and_throughput() {
     let err = mxrt_err(&["bench", file.to_str().unwrap(), "--backend", "wgpu"]);
     assert!(err.contains("not available"), "{err}");
 }
+
+#[test]
+fn eval_of_an_encoder_on_plain_sentences_reports_embedding_fidelity() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models/all-MiniLM-L6-v2");
+    assert!(
+        base.exists(),
+        "run ./scripts/fetch-models.sh first (./scripts/test.sh does)"
+    );
+    let (f32_file, mx) = (dir.path().join("f32.mxrt"), dir.path().join("mx.mxrt"));
+    convert(&base, &f32_file, &["--weights", "f32"]);
+    convert(
+        &base,
+        &mx,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let sentences = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sentences.txt");
+    let run = |model: &Path| -> Value {
+        serde_json::from_str(&mxrt_ok(&[
+            "eval",
+            model.to_str().unwrap(),
+            "--data",
+            sentences.to_str().unwrap(),
+            "--reference",
+            f32_file.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap()
+    };
+    let same = run(&f32_file);
+    assert_eq!(same["task"], "embed");
+    assert!((same["mean_embedding_cosine_to_reference"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    assert_eq!(same["nearest_neighbour_agreement"], 1.0);
+    assert_eq!(same["examples"], 40);
+    let q = run(&mx);
+    let cos = q["min_embedding_cosine_to_reference"].as_f64().unwrap();
+    assert!(cos > 0.99 && cos < 1.0, "{cos}");
+    assert!(q["nearest_neighbour_agreement"].as_f64().unwrap() >= 0.8);
+}
+
+#[test]
+fn bench_kernels_reports_throughput_against_the_peaks() {
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "bench",
+        "--kernels",
+        "--batch",
+        "1",
+        "--seq",
+        "32",
+        "--iterations",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+    ]))
+    .unwrap();
+    let kernels = r["kernels"].as_array().unwrap();
+    assert_eq!(kernels.len(), 3);
+    for k in kernels {
+        assert!(
+            k["g_ops_per_s"].as_f64().unwrap() > 0.0
+                && k["fraction_of_peak"].as_f64().unwrap() < 1.0,
+            "{k}"
+        );
+    }
+}
