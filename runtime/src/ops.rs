@@ -45,12 +45,38 @@ impl Cpu {
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
         let int_path =
             act.encoding == Encoding::Mx(MxElem::Int8) && n > 0 && w.mxint8_row(0).is_some();
+        // Fixed point with both widths <= 8: i8 codes, exact i32 dot products, one scale 2^-(Fw+Fa) at the end.
+        let fixed_path = match (w.tensor.encoding, act.encoding) {
+            (
+                Encoding::Fixed {
+                    width: ww,
+                    frac: fw,
+                },
+                Encoding::Fixed {
+                    width: wa,
+                    frac: fa,
+                },
+            ) if ww <= 8 && wa <= 8 && !w.tensor.sparse => {
+                Some(2f64.powi(-(i32::from(fw) + i32::from(fa))) as f32)
+            }
+            _ => None,
+        };
+        let fixed_codes: Vec<u8> = match (fixed_path, act.encoding) {
+            (Some(_), Encoding::Fixed { width, frac }) => x
+                .iter()
+                .map(|&v| {
+                    mxrt_format::fixed::quantize(v, width, frac, act.rounding).unwrap_or(0) as i8
+                        as u8
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         // Activations as the kernels want them: MXINT8 codes and scales, or (quantized) floats.
         let (mut a_codes, mut a_scales) = (Vec::new(), Vec::new());
         let mut quantized = Vec::new();
         if int_path {
             quantize_mxint8_rows(x, kdim, act.rounding, &mut a_codes, &mut a_scales);
-        } else if !act.is_none() {
+        } else if !act.is_none() && fixed_path.is_none() {
             quantized = x.to_vec();
             fake_quantize_rows(&mut quantized, kdim, act);
         }
@@ -58,7 +84,7 @@ impl Cpu {
             .iter()
             .map(|&s| crate::cpu::reference::act_scale(s))
             .collect();
-        let xs: &[f32] = if act.is_none() { x } else { &quantized };
+        let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
         let bpr = kdim.div_ceil(32);
         // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
         let weight_row = |buf: &mut Vec<f32>,
@@ -82,6 +108,13 @@ impl Cpu {
                 );
                 for (i, v) in rows.zip(vals) {
                     put(i, v + bias_of(r));
+                }
+            } else if let Some(scale) = fixed_path {
+                let mut codes = vec![0u8; kdim];
+                w.fixed_i8_row(r, &mut codes);
+                for i in rows {
+                    let d = (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &codes);
+                    put(i, d as f32 * scale + bias_of(r));
                 }
             } else {
                 w.decode_row(r, buf);

@@ -93,6 +93,28 @@ impl WeightView<'_> {
         ))
     }
 
+    /// Dense fixed point of width <= 8: the two's complement codes of row `r` as bytes (unpacked for W < 8).
+    pub fn fixed_i8_row(&self, r: usize, out: &mut [u8]) -> bool {
+        let Encoding::Fixed { width, .. } = self.tensor.encoding else {
+            return false;
+        };
+        if width > 8 || self.tensor.sparse {
+            return false;
+        }
+        let (cols, bits) = (self.cols(), self.tensor.encoding.element_bits());
+        if bits == 8 {
+            out.copy_from_slice(&self.elements[r * cols..(r + 1) * cols]);
+        } else {
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = bits::sign_extend(
+                    bits::read_code(self.elements, bits, (r * cols + c) as u64),
+                    bits,
+                ) as i8 as u8;
+            }
+        }
+        true
+    }
+
     /// Decodes row `r` into `out` (`cols` values): exactly the values `mxrt dequantize` gives.
     pub fn decode_row(&self, r: usize, out: &mut [f32]) {
         let t = self.tensor;
