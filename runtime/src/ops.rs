@@ -116,6 +116,17 @@ impl Cpu {
                     let d = (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &codes);
                     put(i, d as f32 * scale + bias_of(r));
                 }
+            } else if w.tensor.sparse {
+                // Stored entries only: work proportional to the non-zeros, not to the row length.
+                let (mut cols, mut vals) = (Vec::new(), Vec::new());
+                w.sparse_row(r, &mut cols, &mut vals);
+                for i in rows {
+                    put(
+                        i,
+                        (self.kernels.sparse_dot)(&vals, &cols, &xs[i * kdim..(i + 1) * kdim])
+                            + bias_of(r),
+                    );
+                }
             } else {
                 w.decode_row(r, buf);
                 for i in rows {

@@ -61,6 +61,38 @@ fn dot_f32_within_the_derived_bound() {
 }
 
 #[test]
+fn sparse_dot_within_the_derived_bound() {
+    let Some(k) = fast() else { return };
+    let mut rng = StdRng::seed_from_u64(seed());
+    for _ in 0..2000 {
+        let len = rng.gen_range(1..500);
+        let x: Vec<f32> = (0..len).map(|_| rng.gen_range(-2.0..2.0)).collect();
+        let nnz = rng.gen_range(0..len);
+        let cols: Vec<u32> = (0..nnz).map(|_| rng.gen_range(0..len as u32)).collect();
+        let vals: Vec<f32> = (0..nnz).map(|_| rng.gen_range(-2.0..2.0)).collect();
+        let gathered: Vec<f32> = cols.iter().map(|&c| x[c as usize]).collect();
+        let (r, f) = (
+            reference::sparse_dot(&vals, &cols, &x),
+            (k.sparse_dot)(&vals, &cols, &x),
+        );
+        assert!(
+            (r - f).abs() <= dot_bound(&vals, &gathered),
+            "nnz={nnz}: {r} vs {f}"
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "sparse column out of range")]
+fn sparse_dot_refuses_out_of_range_columns() {
+    let k = Kernels::detect();
+    if k.isa == "reference" {
+        panic!("sparse column out of range (reference indexes and panics too)");
+    }
+    (k.sparse_dot)(&[1.0], &[5], &[0.0; 3]);
+}
+
+#[test]
 fn integer_kernels_agree_exactly() {
     let Some(k) = fast() else { return };
     let mut rng = StdRng::seed_from_u64(seed());

@@ -20,6 +20,8 @@ pub struct Kernels {
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
     /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
     pub mxint8_rows: MxRows,
+    /// Sparse weight row (values, column indices) · dense row.
+    pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
 }
 
 impl Kernels {
@@ -29,6 +31,7 @@ impl Kernels {
             dot_f32: reference::dot_f32,
             dot_i8: reference::dot_i8,
             mxint8_rows: reference::mxint8_rows,
+            sparse_dot: reference::sparse_dot,
         }
     }
 

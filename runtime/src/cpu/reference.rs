@@ -48,3 +48,12 @@ pub fn mxint8_rows(
         *o = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     }
 }
+
+/// Σ_k `values[k] * x[cols[k]]`, in order: a sparse weight row (stored entries only) times a dense row.
+/// Every column must be inside `x` (the reader validated the masks; callers check).
+pub fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
+    values
+        .iter()
+        .zip(cols)
+        .fold(0.0, |acc, (v, &c)| acc + v * x[c as usize])
+}

@@ -13,6 +13,7 @@ pub fn kernels() -> Option<Kernels> {
             dot_f32,
             dot_i8,
             mxint8_rows,
+            sparse_dot,
         })
     } else {
         None
@@ -105,6 +106,40 @@ unsafe fn mxint8_rows_avx2(
         }
         i += group;
     }
+}
+
+fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
+    // The gathers below read x[cols[k]]: every index must be in bounds (a cheap, vectorised check).
+    assert!(
+        cols.iter().all(|&c| (c as usize) < x.len()) && x.len() <= i32::MAX as usize,
+        "sparse column out of range"
+    );
+    // SAFETY: only reachable after AVX2 and FMA were detected; indices were checked just above.
+    unsafe { sparse_dot_avx2(values, cols, x) }
+}
+
+/// Eight stored entries per step: gather their activations, FMA with the values; tail in scalar code.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sparse_dot_avx2(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
+    let n = values.len().min(cols.len());
+    let mut acc = _mm256_setzero_ps();
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: k + 8 <= n for both loads; the caller checked every column is < x.len() <= i32::MAX.
+        unsafe {
+            let idx = _mm256_loadu_si256(cols.as_ptr().add(k).cast());
+            let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(values.as_ptr().add(k)), xv, acc);
+        }
+        k += 8;
+    }
+    let q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let r = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let mut sum = _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)));
+    for j in k..n {
+        sum += values[j] * x[cols[j] as usize];
+    }
+    sum
 }
 
 /// Four 8-wide FMA accumulators, then a horizontal sum; the tail (len % 32) is done in scalar code.
