@@ -338,6 +338,32 @@ fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
     let err = convert_err(&m, &out, &[]);
     assert_mentions(&err, &["classifier.weight", "F8_E4M3"]);
 
+    let m = case("position-ids", &|t| {
+        let ids: Vec<u8> = [0i64, 1, 2, 4]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        t.push((
+            "bert.embeddings.position_ids".into(),
+            vec![1, 4],
+            Dtype::I64,
+            ids,
+        ));
+    });
+    let err = convert_err(&m, &out, &[]);
+    assert_mentions(&err, &["bert.embeddings.position_ids", "not the standard"]);
+    let m = case("position-ids-ok", &|t| {
+        let ids: Vec<u8> = (0..16i64).flat_map(|v| v.to_le_bytes()).collect();
+        t.push((
+            "bert.embeddings.position_ids".into(),
+            vec![1, 16],
+            Dtype::I64,
+            ids,
+        ));
+    });
+    convert_json(&m, &out, &["--weights", "f32"]);
+    std::fs::remove_file(&out).unwrap();
+
     let m = case("json", &|_| {});
     std::fs::write(m.join("config.json"), "{\"model_type\": \"bert\",").unwrap();
     let err = convert_err(&m, &out, &[]);

@@ -281,10 +281,35 @@ pub fn describe(
         Some(("weight", vec![cfg.type_vocab, h])),
         &[],
     )?;
-    for buffer in [format!("{e}.position_ids"), format!("{e}.token_type_ids")] {
-        if taker.ignore(&buffer) {
+    // Buffers the runtime recomputes: positions 0, 1, 2, ... and token types 0. A checkpoint whose buffers say
+    // otherwise would compute something else, so they are checked rather than trusted.
+    for (buffer, expect_arange) in [
+        (format!("{e}.position_ids"), true),
+        (format!("{e}.token_type_ids"), false),
+    ] {
+        if let Some(t) = tensors.get(&buffer) {
+            let values: Vec<i64> = match t.dtype {
+                mxrt_format::Encoding::Raw(mxrt_format::RawDtype::I64) => t
+                    .data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let standard = !values.is_empty()
+                && values
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &v)| v == if expect_arange { i as i64 } else { 0 });
+            if !standard {
+                return Err(ConvertError::UnsupportedConfig {
+                    path: path.to_path_buf(),
+                    reason: format!("buffer {buffer:?} is not the standard {} (the runtime would compute something else)", if expect_arange { "0, 1, 2, ..." } else { "all zeros" }),
+                });
+            }
+            taker.ignore(&buffer);
             notes.push(format!(
-                "{buffer}: buffer not stored (the runtime computes it)"
+                "{buffer}: standard buffer, not stored (the runtime computes it)"
             ));
         }
     }
