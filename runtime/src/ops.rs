@@ -87,52 +87,54 @@ impl Cpu {
         let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
         let bpr = kdim.div_ceil(32);
         // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
-        let weight_row = |buf: &mut Vec<f32>,
+        let weight_row = |sc: &mut Scratch,
                           r: usize,
                           rows: std::ops::Range<usize>,
                           put: &mut dyn FnMut(usize, f32)| {
             if int_path {
                 let (codes, scales) = w.mxint8_row(r).unwrap_or((&[], &[]));
-                let w_scale_f: Vec<f32> = scales
-                    .iter()
-                    .map(|&s| mxrt_format::mx::scale_value(s))
-                    .collect();
-                let mut vals = vec![0.0f32; rows.len()];
+                sc.scales.clear();
+                sc.scales
+                    .extend(scales.iter().map(|&s| mxrt_format::mx::scale_value(s)));
+                sc.out.clear();
+                sc.out.resize(rows.len(), 0.0);
                 let (i0, i1) = (rows.start, rows.end);
                 (self.kernels.mxint8_rows)(
                     &a_codes[i0 * bpr * 32..i1 * bpr * 32],
                     &a_scale_f[i0 * bpr..i1 * bpr],
                     codes,
-                    &w_scale_f,
-                    &mut vals,
+                    &sc.scales,
+                    &mut sc.out,
                 );
-                for (i, v) in rows.zip(vals) {
+                for (i, &v) in rows.zip(&sc.out) {
                     put(i, v + bias_of(r));
                 }
             } else if let Some(scale) = fixed_path {
-                let mut codes = vec![0u8; kdim];
-                w.fixed_i8_row(r, &mut codes);
+                w.fixed_i8_row(r, &mut sc.codes);
                 for i in rows {
-                    let d = (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &codes);
+                    let d =
+                        (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &sc.codes);
                     put(i, d as f32 * scale + bias_of(r));
                 }
             } else if w.tensor.sparse {
                 // Stored entries only: work proportional to the non-zeros, not to the row length.
-                let (mut cols, mut vals) = (Vec::new(), Vec::new());
-                w.sparse_row(r, &mut cols, &mut vals);
+                w.sparse_row(r, &mut sc.cols, &mut sc.values);
                 for i in rows {
                     put(
                         i,
-                        (self.kernels.sparse_dot)(&vals, &cols, &xs[i * kdim..(i + 1) * kdim])
-                            + bias_of(r),
+                        (self.kernels.sparse_dot)(
+                            &sc.values,
+                            &sc.cols,
+                            &xs[i * kdim..(i + 1) * kdim],
+                        ) + bias_of(r),
                     );
                 }
             } else {
-                w.decode_row(r, buf);
+                w.decode_row(r, &mut sc.row);
                 for i in rows {
                     put(
                         i,
-                        (self.kernels.dot_f32)(buf, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                        (self.kernels.dot_f32)(&sc.row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
                     );
                 }
             }
@@ -141,34 +143,32 @@ impl Cpu {
         if parallel && m >= 2 * ROW_TILE {
             let mut out = vec![0.0f32; m * n];
             out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
-                || vec![0.0f32; kdim],
-                |buf, (t, chunk)| {
+                || Scratch::new(kdim),
+                |sc, (t, chunk)| {
                     let i0 = t * ROW_TILE;
                     let rows = i0..(i0 + ROW_TILE).min(m);
                     for r in 0..n {
-                        weight_row(buf, r, rows.clone(), &mut |i, v| {
-                            chunk[(i - i0) * n + r] = v
-                        });
+                        weight_row(sc, r, rows.clone(), &mut |i, v| chunk[(i - i0) * n + r] = v);
                     }
                 },
             );
             return out;
         }
         let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per weight row
-        let per_row = |buf: &mut Vec<f32>, (r, o): (usize, &mut [f32])| {
-            weight_row(buf, r, 0..m, &mut |i, v| o[i] = v)
+        let per_row = |sc: &mut Scratch, (r, o): (usize, &mut [f32])| {
+            weight_row(sc, r, 0..m, &mut |i, v| o[i] = v)
         };
         if parallel {
             out_t
                 .par_chunks_mut(m.max(1))
                 .enumerate()
-                .for_each_init(|| vec![0.0f32; kdim], per_row);
+                .for_each_init(|| Scratch::new(kdim), per_row);
         } else {
-            let mut buf = vec![0.0f32; kdim];
+            let mut sc = Scratch::new(kdim);
             out_t
                 .chunks_mut(m.max(1))
                 .enumerate()
-                .for_each(|ro| per_row(&mut buf, ro));
+                .for_each(|ro| per_row(&mut sc, ro));
         }
         transpose(&out_t, n, m)
     }
@@ -287,6 +287,33 @@ impl Cpu {
                 sum += *v;
             }
             row.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+}
+
+/// Per-worker buffers of the linear op, made once per worker (not per weight row).
+struct Scratch {
+    /// A decoded weight row.
+    row: Vec<f32>,
+    /// Fixed-point weight codes of a row.
+    codes: Vec<u8>,
+    /// A sparse row's columns and values.
+    cols: Vec<u32>,
+    values: Vec<f32>,
+    /// MXINT8 weight scales of a row and the outputs for a tile of input rows.
+    scales: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(k: usize) -> Scratch {
+        Scratch {
+            row: vec![0.0; k],
+            codes: vec![0; k],
+            cols: Vec::new(),
+            values: Vec::new(),
+            scales: Vec::new(),
+            out: Vec::new(),
         }
     }
 }

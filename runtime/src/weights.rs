@@ -13,6 +13,8 @@ pub struct TensorRef {
     pub sparse: bool,
     pub terms: ShapeTerms,
     planes: [(usize, usize); 4],
+    /// Value of each element code (MX encodings), built once at open.
+    table: Vec<f32>,
 }
 
 impl TensorRef {
@@ -28,6 +30,10 @@ impl TensorRef {
             sparse: v.sparse,
             terms: v.terms,
             planes,
+            table: match v.encoding {
+                Encoding::Mx(e) => mx::code_table(e),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -54,10 +60,7 @@ impl TensorRef {
             scales: plane(PLANE_SCALES),
             masks: plane(PLANE_MASKS),
             row_offsets: plane(PLANE_ROW_OFFSETS),
-            table: match self.encoding {
-                Encoding::Mx(e) => mx::code_table(e),
-                _ => Vec::new(),
-            },
+            table: &self.table,
         }
     }
 }
@@ -69,7 +72,7 @@ pub struct WeightView<'a> {
     scales: &'a [u8],
     masks: &'a [u8],
     row_offsets: &'a [u8],
-    table: Vec<f32>,
+    table: &'a [f32],
 }
 
 impl WeightView<'_> {
