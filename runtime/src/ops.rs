@@ -86,6 +86,9 @@ impl Cpu {
             .collect();
         let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
         let bpr = kdim.div_ceil(32);
+        // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
+        let sparse_kernel = w.tensor.sparse
+            && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
         // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
         let weight_row = |sc: &mut Scratch,
                           r: usize,
@@ -116,7 +119,7 @@ impl Cpu {
                         (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &sc.codes);
                     put(i, d as f32 * scale + bias_of(r));
                 }
-            } else if w.tensor.sparse {
+            } else if sparse_kernel {
                 // Stored entries only: work proportional to the non-zeros, not to the row length.
                 w.sparse_row(r, &mut sc.cols, &mut sc.values);
                 for i in rows {

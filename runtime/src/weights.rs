@@ -15,6 +15,8 @@ pub struct TensorRef {
     planes: [(usize, usize); 4],
     /// Value of each element code (MX encodings), built once at open.
     table: Vec<f32>,
+    /// Elements actually stored (all of them for dense tensors).
+    pub stored_elements: u64,
 }
 
 impl TensorRef {
@@ -34,6 +36,7 @@ impl TensorRef {
                 Encoding::Mx(e) => mx::code_table(e),
                 _ => Vec::new(),
             },
+            stored_elements: v.stored_elements(),
         }
     }
 

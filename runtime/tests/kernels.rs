@@ -163,17 +163,18 @@ fn mxint8_rows_is_the_dot_product_of_the_decoded_values() {
     }
 }
 
-/// A file holding one `[n, k]` weight in `enc`; returns its bytes.
+/// A file holding one `[n, k]` weight in `enc` with about `zeros` of it zero; returns its bytes and values.
 fn weight_file(
     rng: &mut StdRng,
     n: usize,
     k: usize,
     enc: Encoding,
     policy: SparsePolicy,
+    zeros: f64,
 ) -> (Vec<u8>, Vec<f32>) {
     let values: Vec<f32> = (0..n * k)
         .map(|_| {
-            if rng.gen_bool(0.3) {
+            if rng.gen_bool(zeros) {
                 0.0
             } else {
                 rng.gen_range(-1.0..1.0)
@@ -222,7 +223,12 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
         Encoding::Fixed { width: 4, frac: 2 },
     ];
     for enc in encodings {
-        for policy in [SparsePolicy::Never, SparsePolicy::Always] {
+        // Dense; sparse at 30 % zeros (decoded densely); sparse at 90 % zeros (the sparse kernel).
+        for (policy, zeros) in [
+            (SparsePolicy::Never, 0.3),
+            (SparsePolicy::Always, 0.3),
+            (SparsePolicy::Always, 0.9),
+        ] {
             for act in [
                 ActQuant::NONE,
                 ActQuant {
@@ -235,7 +241,7 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                     rng.gen_range(1..100),
                     rng.gen_range(1..9),
                 );
-                let (bytes, w) = weight_file(&mut rng, n, k, enc, policy);
+                let (bytes, w) = weight_file(&mut rng, n, k, enc, policy, zeros);
                 let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
                 let tref = TensorRef::from_view(file.tensor("w").unwrap());
                 let view = tref.view(&bytes);

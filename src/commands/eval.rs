@@ -381,6 +381,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let cos: Vec<f64> = out.iter().zip(&refs).map(|(x, y)| cosine(x, y)).collect();
             result["mean_embedding_cosine_to_reference"] =
                 json!(cos.iter().sum::<f64>() / cos.len().max(1) as f64);
+            result["min_embedding_cosine_to_reference"] =
+                json!(cos.iter().copied().fold(f64::INFINITY, f64::min));
             result["examples"] = json!(gold.len());
         }
         Data::Features {
