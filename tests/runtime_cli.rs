@@ -8,18 +8,6 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-fn convert(model: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "convert",
-        model.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    mxrt_ok(&args);
-}
-
 fn reference_json() -> Value {
     serde_json::from_str(
         &std::fs::read_to_string(shared().join("reference/minilm-sst2-dev16.json")).unwrap(),
@@ -27,31 +15,16 @@ fn reference_json() -> Value {
     .unwrap()
 }
 
-/// Reference tensors: (shape, values as f64).
+/// One reference tensor: (shape, values as f64).
 fn reference_tensor(file: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
-    let bytes = std::fs::read(shared().join("reference").join(file)).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let v = st.tensor(name).unwrap();
-    let vals = match v.dtype() {
-        safetensors::Dtype::I64 => v
-            .data()
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        _ => v
-            .data()
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
-            .collect(),
-    };
-    (v.shape().to_vec(), vals)
+    reference_tensors(file).remove(name).unwrap()
 }
 
 #[test]
 fn run_gives_pytorchs_token_ids_and_logits_through_the_embedded_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f32.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/minilm-sst2"),
         &file,
         &["--weights", "f32"],
@@ -121,7 +94,7 @@ fn run_gives_pytorchs_token_ids_and_logits_through_the_embedded_tokenizer() {
 fn run_reads_mlp_features_from_csv() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("jsc.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/jsc-3layer"),
         &file,
         &["--weights", "f32"],
@@ -176,7 +149,7 @@ fn run_reads_mlp_features_from_csv() {
 fn eval_metrics_match_an_independent_computation() {
     let dir = tempfile::tempdir().unwrap();
     let f32_file = dir.path().join("f32.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/minilm-sst2"),
         &f32_file,
         &["--weights", "f32"],
@@ -214,7 +187,7 @@ fn eval_metrics_match_an_independent_computation() {
 
     // A quantized model needs a reference; with the checkpoint directory it gets one.
     let mx = dir.path().join("mx.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/minilm-sst2"),
         &mx,
         &["--weights", "mxint8", "--activations", "mxint8"],
@@ -249,7 +222,7 @@ fn eval_metrics_match_an_independent_computation() {
 fn eval_of_an_mlp_on_synthetic_inputs_reports_agreement_only() {
     let dir = tempfile::tempdir().unwrap();
     let mx = dir.path().join("jsc.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/jsc-3layer"),
         &mx,
         &["--weights", "mxint8", "--activations", "mxint8"],
@@ -275,7 +248,7 @@ fn eval_of_an_mlp_on_synthetic_inputs_reports_agreement_only() {
 fn bench_reports_latency_and_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("jsc.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/jsc-3layer"),
         &file,
         &["--weights", "mxint8"],
@@ -314,8 +287,8 @@ fn eval_of_an_encoder_on_plain_sentences_reports_embedding_fidelity() {
         "run ./scripts/fetch-models.sh first (./scripts/test.sh does)"
     );
     let (f32_file, mx) = (dir.path().join("f32.mxrt"), dir.path().join("mx.mxrt"));
-    convert(&base, &f32_file, &["--weights", "f32"]);
-    convert(
+    convert_quiet(&base, &f32_file, &["--weights", "f32"]);
+    convert_quiet(
         &base,
         &mx,
         &["--weights", "mxint8", "--activations", "mxint8"],

@@ -5,48 +5,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use common::*;
 use mxrt_format::ReadOptions;
 use mxrt_runtime::{Model, TokenBatch};
-
-/// All tensors of a reference file as f32 (I64 ids converted).
-fn reference(name: &str) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
-    let bytes = std::fs::read(shared().join("reference").join(name)).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let vals: Vec<f64> = match v.dtype() {
-                safetensors::Dtype::F32 => v
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-                    .collect(),
-                safetensors::Dtype::I64 => v
-                    .data()
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                d => panic!("{n}: {d:?}"),
-            };
-            (n, (v.shape().to_vec(), vals))
-        })
-        .collect()
-}
-
-fn convert(model: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "convert",
-        model.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    mxrt_ok(&args);
-}
 
 fn sst2_batch(r: &BTreeMap<String, (Vec<usize>, Vec<f64>)>) -> TokenBatch {
     let (shape, ids) = &r["input_ids"];
@@ -70,13 +32,13 @@ fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
 fn minilm_fp32_reproduces_pytorch_hidden_states_and_logits() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f32.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/minilm-sst2"),
         &file,
         &["--weights", "f32"],
     );
     let model = Model::open(&file, ReadOptions::default()).unwrap();
-    let r = reference("minilm-sst2-dev16.safetensors");
+    let r = reference_tensors("minilm-sst2-dev16.safetensors");
     let batch = sst2_batch(&r);
     let out = model.run_bert(&batch, true).unwrap();
     assert_eq!(out.width, 2);
@@ -102,13 +64,13 @@ fn jsc_models_reproduce_the_float64_reference() {
         "jsc-tiny",
     ] {
         let file = dir.path().join(format!("{m}.mxrt"));
-        convert(
+        convert_quiet(
             &shared().join("models").join(m),
             &file,
             &["--weights", "f32"],
         );
         let model = Model::open(&file, ReadOptions::default()).unwrap();
-        let r = reference(&format!("{m}-32.safetensors"));
+        let r = reference_tensors(&format!("{m}-32.safetensors"));
         let x: Vec<f32> = r["inputs"].1.iter().map(|&v| v as f32).collect();
         let y = model.run_mlp(&x, 32).unwrap();
         let d = max_abs_diff(&y, &r["outputs"].1);
@@ -120,7 +82,7 @@ fn jsc_models_reproduce_the_float64_reference() {
 fn eight_threads_on_one_model_agree_with_one_thread() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mx.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/jsc-3layer"),
         &file,
         &["--weights", "mxint8", "--activations", "mxint8"],
@@ -154,13 +116,13 @@ fn eight_threads_on_one_model_agree_with_one_thread() {
     });
     // And the BERT path, a few sentences per thread.
     let file = dir.path().join("bert.mxrt");
-    convert(
+    convert_quiet(
         &shared().join("models/minilm-sst2"),
         &file,
         &["--weights", "mxint8", "--activations", "mxint8"],
     );
     let model = Model::open(&file, ReadOptions::default()).unwrap();
-    let batch = sst2_batch(&reference("minilm-sst2-dev16.safetensors"));
+    let batch = sst2_batch(&reference_tensors("minilm-sst2-dev16.safetensors"));
     let once = model.run_bert(&batch, false).unwrap().values;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)

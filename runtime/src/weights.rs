@@ -121,10 +121,8 @@ impl WeightView<'_> {
         true
     }
 
-    /// The stored (non-zero) entries of row `r` of a sparse tensor, as column indices and values.
-    pub fn sparse_row(&self, r: usize, cols: &mut Vec<u32>, values: &mut Vec<f32>) {
-        cols.clear();
-        values.clear();
+    /// Calls `f(column, value)` for each stored entry of row `r` of a sparse tensor, in column order.
+    fn for_each_stored(&self, r: usize, mut f: impl FnMut(usize, f32)) {
         let t = self.tensor;
         let bits = t.encoding.element_bits();
         let bpr = t.terms.blocks_per_row as usize;
@@ -142,11 +140,23 @@ impl WeightView<'_> {
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
                 m &= m - 1;
-                cols.push((j * 32 + i) as u32);
-                values.push(self.value(bits::read_code(self.elements, bits, next), r, j));
+                f(
+                    j * 32 + i,
+                    self.value(bits::read_code(self.elements, bits, next), r, j),
+                );
                 next += 1;
             }
         }
+    }
+
+    /// The stored (non-zero) entries of row `r` of a sparse tensor, as column indices and values.
+    pub fn sparse_row(&self, r: usize, cols: &mut Vec<u32>, values: &mut Vec<f32>) {
+        cols.clear();
+        values.clear();
+        self.for_each_stored(r, |c, v| {
+            cols.push(c as u32);
+            values.push(v);
+        });
     }
 
     /// Decodes row `r` into `out` (`cols` values): exactly the values `mxrt dequantize` gives.
@@ -157,26 +167,7 @@ impl WeightView<'_> {
         let bits = t.encoding.element_bits();
         if t.sparse {
             out.fill(0.0);
-            let bpr = t.terms.blocks_per_row as usize;
-            let mut next = u64::from_le_bytes(
-                self.row_offsets[r * 8..r * 8 + 8]
-                    .try_into()
-                    .unwrap_or([0; 8]),
-            );
-            for j in 0..bpr {
-                let mut m = u32::from_le_bytes(
-                    self.masks[(r * bpr + j) * 4..][..4]
-                        .try_into()
-                        .unwrap_or([0; 4]),
-                );
-                while m != 0 {
-                    let i = m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    let code = bits::read_code(self.elements, bits, next);
-                    out[j * 32 + i] = self.value(code, r, j);
-                    next += 1;
-                }
-            }
+            self.for_each_stored(r, |c, v| out[c] = v);
             return;
         }
         let stride = t.terms.dense_row_stride(t.encoding) as usize;

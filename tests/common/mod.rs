@@ -97,3 +97,41 @@ pub fn assert_mentions(message: &str, needles: &[&str]) {
         assert!(message.contains(n), "expected {n:?} in: {message}");
     }
 }
+
+/// `mxrt convert MODEL -o OUT --quiet EXTRA...`, asserting success.
+pub fn convert_quiet(model: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    mxrt_ok(&args);
+}
+
+/// Every tensor of a `../shared/reference` file as (shape, values in f64); I64 ids converted.
+pub fn reference_tensors(file: &str) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(shared().join("reference").join(file)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let vals: Vec<f64> = match v.dtype() {
+                safetensors::Dtype::F32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
+                safetensors::Dtype::I64 => v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                d => panic!("{n}: unexpected dtype {d:?}"),
+            };
+            (n, (v.shape().to_vec(), vals))
+        })
+        .collect()
+}
