@@ -242,6 +242,29 @@ fn eval_of_an_mlp_on_synthetic_inputs_reports_agreement_only() {
     let agreement = r["agreement"].as_f64().unwrap();
     assert!(agreement > 0.95 && agreement <= 1.0, "{agreement}");
     assert_eq!(r["examples"], 2000);
+    let err = mxrt_err(&[
+        "eval",
+        mx.to_str().unwrap(),
+        "--synthetic",
+        "0",
+        "--reference",
+        shared().join("models/jsc-3layer").to_str().unwrap(),
+    ]);
+    assert!(err.contains("no examples"), "{err}");
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "f0,f1\n").unwrap();
+    let err = mxrt_err(&[
+        "eval",
+        mx.to_str().unwrap(),
+        "--data",
+        empty.to_str().unwrap(),
+        "--reference",
+        shared().join("models/jsc-3layer").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("columns") || err.contains("no examples"),
+        "{err}"
+    );
 }
 
 #[test]

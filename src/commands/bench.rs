@@ -75,11 +75,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 if a.seq < 2 || a.seq > c.max_positions {
                     bail!("--seq must be in 2..={}", c.max_positions);
                 }
-                // [CLS] w w ... w [SEP] with ids from the ordinary-word range of a BERT vocabulary.
+                // [CLS] w w ... w [SEP].
                 let mut ids = Vec::with_capacity(a.batch * a.seq);
                 for _ in 0..a.batch {
                     ids.push(101.min(c.vocab as u32 - 1));
-                    ids.extend((0..a.seq - 2).map(|_| 1000 + (rng.next_u64() % (c.vocab as u64 - 1000).max(1)) as u32));
+                    // Ordinary word ids: from 1000 up in a BERT vocabulary, from half the vocabulary up in small ones.
+                    let low = 1000.min(c.vocab as u64 / 2);
+                    ids.extend((0..a.seq - 2).map(|_| (low + rng.next_u64() % (c.vocab as u64 - low)) as u32));
                     ids.push(102.min(c.vocab as u32 - 1));
                 }
                 let batch = TokenBatch { batch: a.batch, seq: a.seq, ids, type_ids: vec![0; a.batch * a.seq], mask: vec![1; a.batch * a.seq] };

@@ -311,9 +311,8 @@ fn outputs(
         Data::Features { x, rows, .. } => {
             let y = model.run_mlp(x, *rows)?;
             after_batch();
-            Ok(y.chunks(y.len() / rows.max(&1))
-                .map(<[f32]>::to_vec)
-                .collect())
+            let width = y.len() / rows;
+            Ok(y.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
         }
     }
 }
@@ -323,6 +322,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let model = Model::open(&a.model, ReadOptions::default())?;
     let data = load_data(&a, &model)?;
+    let examples = match &data {
+        Data::Sentences { texts } | Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
+            texts.len()
+        }
+        Data::Features { rows, .. } => *rows,
+    };
+    if examples == 0 {
+        bail!("no examples to evaluate (empty data file, or --synthetic 0)");
+    }
     // The model runs first, so the peak RSS measured is the model's own, not the reference's.
     let mut peak = Peak::default();
     peak.sample();
