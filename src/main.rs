@@ -7,6 +7,9 @@ mod data;
 mod fmt;
 mod infer;
 mod memory;
+mod memory_report;
+mod plot;
+mod task;
 mod tokenize;
 
 use std::path::PathBuf;
@@ -55,6 +58,9 @@ enum Command {
     /// Evaluate a model against its FP32 reference: accuracy or Spearman, agreement, logit differences, KL,
     /// and memory (stored bytes vs FP32, measured peak RSS).
     Eval(commands::eval::Args),
+    /// Sweep a checkpoint over fixed-point widths, pruning sparsities and methods, or encodings: every point
+    /// converted in memory and evaluated against FP32; results.csv/json, report.md and PNG/SVG charts.
+    Sweep(commands::sweep::Args),
     /// Latency and throughput of a model on synthetic inputs, with the time to open it and run once.
     Bench(commands::bench::Args),
 }
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         Command::Dequantize(a) => commands::dequantize::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
     match result {
@@ -101,4 +108,16 @@ struct FileJsonArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks argument definitions (unique names, valid defaults) only when a subcommand is parsed; this
+    /// checks every subcommand at once.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

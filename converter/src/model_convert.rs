@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mxrt_format::{encode_f32, encode_raw, Encoding, FileBuilder, RawDtype, SparsePolicy};
+use mxrt_format::{
+    encode_f32, encode_raw, write_atomically, Encoding, FileBuilder, RawDtype, SparsePolicy,
+};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -73,6 +75,214 @@ pub struct ModelReport {
     pub seconds: f64,
 }
 
+/// A checkpoint read and described once, from which any number of recipes can be built (`mxrt sweep` builds
+/// one file image per point without touching the disk).
+pub struct Source {
+    ckpt: Checkpoint,
+    desc: ModelDescription,
+}
+
+/// A converted model held in memory: the complete file image and what each tensor lost.
+pub struct Built {
+    pub bytes: Vec<u8>,
+    pub report: ModelReport,
+}
+
+impl Source {
+    /// Reads the checkpoint and describes the model; non-finite weights are refused unless `allow_nonfinite`.
+    pub fn open(inputs: &[PathBuf], allow_nonfinite: bool) -> Result<Source, ConvertError> {
+        let ckpt = Checkpoint::open(inputs)?;
+        let source_tensors = ckpt.tensors()?;
+        let side = |rel: &str| ckpt.side_file(rel);
+        let desc = model::describe(&ckpt.config_path, &ckpt.config, &source_tensors, &side)?;
+        if !allow_nonfinite {
+            for t in &desc.tensors {
+                check_finite(&t.name, &t.values)?;
+            }
+        }
+        Ok(Source { ckpt, desc })
+    }
+
+    pub fn architecture(&self) -> &str {
+        self.desc.architecture
+    }
+
+    pub fn layers(&self) -> &[model::Layer] {
+        &self.desc.layers
+    }
+
+    /// The FP32 values of the weight matrices/tables of layer `layer` (biases and norms excluded).
+    pub fn layer_weights(&self, layer: usize) -> impl Iterator<Item = &[f32]> {
+        self.desc
+            .tensors
+            .iter()
+            .filter(move |t| t.layer == layer && t.role == Role::Weight)
+            .map(|t| t.values.as_slice())
+    }
+
+    /// Bytes of the checkpoint's safetensors file(s).
+    pub fn source_bytes(&self) -> u64 {
+        self.ckpt.files().iter().map(|f| f.len()).sum()
+    }
+
+    /// Resolves the recipe, prunes copies of the affected weights, encodes every tensor, measures what each
+    /// lost, embeds the tokenizer and lays out the file image. `report.output` is `output` (where the caller
+    /// will put the bytes, if anywhere).
+    pub fn build(
+        &self,
+        output: &Path,
+        options: &ModelOptions,
+        progress: &mut dyn FnMut(usize, usize, &str),
+    ) -> Result<Built, ConvertError> {
+        let start = Instant::now();
+        let desc = &self.desc;
+        let tensors = &desc.tensors;
+        let has_weight = |li: usize| {
+            tensors
+                .iter()
+                .any(|t| t.layer == li && t.role == Role::Weight)
+        };
+        let (layers, warnings) = options.recipe.resolve(&desc.layers, &has_weight)?;
+
+        // Prune copies of the affected weights (the source stays untouched for the next build).
+        let targets: Vec<usize> = (0..tensors.len())
+            .filter(|&i| {
+                tensors[i].role == Role::Weight && layers[tensors[i].layer].prune.is_some()
+            })
+            .collect();
+        let mut pruned: BTreeMap<usize, Vec<f32>> = targets
+            .iter()
+            .map(|&i| (i, tensors[i].values.clone()))
+            .collect();
+        let mut groups: BTreeMap<(u8, u64, u64), Vec<usize>> = BTreeMap::new();
+        for &i in &targets {
+            let Some(p) = layers[tensors[i].layer].prune else {
+                continue;
+            };
+            match p.scope {
+                Scope::Local => {
+                    let values = pruned.get_mut(&i).expect("every target has a copy");
+                    prune_scope(&mut [values.as_mut_slice()], p.method, p.sparsity, p.seed)
+                }
+                Scope::Global => groups
+                    .entry((p.method as u8, p.sparsity.to_bits(), p.seed))
+                    .or_default()
+                    .push(i),
+            }
+        }
+        for members in groups.values() {
+            let p = layers[tensors[members[0]].layer]
+                .prune
+                .expect("grouped tensors are pruned");
+            let mut slices: Vec<&mut [f32]> = pruned
+                .iter_mut()
+                .filter(|(i, _)| members.contains(i))
+                .map(|(_, v)| v.as_mut_slice())
+                .collect();
+            prune_scope(&mut slices, p.method, p.sparsity, p.seed);
+        }
+
+        // Encode and measure.
+        let mut builder = FileBuilder::new(Map::new())?;
+        let mut reports = Vec::with_capacity(tensors.len());
+        let total = tensors.len();
+        for (i, t) in tensors.iter().enumerate() {
+            progress(i, total, &t.name);
+            let lr = &layers[t.layer];
+            let (encoding, sparse_allowed) = match (t.role, lr.weights) {
+                (Role::Weight, Some(spec)) => (spec.encoding, !options.no_sparse),
+                _ => (Encoding::F32, false),
+            };
+            let policy = if sparse_allowed {
+                SparsePolicy::IfSmaller
+            } else {
+                SparsePolicy::Never
+            };
+            let values = pruned.get(&i).unwrap_or(&t.values);
+            let encoded = encode_f32(&t.name, &t.shape, values, encoding, lr.rounding, policy)?;
+            let decoded = encoded.dequantize()?;
+            let numel = t.values.len().max(1) as f64;
+            reports.push(TensorReport {
+                name: t.name.clone(),
+                layer: lr.name.clone(),
+                kind: lr.kind,
+                role: t.role,
+                shape: t.shape.clone(),
+                encoding: encoded.encoding.to_string(),
+                sparse: encoded.sparse,
+                bytes: encoded.stored_bytes(),
+                fp32_bytes: 4 * t.values.len() as u64,
+                bits_per_weight: encoded.stored_bytes() as f64 * 8.0 / numel,
+                sparsity: encoded.zero_count()? as f64 / numel,
+                pruned: pruned.contains_key(&i),
+                fidelity: measure(&t.values, &decoded),
+            });
+            builder.push(encoded)?;
+        }
+        progress(total, total, "");
+
+        let ckpt = &self.ckpt;
+        let mut sources: Vec<Value> = ckpt.files().iter().map(|f| f.provenance()).collect();
+        sources.push(side_file_provenance(&ckpt.config_path)?);
+        let tokenizer = if desc.architecture == "bert" && options.embed_tokenizer {
+            Some(embed_tokenizer(ckpt, &mut builder, &mut sources)?)
+        } else {
+            None
+        };
+        let mut recipe_json = options.recipe.to_json();
+        recipe_json["source"] = json!(options.recipe_source);
+        recipe_json["layers"] =
+            serde_json::to_value(&layers).map_err(|e| ConvertError::Recipe(e.to_string()))?;
+        recipe_json["sparse"] = json!(if options.no_sparse {
+            "never"
+        } else {
+            "if-smaller"
+        });
+        let mut meta = Map::new();
+        meta.insert("architecture".into(), json!(desc.architecture));
+        meta.insert(
+            "hyperparameters".into(),
+            Value::Object(desc.hyperparameters.clone()),
+        );
+        meta.insert("recipe".into(), recipe_json);
+        meta.insert(
+            "provenance".into(),
+            json!({"converter": crate::CONVERTER, "sources": sources, "notes": desc.notes}),
+        );
+        if let Some(t) = tokenizer {
+            meta.insert("tokenizer".into(), t);
+        }
+        builder.set_metadata(meta)?;
+        let bytes = builder.to_bytes()?;
+
+        let tensor_bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+        let fp32_bytes: u64 = reports.iter().map(|r| r.fp32_bytes).sum();
+        let worst_sqnr = reports
+            .iter()
+            .filter_map(|r| r.fidelity.sqnr_db.map(|s| (r.name.clone(), s)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let report = ModelReport {
+            output: output.to_path_buf(),
+            architecture: desc.architecture.to_string(),
+            layers,
+            tensors: reports,
+            notes: desc.notes.clone(),
+            warnings,
+            totals: Totals {
+                tensor_bytes,
+                fp32_bytes,
+                saving_percent: 100.0 * (1.0 - tensor_bytes as f64 / fp32_bytes.max(1) as f64),
+                file_bytes: bytes.len() as u64,
+                source_bytes: self.source_bytes(),
+                worst_sqnr,
+            },
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        Ok(Built { bytes, report })
+    }
+}
+
+/// Converts a checkpoint into one `.mxrt` file, written atomically (a failure leaves no partial output).
 pub fn convert_model(
     inputs: &[PathBuf],
     output: &Path,
@@ -81,157 +291,11 @@ pub fn convert_model(
 ) -> Result<ModelReport, ConvertError> {
     let start = Instant::now();
     crate::raw::reject_output_among_inputs(inputs, output)?;
-    let ckpt = Checkpoint::open(inputs)?;
-    let source_tensors = ckpt.tensors()?;
-    let side = |rel: &str| ckpt.side_file(rel);
-    let desc = model::describe(&ckpt.config_path, &ckpt.config, &source_tensors, &side)?;
-    if !options.allow_nonfinite {
-        for t in &desc.tensors {
-            check_finite(&t.name, &t.values)?;
-        }
-    }
-    let has_weight = |li: usize| {
-        desc.tensors
-            .iter()
-            .any(|t| t.layer == li && t.role == Role::Weight)
-    };
-    let (layers, warnings) = options.recipe.resolve(&desc.layers, &has_weight)?;
-    let ModelDescription {
-        architecture,
-        hyperparameters,
-        layers: _,
-        mut tensors,
-        notes,
-    } = desc;
-
-    // Prune (keeping the FP32 originals of pruned tensors for the report).
-    let targets: Vec<usize> = (0..tensors.len())
-        .filter(|&i| tensors[i].role == Role::Weight && layers[tensors[i].layer].prune.is_some())
-        .collect();
-    let originals: BTreeMap<usize, Vec<f32>> = targets
-        .iter()
-        .map(|&i| (i, tensors[i].values.clone()))
-        .collect();
-    let mut groups: BTreeMap<(u8, u64, u64), Vec<usize>> = BTreeMap::new();
-    for &i in &targets {
-        let Some(p) = layers[tensors[i].layer].prune else {
-            continue;
-        };
-        match p.scope {
-            Scope::Local => {
-                prune_scope(&mut [&mut tensors[i].values], p.method, p.sparsity, p.seed)
-            }
-            Scope::Global => groups
-                .entry((p.method as u8, p.sparsity.to_bits(), p.seed))
-                .or_default()
-                .push(i),
-        }
-    }
-    for members in groups.values() {
-        let p = layers[tensors[members[0]].layer]
-            .prune
-            .expect("grouped tensors are pruned");
-        let mut slices: Vec<&mut [f32]> = tensors
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| members.contains(i))
-            .map(|(_, t)| t.values.as_mut_slice())
-            .collect();
-        prune_scope(&mut slices, p.method, p.sparsity, p.seed);
-    }
-
-    // Encode and measure.
-    let mut builder = FileBuilder::new(Map::new())?;
-    let mut reports = Vec::with_capacity(tensors.len());
-    let total = tensors.len();
-    for (i, t) in tensors.iter().enumerate() {
-        progress(i, total, &t.name);
-        let lr = &layers[t.layer];
-        let (encoding, sparse_allowed) = match (t.role, lr.weights) {
-            (Role::Weight, Some(spec)) => (spec.encoding, !options.no_sparse),
-            _ => (Encoding::F32, false),
-        };
-        let policy = if sparse_allowed {
-            SparsePolicy::IfSmaller
-        } else {
-            SparsePolicy::Never
-        };
-        let encoded = encode_f32(&t.name, &t.shape, &t.values, encoding, lr.rounding, policy)?;
-        let decoded = encoded.dequantize()?;
-        let reference = originals.get(&i).unwrap_or(&t.values);
-        let numel = t.values.len().max(1) as f64;
-        reports.push(TensorReport {
-            name: t.name.clone(),
-            layer: lr.name.clone(),
-            kind: lr.kind,
-            role: t.role,
-            shape: t.shape.clone(),
-            encoding: encoded.encoding.to_string(),
-            sparse: encoded.sparse,
-            bytes: encoded.stored_bytes(),
-            fp32_bytes: 4 * t.values.len() as u64,
-            bits_per_weight: encoded.stored_bytes() as f64 * 8.0 / numel,
-            sparsity: encoded.zero_count()? as f64 / numel,
-            pruned: originals.contains_key(&i),
-            fidelity: measure(reference, &decoded),
-        });
-        builder.push(encoded)?;
-    }
-    progress(total, total, "");
-
-    let mut sources: Vec<Value> = ckpt.files().iter().map(|f| f.provenance()).collect();
-    sources.push(side_file_provenance(&ckpt.config_path)?);
-    let tokenizer = if architecture == "bert" && options.embed_tokenizer {
-        Some(embed_tokenizer(&ckpt, &mut builder, &mut sources)?)
-    } else {
-        None
-    };
-    let mut recipe_json = options.recipe.to_json();
-    recipe_json["source"] = json!(options.recipe_source);
-    recipe_json["layers"] =
-        serde_json::to_value(&layers).map_err(|e| ConvertError::Recipe(e.to_string()))?;
-    recipe_json["sparse"] = json!(if options.no_sparse {
-        "never"
-    } else {
-        "if-smaller"
-    });
-    let mut meta = Map::new();
-    meta.insert("architecture".into(), json!(architecture));
-    meta.insert("hyperparameters".into(), Value::Object(hyperparameters));
-    meta.insert("recipe".into(), recipe_json);
-    meta.insert(
-        "provenance".into(),
-        json!({"converter": crate::CONVERTER, "sources": sources, "notes": notes}),
-    );
-    if let Some(t) = tokenizer {
-        meta.insert("tokenizer".into(), t);
-    }
-    builder.set_metadata(meta)?;
-    let file_bytes = builder.write_to_path(output)?;
-
-    let tensor_bytes: u64 = reports.iter().map(|r| r.bytes).sum();
-    let fp32_bytes: u64 = reports.iter().map(|r| r.fp32_bytes).sum();
-    let worst_sqnr = reports
-        .iter()
-        .filter_map(|r| r.fidelity.sqnr_db.map(|s| (r.name.clone(), s)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    Ok(ModelReport {
-        output: output.to_path_buf(),
-        architecture: architecture.to_string(),
-        layers,
-        tensors: reports,
-        notes,
-        warnings,
-        totals: Totals {
-            tensor_bytes,
-            fp32_bytes,
-            saving_percent: 100.0 * (1.0 - tensor_bytes as f64 / fp32_bytes.max(1) as f64),
-            file_bytes,
-            source_bytes: ckpt.files().iter().map(|f| f.len()).sum(),
-            worst_sqnr,
-        },
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    let source = Source::open(inputs, options.allow_nonfinite)?;
+    let Built { bytes, mut report } = source.build(output, options, progress)?;
+    write_atomically(output, |w| w.write_all(&bytes))?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 fn side_file_provenance(path: &Path) -> Result<Value, ConvertError> {

@@ -1,4 +1,5 @@
-//! A read-only memory map of an `.mxrt` file: the weights are used where they lie, never copied.
+//! A read-only memory map of an `.mxrt` file: the weights are used where they lie, never copied. (A file image
+//! already in memory, as `mxrt sweep` builds them, is used the same way.)
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +20,16 @@ pub enum OpenError {
     },
 }
 
-/// A mapped file. [`MappedFile::validate`] gives the validated, zero-copy view of its tensors.
+/// A mapped file (or an in-memory image). [`MappedFile::validate`] gives the validated, zero-copy view of its
+/// tensors.
 pub struct MappedFile {
     path: PathBuf,
-    map: Mmap,
+    bytes: Backing,
+}
+
+enum Backing {
+    Mapped(Mmap),
+    InMemory(Vec<u8>),
 }
 
 impl MappedFile {
@@ -39,8 +46,16 @@ impl MappedFile {
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            map,
+            bytes: Backing::Mapped(map),
         })
+    }
+
+    /// A file image built in memory; `name` stands for the path in messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> MappedFile {
+        MappedFile {
+            path: PathBuf::from(name),
+            bytes: Backing::InMemory(bytes),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -48,12 +63,15 @@ impl MappedFile {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        match &self.bytes {
+            Backing::Mapped(map) => map,
+            Backing::InMemory(bytes) => bytes,
+        }
     }
 
     /// Validates the whole file (structure always, tensor checksums when `options` ask).
     pub fn validate(&self, options: ReadOptions) -> Result<MxrtFile<'_>, OpenError> {
-        MxrtFile::parse(&self.map, options).map_err(|source| OpenError::Invalid {
+        MxrtFile::parse(self.bytes(), options).map_err(|source| OpenError::Invalid {
             path: self.path.clone(),
             source,
         })

@@ -33,7 +33,17 @@ pub struct Model {
 impl Model {
     /// Maps and validates `path` (checksums included unless `verify_checksums` is false).
     pub fn open(path: &Path, options: ReadOptions) -> Result<Model> {
-        let file = MappedFile::open(path)?;
+        Model::load(MappedFile::open(path)?, options)
+    }
+
+    /// A model from a file image in memory (validated exactly like a file); `name` is used in messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>, options: ReadOptions) -> Result<Model> {
+        Model::load(MappedFile::from_bytes(name, bytes), options)
+    }
+
+    fn load(file: MappedFile, options: ReadOptions) -> Result<Model> {
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
         let (metadata, tensors) = {
             let parsed = file.validate(options)?;
             let tensors: HashMap<String, TensorRef> = parsed

@@ -6,4 +6,5 @@ pub mod dequantize;
 pub mod eval;
 pub mod inspect;
 pub mod run;
+pub mod sweep;
 pub mod verify;

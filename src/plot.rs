@@ -1,0 +1,175 @@
+//! Charts for `mxrt sweep` (plotters): each chart is drawn once per backend, as PNG and as SVG. Text uses the
+//! DejaVu Sans font compiled into the binary, so no system font library is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One curve: a legend label and its points in x order.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// What a chart shows.
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    /// Decimals of the x tick labels.
+    pub x_decimals: usize,
+    pub series: Vec<Series>,
+    /// Points drawn as labelled markers instead of curves (the encodings of an encoding sweep).
+    pub labelled_points: Vec<(String, f64, f64)>,
+    /// The FP32 reference: a dashed horizontal line at this value, with this legend label; and a marker at
+    /// `(x, value)` when `x` is given.
+    pub reference: Option<(String, f64, Option<f64>)>,
+}
+
+const SIZE: (u32, u32) = (900, 560);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // A bundled, valid TTF: registration cannot fail; if it somehow did, text would be missing, not wrong.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Writes `<stem>.png` and `<stem>.svg`.
+pub fn write(chart: &Chart, stem: &Path) -> Result<()> {
+    register_font();
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)
+        .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)
+        .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    Ok(())
+}
+
+fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
+    let span = (hi - lo).abs().max(1e-9);
+    (lo - span * fraction, hi + span * fraction)
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let xs = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .chain(chart.labelled_points.iter().map(|p| p.1))
+        .chain(chart.reference.iter().filter_map(|r| r.2));
+    let ys = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .chain(chart.labelled_points.iter().map(|p| p.2))
+        .chain(chart.reference.iter().map(|r| r.1));
+    let fold = |it: &mut dyn Iterator<Item = f64>| {
+        it.filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
+    };
+    let (x0, x1) = fold(&mut xs.into_iter());
+    let (y0, y1) = fold(&mut ys.into_iter());
+    if !x0.is_finite() || !y0.is_finite() {
+        return Err("nothing to plot".into());
+    }
+    let (x0, x1) = padded(x0, x1, 0.04);
+    let (y0, y1) = padded(y0, y1, 0.08);
+    let mut c = ChartBuilder::on(&root)
+        .caption(chart.title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc(chart.x_label)
+        .y_desc(chart.y_label)
+        .x_label_formatter(&|v| format!("{v:.*}", chart.x_decimals))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    for (i, s) in chart.series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        c.draw_series(LineSeries::new(
+            s.points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label(s.label.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        c.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(err)?;
+    }
+    if !chart.labelled_points.is_empty() {
+        let color = PALETTE[0];
+        c.draw_series(chart.labelled_points.iter().map(|(label, x, y)| {
+            EmptyElement::at((*x, *y))
+                + Circle::new((0, 0), 5, color.filled())
+                + Text::new(label.clone(), (7, -16), ("sans-serif", 14))
+        }))
+        .map_err(err)?
+        .label("quantized weights")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+    }
+    if let Some((label, value, at)) = &chart.reference {
+        let grey = RGBColor(90, 90, 90);
+        let dashes: Vec<(f64, f64)> = (0..60)
+            .filter(|k| k % 2 == 0)
+            .flat_map(|k| {
+                let a = x0 + (x1 - x0) * f64::from(k) / 60.0;
+                let b = x0 + (x1 - x0) * f64::from(k + 1) / 60.0;
+                [(a, *value), (b, *value)]
+            })
+            .collect();
+        c.draw_series(
+            dashes
+                .chunks(2)
+                .map(|seg| PathElement::new(seg.to_vec(), grey.stroke_width(1))),
+        )
+        .map_err(err)?
+        .label(label.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1)));
+        if let Some(x) = at {
+            c.draw_series(std::iter::once(
+                EmptyElement::at((*x, *value))
+                    + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                    + Text::new("FP32", (8, 4), ("sans-serif", 14)),
+            ))
+            .map_err(err)?;
+        }
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

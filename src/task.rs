@@ -1,0 +1,416 @@
+//! Evaluation tasks shared by `mxrt eval` and `mxrt sweep`: loading the data a model is judged on (SST-2,
+//! STS-B, sentences, jet features), running a model over it, and the metrics against the FP32 reference.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use mxrt_converter::prune::SplitMix64;
+use mxrt_runtime::bert::Head;
+use mxrt_runtime::{Graph, Model};
+use serde_json::{json, Value};
+
+use crate::infer::{argmax, run_texts, softmax};
+use crate::tokenize::TextEncoder;
+
+/// What to evaluate on, and how to feed it.
+#[derive(clap::Args, Clone)]
+pub struct DataArgs {
+    /// Data: SST-2 TSV (`sentence<TAB>label`), STS-B TSV (pairs with gold scores), a .txt file of sentences
+    /// (encoders: cosine to FP32 and nearest-neighbour agreement), or for MLPs a CSV of
+    /// 16 features + 5 one-hot label columns (the hls4ml jet data) or a .npy feature matrix (with --labels).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Labels for a .npy feature matrix: one-hot rows or class indices (.npy).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// MLPs without data: this many seeded N(0,1) feature rows (agreement with FP32 only, no accuracy).
+    #[arg(long)]
+    pub synthetic: Option<usize>,
+    /// Seed for --synthetic.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// sst2, stsb, embed, jsc, or auto (from the model and the data).
+    #[arg(long, default_value = "auto")]
+    pub task: String,
+    /// Use only the first N examples (pairs for STS-B).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Truncate texts to this many tokens (default: the model's max_seq_length, else 512).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+}
+
+impl Data {
+    /// Examples (pairs for STS-B, rows for features).
+    pub fn examples(&self) -> usize {
+        match self {
+            Data::Sentences { texts } | Data::Sst2 { texts, .. } => texts.len(),
+            Data::Stsb { gold, .. } => gold.len(),
+            Data::Features { rows, .. } => *rows,
+        }
+    }
+
+    /// Keeps the first `n` examples.
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Data::Sentences { texts } => texts.truncate(n),
+            Data::Sst2 { texts, labels } => {
+                texts.truncate(n);
+                labels.truncate(n);
+            }
+            Data::Stsb { texts, gold } => {
+                texts.truncate(2 * n);
+                gold.truncate(n);
+            }
+            Data::Features {
+                x, rows, labels, ..
+            } => {
+                if n < *rows {
+                    x.truncate(x.len() / *rows * n);
+                    *rows = n;
+                    if let Some(l) = labels {
+                        l.truncate(n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The task's name and its headline metric: accuracy where labels exist, Spearman for STS-B, mean
+    /// embedding cosine to FP32 for unlabelled sentences, top-1 agreement for unlabelled features.
+    pub fn headline(&self) -> (&'static str, &'static str) {
+        match self {
+            Data::Sentences { .. } => ("embed", "mean_embedding_cosine_to_reference"),
+            Data::Sst2 { .. } => ("sst2", "accuracy"),
+            Data::Stsb { .. } => ("stsb", "spearman"),
+            Data::Features {
+                labels: Some(_), ..
+            } => ("jsc", "accuracy"),
+            Data::Features { labels: None, .. } => ("jsc", "agreement"),
+        }
+    }
+}
+
+/// What is evaluated, loaded before any model runs.
+pub enum Data {
+    /// Unlabelled sentences (a text file, one per line): fidelity of embeddings to FP32 only.
+    Sentences {
+        texts: Vec<String>,
+    },
+    Sst2 {
+        texts: Vec<String>,
+        labels: Vec<usize>,
+    },
+    Stsb {
+        texts: Vec<String>,
+        gold: Vec<f64>,
+    },
+    Features {
+        x: Vec<f32>,
+        rows: usize,
+        labels: Option<Vec<usize>>,
+        note: Option<String>,
+    },
+}
+
+pub fn load_data(a: &DataArgs, model: &Model) -> Result<Data> {
+    let mut data = load_all(a, model)?;
+    if let Some(n) = a.limit {
+        data.truncate(n);
+    }
+    if data.examples() == 0 {
+        bail!("no examples to evaluate (empty data file, --limit 0 or --synthetic 0)");
+    }
+    Ok(data)
+}
+
+fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
+    match model.graph() {
+        Graph::Bert(bert) => {
+            let Some(data) = &a.data else {
+                bail!("--data is required for text models (SST-2 or STS-B TSV)")
+            };
+            let plain_text = data.extension().is_some_and(|e| e == "txt");
+            let task = match (a.task.as_str(), &bert.config.head) {
+                ("auto", Head::Embedding { .. }) if plain_text => "embed",
+                ("embed", Head::Embedding { .. }) => "embed",
+                ("embed", _) => bail!("task embed needs a sentence-embedding model"),
+                ("auto", Head::Classification { .. }) | ("sst2", _) => "sst2",
+                ("auto", Head::Embedding { .. }) | ("stsb", _) => "stsb",
+                (t, _) => bail!("task {t:?} does not fit a text model (sst2, stsb, embed)"),
+            };
+            if task == "embed" {
+                let text = std::fs::read_to_string(data)
+                    .with_context(|| format!("cannot read {}", data.display()))?;
+                let texts: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if texts.len() < 2 {
+                    bail!("{}: need at least two sentences", data.display());
+                }
+                Ok(Data::Sentences { texts })
+            } else if task == "sst2" {
+                let rows = crate::data::read_sst2(data)?;
+                Ok(Data::Sst2 {
+                    labels: rows.iter().map(|r| r.1).collect(),
+                    texts: rows.into_iter().map(|r| r.0).collect(),
+                })
+            } else {
+                if !matches!(bert.config.head, Head::Embedding { .. }) {
+                    bail!("STS-B needs a sentence-embedding model");
+                }
+                let pairs = crate::data::read_stsb(data)?;
+                Ok(Data::Stsb {
+                    gold: pairs.iter().map(|p| p.2).collect(),
+                    texts: pairs.into_iter().flat_map(|(x, y, _)| [x, y]).collect(),
+                })
+            }
+        }
+        Graph::Mlp(mlp) => {
+            if !matches!(a.task.as_str(), "auto" | "jsc") {
+                bail!("task {:?} does not fit an MLP (jsc)", a.task);
+            }
+            mlp_inputs(a, mlp.inputs, mlp.outputs)
+        }
+    }
+}
+
+/// One output row per example (logits, embeddings, or MLP outputs).
+pub fn outputs(
+    model: &Model,
+    data: &Data,
+    a: &DataArgs,
+    after_batch: &mut dyn FnMut(),
+) -> Result<Vec<Vec<f32>>> {
+    match data {
+        Data::Sentences { texts } | Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
+            let encoder = TextEncoder::from_model(model, a.max_length)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            Ok(run_texts(model, &encoder, &refs, a.batch_size, after_batch)?.0)
+        }
+        Data::Features { x, rows, .. } => {
+            let y = model.run_mlp(x, *rows)?;
+            after_batch();
+            let width = y.len() / rows;
+            Ok(y.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
+        }
+    }
+}
+
+/// Features (and labels when known) for an MLP: CSV with one-hot columns, .npy (+ --labels), or synthetic.
+fn mlp_inputs(a: &DataArgs, inputs: usize, outputs: usize) -> Result<Data> {
+    if let Some(n) = a.synthetic {
+        let mut rng = SplitMix64(a.seed);
+        let x = (0..n * inputs).map(|_| rng.normal() as f32).collect();
+        return Ok(Data::Features { x, rows: n, labels: None, note: Some(format!("{n} seeded N(0,1) feature rows (seed {}): no jet data set here, so agreement with FP32 only, no accuracy", a.seed)) });
+    }
+    let Some(data) = &a.data else {
+        bail!("give --data (CSV or .npy) or --synthetic N")
+    };
+    let (values, rows, cols) = if data.extension().is_some_and(|e| e == "npy") {
+        crate::data::read_npy(data)?
+    } else {
+        crate::data::read_csv_matrix(data)?
+    };
+    if cols < inputs {
+        bail!(
+            "{}: {cols} columns, the model takes {inputs} features",
+            data.display()
+        );
+    }
+    let x: Vec<f32> = values
+        .chunks(cols)
+        .flat_map(|r| r[..inputs].iter().copied())
+        .collect();
+    let labels = if cols >= inputs + outputs {
+        Some(
+            values
+                .chunks(cols)
+                .map(|r| argmax(&r[inputs..inputs + outputs]))
+                .collect(),
+        )
+    } else if let Some(lp) = &a.labels {
+        let (l, lrows, lcols) = crate::data::read_npy(lp)?;
+        if lrows != rows {
+            bail!(
+                "{}: {lrows} label rows for {rows} feature rows",
+                lp.display()
+            );
+        }
+        Some(if lcols == 1 {
+            l.iter().map(|&v| v as usize).collect()
+        } else {
+            l.chunks(lcols).map(argmax).collect()
+        })
+    } else {
+        None
+    };
+    Ok(Data::Features {
+        x,
+        rows,
+        labels,
+        note: None,
+    })
+}
+
+/// Spearman rank correlation (average ranks for ties).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    fn ranks(v: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            for &k in &idx[i..=j] {
+                r[k] = (i + j) as f64 / 2.0 + 1.0;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-30)
+}
+
+/// Classification outputs compared: (agreement, mean |diff|, max |diff|, mean KL(ref || model)).
+pub fn compare_logits(
+    model: &[Vec<f32>],
+    reference: &[Vec<f32>],
+    probabilities: bool,
+) -> (f64, f64, f64, f64) {
+    let n = model.len().max(1) as f64;
+    let agree = model
+        .iter()
+        .zip(reference)
+        .filter(|(a, b)| argmax(a) == argmax(b))
+        .count() as f64
+        / n;
+    let diffs: Vec<f64> = model
+        .iter()
+        .zip(reference)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())))
+        .collect();
+    let mean = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64;
+    let max = diffs.iter().copied().fold(0.0, f64::max);
+    let kl = model
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| {
+            let (p, q) = if probabilities {
+                (b.clone(), a.clone())
+            } else {
+                (softmax(b), softmax(a))
+            };
+            p.iter()
+                .zip(&q)
+                .filter(|(pi, _)| **pi > 0.0)
+                .map(|(pi, qi)| f64::from(*pi) * (f64::from(*pi) / f64::from(qi.max(1e-30))).ln())
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n;
+    (agree, mean, max, kl)
+}
+
+pub fn accuracy(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
+    outputs
+        .iter()
+        .zip(labels)
+        .filter(|(o, &l)| argmax(o) == l)
+        .count() as f64
+        / labels.len().max(1) as f64
+}
+
+/// The task's metrics for `out` against the FP32 `refs` on the same data (JSON keys as `mxrt eval` prints
+/// them; metrics that do not apply are null).
+pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) -> Value {
+    let mut result = json!({"accuracy": null, "reference_accuracy": null,
+        "spearman": null, "reference_spearman": null, "agreement": null, "mean_abs_logit_diff": null,
+        "max_abs_logit_diff": null, "kl": null, "note": null});
+    let classification = |result: &mut Value, probabilities: bool, labels: Option<&Vec<usize>>| {
+        let (agree, mean, max, kl) = compare_logits(out, refs, probabilities);
+        if let Some(labels) = labels {
+            result["accuracy"] = json!(accuracy(out, labels));
+            result["reference_accuracy"] = json!(accuracy(refs, labels));
+        }
+        result["agreement"] = json!(agree);
+        result["mean_abs_logit_diff"] = json!(mean);
+        result["max_abs_logit_diff"] = json!(max);
+        result["kl"] = json!(kl);
+    };
+    match &data {
+        Data::Sentences { texts } => {
+            result["task"] = json!("embed");
+            let cos: Vec<f64> = out.iter().zip(refs).map(|(x, y)| cosine(x, y)).collect();
+            result["mean_embedding_cosine_to_reference"] =
+                json!(cos.iter().sum::<f64>() / cos.len() as f64);
+            result["min_embedding_cosine_to_reference"] =
+                json!(cos.iter().copied().fold(f64::INFINITY, f64::min));
+            let nearest = |e: &[Vec<f32>], i: usize| -> usize {
+                (0..e.len())
+                    .filter(|&j| j != i)
+                    .max_by(|&p, &q| cosine(&e[i], &e[p]).total_cmp(&cosine(&e[i], &e[q])))
+                    .unwrap_or(i)
+            };
+            let same = (0..out.len())
+                .filter(|&i| nearest(out, i) == nearest(refs, i))
+                .count();
+            result["nearest_neighbour_agreement"] = json!(same as f64 / out.len() as f64);
+            result["examples"] = json!(texts.len());
+        }
+        Data::Sst2 { labels, .. } => {
+            result["task"] = json!("sst2");
+            classification(&mut result, false, Some(labels));
+            result["examples"] = json!(labels.len());
+        }
+        Data::Stsb { gold, .. } => {
+            result["task"] = json!("stsb");
+            let sims = |e: &[Vec<f32>]| -> Vec<f64> {
+                e.chunks(2).map(|p| cosine(&p[0], &p[1])).collect()
+            };
+            result["spearman"] = json!(spearman(&sims(out), gold));
+            result["reference_spearman"] = json!(spearman(&sims(refs), gold));
+            let cos: Vec<f64> = out.iter().zip(refs).map(|(x, y)| cosine(x, y)).collect();
+            result["mean_embedding_cosine_to_reference"] =
+                json!(cos.iter().sum::<f64>() / cos.len().max(1) as f64);
+            result["min_embedding_cosine_to_reference"] =
+                json!(cos.iter().copied().fold(f64::INFINITY, f64::min));
+            result["examples"] = json!(gold.len());
+        }
+        Data::Features {
+            rows, labels, note, ..
+        } => {
+            result["task"] = json!("jsc");
+            let softmax_out = matches!(model.metadata()["hyperparameters"]["ops"].as_array().and_then(|o| o.last()), Some(op) if op["op"] == "softmax");
+            classification(&mut result, softmax_out, labels.as_ref());
+            result["examples"] = json!(rows);
+            result["note"] = json!(note);
+        }
+    }
+    result
+}

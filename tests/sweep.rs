@@ -1,0 +1,401 @@
+//! `mxrt sweep` and `mxrt eval --memory-only` on a synthetic MLP checkpoint and a tiny labelled data set
+//! (self-contained: no ../shared).
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_mentions, mxrt_err, mxrt_ok, write_f32_tensors};
+use serde_json::Value;
+
+/// Deterministic pseudo-random values in [-scale, scale).
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// A 32-64-5 MLP (linear, relu, linear, softmax; rows of 32 and 64 are whole MX blocks) and 300 labelled
+/// rows: 32 features + 5 one-hot columns. Four rows in five carry the FP32 model's own prediction as label
+/// and the fifth a random one, so the FP32 accuracy is about 84 %, not chance.
+fn write_mlp(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (w1, b1) = (values(64 * 32, 1, 0.5), values(64, 2, 0.1));
+    let (w2, b2) = (values(5 * 64, 3, 0.4), values(5, 4, 0.1));
+    write_f32_tensors(
+        &dir.join("model.safetensors"),
+        &[
+            ("fc1.weight", vec![64, 32], w1.clone()),
+            ("fc1.bias", vec![64], b1.clone()),
+            ("out.weight", vec![5, 64], w2.clone()),
+            ("out.bias", vec![5], b2.clone()),
+        ],
+    );
+    let config = serde_json::json!({
+        "model_type": "mlp", "num_features": 32, "labels": ["a", "b", "c", "d", "e"],
+        "layers": [{"op": "linear", "name": "fc1"}, {"op": "relu"}, {"op": "linear", "name": "out"}, {"op": "softmax"}]
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let x = values(300 * 32, 5, 2.0);
+    let noise = values(300, 6, 1.0);
+    let mut csv = String::new();
+    for (i, row) in x.chunks(32).enumerate() {
+        let hidden: Vec<f32> = w1
+            .chunks(32)
+            .zip(&b1)
+            .map(|(w, b)| (w.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() + b).max(0.0))
+            .collect();
+        let logits: Vec<f32> = w2
+            .chunks(64)
+            .zip(&b2)
+            .map(|(w, b)| w.iter().zip(&hidden).map(|(a, b)| a * b).sum::<f32>() + b)
+            .collect();
+        let predicted = (0..5).fold(0, |b, k| if logits[k] > logits[b] { k } else { b });
+        let label = if i % 5 == 4 {
+            ((noise[i] + 1.0) * 2.5) as usize % 5
+        } else {
+            predicted
+        };
+        let mut fields: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        fields.extend((0..5).map(|k| if k == label { "1" } else { "0" }.to_string()));
+        csv.push_str(&fields.join(","));
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("data.csv"), csv).unwrap();
+}
+
+fn sweep(dir: &Path, out: &Path, extra: &[&str]) -> Value {
+    let model = dir.to_str().unwrap();
+    let data = dir.join("data.csv");
+    let mut args = vec![
+        "sweep",
+        model,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&mxrt_ok(&args)).unwrap()
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+fn check_plot(stem: &Path, title_words: &[&str]) {
+    let png = std::fs::read(stem.with_extension("png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", stem.display());
+    // A 900x560 chart with axes, text and curves compresses to far more than an empty canvas (~3 KB).
+    assert!(
+        png.len() > 15_000,
+        "{} is only {} bytes",
+        stem.display(),
+        png.len()
+    );
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", stem.display());
+    for w in title_words {
+        assert!(svg.contains(w), "{} lacks {w:?}", stem.display());
+    }
+    assert!(svg.matches("<polyline").count() + svg.matches("<circle").count() >= 3);
+}
+
+#[test]
+fn fixed_width_sweep_rows_csv_report_and_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out) = (tmp.path().join("mlp"), tmp.path().join("out"));
+    write_mlp(&dir);
+    let r = sweep(
+        &dir,
+        &out,
+        &["--vary", "fixed-width=2..12:2", "--frac", "auto"],
+    );
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6);
+    assert_eq!(r["task"], "jsc");
+    assert_eq!(r["metric"], "accuracy");
+    assert_eq!(r["examples"], 300);
+    let reference = r["reference"]["metric"].as_f64().unwrap();
+    assert!(
+        reference > 0.75,
+        "FP32 accuracy {reference}: four labels in five are its own predictions"
+    );
+    // With the RMSE-minimising F per layer, one more bit never loses SQNR. Widths up to 8 are bit-packed,
+    // wider codes sit in 16-bit containers (FORMAT.md 5.3): 2368 weights.
+    let sqnr: Vec<f64> = points.iter().map(|p| f(p, "weight_sqnr_db")).collect();
+    assert!(sqnr.windows(2).all(|w| w[1] > w[0] + 5.0), "{sqnr:?}");
+    let bytes: Vec<u64> = points
+        .iter()
+        .map(|p| p["weight_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(bytes, [592, 1184, 1776, 2368, 4736, 4736]);
+    for p in points {
+        assert!(p["frac"].as_str().unwrap().starts_with("auto ("));
+        assert_eq!(p["reference_metric"].as_f64(), Some(reference));
+    }
+    // At 12 bits the weights are within 2^-11 relative of FP32: every prediction agrees.
+    assert_eq!(f(&points[5], "agreement"), 1.0);
+    assert!(
+        f(&points[0], "agreement") < 1.0,
+        "2-bit weights cannot be exact"
+    );
+
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7);
+    let header: Vec<&str> = lines[0].split(',').collect();
+    for col in [
+        "width",
+        "frac",
+        "metric",
+        "agreement",
+        "weight_bytes",
+        "saving_percent",
+        "weight_sqnr_db",
+    ] {
+        assert!(header.contains(&col), "{col} missing from {header:?}");
+    }
+    let width_col = header.iter().position(|c| *c == "width").unwrap();
+    let widths: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(width_col).unwrap())
+        .collect();
+    assert_eq!(widths, ["2", "4", "6", "8", "10", "12"]);
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["points"], r["points"]);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("fixed-width 12") && report.contains("metric-vs-width.png"));
+    check_plot(
+        &out.join("metric-vs-width"),
+        &["fixed-point width", "accuracy", "FP32"],
+    );
+}
+
+#[test]
+fn sparsity_zero_is_the_unpruned_model_and_l1_loses_less_signal_than_random() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out) = (tmp.path().join("mlp"), tmp.path().join("out"));
+    write_mlp(&dir);
+    let r = sweep(
+        &dir,
+        &out,
+        &[
+            "--vary",
+            "sparsity=0..0.8:0.2",
+            "--prune",
+            "l1,random",
+            "--scope",
+            "local",
+        ],
+    );
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 10);
+    let reference = r["reference"]["metric"].as_f64().unwrap();
+    for method in ["l1", "random"] {
+        let rows: Vec<&Value> = points.iter().filter(|p| p["prune"] == method).collect();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(f(rows[0], "sparsity"), 0.0);
+        assert_eq!(
+            f(rows[0], "metric"),
+            reference,
+            "sparsity 0 must be the unpruned model"
+        );
+        assert_eq!(f(rows[0], "agreement"), 1.0);
+        assert!(
+            rows[0]["weight_sqnr_db"].is_null(),
+            "nothing pruned, f32 weights: exact"
+        );
+        let sqnr: Vec<f64> = rows[1..].iter().map(|p| f(p, "weight_sqnr_db")).collect();
+        assert!(sqnr.windows(2).all(|w| w[1] < w[0]), "{method}: {sqnr:?}");
+    }
+    // l1 removes the smallest weights, so it keeps more signal than random at every sparsity.
+    for s in [0.2, 0.4, 0.6, 0.8] {
+        let at = |m: &str| {
+            points
+                .iter()
+                .find(|p| p["prune"] == m && (f(p, "sparsity") - s).abs() < 1e-9)
+                .map(|p| f(p, "weight_sqnr_db"))
+                .unwrap()
+        };
+        // Uniform weights: l1 keeps 1 - s^3 of the energy, random 1 - s (at s = 0.8: 2.9 dB against 1.0 dB).
+        assert!(at("l1") > at("random") + 1.5, "sparsity {s}");
+    }
+    check_plot(
+        &out.join("metric-vs-sparsity"),
+        &["sparsity", "l1 (local)", "random (local)"],
+    );
+}
+
+#[test]
+fn encoding_sweep_matches_convert_and_eval_of_the_kept_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out) = (tmp.path().join("mlp"), tmp.path().join("out"));
+    write_mlp(&dir);
+    let r = sweep(
+        &dir,
+        &out,
+        &[
+            "--vary",
+            "encoding=f32,mxint8,mxfp4",
+            "--activations",
+            "same",
+            "--keep",
+            "--jobs",
+            "2",
+        ],
+    );
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert_eq!(
+        f(&points[0], "metric"),
+        r["reference"]["metric"].as_f64().unwrap()
+    );
+    assert_eq!(points[1]["activations"], "mxint8");
+    assert_eq!(points[2]["activations"], "mxfp4");
+    // mxint8 stores 8.25 bits per weight: rows of 32 and 64 are whole blocks, so exactly 74.22 % saving.
+    assert!((f(&points[1], "saving_percent") - 100.0 * (1.0 - 8.25 / 32.0)).abs() < 1e-9);
+    // The in-memory point equals converting and evaluating the kept file.
+    for (i, p) in points.iter().enumerate() {
+        let kept = out.join("models").join(format!("point-{i:03}.mxrt"));
+        let data = dir.join("data.csv");
+        let e: Value = serde_json::from_str(&mxrt_ok(&[
+            "eval",
+            kept.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--reference",
+            dir.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(e["accuracy"].as_f64(), p["metric"].as_f64(), "point {i}");
+        assert_eq!(
+            e["agreement"].as_f64(),
+            p["agreement"].as_f64(),
+            "point {i}"
+        );
+        // The sweep counts weight matrices; eval counts every numeric tensor (plus the 69 f32 biases).
+        assert_eq!(
+            e["memory"]["weight_bytes"].as_u64().unwrap(),
+            p["weight_bytes"].as_u64().unwrap() + 4 * 69,
+            "point {i}"
+        );
+    }
+    check_plot(
+        &out.join("metric-vs-bytes"),
+        &["weight bytes", "mxint8", "FP32"],
+    );
+}
+
+#[test]
+fn sweep_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out) = (tmp.path().join("mlp"), tmp.path().join("out"));
+    write_mlp(&dir);
+    let (m, o) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    let data = dir.join("data.csv");
+    let d = data.to_str().unwrap();
+    for (vary, needles) in [
+        ("width=40", &["fixed-width", "40", "2..=32"][..]),
+        ("sparsity=0.5..1.0:0.25", &["sparsity", "outside [0, 1)"]),
+        ("encoding=mxint9", &["encoding", "mxint9"]),
+        ("depth=3", &["unknown key", "depth"]),
+        ("fixed-width", &["KEY=VALUES"]),
+        ("fixed-width=8..4", &["start <= end"]),
+    ] {
+        let err = mxrt_err(&["sweep", m, "--data", d, "--out", o, "--vary", vary]);
+        assert_mentions(&err, needles);
+    }
+    let err = mxrt_err(&[
+        "sweep",
+        m,
+        "--data",
+        d,
+        "--out",
+        o,
+        "--vary",
+        "sparsity=0.5",
+        "--prune",
+        "magnitude",
+    ]);
+    assert_mentions(&err, &["--prune", "magnitude"]);
+    let err = mxrt_err(&[
+        "sweep",
+        m,
+        "--data",
+        d,
+        "--out",
+        o,
+        "--vary",
+        "encoding=f32",
+        "--vary",
+        "encoding=mxint8",
+    ]);
+    assert_mentions(&err, &["each key at most once"]);
+    let missing = tmp.path().join("nope");
+    let err = mxrt_err(&[
+        "sweep",
+        missing.to_str().unwrap(),
+        "--data",
+        d,
+        "--out",
+        o,
+        "--vary",
+        "encoding=f32",
+    ]);
+    assert_mentions(&err, &["nope"]);
+    assert!(!out.exists(), "a failed sweep leaves no output directory");
+}
+
+#[test]
+fn memory_only_explains_the_gap_to_the_ideal_saving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let file = tmp.path().join("m.mxrt");
+    common::convert_quiet(&dir, &file, &["--weights", "mxint8"]);
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        "--memory-only",
+        file.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(r["main_encoding"], "mxint8");
+    assert!((f(&r, "ideal_saving_percent") - 74.21875).abs() < 1e-9);
+    // Weights 64x32 + 5x64 = 2368 codes and 74 scales; biases 69 f32.
+    assert_eq!(r["weight_bytes"].as_u64(), Some(2368 + 74 + 4 * 69));
+    assert_eq!(r["fp32_weight_bytes"].as_u64(), Some(4 * (2368 + 69)));
+    // The excess by cause adds up exactly to measured minus ideal.
+    let excess: f64 = r["excess_by_cause"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| f(c, "excess_bytes"))
+        .sum();
+    assert!((f(&r, "ideal_weight_bytes") + excess - f(&r, "weight_bytes")).abs() < 1e-6);
+    let causes: Vec<&str> = r["excess_by_cause"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(causes, ["tensors stored as f32 instead of mxint8"]);
+    // 69 f32 elements instead of 8.25 bits: 69 * (32 - 8.25) / 8 bytes.
+    assert!((excess - 69.0 * 23.75 / 8.0).abs() < 1e-9);
+    let text = mxrt_ok(&["eval", "--memory-only", file.to_str().unwrap()]);
+    assert_mentions(
+        &text,
+        &["ideal for mxint8: 74.22 %", "fc1.bias", "stored as f32"],
+    );
+}
