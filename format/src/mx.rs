@@ -40,6 +40,9 @@ fn params(elem: MxElem) -> Params {
     }
 }
 
+/// `emax` of the MXINT8 element (codes q/64 with |q| <= 127: largest power of two 1 = 2^0).
+pub const MXINT8_EMAX: i32 = 0;
+
 /// Exact 2^e as binary32 for e in [-149, 127] (2^-127 is subnormal, still exact).
 pub fn pow2f(e: i32) -> f32 {
     debug_assert!((-149..=127).contains(&e));
@@ -89,6 +92,13 @@ fn shared_exponent(block: &[f32], emax: i32) -> Option<i32> {
         }
         amax = amax.max(x.abs());
     }
+    shared_exponent_of_max(amax, emax)
+}
+
+/// The shared exponent of a block whose largest magnitude is `amax` (no NaN in the block), for an element
+/// type with `emax` (MXINT8: [`MXINT8_EMAX`]); `None` for a NaN scale. For SIMD quantizers that find `amax`
+/// themselves.
+pub fn shared_exponent_of_max(amax: f32, emax: i32) -> Option<i32> {
     let amax = if amax == 0.0 { FP32_MIN_NORMAL } else { amax };
     let e = floor_log2f(amax) - emax as f32;
     if e.is_nan() || e > 127.0 {
@@ -323,5 +333,10 @@ mod tests {
             1
         );
         assert_eq!(scale_value(0), f32::from_bits(1 << 22));
+    }
+
+    #[test]
+    fn mxint8_emax_constant_is_the_element_parameter() {
+        assert_eq!(params(MxElem::Int8).emax, MXINT8_EMAX);
     }
 }

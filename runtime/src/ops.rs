@@ -75,7 +75,14 @@ impl Cpu {
         let (mut a_codes, mut a_scales) = (Vec::new(), Vec::new());
         let mut quantized = Vec::new();
         if int_path {
-            quantize_mxint8_rows(x, kdim, act.rounding, &mut a_codes, &mut a_scales);
+            quantize_mxint8_rows(
+                x,
+                kdim,
+                act.rounding,
+                self.kernels.mxint8_quantize_block,
+                &mut a_codes,
+                &mut a_scales,
+            );
         } else if !act.is_none() && fixed_path.is_none() {
             quantized = x.to_vec();
             fake_quantize_rows(&mut quantized, kdim, act);
@@ -84,8 +91,10 @@ impl Cpu {
             .iter()
             .map(|&s| crate::cpu::reference::act_scale(s))
             .collect();
+        if int_path {
+            return self.linear_mxint8(&a_codes, &a_scale_f, m, w, bias);
+        }
         let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
-        let bpr = kdim.div_ceil(32);
         // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
         let sparse_kernel = w.tensor.sparse
             && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
@@ -94,25 +103,7 @@ impl Cpu {
                           r: usize,
                           rows: std::ops::Range<usize>,
                           put: &mut dyn FnMut(usize, f32)| {
-            if int_path {
-                let (codes, scales) = w.mxint8_row(r).unwrap_or((&[], &[]));
-                sc.scales.clear();
-                sc.scales
-                    .extend(scales.iter().map(|&s| mxrt_format::mx::scale_value(s)));
-                sc.out.clear();
-                sc.out.resize(rows.len(), 0.0);
-                let (i0, i1) = (rows.start, rows.end);
-                (self.kernels.mxint8_rows)(
-                    &a_codes[i0 * bpr * 32..i1 * bpr * 32],
-                    &a_scale_f[i0 * bpr..i1 * bpr],
-                    codes,
-                    &sc.scales,
-                    &mut sc.out,
-                );
-                for (i, &v) in rows.zip(&sc.out) {
-                    put(i, v + bias_of(r));
-                }
-            } else if let Some(scale) = fixed_path {
+            if let Some(scale) = fixed_path {
                 w.fixed_i8_row(r, &mut sc.codes);
                 for i in rows {
                     let d =
@@ -142,6 +133,7 @@ impl Cpu {
                 }
             }
         };
+        let dense_decoded = fixed_path.is_none() && !sparse_kernel;
         let parallel = n * m * kdim >= PARALLEL_WORK;
         if parallel && m >= 2 * ROW_TILE {
             let mut out = vec![0.0f32; m * n];
@@ -150,7 +142,29 @@ impl Cpu {
                 |sc, (t, chunk)| {
                     let i0 = t * ROW_TILE;
                     let rows = i0..(i0 + ROW_TILE).min(m);
-                    for r in 0..n {
+                    let mut r = 0;
+                    if dense_decoded {
+                        // Three decoded weight rows at a time through the register-blocked kernel.
+                        let x_tile = &xs[rows.start * kdim..rows.end * kdim];
+                        while r + 3 <= n {
+                            sc.rows3.resize(3 * kdim, 0.0);
+                            for c in 0..3 {
+                                w.decode_row(r + c, &mut sc.rows3[c * kdim..(c + 1) * kdim]);
+                            }
+                            sc.out.clear();
+                            sc.out.resize(3 * rows.len(), 0.0);
+                            let (w0, rest) = sc.rows3.split_at(kdim);
+                            let (w1, w2) = rest.split_at(kdim);
+                            (self.kernels.dot_f32_rows3)(x_tile, kdim, [w0, w1, w2], &mut sc.out);
+                            for (ii, o) in sc.out.chunks(3).enumerate() {
+                                for (c, v) in o.iter().enumerate() {
+                                    chunk[ii * n + r + c] = v + bias_of(r + c);
+                                }
+                            }
+                            r += 3;
+                        }
+                    }
+                    for r in r..n {
                         weight_row(sc, r, rows.clone(), &mut |i, v| chunk[(i - i0) * n + r] = v);
                     }
                 },
@@ -172,6 +186,88 @@ impl Cpu {
                 .chunks_mut(m.max(1))
                 .enumerate()
                 .for_each(|ro| per_row(&mut sc, ro));
+        }
+        transpose(&out_t, n, m)
+    }
+
+    /// The MXINT8 × MXINT8 integer path of [`Cpu::linear`]: activations already quantized (`a_codes`,
+    /// `a_scales` per block). Weight rows go two at a time through `mxint8_rows2`; tiles of `ROW_TILE`
+    /// activation rows are spread over the cores when there are many rows, weight-row pairs otherwise.
+    fn linear_mxint8(
+        &self,
+        a_codes: &[u8],
+        a_scales: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        const ROW_TILE: usize = 64;
+        let (n, kdim) = (w.rows(), w.cols());
+        let bpr = kdim.div_ceil(32);
+        let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
+        // Weight rows r and r+1 (r+1 = r for an odd last row) against activation rows `rows`; `put(i, c, v)`.
+        let pair = |sc: &mut Scratch,
+                    r: usize,
+                    rows: std::ops::Range<usize>,
+                    put: &mut dyn FnMut(usize, usize, f32)| {
+            let r1 = (r + 1).min(n - 1);
+            let (c0, s0) = w.mxint8_row(r).unwrap_or((&[], &[]));
+            let (c1, s1) = w.mxint8_row(r1).unwrap_or((&[], &[]));
+            sc.scales.clear();
+            sc.scales.extend(
+                s0.iter()
+                    .chain(s1)
+                    .map(|&s| mxrt_format::mx::scale_value(s)),
+            );
+            let (f0, f1) = sc.scales.split_at(s0.len());
+            sc.out.clear();
+            sc.out.resize(2 * rows.len(), 0.0);
+            let (i0, i1) = (rows.start, rows.end);
+            (self.kernels.mxint8_rows2)(
+                &a_codes[i0 * bpr * 32..i1 * bpr * 32],
+                &a_scales[i0 * bpr..i1 * bpr],
+                [(c0, f0), (c1, f1)],
+                &mut sc.out,
+            );
+            for (k, i) in rows.enumerate() {
+                put(i, 0, sc.out[2 * k] + bias_of(r));
+                if r1 != r {
+                    put(i, 1, sc.out[2 * k + 1] + bias_of(r1));
+                }
+            }
+        };
+        let parallel = n * m * kdim >= PARALLEL_WORK;
+        if parallel && m >= 2 * ROW_TILE {
+            let mut out = vec![0.0f32; m * n];
+            out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
+                || Scratch::new(0),
+                |sc, (t, chunk)| {
+                    let i0 = t * ROW_TILE;
+                    let rows = i0..(i0 + ROW_TILE).min(m);
+                    for r in (0..n).step_by(2) {
+                        pair(sc, r, rows.clone(), &mut |i, c, v| {
+                            chunk[(i - i0) * n + r + c] = v
+                        });
+                    }
+                },
+            );
+            return out;
+        }
+        let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per pair of weight rows
+        let per_pair = |sc: &mut Scratch, (p, o): (usize, &mut [f32])| {
+            pair(sc, 2 * p, 0..m, &mut |i, c, v| o[c * m + i] = v)
+        };
+        if parallel {
+            out_t
+                .par_chunks_mut(2 * m.max(1))
+                .enumerate()
+                .for_each_init(|| Scratch::new(0), per_pair);
+        } else {
+            let mut sc = Scratch::new(0);
+            out_t
+                .chunks_mut(2 * m.max(1))
+                .enumerate()
+                .for_each(|po| per_pair(&mut sc, po));
         }
         transpose(&out_t, n, m)
     }
@@ -305,6 +401,8 @@ struct Scratch {
     values: Vec<f32>,
     /// MXINT8 weight scales of a row and the outputs for a tile of input rows.
     scales: Vec<f32>,
+    /// Three decoded weight rows.
+    rows3: Vec<f32>,
     out: Vec<f32>,
 }
 
@@ -316,6 +414,7 @@ impl Scratch {
             cols: Vec::new(),
             values: Vec::new(),
             scales: Vec::new(),
+            rows3: Vec::new(),
             out: Vec::new(),
         }
     }

@@ -50,29 +50,52 @@ pub fn fake_quantize_rows(x: &mut [f32], cols: usize, q: ActQuant) {
 }
 
 /// MXINT8 activations as codes (two's complement bytes) and scale bytes, for the integer path: per row,
-/// `blocks_per_row * 32` codes
-/// (zero-padded) and one scale byte per block.
+/// `blocks_per_row * 32` codes (the ragged last block zero-padded here, so the kernel sees whole blocks) and
+/// one scale byte per block. `block` is the kernel table's `mxint8_quantize_block`; rows are spread over the
+/// cores when there are many.
 pub fn quantize_mxint8_rows(
     x: &[f32],
     cols: usize,
     rounding: Rounding,
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
     codes: &mut Vec<u8>,
     scales: &mut Vec<u8>,
 ) {
+    use rayon::prelude::*;
     let bpr = cols.div_ceil(mx::BLOCK);
+    let rows = x.len() / cols.max(1);
     codes.clear();
+    codes.resize(rows * bpr * mx::BLOCK, 0);
     scales.clear();
-    let mut block_codes = [0u32; mx::BLOCK];
-    for row in x.chunks(cols) {
-        for block in row.chunks(mx::BLOCK) {
-            scales.push(mx::quantize_block(
-                block,
-                mxrt_format::MxElem::Int8,
-                rounding,
-                &mut block_codes,
-            ));
-            codes.extend(block_codes.iter().map(|&c| c as u8));
+    scales.resize(rows * bpr, 0);
+    let one_row = |((row, c), s): ((&[f32], &mut [u8]), &mut [u8])| {
+        for ((values, out), scale) in row
+            .chunks(mx::BLOCK)
+            .zip(c.chunks_exact_mut(mx::BLOCK))
+            .zip(s)
+        {
+            let out: &mut [u8; 32] = out.try_into().expect("chunks of exactly 32");
+            let mut padded = [0f32; 32];
+            let input: &[f32; 32] = match values.try_into() {
+                Ok(whole) => whole,
+                Err(_) => {
+                    padded[..values.len()].copy_from_slice(values);
+                    &padded
+                }
+            };
+            *scale = block(input, rounding, out);
         }
+    };
+    let (width, code_width) = (cols.max(1), (bpr * mx::BLOCK).max(1));
+    if x.len() >= 1 << 15 {
+        x.par_chunks(width)
+            .zip(codes.par_chunks_mut(code_width))
+            .zip(scales.par_chunks_mut(bpr.max(1)))
+            .for_each(one_row);
+    } else {
+        x.chunks(width)
+            .zip(codes.chunks_mut(code_width))
+            .zip(scales.chunks_mut(bpr.max(1)))
+            .for_each(one_row);
     }
-    debug_assert_eq!(scales.len(), bpr * (x.len() / cols.max(1)));
 }

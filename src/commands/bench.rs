@@ -40,6 +40,18 @@ pub struct Args {
     backend: String,
     #[arg(long)]
     json: bool,
+    /// For benchmark drivers that interleave runtimes (scripts/bench-peers.sh): after the warm-up, print one
+    /// JSON line with the inputs, then for every line read on stdin run one inference and print its latency
+    /// in milliseconds on its own line; stop at end of input.
+    #[arg(long)]
+    serve: bool,
+}
+
+/// Seconds since the Unix epoch (wall clock, comparable with the timestamps other processes print).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -66,8 +78,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let t0 = Instant::now();
         let model = Model::open(&model_path, ReadOptions::default())?;
         let open_s = t0.elapsed().as_secs_f64();
+        let ready_unix_s = unix_now();
         let mut rng = SplitMix64(7);
         let model = &model;
+        let mut inputs = json!(null);
         let isa = model.isa();
         let infer: Box<dyn Fn() -> Result<()> + '_> = match model.graph() {
             Graph::Bert(bert) => {
@@ -84,6 +98,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     ids.extend((0..a.seq - 2).map(|_| (low + rng.next_u64() % (c.vocab as u64 - low)) as u32));
                     ids.push(102.min(c.vocab as u32 - 1));
                 }
+                inputs = json!({"input_ids": ids});
                 let batch = TokenBatch { batch: a.batch, seq: a.seq, ids, type_ids: vec![0; a.batch * a.seq], mask: vec![1; a.batch * a.seq] };
                 Box::new(move || model.run_bert(&batch, false).map(|_| ()).map_err(Into::into))
             }
@@ -95,8 +110,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let t1 = Instant::now();
         infer()?;
         let first_s = t1.elapsed().as_secs_f64();
+        let first_result_unix_s = unix_now();
         for _ in 0..a.warmup {
             infer()?;
+        }
+        if a.serve {
+            return serve(&*infer, &inputs, threads, isa);
         }
         let mut times = Vec::with_capacity(a.iterations);
         for _ in 0..a.iterations {
@@ -109,6 +128,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let r = json!({
             "model": model_path.display().to_string(), "batch": a.batch, "seq": a.seq, "threads": threads, "isa": isa,
             "open_ms": open_s * 1e3, "first_inference_ms": first_s * 1e3, "iterations": a.iterations,
+            "ready_unix_s": ready_unix_s, "first_result_unix_s": first_result_unix_s,
             "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3,
             "throughput_per_s": a.batch as f64 / p50,
         });
@@ -122,6 +142,31 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The `--serve` loop: one inference per line of stdin, its latency in ms per line of stdout.
+fn serve(
+    infer: &dyn Fn() -> Result<()>,
+    inputs: &serde_json::Value,
+    threads: usize,
+    isa: &str,
+) -> Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        json!({"ready": true, "threads": threads, "isa": isa, "inputs": inputs})
+    )?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        line?;
+        let t = Instant::now();
+        infer()?;
+        writeln!(out, "{:.6}", t.elapsed().as_secs_f64() * 1e3)?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Peaks measured on the project's reference machine (2 cores): FP32 FMA and int8 multiply-add.

@@ -9,6 +9,10 @@ pub mod x86_64;
 /// activation row (see `reference::mxint8_rows`).
 pub type MxRows = fn(&[u8], &[f32], &[u8], &[f32], &mut [f32]);
 
+/// `(activation codes, activation f32 scales, two weight rows (codes, f32 scales), out)`: `out[2i + c]` for
+/// activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
+pub type MxRows2 = fn(&[u8], &[f32], [(&[u8], &[f32]); 2], &mut [f32]);
+
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -16,10 +20,16 @@ pub struct Kernels {
     pub isa: &'static str,
     /// f32 dot product of two equal-length slices.
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
+    pub dot_f32_rows3: fn(&[f32], usize, [&[f32]; 3], &mut [f32]),
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
     /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
     pub mxint8_rows: MxRows,
+    /// The same for two weight rows at once (each activation block is loaded once for both).
+    pub mxint8_rows2: MxRows2,
+    /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
+    pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
     /// Sparse weight row (values, column indices) · dense row.
     pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
 }
@@ -29,8 +39,11 @@ impl Kernels {
         Kernels {
             isa: "reference",
             dot_f32: reference::dot_f32,
+            dot_f32_rows3: reference::dot_f32_rows3,
             dot_i8: reference::dot_i8,
             mxint8_rows: reference::mxint8_rows,
+            mxint8_rows2: reference::mxint8_rows2,
+            mxint8_quantize_block: reference::mxint8_quantize_block,
             sparse_dot: reference::sparse_dot,
         }
     }

@@ -1,8 +1,31 @@
 //! Scalar reference kernels: obviously right, and the oracle every fast path is tested against.
 
+use mxrt_format::{mx, MxElem, Rounding};
+
+/// One block of 32 activations to MXINT8: the element codes (two's complement bytes, never -128) and the
+/// scale byte, exactly as `mxrt_format::mx::quantize_block` gives them.
+pub fn mxint8_quantize_block(block: &[f32; 32], rounding: Rounding, codes: &mut [u8; 32]) -> u8 {
+    let mut wide = [0u32; 32];
+    let scale = mx::quantize_block(block, MxElem::Int8, rounding, &mut wide);
+    for (c, w) in codes.iter_mut().zip(wide) {
+        *c = w as u8;
+    }
+    scale
+}
+
 /// Sequential f32 dot product.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)
+}
+
+/// Three weight rows against `out.len() / 3` activation rows of length `k` (`x` row-major):
+/// `out[3i + c] = dot_f32(x_i, w_c)`.
+pub fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    for (i, o) in out.chunks_mut(3).enumerate() {
+        for (c, o) in o.iter_mut().enumerate() {
+            *o = dot_f32(&x[i * k..(i + 1) * k], w[c]);
+        }
+    }
 }
 
 /// Dot product of bytes read as two's complement i8, accumulated in i32 (exact for n < 2^17).
@@ -20,9 +43,10 @@ pub fn act_scale(s: u8) -> f32 {
 
 /// MXINT8 rows · one MXINT8 weight row. For activation row `i` (codes `a_codes[i*32*B..]`, f32 scales
 /// `a_scales[i*B..]` from [`act_scale`]) and the weight row (`w_codes`, `w_scales` = `mx::scale_value`):
-/// lane `l` of block `j` holds the exact i32 sum of the products at positions `2l, 2l+1, 16+2l, 17+2l`;
-/// each lane accumulates `fma(p_jl as f32, a_scale_ij * w_scale_j, acc_l)` block after block; the row's
-/// result is `((acc0+acc4) + (acc2+acc6)) + ((acc1+acc5) + (acc3+acc7))`. SIMD versions compute exactly this.
+/// lane `l` of block `j` holds the exact i32 sum of the products at positions `4l .. 4l+3` (what `vpmaddubsw`
+/// then `vpmaddwd` give); each lane accumulates `fma(p_jl as f32, a_scale_ij * w_scale_j, acc_l)` block after
+/// block; the row's result is `((acc0+acc4) + (acc2+acc6)) + ((acc1+acc5) + (acc3+acc7))`. SIMD versions
+/// compute exactly this.
 pub fn mxint8_rows(
     a_codes: &[u8],
     a_scales: &[f32],
@@ -38,14 +62,25 @@ pub fn mxint8_rows(
             let w = &w_codes[j * 32..j * 32 + 32];
             let s = a_scales[i * blocks + j] * w_scales[j];
             for (l, acc) in acc.iter_mut().enumerate() {
-                let p: i32 = [2 * l, 2 * l + 1, 16 + 2 * l, 17 + 2 * l]
-                    .iter()
-                    .map(|&e| i32::from(a[e] as i8) * i32::from(w[e] as i8))
+                let p: i32 = (4 * l..4 * l + 4)
+                    .map(|e| i32::from(a[e] as i8) * i32::from(w[e] as i8))
                     .sum();
                 *acc = (p as f32).mul_add(s, *acc);
             }
         }
         *o = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    }
+}
+
+/// Two weight rows at once: `out[2i + c]` is [`mxint8_rows`] of activation row `i` with weight row `c`.
+pub fn mxint8_rows2(a_codes: &[u8], a_scales: &[f32], w: [(&[u8], &[f32]); 2], out: &mut [f32]) {
+    let rows = out.len() / 2;
+    let mut one = vec![0.0f32; rows];
+    for (c, (codes, scales)) in w.iter().enumerate() {
+        mxint8_rows(a_codes, a_scales, codes, scales, &mut one);
+        for (i, v) in one.iter().enumerate() {
+            out[2 * i + c] = *v;
+        }
     }
 }
 

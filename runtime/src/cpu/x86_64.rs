@@ -3,6 +3,8 @@
 
 use std::arch::x86_64::*;
 
+use mxrt_format::{mx, Rounding};
+
 use super::Kernels;
 
 /// The AVX2+FMA table, if this CPU supports it.
@@ -11,8 +13,11 @@ pub fn kernels() -> Option<Kernels> {
         Some(Kernels {
             isa: "avx2+fma",
             dot_f32,
+            dot_f32_rows3,
             dot_i8,
             mxint8_rows,
+            mxint8_rows2,
+            mxint8_quantize_block,
             sparse_dot,
         })
     } else {
@@ -23,6 +28,61 @@ pub fn kernels() -> Option<Kernels> {
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: this function is only placed in the kernel table by `kernels()`, after AVX2 and FMA were detected.
     unsafe { dot_f32_avx2(a, b) }
+}
+
+fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { dot_f32_rows3_avx2(x, k, w, out) }
+}
+
+/// Register-blocked: four activation rows × three weight rows = 12 accumulators of 8 lanes, so each loaded
+/// vector feeds three or four FMAs (the single dot product feeds one). Ragged `k % 8` in scalar code.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    let rows = out.len() / 3;
+    assert!(x.len() >= rows * k && w.iter().all(|r| r.len() >= k));
+    let pw = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr()];
+    let k8 = k - k % 8;
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm256_setzero_ps(); 3]; 4];
+        let px: [*const f32; 4] = std::array::from_fn(|g| x[(i + g.min(group - 1)) * k..].as_ptr());
+        let mut j = 0;
+        while j < k8 {
+            // SAFETY: j + 8 <= k8 <= k, and every weight row and activation row (clamped to the group) holds k values.
+            let wv = unsafe {
+                [
+                    _mm256_loadu_ps(pw[0].add(j)),
+                    _mm256_loadu_ps(pw[1].add(j)),
+                    _mm256_loadu_ps(pw[2].add(j)),
+                ]
+            };
+            for (g, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: as above (rows past the group repeat the last row; their results are dropped).
+                let xv = unsafe { _mm256_loadu_ps(px[g].add(j)) };
+                acc[0] = _mm256_fmadd_ps(xv, wv[0], acc[0]);
+                acc[1] = _mm256_fmadd_ps(xv, wv[1], acc[1]);
+                acc[2] = _mm256_fmadd_ps(xv, wv[2], acc[2]);
+            }
+            j += 8;
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            let xr = &x[(i + g) * k..(i + g + 1) * k];
+            for c in 0..3 {
+                let v = acc[c];
+                let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+                let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+                let mut sum = _mm_cvtss_f32(q);
+                for t in k8..k {
+                    sum += xr[t] * w[c][t];
+                }
+                out[3 * (i + g) + c] = sum;
+            }
+        }
+        i += group;
+    }
 }
 
 fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
@@ -41,18 +101,97 @@ fn mxint8_rows(
     unsafe { mxint8_rows_avx2(a_codes, a_scales, w_codes, w_scales, out) }
 }
 
-/// The 8 exact lane sums of one block: `vpmaddwd` on sign-extended halves (lane l: positions 2l, 2l+1 of the
-/// low half plus 16+2l, 17+2l of the high half), as f32 (exact: |p| <= 65536).
-#[target_feature(enable = "avx2")]
-fn block_lanes(x: __m256i, wl: __m256i, wh: __m256i) -> __m256 {
-    let (xl, xh) = (
-        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x)),
-        _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1)),
+fn mxint8_quantize_block(block: &[f32; 32], rounding: Rounding, codes: &mut [u8; 32]) -> u8 {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_quantize_block_avx2(block, rounding, codes) }
+}
+
+/// The reference's arithmetic, 8 lanes at a time: the block maximum finds the shared exponent (scalar, the
+/// same function), then every element is divided by the scale (the same IEEE division), multiplied by 64,
+/// rounded as the reference rounds (`floor(|t| + 0.5)`, minus 1 on exact ties for half-to-even), clamped to
+/// ±127, and packed to bytes.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mxint8_quantize_block_avx2(
+    block: &[f32; 32],
+    rounding: Rounding,
+    codes: &mut [u8; 32],
+) -> u8 {
+    let p = block.as_ptr();
+    // SAFETY: the block has exactly 32 values: four 8-wide loads.
+    let v = unsafe {
+        [
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        ]
+    };
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut nan = _mm256_setzero_ps();
+    let mut amax = _mm256_setzero_ps();
+    for x in v {
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
+        amax = _mm256_max_ps(amax, _mm256_and_ps(x, abs_mask));
+    }
+    let scale_exp = if _mm256_movemask_ps(nan) != 0 {
+        None
+    } else {
+        let m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+        mx::shared_exponent_of_max(_mm_cvtss_f32(m), mx::MXINT8_EMAX)
+    };
+    let Some(e) = scale_exp else {
+        codes.fill(0);
+        return mx::SCALE_NAN;
+    };
+    let scale = _mm256_set1_ps(mx::pow2f(e));
+    let (half, sixty_four, limit) = (
+        _mm256_set1_ps(0.5),
+        _mm256_set1_ps(64.0),
+        _mm256_set1_ps(127.0),
     );
-    _mm256_cvtepi32_ps(_mm256_add_epi32(
-        _mm256_madd_epi16(xl, wl),
-        _mm256_madd_epi16(xh, wh),
-    ))
+    let even = rounding == Rounding::Even;
+    let mut q = [_mm256_setzero_si256(); 4];
+    for (x, q) in v.iter().zip(q.iter_mut()) {
+        let t = _mm256_mul_ps(_mm256_div_ps(*x, scale), sixty_four);
+        let a = _mm256_and_ps(t, abs_mask);
+        let mut up = _mm256_floor_ps(_mm256_add_ps(a, half));
+        if even {
+            // (a - 0.5) % 2 == 0: a - 0.5 is an even integer (exact: |t| < 2^23 here).
+            let d = _mm256_mul_ps(_mm256_sub_ps(a, half), half);
+            let tie = _mm256_cmp_ps::<_CMP_EQ_OQ>(d, _mm256_floor_ps(d));
+            up = _mm256_sub_ps(up, _mm256_and_ps(tie, _mm256_set1_ps(1.0)));
+        }
+        let up = _mm256_min_ps(up, limit);
+        // sign(t) * up: the sign bit of t onto the magnitude (a zero magnitude gives code 0 either way).
+        let signed = _mm256_or_ps(up, _mm256_andnot_ps(abs_mask, t));
+        *q = _mm256_cvttps_epi32(signed);
+    }
+    let words = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    // packs work per 128-bit lane: dwords come out as q0[0..4] q1[0..4] q2[0..4] q3[0..4] q0[4..8] ...
+    let ordered = _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: `codes` is 32 bytes: one unaligned 32-byte store.
+    unsafe { _mm256_storeu_si256(codes.as_mut_ptr().cast(), ordered) };
+    (e + 127) as u8
+}
+
+fn mxint8_rows2(a_codes: &[u8], a_scales: &[f32], w: [(&[u8], &[f32]); 2], out: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_rows2_avx2(a_codes, a_scales, w, out) }
+}
+
+/// The 8 exact lane sums of one block as f32 (lane l: positions 4l..4l+3). `vpmaddubsw` multiplies unsigned
+/// by signed bytes, so it gets |w| and x with w's sign moved onto it (`vpsignb`: also zero where w is 0);
+/// pairs cannot saturate i16 (|w| <= 128 and |x| <= 127, activation codes are never -128: 2*128*127 < 2^15).
+/// `vpmaddwd` with ones adds the pairs into i32 lanes; exact in f32 (|p| <= 4*128*127 < 2^24).
+#[target_feature(enable = "avx2")]
+fn block_lanes(x: __m256i, w: __m256i, w_abs: __m256i) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(x, w));
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -63,8 +202,8 @@ fn hsum_reference_order(acc: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)))
 }
 
-/// Four activation rows at a time share each weight block's sign extension and keep four independent FMA
-/// chains; each row's arithmetic is the reference's, in the same order, so results are bit-identical.
+/// Four activation rows at a time share each weight block's |w| and keep four independent FMA chains; each
+/// row's arithmetic is the reference's, in the same order, so results are bit-identical.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn mxint8_rows_avx2(
     a_codes: &[u8],
@@ -88,21 +227,69 @@ unsafe fn mxint8_rows_avx2(
         for j in 0..blocks {
             // SAFETY: j < blocks and w_codes.len() >= 32 * blocks (asserted).
             let w = unsafe { _mm256_loadu_si256(pw.add(32 * j).cast()) };
-            let (wl, wh) = (
-                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w)),
-                _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w, 1)),
-            );
+            let w_abs = _mm256_abs_epi8(w);
             let ws = w_scales[j];
             for (g, acc) in acc.iter_mut().enumerate().take(group) {
                 let row = i + g;
                 // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
                 let x = unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
                 let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
-                *acc = _mm256_fmadd_ps(block_lanes(x, wl, wh), s, *acc);
+                *acc = _mm256_fmadd_ps(block_lanes(x, w, w_abs), s, *acc);
             }
         }
         for g in 0..group {
             out[i + g] = hsum_reference_order(acc[g]);
+        }
+        i += group;
+    }
+}
+
+/// Two weight rows × four activation rows per step: every activation block is loaded once for both weight
+/// rows and every weight block once for four activation rows (8 accumulators). Per (row, weight row) the
+/// arithmetic is the reference's, in the same order: bit-identical.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mxint8_rows2_avx2(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+) {
+    let blocks = w[0].1.len();
+    let rows = out.len() / 2;
+    assert!(
+        w.iter()
+            .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
+            && a_codes.len() >= rows * blocks * 32
+            && a_scales.len() >= rows * blocks
+    );
+    let (pa, pw0, pw1) = (a_codes.as_ptr(), w[0].0.as_ptr(), w[1].0.as_ptr());
+    let (ws0, ws1) = (w[0].1, w[1].1);
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        for j in 0..blocks {
+            // SAFETY: j < blocks and both weight rows hold >= 32 * blocks codes (asserted).
+            let (w0, w1) = unsafe {
+                (
+                    _mm256_loadu_si256(pw0.add(32 * j).cast()),
+                    _mm256_loadu_si256(pw1.add(32 * j).cast()),
+                )
+            };
+            let (a0, a1) = (_mm256_abs_epi8(w0), _mm256_abs_epi8(w1));
+            let (s0, s1) = (ws0[j], ws1[j]);
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                let row = i + g;
+                // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
+                let x = unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
+                let sa = a_scales[row * blocks + j];
+                acc[0] = _mm256_fmadd_ps(block_lanes(x, w0, a0), _mm256_set1_ps(sa * s0), acc[0]);
+                acc[1] = _mm256_fmadd_ps(block_lanes(x, w1, a1), _mm256_set1_ps(sa * s1), acc[1]);
+            }
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            out[2 * (i + g)] = hsum_reference_order(acc[0]);
+            out[2 * (i + g) + 1] = hsum_reference_order(acc[1]);
         }
         i += group;
     }

@@ -1,0 +1,363 @@
+"""Runs mxrt and its peers (ONNX Runtime FP32/int8, PyTorch FP32/int8 dynamic) side by side on the same machine,
+interleaved (A B C ... A B C ...), and writes the results as markdown (BENCHMARKS.md) and JSON.
+
+Usage: bench_peers.py --mxrt BIN --work DIR --minilm DIR --jsc DIR --sst2 TSV --out BENCHMARKS.md
+                      [--rounds 20] [--threads 2,1] [--quick]
+
+DIR (--work) holds prepare.py's ONNX files and the .mxrt files this script converts. Timing rules:
+- every runtime is warmed up first, then each round runs every runtime once, in the same order;
+- mxrt runs in its own long-lived process (`mxrt bench --serve`): one inference per request, timed inside
+  the process with the same clock as the peers' `time.perf_counter` timing of one `run` call;
+- medians and p90 over the rounds; "mxrt/peer" is the ratio of medians of time (below 1: mxrt is faster).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def percentile(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, round((len(s) - 1) * p))]
+
+
+# ---------------------------------------------------------------- runtimes: each is a callable that runs once
+
+class MxrtServer:
+    """`mxrt bench --serve`: one inference per line written; answers the latency in ms."""
+
+    def __init__(self, mxrt, model, batch, seq, threads):
+        self.proc = subprocess.Popen(
+            [mxrt, "bench", str(model), "--batch", str(batch), "--seq", str(seq), "--threads", str(threads),
+             "--warmup", "3", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.hello = json.loads(self.proc.stdout.readline())
+
+    def __call__(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline()) / 1e3
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def ort_session(path, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def timed(fn):
+    def run():
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+    return run
+
+
+def bert_feeds(ids, batch, seq):
+    ids = np.asarray(ids, dtype=np.int64).reshape(batch, seq)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+
+
+def torch_models(minilm, threads):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    torch.set_num_threads(threads)
+    fp32 = AutoModelForSequenceClassification.from_pretrained(minilm, dtype=torch.float32).eval()
+    int8 = torch.ao.quantization.quantize_dynamic(
+        AutoModelForSequenceClassification.from_pretrained(minilm, dtype=torch.float32).eval(),
+        {torch.nn.Linear}, dtype=torch.qint8)
+    return fp32, int8
+
+
+def torch_runner(model, feeds):
+    import torch
+    tensors = {k: torch.from_numpy(v) for k, v in feeds.items()}
+
+    def run():
+        with torch.inference_mode():
+            model(**tensors)
+    return run
+
+
+def interleave(runners, rounds, warmup=3):
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            times[name].append(run())
+    return times
+
+
+def summarise(case, times, unit_items=None):
+    rows = []
+    for name, t in times.items():
+        med, p90 = statistics.median(t), percentile(t, 0.9)
+        row = {"case": case, "runtime": name, "runs": len(t), "median_s": med, "p90_s": p90}
+        if unit_items:
+            row["items_per_s"] = unit_items / med
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- cases
+
+def bert_latency(a, work, threads, batch, seq, rounds):
+    import torch
+    mx = {name: MxrtServer(a.mxrt, work / f"minilm-{name}.mxrt", batch, seq, threads) for name in ("fp32", "mxint8")}
+    feeds = bert_feeds(mx["fp32"].hello["inputs"]["input_ids"], batch, seq)
+    ort_fp32 = ort_session(work / "minilm-fp32-opt.onnx", threads)
+    ort_int8 = ort_session(work / "minilm-int8-opt.onnx", threads)
+    pt_fp32, pt_int8 = torch_models(a.minilm, threads)
+    runners = {
+        "mxrt FP32": mx["fp32"],
+        "mxrt MXINT8 (w+a)": mx["mxint8"],
+        "ORT FP32 (fused)": timed(lambda: ort_fp32.run(None, feeds)),
+        "ORT int8 (fused, per-channel)": timed(lambda: ort_int8.run(None, feeds)),
+        "PyTorch FP32": timed(torch_runner(pt_fp32, feeds)),
+        "PyTorch int8 dynamic": timed(torch_runner(pt_int8, feeds)),
+    }
+    times = interleave(runners, rounds)
+    for m in mx.values():
+        m.close()
+    return summarise(f"minilm-sst2 batch {batch} / seq {seq}, {threads} thread(s)", times, batch)
+
+
+def read_sst2(path):
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    rows = [l.split("\t") for l in lines[1:] if l.strip()]
+    return [r[0] for r in rows], [int(r[1]) for r in rows]
+
+
+def sst2_end_to_end(a, work, threads, rounds):
+    """Sentences/s over the 872 dev sentences, tokenization included, batches of 32 sorted by length."""
+    import torch
+    from transformers import AutoTokenizer
+    texts, labels = read_sst2(a.sst2)
+    tok = AutoTokenizer.from_pretrained(a.minilm)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    ort_fp32 = ort_session(work / "minilm-fp32-opt.onnx", threads)
+    ort_int8 = ort_session(work / "minilm-int8-opt.onnx", threads)
+    pt_fp32, pt_int8 = torch_models(a.minilm, threads)
+    accuracy = {}
+
+    def peer(name, forward):
+        def run():
+            preds = [0] * len(texts)
+            for s in range(0, len(order), 32):
+                idx = order[s:s + 32]
+                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=128,
+                          return_tensors="np")
+                logits = forward({k: enc[k].astype(np.int64) for k in
+                                  ("input_ids", "attention_mask", "token_type_ids")})
+                for i, p in zip(idx, np.argmax(logits, axis=1)):
+                    preds[i] = int(p)
+            accuracy[name] = float(np.mean(np.array(preds) == np.array(labels)))
+        return timed(run)
+
+    def torch_forward(model):
+        def f(feeds):
+            with torch.inference_mode():
+                return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+        return f
+
+    def mxrt(name, model):
+        def run():
+            env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+            out = subprocess.run([a.mxrt, "run", str(model), "--input", a.sst2, "--max-length", "128",
+                                  "--json"], capture_output=True, text=True, check=True, env=env)
+            preds = [int(np.argmax(json.loads(l)["logits"])) for l in out.stdout.splitlines()]
+            accuracy[name] = float(np.mean(np.array(preds) == np.array(labels)))
+        return timed(run)
+
+    runners = {
+        "mxrt FP32": mxrt("mxrt FP32", work / "minilm-fp32.mxrt"),
+        "mxrt MXINT8 (w+a)": mxrt("mxrt MXINT8 (w+a)", work / "minilm-mxint8.mxrt"),
+        "ORT FP32 (fused)": peer("ORT FP32 (fused)", lambda f: ort_fp32.run(None, f)[0]),
+        "ORT int8 (fused, per-channel)": peer("ORT int8 (fused, per-channel)", lambda f: ort_int8.run(None, f)[0]),
+        "PyTorch FP32": peer("PyTorch FP32", torch_forward(pt_fp32)),
+        "PyTorch int8 dynamic": peer("PyTorch int8 dynamic", torch_forward(pt_int8)),
+    }
+    times = interleave(runners, rounds, warmup=1)
+    rows = summarise(f"SST-2 dev end to end (872 sentences, tokenization included), {threads} thread(s)",
+                     times, len(texts))
+    for r in rows:
+        r["accuracy"] = accuracy[r["runtime"]]
+    return rows
+
+
+def jsc(a, work, threads, batch, rounds):
+    mx = MxrtServer(a.mxrt, work / "jsc-3layer-fp32.mxrt", batch, 1, threads)
+    mx8 = MxrtServer(a.mxrt, work / "jsc-3layer-mxint8.mxrt", batch, 1, threads)
+    sess = ort_session(work / "jsc-3layer.onnx", threads)
+    x = {"x": np.random.default_rng(0).standard_normal((batch, 16), dtype=np.float32)}
+    runners = {"mxrt FP32 (from Rust)": mx, "mxrt MXINT8 (from Rust)": mx8,
+               "ORT FP32 (from Python)": timed(lambda: sess.run(None, x))}
+    # Per-call latency is tiny: many rounds, so the median is stable.
+    times = interleave(runners, rounds if batch > 1 else max(rounds, 2000), warmup=20)
+    mx.close()
+    mx8.close()
+    return summarise(f"jsc-3layer batch {batch}, {threads} thread(s)", times, batch)
+
+
+def cold_start(a, work, threads, rounds):
+    """Process start -> model ready and -> first result (batch 1, seq 128), and peak RSS, warm page cache."""
+    rows = []
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    ort_script = (
+        "import sys, time, json, numpy as np, onnxruntime as ort\n"
+        "so = ort.SessionOptions(); so.intra_op_num_threads = int(sys.argv[2]); so.inter_op_num_threads = 1\n"
+        "s = ort.InferenceSession(sys.argv[1], so, providers=['CPUExecutionProvider']); ready = time.time()\n"
+        "ids = np.full((1, 128), 2000, dtype=np.int64); ids[0, 0] = 101; ids[0, -1] = 102\n"
+        "s.run(None, {'input_ids': ids, 'attention_mask': np.ones_like(ids), 'token_type_ids': np.zeros_like(ids)})\n"
+        "print(json.dumps({'ready_unix_s': ready, 'first_result_unix_s': time.time()}))\n")
+    cases = {
+        "mxrt FP32": [a.mxrt, "bench", str(work / "minilm-fp32.mxrt"), "--iterations", "1", "--warmup", "0",
+                      "--threads", str(threads), "--json"],
+        "mxrt MXINT8 (w+a)": [a.mxrt, "bench", str(work / "minilm-mxint8.mxrt"), "--iterations", "1",
+                              "--warmup", "0", "--threads", str(threads), "--json"],
+        "ORT FP32 (fused, Python)": [sys.executable, "-c", ort_script, str(work / "minilm-fp32-opt.onnx"), str(threads)],
+        "ORT int8 (fused, Python)": [sys.executable, "-c", ort_script, str(work / "minilm-int8-opt.onnx"), str(threads)],
+    }
+    samples = {name: {"ready": [], "first": [], "rss": []} for name in cases}
+    for _ in range(rounds):
+        for name, cmd in cases.items():
+            t0 = time.time()
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+            out = p.stdout.read()
+            # wait4 gives this child's own peak RSS (getrusage(RUSAGE_CHILDREN) would give the largest of all).
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            if p.returncode != 0:
+                sys.exit(f"{name}: exit code {p.returncode}")
+            r = json.loads(out)
+            samples[name]["ready"].append(r["ready_unix_s"] - t0)
+            samples[name]["first"].append(r["first_result_unix_s"] - t0)
+            samples[name]["rss"].append(usage.ru_maxrss * 1024)
+    for name, s in samples.items():
+        rows.append({"case": f"cold start, batch 1 / seq 128, {threads} thread(s)", "runtime": name,
+                     "runs": rounds, "ready_median_s": statistics.median(s["ready"]),
+                     "first_result_median_s": statistics.median(s["first"]),
+                     "first_result_p90_s": percentile(s["first"], 0.9),
+                     "peak_rss_bytes": max(s["rss"])})
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+def machine():
+    info = {"platform": platform.platform(), "python": platform.python_version()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in lscpu.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L2 cache", "L3 cache"):
+                info[k.strip()] = v.strip()
+            if k.strip() == "Flags":
+                flags = v.split()
+                info["SIMD flags"] = " ".join(f for f in flags if f.startswith(("avx", "fma", "sse4", "amx", "vnni")))
+    except OSError:
+        pass
+    import onnxruntime, torch
+    info["onnxruntime"] = onnxruntime.__version__
+    info["torch"] = torch.__version__
+    return info
+
+
+def markdown(info, rows, note):
+    out = ["# Benchmarks: mxrt against ONNX Runtime and PyTorch", "",
+           "Generated by `scripts/bench-peers.sh` (all runtimes in one script, interleaved, on this machine).", ""]
+    out += [f"- **{k}**: {v}" for k, v in info.items()]
+    out += ["", note, ""]
+    cases = []
+    for r in rows:
+        if r["case"] not in cases:
+            cases.append(r["case"])
+    for case in cases:
+        rs = [r for r in rows if r["case"] == case]
+        out += [f"## {case}", ""]
+        if "ready_median_s" in rs[0]:
+            out += ["| runtime | start → model ready (median) | start → first result (median / p90) | peak RSS |",
+                    "|---|---:|---:|---:|"]
+            for r in rs:
+                out.append(f"| {r['runtime']} | {r['ready_median_s']*1e3:.0f} ms | {r['first_result_median_s']*1e3:.0f} / "
+                           f"{r['first_result_p90_s']*1e3:.0f} ms | {r['peak_rss_bytes']/1e6:.0f} MB |")
+            out.append("")
+            continue
+        mx = [r for r in rs if r["runtime"].startswith("mxrt")]
+        peers = [r for r in rs if not r["runtime"].startswith("mxrt")]
+        head = "| runtime | runs | median | p90 | per second |"
+        if "accuracy" in rs[0]:
+            head += " accuracy |"
+        head += "".join(f" {m['runtime']} / this |" for m in mx)
+        out += [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in rs:
+            unit = "ms" if r["median_s"] < 10 else "s"
+            scale = 1e3 if unit == "ms" else 1
+            line = (f"| {r['runtime']} | {r['runs']} | {r['median_s']*scale:.3f} {unit} | {r['p90_s']*scale:.3f} {unit} "
+                    f"| {r.get('items_per_s', 0):,.1f} |")
+            if "accuracy" in r:
+                line += f" {100*r['accuracy']:.2f} % |"
+            for m in mx:
+                line += f" {m['median_s']/r['median_s']:.2f} |"
+            out.append(line)
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mxrt", required=True)
+    ap.add_argument("--work", required=True, type=Path)
+    ap.add_argument("--minilm", required=True)
+    ap.add_argument("--jsc", required=True)
+    ap.add_argument("--sst2", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--threads", default="2,1")
+    ap.add_argument("--quick", action="store_true", help="3 rounds everywhere (to check the script)")
+    a = ap.parse_args()
+    rounds = 3 if a.quick else a.rounds
+    rows = []
+    for threads in [int(t) for t in a.threads.split(",")]:
+        for batch in (1, 32):
+            print(f"minilm batch {batch}, {threads} thread(s) ...", file=sys.stderr)
+            rows += bert_latency(a, a.work, threads, batch, 128, rounds)
+        for batch in (1, 1024, 65536):
+            print(f"jsc batch {batch}, {threads} thread(s) ...", file=sys.stderr)
+            rows += jsc(a, a.work, threads, batch, rounds if not a.quick else 3)
+    threads = int(a.threads.split(",")[0])
+    print("SST-2 end to end ...", file=sys.stderr)
+    rows += sst2_end_to_end(a, a.work, threads, 1 if a.quick else 3)
+    print("cold start ...", file=sys.stderr)
+    rows += cold_start(a, a.work, threads, 3 if a.quick else 10)
+    note = ("Medians over interleaved rounds (each round runs every runtime once, after a warm-up). The last "
+            "columns divide an mxrt median by this row's median: below 1, mxrt takes less time. mxrt is timed "
+            "inside its own process (`mxrt bench --serve`); the peers by `time.perf_counter` around one call from "
+            "Python. JSC per-call latency of ORT is measured from Python here (its C API from Rust would be "
+            "lower). Cold start: warm page cache, each runtime a fresh process.")
+    info = machine()
+    a.out.write_text(markdown(info, rows, note))
+    a.out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    print(markdown(info, rows, note))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()
