@@ -9,6 +9,9 @@ pub mod x86_64;
 /// activation row (see `reference::mxint8_rows`).
 pub type MxRows = fn(&[u8], &[f32], &[u8], &[f32], &mut [f32]);
 
+/// `(activations [rows, k] row-major, k, three weight rows, out [rows, 3])`.
+pub type F32Rows3 = fn(&[f32], usize, [&[f32]; 3], &mut [f32]);
+
 /// `(activation codes, activation f32 scales, two weight rows (codes, f32 scales), out)`: `out[2i + c]` for
 /// activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
 pub type MxRows2 = fn(&[u8], &[f32], [(&[u8], &[f32]); 2], &mut [f32]);
@@ -21,7 +24,7 @@ pub struct Kernels {
     /// f32 dot product of two equal-length slices.
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
-    pub dot_f32_rows3: fn(&[f32], usize, [&[f32]; 3], &mut [f32]),
+    pub dot_f32_rows3: F32Rows3,
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
     /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
