@@ -104,6 +104,7 @@ impl Cpu {
                           rows: std::ops::Range<usize>,
                           put: &mut dyn FnMut(usize, f32)| {
             if let Some(scale) = fixed_path {
+                sc.codes.resize(kdim, 0);
                 w.fixed_i8_row(r, &mut sc.codes);
                 for i in rows {
                     let d =
@@ -124,43 +125,65 @@ impl Cpu {
                     );
                 }
             } else {
-                w.decode_row(r, &mut sc.row);
+                let row = match w.f32_row(r) {
+                    Some(row) => row,
+                    None => {
+                        sc.row.resize(kdim, 0.0);
+                        w.decode_row(r, &mut sc.row);
+                        &sc.row
+                    }
+                };
                 for i in rows {
                     put(
                         i,
-                        (self.kernels.dot_f32)(&sc.row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                        (self.kernels.dot_f32)(row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
                     );
                 }
             }
         };
         let dense_decoded = fixed_path.is_none() && !sparse_kernel;
+        // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
+        // the register-blocked kernel; `put(i, c, value)` for row i and weight row r + c.
+        let three_rows = |sc: &mut Scratch,
+                          r: usize,
+                          rows: std::ops::Range<usize>,
+                          put: &mut dyn FnMut(usize, usize, f32)| {
+            let x_rows = &xs[rows.start * kdim..rows.end * kdim];
+            sc.out.clear();
+            sc.out.resize(3 * rows.len(), 0.0);
+            if let [Some(w0), Some(w1), Some(w2)] =
+                [w.f32_row(r), w.f32_row(r + 1), w.f32_row(r + 2)]
+            {
+                (self.kernels.dot_f32_rows3)(x_rows, kdim, [w0, w1, w2], &mut sc.out);
+            } else {
+                sc.rows3.resize(3 * kdim, 0.0);
+                for c in 0..3 {
+                    w.decode_row(r + c, &mut sc.rows3[c * kdim..(c + 1) * kdim]);
+                }
+                let (w0, rest) = sc.rows3.split_at(kdim);
+                let (w1, w2) = rest.split_at(kdim);
+                (self.kernels.dot_f32_rows3)(x_rows, kdim, [w0, w1, w2], &mut sc.out);
+            }
+            for (k, i) in rows.enumerate() {
+                for c in 0..3 {
+                    put(i, c, sc.out[3 * k + c] + bias_of(r + c));
+                }
+            }
+        };
         let parallel = n * m * kdim >= PARALLEL_WORK;
         if parallel && m >= 2 * ROW_TILE {
             let mut out = vec![0.0f32; m * n];
             out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
-                || Scratch::new(kdim),
+                Scratch::new,
                 |sc, (t, chunk)| {
                     let i0 = t * ROW_TILE;
                     let rows = i0..(i0 + ROW_TILE).min(m);
                     let mut r = 0;
                     if dense_decoded {
-                        // Three decoded weight rows at a time through the register-blocked kernel.
-                        let x_tile = &xs[rows.start * kdim..rows.end * kdim];
                         while r + 3 <= n {
-                            sc.rows3.resize(3 * kdim, 0.0);
-                            for c in 0..3 {
-                                w.decode_row(r + c, &mut sc.rows3[c * kdim..(c + 1) * kdim]);
-                            }
-                            sc.out.clear();
-                            sc.out.resize(3 * rows.len(), 0.0);
-                            let (w0, rest) = sc.rows3.split_at(kdim);
-                            let (w1, w2) = rest.split_at(kdim);
-                            (self.kernels.dot_f32_rows3)(x_tile, kdim, [w0, w1, w2], &mut sc.out);
-                            for (ii, o) in sc.out.chunks(3).enumerate() {
-                                for (c, v) in o.iter().enumerate() {
-                                    chunk[ii * n + r + c] = v + bias_of(r + c);
-                                }
-                            }
+                            three_rows(sc, r, rows.clone(), &mut |i, c, v| {
+                                chunk[(i - i0) * n + r + c] = v
+                            });
                             r += 3;
                         }
                     }
@@ -171,23 +194,32 @@ impl Cpu {
             );
             return out;
         }
-        let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per weight row
-        let per_row = |sc: &mut Scratch, (r, o): (usize, &mut [f32])| {
-            weight_row(sc, r, 0..m, &mut |i, v| o[i] = v)
+        // [n, m]: one contiguous chunk per group of three weight rows (the last group may be shorter).
+        let mut out_t = vec![0.0f32; n * m];
+        let group = |sc: &mut Scratch, (g, o): (usize, &mut [f32])| {
+            let r = 3 * g;
+            // With fewer than four activation rows the blocked kernel has nothing to share: plain dots.
+            if dense_decoded && r + 3 <= n && m >= 4 {
+                three_rows(sc, r, 0..m, &mut |i, c, v| o[c * m + i] = v);
+            } else {
+                for (c, o) in o.chunks_mut(m.max(1)).enumerate() {
+                    weight_row(sc, r + c, 0..m, &mut |i, v| o[i] = v);
+                }
+            }
         };
         if parallel {
             out_t
-                .par_chunks_mut(m.max(1))
+                .par_chunks_mut(3 * m.max(1))
                 .enumerate()
-                .for_each_init(|| Scratch::new(kdim), per_row);
+                .for_each_init(Scratch::new, group);
         } else {
-            let mut sc = Scratch::new(kdim);
+            let mut sc = Scratch::new();
             out_t
-                .chunks_mut(m.max(1))
+                .chunks_mut(3 * m.max(1))
                 .enumerate()
-                .for_each(|ro| per_row(&mut sc, ro));
+                .for_each(|go| group(&mut sc, go));
         }
-        transpose(&out_t, n, m)
+        transpose(out_t, n, m)
     }
 
     /// The MXINT8 × MXINT8 integer path of [`Cpu::linear`]: activations already quantized (`a_codes`,
@@ -240,7 +272,7 @@ impl Cpu {
         if parallel && m >= 2 * ROW_TILE {
             let mut out = vec![0.0f32; m * n];
             out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
-                || Scratch::new(0),
+                Scratch::new,
                 |sc, (t, chunk)| {
                     let i0 = t * ROW_TILE;
                     let rows = i0..(i0 + ROW_TILE).min(m);
@@ -261,15 +293,15 @@ impl Cpu {
             out_t
                 .par_chunks_mut(2 * m.max(1))
                 .enumerate()
-                .for_each_init(|| Scratch::new(0), per_pair);
+                .for_each_init(Scratch::new, per_pair);
         } else {
-            let mut sc = Scratch::new(0);
+            let mut sc = Scratch::new();
             out_t
                 .chunks_mut(2 * m.max(1))
                 .enumerate()
                 .for_each(|po| per_pair(&mut sc, po));
         }
-        transpose(&out_t, n, m)
+        transpose(out_t, n, m)
     }
 
     /// Row-wise LayerNorm over `cols`: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
@@ -407,10 +439,11 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(k: usize) -> Scratch {
+    /// Empty: buffers grow on first use (small ops then allocate only what they touch).
+    fn new() -> Scratch {
         Scratch {
-            row: vec![0.0; k],
-            codes: vec![0; k],
+            row: Vec::new(),
+            codes: Vec::new(),
             cols: Vec::new(),
             values: Vec::new(),
             scales: Vec::new(),
@@ -420,7 +453,10 @@ impl Scratch {
     }
 }
 
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transpose(src: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
+    if rows <= 1 || cols <= 1 {
+        return src; // the same layout either way
+    }
     let mut out = vec![0.0f32; src.len()];
     for r in 0..rows {
         for c in 0..cols {

@@ -159,6 +159,19 @@ impl WeightView<'_> {
         });
     }
 
+    /// Dense f32 weights: row `r` read in place from the file (no copy), when the bytes are aligned for f32
+    /// (planes are 64-byte aligned in the file, so they are whenever the file image is) and the machine is
+    /// little-endian like the format.
+    pub fn f32_row(&self, r: usize) -> Option<&[f32]> {
+        let t = self.tensor;
+        if t.encoding != Encoding::F32 || t.sparse || cfg!(target_endian = "big") {
+            return None;
+        }
+        let (stride, cols) = (t.terms.dense_row_stride(t.encoding) as usize, self.cols());
+        let bytes = self.elements.get(r * stride * 4..(r * stride + cols) * 4)?;
+        <[f32] as zerocopy::FromBytes>::ref_from_bytes(bytes).ok()
+    }
+
     /// Decodes row `r` into `out` (`cols` values): exactly the values `mxrt dequantize` gives.
     pub fn decode_row(&self, r: usize, out: &mut [f32]) {
         let t = self.tensor;
@@ -202,6 +215,28 @@ impl WeightView<'_> {
                     for (o, &q) in out[j * 32..j * 32 + end].iter_mut().zip(block) {
                         *o = f32::from(q as i8) * step;
                     }
+                }
+            }
+            // Fixed point in whole-byte containers (the codes sign-extended to the container): read directly.
+            Encoding::Fixed { frac, .. } if bits == 8 => {
+                for (o, &b) in out.iter_mut().zip(&self.elements[base..base + cols]) {
+                    *o = fixed::dequantize(i32::from(b as i8), frac);
+                }
+            }
+            Encoding::Fixed { frac, .. } if bits == 16 => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(self.elements[base * 2..(base + cols) * 2].chunks_exact(2))
+                {
+                    *o = fixed::dequantize(i32::from(i16::from_le_bytes([c[0], c[1]])), frac);
+                }
+            }
+            Encoding::Fixed { frac, .. } if bits == 32 => {
+                for (o, c) in out
+                    .iter_mut()
+                    .zip(self.elements[base * 4..(base + cols) * 4].chunks_exact(4))
+                {
+                    *o = fixed::dequantize(i32::from_le_bytes([c[0], c[1], c[2], c[3]]), frac);
                 }
             }
             _ => {

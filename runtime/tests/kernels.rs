@@ -271,6 +271,11 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
         Encoding::Mx(MxElem::Fp4),
         Encoding::Fixed { width: 8, frac: 5 },
         Encoding::Fixed { width: 4, frac: 2 },
+        Encoding::Fixed { width: 12, frac: 6 },
+        Encoding::Fixed {
+            width: 24,
+            frac: 10,
+        },
     ];
     for enc in encodings {
         // Dense; sparse at 30 % zeros (decoded densely); sparse at 90 % zeros (the sparse kernel).
@@ -286,11 +291,13 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                     rounding: Rounding::Nearest,
                 },
             ] {
-                let (n, k, m) = (
-                    rng.gen_range(1..40),
-                    rng.gen_range(1..100),
-                    rng.gen_range(1..9),
-                );
+                // Few activation rows (per-weight-row work) or many (tiles of 64 rows across the cores).
+                let m = if rng.gen_bool(0.3) {
+                    rng.gen_range(128..200)
+                } else {
+                    rng.gen_range(1..9)
+                };
+                let (n, k) = (rng.gen_range(1..40), rng.gen_range(1..100));
                 let (bytes, w) = weight_file(&mut rng, n, k, enc, policy, zeros);
                 let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
                 let tref = TensorRef::from_view(file.tensor("w").unwrap());

@@ -58,8 +58,8 @@ unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32
                     _mm256_loadu_ps(pw[2].add(j)),
                 ]
             };
-            for (g, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: as above (rows past the group repeat the last row; their results are dropped).
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                // SAFETY: as above: row i + g < rows.
                 let xv = unsafe { _mm256_loadu_ps(px[g].add(j)) };
                 acc[0] = _mm256_fmadd_ps(xv, wv[0], acc[0]);
                 acc[1] = _mm256_fmadd_ps(xv, wv[1], acc[1]);
