@@ -239,6 +239,27 @@ impl WeightView<'_> {
                     *o = fixed::dequantize(i32::from_le_bytes([c[0], c[1], c[2], c[3]]), frac);
                 }
             }
+            // Bit-packed codes narrower than a byte (MXINT4, MXFP4/6, fixed 2..7 bits): one pass over the bytes
+            // with a bit buffer instead of a bounds-checked window per code.
+            _ if bits < 8 && cols > 0 => {
+                let start = base * bits as usize;
+                let mut pos = start / 8;
+                let mut buffer = u64::from(self.elements[pos]) >> (start % 8);
+                let mut held = 8 - (start % 8) as u32;
+                pos += 1;
+                let mask = (1u64 << bits) - 1;
+                for (c, o) in out.iter_mut().enumerate() {
+                    while held < bits {
+                        buffer |= u64::from(self.elements[pos]) << held;
+                        pos += 1;
+                        held += 8;
+                    }
+                    let code = (buffer & mask) as u32;
+                    buffer >>= bits;
+                    held -= bits;
+                    *o = self.value(code, r, c / 32);
+                }
+            }
             _ => {
                 for (c, o) in out.iter_mut().enumerate() {
                     let code = bits::read_code(self.elements, bits, (base + c) as u64);
