@@ -15,15 +15,16 @@ use mxrt_runtime::quant::ActQuant;
 use mxrt_runtime::weights::TensorRef;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-/// The detected fast kernels, or `None` (after saying so) when this CPU has only the reference.
-fn fast() -> Option<Kernels> {
-    let k = Kernels::detect();
-    if k.isa == "reference" {
-        println!("skipped: no SIMD kernels on this CPU (or MXRT_FORCE_REFERENCE is set)");
-        None
-    } else {
-        Some(k)
+/// Every fast kernel table this CPU runs (each is checked against the reference); says so when none.
+fn fast_tables() -> Vec<Kernels> {
+    let tables = Kernels::available();
+    if tables.is_empty() {
+        println!("skipped: no SIMD kernels on this CPU");
     }
+    for k in &tables {
+        println!("checking the {} kernels", k.isa);
+    }
+    tables
 }
 
 fn seed() -> u64 {
@@ -49,39 +50,41 @@ fn dot_bound(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn dot_f32_within_the_derived_bound() {
-    let Some(k) = fast() else { return };
-    let mut rng = StdRng::seed_from_u64(seed());
-    for _ in 0..2000 {
-        let n = rng.gen_range(0..700);
-        let a: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
-        let b: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
-        let (r, f) = (reference::dot_f32(&a, &b), (k.dot_f32)(&a, &b));
-        assert!((r - f).abs() <= dot_bound(&a, &b), "n={n}: {r} vs {f}");
+    for k in fast_tables() {
+        let mut rng = StdRng::seed_from_u64(seed());
+        for _ in 0..2000 {
+            let n = rng.gen_range(0..700);
+            let a: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let (r, f) = (reference::dot_f32(&a, &b), (k.dot_f32)(&a, &b));
+            assert!((r - f).abs() <= dot_bound(&a, &b), "n={n}: {r} vs {f}");
+        }
     }
 }
 
 #[test]
 fn dot_f32_rows3_within_the_derived_bound() {
-    let Some(k) = fast() else { return };
-    let mut rng = StdRng::seed_from_u64(seed());
-    for _ in 0..500 {
-        let (kd, rows) = (rng.gen_range(0..200), rng.gen_range(0..11));
-        let x: Vec<f32> = (0..rows * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
-        let w: Vec<Vec<f32>> = (0..3)
-            .map(|_| (0..kd).map(|_| rng.gen_range(-2.0..2.0)).collect())
-            .collect();
-        let ws = [&w[0][..], &w[1][..], &w[2][..]];
-        let (mut r, mut f) = (vec![0.0f32; 3 * rows], vec![0.0f32; 3 * rows]);
-        reference::dot_f32_rows3(&x, kd, ws, &mut r);
-        (k.dot_f32_rows3)(&x, kd, ws, &mut f);
-        for i in 0..rows {
-            for c in 0..3 {
-                let bound = dot_bound(&x[i * kd..(i + 1) * kd], ws[c]);
-                let (a, b) = (r[3 * i + c], f[3 * i + c]);
-                assert!(
-                    (a - b).abs() <= bound,
-                    "k={kd} rows={rows} ({i}, {c}): {a} vs {b}"
-                );
+    for k in fast_tables() {
+        let mut rng = StdRng::seed_from_u64(seed());
+        for _ in 0..500 {
+            let (kd, rows) = (rng.gen_range(0..200), rng.gen_range(0..11));
+            let x: Vec<f32> = (0..rows * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let w: Vec<Vec<f32>> = (0..3)
+                .map(|_| (0..kd).map(|_| rng.gen_range(-2.0..2.0)).collect())
+                .collect();
+            let ws = [&w[0][..], &w[1][..], &w[2][..]];
+            let (mut r, mut f) = (vec![0.0f32; 3 * rows], vec![0.0f32; 3 * rows]);
+            reference::dot_f32_rows3(&x, kd, ws, &mut r);
+            (k.dot_f32_rows3)(&x, kd, ws, &mut f);
+            for i in 0..rows {
+                for c in 0..3 {
+                    let bound = dot_bound(&x[i * kd..(i + 1) * kd], ws[c]);
+                    let (a, b) = (r[3 * i + c], f[3 * i + c]);
+                    assert!(
+                        (a - b).abs() <= bound,
+                        "k={kd} rows={rows} ({i}, {c}): {a} vs {b}"
+                    );
+                }
             }
         }
     }
@@ -89,23 +92,24 @@ fn dot_f32_rows3_within_the_derived_bound() {
 
 #[test]
 fn sparse_dot_within_the_derived_bound() {
-    let Some(k) = fast() else { return };
-    let mut rng = StdRng::seed_from_u64(seed());
-    for _ in 0..2000 {
-        let len = rng.gen_range(1..500);
-        let x: Vec<f32> = (0..len).map(|_| rng.gen_range(-2.0..2.0)).collect();
-        let nnz = rng.gen_range(0..len);
-        let cols: Vec<u32> = (0..nnz).map(|_| rng.gen_range(0..len as u32)).collect();
-        let vals: Vec<f32> = (0..nnz).map(|_| rng.gen_range(-2.0..2.0)).collect();
-        let gathered: Vec<f32> = cols.iter().map(|&c| x[c as usize]).collect();
-        let (r, f) = (
-            reference::sparse_dot(&vals, &cols, &x),
-            (k.sparse_dot)(&vals, &cols, &x),
-        );
-        assert!(
-            (r - f).abs() <= dot_bound(&vals, &gathered),
-            "nnz={nnz}: {r} vs {f}"
-        );
+    for k in fast_tables() {
+        let mut rng = StdRng::seed_from_u64(seed());
+        for _ in 0..2000 {
+            let len = rng.gen_range(1..500);
+            let x: Vec<f32> = (0..len).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let nnz = rng.gen_range(0..len);
+            let cols: Vec<u32> = (0..nnz).map(|_| rng.gen_range(0..len as u32)).collect();
+            let vals: Vec<f32> = (0..nnz).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let gathered: Vec<f32> = cols.iter().map(|&c| x[c as usize]).collect();
+            let (r, f) = (
+                reference::sparse_dot(&vals, &cols, &x),
+                (k.sparse_dot)(&vals, &cols, &x),
+            );
+            assert!(
+                (r - f).abs() <= dot_bound(&vals, &gathered),
+                "nnz={nnz}: {r} vs {f}"
+            );
+        }
     }
 }
 
@@ -121,61 +125,62 @@ fn sparse_dot_refuses_out_of_range_columns() {
 
 #[test]
 fn integer_kernels_agree_exactly() {
-    let Some(k) = fast() else { return };
-    let mut rng = StdRng::seed_from_u64(seed());
-    for _ in 0..2000 {
-        let n = rng.gen_range(0..300);
-        let a: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-        let b: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-        assert_eq!(reference::dot_i8(&a, &b), (k.dot_i8)(&a, &b), "n={n}");
-        let (blocks, rows) = (rng.gen_range(0..20), rng.gen_range(0..11));
-        // Activation codes come from the quantizer: never -128 (the kernels' contract). Weight codes are any
-        // byte (a file may hold -128).
-        let ac: Vec<u8> = (0..rows * blocks * 32)
-            .map(|_| rng.gen_range(-127i8..=127) as u8)
-            .collect();
-        let wc: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
-        let wc2: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
-        // Scale bytes across the whole range, including 0 (subnormal products) and 255 (NaN).
-        let scale = |rng: &mut StdRng| {
-            if rng.gen_bool(0.05) {
-                255
-            } else {
-                rng.gen_range(0..=254u8)
+    for k in fast_tables() {
+        let mut rng = StdRng::seed_from_u64(seed());
+        for _ in 0..2000 {
+            let n = rng.gen_range(0..300);
+            let a: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+            let b: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+            assert_eq!(reference::dot_i8(&a, &b), (k.dot_i8)(&a, &b), "n={n}");
+            let (blocks, rows) = (rng.gen_range(0..20), rng.gen_range(0..11));
+            // Activation codes come from the quantizer: never -128 (the kernels' contract). Weight codes are any
+            // byte (a file may hold -128).
+            let ac: Vec<u8> = (0..rows * blocks * 32)
+                .map(|_| rng.gen_range(-127i8..=127) as u8)
+                .collect();
+            let wc: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
+            let wc2: Vec<u8> = (0..blocks * 32).map(|_| rng.gen()).collect();
+            // Scale bytes across the whole range, including 0 (subnormal products) and 255 (NaN).
+            let scale = |rng: &mut StdRng| {
+                if rng.gen_bool(0.05) {
+                    255
+                } else {
+                    rng.gen_range(0..=254u8)
+                }
+            };
+            let asc: Vec<f32> = (0..rows * blocks)
+                .map(|_| reference::act_scale(scale(&mut rng)))
+                .collect();
+            let wsc: Vec<f32> = (0..blocks)
+                .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
+                .collect();
+            let wsc2: Vec<f32> = (0..blocks)
+                .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
+                .collect();
+            let (mut r, mut f) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+            reference::mxint8_rows(&ac, &asc, &wc, &wsc, &mut r);
+            (k.mxint8_rows)(&ac, &asc, &wc, &wsc, &mut f);
+            let same = |x: &f32, y: &f32| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan());
+            for (x, y) in r.iter().zip(&f) {
+                assert!(same(x, y), "rows={rows} blocks={blocks}: {x} vs {y}");
             }
-        };
-        let asc: Vec<f32> = (0..rows * blocks)
-            .map(|_| reference::act_scale(scale(&mut rng)))
-            .collect();
-        let wsc: Vec<f32> = (0..blocks)
-            .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
-            .collect();
-        let wsc2: Vec<f32> = (0..blocks)
-            .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
-            .collect();
-        let (mut r, mut f) = (vec![0.0f32; rows], vec![0.0f32; rows]);
-        reference::mxint8_rows(&ac, &asc, &wc, &wsc, &mut r);
-        (k.mxint8_rows)(&ac, &asc, &wc, &wsc, &mut f);
-        let same = |x: &f32, y: &f32| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan());
-        for (x, y) in r.iter().zip(&f) {
-            assert!(same(x, y), "rows={rows} blocks={blocks}: {x} vs {y}");
-        }
-        let (mut r2, mut f2) = (vec![0.0f32; 2 * rows], vec![0.0f32; 2 * rows]);
-        let pair = [(&wc[..], &wsc[..]), (&wc2[..], &wsc2[..])];
-        reference::mxint8_rows2(&ac, &asc, pair, &mut r2);
-        (k.mxint8_rows2)(&ac, &asc, pair, &mut f2);
-        for (i, (x, y)) in r2.iter().zip(&f2).enumerate() {
-            assert!(
-                same(x, y),
-                "rows2 rows={rows} blocks={blocks} out {i}: {x} vs {y}"
-            );
-        }
-        // The pair kernel's first column is the single-row kernel's result.
-        for i in 0..rows {
-            assert!(
-                same(&r2[2 * i], &r[i]),
-                "rows2 column 0 differs from mxint8_rows at {i}"
-            );
+            let (mut r2, mut f2) = (vec![0.0f32; 2 * rows], vec![0.0f32; 2 * rows]);
+            let pair = [(&wc[..], &wsc[..]), (&wc2[..], &wsc2[..])];
+            reference::mxint8_rows2(&ac, &asc, pair, &mut r2);
+            (k.mxint8_rows2)(&ac, &asc, pair, &mut f2);
+            for (i, (x, y)) in r2.iter().zip(&f2).enumerate() {
+                assert!(
+                    same(x, y),
+                    "rows2 rows={rows} blocks={blocks} out {i}: {x} vs {y}"
+                );
+            }
+            // The pair kernel's first column is the single-row kernel's result.
+            for i in 0..rows {
+                assert!(
+                    same(&r2[2 * i], &r[i]),
+                    "rows2 column 0 differs from mxint8_rows at {i}"
+                );
+            }
         }
     }
 }
@@ -349,37 +354,38 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
 #[test]
 fn mxint8_activation_quantizer_agrees_exactly() {
     use mxrt_format::Rounding;
-    let Some(k) = fast() else { return };
-    let mut rng = StdRng::seed_from_u64(seed());
-    for case in 0..20_000 {
-        let exp = rng.gen_range(-140..128);
-        let mut block = [0f32; 32];
-        for v in block.iter_mut() {
-            *v = match rng.gen_range(0..12) {
-                // Exact ties after scaling: multiples of half a code step.
-                0 => (rng.gen_range(-300i32..300) as f32 + 0.5) * 2f32.powi(exp - 7),
-                1 => 0.0,
-                2 => -0.0,
-                // Just below a power of two (the reference's log2 rounding counts it as that power).
-                3 => {
-                    f32::from_bits(2f32.powi(exp.clamp(-126, 127)).to_bits() - rng.gen_range(1..4))
-                }
-                4 => f32::from_bits(rng.gen_range(1..0x0080_0000)), // subnormal
-                _ => (rng.gen::<f32>() - 0.5) * 2f32.powi(exp.clamp(-149, 127)),
-            };
-        }
-        match case % 200 {
-            0 => block[rng.gen_range(0..32)] = f32::NAN,
-            1 => block[rng.gen_range(0..32)] = f32::INFINITY,
-            2 => block = [0.0; 32],
-            _ => {}
-        }
-        for rounding in [Rounding::Nearest, Rounding::Even] {
-            let (mut r, mut f) = ([0u8; 32], [0u8; 32]);
-            let sr = reference::mxint8_quantize_block(&block, rounding, &mut r);
-            let sf = (k.mxint8_quantize_block)(&block, rounding, &mut f);
-            assert_eq!((sr, r), (sf, f), "{rounding:?} block {block:?}");
-            assert!(!r.contains(&0x80), "never -128");
+    for k in fast_tables() {
+        let mut rng = StdRng::seed_from_u64(seed());
+        for case in 0..20_000 {
+            let exp = rng.gen_range(-140..128);
+            let mut block = [0f32; 32];
+            for v in block.iter_mut() {
+                *v = match rng.gen_range(0..12) {
+                    // Exact ties after scaling: multiples of half a code step.
+                    0 => (rng.gen_range(-300i32..300) as f32 + 0.5) * 2f32.powi(exp - 7),
+                    1 => 0.0,
+                    2 => -0.0,
+                    // Just below a power of two (the reference's log2 rounding counts it as that power).
+                    3 => f32::from_bits(
+                        2f32.powi(exp.clamp(-126, 127)).to_bits() - rng.gen_range(1..4),
+                    ),
+                    4 => f32::from_bits(rng.gen_range(1..0x0080_0000)), // subnormal
+                    _ => (rng.gen::<f32>() - 0.5) * 2f32.powi(exp.clamp(-149, 127)),
+                };
+            }
+            match case % 200 {
+                0 => block[rng.gen_range(0..32)] = f32::NAN,
+                1 => block[rng.gen_range(0..32)] = f32::INFINITY,
+                2 => block = [0.0; 32],
+                _ => {}
+            }
+            for rounding in [Rounding::Nearest, Rounding::Even] {
+                let (mut r, mut f) = ([0u8; 32], [0u8; 32]);
+                let sr = reference::mxint8_quantize_block(&block, rounding, &mut r);
+                let sf = (k.mxint8_quantize_block)(&block, rounding, &mut f);
+                assert_eq!((sr, r), (sf, f), "{rounding:?} block {block:?}");
+                assert!(!r.contains(&0x80), "never -128");
+            }
         }
     }
 }

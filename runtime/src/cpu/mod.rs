@@ -51,6 +51,15 @@ impl Kernels {
         }
     }
 
+    /// Every fast table this CPU can run (e.g. AVX2+FMA, and AVX2+FMA+AVX-VNNI), for tests that check each
+    /// one against the reference; empty when only the reference runs here.
+    pub fn available() -> Vec<Kernels> {
+        #[cfg(target_arch = "x86_64")]
+        return x86_64::tables();
+        #[cfg(not(target_arch = "x86_64"))]
+        Vec::new()
+    }
+
     /// The best kernels for this CPU.
     pub fn detect() -> Kernels {
         let mut k = Kernels::reference();

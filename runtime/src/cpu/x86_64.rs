@@ -1,4 +1,5 @@
-//! AVX2+FMA kernels, reachable only through [`kernels`], which returns them only when the CPU has both.
+//! AVX2+FMA (and AVX-VNNI) kernels, reachable only through [`kernels`] and [`tables`], which return them only
+//! when the CPU has the features.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -7,22 +8,37 @@ use mxrt_format::{mx, Rounding};
 
 use super::Kernels;
 
-/// The AVX2+FMA table, if this CPU supports it.
+/// The best table for this CPU: AVX2+FMA, with the AVX-VNNI integer kernels where the CPU has them.
 pub fn kernels() -> Option<Kernels> {
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        Some(Kernels {
-            isa: "avx2+fma",
-            dot_f32,
-            dot_f32_rows3,
-            dot_i8,
-            mxint8_rows,
-            mxint8_rows2,
-            mxint8_quantize_block,
-            sparse_dot,
-        })
-    } else {
-        None
+    tables().pop()
+}
+
+/// Every table this CPU supports, from the plainest to the best.
+pub fn tables() -> Vec<Kernels> {
+    let mut out = Vec::new();
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        return out;
     }
+    let avx2 = Kernels {
+        isa: "avx2+fma",
+        dot_f32,
+        dot_f32_rows3,
+        dot_i8,
+        mxint8_rows,
+        mxint8_rows2,
+        mxint8_quantize_block,
+        sparse_dot,
+    };
+    out.push(avx2);
+    if is_x86_feature_detected!("avxvnni") {
+        out.push(Kernels {
+            isa: "avx2+fma+avxvnni",
+            mxint8_rows: mxint8_rows_vnni_entry,
+            mxint8_rows2: mxint8_rows2_vnni_entry,
+            ..avx2
+        });
+    }
+    out
 }
 
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -202,97 +218,147 @@ fn hsum_reference_order(acc: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)))
 }
 
-/// Four activation rows at a time share each weight block's |w| and keep four independent FMA chains; each
-/// row's arithmetic is the reference's, in the same order, so results are bit-identical.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn mxint8_rows_avx2(
+/// The MXINT8 × MXINT8 kernels, written once and instantiated per instruction set (`$lanes` computes one
+/// block's 8 exact lane sums; everything else is shared, so every instantiation is the reference's order).
+macro_rules! mxint8_kernels {
+    ($features:literal, $lanes:ident, $rows:ident, $rows2:ident) => {
+        /// Four activation rows at a time share each weight block's |w| and keep four independent FMA chains; each
+        /// row's arithmetic is the reference's, in the same order, so results are bit-identical.
+        #[target_feature(enable = $features)]
+        unsafe fn $rows(
+            a_codes: &[u8],
+            a_scales: &[f32],
+            w_codes: &[u8],
+            w_scales: &[f32],
+            out: &mut [f32],
+        ) {
+            let blocks = w_scales.len();
+            let rows = out.len();
+            assert!(
+                w_codes.len() >= blocks * 32
+                    && a_codes.len() >= rows * blocks * 32
+                    && a_scales.len() >= rows * blocks
+            );
+            let (pa, pw) = (a_codes.as_ptr(), w_codes.as_ptr());
+            let mut i = 0;
+            while i < rows {
+                let group = (rows - i).min(4);
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for j in 0..blocks {
+                    // SAFETY: j < blocks and w_codes.len() >= 32 * blocks (asserted).
+                    let w = unsafe { _mm256_loadu_si256(pw.add(32 * j).cast()) };
+                    let w_abs = _mm256_abs_epi8(w);
+                    let ws = w_scales[j];
+                    for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                        let row = i + g;
+                        // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
+                        let x =
+                            unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
+                        let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
+                        *acc = _mm256_fmadd_ps($lanes(x, w, w_abs), s, *acc);
+                    }
+                }
+                for g in 0..group {
+                    out[i + g] = hsum_reference_order(acc[g]);
+                }
+                i += group;
+            }
+        }
+
+        /// Two weight rows × four activation rows per step: every activation block is loaded once for both weight
+        /// rows and every weight block once for four activation rows (8 accumulators). Per (row, weight row) the
+        /// arithmetic is the reference's, in the same order: bit-identical.
+        #[target_feature(enable = $features)]
+        unsafe fn $rows2(
+            a_codes: &[u8],
+            a_scales: &[f32],
+            w: [(&[u8], &[f32]); 2],
+            out: &mut [f32],
+        ) {
+            let blocks = w[0].1.len();
+            let rows = out.len() / 2;
+            assert!(
+                w.iter()
+                    .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
+                    && a_codes.len() >= rows * blocks * 32
+                    && a_scales.len() >= rows * blocks
+            );
+            let (pa, pw0, pw1) = (a_codes.as_ptr(), w[0].0.as_ptr(), w[1].0.as_ptr());
+            let (ws0, ws1) = (w[0].1, w[1].1);
+            let mut i = 0;
+            while i < rows {
+                let group = (rows - i).min(4);
+                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+                for j in 0..blocks {
+                    // SAFETY: j < blocks and both weight rows hold >= 32 * blocks codes (asserted).
+                    let (w0, w1) = unsafe {
+                        (
+                            _mm256_loadu_si256(pw0.add(32 * j).cast()),
+                            _mm256_loadu_si256(pw1.add(32 * j).cast()),
+                        )
+                    };
+                    let (a0, a1) = (_mm256_abs_epi8(w0), _mm256_abs_epi8(w1));
+                    let (s0, s1) = (ws0[j], ws1[j]);
+                    for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                        let row = i + g;
+                        // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
+                        let x =
+                            unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
+                        let sa = a_scales[row * blocks + j];
+                        acc[0] =
+                            _mm256_fmadd_ps($lanes(x, w0, a0), _mm256_set1_ps(sa * s0), acc[0]);
+                        acc[1] =
+                            _mm256_fmadd_ps($lanes(x, w1, a1), _mm256_set1_ps(sa * s1), acc[1]);
+                    }
+                }
+                for (g, acc) in acc.iter().enumerate().take(group) {
+                    out[2 * (i + g)] = hsum_reference_order(acc[0]);
+                    out[2 * (i + g) + 1] = hsum_reference_order(acc[1]);
+                }
+                i += group;
+            }
+        }
+    };
+}
+
+mxint8_kernels!("avx2,fma", block_lanes, mxint8_rows_avx2, mxint8_rows2_avx2);
+mxint8_kernels!(
+    "avx2,fma,avxvnni",
+    block_lanes_vnni,
+    mxint8_rows_vnni,
+    mxint8_rows2_vnni
+);
+
+/// [`block_lanes`] with one AVX-VNNI instruction: `vpdpbusd` sums the four u8 × i8 products of each lane
+/// into i32 without intermediate saturation: the same lanes, exactly.
+#[target_feature(enable = "avx2,avxvnni")]
+fn block_lanes_vnni(x: __m256i, w: __m256i, w_abs: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(
+        _mm256_setzero_si256(),
+        w_abs,
+        _mm256_sign_epi8(x, w),
+    ))
+}
+
+fn mxint8_rows_vnni_entry(
     a_codes: &[u8],
     a_scales: &[f32],
     w_codes: &[u8],
     w_scales: &[f32],
     out: &mut [f32],
 ) {
-    let blocks = w_scales.len();
-    let rows = out.len();
-    assert!(
-        w_codes.len() >= blocks * 32
-            && a_codes.len() >= rows * blocks * 32
-            && a_scales.len() >= rows * blocks
-    );
-    let (pa, pw) = (a_codes.as_ptr(), w_codes.as_ptr());
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(4);
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for j in 0..blocks {
-            // SAFETY: j < blocks and w_codes.len() >= 32 * blocks (asserted).
-            let w = unsafe { _mm256_loadu_si256(pw.add(32 * j).cast()) };
-            let w_abs = _mm256_abs_epi8(w);
-            let ws = w_scales[j];
-            for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                let row = i + g;
-                // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
-                let x = unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
-                let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
-                *acc = _mm256_fmadd_ps(block_lanes(x, w, w_abs), s, *acc);
-            }
-        }
-        for g in 0..group {
-            out[i + g] = hsum_reference_order(acc[g]);
-        }
-        i += group;
-    }
+    // SAFETY: only placed in the table after AVX2, FMA and AVX-VNNI were detected.
+    unsafe { mxint8_rows_vnni(a_codes, a_scales, w_codes, w_scales, out) }
 }
 
-/// Two weight rows × four activation rows per step: every activation block is loaded once for both weight
-/// rows and every weight block once for four activation rows (8 accumulators). Per (row, weight row) the
-/// arithmetic is the reference's, in the same order: bit-identical.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn mxint8_rows2_avx2(
+fn mxint8_rows2_vnni_entry(
     a_codes: &[u8],
     a_scales: &[f32],
     w: [(&[u8], &[f32]); 2],
     out: &mut [f32],
 ) {
-    let blocks = w[0].1.len();
-    let rows = out.len() / 2;
-    assert!(
-        w.iter()
-            .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
-            && a_codes.len() >= rows * blocks * 32
-            && a_scales.len() >= rows * blocks
-    );
-    let (pa, pw0, pw1) = (a_codes.as_ptr(), w[0].0.as_ptr(), w[1].0.as_ptr());
-    let (ws0, ws1) = (w[0].1, w[1].1);
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(4);
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-        for j in 0..blocks {
-            // SAFETY: j < blocks and both weight rows hold >= 32 * blocks codes (asserted).
-            let (w0, w1) = unsafe {
-                (
-                    _mm256_loadu_si256(pw0.add(32 * j).cast()),
-                    _mm256_loadu_si256(pw1.add(32 * j).cast()),
-                )
-            };
-            let (a0, a1) = (_mm256_abs_epi8(w0), _mm256_abs_epi8(w1));
-            let (s0, s1) = (ws0[j], ws1[j]);
-            for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                let row = i + g;
-                // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
-                let x = unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
-                let sa = a_scales[row * blocks + j];
-                acc[0] = _mm256_fmadd_ps(block_lanes(x, w0, a0), _mm256_set1_ps(sa * s0), acc[0]);
-                acc[1] = _mm256_fmadd_ps(block_lanes(x, w1, a1), _mm256_set1_ps(sa * s1), acc[1]);
-            }
-        }
-        for (g, acc) in acc.iter().enumerate().take(group) {
-            out[2 * (i + g)] = hsum_reference_order(acc[0]);
-            out[2 * (i + g) + 1] = hsum_reference_order(acc[1]);
-        }
-        i += group;
-    }
+    // SAFETY: only placed in the table after AVX2, FMA and AVX-VNNI were detected.
+    unsafe { mxint8_rows2_vnni(a_codes, a_scales, w, out) }
 }
 
 fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
