@@ -251,9 +251,9 @@ macro_rules! mxint8_kernels {
                     let ws = w_scales[j];
                     for (g, acc) in acc.iter_mut().enumerate().take(group) {
                         let row = i + g;
-                        // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
-                        let x =
-                            unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
+                        let at = (row * blocks + j) * 32;
+                        // SAFETY: row < rows and j < blocks: the 32 bytes at `at` are inside a_codes.
+                        let x = unsafe { _mm256_loadu_si256(pa.add(at).cast()) };
                         let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
                         *acc = _mm256_fmadd_ps($lanes(x, w, w_abs), s, *acc);
                     }
@@ -301,9 +301,9 @@ macro_rules! mxint8_kernels {
                     let (s0, s1) = (ws0[j], ws1[j]);
                     for (g, acc) in acc.iter_mut().enumerate().take(group) {
                         let row = i + g;
-                        // SAFETY: row < rows and j < blocks: the 32 bytes at (row * blocks + j) * 32 are inside a_codes.
-                        let x =
-                            unsafe { _mm256_loadu_si256(pa.add((row * blocks + j) * 32).cast()) };
+                        let at = (row * blocks + j) * 32;
+                        // SAFETY: row < rows and j < blocks: the 32 bytes at `at` are inside a_codes.
+                        let x = unsafe { _mm256_loadu_si256(pa.add(at).cast()) };
                         let sa = a_scales[row * blocks + j];
                         acc[0] =
                             _mm256_fmadd_ps($lanes(x, w0, a0), _mm256_set1_ps(sa * s0), acc[0]);
