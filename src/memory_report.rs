@@ -71,7 +71,7 @@ fn reason(t: &TensorRef, main: Encoding) -> String {
             ideal_bits(t.encoding)
         ));
     }
-    if t.encoding.is_mx() && t.terms.cols % 32 != 0 {
+    if t.encoding.is_mx() && !t.terms.cols.is_multiple_of(32) {
         parts.push(format!(
             "rows of {} padded to {} (whole blocks of 32)",
             t.terms.cols,
