@@ -518,7 +518,7 @@ fn validate_contents(t: &TensorView<'_>) -> Result<()> {
     // Unused high bits of the last element byte are zero.
     let count = element_count(t);
     let used_bits = count * u64::from(bits);
-    if used_bits % 8 != 0 {
+    if !used_bits.is_multiple_of(8) {
         if let Some(&last) = elements.last() {
             if last >> (used_bits % 8) != 0 {
                 return Err(Error::BadPlane {

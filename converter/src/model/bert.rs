@@ -85,7 +85,7 @@ fn read_config(path: &Path, c: &Value) -> Result<Config, ConvertError> {
             .and_then(Value::as_f64)
             .unwrap_or(1e-12),
     };
-    if cfg.hidden % cfg.heads != 0 {
+    if !cfg.hidden.is_multiple_of(cfg.heads) {
         return Err(unsupported(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             cfg.hidden, cfg.heads
