@@ -328,12 +328,11 @@ impl Cpu {
 
     /// Exact GELU: `0.5 x (1 + erf(x / √2))`.
     pub fn gelu(&self, x: &mut [f32]) {
-        let f =
-            |v: &mut f32| *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+        let f = self.kernels.gelu_in_place;
         if x.len() * 16 >= PARALLEL_WORK {
-            x.par_iter_mut().for_each(f);
+            x.par_chunks_mut(4096).for_each(f);
         } else {
-            x.iter_mut().for_each(f);
+            f(x);
         }
     }
 
@@ -358,33 +357,53 @@ impl Cpu {
             let (b, h) = (bh / heads, bh % heads);
             let at = |i: usize| (b * seq + i) * width + h * dim;
             let keep = &mask[b * seq..(b + 1) * seq];
-            let mut scores = vec![0.0f32; seq];
+            // This head's queries, keys and values, contiguous: [seq, dim] each.
+            let gather = |src: &[f32]| -> Vec<f32> {
+                (0..seq).flat_map(|i| src[at(i)..at(i) + dim].iter().copied()).collect()
+            };
+            let (qh, kh, vh) = (gather(q), gather(k), gather(v));
+            // Scores S = Q Kᵀ: three keys at a time through the register-blocked kernel.
+            let mut scores = vec![0.0f32; seq * seq];
+            let mut three = vec![0.0f32; 3 * seq];
+            let mut j = 0;
+            while j + 3 <= seq {
+                let key = |c: usize| &kh[(j + c) * dim..(j + c + 1) * dim];
+                (self.kernels.dot_f32_rows3)(&qh, dim, [key(0), key(1), key(2)], &mut three);
+                for i in 0..seq {
+                    scores[i * seq + j..i * seq + j + 3].copy_from_slice(&three[3 * i..3 * i + 3]);
+                }
+                j += 3;
+            }
+            for j in j..seq {
+                for i in 0..seq {
+                    scores[i * seq + j] =
+                        (self.kernels.dot_f32)(&qh[i * dim..(i + 1) * dim], &kh[j * dim..(j + 1) * dim]);
+                }
+            }
             let mut out = vec![0.0f32; seq * dim];
-            for i in 0..seq {
-                let qi = &q[at(i)..at(i) + dim];
+            for (i, row) in scores.chunks_mut(seq).enumerate() {
                 let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = if keep[j] != 0 {
-                        (self.kernels.dot_f32)(qi, &k[at(j)..at(j) + dim]) * scale
-                    } else {
-                        f32::NEG_INFINITY
-                    };
+                for (s, &kept) in row.iter_mut().zip(keep) {
+                    *s = if kept != 0 { *s * scale } else { f32::NEG_INFINITY };
                     max = max.max(*s);
                 }
+                if max == f32::NEG_INFINITY {
+                    continue; // every key is padding: the output row stays zero
+                }
+                row.iter_mut().for_each(|s| *s -= max);
+                (self.kernels.exp_in_place)(row);
                 let mut sum = 0.0f32;
-                for s in scores.iter_mut() {
-                    *s = if *s == f32::NEG_INFINITY {
-                        0.0
-                    } else {
-                        (*s - max).exp()
-                    };
+                for (s, &kept) in row.iter_mut().zip(keep) {
+                    if kept == 0 {
+                        *s = 0.0;
+                    }
                     sum += *s;
                 }
                 let o = &mut out[i * dim..(i + 1) * dim];
-                for (j, &p) in scores.iter().enumerate() {
-                    if p != 0.0 {
+                for (p, vj) in row.iter().zip(vh.chunks_exact(dim)) {
+                    if *p != 0.0 {
                         let w = p / sum;
-                        for (od, vd) in o.iter_mut().zip(&v[at(j)..at(j) + dim]) {
+                        for (od, vd) in o.iter_mut().zip(vj) {
                             *od += w * vd;
                         }
                     }
@@ -412,11 +431,9 @@ impl Cpu {
     pub fn softmax_rows(&self, x: &mut [f32], cols: usize) {
         for row in x.chunks_mut(cols) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
+            row.iter_mut().for_each(|v| *v -= max);
+            (self.kernels.exp_in_place)(row);
+            let sum: f32 = row.iter().sum();
             row.iter_mut().for_each(|v| *v /= sum);
         }
     }

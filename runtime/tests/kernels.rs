@@ -389,3 +389,41 @@ fn mxint8_activation_quantizer_agrees_exactly() {
         }
     }
 }
+
+#[test]
+fn exp_and_gelu_within_their_bounds() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables() {
+        for _ in 0..200 {
+            let n = rng.gen_range(0..100);
+            // exp: within 2 ulp (relative 2^-22) where the result is normal; below, both are tiny.
+            let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-100.0..88.5)).collect();
+            let (mut r, mut f) = (x.clone(), x.clone());
+            reference::exp_in_place(&mut r);
+            (k.exp_in_place)(&mut f);
+            for ((a, b), v) in r.iter().zip(&f).zip(&x) {
+                if *v >= -87.0 {
+                    assert!((a - b).abs() <= a * 2f32.powi(-22), "exp({v}): {a} vs {b}");
+                } else {
+                    assert!(*a < 1.7e-38 && *b < 1.7e-38 && *b >= 0.0, "exp({v}): {a} vs {b}");
+                }
+            }
+            // GELU: 0.5 x (1 + erf): erf within 2e-7 absolute, so GELU within 1e-7 |x| plus rounding.
+            let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-12.0..12.0)).collect();
+            let (mut r, mut f) = (x.clone(), x.clone());
+            reference::gelu_in_place(&mut r);
+            (k.gelu_in_place)(&mut f);
+            for ((a, b), v) in r.iter().zip(&f).zip(&x) {
+                let bound = 1e-7 * v.abs() + 4.0 * f32::EPSILON * a.abs().max(1e-30);
+                assert!((a - b).abs() <= bound, "gelu({v}): {a} vs {b}");
+            }
+        }
+        // Special values: exp(0) = 1 exactly, GELU(0) = 0, large |x|: GELU(x) = x or 0.
+        let mut e = vec![0.0f32; 9];
+        (k.exp_in_place)(&mut e);
+        assert!(e.iter().all(|&v| v == 1.0), "{e:?}");
+        let mut g = vec![0.0, 20.0, -20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 30.0];
+        (k.gelu_in_place)(&mut g);
+        assert_eq!(&g[..3], &[0.0, 20.0, 0.0]);
+    }
+}

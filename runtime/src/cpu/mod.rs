@@ -33,6 +33,10 @@ pub struct Kernels {
     pub mxint8_rows2: MxRows2,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
     pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    /// `e^x` in place (SIMD versions within 2 ulp of the reference on [-87, 88]; below, as small as it).
+    pub exp_in_place: fn(&mut [f32]),
+    /// Exact-erf GELU in place (SIMD versions: erf within 2e-7 absolute of the reference's).
+    pub gelu_in_place: fn(&mut [f32]),
     /// Sparse weight row (values, column indices) · dense row.
     pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
 }
@@ -47,6 +51,8 @@ impl Kernels {
             mxint8_rows: reference::mxint8_rows,
             mxint8_rows2: reference::mxint8_rows2,
             mxint8_quantize_block: reference::mxint8_quantize_block,
+            exp_in_place: reference::exp_in_place,
+            gelu_in_place: reference::gelu_in_place,
             sparse_dot: reference::sparse_dot,
         }
     }

@@ -13,6 +13,18 @@ pub fn mxint8_quantize_block(block: &[f32; 32], rounding: Rounding, codes: &mut 
     scale
 }
 
+/// `e^x` for every value (std's binary32 exp).
+pub fn exp_in_place(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = v.exp());
+}
+
+/// Exact GELU `0.5 x (1 + erf(x / √2))` for every value, erf from libm (binary32).
+pub fn gelu_in_place(x: &mut [f32]) {
+    for v in x {
+        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
 /// Sequential f32 dot product.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)

@@ -27,6 +27,8 @@ pub fn tables() -> Vec<Kernels> {
         mxint8_rows,
         mxint8_rows2,
         mxint8_quantize_block,
+        exp_in_place,
+        gelu_in_place,
         sparse_dot,
     };
     out.push(avx2);
@@ -359,6 +361,81 @@ fn mxint8_rows2_vnni_entry(
 ) {
     // SAFETY: only placed in the table after AVX2, FMA and AVX-VNNI were detected.
     unsafe { mxint8_rows2_vnni(a_codes, a_scales, w, out) }
+}
+
+fn exp_in_place(x: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { exp_in_place_avx2(x) }
+}
+
+fn gelu_in_place(x: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { gelu_in_place_avx2(x) }
+}
+
+/// e^x, 8 lanes (the Cephes expf scheme): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is
+/// exact), e^r by a degree-6 polynomial, times 2^n built in the exponent bits. Inputs are clamped to
+/// [-87.3, 88.7] (results stay normal; below, e^x is under 1.2e-38 and the true value is smaller still).
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.7));
+    let n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(0.5)));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+    // 2^n as 2^h · 2^(n-h), h = floor(n/2): n is in [-126, 128] after the clamp, so both factors are normal
+    // powers of two built in the exponent bits (2^n alone would overflow at n = 128).
+    let half = _mm256_floor_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
+    let pow = |e: __m256| {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(e),
+            _mm256_set1_epi32(127),
+        )))
+    };
+    _mm256_mul_ps(_mm256_mul_ps(p, pow(half)), pow(_mm256_sub_ps(n, half)))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_in_place_avx2(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 8 values.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), exp8(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+    super::reference::exp_in_place(chunks.into_remainder());
+}
+
+/// GELU with erf(z) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^{-z²}, t = 1 / (1 + p|z|)
+/// (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7), the sign restored for negative z.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_in_place_avx2(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    let sign_mask = _mm256_set1_ps(-0.0);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 8 values.
+        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        let z = _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let a = _mm256_andnot_ps(sign_mask, z);
+        let t = _mm256_div_ps(
+            _mm256_set1_ps(1.0),
+            _mm256_fmadd_ps(a, _mm256_set1_ps(0.327_591_1), _mm256_set1_ps(1.0)),
+        );
+        let mut poly = _mm256_set1_ps(1.061_405_4);
+        for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+            poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(coef));
+        }
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+        let erf_abs = _mm256_fnmadd_ps(_mm256_mul_ps(poly, t), e, _mm256_set1_ps(1.0));
+        let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, z));
+        let g = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), v), _mm256_add_ps(_mm256_set1_ps(1.0), erf));
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), g) };
+    }
+    super::reference::gelu_in_place(chunks.into_remainder());
 }
 
 fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
