@@ -21,6 +21,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     /// Decimals of the x tick labels.
     pub x_decimals: usize,
+    /// Legend in the upper right corner (for falling curves) instead of the lower right.
+    pub legend_upper: bool,
     pub series: Vec<Series>,
     /// Points drawn as labelled markers instead of curves (the encodings of an encoding sweep).
     pub labelled_points: Vec<(String, f64, f64)>,
@@ -127,10 +129,20 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
     }
     if !chart.labelled_points.is_empty() {
         let color = PALETTE[0];
-        c.draw_series(chart.labelled_points.iter().map(|(label, x, y)| {
+        // Labels of points close together would overlap: each label moves down one line per earlier point
+        // (in x order) within 9 % of the x range and 6 % of the y range of it.
+        let mut order: Vec<&(String, f64, f64)> = chart.labelled_points.iter().collect();
+        order.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let near = |a: &(String, f64, f64), b: &(String, f64, f64)| {
+            (a.1 - b.1).abs() <= 0.09 * (x1 - x0) && (a.2 - b.2).abs() <= 0.06 * (y1 - y0)
+        };
+        let lines: Vec<i32> = (0..order.len())
+            .map(|i| order[..i].iter().filter(|o| near(o, order[i])).count() as i32)
+            .collect();
+        c.draw_series(order.iter().zip(lines).map(|((label, x, y), line)| {
             EmptyElement::at((*x, *y))
                 + Circle::new((0, 0), 5, color.filled())
-                + Text::new(label.clone(), (7, -16), ("sans-serif", 14))
+                + Text::new(label.clone(), (7, -16 + 18 * line), ("sans-serif", 14))
         }))
         .map_err(err)?
         .label("quantized weights")
@@ -164,7 +176,11 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
         }
     }
     c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(if chart.legend_upper {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::LowerRight
+        })
         .label_font(("sans-serif", 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)

@@ -817,6 +817,7 @@ fn write_outputs(
             x_label,
             y_label: &y_label,
             x_decimals: if axis == Axis::Encoding { 1 } else { 0 },
+            legend_upper: axis == Axis::Sparsity,
             series: Vec::new(),
             labelled_points: Vec::new(),
             reference: reference.clone().map(|(l, v)| (l, v, None)),
