@@ -22,7 +22,9 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
@@ -37,13 +39,30 @@ fn weight(n: usize, k: usize, enc: Encoding, zeros: f64, sparse: bool) -> (Vec<u
             *v = 0.0;
         }
     }
-    let policy = if sparse { SparsePolicy::Always } else { SparsePolicy::Never };
+    let policy = if sparse {
+        SparsePolicy::Always
+    } else {
+        SparsePolicy::Never
+    };
     let mut b = FileBuilder::new(serde_json::Map::new()).expect("metadata");
-    b.push(encode_f32("w", &[n as u64, k as u64], &w, enc, Rounding::Nearest, policy).expect("encode"))
-        .expect("push");
+    b.push(
+        encode_f32(
+            "w",
+            &[n as u64, k as u64],
+            &w,
+            enc,
+            Rounding::Nearest,
+            policy,
+        )
+        .expect("encode"),
+    )
+    .expect("push");
     let bytes = b.to_bytes().expect("layout");
     let t = TensorRef::from_view(
-        MxrtFile::parse(&bytes, ReadOptions::default()).expect("valid").tensor("w").expect("w"),
+        MxrtFile::parse(&bytes, ReadOptions::default())
+            .expect("valid")
+            .tensor("w")
+            .expect("w"),
     );
     (bytes, t)
 }
@@ -52,10 +71,22 @@ const MXINT8: Encoding = Encoding::Mx(MxElem::Int8);
 const FIXED_8_4: Encoding = Encoding::Fixed { width: 8, frac: 4 };
 
 fn act(encoding: Encoding) -> ActQuant {
-    ActQuant { encoding, rounding: Rounding::Nearest }
+    ActQuant {
+        encoding,
+        rounding: Rounding::Nearest,
+    }
 }
 
-fn linear(bencher: Bencher, m: usize, n: usize, k: usize, enc: Encoding, a: ActQuant, zeros: f64, sparse: bool) {
+fn linear(
+    bencher: Bencher,
+    m: usize,
+    n: usize,
+    k: usize,
+    enc: Encoding,
+    a: ActQuant,
+    zeros: f64,
+    sparse: bool,
+) {
     let (bytes, t) = weight(n, k, enc, zeros, sparse);
     let view = t.view(&bytes);
     let x: Vec<f32> = values(m * k, 5).iter().map(|v| v * 3.0).collect();
@@ -125,7 +156,11 @@ fn gemv_large_f32(b: Bencher) {
 #[divan::bench]
 fn attention_b1_s128(b: Bencher) {
     let (seq, heads, dim) = (128, 12, 32);
-    let (q, k, v) = (values(seq * heads * dim, 1), values(seq * heads * dim, 2), values(seq * heads * dim, 3));
+    let (q, k, v) = (
+        values(seq * heads * dim, 1),
+        values(seq * heads * dim, 2),
+        values(seq * heads * dim, 3),
+    );
     let mask = vec![1u8; seq];
     let cpu = Cpu::default();
     b.counter(ItemsCount::new(2 * 2 * heads * seq * seq * dim))

@@ -169,9 +169,13 @@ impl Bert {
         }
         let dim = h / c.heads;
         for layer in &self.layers {
-            let q = layer.query.apply(cpu, bytes, &x, rows);
-            let k = layer.key.apply(cpu, bytes, &x, rows);
-            let v = layer.value.apply(cpu, bytes, &x, rows);
+            let [q, k, v] = Linear::apply3(
+                [&layer.query, &layer.key, &layer.value],
+                cpu,
+                bytes,
+                &x,
+                rows,
+            );
             let context = cpu.attention(&q, &k, &v, &batch.mask, b, s, c.heads, dim);
             let mut attended = layer.attention_output.apply(cpu, bytes, &context, rows);
             attended.iter_mut().zip(&x).for_each(|(a, r)| *a += r);

@@ -19,6 +19,30 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// Three layers on one input (quantized once when they share an MXINT8 input), e.g. query, key, value.
+    pub fn apply3(
+        layers: [&Linear; 3],
+        cpu: &Cpu,
+        bytes: &[u8],
+        x: &[f32],
+        rows: usize,
+    ) -> [Vec<f32>; 3] {
+        let views = layers.map(|l| l.weight.view(bytes));
+        if layers.iter().any(|l| l.act != layers[0].act) {
+            return layers.map(|l| l.apply(cpu, bytes, x, rows));
+        }
+        cpu.linear3(
+            x,
+            rows,
+            [
+                (&views[0], Some(layers[0].bias.as_slice())),
+                (&views[1], Some(layers[1].bias.as_slice())),
+                (&views[2], Some(layers[2].bias.as_slice())),
+            ],
+            layers[0].act,
+        )
+    }
+
     pub fn apply(&self, cpu: &Cpu, bytes: &[u8], x: &[f32], rows: usize) -> Vec<f32> {
         cpu.linear(
             x,

@@ -222,6 +222,38 @@ impl Cpu {
         transpose(out_t, n, m)
     }
 
+    /// Three linear layers on the same input (attention's query, key and value): with MXINT8 activations
+    /// and MXINT8 weights the input is quantized once for all three; otherwise three [`Cpu::linear`] calls.
+    pub fn linear3(
+        &self,
+        x: &[f32],
+        m: usize,
+        layers: [(&WeightView<'_>, Option<&[f32]>); 3],
+        act: ActQuant,
+    ) -> [Vec<f32>; 3] {
+        let shared = act.encoding == Encoding::Mx(MxElem::Int8)
+            && layers.iter().all(|(w, _)| {
+                w.rows() > 0 && w.cols() == layers[0].0.cols() && w.mxint8_row(0).is_some()
+            });
+        if !shared {
+            return layers.map(|(w, b)| self.linear(x, m, w, b, act));
+        }
+        let (mut codes, mut scales) = (Vec::new(), Vec::new());
+        quantize_mxint8_rows(
+            x,
+            layers[0].0.cols(),
+            act.rounding,
+            self.kernels.mxint8_quantize_block,
+            &mut codes,
+            &mut scales,
+        );
+        let scale_f: Vec<f32> = scales
+            .iter()
+            .map(|&s| crate::cpu::reference::act_scale(s))
+            .collect();
+        layers.map(|(w, b)| self.linear_mxint8(&codes, &scale_f, m, w, b))
+    }
+
     /// The MXINT8 × MXINT8 integer path of [`Cpu::linear`]: activations already quantized (`a_codes`,
     /// `a_scales` per block). Weight rows go two at a time through `mxint8_rows2`; tiles of `ROW_TILE`
     /// activation rows are spread over the cores when there are many rows, weight-row pairs otherwise.
@@ -359,7 +391,9 @@ impl Cpu {
             let keep = &mask[b * seq..(b + 1) * seq];
             // This head's queries, keys and values, contiguous: [seq, dim] each.
             let gather = |src: &[f32]| -> Vec<f32> {
-                (0..seq).flat_map(|i| src[at(i)..at(i) + dim].iter().copied()).collect()
+                (0..seq)
+                    .flat_map(|i| src[at(i)..at(i) + dim].iter().copied())
+                    .collect()
             };
             let (qh, kh, vh) = (gather(q), gather(k), gather(v));
             // Scores S = Q Kᵀ: three keys at a time through the register-blocked kernel.
@@ -376,15 +410,21 @@ impl Cpu {
             }
             for j in j..seq {
                 for i in 0..seq {
-                    scores[i * seq + j] =
-                        (self.kernels.dot_f32)(&qh[i * dim..(i + 1) * dim], &kh[j * dim..(j + 1) * dim]);
+                    scores[i * seq + j] = (self.kernels.dot_f32)(
+                        &qh[i * dim..(i + 1) * dim],
+                        &kh[j * dim..(j + 1) * dim],
+                    );
                 }
             }
             let mut out = vec![0.0f32; seq * dim];
             for (i, row) in scores.chunks_mut(seq).enumerate() {
                 let mut max = f32::NEG_INFINITY;
                 for (s, &kept) in row.iter_mut().zip(keep) {
-                    *s = if kept != 0 { *s * scale } else { f32::NEG_INFINITY };
+                    *s = if kept != 0 {
+                        *s * scale
+                    } else {
+                        f32::NEG_INFINITY
+                    };
                     max = max.max(*s);
                 }
                 if max == f32::NEG_INFINITY {

@@ -405,7 +405,10 @@ fn exp_and_gelu_within_their_bounds() {
                 if *v >= -87.0 {
                     assert!((a - b).abs() <= a * 2f32.powi(-22), "exp({v}): {a} vs {b}");
                 } else {
-                    assert!(*a < 1.7e-38 && *b < 1.7e-38 && *b >= 0.0, "exp({v}): {a} vs {b}");
+                    assert!(
+                        *a < 1.7e-38 && *b < 1.7e-38 && *b >= 0.0,
+                        "exp({v}): {a} vs {b}"
+                    );
                 }
             }
             // GELU: 0.5 x (1 + erf): erf within 2e-7 absolute, so GELU within 1e-7 |x| plus rounding.
@@ -425,5 +428,74 @@ fn exp_and_gelu_within_their_bounds() {
         let mut g = vec![0.0, 20.0, -20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 30.0];
         (k.gelu_in_place)(&mut g);
         assert_eq!(&g[..3], &[0.0, 20.0, 0.0]);
+    }
+}
+
+#[test]
+fn linear3_equals_three_linear_calls() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let cpu = Cpu::default();
+    for act in [
+        ActQuant::NONE,
+        ActQuant {
+            encoding: Encoding::Mx(MxElem::Int8),
+            rounding: Rounding::Even,
+        },
+    ] {
+        for m in [1, 7, 130] {
+            let (n, k) = (rng.gen_range(1..30), rng.gen_range(1..90));
+            let files: Vec<(Vec<u8>, Vec<f32>)> = (0..3)
+                .map(|_| {
+                    weight_file(
+                        &mut rng,
+                        n,
+                        k,
+                        Encoding::Mx(MxElem::Int8),
+                        SparsePolicy::Never,
+                        0.1,
+                    )
+                })
+                .collect();
+            let refs: Vec<TensorRef> = files
+                .iter()
+                .map(|(b, _)| {
+                    TensorRef::from_view(
+                        MxrtFile::parse(b, ReadOptions::default())
+                            .unwrap()
+                            .tensor("w")
+                            .unwrap(),
+                    )
+                })
+                .collect();
+            let views: Vec<_> = refs
+                .iter()
+                .zip(&files)
+                .map(|(t, (b, _))| t.view(b))
+                .collect();
+            let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let three = cpu.linear3(
+                &x,
+                m,
+                [
+                    (&views[0], Some(&bias)),
+                    (&views[1], None),
+                    (&views[2], Some(&bias)),
+                ],
+                act,
+            );
+            for (i, (got, b)) in three
+                .iter()
+                .zip([Some(&bias[..]), None, Some(&bias[..])])
+                .enumerate()
+            {
+                let want = cpu.linear(&x, m, &views[i], b, act);
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "layer {i}, m={m}, {act:?}"
+                );
+            }
+        }
     }
 }

@@ -378,15 +378,32 @@ fn gelu_in_place(x: &mut [f32]) {
 /// [-87.3, 88.7] (results stay normal; below, e^x is under 1.2e-38 and the true value is smaller still).
 #[target_feature(enable = "avx2,fma")]
 fn exp8(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.7));
-    let n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(0.5)));
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
+        _mm256_set1_ps(88.7),
+    );
+    let n = _mm256_floor_ps(_mm256_fmadd_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+        _mm256_set1_ps(0.5),
+    ));
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+    let p = _mm256_fmadd_ps(
+        _mm256_mul_ps(p, r),
+        r,
+        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+    );
     // 2^n as 2^h · 2^(n-h), h = floor(n/2): n is in [-126, 128] after the clamp, so both factors are normal
     // powers of two built in the exponent bits (2^n alone would overflow at n = 128).
     let half = _mm256_floor_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
@@ -431,7 +448,10 @@ unsafe fn gelu_in_place_avx2(x: &mut [f32]) {
         let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
         let erf_abs = _mm256_fnmadd_ps(_mm256_mul_ps(poly, t), e, _mm256_set1_ps(1.0));
         let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, z));
-        let g = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), v), _mm256_add_ps(_mm256_set1_ps(1.0), erf));
+        let g = _mm256_mul_ps(
+            _mm256_mul_ps(_mm256_set1_ps(0.5), v),
+            _mm256_add_ps(_mm256_set1_ps(1.0), erf),
+        );
         // SAFETY: as above.
         unsafe { _mm256_storeu_ps(c.as_mut_ptr(), g) };
     }
