@@ -129,20 +129,51 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
     }
     if !chart.labelled_points.is_empty() {
         let color = PALETTE[0];
-        // Labels of points close together would overlap: each label moves down one line per earlier point
-        // (in x order) within 9 % of the x range and 6 % of the y range of it.
+        // Label placement: for each point (in x order) the first of a few offsets whose text box (about 7.5 px
+        // per character, 14 px high) overlaps no label placed before and no other point.
         let mut order: Vec<&(String, f64, f64)> = chart.labelled_points.iter().collect();
         order.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let near = |a: &(String, f64, f64), b: &(String, f64, f64)| {
-            (a.1 - b.1).abs() <= 0.09 * (x1 - x0) && (a.2 - b.2).abs() <= 0.06 * (y1 - y0)
-        };
-        let lines: Vec<i32> = (0..order.len())
-            .map(|i| order[..i].iter().filter(|o| near(o, order[i])).count() as i32)
-            .collect();
-        c.draw_series(order.iter().zip(lines).map(|((label, x, y), line)| {
+        let pixels: Vec<(i32, i32)> = order.iter().map(|p| c.backend_coord(&(p.1, p.2))).collect();
+        let mut boxes: Vec<(i32, i32, i32, i32)> = Vec::new();
+        let mut offsets = Vec::with_capacity(order.len());
+        for (i, p) in order.iter().enumerate() {
+            let w = (p.0.chars().count() as f64 * 7.5) as i32;
+            let (px, py) = pixels[i];
+            let candidates = [
+                (7, -18),
+                (7, 4),
+                (-7 - w, -18),
+                (-7 - w, 4),
+                (7, 22),
+                (7, -36),
+            ];
+            let free = |(dx, dy): (i32, i32)| {
+                let b = (px + dx, py + dy, px + dx + w, py + dy + 14);
+                let clear_of_labels = boxes
+                    .iter()
+                    .all(|o| b.2 < o.0 || o.2 < b.0 || b.3 < o.1 || o.3 < b.1);
+                let clear_of_points = pixels.iter().enumerate().all(|(j, &(qx, qy))| {
+                    j == i || qx + 5 < b.0 || b.2 < qx - 5 || qy + 5 < b.1 || b.3 < qy - 5
+                });
+                clear_of_labels && clear_of_points
+            };
+            let chosen = candidates
+                .iter()
+                .copied()
+                .find(|&c| free(c))
+                .unwrap_or(candidates[0]);
+            boxes.push((
+                px + chosen.0,
+                py + chosen.1,
+                px + chosen.0 + w,
+                py + chosen.1 + 14,
+            ));
+            offsets.push(chosen);
+        }
+        c.draw_series(order.iter().zip(offsets).map(|((label, x, y), offset)| {
             EmptyElement::at((*x, *y))
                 + Circle::new((0, 0), 5, color.filled())
-                + Text::new(label.clone(), (7, -16 + 18 * line), ("sans-serif", 14))
+                + Text::new(label.clone(), offset, ("sans-serif", 14))
         }))
         .map_err(err)?
         .label("quantized weights")
