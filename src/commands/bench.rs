@@ -129,6 +129,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             "model": model_path.display().to_string(), "batch": a.batch, "seq": a.seq, "threads": threads, "isa": isa,
             "open_ms": open_s * 1e3, "first_inference_ms": first_s * 1e3, "iterations": a.iterations,
             "ready_unix_s": ready_unix_s, "first_result_unix_s": first_result_unix_s,
+            "peak_rss_bytes": crate::memory::rss().map(|r| r.0),
             "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3,
             "throughput_per_s": a.batch as f64 / p50,
         });

@@ -56,9 +56,11 @@ pub fn act_scale(s: u8) -> f32 {
 /// MXINT8 rows · one MXINT8 weight row. For activation row `i` (codes `a_codes[i*32*B..]`, f32 scales
 /// `a_scales[i*B..]` from [`act_scale`]) and the weight row (`w_codes`, `w_scales` = `mx::scale_value`):
 /// lane `l` of block `j` holds the exact i32 sum of the products at positions `4l .. 4l+3` (what `vpmaddubsw`
-/// then `vpmaddwd` give); each lane accumulates `fma(p_jl as f32, a_scale_ij * w_scale_j, acc_l)` block after
-/// block; the row's result is `((acc0+acc4) + (acc2+acc6)) + ((acc1+acc5) + (acc3+acc7))`. SIMD versions
-/// compute exactly this.
+/// then `vpmaddwd`, or `vpdpbusd`, give). There are 16 f32 accumulators: block `j` goes to lanes
+/// `8 (j mod 2) + l`, each as `fma(p_jl as f32, a_scale_ij * w_scale_j, acc)`, block after block (even blocks
+/// in the low eight, odd ones in the high eight: two independent chains, or one 16-lane AVX-512 register).
+/// Then `t_l = acc_l + acc_{8+l}` and the row's result is `((t0+t4) + (t2+t6)) + ((t1+t5) + (t3+t7))`. SIMD
+/// versions compute exactly this.
 pub fn mxint8_rows(
     a_codes: &[u8],
     a_scales: &[f32],
@@ -68,19 +70,21 @@ pub fn mxint8_rows(
 ) {
     let blocks = w_scales.len();
     for (i, o) in out.iter_mut().enumerate() {
-        let mut acc = [0.0f32; 8];
+        let mut acc = [0.0f32; 16];
         for j in 0..blocks {
             let a = &a_codes[(i * blocks + j) * 32..][..32];
             let w = &w_codes[j * 32..j * 32 + 32];
             let s = a_scales[i * blocks + j] * w_scales[j];
-            for (l, acc) in acc.iter_mut().enumerate() {
+            for l in 0..8 {
                 let p: i32 = (4 * l..4 * l + 4)
                     .map(|e| i32::from(a[e] as i8) * i32::from(w[e] as i8))
                     .sum();
-                *acc = (p as f32).mul_add(s, *acc);
+                let lane = &mut acc[8 * (j % 2) + l];
+                *lane = (p as f32).mul_add(s, *lane);
             }
         }
-        *o = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        let t: [f32; 8] = std::array::from_fn(|l| acc[l] + acc[8 + l]);
+        *o = ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
     }
 }
 

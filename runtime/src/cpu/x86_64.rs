@@ -40,6 +40,17 @@ pub fn tables() -> Vec<Kernels> {
             ..avx2
         });
     }
+    if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512dq")
+        && is_x86_feature_detected!("avx512vnni")
+    {
+        out.push(Kernels {
+            isa: "avx512vnni",
+            mxint8_rows2: mxint8_rows2_avx512_entry,
+            ..*out.last().unwrap_or(&avx2)
+        });
+    }
     out
 }
 
@@ -224,8 +235,9 @@ fn hsum_reference_order(acc: __m256) -> f32 {
 /// block's 8 exact lane sums; everything else is shared, so every instantiation is the reference's order).
 macro_rules! mxint8_kernels {
     ($features:literal, $lanes:ident, $rows:ident, $rows2:ident) => {
-        /// Four activation rows at a time share each weight block's |w| and keep four independent FMA chains; each
-        /// row's arithmetic is the reference's, in the same order, so results are bit-identical.
+        /// Four activation rows at a time share each weight block's |w|; each row keeps an even-block and an
+        /// odd-block accumulator (8 independent FMA chains). Each row's arithmetic is the reference's, in the
+        /// same order, so results are bit-identical.
         #[target_feature(enable = $features)]
         unsafe fn $rows(
             a_codes: &[u8],
@@ -245,8 +257,10 @@ macro_rules! mxint8_kernels {
             let mut i = 0;
             while i < rows {
                 let group = (rows - i).min(4);
-                let mut acc = [_mm256_setzero_ps(); 4];
+                // acc[g][parity of the block]
+                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
                 for j in 0..blocks {
+                    let parity = j & 1;
                     // SAFETY: j < blocks and w_codes.len() >= 32 * blocks (asserted).
                     let w = unsafe { _mm256_loadu_si256(pw.add(32 * j).cast()) };
                     let w_abs = _mm256_abs_epi8(w);
@@ -257,19 +271,19 @@ macro_rules! mxint8_kernels {
                         // SAFETY: row < rows and j < blocks: the 32 bytes at `at` are inside a_codes.
                         let x = unsafe { _mm256_loadu_si256(pa.add(at).cast()) };
                         let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
-                        *acc = _mm256_fmadd_ps($lanes(x, w, w_abs), s, *acc);
+                        acc[parity] = _mm256_fmadd_ps($lanes(x, w, w_abs), s, acc[parity]);
                     }
                 }
                 for g in 0..group {
-                    out[i + g] = hsum_reference_order(acc[g]);
+                    out[i + g] = hsum_reference_order(_mm256_add_ps(acc[g][0], acc[g][1]));
                 }
                 i += group;
             }
         }
 
-        /// Two weight rows × four activation rows per step: every activation block is loaded once for both weight
-        /// rows and every weight block once for four activation rows (8 accumulators). Per (row, weight row) the
-        /// arithmetic is the reference's, in the same order: bit-identical.
+        /// Two weight rows × two activation rows per step, each pair with an even-block and an odd-block
+        /// accumulator (8 chains): every activation block is loaded once for both weight rows, every weight
+        /// block once for both activation rows. Bit-identical to the reference.
         #[target_feature(enable = $features)]
         unsafe fn $rows2(
             a_codes: &[u8],
@@ -289,9 +303,11 @@ macro_rules! mxint8_kernels {
             let (ws0, ws1) = (w[0].1, w[1].1);
             let mut i = 0;
             while i < rows {
-                let group = (rows - i).min(4);
-                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+                let group = (rows - i).min(2);
+                // acc[g][weight row][parity of the block]
+                let mut acc = [[[_mm256_setzero_ps(); 2]; 2]; 2];
                 for j in 0..blocks {
+                    let parity = j & 1;
                     // SAFETY: j < blocks and both weight rows hold >= 32 * blocks codes (asserted).
                     let (w0, w1) = unsafe {
                         (
@@ -307,15 +323,23 @@ macro_rules! mxint8_kernels {
                         // SAFETY: row < rows and j < blocks: the 32 bytes at `at` are inside a_codes.
                         let x = unsafe { _mm256_loadu_si256(pa.add(at).cast()) };
                         let sa = a_scales[row * blocks + j];
-                        acc[0] =
-                            _mm256_fmadd_ps($lanes(x, w0, a0), _mm256_set1_ps(sa * s0), acc[0]);
-                        acc[1] =
-                            _mm256_fmadd_ps($lanes(x, w1, a1), _mm256_set1_ps(sa * s1), acc[1]);
+                        acc[0][parity] = _mm256_fmadd_ps(
+                            $lanes(x, w0, a0),
+                            _mm256_set1_ps(sa * s0),
+                            acc[0][parity],
+                        );
+                        acc[1][parity] = _mm256_fmadd_ps(
+                            $lanes(x, w1, a1),
+                            _mm256_set1_ps(sa * s1),
+                            acc[1][parity],
+                        );
                     }
                 }
                 for (g, acc) in acc.iter().enumerate().take(group) {
-                    out[2 * (i + g)] = hsum_reference_order(acc[0]);
-                    out[2 * (i + g) + 1] = hsum_reference_order(acc[1]);
+                    for c in 0..2 {
+                        out[2 * (i + g) + c] =
+                            hsum_reference_order(_mm256_add_ps(acc[c][0], acc[c][1]));
+                    }
                 }
                 i += group;
             }
@@ -330,6 +354,126 @@ mxint8_kernels!(
     mxint8_rows_vnni,
     mxint8_rows2_vnni
 );
+
+fn mxint8_rows2_avx512_entry(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+) {
+    // SAFETY: only placed in the table after AVX-512 F/BW/DQ/VNNI (and AVX2, FMA) were detected.
+    unsafe { mxint8_rows2_avx512(a_codes, a_scales, w, out) }
+}
+
+/// `[s[0]; 8] ++ [s[1]; 8]`: two consecutive block scales spread over the two halves of a register.
+#[target_feature(enable = "avx512f")]
+unsafe fn scale_pair(s: *const f32) -> __m512 {
+    // SAFETY: the caller guarantees two readable f32 at `s`; an 8-byte unaligned load.
+    let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s.cast())) };
+    _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+        _mm512_castps128_ps512(two),
+    )
+}
+
+/// The two-weight-row kernel on AVX-512 VNNI: one 512-bit register holds two blocks, so even blocks land in
+/// lanes 0..8 and odd blocks in lanes 8..16 — exactly the reference's 16 accumulators. Four activation rows ×
+/// two weight rows (8 accumulators). `vpsignb` has no 512-bit form: x is negated under the mask of w's sign
+/// bits instead (where w is 0, |w| is 0 and the product vanishes anyway). A trailing odd block updates only
+/// the low lanes (masked FMA), as the reference does.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+unsafe fn mxint8_rows2_avx512(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+) {
+    let blocks = w[0].1.len();
+    let rows = out.len() / 2;
+    assert!(
+        w.iter()
+            .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
+            && a_codes.len() >= rows * blocks * 32
+            && a_scales.len() >= rows * blocks
+    );
+    let (pa, psa) = (a_codes.as_ptr(), a_scales.as_ptr());
+    let pw = [w[0].0.as_ptr(), w[1].0.as_ptr()];
+    let pws = [w[0].1.as_ptr(), w[1].1.as_ptr()];
+    let zero = _mm512_setzero_si512();
+    let pairs = blocks / 2;
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+        for p in 0..pairs {
+            let j = 2 * p;
+            // SAFETY: j + 2 <= blocks: 64 code bytes and two scales of each weight row are in bounds.
+            let (wv, ws) = unsafe {
+                (
+                    [
+                        _mm512_loadu_si512(pw[0].add(32 * j).cast()),
+                        _mm512_loadu_si512(pw[1].add(32 * j).cast()),
+                    ],
+                    [scale_pair(pws[0].add(j)), scale_pair(pws[1].add(j))],
+                )
+            };
+            let abs = [_mm512_abs_epi8(wv[0]), _mm512_abs_epi8(wv[1])];
+            let neg = [_mm512_movepi8_mask(wv[0]), _mm512_movepi8_mask(wv[1])];
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                let at = (i + g) * blocks + j;
+                // SAFETY: row i + g < rows and j + 2 <= blocks: 64 codes and two scales at `at` are in bounds.
+                let (x, sa) = unsafe {
+                    (
+                        _mm512_loadu_si512(pa.add(32 * at).cast()),
+                        scale_pair(psa.add(at)),
+                    )
+                };
+                for c in 0..2 {
+                    let signed = _mm512_mask_sub_epi8(x, neg[c], zero, x);
+                    let lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, abs[c], signed));
+                    acc[c] = _mm512_fmadd_ps(lanes, _mm512_mul_ps(sa, ws[c]), acc[c]);
+                }
+            }
+        }
+        if blocks % 2 == 1 {
+            let j = blocks - 1;
+            let low = 0xFFFF_FFFFu64; // the first 32 bytes
+                                      // SAFETY: j < blocks: 32 code bytes and one scale of each weight row are in bounds (masked loads
+                                      // touch only the low 32 bytes).
+            let wv = unsafe {
+                [
+                    _mm512_maskz_loadu_epi8(low, pw[0].add(32 * j).cast()),
+                    _mm512_maskz_loadu_epi8(low, pw[1].add(32 * j).cast()),
+                ]
+            };
+            let ws = [w[0].1[j], w[1].1[j]];
+            let abs = [_mm512_abs_epi8(wv[0]), _mm512_abs_epi8(wv[1])];
+            let neg = [_mm512_movepi8_mask(wv[0]), _mm512_movepi8_mask(wv[1])];
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                let at = (i + g) * blocks + j;
+                // SAFETY: as above, for activation row i + g.
+                let x = unsafe { _mm512_maskz_loadu_epi8(low, pa.add(32 * at).cast()) };
+                let sa = a_scales[at];
+                for c in 0..2 {
+                    let signed = _mm512_mask_sub_epi8(x, neg[c], zero, x);
+                    let lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, abs[c], signed));
+                    acc[c] =
+                        _mm512_mask3_fmadd_ps(lanes, _mm512_set1_ps(sa * ws[c]), acc[c], 0x00FF);
+                }
+            }
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            for c in 0..2 {
+                let t = _mm256_add_ps(
+                    _mm512_castps512_ps256(acc[c]),
+                    _mm512_extractf32x8_ps::<1>(acc[c]),
+                );
+                out[2 * (i + g) + c] = hsum_reference_order(t);
+            }
+        }
+        i += group;
+    }
+}
 
 /// [`block_lanes`] with one AVX-VNNI instruction: `vpdpbusd` sums the four u8 × i8 products of each lane
 /// into i32 without intermediate saturation: the same lanes, exactly.
