@@ -47,6 +47,7 @@ pub fn tables() -> Vec<Kernels> {
     {
         out.push(Kernels {
             isa: "avx512vnni",
+            dot_f32_rows3: dot_f32_rows3_avx512_entry,
             mxint8_rows2: mxint8_rows2_avx512_entry,
             ..*out.last().unwrap_or(&avx2)
         });
@@ -354,6 +355,57 @@ mxint8_kernels!(
     mxint8_rows_vnni,
     mxint8_rows2_vnni
 );
+
+fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    // SAFETY: only placed in the table after AVX-512 F (and AVX2, FMA) were detected.
+    unsafe { dot_f32_rows3_avx512(x, k, w, out) }
+}
+
+/// [`dot_f32_rows3_avx2`] with 16-lane registers: four activation rows × three weight rows, 12 accumulators;
+/// the ragged `k % 16` in scalar code.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn dot_f32_rows3_avx512(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    let rows = out.len() / 3;
+    assert!(x.len() >= rows * k && w.iter().all(|r| r.len() >= k));
+    let pw = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr()];
+    let k16 = k - k % 16;
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm512_setzero_ps(); 3]; 4];
+        let px: [*const f32; 4] = std::array::from_fn(|g| x[(i + g.min(group - 1)) * k..].as_ptr());
+        let mut j = 0;
+        while j < k16 {
+            // SAFETY: j + 16 <= k16 <= k, and every weight row and activation row holds k values.
+            let wv = unsafe {
+                [
+                    _mm512_loadu_ps(pw[0].add(j)),
+                    _mm512_loadu_ps(pw[1].add(j)),
+                    _mm512_loadu_ps(pw[2].add(j)),
+                ]
+            };
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                // SAFETY: as above: row i + g < rows.
+                let xv = unsafe { _mm512_loadu_ps(px[g].add(j)) };
+                acc[0] = _mm512_fmadd_ps(xv, wv[0], acc[0]);
+                acc[1] = _mm512_fmadd_ps(xv, wv[1], acc[1]);
+                acc[2] = _mm512_fmadd_ps(xv, wv[2], acc[2]);
+            }
+            j += 16;
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            let xr = &x[(i + g) * k..(i + g + 1) * k];
+            for c in 0..3 {
+                let mut sum = _mm512_reduce_add_ps(acc[c]);
+                for t in k16..k {
+                    sum += xr[t] * w[c][t];
+                }
+                out[3 * (i + g) + c] = sum;
+            }
+        }
+        i += group;
+    }
+}
 
 fn mxint8_rows2_avx512_entry(
     a_codes: &[u8],
