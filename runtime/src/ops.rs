@@ -142,6 +142,11 @@ impl Cpu {
             }
         };
         let dense_decoded = fixed_path.is_none() && !sparse_kernel;
+        // Few inputs per row (small MLPs): dot products of length k would be mostly horizontal sums, so the
+        // weights are transposed into a packed [k, n] panel once and rows are multiplied by broadcasting.
+        if dense_decoded && kdim <= 64 && m >= 4 {
+            return self.linear_packed(xs, m, w, bias);
+        }
         // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
         // the register-blocked kernel; `put(i, c, value)` for row i and weight row r + c.
         let three_rows = |sc: &mut Scratch,
@@ -220,6 +225,44 @@ impl Cpu {
                 .for_each(|go| group(&mut sc, go));
         }
         transpose(out_t, n, m)
+    }
+
+    /// [`Cpu::linear`] through `gemm_f32_packed`: the weight matrix decoded once into a transposed panel
+    /// (`k × n`, at most 64 × n floats), row blocks spread over the cores.
+    fn linear_packed(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        const ROWS: usize = 256;
+        let (n, k) = (w.rows(), w.cols());
+        let stride = n.div_ceil(16) * 16;
+        let mut wt = vec![0.0f32; k * stride];
+        let mut row = vec![0.0f32; k];
+        for r in 0..n {
+            w.decode_row(r, &mut row);
+            for (t, v) in row.iter().enumerate() {
+                wt[t * stride + r] = *v;
+            }
+        }
+        let mut out = vec![0.0f32; m * n];
+        let block = |(b, o): (usize, &mut [f32])| {
+            let rows = o.len() / n.max(1);
+            (self.kernels.gemm_f32_packed)(&x[b * ROWS * k..(b * ROWS + rows) * k], k, &wt, n, o);
+            if let Some(bias) = bias {
+                for o in o.chunks_mut(n.max(1)) {
+                    o.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                }
+            }
+        };
+        if m * n * k >= PARALLEL_WORK && n > 0 {
+            out.par_chunks_mut(ROWS * n).enumerate().for_each(block);
+        } else if n > 0 {
+            out.chunks_mut(ROWS * n).enumerate().for_each(block);
+        }
+        out
     }
 
     /// Three linear layers on the same input (attention's query, key and value): with MXINT8 activations

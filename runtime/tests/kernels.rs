@@ -499,3 +499,39 @@ fn linear3_equals_three_linear_calls() {
         }
     }
 }
+
+#[test]
+fn gemm_f32_packed_within_the_derived_bound() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables() {
+        for _ in 0..300 {
+            let (kd, n, rows): (usize, usize, usize) = (
+                rng.gen_range(0..70),
+                rng.gen_range(1..40),
+                rng.gen_range(0..11),
+            );
+            let stride = n.div_ceil(16) * 16;
+            let x: Vec<f32> = (0..rows * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let w: Vec<f32> = (0..n * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let mut wt = vec![0.0f32; kd * stride];
+            for r in 0..n {
+                for t in 0..kd {
+                    wt[t * stride + r] = w[r * kd + t];
+                }
+            }
+            let (mut r, mut f) = (vec![0.0f32; rows * n], vec![0.0f32; rows * n]);
+            reference::gemm_f32_packed(&x, kd, &wt, n, &mut r);
+            (k.gemm_f32_packed)(&x, kd, &wt, n, &mut f);
+            for i in 0..rows {
+                for c in 0..n {
+                    let bound = dot_bound(&x[i * kd..(i + 1) * kd], &w[c * kd..(c + 1) * kd]);
+                    let (a, b) = (r[i * n + c], f[i * n + c]);
+                    assert!(
+                        (a - b).abs() <= bound,
+                        "k={kd} n={n} ({i}, {c}): {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -25,6 +25,8 @@ pub struct Kernels {
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
     pub dot_f32_rows3: F32Rows3,
+    /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
+    pub gemm_f32_packed: fn(&[f32], usize, &[f32], usize, &mut [f32]),
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
     /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
@@ -47,6 +49,7 @@ impl Kernels {
             isa: "reference",
             dot_f32: reference::dot_f32,
             dot_f32_rows3: reference::dot_f32_rows3,
+            gemm_f32_packed: reference::gemm_f32_packed,
             dot_i8: reference::dot_i8,
             mxint8_rows: reference::mxint8_rows,
             mxint8_rows2: reference::mxint8_rows2,

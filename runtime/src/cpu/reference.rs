@@ -40,6 +40,18 @@ pub fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
     }
 }
 
+/// `out[i][c] = Σ_t x[i][t] · wt[t][c]` for `out.len() / n` rows: `x` is `[rows, k]`, `wt` the weight matrix
+/// transposed and packed `[k, stride]` with `stride = n` rounded up to a multiple of 16 (zero columns past
+/// `n`). Sums in `t` order. (For layers with few inputs, where dot products are too short to pay.)
+pub fn gemm_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    let stride = n.div_ceil(16) * 16;
+    for (i, o) in out.chunks_mut(n.max(1)).enumerate() {
+        for (c, o) in o.iter_mut().enumerate() {
+            *o = (0..k).fold(0.0, |s, t| s + x[i * k + t] * wt[t * stride + c]);
+        }
+    }
+}
+
 /// Dot product of bytes read as two's complement i8, accumulated in i32 (exact for n < 2^17).
 pub fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
     a.iter()

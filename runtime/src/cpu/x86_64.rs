@@ -23,6 +23,7 @@ pub fn tables() -> Vec<Kernels> {
         isa: "avx2+fma",
         dot_f32,
         dot_f32_rows3,
+        gemm_f32_packed,
         dot_i8,
         mxint8_rows,
         mxint8_rows2,
@@ -109,6 +110,54 @@ unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32
                     sum += xr[t] * w[c][t];
                 }
                 out[3 * (i + g) + c] = sum;
+            }
+        }
+        i += group;
+    }
+}
+
+fn gemm_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { gemm_f32_packed_avx2(x, k, wt, n, out) }
+}
+
+/// Four activation rows × 16 output columns per step: each x[i][t] is broadcast and multiplied into two
+/// 8-wide columns of the packed weights (8 accumulators, no horizontal sums). Partial last column groups go
+/// through a 16-wide buffer.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_f32_packed_avx2(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    let stride = n.div_ceil(16) * 16;
+    let rows = if n == 0 { 0 } else { out.len() / n };
+    assert!(x.len() >= rows * k && wt.len() >= k * stride);
+    let pw = wt.as_ptr();
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        for c0 in (0..stride).step_by(16) {
+            let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+            for t in 0..k {
+                // SAFETY: t < k and c0 + 16 <= stride: both loads are inside wt (k * stride values).
+                let (w0, w1) = unsafe {
+                    (
+                        _mm256_loadu_ps(pw.add(t * stride + c0)),
+                        _mm256_loadu_ps(pw.add(t * stride + c0 + 8)),
+                    )
+                };
+                for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                    let xb = _mm256_set1_ps(x[(i + g) * k + t]);
+                    acc[0] = _mm256_fmadd_ps(xb, w0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(xb, w1, acc[1]);
+                }
+            }
+            let width = (n - c0).min(16);
+            for (g, acc) in acc.iter().enumerate().take(group) {
+                let mut buf = [0f32; 16];
+                // SAFETY: buf holds 16 values: two 8-wide stores.
+                unsafe {
+                    _mm256_storeu_ps(buf.as_mut_ptr(), acc[0]);
+                    _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc[1]);
+                }
+                out[(i + g) * n + c0..(i + g) * n + c0 + width].copy_from_slice(&buf[..width]);
             }
         }
         i += group;
