@@ -127,7 +127,7 @@ fn gemm_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_f32_packed_avx2(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
     let stride = n.div_ceil(16) * 16;
-    let rows = if n == 0 { 0 } else { out.len() / n };
+    let rows = out.len().checked_div(n).unwrap_or(0);
     assert!(x.len() >= rows * k && wt.len() >= k * stride);
     let pw = wt.as_ptr();
     let mut i = 0;
