@@ -311,72 +311,90 @@ impl Cpu {
         const ROW_TILE: usize = 64;
         let (n, kdim) = (w.rows(), w.cols());
         let bpr = kdim.div_ceil(32);
-        let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
-        // Weight rows r and r+1 (r+1 = r for an odd last row) against activation rows `rows`; `put(i, c, v)`.
+        let mut out = vec![0.0f32; m * n];
+        if n == 0 || m == 0 {
+            return out;
+        }
+        // Weight rows r and r+1 against activation rows `rows`, written into `o[(i - rows.start) * ldo + c]`
+        // (`o` starts at column r). An odd last weight row goes through the one-row kernel and a buffer.
         let pair = |sc: &mut Scratch,
                     r: usize,
                     rows: std::ops::Range<usize>,
-                    put: &mut dyn FnMut(usize, usize, f32)| {
-            let r1 = (r + 1).min(n - 1);
-            let (c0, s0) = w.mxint8_row(r).unwrap_or((&[], &[]));
-            let (c1, s1) = w.mxint8_row(r1).unwrap_or((&[], &[]));
-            sc.scales.clear();
-            sc.scales.extend(
-                s0.iter()
-                    .chain(s1)
-                    .map(|&s| mxrt_format::mx::scale_value(s)),
-            );
-            let (f0, f1) = sc.scales.split_at(s0.len());
-            sc.out.clear();
-            sc.out.resize(2 * rows.len(), 0.0);
+                    o: &mut [f32],
+                    ldo: usize| {
             let (i0, i1) = (rows.start, rows.end);
-            (self.kernels.mxint8_rows2)(
+            let (a, s) = (
                 &a_codes[i0 * bpr * 32..i1 * bpr * 32],
                 &a_scales[i0 * bpr..i1 * bpr],
-                [(c0, f0), (c1, f1)],
-                &mut sc.out,
             );
-            for (k, i) in rows.enumerate() {
-                put(i, 0, sc.out[2 * k] + bias_of(r));
-                if r1 != r {
-                    put(i, 1, sc.out[2 * k + 1] + bias_of(r1));
+            let (c0, s0) = w.mxint8_row(r).unwrap_or((&[], &[]));
+            sc.scales.clear();
+            sc.scales
+                .extend(s0.iter().map(|&s| mxrt_format::mx::scale_value(s)));
+            if r + 1 < n {
+                let (c1, s1) = w.mxint8_row(r + 1).unwrap_or((&[], &[]));
+                sc.scales
+                    .extend(s1.iter().map(|&s| mxrt_format::mx::scale_value(s)));
+                let (f0, f1) = sc.scales.split_at(s0.len());
+                (self.kernels.mxint8_rows2)(a, s, rows.len(), [(c0, f0), (c1, f1)], o, ldo);
+            } else {
+                sc.out.clear();
+                sc.out.resize(rows.len(), 0.0);
+                (self.kernels.mxint8_rows)(a, s, c0, &sc.scales, &mut sc.out);
+                for (k, v) in sc.out.iter().enumerate() {
+                    o[k * ldo] = *v;
+                }
+            }
+        };
+        let add_bias = |o: &mut [f32]| {
+            if let Some(b) = bias {
+                for row in o.chunks_mut(n) {
+                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
                 }
             }
         };
         let parallel = n * m * kdim >= PARALLEL_WORK;
         if parallel && m >= 2 * ROW_TILE {
-            let mut out = vec![0.0f32; m * n];
+            // Tiles of activation rows across the cores; each walks all weight-row pairs.
             out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
                 Scratch::new,
                 |sc, (t, chunk)| {
                     let i0 = t * ROW_TILE;
                     let rows = i0..(i0 + ROW_TILE).min(m);
                     for r in (0..n).step_by(2) {
-                        pair(sc, r, rows.clone(), &mut |i, c, v| {
-                            chunk[(i - i0) * n + r + c] = v
-                        });
+                        pair(sc, r, rows.clone(), &mut chunk[r..], n);
                     }
+                    add_bias(chunk);
                 },
             );
             return out;
         }
-        let mut out_t = vec![0.0f32; n * m]; // [n, m]: one contiguous chunk per pair of weight rows
-        let per_pair = |sc: &mut Scratch, (p, o): (usize, &mut [f32])| {
-            pair(sc, 2 * p, 0..m, &mut |i, c, v| o[c * m + i] = v)
-        };
+        // Few activation rows: pairs of weight rows across the cores, each into its own [m, 2] block, then
+        // copied into place.
+        let pairs = n.div_ceil(2);
+        let mut blocks = vec![0.0f32; pairs * 2 * m];
+        let per_pair = |sc: &mut Scratch, (p, o): (usize, &mut [f32])| pair(sc, 2 * p, 0..m, o, 2);
         if parallel {
-            out_t
-                .par_chunks_mut(2 * m.max(1))
+            blocks
+                .par_chunks_mut(2 * m)
                 .enumerate()
                 .for_each_init(Scratch::new, per_pair);
         } else {
             let mut sc = Scratch::new();
-            out_t
-                .chunks_mut(2 * m.max(1))
+            blocks
+                .chunks_mut(2 * m)
                 .enumerate()
                 .for_each(|po| per_pair(&mut sc, po));
         }
-        transpose(out_t, n, m)
+        for (p, block) in blocks.chunks(2 * m).enumerate() {
+            let width = (n - 2 * p).min(2);
+            for i in 0..m {
+                out[i * n + 2 * p..i * n + 2 * p + width]
+                    .copy_from_slice(&block[2 * i..2 * i + width]);
+            }
+        }
+        add_bias(&mut out);
+        out
     }
 
     /// Row-wise LayerNorm over `cols`: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).

@@ -164,22 +164,25 @@ fn integer_kernels_agree_exactly() {
             for (x, y) in r.iter().zip(&f) {
                 assert!(same(x, y), "rows={rows} blocks={blocks}: {x} vs {y}");
             }
-            let (mut r2, mut f2) = (vec![0.0f32; 2 * rows], vec![0.0f32; 2 * rows]);
+            // Output rows `ldo` apart (2: packed; more: columns of a wider matrix, the rest untouched).
+            let ldo = 2 + rng.gen_range(0..3);
+            let (mut r2, mut f2) = (vec![7.0f32; ldo * rows], vec![7.0f32; ldo * rows]);
             let pair = [(&wc[..], &wsc[..]), (&wc2[..], &wsc2[..])];
-            reference::mxint8_rows2(&ac, &asc, pair, &mut r2);
-            (k.mxint8_rows2)(&ac, &asc, pair, &mut f2);
+            reference::mxint8_rows2(&ac, &asc, rows, pair, &mut r2, ldo);
+            (k.mxint8_rows2)(&ac, &asc, rows, pair, &mut f2, ldo);
             for (i, (x, y)) in r2.iter().zip(&f2).enumerate() {
                 assert!(
                     same(x, y),
                     "rows2 rows={rows} blocks={blocks} out {i}: {x} vs {y}"
                 );
             }
-            // The pair kernel's first column is the single-row kernel's result.
+            // The pair kernel's first column is the single-row kernel's result; columns past 2 untouched.
             for i in 0..rows {
                 assert!(
-                    same(&r2[2 * i], &r[i]),
+                    same(&r2[ldo * i], &r[i]),
                     "rows2 column 0 differs from mxint8_rows at {i}"
                 );
+                assert!(f2[ldo * i + 2..ldo * (i + 1)].iter().all(|&v| v == 7.0));
             }
         }
     }

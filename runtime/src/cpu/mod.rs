@@ -12,9 +12,9 @@ pub type MxRows = fn(&[u8], &[f32], &[u8], &[f32], &mut [f32]);
 /// `(activations [rows, k] row-major, k, three weight rows, out [rows, 3])`.
 pub type F32Rows3 = fn(&[f32], usize, [&[f32]; 3], &mut [f32]);
 
-/// `(activation codes, activation f32 scales, two weight rows (codes, f32 scales), out)`: `out[2i + c]` for
-/// activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
-pub type MxRows2 = fn(&[u8], &[f32], [(&[u8], &[f32]); 2], &mut [f32]);
+/// `(activation codes, activation f32 scales, rows, two weight rows (codes, f32 scales), out, ldo)`:
+/// `out[i * ldo + c]` for activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
+pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], usize);
 
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]

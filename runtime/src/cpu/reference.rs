@@ -100,14 +100,21 @@ pub fn mxint8_rows(
     }
 }
 
-/// Two weight rows at once: `out[2i + c]` is [`mxint8_rows`] of activation row `i` with weight row `c`.
-pub fn mxint8_rows2(a_codes: &[u8], a_scales: &[f32], w: [(&[u8], &[f32]); 2], out: &mut [f32]) {
-    let rows = out.len() / 2;
+/// Two weight rows at once: `out[i * ldo + c]` is [`mxint8_rows`] of activation row `i` (of `rows`) with
+/// weight row `c` (other entries of `out` are left alone).
+pub fn mxint8_rows2(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    rows: usize,
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+    ldo: usize,
+) {
     let mut one = vec![0.0f32; rows];
     for (c, (codes, scales)) in w.iter().enumerate() {
         mxint8_rows(a_codes, a_scales, codes, scales, &mut one);
         for (i, v) in one.iter().enumerate() {
-            out[2 * i + c] = *v;
+            out[i * ldo + c] = *v;
         }
     }
 }

@@ -258,9 +258,16 @@ unsafe fn mxint8_quantize_block_avx2(
     (e + 127) as u8
 }
 
-fn mxint8_rows2(a_codes: &[u8], a_scales: &[f32], w: [(&[u8], &[f32]); 2], out: &mut [f32]) {
+fn mxint8_rows2(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    rows: usize,
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+    ldo: usize,
+) {
     // SAFETY: only reachable after AVX2 and FMA were detected.
-    unsafe { mxint8_rows2_avx2(a_codes, a_scales, w, out) }
+    unsafe { mxint8_rows2_avx2(a_codes, a_scales, rows, w, out, ldo) }
 }
 
 /// The 8 exact lane sums of one block as f32 (lane l: positions 4l..4l+3). `vpmaddubsw` multiplies unsigned
@@ -338,16 +345,18 @@ macro_rules! mxint8_kernels {
         unsafe fn $rows2(
             a_codes: &[u8],
             a_scales: &[f32],
+            rows: usize,
             w: [(&[u8], &[f32]); 2],
             out: &mut [f32],
+            ldo: usize,
         ) {
             let blocks = w[0].1.len();
-            let rows = out.len() / 2;
             assert!(
                 w.iter()
                     .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
                     && a_codes.len() >= rows * blocks * 32
                     && a_scales.len() >= rows * blocks
+                    && (rows == 0 || out.len() >= (rows - 1) * ldo + 2)
             );
             let (pa, pw0, pw1) = (a_codes.as_ptr(), w[0].0.as_ptr(), w[1].0.as_ptr());
             let (ws0, ws1) = (w[0].1, w[1].1);
@@ -387,7 +396,7 @@ macro_rules! mxint8_kernels {
                 }
                 for (g, acc) in acc.iter().enumerate().take(group) {
                     for c in 0..2 {
-                        out[2 * (i + g) + c] =
+                        out[(i + g) * ldo + c] =
                             hsum_reference_order(_mm256_add_ps(acc[c][0], acc[c][1]));
                     }
                 }
@@ -459,11 +468,13 @@ unsafe fn dot_f32_rows3_avx512(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f
 fn mxint8_rows2_avx512_entry(
     a_codes: &[u8],
     a_scales: &[f32],
+    rows: usize,
     w: [(&[u8], &[f32]); 2],
     out: &mut [f32],
+    ldo: usize,
 ) {
     // SAFETY: only placed in the table after AVX-512 F/BW/DQ/VNNI (and AVX2, FMA) were detected.
-    unsafe { mxint8_rows2_avx512(a_codes, a_scales, w, out) }
+    unsafe { mxint8_rows2_avx512(a_codes, a_scales, rows, w, out, ldo) }
 }
 
 /// `[s[0]; 8] ++ [s[1]; 8]`: two consecutive block scales spread over the two halves of a register.
@@ -486,16 +497,18 @@ unsafe fn scale_pair(s: *const f32) -> __m512 {
 unsafe fn mxint8_rows2_avx512(
     a_codes: &[u8],
     a_scales: &[f32],
+    rows: usize,
     w: [(&[u8], &[f32]); 2],
     out: &mut [f32],
+    ldo: usize,
 ) {
     let blocks = w[0].1.len();
-    let rows = out.len() / 2;
     assert!(
         w.iter()
             .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
             && a_codes.len() >= rows * blocks * 32
             && a_scales.len() >= rows * blocks
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + 2)
     );
     let (pa, psa) = (a_codes.as_ptr(), a_scales.as_ptr());
     let pw = [w[0].0.as_ptr(), w[1].0.as_ptr()];
@@ -569,7 +582,7 @@ unsafe fn mxint8_rows2_avx512(
                     _mm512_castps512_ps256(acc[c]),
                     _mm512_extractf32x8_ps::<1>(acc[c]),
                 );
-                out[2 * (i + g) + c] = hsum_reference_order(t);
+                out[(i + g) * ldo + c] = hsum_reference_order(t);
             }
         }
         i += group;
@@ -601,11 +614,13 @@ fn mxint8_rows_vnni_entry(
 fn mxint8_rows2_vnni_entry(
     a_codes: &[u8],
     a_scales: &[f32],
+    rows: usize,
     w: [(&[u8], &[f32]); 2],
     out: &mut [f32],
+    ldo: usize,
 ) {
     // SAFETY: only placed in the table after AVX2, FMA and AVX-VNNI were detected.
-    unsafe { mxint8_rows2_vnni(a_codes, a_scales, w, out) }
+    unsafe { mxint8_rows2_vnni(a_codes, a_scales, rows, w, out, ldo) }
 }
 
 fn exp_in_place(x: &mut [f32]) {
