@@ -148,11 +148,8 @@ impl Cpu {
             return self.linear_packed(xs, m, w, bias);
         }
         // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
-        // the register-blocked kernel; `put(i, c, value)` for row i and weight row r + c.
-        let three_rows = |sc: &mut Scratch,
-                          r: usize,
-                          rows: std::ops::Range<usize>,
-                          put: &mut dyn FnMut(usize, usize, f32)| {
+        // the register-blocked kernel, into `sc.out` ([rows, 3], bias included).
+        let three_rows = |sc: &mut Scratch, r: usize, rows: std::ops::Range<usize>| {
             let x_rows = &xs[rows.start * kdim..rows.end * kdim];
             sc.out.clear();
             sc.out.resize(3 * rows.len(), 0.0);
@@ -169,9 +166,9 @@ impl Cpu {
                 let (w1, w2) = rest.split_at(kdim);
                 (self.kernels.dot_f32_rows3)(x_rows, kdim, [w0, w1, w2], &mut sc.out);
             }
-            for (k, i) in rows.enumerate() {
-                for c in 0..3 {
-                    put(i, c, sc.out[3 * k + c] + bias_of(r + c));
+            for o in sc.out.chunks_mut(3) {
+                for (c, v) in o.iter_mut().enumerate() {
+                    *v += bias_of(r + c);
                 }
             }
         };
@@ -186,9 +183,10 @@ impl Cpu {
                     let mut r = 0;
                     if dense_decoded {
                         while r + 3 <= n {
-                            three_rows(sc, r, rows.clone(), &mut |i, c, v| {
-                                chunk[(i - i0) * n + r + c] = v
-                            });
+                            three_rows(sc, r, rows.clone());
+                            for (k, o) in sc.out.chunks(3).enumerate() {
+                                chunk[k * n + r..k * n + r + 3].copy_from_slice(o);
+                            }
                             r += 3;
                         }
                     }
@@ -205,7 +203,12 @@ impl Cpu {
             let r = 3 * g;
             // With fewer than four activation rows the blocked kernel has nothing to share: plain dots.
             if dense_decoded && r + 3 <= n && m >= 4 {
-                three_rows(sc, r, 0..m, &mut |i, c, v| o[c * m + i] = v);
+                three_rows(sc, r, 0..m);
+                for (k, v) in sc.out.chunks(3).enumerate() {
+                    for (c, v) in v.iter().enumerate() {
+                        o[c * m + k] = *v;
+                    }
+                }
             } else {
                 for (c, o) in o.chunks_mut(m.max(1)).enumerate() {
                     weight_row(sc, r + c, 0..m, &mut |i, v| o[i] = v);
