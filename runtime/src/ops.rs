@@ -459,7 +459,14 @@ impl Cpu {
                     .flat_map(|i| src[at(i)..at(i) + dim].iter().copied())
                     .collect()
             };
-            let (qh, kh, vh) = (gather(q), gather(k), gather(v));
+            let (qh, kh) = (gather(q), gather(k));
+            // Values as the packed [seq, stride] panel the broadcast kernel multiplies (stride: dim rounded up
+            // to 16, zero columns past dim).
+            let stride = dim.div_ceil(16) * 16;
+            let mut vh = vec![0.0f32; seq * stride];
+            for j in 0..seq {
+                vh[j * stride..j * stride + dim].copy_from_slice(&v[at(j)..at(j) + dim]);
+            }
             // Scores S = Q Kᵀ: three keys at a time through the register-blocked kernel.
             let mut scores = vec![0.0f32; seq * seq];
             let mut three = vec![0.0f32; 3 * seq];
@@ -481,7 +488,7 @@ impl Cpu {
                 }
             }
             let mut out = vec![0.0f32; seq * dim];
-            for (i, row) in scores.chunks_mut(seq).enumerate() {
+            for row in scores.chunks_mut(seq) {
                 let mut max = f32::NEG_INFINITY;
                 for (s, &kept) in row.iter_mut().zip(keep) {
                     *s = if kept != 0 {
@@ -492,7 +499,8 @@ impl Cpu {
                     max = max.max(*s);
                 }
                 if max == f32::NEG_INFINITY {
-                    continue; // every key is padding: the output row stays zero
+                    row.fill(0.0); // every key is padding: the output row stays zero
+                    continue;
                 }
                 row.iter_mut().for_each(|s| *s -= max);
                 (self.kernels.exp_in_place)(row);
@@ -503,16 +511,10 @@ impl Cpu {
                     }
                     sum += *s;
                 }
-                let o = &mut out[i * dim..(i + 1) * dim];
-                for (p, vj) in row.iter().zip(vh.chunks_exact(dim)) {
-                    if *p != 0.0 {
-                        let w = p / sum;
-                        for (od, vd) in o.iter_mut().zip(vj) {
-                            *od += w * vd;
-                        }
-                    }
-                }
+                row.iter_mut().for_each(|p| *p /= sum);
             }
+            // Output = P V: the probabilities broadcast against the packed values.
+            (self.kernels.gemm_f32_packed)(&scores, seq, &vh, dim, &mut out);
             out
         };
         let tiles: Vec<Vec<f32>> = if batch * heads * seq * seq * dim >= PARALLEL_WORK {
