@@ -459,7 +459,15 @@ impl Cpu {
                     .flat_map(|i| src[at(i)..at(i) + dim].iter().copied())
                     .collect()
             };
-            let (qh, kh) = (gather(q), gather(k));
+            let qh = gather(q);
+            // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
+            let key_stride = seq.div_ceil(16) * 16;
+            let mut kt = vec![0.0f32; dim * key_stride];
+            for j in 0..seq {
+                for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
+                    kt[t * key_stride + j] = x;
+                }
+            }
             // Values as the packed [seq, stride] panel the broadcast kernel multiplies (stride: dim rounded up
             // to 16, zero columns past dim).
             let stride = dim.div_ceil(16) * 16;
@@ -467,26 +475,8 @@ impl Cpu {
             for j in 0..seq {
                 vh[j * stride..j * stride + dim].copy_from_slice(&v[at(j)..at(j) + dim]);
             }
-            // Scores S = Q Kᵀ: three keys at a time through the register-blocked kernel.
             let mut scores = vec![0.0f32; seq * seq];
-            let mut three = vec![0.0f32; 3 * seq];
-            let mut j = 0;
-            while j + 3 <= seq {
-                let key = |c: usize| &kh[(j + c) * dim..(j + c + 1) * dim];
-                (self.kernels.dot_f32_rows3)(&qh, dim, [key(0), key(1), key(2)], &mut three);
-                for i in 0..seq {
-                    scores[i * seq + j..i * seq + j + 3].copy_from_slice(&three[3 * i..3 * i + 3]);
-                }
-                j += 3;
-            }
-            for j in j..seq {
-                for i in 0..seq {
-                    scores[i * seq + j] = (self.kernels.dot_f32)(
-                        &qh[i * dim..(i + 1) * dim],
-                        &kh[j * dim..(j + 1) * dim],
-                    );
-                }
-            }
+            (self.kernels.gemm_f32_packed)(&qh, dim, &kt, seq, &mut scores);
             let mut out = vec![0.0f32; seq * dim];
             for row in scores.chunks_mut(seq) {
                 let mut max = f32::NEG_INFINITY;
