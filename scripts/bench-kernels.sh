@@ -17,7 +17,8 @@ for i, line in enumerate(lines):
     if not m or i + 1 >= len(lines):
         continue
     name, median = m.group(1), m.group(2)
-    cols = [c.strip() for c in lines[i + 1].split("│")]
+    # The throughput line under a benchmark: fastest │ slowest │ median │ mean (after the tree drawing).
+    cols = [c.strip() for c in lines[i + 1].strip().lstrip("│").split("│")]
     t = re.match(r"([\d.]+) ([KMGT]?)(item|B)/s", cols[2] if len(cols) > 2 else "")
     if not t:
         continue

@@ -124,6 +124,21 @@ impl Cpu {
                         ) + bias_of(r),
                     );
                 }
+            } else if let (true, Some((codes, scales))) = (m < 4, w.mxint8_row(r)) {
+                // Few activation rows: decode MXINT8 in registers instead of into a row buffer.
+                sc.scales.clear();
+                sc.scales.extend(
+                    scales
+                        .iter()
+                        .map(|&s| mxrt_format::mx::scale_value(s) / 64.0),
+                );
+                for i in rows {
+                    let x_i = &xs[i * kdim..(i + 1) * kdim];
+                    put(
+                        i,
+                        (self.kernels.mxint8_dot_f32)(codes, &sc.scales, x_i) + bias_of(r),
+                    );
+                }
             } else {
                 let row = match w.f32_row(r) {
                     Some(row) => row,

@@ -538,3 +538,31 @@ fn gemm_f32_packed_within_the_derived_bound() {
         }
     }
 }
+
+#[test]
+fn mxint8_dot_f32_within_the_derived_bound() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables() {
+        for _ in 0..500 {
+            let cols: usize = rng.gen_range(0..300);
+            let blocks = cols.div_ceil(32);
+            // Codes past `cols` are the zero padding of the last block.
+            let codes: Vec<u8> = (0..32 * blocks)
+                .map(|e| if e < cols { rng.gen::<u8>() } else { 0 })
+                .collect();
+            let steps: Vec<f32> = (0..blocks)
+                .map(|_| 2f32.powi(rng.gen_range(-20..10)) / 64.0)
+                .collect();
+            let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let decoded: Vec<f32> = (0..cols)
+                .map(|e| f32::from(codes[e] as i8) * steps[e / 32])
+                .collect();
+            let r = reference::mxint8_dot_f32(&codes, &steps, &x);
+            let f = (k.mxint8_dot_f32)(&codes, &steps, &x);
+            assert!(
+                (r - f).abs() <= dot_bound(&decoded, &x),
+                "cols={cols}: {r} vs {f}"
+            );
+        }
+    }
+}

@@ -27,6 +27,8 @@ pub struct Kernels {
     pub dot_f32_rows3: F32Rows3,
     /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
     pub gemm_f32_packed: fn(&[f32], usize, &[f32], usize, &mut [f32]),
+    /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`).
+    pub mxint8_dot_f32: fn(&[u8], &[f32], &[f32]) -> f32,
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
     pub dot_i8: fn(&[u8], &[u8]) -> i32,
     /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
@@ -50,6 +52,7 @@ impl Kernels {
             dot_f32: reference::dot_f32,
             dot_f32_rows3: reference::dot_f32_rows3,
             gemm_f32_packed: reference::gemm_f32_packed,
+            mxint8_dot_f32: reference::mxint8_dot_f32,
             dot_i8: reference::dot_i8,
             mxint8_rows: reference::mxint8_rows,
             mxint8_rows2: reference::mxint8_rows2,

@@ -52,6 +52,19 @@ pub fn gemm_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32
     }
 }
 
+/// One dense MXINT8 weight row · f32 activations: `Σ_j step_j · Σ_e code_je · x_je` with `step_j` the block's
+/// value of one code step (`mx::scale_value(s) / 64`). `x` may end inside the last (zero-padded) block.
+pub fn mxint8_dot_f32(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
+    let mut total = 0.0f32;
+    for (j, step) in steps.iter().enumerate() {
+        let lo = 32 * j;
+        let hi = (lo + 32).min(x.len());
+        let block: f32 = (lo..hi).map(|e| f32::from(codes[e] as i8) * x[e]).sum();
+        total += block * step;
+    }
+    total
+}
+
 /// Dot product of bytes read as two's complement i8, accumulated in i32 (exact for n < 2^17).
 pub fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
     a.iter()
