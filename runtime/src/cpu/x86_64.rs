@@ -179,7 +179,7 @@ unsafe fn mxint8_dot_f32_avx2(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
     assert!(codes.len() >= 32 * steps.len());
     let (pc, px) = (codes.as_ptr(), x.as_ptr());
     let mut total = _mm256_setzero_ps();
-    for j in 0..whole {
+    for (j, &step) in steps.iter().enumerate().take(whole) {
         let mut block = _mm256_setzero_ps();
         for q in 0..4 {
             let at = 32 * j + 8 * q;
@@ -192,7 +192,7 @@ unsafe fn mxint8_dot_f32_avx2(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
             };
             block = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)), v, block);
         }
-        total = _mm256_fmadd_ps(block, _mm256_set1_ps(steps[j]), total);
+        total = _mm256_fmadd_ps(block, _mm256_set1_ps(step), total);
     }
     let q = _mm_add_ps(
         _mm256_castps256_ps128(total),
