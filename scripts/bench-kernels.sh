@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kernel benchmarks (`cargo bench -p mxrt-runtime --bench kernels`, divan) with each result set beside this
 # machine's measured peaks: FP32 FMA ~180 GFLOP/s, int8 multiply-add ~345 GOP/s, DRAM ~17 GB/s (2 cores).
-# Prints divan's table, then one markdown table (median throughput and fraction of peak) for BENCHMARKS.md.
+# Prints divan's table, then one markdown table (median throughput and fraction of peak); BENCHMARKS.md keeps it in
+# its "Kernels" section (scripts/bench-peers.sh preserves that section when it rewrites the file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(cargo bench -q -p mxrt-runtime --bench kernels -- "$@" 2>&1)
