@@ -21,5 +21,10 @@ $mxrt convert "$shared/models/minilm-sst2" -o "$work/minilm-fp32.mxrt" --weights
 $mxrt convert "$shared/models/minilm-sst2" -o "$work/minilm-mxint8.mxrt" --weights mxint8 --activations mxint8 --quiet
 $mxrt convert "$shared/models/jsc-3layer" -o "$work/jsc-3layer-fp32.mxrt" --weights f32 --quiet
 $mxrt convert "$shared/models/jsc-3layer" -o "$work/jsc-3layer-mxint8.mxrt" --weights mxint8 --quiet
+# ONNX Runtime's C API from Rust (for JSC per-call latency timed the way mxrt is): the ort crate loading the
+# libonnxruntime.so of the venv's onnxruntime wheel.
+CARGO_TARGET_DIR=target/ort-jsc cargo build --release --quiet --manifest-path scripts/peers/ort-jsc/Cargo.toml
+ort_lib=$("$python" -c 'import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[0])')
 exec "$python" scripts/peers/bench_peers.py --mxrt "$mxrt" --work "$work" --minilm "$shared/models/minilm-sst2" \
-  --jsc "$shared/models/jsc-3layer" --sst2 "$shared/data/sst2/dev.tsv" --out BENCHMARKS.md "$@"
+  --jsc "$shared/models/jsc-3layer" --sst2 "$shared/data/sst2/dev.tsv" --out BENCHMARKS.md \
+  --ort-jsc target/ort-jsc/release/ort-jsc --ort-lib "$ort_lib" "$@"

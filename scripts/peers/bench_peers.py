@@ -30,14 +30,12 @@ def percentile(values, p):
 
 # ---------------------------------------------------------------- runtimes: each is a callable that runs once
 
-class MxrtServer:
-    """`mxrt bench --serve`: one inference per line written; answers the latency in ms."""
+class Server:
+    """A process speaking the `--serve` protocol (`mxrt bench --serve`, `ort-jsc`): a JSON line when ready,
+    then one inference per line written, answered with its latency in ms (timed inside the process)."""
 
-    def __init__(self, mxrt, model, batch, seq, threads):
-        self.proc = subprocess.Popen(
-            [mxrt, "bench", str(model), "--batch", str(batch), "--seq", str(seq), "--threads", str(threads),
-             "--warmup", "3", "--serve"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    def __init__(self, cmd):
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.hello = json.loads(self.proc.stdout.readline())
 
     def __call__(self):
@@ -48,6 +46,11 @@ class MxrtServer:
     def close(self):
         self.proc.stdin.close()
         self.proc.wait()
+
+
+def MxrtServer(mxrt, model, batch, seq, threads):
+    return Server([mxrt, "bench", str(model), "--batch", str(batch), "--seq", str(seq), "--threads", str(threads),
+                   "--warmup", "3", "--serve"])
 
 
 def ort_session(path, threads):
@@ -207,12 +210,18 @@ def jsc(a, work, threads, batch, rounds):
     mx8 = MxrtServer(a.mxrt, work / "jsc-3layer-mxint8.mxrt", batch, 1, threads)
     sess = ort_session(work / "jsc-3layer.onnx", threads)
     x = {"x": np.random.default_rng(0).standard_normal((batch, 16), dtype=np.float32)}
-    runners = {"mxrt FP32 (from Rust)": mx, "mxrt MXINT8 (from Rust)": mx8,
-               "ORT FP32 (from Python)": timed(lambda: sess.run(None, x))}
+    runners = {"mxrt FP32 (from Rust)": mx, "mxrt MXINT8 (from Rust)": mx8}
+    servers = [mx, mx8]
+    if a.ort_jsc:
+        # ONNX Runtime through its C API from Rust, timed inside its process like mxrt.
+        native = Server([a.ort_jsc, a.ort_lib, str(work / "jsc-3layer.onnx"), str(batch), str(threads)])
+        runners["ORT FP32 (C API from Rust)"] = native
+        servers.append(native)
+    runners["ORT FP32 (from Python)"] = timed(lambda: sess.run(None, x))
     # Per-call latency is tiny: many rounds, so the median is stable.
     times = interleave(runners, rounds if batch > 1 else max(rounds, 2000), warmup=20)
-    mx.close()
-    mx8.close()
+    for server in servers:
+        server.close()
     return summarise(f"jsc-3layer batch {batch}, {threads} thread(s)", times, batch)
 
 
@@ -332,6 +341,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", default="2,1")
     ap.add_argument("--quick", action="store_true", help="3 rounds everywhere (to check the script)")
+    ap.add_argument("--ort-jsc", help="the ort-jsc harness (ONNX Runtime's C API from Rust) for the JSC cases")
+    ap.add_argument("--ort-lib", help="libonnxruntime.so for --ort-jsc")
     a = ap.parse_args()
     rounds = 3 if a.quick else a.rounds
     rows = []
@@ -350,8 +361,9 @@ def main():
     note = ("Medians over interleaved rounds (each round runs every runtime once, after a warm-up). The last "
             "columns divide an mxrt median by this row's median: below 1, mxrt takes less time. mxrt is timed "
             "inside its own process (`mxrt bench --serve`); the peers by `time.perf_counter` around one call from "
-            "Python. JSC per-call latency of ORT is measured from Python here (its C API from Rust would be "
-            "lower). Cold start: warm page cache, each runtime a fresh process.")
+            "Python, except \"ORT FP32 (C API from Rust)\": ONNX Runtime's C API called from a Rust harness "
+            "(`scripts/peers/ort-jsc`), timed in-process like mxrt. Cold start: warm page cache, each runtime a "
+            "fresh process.")
     info = machine()
     # The kernel section (scripts/bench-kernels.sh) lives at the end of the same file: keep it.
     previous = a.out.read_text() if a.out.exists() else ""
