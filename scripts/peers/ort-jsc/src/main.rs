@@ -34,13 +34,18 @@ fn main() {
     let mut state = 7u64;
     let x: Vec<f32> = (0..batch * 16)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect();
     let mut run = || {
-        let input = TensorRef::from_array_view(([batch, 16], &x[..])).unwrap_or_else(|e| fail("input", e));
-        let out = session.run(ort::inputs![input]).unwrap_or_else(|e| fail("run", e));
+        let input =
+            TensorRef::from_array_view(([batch, 16], &x[..])).unwrap_or_else(|e| fail("input", e));
+        let out = session
+            .run(ort::inputs![input])
+            .unwrap_or_else(|e| fail("run", e));
         std::hint::black_box(&out);
     };
     for _ in 0..20 {
