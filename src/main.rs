@@ -9,6 +9,7 @@ mod infer;
 mod memory;
 mod memory_report;
 mod plot;
+mod sweep_output;
 mod task;
 mod tokenize;
 
