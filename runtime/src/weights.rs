@@ -137,6 +137,20 @@ impl WeightView<'_> {
                     .try_into()
                     .unwrap_or([0; 4]),
             );
+            if let (8, Encoding::Mx(_)) = (bits, t.encoding) {
+                // Byte codes of an MX block (MXINT8, MXFP8): the scale once per block, codes read directly.
+                let scale = mx::scale_value(self.scales[r * bpr + j]);
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    f(
+                        j * 32 + i,
+                        self.table[usize::from(self.elements[next as usize])] * scale,
+                    );
+                    next += 1;
+                }
+                continue;
+            }
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
                 m &= m - 1;

@@ -152,13 +152,24 @@ unsafe fn gemm_f32_packed_avx2(x: &[f32], k: usize, wt: &[f32], n: usize, out: &
             }
             let width = (n - c0).min(16);
             for (g, acc) in acc.iter().enumerate().take(group) {
-                let mut buf = [0f32; 16];
-                // SAFETY: buf holds 16 values: two 8-wide stores.
-                unsafe {
-                    _mm256_storeu_ps(buf.as_mut_ptr(), acc[0]);
-                    _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc[1]);
+                let row = &mut out[(i + g) * n + c0..(i + g) * n + c0 + width];
+                if width == 16 {
+                    // SAFETY: the row slice holds exactly 16 values: two 8-wide stores.
+                    unsafe {
+                        _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
+                        _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
+                    }
+                } else {
+                    let mut buf = [0f32; 16];
+                    // SAFETY: buf holds 16 values: two 8-wide stores.
+                    unsafe {
+                        _mm256_storeu_ps(buf.as_mut_ptr(), acc[0]);
+                        _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc[1]);
+                    }
+                    for (o, b) in row.iter_mut().zip(buf) {
+                        *o = b;
+                    }
                 }
-                out[(i + g) * n + c0..(i + g) * n + c0 + width].copy_from_slice(&buf[..width]);
             }
         }
         i += group;
