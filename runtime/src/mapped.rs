@@ -101,4 +101,20 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn an_in_memory_image_is_validated_like_a_file() {
+        let err = MappedFile::from_bytes("point-007.mxrt", b"MXRT but far too short".to_vec())
+            .validate(ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("point-007.mxrt") && err.to_string().contains("truncated"),
+            "{err}"
+        );
+        let err = crate::Model::from_bytes("empty.mxrt", Vec::new(), ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("empty.mxrt"), "{err}");
+    }
 }
