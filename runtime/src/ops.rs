@@ -43,8 +43,10 @@ impl Cpu {
         let (n, kdim) = (w.rows(), w.cols());
         debug_assert_eq!(x.len(), m * kdim);
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
-        let int_path =
-            act.encoding == Encoding::Mx(MxElem::Int8) && n > 0 && w.mxint8_row(0).is_some();
+        if integer_mxint8(w, act) {
+            let (codes, scales) = self.quantize_mxint8_input(x, kdim, act);
+            return self.linear_mxint8(&codes, &scales, m, w, bias);
+        }
         // Fixed point with both widths <= 8: i8 codes, exact i32 dot products, one scale 2^-(Fw+Fa) at the end.
         let fixed_path = match (w.tensor.encoding, act.encoding) {
             (
@@ -71,28 +73,11 @@ impl Cpu {
                 .collect(),
             _ => Vec::new(),
         };
-        // Activations as the kernels want them: MXINT8 codes and scales, or (quantized) floats.
-        let (mut a_codes, mut a_scales) = (Vec::new(), Vec::new());
+        // Activations as the kernels want them: (fake-)quantized floats unless the fixed-point path takes codes.
         let mut quantized = Vec::new();
-        if int_path {
-            quantize_mxint8_rows(
-                x,
-                kdim,
-                act.rounding,
-                self.kernels.mxint8_quantize_block,
-                &mut a_codes,
-                &mut a_scales,
-            );
-        } else if !act.is_none() && fixed_path.is_none() {
+        if !act.is_none() && fixed_path.is_none() {
             quantized = x.to_vec();
             fake_quantize_rows(&mut quantized, kdim, act);
-        }
-        let a_scale_f: Vec<f32> = a_scales
-            .iter()
-            .map(|&s| crate::cpu::reference::act_scale(s))
-            .collect();
-        if int_path {
-            return self.linear_mxint8(&a_codes, &a_scale_f, m, w, bias);
         }
         let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
         // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
@@ -292,27 +277,33 @@ impl Cpu {
         layers: [(&WeightView<'_>, Option<&[f32]>); 3],
         act: ActQuant,
     ) -> [Vec<f32>; 3] {
-        let shared = act.encoding == Encoding::Mx(MxElem::Int8)
-            && layers.iter().all(|(w, _)| {
-                w.rows() > 0 && w.cols() == layers[0].0.cols() && w.mxint8_row(0).is_some()
-            });
+        let kdim = layers[0].0.cols();
+        let shared = layers
+            .iter()
+            .all(|(w, _)| w.cols() == kdim && integer_mxint8(w, act));
         if !shared {
             return layers.map(|(w, b)| self.linear(x, m, w, b, act));
         }
+        let (codes, scales) = self.quantize_mxint8_input(x, kdim, act);
+        layers.map(|(w, b)| self.linear_mxint8(&codes, &scales, m, w, b))
+    }
+
+    /// MXINT8 activation codes (rows padded to whole blocks) and each block's f32 factor for the kernels.
+    fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> (Vec<u8>, Vec<f32>) {
         let (mut codes, mut scales) = (Vec::new(), Vec::new());
         quantize_mxint8_rows(
             x,
-            layers[0].0.cols(),
+            kdim,
             act.rounding,
             self.kernels.mxint8_quantize_block,
             &mut codes,
             &mut scales,
         );
-        let scale_f: Vec<f32> = scales
+        let factors = scales
             .iter()
             .map(|&s| crate::cpu::reference::act_scale(s))
             .collect();
-        layers.map(|(w, b)| self.linear_mxint8(&codes, &scale_f, m, w, b))
+        (codes, factors)
     }
 
     /// The MXINT8 × MXINT8 integer path of [`Cpu::linear`]: activations already quantized (`a_codes`,
@@ -579,6 +570,11 @@ impl Scratch {
             out: Vec::new(),
         }
     }
+}
+
+/// The integer MXINT8 × MXINT8 path applies: MXINT8 activations and dense MXINT8 weights with rows.
+fn integer_mxint8(w: &WeightView<'_>, act: ActQuant) -> bool {
+    act.encoding == Encoding::Mx(MxElem::Int8) && w.rows() > 0 && w.mxint8_row(0).is_some()
 }
 
 fn transpose(src: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {

@@ -102,11 +102,7 @@ unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32
         for (g, acc) in acc.iter().enumerate().take(group) {
             let xr = &x[(i + g) * k..(i + g + 1) * k];
             for c in 0..3 {
-                let v = acc[c];
-                let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-                let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-                let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-                let mut sum = _mm_cvtss_f32(q);
+                let mut sum = hsum_reference_order(acc[c]);
                 for t in k8..k {
                     sum += xr[t] * w[c][t];
                 }
@@ -205,13 +201,7 @@ unsafe fn mxint8_dot_f32_avx2(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
         }
         total = _mm256_fmadd_ps(block, _mm256_set1_ps(step), total);
     }
-    let q = _mm_add_ps(
-        _mm256_castps256_ps128(total),
-        _mm256_extractf128_ps(total, 1),
-    );
-    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-    _mm_cvtss_f32(q)
+    hsum_reference_order(total)
         + super::reference::mxint8_dot_f32(&codes[32 * whole..], &steps[whole..], &x[32 * whole..])
 }
 
@@ -331,9 +321,10 @@ fn block_lanes(x: __m256i, w: __m256i, w_abs: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
 }
 
+/// The sum of 8 lanes in a fixed order, `((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))` (the order the MXINT8
+/// reference defines; every 8-lane reduction here uses it).
 #[target_feature(enable = "avx2,fma")]
 fn hsum_reference_order(acc: __m256) -> f32 {
-    // ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))
     let q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     let r = _mm_add_ps(q, _mm_movehl_ps(q, q));
     _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)))
@@ -794,9 +785,7 @@ unsafe fn sparse_dot_avx2(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
         }
         k += 8;
     }
-    let q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let r = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let mut sum = _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)));
+    let mut sum = hsum_reference_order(acc);
     for j in k..n {
         sum += values[j] * x[cols[j] as usize];
     }
@@ -830,11 +819,7 @@ unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
         i += 8;
     }
     let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let hi = _mm256_extractf128_ps(s, 1);
-    let q = _mm_add_ps(_mm256_castps256_ps128(s), hi);
-    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-    let mut sum = _mm_cvtss_f32(q);
+    let mut sum = hsum_reference_order(s);
     for k in i..n {
         sum += a[k] * b[k];
     }
