@@ -2,9 +2,9 @@
 //! module with `load` and `forward`, written against the backend ops. No parsing or I/O here: the model
 //! loader hands over tensor references and the configuration (FORMAT.md section 9).
 
+use crate::backend::{Activation, Backend};
 use crate::error::{Result, RuntimeError};
-use crate::graph::{Linear, Norm, Params};
-use crate::ops::Cpu;
+use crate::graph::{Embeddings, Linear, Norm, Params};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pooling {
@@ -60,26 +60,23 @@ pub struct BertOutput {
     pub hidden_states: Vec<Vec<f32>>,
 }
 
-struct EncoderLayer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_output: Linear,
-    attention_norm: Norm,
-    intermediate: Linear,
-    output: Linear,
-    output_norm: Norm,
+pub(crate) struct EncoderLayer {
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) attention_output: Linear,
+    pub(crate) attention_norm: Norm,
+    pub(crate) intermediate: Linear,
+    pub(crate) output: Linear,
+    pub(crate) output_norm: Norm,
 }
 
 pub struct Bert {
     pub config: BertConfig,
-    word: crate::weights::TensorRef,
-    position: crate::weights::TensorRef,
-    token_type: crate::weights::TensorRef,
-    embeddings_norm: Norm,
-    layers: Vec<EncoderLayer>,
-    pooler: Option<Linear>,
-    classifier: Option<Linear>,
+    pub(crate) embeddings: Embeddings,
+    pub(crate) layers: Vec<EncoderLayer>,
+    pub(crate) pooler: Option<Linear>,
+    pub(crate) classifier: Option<Linear>,
 }
 
 impl Bert {
@@ -125,21 +122,22 @@ impl Bert {
         };
         Ok(Bert {
             config,
-            word,
-            position,
-            token_type,
-            embeddings_norm,
+            embeddings: Embeddings {
+                word,
+                position,
+                token_type,
+                norm: embeddings_norm,
+            },
             layers,
             pooler,
             classifier,
         })
     }
 
-    /// Runs the batch; `keep_hidden` also returns every layer's hidden states.
-    pub fn forward(
+    /// Runs the batch on backend `be`; `keep_hidden` also returns every layer's hidden states.
+    pub fn forward<B: Backend>(
         &self,
-        cpu: &Cpu,
-        bytes: &[u8],
+        be: &B,
         batch: &TokenBatch,
         keep_hidden: bool,
     ) -> Result<BertOutput> {
@@ -147,57 +145,34 @@ impl Bert {
         let (b, s, h) = (batch.batch, batch.seq, c.hidden);
         check_batch(c, batch)?;
         let rows = b * s;
-        // Embeddings: gather rows from the tables where they lie (decoded row by row).
-        let mut x = vec![0.0f32; rows * h];
-        let (word, pos, typ) = (
-            self.word.view(bytes),
-            self.position.view(bytes),
-            self.token_type.view(bytes),
-        );
-        let mut tmp = vec![0.0f32; h];
-        for (r, out) in x.chunks_mut(h).enumerate() {
-            word.decode_row(batch.ids[r] as usize, out);
-            pos.decode_row(r % s, &mut tmp);
-            out.iter_mut().zip(&tmp).for_each(|(o, t)| *o += t);
-            typ.decode_row(batch.type_ids[r] as usize, &mut tmp);
-            out.iter_mut().zip(&tmp).for_each(|(o, t)| *o += t);
-        }
-        self.embeddings_norm.apply(cpu, &mut x, c.eps);
+        let mut x = be.embeddings(&self.embeddings, batch, c.eps)?;
         let mut hidden_states = Vec::new();
         if keep_hidden {
-            hidden_states.push(x.clone());
+            hidden_states.push(be.output(&x)?);
         }
         let dim = h / c.heads;
         for layer in &self.layers {
-            let [q, k, v] = Linear::apply3(
-                [&layer.query, &layer.key, &layer.value],
-                cpu,
-                bytes,
-                &x,
-                rows,
-            );
-            let context = cpu.attention(&q, &k, &v, &batch.mask, b, s, c.heads, dim);
-            let mut attended = layer.attention_output.apply(cpu, bytes, &context, rows);
-            attended.iter_mut().zip(&x).for_each(|(a, r)| *a += r);
-            layer.attention_norm.apply(cpu, &mut attended, c.eps);
-            let mut up = layer.intermediate.apply(cpu, bytes, &attended, rows);
-            cpu.gelu(&mut up);
-            let mut down = layer.output.apply(cpu, bytes, &up, rows);
-            down.iter_mut().zip(&attended).for_each(|(d, r)| *d += r);
-            layer.output_norm.apply(cpu, &mut down, c.eps);
-            x = down;
+            let [q, k, v] = be.linear3(&x, rows, [&layer.query, &layer.key, &layer.value])?;
+            let context = be.attention(&q, &k, &v, &batch.mask, b, s, c.heads, dim)?;
+            drop((q, k, v));
+            let attended = be.linear(&context, rows, &layer.attention_output)?;
+            let attended = be.add_layer_norm(attended, Some(&x), &layer.attention_norm, c.eps)?;
+            let up = be.linear(&attended, rows, &layer.intermediate)?;
+            let up = be.activation(up, Activation::Gelu)?;
+            let down = be.linear(&up, rows, &layer.output)?;
+            x = be.add_layer_norm(down, Some(&attended), &layer.output_norm, c.eps)?;
             if keep_hidden {
-                hidden_states.push(x.clone());
+                hidden_states.push(be.output(&x)?);
             }
         }
         let (values, width) = match (&c.head, &self.pooler, &self.classifier) {
             (Head::Classification { labels }, Some(pooler), Some(classifier)) => {
-                let cls: Vec<f32> = (0..b)
-                    .flat_map(|i| x[i * s * h..i * s * h + h].iter().copied())
-                    .collect();
-                let mut pooled = pooler.apply(cpu, bytes, &cls, b);
-                pooled.iter_mut().for_each(|v| *v = v.tanh());
-                (classifier.apply(cpu, bytes, &pooled, b), labels.len())
+                let cls = be.first_tokens(&x, b, s, h)?;
+                let pooled = be.activation(be.linear(&cls, b, pooler)?, Activation::Tanh)?;
+                (
+                    be.output(&be.linear(&pooled, b, classifier)?)?,
+                    labels.len(),
+                )
             }
             (
                 Head::Embedding {
@@ -205,7 +180,10 @@ impl Bert {
                 },
                 _,
                 _,
-            ) => (pool(&x, &batch.mask, b, s, h, pooling, *normalize), h),
+            ) => (
+                be.output(&be.pool(&x, &batch.mask, b, s, h, pooling, *normalize)?)?,
+                h,
+            ),
             _ => unreachable!(
                 "load() sets the pooler and classifier exactly for classification heads"
             ),
@@ -249,47 +227,4 @@ fn check_batch(c: &BertConfig, t: &TokenBatch) -> Result<()> {
         return bad("every sequence needs at least one unmasked token".into());
     }
     Ok(())
-}
-
-/// Sentence embeddings from the last hidden states: masked mean, CLS, or masked max; optionally L2-normalised.
-fn pool(
-    x: &[f32],
-    mask: &[u8],
-    b: usize,
-    s: usize,
-    h: usize,
-    pooling: &Pooling,
-    normalize: bool,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; b * h];
-    for (i, o) in out.chunks_mut(h).enumerate() {
-        let tokens = (0..s).filter(|&t| mask[i * s + t] != 0);
-        match pooling {
-            Pooling::Cls => o.copy_from_slice(&x[i * s * h..i * s * h + h]),
-            Pooling::Mean => {
-                let mut count = 0.0f32;
-                for t in tokens {
-                    o.iter_mut()
-                        .zip(&x[(i * s + t) * h..][..h])
-                        .for_each(|(a, v)| *a += v);
-                    count += 1.0;
-                }
-                o.iter_mut().for_each(|a| *a /= count.max(1e-9));
-            }
-            Pooling::Max => {
-                o.fill(f32::NEG_INFINITY);
-                for t in tokens {
-                    o.iter_mut()
-                        .zip(&x[(i * s + t) * h..][..h])
-                        .for_each(|(a, v)| *a = a.max(*v));
-                }
-            }
-        }
-        if normalize {
-            // torch.nn.functional.normalize: x / max(||x||, 1e-12)
-            let norm = o.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            o.iter_mut().for_each(|v| *v /= norm);
-        }
-    }
-    out
 }

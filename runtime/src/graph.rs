@@ -6,64 +6,39 @@ use std::collections::HashMap;
 use mxrt_format::Encoding;
 
 use crate::error::{Result, RuntimeError};
-use crate::ops::Cpu;
 use crate::quant::ActQuant;
 use crate::weights::TensorRef;
 
 /// A linear layer: `y = quant(x) · Wᵀ + b`.
 pub struct Linear {
+    /// The layer's name in the checkpoint (`…query`); its bias is `{name}.bias` on device backends.
+    pub name: String,
     pub weight: TensorRef,
     /// Biases are small: copied to f32 at load (the weight matrix is never copied).
     pub bias: Vec<f32>,
     pub act: ActQuant,
 }
 
-impl Linear {
-    /// Three layers on one input (quantized once when they share an MXINT8 input), e.g. query, key, value.
-    pub fn apply3(
-        layers: [&Linear; 3],
-        cpu: &Cpu,
-        bytes: &[u8],
-        x: &[f32],
-        rows: usize,
-    ) -> [Vec<f32>; 3] {
-        let views = layers.map(|l| l.weight.view(bytes));
-        if layers.iter().any(|l| l.act != layers[0].act) {
-            return layers.map(|l| l.apply(cpu, bytes, x, rows));
-        }
-        cpu.linear3(
-            x,
-            rows,
-            [
-                (&views[0], Some(layers[0].bias.as_slice())),
-                (&views[1], Some(layers[1].bias.as_slice())),
-                (&views[2], Some(layers[2].bias.as_slice())),
-            ],
-            layers[0].act,
-        )
-    }
-
-    pub fn apply(&self, cpu: &Cpu, bytes: &[u8], x: &[f32], rows: usize) -> Vec<f32> {
-        cpu.linear(
-            x,
-            rows,
-            &self.weight.view(bytes),
-            Some(&self.bias),
-            self.act,
-        )
-    }
-}
-
 /// LayerNorm parameters.
 pub struct Norm {
+    pub name: String,
     pub gamma: Vec<f32>,
     pub beta: Vec<f32>,
 }
 
-impl Norm {
-    pub fn apply(&self, cpu: &Cpu, x: &mut [f32], eps: f32) {
-        cpu.layer_norm(x, self.gamma.len(), &self.gamma, &self.beta, eps);
-    }
+/// BERT's embedding tables (kept in place) and their LayerNorm.
+pub struct Embeddings {
+    pub word: TensorRef,
+    pub position: TensorRef,
+    pub token_type: TensorRef,
+    pub norm: Norm,
+}
+
+/// A per-column `x * scale + shift` (BatchNorm folded at conversion), named after its scale tensor.
+pub struct Affine {
+    pub name: String,
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
 }
 
 /// Tensor lookup for graph loading.
@@ -118,6 +93,7 @@ impl Params<'_> {
 
     pub fn linear(&self, layer: &str, out: usize, inp: usize) -> Result<Linear> {
         Ok(Linear {
+            name: layer.to_string(),
             weight: self.matrix(&format!("{layer}.weight"), out, inp)?,
             bias: self.vector(&format!("{layer}.bias"), out)?,
             act: self
@@ -130,6 +106,7 @@ impl Params<'_> {
 
     pub fn norm(&self, layer: &str, width: usize) -> Result<Norm> {
         Ok(Norm {
+            name: layer.to_string(),
             gamma: self.vector(&format!("{layer}.weight"), width)?,
             beta: self.vector(&format!("{layer}.bias"), width)?,
         })

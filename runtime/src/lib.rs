@@ -3,8 +3,10 @@
 
 #![deny(unsafe_code)]
 
+pub mod backend;
 pub mod bert;
 pub mod cpu;
+mod cpu_backend;
 mod error;
 mod graph;
 mod mapped;
@@ -14,6 +16,7 @@ pub mod ops;
 pub mod quant;
 pub mod weights;
 
+pub use backend::{Activation, Backend};
 pub use bert::{BertOutput, TokenBatch};
 pub use error::{Result, RuntimeError};
 pub use mapped::{MappedFile, OpenError};

@@ -1,12 +1,12 @@
 //! MLPs: the ops of FORMAT.md section 9 (`linear`, `affine`, `relu`, `softmax`) applied in order.
 
+use crate::backend::{Activation, Backend};
 use crate::error::{Result, RuntimeError};
-use crate::graph::{Linear, Params};
-use crate::ops::Cpu;
+use crate::graph::{Affine, Linear, Params};
 
 pub enum Op {
     Linear(Linear),
-    Affine { scale: Vec<f32>, shift: Vec<f32> },
+    Affine(Affine),
     Relu,
     Softmax,
 }
@@ -15,7 +15,7 @@ pub struct Mlp {
     pub inputs: usize,
     pub outputs: usize,
     pub labels: Vec<String>,
-    ops: Vec<Op>,
+    pub(crate) ops: Vec<Op>,
 }
 
 impl Mlp {
@@ -49,6 +49,7 @@ impl Mlp {
                         .copied()
                         .unwrap_or(0) as usize;
                     let linear = Linear {
+                        name: name.clone(),
                         weight: p.matrix(&weight, n, width)?,
                         bias: p.vector(&field(o, "bias")?, n)?,
                         act: p
@@ -60,10 +61,14 @@ impl Mlp {
                     width = n;
                     Op::Linear(linear)
                 }
-                Some("affine") => Op::Affine {
-                    scale: p.vector(&field(o, "scale")?, width)?,
-                    shift: p.vector(&field(o, "shift")?, width)?,
-                },
+                Some("affine") => {
+                    let scale = field(o, "scale")?;
+                    Op::Affine(Affine {
+                        scale: p.vector(&scale, width)?,
+                        shift: p.vector(&field(o, "shift")?, width)?,
+                        name: scale,
+                    })
+                }
                 Some("relu") => Op::Relu,
                 Some("softmax") => Op::Softmax,
                 other => return Err(bad(format!("unknown MLP op {other:?}"))),
@@ -77,8 +82,8 @@ impl Mlp {
         })
     }
 
-    /// `x`: `[rows, inputs]` → `[rows, outputs]`.
-    pub fn forward(&self, cpu: &Cpu, bytes: &[u8], x: &[f32], rows: usize) -> Result<Vec<f32>> {
+    /// `x`: `[rows, inputs]` → `[rows, outputs]`, on backend `be`.
+    pub fn forward<B: Backend>(&self, be: &B, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         if x.len() != rows * self.inputs {
             return Err(RuntimeError::Input(format!(
                 "{rows} rows of {} features need {} values, got {}",
@@ -87,25 +92,19 @@ impl Mlp {
                 x.len()
             )));
         }
-        let mut cur = x.to_vec();
+        let mut cur = be.input(x)?;
         let mut width = self.inputs;
         for op in &self.ops {
-            match op {
+            cur = match op {
                 Op::Linear(l) => {
-                    cur = l.apply(cpu, bytes, &cur, rows);
                     width = l.bias.len();
+                    be.linear(&cur, rows, l)?
                 }
-                Op::Affine { scale, shift } => {
-                    for row in cur.chunks_mut(width) {
-                        for ((v, s), t) in row.iter_mut().zip(scale).zip(shift) {
-                            *v = *v * s + t;
-                        }
-                    }
-                }
-                Op::Relu => cur.iter_mut().for_each(|v| *v = v.max(0.0)),
-                Op::Softmax => cpu.softmax_rows(&mut cur, width),
-            }
+                Op::Affine(a) => be.affine(cur, width, a)?,
+                Op::Relu => be.activation(cur, Activation::Relu)?,
+                Op::Softmax => be.softmax_rows(cur, width)?,
+            };
         }
-        Ok(cur)
+        be.output(&cur)
     }
 }

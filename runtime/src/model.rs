@@ -8,6 +8,7 @@ use mxrt_format::{Encoding, EncodingSpec, ReadOptions, Rounding};
 use serde_json::{Map, Value};
 
 use crate::bert::{Bert, BertConfig, BertOutput, Head, Pooling, TokenBatch};
+use crate::cpu_backend::CpuExec;
 use crate::error::{Result, RuntimeError};
 use crate::graph::Params;
 use crate::mapped::MappedFile;
@@ -121,9 +122,16 @@ impl Model {
         matches!(t.encoding, Encoding::Raw(_)).then(|| t.raw(self.file.bytes()))
     }
 
+    fn cpu_exec(&self) -> CpuExec<'_> {
+        CpuExec {
+            cpu: &self.cpu,
+            bytes: self.file.bytes(),
+        }
+    }
+
     pub fn run_bert(&self, batch: &TokenBatch, keep_hidden: bool) -> Result<BertOutput> {
         match &self.graph {
-            Graph::Bert(b) => b.forward(&self.cpu, self.file.bytes(), batch, keep_hidden),
+            Graph::Bert(b) => b.forward(&self.cpu_exec(), batch, keep_hidden),
             Graph::Mlp(_) => Err(RuntimeError::Input(
                 "this model is an MLP: it takes features, not text".into(),
             )),
@@ -132,7 +140,7 @@ impl Model {
 
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         match &self.graph {
-            Graph::Mlp(m) => m.forward(&self.cpu, self.file.bytes(), x, rows),
+            Graph::Mlp(m) => m.forward(&self.cpu_exec(), x, rows),
             Graph::Bert(_) => Err(RuntimeError::Input(
                 "this model is a BERT encoder: it takes text, not features".into(),
             )),

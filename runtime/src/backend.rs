@@ -1,0 +1,86 @@
+//! The backend trait the model graphs are written against: a small set of ops on activation tensors that
+//! live wherever the backend keeps them (host memory for the CPU, device buffers for wgpu). A backend
+//! implements these ops, never a model (`../shared/DESIGN.md`).
+
+use crate::bert::{Pooling, TokenBatch};
+use crate::error::Result;
+use crate::graph::{Affine, Embeddings, Linear, Norm};
+
+/// An element-wise activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU `0.5 x (1 + erf(x / √2))`.
+    Gelu,
+    Tanh,
+    Relu,
+}
+
+/// The ops of the BERT and MLP graphs. Tensors are row-major `[rows, cols]` f32 activations; the graph
+/// knows their shapes and passes them along.
+pub trait Backend {
+    type Tensor;
+
+    /// A host array as a tensor (MLP features).
+    fn input(&self, x: &[f32]) -> Result<Self::Tensor>;
+    /// The tensor's values on the host (GPU backends submit their recorded work here and wait).
+    fn output(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
+
+    /// BERT embeddings: word + position + token type rows gathered from the tables, then LayerNorm.
+    fn embeddings(&self, e: &Embeddings, batch: &TokenBatch, eps: f32) -> Result<Self::Tensor>;
+    /// `quant(x) · Wᵀ + b` for `x: [rows, in]`.
+    fn linear(&self, x: &Self::Tensor, rows: usize, layer: &Linear) -> Result<Self::Tensor>;
+    /// Three linear layers on one input (query, key, value): backends may quantize the input once.
+    fn linear3(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        layers: [&Linear; 3],
+    ) -> Result<[Self::Tensor; 3]>;
+    /// `LayerNorm(x + residual)` (or of `x` alone), row-wise over the norm's width.
+    fn add_layer_norm(
+        &self,
+        x: Self::Tensor,
+        residual: Option<&Self::Tensor>,
+        norm: &Norm,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
+    /// Masked multi-head self-attention: `q`, `k`, `v` are `[batch * seq, heads * dim]`, `mask` `[batch, seq]`
+    /// (1 = token, 0 = padding: padded keys get no weight).
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Result<Self::Tensor>;
+    fn activation(&self, x: Self::Tensor, f: Activation) -> Result<Self::Tensor>;
+    /// Row 0 of each sequence: `[batch * seq, width]` → `[batch, width]`.
+    fn first_tokens(
+        &self,
+        x: &Self::Tensor,
+        batch: usize,
+        seq: usize,
+        width: usize,
+    ) -> Result<Self::Tensor>;
+    /// Sentence embeddings: masked mean, CLS or masked max over each sequence, optionally L2-normalised.
+    #[allow(clippy::too_many_arguments)]
+    fn pool(
+        &self,
+        x: &Self::Tensor,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        width: usize,
+        pooling: &Pooling,
+        normalize: bool,
+    ) -> Result<Self::Tensor>;
+    /// `x * scale + shift` per column (folded BatchNorm).
+    fn affine(&self, x: Self::Tensor, width: usize, a: &Affine) -> Result<Self::Tensor>;
+    /// Softmax over each `width`-wide row.
+    fn softmax_rows(&self, x: Self::Tensor, width: usize) -> Result<Self::Tensor>;
+}

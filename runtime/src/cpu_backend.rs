@@ -1,0 +1,188 @@
+//! The CPU backend: the [`Backend`] ops on host vectors, through the kernels of [`Cpu`] with weights read in
+//! place from the mapped file.
+
+use crate::backend::{Activation, Backend};
+use crate::bert::{Pooling, TokenBatch};
+use crate::error::Result;
+use crate::graph::{Affine, Embeddings, Linear, Norm};
+use crate::ops::Cpu;
+
+/// One inference's view of the CPU backend: the kernel table and the mapped file's bytes.
+pub struct CpuExec<'a> {
+    pub cpu: &'a Cpu,
+    pub bytes: &'a [u8],
+}
+
+impl Backend for CpuExec<'_> {
+    type Tensor = Vec<f32>;
+
+    fn input(&self, x: &[f32]) -> Result<Vec<f32>> {
+        Ok(x.to_vec())
+    }
+
+    fn output(&self, x: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(x.clone())
+    }
+
+    fn embeddings(&self, e: &Embeddings, batch: &TokenBatch, eps: f32) -> Result<Vec<f32>> {
+        let (s, h) = (batch.seq, e.norm.gamma.len());
+        let mut x = vec![0.0f32; batch.batch * s * h];
+        let (word, pos, typ) = (
+            e.word.view(self.bytes),
+            e.position.view(self.bytes),
+            e.token_type.view(self.bytes),
+        );
+        // Gathered from the tables where they lie (decoded row by row).
+        let mut tmp = vec![0.0f32; h];
+        for (r, out) in x.chunks_mut(h).enumerate() {
+            word.decode_row(batch.ids[r] as usize, out);
+            pos.decode_row(r % s, &mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(o, t)| *o += t);
+            typ.decode_row(batch.type_ids[r] as usize, &mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(o, t)| *o += t);
+        }
+        self.add_layer_norm(x, None, &e.norm, eps)
+    }
+
+    fn linear(&self, x: &Vec<f32>, rows: usize, l: &Linear) -> Result<Vec<f32>> {
+        Ok(self
+            .cpu
+            .linear(x, rows, &l.weight.view(self.bytes), Some(&l.bias), l.act))
+    }
+
+    fn linear3(&self, x: &Vec<f32>, rows: usize, layers: [&Linear; 3]) -> Result<[Vec<f32>; 3]> {
+        if layers.iter().any(|l| l.act != layers[0].act) {
+            let [a, b, c] = layers;
+            return Ok([
+                self.linear(x, rows, a)?,
+                self.linear(x, rows, b)?,
+                self.linear(x, rows, c)?,
+            ]);
+        }
+        let views = layers.map(|l| l.weight.view(self.bytes));
+        Ok(self.cpu.linear3(
+            x,
+            rows,
+            [
+                (&views[0], Some(layers[0].bias.as_slice())),
+                (&views[1], Some(layers[1].bias.as_slice())),
+                (&views[2], Some(layers[2].bias.as_slice())),
+            ],
+            layers[0].act,
+        ))
+    }
+
+    fn add_layer_norm(
+        &self,
+        mut x: Vec<f32>,
+        residual: Option<&Vec<f32>>,
+        norm: &Norm,
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        if let Some(r) = residual {
+            x.iter_mut().zip(r).for_each(|(a, r)| *a += r);
+        }
+        self.cpu
+            .layer_norm(&mut x, norm.gamma.len(), &norm.gamma, &norm.beta, eps);
+        Ok(x)
+    }
+
+    fn attention(
+        &self,
+        q: &Vec<f32>,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Result<Vec<f32>> {
+        Ok(self.cpu.attention(q, k, v, mask, batch, seq, heads, dim))
+    }
+
+    fn activation(&self, mut x: Vec<f32>, f: Activation) -> Result<Vec<f32>> {
+        match f {
+            Activation::Gelu => self.cpu.gelu(&mut x),
+            Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        }
+        Ok(x)
+    }
+
+    fn first_tokens(&self, x: &Vec<f32>, batch: usize, seq: usize, h: usize) -> Result<Vec<f32>> {
+        Ok((0..batch)
+            .flat_map(|i| x[i * seq * h..i * seq * h + h].iter().copied())
+            .collect())
+    }
+
+    fn pool(
+        &self,
+        x: &Vec<f32>,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        h: usize,
+        pooling: &Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
+        Ok(pool(x, mask, batch, seq, h, pooling, normalize))
+    }
+
+    fn affine(&self, mut x: Vec<f32>, width: usize, a: &Affine) -> Result<Vec<f32>> {
+        for row in x.chunks_mut(width) {
+            for ((v, s), t) in row.iter_mut().zip(&a.scale).zip(&a.shift) {
+                *v = *v * s + t;
+            }
+        }
+        Ok(x)
+    }
+
+    fn softmax_rows(&self, mut x: Vec<f32>, width: usize) -> Result<Vec<f32>> {
+        self.cpu.softmax_rows(&mut x, width);
+        Ok(x)
+    }
+}
+
+/// Sentence embeddings from the last hidden states: masked mean, CLS, or masked max; optionally L2-normalised.
+fn pool(
+    x: &[f32],
+    mask: &[u8],
+    b: usize,
+    s: usize,
+    h: usize,
+    pooling: &Pooling,
+    normalize: bool,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; b * h];
+    for (i, o) in out.chunks_mut(h).enumerate() {
+        let tokens = (0..s).filter(|&t| mask[i * s + t] != 0);
+        match pooling {
+            Pooling::Cls => o.copy_from_slice(&x[i * s * h..i * s * h + h]),
+            Pooling::Mean => {
+                let mut count = 0.0f32;
+                for t in tokens {
+                    o.iter_mut()
+                        .zip(&x[(i * s + t) * h..][..h])
+                        .for_each(|(a, v)| *a += v);
+                    count += 1.0;
+                }
+                o.iter_mut().for_each(|a| *a /= count.max(1e-9));
+            }
+            Pooling::Max => {
+                o.fill(f32::NEG_INFINITY);
+                for t in tokens {
+                    o.iter_mut()
+                        .zip(&x[(i * s + t) * h..][..h])
+                        .for_each(|(a, v)| *a = a.max(*v));
+                }
+            }
+        }
+        if normalize {
+            // torch.nn.functional.normalize: x / max(||x||, 1e-12)
+            let norm = o.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            o.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    out
+}
