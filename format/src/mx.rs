@@ -11,18 +11,19 @@ const FP32_MIN_NORMAL: f32 = f32::MIN_POSITIVE;
 
 /// Parameters of an element type, named as in the reference's `_get_format_params`.
 #[derive(Debug, Clone, Copy)]
-struct Params {
+pub struct Params {
     /// Exponent bits (0 for the integer types).
-    ebits: u32,
+    pub ebits: u32,
     /// "mbits" of the reference: sign + implicit one + mantissa bits (for ints: all bits).
-    mbits: u32,
+    pub mbits: u32,
     /// Largest exponent of the element type, subtracted from the block's exponent.
-    emax: i32,
+    pub emax: i32,
     /// Largest magnitude.
-    max_norm: f32,
+    pub max_norm: f32,
 }
 
-fn params(elem: MxElem) -> Params {
+/// The element type's parameters (what a GPU quantizer needs to reproduce [`quantize_block`]).
+pub fn params(elem: MxElem) -> Params {
     let p = |ebits, mbits, emax, max_norm| Params {
         ebits,
         mbits,
@@ -55,7 +56,7 @@ pub fn pow2f(e: i32) -> f32 {
 
 /// `floor(log2f(x))` where log2f is the binary32 logarithm rounded to nearest, as PyTorch computes it.
 /// (A value just below a power of two can round up to it: that is the reference behaviour we reproduce.)
-fn floor_log2f(x: f32) -> f32 {
+pub fn floor_log2f(x: f32) -> f32 {
     ((x as f64).log2() as f32).floor()
 }
 

@@ -10,6 +10,18 @@ pub enum RuntimeError {
     Model { path: String, reason: String },
     #[error("input: {0}")]
     Input(String),
+    /// The backend was compiled out, or the machine has no device for it.
+    #[error("the {backend} backend is unavailable: {reason}")]
+    BackendUnavailable {
+        backend: &'static str,
+        reason: String,
+    },
+    /// The backend failed while running (device lost, a limit exceeded, a rejected command).
+    #[error("{backend} backend: {reason}")]
+    Backend {
+        backend: &'static str,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

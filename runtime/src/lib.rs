@@ -7,7 +7,10 @@ pub mod backend;
 pub mod bert;
 pub mod cpu;
 mod cpu_backend;
+mod device;
 mod error;
+#[cfg(feature = "wgpu")]
+mod gpu;
 mod graph;
 mod mapped;
 pub mod mlp;
@@ -18,6 +21,7 @@ pub mod weights;
 
 pub use backend::{Activation, Backend};
 pub use bert::{BertOutput, TokenBatch};
+pub use device::{BackendKind, WgpuOptions};
 pub use error::{Result, RuntimeError};
 pub use mapped::{MappedFile, OpenError};
 pub use model::{Graph, Model};

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::bert::{Bert, BertConfig, BertOutput, Head, Pooling, TokenBatch};
 use crate::cpu_backend::CpuExec;
+use crate::device::{BackendKind, Device, WgpuOptions};
 use crate::error::{Result, RuntimeError};
 use crate::graph::Params;
 use crate::mapped::MappedFile;
@@ -29,6 +30,7 @@ pub struct Model {
     tensors: HashMap<String, TensorRef>,
     graph: Graph,
     cpu: Cpu,
+    device: Device,
 }
 
 impl Model {
@@ -87,6 +89,7 @@ impl Model {
             tensors,
             graph,
             cpu: Cpu::default(),
+            device: Device::Cpu,
         })
     }
 
@@ -122,6 +125,32 @@ impl Model {
         matches!(t.encoding, Encoding::Raw(_)).then(|| t.raw(self.file.bytes()))
     }
 
+    /// Runs later inferences on `kind` (weights are uploaded now for device backends).
+    pub fn use_backend(&mut self, kind: BackendKind) -> Result<()> {
+        match kind {
+            BackendKind::Cpu => self.device = Device::Cpu,
+            BackendKind::Wgpu => return self.use_wgpu(&WgpuOptions::default()),
+            BackendKind::Cuda => self.device = Device::cuda()?,
+        }
+        Ok(())
+    }
+
+    /// Runs later inferences on a wgpu adapter, with these options.
+    pub fn use_wgpu(&mut self, options: &WgpuOptions) -> Result<()> {
+        self.device = Device::wgpu(&self.graph, self.file.bytes(), options)?;
+        Ok(())
+    }
+
+    /// The backend in use, e.g. `cpu (avx512-vnni)` or `wgpu: <adapter> (Vulkan, …)`.
+    pub fn backend_description(&self) -> String {
+        self.device.describe(self.isa())
+    }
+
+    /// Bytes of weights and parameters uploaded to the device (0 on the CPU, which reads the file in place).
+    pub fn device_bytes(&self) -> u64 {
+        self.device.device_bytes()
+    }
+
     fn cpu_exec(&self) -> CpuExec<'_> {
         CpuExec {
             cpu: &self.cpu,
@@ -131,7 +160,11 @@ impl Model {
 
     pub fn run_bert(&self, batch: &TokenBatch, keep_hidden: bool) -> Result<BertOutput> {
         match &self.graph {
-            Graph::Bert(b) => b.forward(&self.cpu_exec(), batch, keep_hidden),
+            Graph::Bert(b) => match &self.device {
+                Device::Cpu => b.forward(&self.cpu_exec(), batch, keep_hidden),
+                #[cfg(feature = "wgpu")]
+                Device::Wgpu(g) => b.forward(&g.exec(), batch, keep_hidden),
+            },
             Graph::Mlp(_) => Err(RuntimeError::Input(
                 "this model is an MLP: it takes features, not text".into(),
             )),
@@ -140,7 +173,11 @@ impl Model {
 
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         match &self.graph {
-            Graph::Mlp(m) => m.forward(&self.cpu_exec(), x, rows),
+            Graph::Mlp(m) => match &self.device {
+                Device::Cpu => m.forward(&self.cpu_exec(), x, rows),
+                #[cfg(feature = "wgpu")]
+                Device::Wgpu(g) => m.forward(&g.exec(), x, rows),
+            },
             Graph::Bert(_) => Err(RuntimeError::Input(
                 "this model is a BERT encoder: it takes text, not features".into(),
             )),

@@ -45,6 +45,12 @@ impl TensorRef {
         self.planes.iter().map(|p| p.1 as u64).sum()
     }
 
+    /// The bytes of plane `role` (`mxrt_format::layout::PLANE_*`) in `bytes`, the mapped file.
+    pub fn plane<'a>(&self, bytes: &'a [u8], role: usize) -> &'a [u8] {
+        let (o, l) = self.planes[role];
+        &bytes[o..o + l]
+    }
+
     /// The bytes of plane 0 (raw tensors: the data itself).
     pub fn raw<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
         let (o, l) = self.planes[PLANE_ELEMENTS];

@@ -1,0 +1,251 @@
+//! The wgpu backend: every op of [`crate::Backend`] as a WGSL compute shader (`shaders/`), for any Vulkan,
+//! Metal, DX12 or GL device. Weights are uploaded once per opened model as stored in the file; an inference
+//! records all its dispatches into one command encoder and submits once, when the result is read back.
+
+mod exec;
+mod pipelines;
+#[cfg(test)]
+mod tests;
+mod upload;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::{Buffer, Device, Queue};
+
+use crate::device::WgpuOptions;
+use crate::error::{Result, RuntimeError};
+use crate::graph::Linear;
+use crate::model::Graph;
+use crate::weights::TensorRef;
+
+pub(crate) use exec::GpuExec;
+use pipelines::Pipelines;
+use upload::{f32_buffer, padded_init, upload_weight, GpuWeight};
+
+/// A device with one model's weights on it.
+pub(crate) struct Gpu {
+    device: Device,
+    queue: Queue,
+    pub description: String,
+    pipelines: Pipelines,
+    weights: HashMap<String, GpuWeight>,
+    /// Biases and norm / affine parameters by name.
+    vectors: HashMap<String, Buffer>,
+    log2_round_up: Buffer,
+    dummy: Buffer,
+    /// Activation buffers of finished inferences, for the next ones.
+    pool: Mutex<Vec<Buffer>>,
+    /// The first error the device reported (validation, out of memory), turned into a `Result` at readback.
+    error: Arc<Mutex<Option<String>>>,
+    max_binding: u64,
+    /// Largest chunk of a weight's element plane (see `upload`).
+    max_chunk: u64,
+    pub weight_bytes: u64,
+}
+
+fn unavailable(reason: impl Into<String>) -> RuntimeError {
+    RuntimeError::BackendUnavailable {
+        backend: "wgpu",
+        reason: reason.into(),
+    }
+}
+
+impl Gpu {
+    /// Picks an adapter (high performance first; `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` choose one), creates
+    /// the device with the adapter's limits, builds the pipelines and uploads the graph's weights.
+    pub fn new(graph: &Graph, file: &[u8], options: &WgpuOptions) -> Result<Gpu> {
+        let mut gpu = Gpu::bare(options)?;
+        gpu.upload_graph(graph, file)?;
+        gpu.check_error()?;
+        Ok(gpu)
+    }
+
+    /// The device and pipelines, no weights yet.
+    fn bare(options: &WgpuOptions) -> Result<Gpu> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter =
+            match pollster::block_on(wgpu::util::initialize_adapter_from_env(&instance, None)) {
+                Ok(a) => a,
+                Err(_) => {
+                    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                        power_preference: wgpu::PowerPreference::HighPerformance,
+                        ..Default::default()
+                    }))
+                    .map_err(|e| {
+                        unavailable(format!(
+                    "no GPU adapter found ({e}); on Linux without a GPU, install Mesa's lavapipe \
+                     (apt-get install mesa-vulkan-drivers libvulkan1)"
+                ))
+                    })?
+                }
+            };
+        let info = adapter.get_info();
+        let description = format!(
+            "{} ({:?}, {:?}, {} {})",
+            info.name, info.backend, info.device_type, info.driver, info.driver_info
+        );
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("mxrt"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| unavailable(format!("{description}: cannot create a device: {e}")))?;
+        let error = Arc::new(Mutex::new(None::<String>));
+        let slot = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut s) = slot.lock() {
+                s.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let native_dot4 = instance
+            .wgsl_language_features()
+            .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
+        let pipelines = Pipelines::new(&device, native_dot4);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        // Chunks stay below 256 MiB so that bit positions inside a chunk fit the shaders' u32 arithmetic.
+        let max_chunk = options
+            .max_chunk_bytes
+            .unwrap_or(max_binding)
+            .min(max_binding)
+            .min(1 << 28);
+        let dummy = padded_init(&device, &[0; 16], "unused binding");
+        let log2_round_up = log2_round_up_table(&device);
+        Ok(Gpu {
+            device,
+            queue,
+            description: format!(
+                "{description}; dot4I8Packed: {}",
+                if native_dot4 { "native" } else { "polyfill" }
+            ),
+            pipelines,
+            weights: HashMap::new(),
+            vectors: HashMap::new(),
+            log2_round_up,
+            dummy,
+            pool: Mutex::new(Vec::new()),
+            error,
+            max_binding,
+            max_chunk,
+            weight_bytes: 0,
+        })
+    }
+
+    fn upload_graph(&mut self, graph: &Graph, file: &[u8]) -> Result<()> {
+        let mut linears: Vec<&Linear> = Vec::new();
+        match graph {
+            Graph::Bert(b) => {
+                let e = &b.embeddings;
+                for t in [&e.word, &e.position, &e.token_type] {
+                    self.weight(t, file)?;
+                }
+                self.norm(&e.norm.name, &e.norm.gamma, &e.norm.beta);
+                for l in &b.layers {
+                    linears.extend([
+                        &l.query,
+                        &l.key,
+                        &l.value,
+                        &l.attention_output,
+                        &l.intermediate,
+                        &l.output,
+                    ]);
+                    for n in [&l.attention_norm, &l.output_norm] {
+                        self.norm(&n.name, &n.gamma, &n.beta);
+                    }
+                }
+                linears.extend(b.pooler.iter().chain(b.classifier.iter()));
+            }
+            Graph::Mlp(m) => {
+                for op in &m.ops {
+                    match op {
+                        crate::mlp::Op::Linear(l) => linears.push(l),
+                        crate::mlp::Op::Affine(a) => {
+                            self.vector(&format!("{}#scale", a.name), &a.scale);
+                            self.vector(&format!("{}#shift", a.name), &a.shift);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for l in linears {
+            self.weight(&l.weight, file)?;
+            self.vector(&format!("{}#bias", l.name), &l.bias);
+        }
+        Ok(())
+    }
+
+    fn weight(&mut self, t: &TensorRef, file: &[u8]) -> Result<()> {
+        if !self.weights.contains_key(&t.name) {
+            let w = upload_weight(
+                &self.device,
+                &self.queue,
+                &self.dummy,
+                t,
+                file,
+                self.max_chunk,
+            )?;
+            self.weight_bytes += w.bytes;
+            self.weights.insert(t.name.clone(), w);
+        }
+        Ok(())
+    }
+
+    fn norm(&mut self, name: &str, gamma: &[f32], beta: &[f32]) {
+        self.vector(&format!("{name}#gamma"), gamma);
+        self.vector(&format!("{name}#beta"), beta);
+    }
+
+    fn vector(&mut self, key: &str, values: &[f32]) {
+        self.weight_bytes += (values.len() * 4) as u64;
+        let buffer = f32_buffer(&self.device, values, key);
+        self.vectors.insert(key.to_string(), buffer);
+    }
+
+    fn check_error(&self) -> Result<()> {
+        match self.error.lock().ok().and_then(|mut e| e.take()) {
+            Some(reason) => Err(RuntimeError::Backend {
+                backend: "wgpu",
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A recorder for one inference.
+    pub fn exec(&self) -> GpuExec<'_> {
+        GpuExec::new(self)
+    }
+}
+
+/// For each binary32 exponent field: the smallest bit pattern with that exponent whose binary32 logarithm
+/// (`mxrt_format::mx::floor_log2f`) rounds up to the next integer, or `u32::MAX` where none does. With it the
+/// shaders compute `floor(log2f(x))` exactly as the reference (and the CPU) do, without a device `log2`.
+fn log2_round_up_table(device: &Device) -> Buffer {
+    let mut table = vec![u32::MAX; 256];
+    for (e, slot) in table.iter_mut().enumerate().take(255).skip(1) {
+        let base = (e as u32) << 23;
+        let next = (e as f32) - 127.0 + 1.0;
+        let rounds_up = |m: u32| mxrt_format::mx::floor_log2f(f32::from_bits(base | m)) >= next;
+        if !rounds_up((1 << 23) - 1) {
+            continue;
+        }
+        let (mut lo, mut hi) = (0u32, (1 << 23) - 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if rounds_up(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        *slot = base | lo;
+    }
+    let bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
+    padded_init(device, &bytes, "log2 round-up table")
+}
