@@ -170,3 +170,114 @@ fn weights_split_into_chunks_give_the_same_logits() {
     let d = minilm_parity(&["--weights", "f32"], &small);
     assert!(d < 1e-3, "chunked FP32 logits differ by {d}");
 }
+
+#[test]
+fn the_cli_runs_on_wgpu_and_reports_the_adapter() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jsc.mxrt");
+    convert_quiet(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let f = file.to_str().unwrap();
+    let r: serde_json::Value = serde_json::from_str(&mxrt_ok(&[
+        "bench",
+        f,
+        "--backend",
+        "wgpu",
+        "--batch",
+        "64",
+        "--iterations",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(r["backend"].as_str().unwrap().starts_with("wgpu: "), "{r}");
+    // Weights as stored (MXINT8: 8.25 bits per weight, plus descriptors and f32 biases): well under the
+    // 17,556 bytes an f32 copy of the three weight matrices and biases would take.
+    let on_device = r["device_weight_bytes"].as_u64().unwrap();
+    assert!(
+        on_device > 5_000 && on_device < 17_556,
+        "{on_device} bytes on the device"
+    );
+    // -v names the adapter on stderr; outputs equal the CPU's.
+    let rows: Vec<String> = (0..5)
+        .map(|i| {
+            (0..16)
+                .map(|k| format!("{:.3}", ((i * 16 + k) as f32 * 0.37).sin()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let csv = dir.path().join("x.csv");
+    let header = (0..16)
+        .map(|k| format!("f{k}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&csv, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    let outputs = |backend: &str| -> (Vec<f64>, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxrt"))
+            .args([
+                "run",
+                f,
+                "--input",
+                csv.to_str().unwrap(),
+                "--json",
+                "-v",
+                "--backend",
+                backend,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let values = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["outputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (values, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (cpu, cpu_err) = outputs("cpu");
+    let (gpu, gpu_err) = outputs("wgpu");
+    assert!(cpu_err.contains("backend: cpu ("), "{cpu_err}");
+    assert!(gpu_err.contains("backend: wgpu: "), "{gpu_err}");
+    assert_eq!(cpu.len(), 25);
+    for (a, b) in cpu.iter().zip(&gpu) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // No such adapter: one clear error, exit code 1, no panic.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxrt"))
+        .args([
+            "run",
+            f,
+            "--input",
+            csv.to_str().unwrap(),
+            "--backend",
+            "wgpu",
+        ])
+        .env("WGPU_ADAPTER_NAME", "no-such-adapter")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wgpu backend is unavailable: no adapter matches"),
+        "{err}"
+    );
+}

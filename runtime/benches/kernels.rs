@@ -77,6 +77,7 @@ fn act(encoding: Encoding) -> ActQuant {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn linear(
     bencher: Bencher,
     m: usize,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use mxrt_converter::prune::SplitMix64;
 use mxrt_format::ReadOptions;
-use mxrt_runtime::{Graph, Model, TokenBatch};
+use mxrt_runtime::{Graph, TokenBatch};
 use serde_json::json;
 
 use crate::fmt::outln;
@@ -36,8 +36,8 @@ pub struct Args {
     iterations: usize,
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    #[arg(long, default_value = "cpu")]
-    backend: String,
+    #[command(flatten)]
+    backend: crate::commands::run::BackendArgs,
     #[arg(long)]
     json: bool,
     /// For benchmark drivers that interleave runtimes (scripts/bench-peers.sh): after the warm-up, print one
@@ -60,8 +60,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    crate::commands::run::check_backend(&a.backend)?;
     if a.kernels {
+        if a.backend.backend != mxrt_runtime::BackendKind::Cpu {
+            bail!("--kernels measures the CPU kernels; leave out --backend");
+        }
         return kernels(&a);
     }
     let Some(model_path) = a.model.clone() else {
@@ -76,8 +78,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let threads = pool.current_num_threads();
     pool.install(|| -> Result<ExitCode> {
         let t0 = Instant::now();
-        let model = Model::open(&model_path, ReadOptions::default())?;
+        let model = a.backend.open(&model_path)?;
         let open_s = t0.elapsed().as_secs_f64();
+        let backend = model.backend_description();
         let ready_unix_s = unix_now();
         let mut rng = SplitMix64(7);
         let model = &model;
@@ -127,6 +130,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let (p50, p90, p99) = (percentile(&times, 0.5), percentile(&times, 0.9), percentile(&times, 0.99));
         let r = json!({
             "model": model_path.display().to_string(), "batch": a.batch, "seq": a.seq, "threads": threads, "isa": isa,
+            "backend": backend, "device_weight_bytes": model.device_bytes(),
             "open_ms": open_s * 1e3, "first_inference_ms": first_s * 1e3, "iterations": a.iterations,
             "ready_unix_s": ready_unix_s, "first_result_unix_s": first_result_unix_s,
             "peak_rss_bytes": crate::memory::rss().map(|r| r.0),
@@ -137,8 +141,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             outln!("{}", serde_json::to_string_pretty(&r)?)?;
         } else {
             outln!(
-                "{}: batch {} seq {} on {threads} threads ({}): open {:.1} ms, first inference {:.1} ms; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; {:.1} per second",
-                model_path.display(), a.batch, a.seq, isa, open_s * 1e3, first_s * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3, a.batch as f64 / p50
+                "{}: batch {} seq {} on {}: open {:.1} ms, first inference {:.1} ms; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; {:.1} per second",
+                model_path.display(), a.batch, a.seq, if a.backend.backend == mxrt_runtime::BackendKind::Cpu { format!("{threads} threads ({isa})") } else { backend.clone() }, open_s * 1e3, first_s * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3, a.batch as f64 / p50
             )?;
         }
         Ok(ExitCode::SUCCESS)

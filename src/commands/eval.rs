@@ -26,8 +26,9 @@ pub struct Args {
     /// is all-FP32 (weights and activations).
     #[arg(long)]
     reference: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
-    backend: String,
+    /// The backend of the evaluated model (the FP32 reference always runs on the CPU).
+    #[command(flatten)]
+    backend: crate::commands::run::BackendArgs,
     /// Only the memory report (no data needed): bytes per encoding against FP32, the ideal saving of each
     /// encoding beside this file's measured saving, and the tensors that explain the difference.
     #[arg(long)]
@@ -113,9 +114,8 @@ fn memory_table(model: &Model) -> (BTreeMap<String, u64>, u64, u64) {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    crate::commands::run::check_backend(&a.backend)?;
     let tmp = tempfile::tempdir()?;
-    let model = Model::open(&a.model, ReadOptions::default())?;
+    let model = a.backend.open(&a.model)?;
     if a.memory_only {
         let mut r = crate::memory_report::report(&model);
         r["model"] = json!(a.model.display().to_string());
@@ -153,6 +153,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             .display()
             .to_string()));
     result["isa"] = json!(model.isa());
+    result["backend"] = json!(model.backend_description());
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&result)?)?;
     } else {

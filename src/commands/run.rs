@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use mxrt_format::ReadOptions;
-use mxrt_runtime::{Graph, Model};
+use mxrt_runtime::{BackendKind, Graph, Model};
 use serde_json::json;
 
 use crate::fmt::outln;
@@ -23,9 +23,8 @@ pub struct Args {
     /// models; CSV or .npy rows of features for MLPs.
     #[arg(long, conflicts_with = "text")]
     input: Option<PathBuf>,
-    /// Backend: cpu (the only one in this build).
-    #[arg(long, default_value = "cpu")]
-    backend: String,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Truncate texts to this many tokens (default: the model's max_seq_length, else 512).
     #[arg(long)]
     max_length: Option<usize>,
@@ -40,18 +39,33 @@ pub struct Args {
     tokens: bool,
 }
 
-/// Refuses backends this build does not have, with the reason.
-pub fn check_backend(name: &str) -> Result<()> {
-    match name {
-        "cpu" => Ok(()),
-        "wgpu" | "cuda" => bail!("backend {name} is not available in this build yet (only cpu)"),
-        other => bail!("unknown backend {other:?} (cpu)"),
+/// `--backend` and `--verbose`, shared by `run`, `eval` and `bench`.
+#[derive(clap::Args, Clone)]
+pub struct BackendArgs {
+    /// Where the model runs: `cpu` (SIMD kernels chosen for this CPU), `wgpu` (WGSL compute shaders on any
+    /// Vulkan, Metal, DX12 or GL adapter; WGPU_ADAPTER_NAME=<substring> or WGPU_BACKEND=vulkan|gl|... choose
+    /// one), `cuda` (not implemented yet).
+    #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(BackendKind))]
+    pub backend: BackendKind,
+    /// Print the backend in use (CPU instruction set or GPU adapter) on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl BackendArgs {
+    /// Opens the model and moves it onto the backend (weights uploaded once, now).
+    pub fn open(&self, path: &std::path::Path) -> Result<Model> {
+        let mut model = Model::open(path, ReadOptions::default())?;
+        model.use_backend(self.backend)?;
+        if self.verbose {
+            eprintln!("backend: {}", model.backend_description());
+        }
+        Ok(model)
     }
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    check_backend(&a.backend)?;
-    let model = Model::open(&a.model, ReadOptions::default())?;
+    let model = a.backend.open(&a.model)?;
     match model.graph() {
         Graph::Bert(bert) => {
             let texts: Vec<String> = match &a.input {

@@ -65,22 +65,7 @@ impl Gpu {
     fn bare(options: &WgpuOptions) -> Result<Gpu> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter =
-            match pollster::block_on(wgpu::util::initialize_adapter_from_env(&instance, None)) {
-                Ok(a) => a,
-                Err(_) => {
-                    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-                        power_preference: wgpu::PowerPreference::HighPerformance,
-                        ..Default::default()
-                    }))
-                    .map_err(|e| {
-                        unavailable(format!(
-                    "no GPU adapter found ({e}); on Linux without a GPU, install Mesa's lavapipe \
-                     (apt-get install mesa-vulkan-drivers libvulkan1)"
-                ))
-                    })?
-                }
-            };
+        let adapter = choose_adapter(&instance)?;
         let info = adapter.get_info();
         let description = format!(
             "{} ({:?}, {:?}, {} {})",
@@ -221,6 +206,39 @@ impl Gpu {
     pub fn exec(&self) -> GpuExec<'_> {
         GpuExec::new(self)
     }
+}
+
+/// The adapter named by `WGPU_ADAPTER_NAME` (a case-insensitive substring), else the high-performance one.
+fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    const HINT: &str = "on Linux without a GPU, install Mesa's lavapipe (apt-get install \
+                        mesa-vulkan-drivers libvulkan1); WGPU_BACKEND=vulkan|metal|dx12|gl limits the search";
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| {
+                a.get_info()
+                    .name
+                    .to_lowercase()
+                    .contains(&wanted.to_lowercase())
+            })
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "no adapter matches WGPU_ADAPTER_NAME={wanted:?} (adapters: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            });
+    }
+    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .map_err(|e| unavailable(format!("no GPU adapter found ({e}); {HINT}")))
 }
 
 /// For each binary32 exponent field: the smallest bit pattern with that exponent whose binary32 logarithm
