@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+use crate::error::RuntimeError;
 use crate::model::Graph;
 
 /// A backend, as `--backend` names it.
@@ -51,6 +53,8 @@ pub(crate) enum Device {
     Cpu,
     #[cfg(feature = "wgpu")]
     Wgpu(Box<crate::gpu::Gpu>),
+    #[cfg(feature = "cuda")]
+    Cuda(Box<crate::cuda::Cuda>),
 }
 
 impl Device {
@@ -71,11 +75,21 @@ impl Device {
         }
     }
 
-    pub fn cuda() -> Result<Device> {
-        Err(RuntimeError::BackendUnavailable {
-            backend: "cuda",
-            reason: "the CUDA backend is not implemented yet".into(),
-        })
+    pub fn cuda(graph: &Graph, file: &[u8]) -> Result<Device> {
+        #[cfg(feature = "cuda")]
+        {
+            Ok(Device::Cuda(Box::new(crate::cuda::Cuda::new(
+                graph, file, None,
+            )?)))
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (graph, file);
+            Err(RuntimeError::BackendUnavailable {
+                backend: "cuda",
+                reason: "this build has no CUDA support (build with the `cuda` feature)".into(),
+            })
+        }
     }
 
     pub fn describe(&self, isa: &str) -> String {
@@ -83,6 +97,8 @@ impl Device {
             Device::Cpu => format!("cpu ({isa})"),
             #[cfg(feature = "wgpu")]
             Device::Wgpu(g) => format!("wgpu: {}", g.description),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(c) => format!("cuda: {}", c.description),
         }
     }
 
@@ -92,6 +108,31 @@ impl Device {
             Device::Cpu => 0,
             #[cfg(feature = "wgpu")]
             Device::Wgpu(g) => g.weight_bytes,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(c) => c.weight_bytes,
         }
+    }
+}
+
+/// The CUDA backend's MXINT8 GEMV bandwidth on a `rows × cols` weight against a device-to-device copy of the
+/// same bytes on device 0, measured in one run: (device description, GEMV GB/s, copy GB/s).
+pub fn cuda_gemv_bandwidth(
+    rows: usize,
+    cols: usize,
+    iterations: usize,
+) -> Result<(String, f64, f64)> {
+    #[cfg(feature = "cuda")]
+    {
+        let mut c = crate::cuda::Cuda::bare(None)?;
+        let (gemv, copy) = c.gemv_bandwidth(rows, cols, iterations)?;
+        Ok((c.description.clone(), gemv, copy))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (rows, cols, iterations);
+        Err(RuntimeError::BackendUnavailable {
+            backend: "cuda",
+            reason: "this build has no CUDA support (build with the `cuda` feature)".into(),
+        })
     }
 }

@@ -8,9 +8,17 @@ pub mod bert;
 pub mod cpu;
 mod cpu_backend;
 mod device;
+#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
+mod device_tests;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod device_weights;
 mod error;
 #[cfg(feature = "wgpu")]
 mod gpu;
+// Kernel launches and device allocations are the unsafe operations here; each block says why it holds.
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+mod cuda;
 mod graph;
 mod mapped;
 pub mod mlp;
@@ -21,7 +29,7 @@ pub mod weights;
 
 pub use backend::{Activation, Backend};
 pub use bert::{BertOutput, TokenBatch};
-pub use device::{BackendKind, WgpuOptions};
+pub use device::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
 pub use error::{Result, RuntimeError};
 pub use mapped::{MappedFile, OpenError};
 pub use model::{Graph, Model};

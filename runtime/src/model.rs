@@ -130,7 +130,7 @@ impl Model {
         match kind {
             BackendKind::Cpu => self.device = Device::Cpu,
             BackendKind::Wgpu => return self.use_wgpu(&WgpuOptions::default()),
-            BackendKind::Cuda => self.device = Device::cuda()?,
+            BackendKind::Cuda => self.device = Device::cuda(&self.graph, self.file.bytes())?,
         }
         Ok(())
     }
@@ -164,6 +164,8 @@ impl Model {
                 Device::Cpu => b.forward(&self.cpu_exec(), batch, keep_hidden),
                 #[cfg(feature = "wgpu")]
                 Device::Wgpu(g) => b.forward(&g.exec(), batch, keep_hidden),
+                #[cfg(feature = "cuda")]
+                Device::Cuda(c) => b.forward(&c.exec(), batch, keep_hidden),
             },
             Graph::Mlp(_) => Err(RuntimeError::Input(
                 "this model is an MLP: it takes features, not text".into(),
@@ -177,6 +179,8 @@ impl Model {
                 Device::Cpu => m.forward(&self.cpu_exec(), x, rows),
                 #[cfg(feature = "wgpu")]
                 Device::Wgpu(g) => m.forward(&g.exec(), x, rows),
+                #[cfg(feature = "cuda")]
+                Device::Cuda(c) => m.forward(&c.exec(), x, rows),
             },
             Graph::Bert(_) => Err(RuntimeError::Input(
                 "this model is a BERT encoder: it takes text, not features".into(),

@@ -61,8 +61,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     if a.kernels {
-        if a.backend.backend != mxrt_runtime::BackendKind::Cpu {
-            bail!("--kernels measures the CPU kernels; leave out --backend");
+        match a.backend.backend {
+            mxrt_runtime::BackendKind::Cpu => {}
+            mxrt_runtime::BackendKind::Cuda => return cuda_bandwidth(&a),
+            mxrt_runtime::BackendKind::Wgpu => {
+                bail!("--kernels measures the CPU kernels, or the CUDA GEMV with --backend cuda")
+            }
         }
         return kernels(&a);
     }
@@ -170,6 +174,27 @@ fn serve(
         infer()?;
         writeln!(out, "{:.6}", t.elapsed().as_secs_f64() * 1e3)?;
         out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--kernels --backend cuda`: the MXINT8 GEMV's bandwidth against a device-to-device copy of the same bytes,
+/// in one run (a GEMV at batch 1 reads each stored byte once: it cannot beat the copy).
+fn cuda_bandwidth(a: &Args) -> Result<ExitCode> {
+    let (rows, cols) = (16384usize, 16384usize);
+    let (device, gemv, copy) = mxrt_runtime::cuda_gemv_bandwidth(rows, cols, a.iterations.max(10))?;
+    let r = json!({
+        "backend": format!("cuda: {device}"), "kernel": "gemv_mxint8", "rows": rows, "cols": cols,
+        "stored_bytes": rows * cols.div_ceil(32) * 33, "gemv_gb_per_s": gemv, "copy_gb_per_s": copy,
+        "fraction_of_copy": gemv / copy,
+    });
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
+    } else {
+        outln!(
+            "cuda: {device}\nMXINT8 GEMV {rows}x{cols} (batch 1): {gemv:.0} GB/s; device copy {copy:.0} GB/s; {:.0} % of copy",
+            100.0 * gemv / copy
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,6 @@ use wgpu::{Buffer, Device, Queue};
 
 use crate::device::WgpuOptions;
 use crate::error::{Result, RuntimeError};
-use crate::graph::Linear;
 use crate::model::Graph;
 use crate::weights::TensorRef;
 
@@ -122,45 +121,11 @@ impl Gpu {
     }
 
     fn upload_graph(&mut self, graph: &Graph, file: &[u8]) -> Result<()> {
-        let mut linears: Vec<&Linear> = Vec::new();
-        match graph {
-            Graph::Bert(b) => {
-                let e = &b.embeddings;
-                for t in [&e.word, &e.position, &e.token_type] {
-                    self.weight(t, file)?;
-                }
-                self.norm(&e.norm.name, &e.norm.gamma, &e.norm.beta);
-                for l in &b.layers {
-                    linears.extend([
-                        &l.query,
-                        &l.key,
-                        &l.value,
-                        &l.attention_output,
-                        &l.intermediate,
-                        &l.output,
-                    ]);
-                    for n in [&l.attention_norm, &l.output_norm] {
-                        self.norm(&n.name, &n.gamma, &n.beta);
-                    }
-                }
-                linears.extend(b.pooler.iter().chain(b.classifier.iter()));
-            }
-            Graph::Mlp(m) => {
-                for op in &m.ops {
-                    match op {
-                        crate::mlp::Op::Linear(l) => linears.push(l),
-                        crate::mlp::Op::Affine(a) => {
-                            self.vector(&format!("{}#scale", a.name), &a.scale);
-                            self.vector(&format!("{}#shift", a.name), &a.shift);
-                        }
-                        _ => {}
-                    }
-                }
-            }
+        for (name, values) in crate::device_weights::graph_vectors(graph) {
+            self.vector(&name, values)?;
         }
-        for l in linears {
-            self.weight(&l.weight, file)?;
-            self.vector(&format!("{}#bias", l.name), &l.bias);
+        for t in crate::device_weights::graph_weights(graph) {
+            self.weight(t, file)?;
         }
         Ok(())
     }
@@ -181,15 +146,17 @@ impl Gpu {
         Ok(())
     }
 
-    fn norm(&mut self, name: &str, gamma: &[f32], beta: &[f32]) {
-        self.vector(&format!("{name}#gamma"), gamma);
-        self.vector(&format!("{name}#beta"), beta);
+    #[cfg(test)]
+    fn norm(&mut self, name: &str, gamma: &[f32], beta: &[f32]) -> Result<()> {
+        self.vector(&format!("{name}#gamma"), gamma)?;
+        self.vector(&format!("{name}#beta"), beta)
     }
 
-    fn vector(&mut self, key: &str, values: &[f32]) {
+    fn vector(&mut self, key: &str, values: &[f32]) -> Result<()> {
         self.weight_bytes += (values.len() * 4) as u64;
         let buffer = f32_buffer(&self.device, values, key);
         self.vectors.insert(key.to_string(), buffer);
+        Ok(())
     }
 
     fn check_error(&self) -> Result<()> {
@@ -241,29 +208,8 @@ fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
     .map_err(|e| unavailable(format!("no GPU adapter found ({e}); {HINT}")))
 }
 
-/// For each binary32 exponent field: the smallest bit pattern with that exponent whose binary32 logarithm
-/// (`mxrt_format::mx::floor_log2f`) rounds up to the next integer, or `u32::MAX` where none does. With it the
-/// shaders compute `floor(log2f(x))` exactly as the reference (and the CPU) do, without a device `log2`.
+/// The table of `device_weights::log2_round_up_table` as a storage buffer.
 fn log2_round_up_table(device: &Device) -> Buffer {
-    let mut table = vec![u32::MAX; 256];
-    for (e, slot) in table.iter_mut().enumerate().take(255).skip(1) {
-        let base = (e as u32) << 23;
-        let next = (e as f32) - 127.0 + 1.0;
-        let rounds_up = |m: u32| mxrt_format::mx::floor_log2f(f32::from_bits(base | m)) >= next;
-        if !rounds_up((1 << 23) - 1) {
-            continue;
-        }
-        let (mut lo, mut hi) = (0u32, (1 << 23) - 1);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if rounds_up(mid) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        *slot = base | lo;
-    }
-    let bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes = crate::device_weights::word_bytes(&crate::device_weights::log2_round_up_table());
     padded_init(device, &bytes, "log2 round-up table")
 }

@@ -1,0 +1,281 @@
+//! How a weight goes onto a GPU, for every device backend: split into chunks of whole rows that fit the
+//! device's buffer limit, and for each chunk the byte ranges of its planes in the mapped file plus the
+//! descriptor the kernels decode it with (`shaders/weights.wgsl`, `kernels/common.cuh`). Nothing here copies
+//! or converts weights: backends upload the planes' bytes as they are.
+
+use mxrt_format::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_SCALES};
+use mxrt_format::{Encoding, MxElem};
+
+use crate::error::{Result, RuntimeError};
+use crate::graph::Linear;
+use crate::model::Graph;
+use crate::weights::TensorRef;
+
+/// Words of the descriptor header before the 256-entry code table.
+const HEADER_WORDS: usize = 12;
+
+/// One chunk of rows `row0 .. row0 + rows`.
+pub(crate) struct ChunkPlan<'a> {
+    pub row0: u32,
+    pub rows: u32,
+    /// The element plane from the 32-bit word holding the chunk's first code to its last code (the kernels
+    /// read whole words: backends pad it with zeros to `element_words` words, one more than it needs, since
+    /// a code may straddle into the next word).
+    pub elements: &'a [u8],
+    pub element_words: u64,
+    /// MX scale bytes of the chunk's rows (empty otherwise).
+    pub scales: &'a [u8],
+    /// Sparse masks of the chunk's rows (u32 little-endian words; empty when dense).
+    pub masks: &'a [u8],
+    /// Sparse row offsets relative to the chunk's first stored code (`rows + 1` entries; empty when dense).
+    pub offsets: Vec<u32>,
+    /// The descriptor: header words, then the MX code table as f32 bits.
+    pub desc: Vec<u32>,
+}
+
+/// A weight's chunks.
+pub(crate) struct WeightPlan<'a> {
+    pub rows: usize,
+    pub cols: usize,
+    /// Dense MXINT8: the integer kernels read its codes as words.
+    pub mxint8_dense: bool,
+    pub chunks: Vec<ChunkPlan<'a>>,
+}
+
+fn refuse(backend: &'static str, t: &TensorRef, reason: String) -> RuntimeError {
+    RuntimeError::Backend {
+        backend,
+        reason: format!("tensor {:?}: {reason}", t.name),
+    }
+}
+
+/// Chunks of at most `max_chunk` element bytes (whole rows; an error when one row is larger).
+pub(crate) fn plan<'a>(
+    backend: &'static str,
+    t: &TensorRef,
+    file: &'a [u8],
+    max_chunk: u64,
+) -> Result<WeightPlan<'a>> {
+    let (rows, cols) = (t.terms.rows, t.terms.cols);
+    let bits = u64::from(t.encoding.element_bits());
+    let bpr = t.terms.blocks_per_row;
+    let stride = t.terms.dense_row_stride(t.encoding);
+    let u32_of = |v: u64| {
+        u32::try_from(v).map_err(|_| {
+            refuse(
+                backend,
+                t,
+                "dimensions exceed the kernels' 32-bit indices".into(),
+            )
+        })
+    };
+    let (kind, frac_scale) = match t.encoding {
+        Encoding::F32 => (0u32, 1.0f32),
+        Encoding::F16 => (1, 1.0),
+        Encoding::Bf16 => (2, 1.0),
+        Encoding::Mx(_) => (3, 1.0),
+        Encoding::Fixed { frac, .. } => (4, 2f64.powi(-i32::from(frac)) as f32),
+        Encoding::Raw(_) => return Err(refuse(backend, t, "raw tensors are not weights".into())),
+    };
+    let offset_plane = t.plane(file, PLANE_ROW_OFFSETS);
+    let row_offset = |r: u64| -> u64 {
+        let at = (r * 8) as usize;
+        offset_plane
+            .get(at..at + 8)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    // First element code of row r in the element plane.
+    let first_code = |r: u64| if t.sparse { row_offset(r) } else { r * stride };
+    let chunk_bytes = |r0: u64, r1: u64| (first_code(r1) - first_code(r0)) * bits / 8 + 8;
+    let mut bounds = vec![0u64];
+    let mut r0 = 0u64;
+    while r0 < rows {
+        if chunk_bytes(r0, r0 + 1) > max_chunk {
+            return Err(refuse(
+                backend,
+                t,
+                format!("one row is larger than the device's buffer limit of {max_chunk} bytes"),
+            ));
+        }
+        // The last row end that still fits (chunk_bytes grows with r1).
+        let (mut lo, mut hi) = (r0 + 1, rows);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if chunk_bytes(r0, mid) <= max_chunk {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        bounds.push(lo);
+        r0 = lo;
+    }
+    let table: Vec<f32> = match t.encoding {
+        Encoding::Mx(e) => mxrt_format::mx::code_table(e),
+        _ => Vec::new(),
+    };
+    let (elements, scales, masks) = (
+        t.plane(file, PLANE_ELEMENTS),
+        t.plane(file, PLANE_SCALES),
+        t.plane(file, PLANE_MASKS),
+    );
+    let mut chunks = Vec::with_capacity(bounds.len() - 1);
+    for w in bounds.windows(2) {
+        let (r0, r1) = (w[0], w[1]);
+        let (start_bit, end_bit) = (first_code(r0) * bits, first_code(r1) * bits);
+        let word0 = start_bit / 32;
+        let element_words = end_bit.div_ceil(32) - word0 + 1;
+        let from = ((word0 * 4) as usize).min(elements.len());
+        let to = (((word0 + element_words) * 4) as usize).min(elements.len());
+        let mut desc = vec![
+            kind,
+            bits as u32,
+            u32_of(cols)?,
+            u32_of(stride)?,
+            u32_of(bpr)?,
+            u32_of(r1 - r0)?,
+            u32_of(r0)?,
+            (start_bit % 32) as u32,
+            frac_scale.to_bits(),
+            u32::from(t.sparse),
+            0,
+            0,
+        ];
+        debug_assert_eq!(desc.len(), HEADER_WORDS);
+        desc.extend((0..256).map(|c| table.get(c).copied().unwrap_or(0.0).to_bits()));
+        let block_range =
+            |per_block: u64| (r0 * bpr * per_block) as usize..(r1 * bpr * per_block) as usize;
+        chunks.push(ChunkPlan {
+            row0: u32_of(r0)?,
+            rows: u32_of(r1 - r0)?,
+            elements: &elements[from..to],
+            element_words,
+            scales: if matches!(t.encoding, Encoding::Mx(_)) {
+                &scales[block_range(1)]
+            } else {
+                &[]
+            },
+            masks: if t.sparse {
+                &masks[block_range(4)]
+            } else {
+                &[]
+            },
+            offsets: if t.sparse {
+                (r0..=r1)
+                    .map(|r| u32_of(row_offset(r) - row_offset(r0)))
+                    .collect::<Result<_>>()?
+            } else {
+                Vec::new()
+            },
+            desc,
+        });
+    }
+    Ok(WeightPlan {
+        rows: rows as usize,
+        cols: cols as usize,
+        mxint8_dense: t.encoding == Encoding::Mx(MxElem::Int8) && !t.sparse,
+        chunks,
+    })
+}
+
+/// Little-endian bytes of u32 words.
+pub(crate) fn word_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// The weight matrices and embedding tables a graph reads, each once.
+pub(crate) fn graph_weights(graph: &Graph) -> Vec<&TensorRef> {
+    let mut out: Vec<&TensorRef> = Vec::new();
+    if let Graph::Bert(b) = graph {
+        let e = &b.embeddings;
+        out.extend([&e.word, &e.position, &e.token_type]);
+    }
+    out.extend(graph_linears(graph).into_iter().map(|l| &l.weight));
+    out
+}
+
+/// The small f32 parameters a graph reads, by the names the device backends look them up with:
+/// `{layer}#bias`, `{norm}#gamma` / `#beta`, `{affine}#scale` / `#shift`.
+pub(crate) fn graph_vectors(graph: &Graph) -> Vec<(String, &[f32])> {
+    let mut out: Vec<(String, &[f32])> = Vec::new();
+    match graph {
+        Graph::Bert(b) => {
+            let norms = std::iter::once(&b.embeddings.norm).chain(
+                b.layers
+                    .iter()
+                    .flat_map(|l| [&l.attention_norm, &l.output_norm]),
+            );
+            for n in norms {
+                out.push((format!("{}#gamma", n.name), &n.gamma));
+                out.push((format!("{}#beta", n.name), &n.beta));
+            }
+        }
+        Graph::Mlp(m) => {
+            for op in &m.ops {
+                if let crate::mlp::Op::Affine(a) = op {
+                    out.push((format!("{}#scale", a.name), &a.scale));
+                    out.push((format!("{}#shift", a.name), &a.shift));
+                }
+            }
+        }
+    }
+    for l in graph_linears(graph) {
+        out.push((format!("{}#bias", l.name), &l.bias));
+    }
+    out
+}
+
+fn graph_linears(graph: &Graph) -> Vec<&Linear> {
+    match graph {
+        Graph::Bert(b) => b
+            .layers
+            .iter()
+            .flat_map(|l| {
+                [
+                    &l.query,
+                    &l.key,
+                    &l.value,
+                    &l.attention_output,
+                    &l.intermediate,
+                    &l.output,
+                ]
+            })
+            .chain(b.pooler.iter())
+            .chain(b.classifier.iter())
+            .collect(),
+        Graph::Mlp(m) => m
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                crate::mlp::Op::Linear(l) => Some(l),
+                _ => None,
+            })
+            .collect(),
+    }
+}
+
+/// For each binary32 exponent field: the smallest bit pattern with that exponent whose binary32 logarithm
+/// (`mxrt_format::mx::floor_log2f`) rounds up to the next integer, or `u32::MAX` where none does. With it the
+/// kernels compute `floor(log2f(x))` exactly as the reference (and the CPU) do, without a device `log2`.
+pub(crate) fn log2_round_up_table() -> Vec<u32> {
+    let mut table = vec![u32::MAX; 256];
+    for (e, slot) in table.iter_mut().enumerate().take(255).skip(1) {
+        let base = (e as u32) << 23;
+        let next = (e as f32) - 127.0 + 1.0;
+        let rounds_up = |m: u32| mxrt_format::mx::floor_log2f(f32::from_bits(base | m)) >= next;
+        if !rounds_up((1 << 23) - 1) {
+            continue;
+        }
+        let (mut lo, mut hi) = (0u32, (1 << 23) - 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if rounds_up(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        *slot = base | lo;
+    }
+    table
+}
