@@ -490,14 +490,15 @@ macro_rules! device_tests {
                 (Encoding::Fixed { width: 5, frac: 3 }, SparsePolicy::Never),
                 (Encoding::F16, SparsePolicy::Always),
             ] {
-                for chunk in [None, Some(300u64)] {
+                let (vocab, positions, types, h) = (
+                    rng.gen_range(2..60),
+                    rng.gen_range(20..40),
+                    2,
+                    rng.gen_range(1..100),
+                );
+                // Whole tables, and chunks of two f32 rows (more rows of narrower encodings).
+                for chunk in [None, Some(2 * (4 * h as u64 + 8))] {
                     let Some(mut gpu) = device(chunk) else { return };
-                    let (vocab, positions, types, h) = (
-                        rng.gen_range(2..60),
-                        rng.gen_range(20..40),
-                        2,
-                        rng.gen_range(1..100),
-                    );
                     let table = |rng: &mut StdRng, name: &str, rows: usize| {
                         let v = random_values(rng, rows * h, 0.3, 1.0);
                         encode_f32(

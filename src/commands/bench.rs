@@ -19,7 +19,8 @@ pub struct Args {
     #[arg(required_unless_present = "kernels")]
     model: Option<PathBuf>,
     /// Benchmark the linear kernels alone (f32, MXINT8 weights, MXINT8 x MXINT8) on a [batch*seq, 384] x
-    /// [1536, 384] product, in GFLOP/s or GOP/s against this machine's peaks.
+    /// [1536, 384] product, in GFLOP/s or GOP/s against this machine's peaks. With --backend cuda: the
+    /// MXINT8 GEMV's bandwidth on a 16384 x 16384 weight against a device-to-device copy, in one run.
     #[arg(long)]
     kernels: bool,
     /// Sequences (BERT) or feature rows (MLP) per inference.
