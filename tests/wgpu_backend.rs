@@ -17,7 +17,9 @@ use mxrt_runtime::{Model, TokenBatch, WgpuOptions};
 
 fn skipped() -> bool {
     if std::env::var_os("MXRT_SKIP_WGPU").is_some() {
-        eprintln!("skipped: MXRT_SKIP_WGPU is set");
+        // Straight to stderr: `cargo test` captures eprintln! of passing tests, and a skip must show.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "skipped: MXRT_SKIP_WGPU is set");
         return true;
     }
     false

@@ -19,6 +19,13 @@ pub(crate) static REFERENCE: std::sync::LazyLock<Cpu> = std::sync::LazyLock::new
     kernels: Kernels::reference(),
 });
 
+/// Says that a test was skipped, straight to the process's stderr: `cargo test` captures `println!` of passing
+/// tests, and a skip must show in CI logs, never pass silently.
+pub(crate) fn say_skipped(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
 pub(crate) fn rng() -> StdRng {
     let s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,7 +9,7 @@ fn device(max_chunk_bytes: Option<u64>) -> Option<Cuda> {
     match Cuda::bare(max_chunk_bytes) {
         Ok(c) => Some(c),
         Err(crate::RuntimeError::BackendUnavailable { reason, .. }) => {
-            println!("skipped: no CUDA device ({reason})");
+            crate::device_tests::say_skipped(&format!("skipped: no CUDA device ({reason})"));
             None
         }
         Err(e) => panic!("{e}"),
@@ -21,7 +21,9 @@ crate::device_tests!();
 #[test]
 fn kernels_compile_with_nvrtc() {
     if !super::libraries_present().1 {
-        println!("skipped: no NVRTC library (libnvrtc.so.12) to compile the kernels with");
+        crate::device_tests::say_skipped(
+            "skipped: no NVRTC library (libnvrtc.so.12) to compile the kernels with",
+        );
         return;
     }
     for arch in ["compute_80", "compute_90"] {

@@ -7,7 +7,7 @@ use crate::device::WgpuOptions;
 
 fn device(max_chunk_bytes: Option<u64>) -> Option<Gpu> {
     if std::env::var_os("MXRT_SKIP_WGPU").is_some() {
-        println!("skipped: MXRT_SKIP_WGPU is set");
+        crate::device_tests::say_skipped("skipped: MXRT_SKIP_WGPU is set");
         return None;
     }
     Some(Gpu::bare(&WgpuOptions { max_chunk_bytes }).unwrap_or_else(|e| panic!("{e}")))
