@@ -1,6 +1,7 @@
 // y = x · Wᵀ + b for any weight encoding, dense or sparse (weights.wgsl decodes in place).
-// Tiles: 16 activation rows × 16 weight rows per workgroup, the reduction in steps of one 32-wide block, both
-// operand tiles staged in workgroup memory; each weight element is decoded once per workgroup.
+// `main` (many activation rows): 16 activation rows × 16 weight rows per workgroup, the reduction in steps of
+// one 32-wide block, both operand tiles staged in workgroup memory; each weight element is decoded once per
+// workgroup. `gemv` (at most 4 activation rows): one workgroup of 64 per weight row, the row read once.
 
 struct Params {
     // activation rows, reduction length, output row stride, first output column (= the chunk's first row)
@@ -9,7 +10,8 @@ struct Params {
     n_out: u32,
     col0: u32,
     has_bias: u32,
-    _pad0: u32,
+    // gemv: workgroups per row of the dispatch grid
+    grid_width: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -79,5 +81,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             b = bias[col];
         }
         out[i * p.n_out + col] = acc + b;
+    }
+}
+
+var<workgroup> partial: array<vec4<f32>, 64>;
+
+@compute @workgroup_size(64)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wg.x + wg.y * p.grid_width;
+    if (r >= wd.rows) {
+        return;
+    }
+    let t = lid.x;
+    var acc = vec4<f32>(0.0);
+    for (var c = t; c < p.k; c += 64u) {
+        let w = w_at(r, c);
+        for (var i = 0u; i < p.m; i++) {
+            acc[i] += w * x[i * p.k + c];
+        }
+    }
+    partial[t] = acc;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            partial[t] += partial[t + s];
+        }
+        workgroupBarrier();
+    }
+    if (t < p.m) {
+        let col = p.col0 + r;
+        var b = 0.0;
+        if (p.has_bias != 0u) {
+            b = bias[col];
+        }
+        out[t * p.n_out + col] = partial[0][t] + b;
     }
 }

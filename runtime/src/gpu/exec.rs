@@ -20,6 +20,8 @@ use crate::quant::ActQuant;
 
 /// Largest sequence attention.wgsl holds in workgroup memory.
 const MAX_SEQ: usize = 1024;
+/// At most this many activation rows go through linear.wgsl's `gemv` instead of its tiles.
+const GEMV_ROWS: usize = 4;
 /// Largest workgroup count in one grid dimension.
 const MAX_GROUPS: u32 = 65535;
 
@@ -296,10 +298,27 @@ impl<'a> GpuExec<'a> {
     /// The matmul of an already quantized (or f32) input against every chunk of `w`.
     fn matmul(&self, x: &GpuTensor, rows: usize, w: &GpuWeight, bias: &Buffer, out: &GpuTensor) {
         for c in &w.chunks {
-            let params = [rows as u32, w.cols as u32, w.rows as u32, c.row0, 1];
-            let groups = (c.rows.div_ceil(16), rows.div_ceil(16) as u32);
+            // Few activation rows: a workgroup per weight row (tiles would leave most invocations idle).
+            let gemv = rows <= GEMV_ROWS;
+            let groups = if gemv {
+                grid(c.rows as usize)
+            } else {
+                (c.rows.div_ceil(16), rows.div_ceil(16) as u32)
+            };
+            let params = [
+                rows as u32,
+                w.cols as u32,
+                w.rows as u32,
+                c.row0,
+                1,
+                groups.0,
+            ];
             self.dispatch(
-                &self.gpu.pipelines.linear,
+                if gemv {
+                    &self.gpu.pipelines.gemv
+                } else {
+                    &self.gpu.pipelines.linear
+                },
                 &params,
                 &[
                     &c.desc,

@@ -49,6 +49,7 @@ pub(crate) struct Pipeline {
 
 pub(crate) struct Pipelines {
     pub linear: Pipeline,
+    pub gemv: Pipeline,
     pub linear_mxint8: Pipeline,
     pub fake_quant: Pipeline,
     pub mxint8_codes: Pipeline,
@@ -96,6 +97,11 @@ impl Pipelines {
             all
         };
         Pipelines {
+            gemv: make(
+                &linear,
+                "gemv",
+                &with_weights(&[(6, Read), (7, Read), (8, Write)]),
+            ),
             linear: make(
                 &linear,
                 "main",
