@@ -57,7 +57,7 @@ extern "C" __global__ void gemv_mxint8(const WeightDesc* desc, const u32* elemen
                                        const float* x, const float* bias, float* out, u32 m, u32 k,
                                        u32 n_out) {
     const u32 lane = threadIdx.x & 31u;
-    const u32 r = blockIdx.x * (blockDim.x / 32u) + threadIdx.x / 32u;
+    const u32 r = grid_index() * (blockDim.x / 32u) + threadIdx.x / 32u;
     if (r >= desc->rows) return;
     const u32 bpr = desc->blocks_per_row;
     const u32 words = bpr * 8u;
