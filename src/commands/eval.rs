@@ -166,12 +166,12 @@ fn print_text(r: &Value) -> std::io::Result<()> {
     let pct = |v: &Value| v.as_f64().map(|x| format!("{:.2} %", 100.0 * x));
     let num = |v: &Value| v.as_f64().map(|x| format!("{x:.4}"));
     outln!(
-        "{} ({} examples, task {}, reference: {}, kernels {})",
+        "{} ({} examples, task {}, reference: {}, backend {})",
         r["model"].as_str().unwrap_or(""),
         r["examples"],
         r["task"].as_str().unwrap_or(""),
         r["reference"].as_str().unwrap_or(""),
-        r["isa"].as_str().unwrap_or("")
+        r["backend"].as_str().unwrap_or("")
     )?;
     if let Some(n) = r["note"].as_str() {
         outln!("note: {n}")?;
