@@ -105,7 +105,11 @@ impl Gpu {
             queue,
             description: format!(
                 "{description}; dot4I8Packed: {}",
-                if native_dot4 { "native" } else { "polyfill" }
+                if native_dot4 {
+                    "WGSL built-in"
+                } else {
+                    "polyfill"
+                }
             ),
             pipelines,
             weights: HashMap::new(),
