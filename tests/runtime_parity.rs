@@ -4,22 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::*;
 use mxrt_format::ReadOptions;
-use mxrt_runtime::{Model, TokenBatch};
-
-fn sst2_batch(r: &BTreeMap<String, (Vec<usize>, Vec<f64>)>) -> TokenBatch {
-    let (shape, ids) = &r["input_ids"];
-    TokenBatch {
-        batch: shape[0],
-        seq: shape[1],
-        ids: ids.iter().map(|&v| v as u32).collect(),
-        type_ids: r["token_type_ids"].1.iter().map(|&v| v as u32).collect(),
-        mask: r["attention_mask"].1.iter().map(|&v| v as u8).collect(),
-    }
-}
+use mxrt_runtime::Model;
 
 fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     a.iter()

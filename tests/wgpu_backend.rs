@@ -42,15 +42,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn sst2_batch() -> TokenBatch {
-    let r = reference_tensors("minilm-sst2-dev16.safetensors");
-    let (shape, ids) = &r["input_ids"];
-    TokenBatch {
-        batch: shape[0],
-        seq: shape[1],
-        ids: ids.iter().map(|&v| v as u32).collect(),
-        type_ids: r["token_type_ids"].1.iter().map(|&v| v as u32).collect(),
-        mask: r["attention_mask"].1.iter().map(|&v| v as u8).collect(),
-    }
+    common::sst2_batch(&reference_tensors("minilm-sst2-dev16.safetensors"))
 }
 
 fn minilm_parity(args: &[&str], options: &WgpuOptions) -> f32 {

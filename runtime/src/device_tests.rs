@@ -174,7 +174,7 @@ macro_rules! device_tests {
                                 act: a,
                             };
                             gpu.weight(&layer.weight, &bytes).unwrap();
-                            gpu.vector(&format!("l{case}#bias"), &layer.bias).unwrap();
+                            gpu.vector(&$crate::device_weights::bias_key(&layer), &layer.bias).unwrap();
                             let x = random_values(&mut rng, m * k, 0.05, 3.0);
                             let cpu = CpuExec {
                                 cpu: &*REFERENCE,
@@ -304,7 +304,7 @@ macro_rules! device_tests {
                     gamma: random_values(&mut rng, cols, 0.0, 2.0),
                     beta: random_values(&mut rng, cols, 0.0, 1.0),
                 };
-                gpu.norm(&norm.name, &norm.gamma, &norm.beta).unwrap();
+                gpu.norm(&norm).unwrap();
                 let x = random_values(&mut rng, rows * cols, 0.0, 5.0);
                 let r = random_values(&mut rng, rows * cols, 0.0, 5.0);
                 let cpu = CpuExec {
@@ -422,8 +422,9 @@ macro_rules! device_tests {
                 scale: random_values(&mut rng, width, 0.0, 2.0),
                 shift: random_values(&mut rng, width, 0.0, 2.0),
             };
-            gpu.vector("bn#scale", &a.scale).unwrap();
-            gpu.vector("bn#shift", &a.shift).unwrap();
+            let (scale, shift) = $crate::device_weights::affine_keys(&a);
+            gpu.vector(&scale, &a.scale).unwrap();
+            gpu.vector(&shift, &a.shift).unwrap();
             let exec = gpu.exec();
             let want = cpu.affine(x.clone(), width, &a).unwrap();
             let got = exec
@@ -536,7 +537,7 @@ macro_rules! device_tests {
                     for t in [&e.word, &e.position, &e.token_type] {
                         gpu.weight(t, &bytes).unwrap();
                     }
-                    gpu.norm("ln", &e.norm.gamma, &e.norm.beta).unwrap();
+                    gpu.norm(&e.norm).unwrap();
                     let (batch, seq) = (rng.gen_range(1..4), rng.gen_range(1..20));
                     let n = batch * seq;
                     let tokens = TokenBatch {

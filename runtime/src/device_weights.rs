@@ -7,8 +7,9 @@ use mxrt_format::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_
 use mxrt_format::{Encoding, MxElem};
 
 use crate::error::{Result, RuntimeError};
-use crate::graph::Linear;
+use crate::graph::{Affine, Linear, Norm};
 use crate::model::Graph;
+use crate::quant::ActQuant;
 use crate::weights::TensorRef;
 
 /// Words of the descriptor header before the 256-entry code table.
@@ -194,8 +195,18 @@ pub(crate) fn graph_weights(graph: &Graph) -> Vec<&TensorRef> {
     out
 }
 
-/// The small f32 parameters a graph reads, by the names the device backends look them up with:
-/// `{layer}#bias`, `{norm}#gamma` / `#beta`, `{affine}#scale` / `#shift`.
+/// Names of the small f32 parameters on a device (the only place that spells them).
+pub(crate) fn bias_key(l: &Linear) -> String {
+    format!("{}#bias", l.name)
+}
+pub(crate) fn norm_keys(n: &Norm) -> (String, String) {
+    (format!("{}#gamma", n.name), format!("{}#beta", n.name))
+}
+pub(crate) fn affine_keys(a: &Affine) -> (String, String) {
+    (format!("{}#scale", a.name), format!("{}#shift", a.name))
+}
+
+/// The small f32 parameters a graph reads, under the keys above.
 pub(crate) fn graph_vectors(graph: &Graph) -> Vec<(String, &[f32])> {
     let mut out: Vec<(String, &[f32])> = Vec::new();
     match graph {
@@ -206,21 +217,23 @@ pub(crate) fn graph_vectors(graph: &Graph) -> Vec<(String, &[f32])> {
                     .flat_map(|l| [&l.attention_norm, &l.output_norm]),
             );
             for n in norms {
-                out.push((format!("{}#gamma", n.name), &n.gamma));
-                out.push((format!("{}#beta", n.name), &n.beta));
+                let (gamma, beta) = norm_keys(n);
+                out.push((gamma, &n.gamma));
+                out.push((beta, &n.beta));
             }
         }
         Graph::Mlp(m) => {
             for op in &m.ops {
                 if let crate::mlp::Op::Affine(a) = op {
-                    out.push((format!("{}#scale", a.name), &a.scale));
-                    out.push((format!("{}#shift", a.name), &a.shift));
+                    let (scale, shift) = affine_keys(a);
+                    out.push((scale, &a.scale));
+                    out.push((shift, &a.shift));
                 }
             }
         }
     }
     for l in graph_linears(graph) {
-        out.push((format!("{}#bias", l.name), &l.bias));
+        out.push((bias_key(l), &l.bias));
     }
     out
 }
@@ -278,4 +291,85 @@ pub(crate) fn log2_round_up_table() -> Vec<u32> {
         *slot = base | lo;
     }
     table
+}
+
+/// The activation quantizer's parameters, laid out as `QuantParams` in kernels/quantize.cu and the first 13
+/// words of `Params` in shaders/quantize.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct QuantParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub blocks_per_row: u32,
+    /// 0: MX, 1: fixed point
+    pub mode: u32,
+    pub ebits: u32,
+    pub mbits: u32,
+    pub emax: i32,
+    /// 1: round half to even
+    pub even: u32,
+    pub max_norm: f32,
+    pub frac_up: f32,
+    pub frac_down: f32,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl QuantParams {
+    /// Parameters for quantizing `rows × cols` activations as `act` says; an error for encodings that are
+    /// not activation quantizers (`backend` names the caller).
+    pub fn new(
+        backend: &'static str,
+        rows: usize,
+        cols: usize,
+        act: ActQuant,
+    ) -> Result<QuantParams> {
+        let mut p = QuantParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            blocks_per_row: cols.div_ceil(32) as u32,
+            even: u32::from(act.rounding == mxrt_format::Rounding::Even),
+            ..Default::default()
+        };
+        match act.encoding {
+            Encoding::Mx(elem) => {
+                let e = mxrt_format::mx::params(elem);
+                (p.ebits, p.mbits, p.emax, p.max_norm) = (e.ebits, e.mbits, e.emax, e.max_norm);
+            }
+            Encoding::Fixed { width, frac } => {
+                let half = 2f64.powi(i32::from(width) - 1);
+                p.mode = 1;
+                p.frac_up = 2f64.powi(i32::from(frac)) as f32;
+                p.frac_down = 2f64.powi(-i32::from(frac)) as f32;
+                p.lo = (-half) as f32;
+                p.hi = (half - 1.0) as f32;
+            }
+            other => {
+                return Err(RuntimeError::Backend {
+                    backend,
+                    reason: format!("activations cannot be quantized to {other}"),
+                })
+            }
+        }
+        Ok(p)
+    }
+
+    /// The 13 words of the struct (floats as their bits).
+    pub fn words(&self) -> [u32; 13] {
+        [
+            self.rows,
+            self.cols,
+            self.blocks_per_row,
+            self.mode,
+            self.ebits,
+            self.mbits,
+            self.emax as u32,
+            self.even,
+            self.max_norm.to_bits(),
+            self.frac_up.to_bits(),
+            self.frac_down.to_bits(),
+            self.lo.to_bits(),
+            self.hi.to_bits(),
+        ]
+    }
 }

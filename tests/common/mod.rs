@@ -135,3 +135,17 @@ pub fn reference_tensors(file: &str) -> std::collections::BTreeMap<String, (Vec<
         })
         .collect()
 }
+
+/// The padded token batch of `../shared/reference`'s tensors (`input_ids`, `token_type_ids`, `attention_mask`).
+pub fn sst2_batch(
+    r: &std::collections::BTreeMap<String, (Vec<usize>, Vec<f64>)>,
+) -> mxrt_runtime::TokenBatch {
+    let (shape, ids) = &r["input_ids"];
+    mxrt_runtime::TokenBatch {
+        batch: shape[0],
+        seq: shape[1],
+        ids: ids.iter().map(|&v| v as u32).collect(),
+        type_ids: r["token_type_ids"].1.iter().map(|&v| v as u32).collect(),
+        mask: r["attention_mask"].1.iter().map(|&v| v as u8).collect(),
+    }
+}

@@ -8,9 +8,10 @@ use std::rc::Rc;
 use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use mxrt_format::{Encoding, MxElem, Rounding};
 
-use super::{bias_key, driver_error, Cuda, CudaWeight};
+use super::{driver_error, Cuda, CudaWeight};
 use crate::backend::{Activation, Backend};
 use crate::bert::{Pooling, TokenBatch};
+use crate::device_weights::{affine_keys, bias_key, norm_keys, QuantParams};
 use crate::error::{Result, RuntimeError};
 use crate::graph::{Affine, Embeddings, Linear, Norm};
 use crate::quant::ActQuant;
@@ -19,25 +20,6 @@ use crate::quant::ActQuant;
 const MAX_SEQ: usize = 1024;
 /// Few activation rows: the bandwidth-bound GEMV (gemv_mxint8) instead of tiles.
 const GEMV_ROWS: usize = 4;
-
-/// `QuantParams` of kernels/quantize.cu.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct QuantParams {
-    rows: u32,
-    cols: u32,
-    blocks_per_row: u32,
-    mode: u32,
-    ebits: u32,
-    mbits: u32,
-    emax: i32,
-    even: u32,
-    max_norm: f32,
-    frac_up: f32,
-    frac_down: f32,
-    lo: f32,
-    hi: f32,
-}
 
 // SAFETY: a #[repr(C)] struct of 4-byte integers and floats, laid out exactly as `QuantParams` in
 // kernels/quantize.cu; any bit pattern is valid.
@@ -179,36 +161,6 @@ impl<'a> CudaExec<'a> {
             .ok_or_else(|| failed(format!("parameter {key:?} was not uploaded")))
     }
 
-    fn quant_params(rows: usize, cols: usize, act: ActQuant) -> Result<QuantParams> {
-        let mut p = QuantParams {
-            rows: rows as u32,
-            cols: cols as u32,
-            blocks_per_row: cols.div_ceil(32) as u32,
-            even: u32::from(act.rounding == Rounding::Even),
-            ..Default::default()
-        };
-        match act.encoding {
-            Encoding::Mx(elem) => {
-                let e = mxrt_format::mx::params(elem);
-                (p.ebits, p.mbits, p.emax, p.max_norm) = (e.ebits, e.mbits, e.emax, e.max_norm);
-            }
-            Encoding::Fixed { width, frac } => {
-                let half = 2f64.powi(i32::from(width) - 1);
-                p.mode = 1;
-                p.frac_up = 2f64.powi(i32::from(frac)) as f32;
-                p.frac_down = 2f64.powi(-i32::from(frac)) as f32;
-                p.lo = (-half) as f32;
-                p.hi = (half - 1.0) as f32;
-            }
-            other => {
-                return Err(failed(format!(
-                    "activations cannot be quantized to {other}"
-                )))
-            }
-        }
-        Ok(p)
-    }
-
     pub(crate) fn fake_quant(
         &self,
         x: &CudaTensor,
@@ -216,7 +168,7 @@ impl<'a> CudaExec<'a> {
         cols: usize,
         act: ActQuant,
     ) -> Result<CudaTensor> {
-        let p = Self::quant_params(rows, cols, act)?;
+        let p = QuantParams::new("cuda", rows, cols, act)?;
         let mut out = self.alloc(rows * cols)?;
         let blocks = rows * cols.div_ceil(32);
         let o = out.slice.as_mut().expect("fresh tensor");
@@ -240,7 +192,7 @@ impl<'a> CudaExec<'a> {
             encoding: Encoding::Mx(MxElem::Int8),
             rounding,
         };
-        let p = Self::quant_params(rows, cols, act)?;
+        let p = QuantParams::new("cuda", rows, cols, act)?;
         let blocks = rows * cols.div_ceil(32);
         let mut codes = self.alloc(blocks * 8)?;
         let mut scales = self.alloc(blocks)?;
@@ -519,13 +471,11 @@ impl Backend for CudaExec<'_> {
         eps: f32,
     ) -> Result<CudaTensor> {
         let cols = norm.gamma.len();
+        let (gamma, beta) = norm_keys(norm);
         let rows = x.len / cols.max(1);
         let mut out = self.alloc(x.len)?;
         let (rows32, cols32, has) = (rows as u32, cols as u32, u32::from(residual.is_some()));
-        let (gamma, beta) = (
-            self.vector(&format!("{}#gamma", norm.name))?,
-            self.vector(&format!("{}#beta", norm.name))?,
-        );
+        let (gamma, beta) = (self.vector(&gamma)?, self.vector(&beta)?);
         let o = out.slice.as_mut().expect("fresh tensor");
         let mut b = self.cuda.stream.launch_builder(self.f("layer_norm"));
         b.arg(x.s())
@@ -634,8 +584,8 @@ impl Backend for CudaExec<'_> {
     }
 
     fn affine(&self, mut x: CudaTensor, width: usize, a: &Affine) -> Result<CudaTensor> {
-        let scale = self.vector(&format!("{}#scale", a.name))?;
-        let shift = self.vector(&format!("{}#shift", a.name))?;
+        let (scale, shift) = affine_keys(a);
+        let (scale, shift) = (self.vector(&scale)?, self.vector(&shift)?);
         self.elementwise("affine", &mut x, &[scale, shift], Some(width.max(1) as u32))?;
         Ok(x)
     }

@@ -285,9 +285,10 @@ impl Cuda {
     }
 
     #[cfg(test)]
-    pub(crate) fn norm(&mut self, name: &str, gamma: &[f32], beta: &[f32]) -> Result<()> {
-        self.vector(&format!("{name}#gamma"), gamma)?;
-        self.vector(&format!("{name}#beta"), beta)
+    pub(crate) fn norm(&mut self, norm: &crate::graph::Norm) -> Result<()> {
+        let (g, b) = crate::device_weights::norm_keys(norm);
+        self.vector(&g, &norm.gamma)?;
+        self.vector(&b, &norm.beta)
     }
 
     /// A recorder for one inference.
@@ -389,13 +390,13 @@ impl Cuda {
             )
         };
         self.weight(&tref, &bytes)?;
-        self.vector("bench#bias", &vec![0.0; rows])?;
         let layer = Linear {
             name: "bench".into(),
             weight: tref,
             bias: vec![0.0; rows],
             act: crate::quant::ActQuant::NONE,
         };
+        self.vector(&crate::device_weights::bias_key(&layer), &layer.bias)?;
         let x: Vec<f32> = (0..cols).map(|i| (i % 7) as f32 * 0.1).collect();
         let stored = (rows * cols.div_ceil(32) * 33) as f64;
         let sync = |s: &Self| {
@@ -437,9 +438,4 @@ impl Cuda {
         let copy = 2.0 * stored * iterations as f64 / t0.elapsed().as_secs_f64() / 1e9;
         Ok((gemv, copy))
     }
-}
-
-/// Keys of a linear layer's bias among the uploaded vectors.
-pub(crate) fn bias_key(l: &Linear) -> String {
-    format!("{}#bias", l.name)
 }

@@ -14,6 +14,7 @@ use super::upload::GpuWeight;
 use super::Gpu;
 use crate::backend::{Activation, Backend};
 use crate::bert::{Pooling, TokenBatch};
+use crate::device_weights::{affine_keys, bias_key, norm_keys, QuantParams};
 use crate::error::{Result, RuntimeError};
 use crate::graph::{Affine, Embeddings, Linear, Norm};
 use crate::quant::ActQuant;
@@ -212,44 +213,10 @@ impl<'a> GpuExec<'a> {
         cols: usize,
         act: ActQuant,
     ) -> Result<GpuTensor> {
+        let q = QuantParams::new("wgpu", rows, cols, act)?;
         let out = self.alloc(rows * cols)?;
-        let bpr = cols.div_ceil(32);
-        let even = u32::from(act.rounding == Rounding::Even);
-        let mut params = vec![rows as u32, cols as u32, bpr as u32];
-        match act.encoding {
-            Encoding::Mx(elem) => {
-                let e = mxrt_format::mx::params(elem);
-                params.extend([
-                    0,
-                    e.ebits,
-                    e.mbits,
-                    e.emax as u32,
-                    even,
-                    e.max_norm.to_bits(),
-                ]);
-                params.extend([0u32; 4]);
-            }
-            Encoding::Fixed { width, frac } => {
-                let f = i32::from(frac);
-                let half = 2f64.powi(i32::from(width) - 1);
-                params.extend([1, 0, 0, 0, even, 0]);
-                params.extend(
-                    [
-                        2f64.powi(f) as f32,
-                        2f64.powi(-f) as f32,
-                        (-half) as f32,
-                        (half - 1.0) as f32,
-                    ]
-                    .map(f32::to_bits),
-                );
-            }
-            other => {
-                return Err(failed(format!(
-                    "activations cannot be quantized to {other}"
-                )))
-            }
-        }
-        let (gx, gy) = grid((rows * bpr).div_ceil(64));
+        let mut params = q.words().to_vec();
+        let (gx, gy) = grid((rows * q.blocks_per_row as usize).div_ceil(64));
         params.extend([gx * 64, 0, 0]);
         self.dispatch(
             &self.gpu.pipelines.fake_quant,
@@ -271,20 +238,12 @@ impl<'a> GpuExec<'a> {
         let bpr = cols.div_ceil(32);
         let codes = self.alloc(rows * bpr * 8)?;
         let scales = self.alloc(rows * bpr)?;
-        let e = mxrt_format::mx::params(MxElem::Int8);
+        let act = ActQuant {
+            encoding: Encoding::Mx(MxElem::Int8),
+            rounding,
+        };
         let (gx, gy) = grid((rows * bpr).div_ceil(64));
-        let mut params = vec![
-            rows as u32,
-            cols as u32,
-            bpr as u32,
-            0,
-            e.ebits,
-            e.mbits,
-            e.emax as u32,
-            u32::from(rounding == Rounding::Even),
-            e.max_norm.to_bits(),
-        ];
-        params.extend([0u32; 4]);
+        let mut params = QuantParams::new("wgpu", rows, cols, act)?.words().to_vec();
         params.extend([gx * 64, 0, 0]);
         self.dispatch(
             &self.gpu.pipelines.mxint8_codes,
@@ -485,7 +444,7 @@ impl Backend for GpuExec<'_> {
     fn linear(&self, x: &GpuTensor, rows: usize, l: &Linear) -> Result<GpuTensor> {
         let w = self.weight(&l.weight.name)?;
         self.check_rows(rows)?;
-        let bias = self.vector(&format!("{}#bias", l.name))?;
+        let bias = self.vector(&bias_key(l))?;
         let out = self.alloc(rows * w.rows)?;
         if l.act.encoding == Encoding::Mx(MxElem::Int8) && w.mxint8_dense {
             let (codes, scales) = self.mxint8_codes(x, rows, w.cols, l.act.rounding)?;
@@ -530,7 +489,7 @@ impl Backend for GpuExec<'_> {
             None => Some(self.fake_quant(x, rows, cols, act)?),
         };
         let one = |l: &Linear, w: &GpuWeight| -> Result<GpuTensor> {
-            let bias = self.vector(&format!("{}#bias", l.name))?;
+            let bias = self.vector(&bias_key(l))?;
             let out = self.alloc(rows * w.rows)?;
             match (&codes, &quantized) {
                 (Some((c, s)), _) => self.matmul_mxint8(c, s, rows, w, bias, &out),
@@ -554,6 +513,7 @@ impl Backend for GpuExec<'_> {
         eps: f32,
     ) -> Result<GpuTensor> {
         let cols = norm.gamma.len();
+        let (gamma, beta) = norm_keys(norm);
         let rows = x.len / cols.max(1);
         let out = self.alloc(x.len)?;
         let (gx, gy) = grid(rows);
@@ -569,8 +529,8 @@ impl Backend for GpuExec<'_> {
             &[
                 x.buf(),
                 residual.unwrap_or(&x).buf(),
-                self.vector(&format!("{}#gamma", norm.name))?,
-                self.vector(&format!("{}#beta", norm.name))?,
+                self.vector(&gamma)?,
+                self.vector(&beta)?,
                 out.buf(),
             ],
             (gx, gy),
@@ -671,8 +631,8 @@ impl Backend for GpuExec<'_> {
     }
 
     fn affine(&self, x: GpuTensor, width: usize, a: &Affine) -> Result<GpuTensor> {
-        let scale = self.vector(&format!("{}#scale", a.name))?;
-        let shift = self.vector(&format!("{}#shift", a.name))?;
+        let (scale, shift) = affine_keys(a);
+        let (scale, shift) = (self.vector(&scale)?, self.vector(&shift)?);
         self.elementwise(&self.gpu.pipelines.affine, &x, width, &[scale, shift]);
         Ok(x)
     }

@@ -151,9 +151,10 @@ impl Gpu {
     }
 
     #[cfg(test)]
-    fn norm(&mut self, name: &str, gamma: &[f32], beta: &[f32]) -> Result<()> {
-        self.vector(&format!("{name}#gamma"), gamma)?;
-        self.vector(&format!("{name}#beta"), beta)
+    fn norm(&mut self, norm: &crate::graph::Norm) -> Result<()> {
+        let (g, b) = crate::device_weights::norm_keys(norm);
+        self.vector(&g, &norm.gamma)?;
+        self.vector(&b, &norm.beta)
     }
 
     fn vector(&mut self, key: &str, values: &[f32]) -> Result<()> {
