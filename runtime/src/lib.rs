@@ -24,6 +24,7 @@ mod mapped;
 pub mod mlp;
 mod model;
 pub mod ops;
+mod panels;
 pub mod quant;
 pub mod weights;
 

@@ -5,11 +5,19 @@ use mxrt_format::{Encoding, MxElem};
 use rayon::prelude::*;
 
 use crate::cpu::Kernels;
-use crate::quant::{fake_quantize_rows, quantize_mxint8_rows, ActQuant};
+use crate::quant::{fake_quantize_rows, pack_mxint8_panels, quantize_mxint8_rows, ActQuant};
 use crate::weights::WeightView;
 
+/// Quantized MXINT8 activations: codes and f32 block factors, row after row, or (`panels`) packed in
+/// panels of 16 rows for the kernel table's `mxint8_panel`.
+pub(crate) struct MxActs {
+    pub codes: Vec<u8>,
+    pub factors: Vec<f32>,
+    pub panels: bool,
+}
+
 /// Below this many multiply-adds an op runs on the calling thread (rayon's overhead would dominate).
-const PARALLEL_WORK: usize = 1 << 16;
+pub(crate) const PARALLEL_WORK: usize = 1 << 16;
 
 /// The CPU backend: a kernel table chosen once for this CPU.
 #[derive(Clone, Copy)]
@@ -44,8 +52,8 @@ impl Cpu {
         debug_assert_eq!(x.len(), m * kdim);
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
         if integer_mxint8(w, act) {
-            let (codes, scales) = self.quantize_mxint8_input(x, kdim, act);
-            return self.linear_mxint8(&codes, &scales, m, w, bias);
+            let acts = self.quantize_mxint8_input(x, kdim, act);
+            return self.linear_mxint8(&acts, m, w, bias);
         }
         // Fixed point with both widths <= 8: i8 codes, exact i32 dot products, one scale 2^-(Fw+Fa) at the end.
         let fixed_path = match (w.tensor.encoding, act.encoding) {
@@ -284,12 +292,13 @@ impl Cpu {
         if !shared {
             return layers.map(|(w, b)| self.linear(x, m, w, b, act));
         }
-        let (codes, scales) = self.quantize_mxint8_input(x, kdim, act);
-        layers.map(|(w, b)| self.linear_mxint8(&codes, &scales, m, w, b))
+        let acts = self.quantize_mxint8_input(x, kdim, act);
+        layers.map(|(w, b)| self.linear_mxint8(&acts, m, w, b))
     }
 
-    /// MXINT8 activation codes (rows padded to whole blocks) and each block's f32 factor for the kernels.
-    fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> (Vec<u8>, Vec<f32>) {
+    /// MXINT8 activation codes (rows padded to whole blocks) and each block's f32 factor, in the layout the
+    /// kernel table's integer path reads: rows, or panels of 16 rows where it has `mxint8_panel`.
+    fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> MxActs {
         let (mut codes, mut scales) = (Vec::new(), Vec::new());
         quantize_mxint8_rows(
             x,
@@ -299,11 +308,30 @@ impl Cpu {
             &mut codes,
             &mut scales,
         );
-        let factors = scales
+        let factors: Vec<f32> = scales
             .iter()
             .map(|&s| crate::cpu::reference::act_scale(s))
             .collect();
-        (codes, factors)
+        if self.kernels.mxint8_panel.is_none() {
+            return MxActs {
+                codes,
+                factors,
+                panels: false,
+            };
+        }
+        let (mut panel_codes, mut panel_factors) = (Vec::new(), Vec::new());
+        pack_mxint8_panels(
+            &codes,
+            &factors,
+            kdim.div_ceil(32),
+            &mut panel_codes,
+            &mut panel_factors,
+        );
+        MxActs {
+            codes: panel_codes,
+            factors: panel_factors,
+            panels: true,
+        }
     }
 
     /// The MXINT8 × MXINT8 integer path of [`Cpu::linear`]: activations already quantized (`a_codes`,
@@ -311,12 +339,15 @@ impl Cpu {
     /// activation rows are spread over the cores when there are many rows, weight-row pairs otherwise.
     fn linear_mxint8(
         &self,
-        a_codes: &[u8],
-        a_scales: &[f32],
+        acts: &MxActs,
         m: usize,
         w: &WeightView<'_>,
         bias: Option<&[f32]>,
     ) -> Vec<f32> {
+        if let (Some(kernel), true) = (self.kernels.mxint8_panel, acts.panels) {
+            return crate::panels::linear_mxint8_panels(kernel, acts, m, w, bias);
+        }
+        let (a_codes, a_scales) = (&acts.codes[..], &acts.factors[..]);
         const ROW_TILE: usize = 64;
         let (n, kdim) = (w.rows(), w.cols());
         let bpr = kdim.div_ceil(32);

@@ -99,3 +99,55 @@ pub fn quantize_mxint8_rows(
             .for_each(one_row);
     }
 }
+
+/// Rearranges MXINT8 activation rows (`bpr * 32` codes and `bpr` factors per row, as
+/// [`quantize_mxint8_rows`] and `cpu::reference::act_scale` give them) into the panel layout of
+/// `cpu::reference::mxint8_panel`: panels of 16 rows, each block's 16 × 32 codes interleaved in groups of
+/// four, and its 16 factors together. Rows past the last one are zero codes with factor 0. Panels are
+/// spread over the cores when the input is large.
+pub fn pack_mxint8_panels(
+    codes: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    panel_codes: &mut Vec<u8>,
+    panel_factors: &mut Vec<f32>,
+) {
+    use crate::cpu::reference::PANEL_ROWS;
+    use rayon::prelude::*;
+    let rows = factors.len() / bpr.max(1);
+    let panels = rows.div_ceil(PANEL_ROWS);
+    panel_codes.clear();
+    panel_codes.resize(panels * bpr * 512, 0);
+    panel_factors.clear();
+    panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
+    if bpr == 0 {
+        return;
+    }
+    let one_panel = |(p, (pc, pf)): (usize, (&mut [u8], &mut [f32]))| {
+        let first = p * PANEL_ROWS;
+        for i in 0..PANEL_ROWS.min(rows - first) {
+            let row = &codes[(first + i) * bpr * 32..(first + i + 1) * bpr * 32];
+            for j in 0..bpr {
+                let block = &mut pc[512 * j..512 * (j + 1)];
+                for q in 0..8 {
+                    let src = &row[32 * j + 4 * q..32 * j + 4 * q + 4];
+                    block[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(src);
+                }
+                pf[PANEL_ROWS * j + i] = factors[(first + i) * bpr + j];
+            }
+        }
+    };
+    if codes.len() >= 1 << 16 {
+        panel_codes
+            .par_chunks_mut(bpr * 512)
+            .zip(panel_factors.par_chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    } else {
+        panel_codes
+            .chunks_mut(bpr * 512)
+            .zip(panel_factors.chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    }
+}

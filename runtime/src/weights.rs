@@ -105,6 +105,15 @@ impl WeightView<'_> {
         ))
     }
 
+    /// Dense MXINT8: every row's codes (row after row, `blocks_per_row * 32` bytes each) and scale bytes.
+    pub fn mxint8_rows_all(&self) -> Option<(&[u8], &[u8])> {
+        if self.tensor.encoding != Encoding::Mx(MxElem::Int8) || self.tensor.sparse {
+            return None;
+        }
+        let blocks = self.rows() * self.tensor.terms.blocks_per_row as usize;
+        Some((&self.elements[..blocks * 32], &self.scales[..blocks]))
+    }
+
     /// Dense fixed point of width <= 8: the two's complement codes of row `r` as bytes (unpacked for W < 8).
     pub fn fixed_i8_row(&self, r: usize, out: &mut [u8]) -> bool {
         let Encoding::Fixed { width, .. } = self.tensor.encoding else {

@@ -1,6 +1,8 @@
 //! The CPU backend's kernel table: filled with the scalar reference, then upgraded to AVX2+FMA versions when
 //! the CPU has them (detected once, when the table is built). `MXRT_FORCE_REFERENCE=1` keeps the reference.
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -15,6 +17,10 @@ pub type F32Rows3 = fn(&[f32], usize, [&[f32]; 3], &mut [f32]);
 /// `(activation codes, activation f32 scales, rows, two weight rows (codes, f32 scales), out, ldo)`:
 /// `out[i * ldo + c]` for activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
 pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], usize);
+
+/// `(panel codes, panel factors, blocks per row, weight codes, weight factors, out, ldo)`: one panel of 16
+/// MXINT8 activation rows against groups of 16 weight rows (see `reference::mxint8_panel`).
+pub type MxPanel = fn(&[u8], &[f32], usize, &[u8], &[f32], &mut [f32], usize);
 
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]
@@ -35,6 +41,11 @@ pub struct Kernels {
     pub mxint8_rows: MxRows,
     /// The same for two weight rows at once (each activation block is loaded once for both).
     pub mxint8_rows2: MxRows2,
+    /// Where the CPU has a matrix unit (AMX): MXINT8 × MXINT8 a panel of 16 activation rows at a time, each
+    /// block summed exactly before it is scaled (`reference::mxint8_panel`). The ops then pack activations
+    /// into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose per-lane order differs in the
+    /// last bits, so a table uses one or the other for every MXINT8 × MXINT8 product).
+    pub mxint8_panel: Option<MxPanel>,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
     pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
     /// `e^x` in place (SIMD versions within 2 ulp of the reference on [-87, 88]; below, as small as it).
@@ -56,10 +67,22 @@ impl Kernels {
             dot_i8: reference::dot_i8,
             mxint8_rows: reference::mxint8_rows,
             mxint8_rows2: reference::mxint8_rows2,
+            mxint8_panel: None,
             mxint8_quantize_block: reference::mxint8_quantize_block,
             exp_in_place: reference::exp_in_place,
             gelu_in_place: reference::gelu_in_place,
             sparse_dot: reference::sparse_dot,
+        }
+    }
+
+    /// The scalar reference with this table's choice of MXINT8 × MXINT8 path (rows or panels), so ops on
+    /// the two tables must agree bit for bit on that integer path.
+    pub fn reference_for(&self) -> Kernels {
+        Kernels {
+            mxint8_panel: self
+                .mxint8_panel
+                .map(|_| reference::mxint8_panel as MxPanel),
+            ..Kernels::reference()
         }
     }
 

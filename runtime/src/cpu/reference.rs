@@ -140,3 +140,44 @@ pub fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
         .zip(cols)
         .fold(0.0, |acc, (v, &c)| acc + v * x[c as usize])
 }
+
+/// Activation rows per panel in the layout [`mxint8_panel`] reads.
+pub const PANEL_ROWS: usize = 16;
+
+/// MXINT8 × MXINT8 for one panel of 16 activation rows against `w_factors.len() / (16 · bpr)` groups of 16
+/// weight rows (the AMX tile shape; tables without AMX use [`mxint8_rows`] instead).
+///
+/// The panel (written by `quant::pack_mxint8_panels`): block `j` at byte `512 j`, in it code `32 j + 4 q + t`
+/// of panel row `i` at byte `64 q + 4 i + t` (`q < 8`, `t < 4`); `factors[16 j + i]` is that block's
+/// [`act_scale`] (0 for padding rows). Weight rows: codes row-major, `32 · bpr` bytes each; `w_factors[r · bpr
+/// + j]` = `mx::scale_value`. Result: `out[i · ldo + r]` = `acc` after every block `j` in order, starting
+/// from 0, of `acc = fma(p as f32, w_factor · a_factor, acc)` where `p` is the exact i32 sum of the block's 32
+/// products (exact in f32 too: |p| ≤ 32 · 128² < 2²⁴).
+pub fn mxint8_panel(
+    panel: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    w_codes: &[u8],
+    w_factors: &[f32],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let weight_rows = w_factors.len() / bpr.max(1);
+    for i in 0..PANEL_ROWS {
+        for r in 0..weight_rows {
+            let mut acc = 0.0f32;
+            for j in 0..bpr {
+                let block = &panel[512 * j..512 * (j + 1)];
+                let w = &w_codes[(r * bpr + j) * 32..][..32];
+                let p: i32 = (0..32)
+                    .map(|e| {
+                        let a = block[64 * (e / 4) + 4 * i + e % 4];
+                        i32::from(a as i8) * i32::from(w[e] as i8)
+                    })
+                    .sum();
+                acc = (p as f32).mul_add(w_factors[r * bpr + j] * factors[16 * j + i], acc);
+            }
+            out[i * ldo + r] = acc;
+        }
+    }
+}

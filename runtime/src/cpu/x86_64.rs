@@ -28,6 +28,7 @@ pub fn tables() -> Vec<Kernels> {
         dot_i8,
         mxint8_rows,
         mxint8_rows2,
+        mxint8_panel: None,
         mxint8_quantize_block,
         exp_in_place,
         gelu_in_place,
@@ -53,6 +54,13 @@ pub fn tables() -> Vec<Kernels> {
             mxint8_rows2: mxint8_rows2_avx512_entry,
             ..*out.last().unwrap_or(&avx2)
         });
+        if super::amx::enabled() {
+            out.push(Kernels {
+                isa: "avx512vnni+amx",
+                mxint8_panel: Some(super::amx::mxint8_panel),
+                ..*out.last().unwrap_or(&avx2)
+            });
+        }
     }
     out
 }
