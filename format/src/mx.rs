@@ -60,6 +60,49 @@ pub fn floor_log2f(x: f32) -> f32 {
     ((x as f64).log2() as f32).floor()
 }
 
+/// For each binary32 exponent field: the smallest bit pattern with that exponent whose binary32 logarithm
+/// ([`floor_log2f`]) rounds up to the next integer, or `u32::MAX` where none does (and for the subnormal and
+/// NaN/infinity fields). Built once from [`floor_log2f`] itself (monotone, so a binary search per exponent);
+/// with it `floor(log2f(x))` of a normal value is its exponent plus one comparison ([`floor_log2f_fast`];
+/// GPU kernels take the same table).
+pub fn log2_round_up_table() -> &'static [u32; 256] {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = [u32::MAX; 256];
+        for (e, slot) in table.iter_mut().enumerate().take(255).skip(1) {
+            let base = (e as u32) << 23;
+            let next = (e as f32) - 127.0 + 1.0;
+            let rounds_up = |m: u32| floor_log2f(f32::from_bits(base | m)) >= next;
+            if !rounds_up((1 << 23) - 1) {
+                continue;
+            }
+            let (mut lo, mut hi) = (0u32, (1 << 23) - 1);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if rounds_up(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            *slot = base | lo;
+        }
+        table
+    })
+}
+
+/// [`floor_log2f`] for positive values, exactly, without a logarithm for normal ones: the exponent, plus
+/// one at and above the exponent's [`log2_round_up_table`] entry. Other values take [`floor_log2f`].
+pub fn floor_log2f_fast(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let field = (bits >> 23) as usize;
+    if bits >> 31 != 0 || field == 0 || field == 255 {
+        return floor_log2f(x);
+    }
+    let up = bits >= log2_round_up_table()[field];
+    (field as i32 - 127 + i32::from(up)) as f32
+}
+
 /// torch.sign: 1, -1, or 0 for ±0; NaN stays NaN through the product below.
 fn sign(v: f32) -> f32 {
     if v > 0.0 {
@@ -101,7 +144,7 @@ fn shared_exponent(block: &[f32], emax: i32) -> Option<i32> {
 /// themselves.
 pub fn shared_exponent_of_max(amax: f32, emax: i32) -> Option<i32> {
     let amax = if amax == 0.0 { FP32_MIN_NORMAL } else { amax };
-    let e = floor_log2f(amax) - emax as f32;
+    let e = floor_log2f_fast(amax) - emax as f32;
     if e.is_nan() || e > 127.0 {
         None
     } else {
@@ -139,7 +182,8 @@ fn quantize_int(y: f32, p: Params, mode: Rounding) -> u32 {
 
 fn quantize_fp(y: f32, p: Params, mode: Rounding) -> u32 {
     let min_exp = 2 - (1i32 << (p.ebits - 1));
-    let private_exp = (floor_log2f(y.abs() + if y == 0.0 { 1.0 } else { 0.0 }) as i32).max(min_exp);
+    let private_exp =
+        (floor_log2f_fast(y.abs() + if y == 0.0 { 1.0 } else { 0.0 }) as i32).max(min_exp);
     let step = pow2f(private_exp);
     let m_scale = (1u32 << (p.mbits - 2)) as f32;
     let n = round_like_reference(y / step * m_scale, mode);
@@ -339,5 +383,48 @@ mod tests {
     #[test]
     fn mxint8_emax_constant_is_the_element_parameter() {
         assert_eq!(params(MxElem::Int8).emax, MXINT8_EMAX);
+    }
+}
+
+#[cfg(test)]
+mod floor_log2_tests {
+    use super::*;
+
+    /// The table path equals the logarithm: every mantissa of five exponents (around 1, the MXINT8 range, and
+    /// both ends), 4096 patterns each side of every exponent's round-up boundary, and every exponent's ends.
+    #[test]
+    fn floor_log2f_fast_is_floor_log2f() {
+        let check = |bits: u32| {
+            let x = f32::from_bits(bits);
+            assert_eq!(
+                floor_log2f_fast(x).to_bits(),
+                floor_log2f(x).to_bits(),
+                "{x:e} ({bits:#010x})"
+            );
+        };
+        for field in [1u32, 124, 127, 130, 254] {
+            for m in 0..1 << 23 {
+                check(field << 23 | m);
+            }
+        }
+        let table = log2_round_up_table();
+        for field in 1u32..255 {
+            check(field << 23);
+            check(field << 23 | ((1 << 23) - 1));
+            if table[field as usize] != u32::MAX {
+                let edge = table[field as usize];
+                for b in
+                    edge.saturating_sub(4096)..=(edge + 4096).min(field << 23 | ((1 << 23) - 1))
+                {
+                    check(b);
+                }
+            }
+        }
+        // Values just below 8 round up (the 8 - 2^-21 quirk), as do the largest exponents; just below 2 none
+        // does. The subnormal / zero / infinity fallbacks hold.
+        assert!(table[254] != u32::MAX && table[130] != u32::MAX && table[127] == u32::MAX);
+        for x in [0.0f32, 1e-45, 1e-40, f32::INFINITY, f32::MIN_POSITIVE] {
+            check(x.to_bits());
+        }
     }
 }

@@ -267,30 +267,10 @@ fn graph_linears(graph: &Graph) -> Vec<&Linear> {
     }
 }
 
-/// For each binary32 exponent field: the smallest bit pattern with that exponent whose binary32 logarithm
-/// (`mxrt_format::mx::floor_log2f`) rounds up to the next integer, or `u32::MAX` where none does. With it the
-/// kernels compute `floor(log2f(x))` exactly as the reference (and the CPU) do, without a device `log2`.
+/// `mxrt_format::mx::log2_round_up_table` as the kernels' storage buffer: with it they compute
+/// `floor(log2f(x))` exactly as the reference (and the CPU) do, without a device `log2`.
 pub(crate) fn log2_round_up_table() -> Vec<u32> {
-    let mut table = vec![u32::MAX; 256];
-    for (e, slot) in table.iter_mut().enumerate().take(255).skip(1) {
-        let base = (e as u32) << 23;
-        let next = (e as f32) - 127.0 + 1.0;
-        let rounds_up = |m: u32| mxrt_format::mx::floor_log2f(f32::from_bits(base | m)) >= next;
-        if !rounds_up((1 << 23) - 1) {
-            continue;
-        }
-        let (mut lo, mut hi) = (0u32, (1 << 23) - 1);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if rounds_up(mid) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        *slot = base | lo;
-    }
-    table
+    mxrt_format::mx::log2_round_up_table().to_vec()
 }
 
 /// The activation quantizer's parameters, laid out as `QuantParams` in kernels/quantize.cu and the first 13

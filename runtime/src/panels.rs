@@ -175,7 +175,8 @@ impl<'a> Groups<'a> {
         let width = (range.end * GROUP_ROWS).min(self.n) - g0 * GROUP_ROWS;
         if full_end > g0 {
             let cols = (full_end - g0) * GROUP_ROWS;
-            let w_codes = &self.codes[g0 * GROUP_ROWS * row_width..full_end * GROUP_ROWS * row_width];
+            let w_codes =
+                &self.codes[g0 * GROUP_ROWS * row_width..full_end * GROUP_ROWS * row_width];
             let w_factors = &self.factors[g0 * GROUP_ROWS * bpr..full_end * GROUP_ROWS * bpr];
             if rows == PANEL_ROWS {
                 kernel(panel, factors, bpr, w_codes, w_factors, out, ldo);

@@ -52,6 +52,8 @@ pub fn tables() -> Vec<Kernels> {
             isa: "avx512vnni",
             dot_f32_rows3: dot_f32_rows3_avx512_entry,
             mxint8_rows2: mxint8_rows2_avx512_entry,
+            exp_in_place: exp_in_place_avx512_entry,
+            gelu_in_place: gelu_in_place_avx512_entry,
             ..*out.last().unwrap_or(&avx2)
         });
         if super::amx::enabled() {
@@ -874,4 +876,100 @@ unsafe fn dot_i8_avx2(a: &[u8], b: &[u8]) -> i32 {
         sum += i32::from(a[k] as i8) * i32::from(b[k] as i8);
     }
     sum
+}
+
+fn exp_in_place_avx512_entry(x: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
+    unsafe { exp_in_place_avx512(x) }
+}
+
+fn gelu_in_place_avx512_entry(x: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
+    unsafe { gelu_in_place_avx512(x) }
+}
+
+/// [`exp8`] on 16 lanes: the same constants and steps.
+#[target_feature(enable = "avx512f")]
+fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(-87.3)),
+        _mm512_set1_ps(88.7),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_fmadd_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::LOG2_E),
+        _mm512_set1_ps(0.5),
+    ));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let p = _mm512_fmadd_ps(
+        _mm512_mul_ps(p, r),
+        r,
+        _mm512_add_ps(r, _mm512_set1_ps(1.0)),
+    );
+    // 2^n in two normal halves, as in exp8 (`vscalefps` would do it in one step, but this keeps the lanes
+    // bit-identical to the 8-lane version).
+    let half = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(n, _mm512_set1_ps(0.5)),
+    );
+    let pow = |e: __m512| {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_cvtps_epi32(e),
+            _mm512_set1_epi32(127),
+        )))
+    };
+    _mm512_mul_ps(_mm512_mul_ps(p, pow(half)), pow(_mm512_sub_ps(n, half)))
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn exp_in_place_avx512(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(16);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 16 values.
+        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), exp16(_mm512_loadu_ps(c.as_ptr()))) };
+    }
+    // SAFETY: AVX2 and FMA are enabled here.
+    unsafe { exp_in_place_avx2(chunks.into_remainder()) };
+}
+
+/// [`gelu_in_place_avx2`] on 16 lanes: the same formula and constants.
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(16);
+    let sign_mask = _mm512_set1_ps(-0.0);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 16 values.
+        let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+        let z = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let a = _mm512_andnot_ps(sign_mask, z);
+        let t = _mm512_div_ps(
+            _mm512_set1_ps(1.0),
+            _mm512_fmadd_ps(a, _mm512_set1_ps(0.327_591_1), _mm512_set1_ps(1.0)),
+        );
+        let mut poly = _mm512_set1_ps(1.061_405_4);
+        for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+            poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(coef));
+        }
+        let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+        let erf_abs = _mm512_fnmadd_ps(_mm512_mul_ps(poly, t), e, _mm512_set1_ps(1.0));
+        let erf = _mm512_or_ps(erf_abs, _mm512_and_ps(sign_mask, z));
+        let g = _mm512_mul_ps(
+            _mm512_mul_ps(_mm512_set1_ps(0.5), v),
+            _mm512_add_ps(_mm512_set1_ps(1.0), erf),
+        );
+        // SAFETY: as above.
+        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), g) };
+    }
+    // SAFETY: AVX2 and FMA are enabled here.
+    unsafe { gelu_in_place_avx2(chunks.into_remainder()) };
 }
