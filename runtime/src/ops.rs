@@ -516,29 +516,7 @@ impl Cpu {
             (self.kernels.gemm_f32_packed)(&qh, dim, &kt, seq, &mut scores);
             let mut out = vec![0.0f32; seq * dim];
             for row in scores.chunks_mut(seq) {
-                let mut max = f32::NEG_INFINITY;
-                for (s, &kept) in row.iter_mut().zip(keep) {
-                    *s = if kept != 0 {
-                        *s * scale
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    max = max.max(*s);
-                }
-                if max == f32::NEG_INFINITY {
-                    row.fill(0.0); // every key is padding: the output row stays zero
-                    continue;
-                }
-                row.iter_mut().for_each(|s| *s -= max);
-                (self.kernels.exp_in_place)(row);
-                let mut sum = 0.0f32;
-                for (s, &kept) in row.iter_mut().zip(keep) {
-                    if kept == 0 {
-                        *s = 0.0;
-                    }
-                    sum += *s;
-                }
-                row.iter_mut().for_each(|p| *p /= sum);
+                (self.kernels.softmax_masked)(row, keep, scale);
             }
             // Output = P V: the probabilities broadcast against the packed values.
             (self.kernels.gemm_f32_packed)(&scores, seq, &vh, dim, &mut out);

@@ -52,6 +52,8 @@ pub struct Kernels {
     pub exp_in_place: fn(&mut [f32]),
     /// Exact-erf GELU in place (SIMD versions: erf within 2e-7 absolute of the reference's).
     pub gelu_in_place: fn(&mut [f32]),
+    /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`).
+    pub softmax_masked: fn(&mut [f32], &[u8], f32),
     /// Sparse weight row (values, column indices) · dense row.
     pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
 }
@@ -71,6 +73,7 @@ impl Kernels {
             mxint8_quantize_block: reference::mxint8_quantize_block,
             exp_in_place: reference::exp_in_place,
             gelu_in_place: reference::gelu_in_place,
+            softmax_masked: reference::softmax_masked,
             sparse_dot: reference::sparse_dot,
         }
     }

@@ -25,6 +25,35 @@ pub fn gelu_in_place(x: &mut [f32]) {
     }
 }
 
+/// One attention score row in place: `row[j] · scale` where `keep[j] != 0`, −∞ elsewhere, then a softmax
+/// (max subtracted, `e^x`, divided by the sum in order); masked entries end as 0, and a row with nothing
+/// kept as all zeros.
+pub fn softmax_masked(row: &mut [f32], keep: &[u8], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for (s, &kept) in row.iter_mut().zip(keep) {
+        *s = if kept != 0 {
+            *s * scale
+        } else {
+            f32::NEG_INFINITY
+        };
+        max = max.max(*s);
+    }
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    row.iter_mut().for_each(|s| *s -= max);
+    exp_in_place(row);
+    let mut sum = 0.0f32;
+    for (s, &kept) in row.iter_mut().zip(keep) {
+        if kept == 0 {
+            *s = 0.0;
+        }
+        sum += *s;
+    }
+    row.iter_mut().for_each(|p| *p /= sum);
+}
+
 /// Sequential f32 dot product.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)

@@ -32,6 +32,7 @@ pub fn tables() -> Vec<Kernels> {
         mxint8_quantize_block,
         exp_in_place,
         gelu_in_place,
+        softmax_masked: super::reference::softmax_masked,
         sparse_dot,
     };
     out.push(avx2);
@@ -47,6 +48,7 @@ pub fn tables() -> Vec<Kernels> {
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("avx512vnni")
+        && is_x86_feature_detected!("avx512vl")
     {
         out.push(Kernels {
             isa: "avx512vnni",
@@ -54,6 +56,8 @@ pub fn tables() -> Vec<Kernels> {
             mxint8_rows2: mxint8_rows2_avx512_entry,
             exp_in_place: exp_in_place_avx512_entry,
             gelu_in_place: gelu_in_place_avx512_entry,
+            gemm_f32_packed: gemm_f32_packed_avx512_entry,
+            softmax_masked: softmax_masked_avx512_entry,
             ..*out.last().unwrap_or(&avx2)
         });
         if super::amx::enabled() {
@@ -972,4 +976,137 @@ unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
     }
     // SAFETY: AVX2 and FMA are enabled here.
     unsafe { gelu_in_place_avx2(chunks.into_remainder()) };
+}
+
+fn gemm_f32_packed_avx512_entry(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F was detected.
+    unsafe { gemm_f32_packed_avx512(x, k, wt, n, out) }
+}
+
+/// Eight activation rows × 32 output columns per step (16 accumulators of 16 lanes): each x[i][t] is
+/// broadcast into two FMAs. A 16-wide last column group uses one register; columns past `n` are computed
+/// (the packed panel is zero there) and masked off at the store.
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_f32_packed_avx512(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    let stride = n.div_ceil(16) * 16;
+    let rows = out.len().checked_div(n).unwrap_or(0);
+    assert!(x.len() >= rows * k && wt.len() >= k * stride && out.len() >= rows * n);
+    let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(8);
+        let mut c0 = 0;
+        while c0 < stride {
+            let two = c0 + 32 <= stride;
+            let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+            for t in 0..k {
+                // SAFETY: t < k and c0 + 16 (or 32 when `two`) <= stride: inside wt (k * stride values).
+                let w0 = unsafe { _mm512_loadu_ps(pw.add(t * stride + c0)) };
+                let w1 = if two {
+                    // SAFETY: as above.
+                    unsafe { _mm512_loadu_ps(pw.add(t * stride + c0 + 16)) }
+                } else {
+                    _mm512_setzero_ps()
+                };
+                for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                    // SAFETY: row i + g < rows and t < k: inside x.
+                    let xb = _mm512_set1_ps(unsafe { *px.add((i + g) * k + t) });
+                    acc[0] = _mm512_fmadd_ps(xb, w0, acc[0]);
+                    if two {
+                        acc[1] = _mm512_fmadd_ps(xb, w1, acc[1]);
+                    }
+                }
+            }
+            for (g, acc) in acc.iter().enumerate().take(group) {
+                for (h, v) in acc.iter().enumerate().take(1 + usize::from(two)) {
+                    let col = c0 + 16 * h;
+                    if col >= n {
+                        break;
+                    }
+                    let width = (n - col).min(16);
+                    let mask: __mmask16 = if width == 16 {
+                        0xFFFF
+                    } else {
+                        (1 << width) - 1
+                    };
+                    // SAFETY: row i + g < rows, columns col .. col + width <= n: inside out (masked store).
+                    unsafe { _mm512_mask_storeu_ps(po.add((i + g) * n + col), mask, *v) };
+                }
+            }
+            c0 += if two { 32 } else { 16 };
+        }
+        i += group;
+    }
+}
+
+fn softmax_masked_avx512_entry(row: &mut [f32], keep: &[u8], scale: f32) {
+    // SAFETY: only placed in a table after AVX-512F/BW/VL, AVX2 and FMA were detected.
+    unsafe { softmax_masked_avx512(row, keep, scale) }
+}
+
+/// [`super::reference::softmax_masked`] 16 lanes at a time: the maximum is exact in any order; the sum is
+/// accumulated in 16 lanes (a different order: within the bound the test derives); e^x is [`exp16`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn softmax_masked_avx512(row: &mut [f32], keep: &[u8], scale: f32) {
+    let n = row.len();
+    assert!(keep.len() >= n);
+    let (pr, pk) = (row.as_mut_ptr(), keep.as_ptr());
+    let lanes = |c: usize| -> __mmask16 {
+        let w = (n - c).min(16);
+        if w == 16 {
+            0xFFFF
+        } else {
+            (1 << w) - 1
+        }
+    };
+    // Kept lanes of the 16 starting at c (within the row): keep[j] != 0.
+    let kept = |c: usize, m: __mmask16| -> __mmask16 {
+        // SAFETY: the masked load reads only keep[c .. c + width], inside keep.
+        let k = unsafe { _mm_maskz_loadu_epi8(m, pk.add(c).cast()) };
+        _mm_mask_cmpneq_epi8_mask(m, k, _mm_setzero_si128())
+    };
+    let (neg_inf, vscale) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(scale));
+    let mut vmax = neg_inf;
+    let mut c = 0;
+    while c < n {
+        let m = lanes(c);
+        let k = kept(c, m);
+        // SAFETY: masked to the lanes inside the row.
+        let v = unsafe { _mm512_maskz_loadu_ps(m, pr.add(c)) };
+        let s = _mm512_mask_mul_ps(neg_inf, k, v, vscale);
+        // SAFETY: as above.
+        unsafe { _mm512_mask_storeu_ps(pr.add(c), m, s) };
+        vmax = _mm512_max_ps(vmax, s);
+        c += 16;
+    }
+    let max = _mm512_reduce_max_ps(vmax);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0); // every key is padding: the output row stays zero
+        return;
+    }
+    let vm = _mm512_set1_ps(max);
+    let mut vsum = _mm512_setzero_ps();
+    c = 0;
+    while c < n {
+        let m = lanes(c);
+        let k = kept(c, m);
+        // SAFETY: masked to the lanes inside the row.
+        let v = unsafe { _mm512_maskz_loadu_ps(m, pr.add(c)) };
+        let e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(v, vm)));
+        // SAFETY: as above.
+        unsafe { _mm512_mask_storeu_ps(pr.add(c), m, e) };
+        vsum = _mm512_add_ps(vsum, e);
+        c += 16;
+    }
+    let sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
+    c = 0;
+    while c < n {
+        let m = lanes(c);
+        // SAFETY: masked to the lanes inside the row.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, pr.add(c));
+            _mm512_mask_storeu_ps(pr.add(c), m, _mm512_div_ps(v, sum));
+        }
+        c += 16;
+    }
 }
