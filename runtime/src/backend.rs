@@ -59,6 +59,21 @@ pub trait Backend {
         dim: usize,
     ) -> Result<Self::Tensor>;
     fn activation(&self, x: Self::Tensor, f: Activation) -> Result<Self::Tensor>;
+    /// A tensor the graph no longer needs; a backend may keep its memory for the next op.
+    fn recycle(&self, x: Self::Tensor) {
+        drop(x);
+    }
+    /// `activation(linear(x))`; a backend may fuse the two (the CPU applies GELU while outputs are in cache).
+    fn linear_activation(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        layer: &Linear,
+        f: Activation,
+    ) -> Result<Self::Tensor> {
+        let y = self.linear(x, rows, layer)?;
+        self.activation(y, f)
+    }
     /// Row 0 of each sequence: `[batch * seq, width]` → `[batch, width]`.
     fn first_tokens(
         &self,

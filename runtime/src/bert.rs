@@ -154,13 +154,16 @@ impl Bert {
         for layer in &self.layers {
             let [q, k, v] = be.linear3(&x, rows, [&layer.query, &layer.key, &layer.value])?;
             let context = be.attention(&q, &k, &v, &batch.mask, b, s, c.heads, dim)?;
-            drop((q, k, v));
+            [q, k, v].into_iter().for_each(|t| be.recycle(t));
             let attended = be.linear(&context, rows, &layer.attention_output)?;
+            be.recycle(context);
             let attended = be.add_layer_norm(attended, Some(&x), &layer.attention_norm, c.eps)?;
-            let up = be.linear(&attended, rows, &layer.intermediate)?;
-            let up = be.activation(up, Activation::Gelu)?;
+            let up = be.linear_activation(&attended, rows, &layer.intermediate, Activation::Gelu)?;
             let down = be.linear(&up, rows, &layer.output)?;
-            x = be.add_layer_norm(down, Some(&attended), &layer.output_norm, c.eps)?;
+            be.recycle(up);
+            let next = be.add_layer_norm(down, Some(&attended), &layer.output_norm, c.eps)?;
+            be.recycle(std::mem::replace(&mut x, next));
+            be.recycle(attended);
             if keep_hidden {
                 hidden_states.push(be.output(&x)?);
             }

@@ -110,6 +110,26 @@ impl Backend for CpuExec<'_> {
         Ok(x)
     }
 
+    fn recycle(&self, x: Vec<f32>) {
+        crate::pool::recycle(x);
+    }
+
+    fn linear_activation(
+        &self,
+        x: &Vec<f32>,
+        rows: usize,
+        l: &Linear,
+        f: Activation,
+    ) -> Result<Vec<f32>> {
+        if f != Activation::Gelu {
+            let y = self.linear(x, rows, l)?;
+            return self.activation(y, f);
+        }
+        Ok(self
+            .cpu
+            .linear_gelu(x, rows, &l.weight.view(self.bytes), Some(&l.bias), l.act))
+    }
+
     fn first_tokens(&self, x: &Vec<f32>, batch: usize, seq: usize, h: usize) -> Result<Vec<f32>> {
         Ok((0..batch)
             .flat_map(|i| x[i * seq * h..i * seq * h + h].iter().copied())

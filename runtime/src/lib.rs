@@ -25,6 +25,7 @@ pub mod mlp;
 mod model;
 pub mod ops;
 mod panels;
+mod pool;
 pub mod quant;
 pub mod weights;
 

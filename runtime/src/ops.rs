@@ -53,7 +53,7 @@ impl Cpu {
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
         if integer_mxint8(w, act) {
             let acts = self.quantize_mxint8_input(x, kdim, act);
-            return self.linear_mxint8(&acts, m, w, bias);
+            return self.linear_mxint8(&acts, m, w, bias, None);
         }
         // Fixed point with both widths <= 8: i8 codes, exact i32 dot products, one scale 2^-(Fw+Fa) at the end.
         let fixed_path = match (w.tensor.encoding, act.encoding) {
@@ -276,6 +276,26 @@ impl Cpu {
         out
     }
 
+    /// [`Cpu::linear`] followed by exact-erf GELU. On the AMX panel path the GELU runs on each panel's
+    /// outputs as soon as they exist (in cache) instead of in a second pass over the whole output; the values
+    /// are the same either way (the same kernel on the same numbers).
+    pub fn linear_gelu(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        act: ActQuant,
+    ) -> Vec<f32> {
+        if integer_mxint8(w, act) && self.kernels.mxint8_panel.is_some() {
+            let acts = self.quantize_mxint8_input(x, w.cols(), act);
+            return self.linear_mxint8(&acts, m, w, bias, Some(self.kernels.gelu_in_place));
+        }
+        let mut y = self.linear(x, m, w, bias, act);
+        self.gelu(&mut y);
+        y
+    }
+
     /// Three linear layers on the same input (attention's query, key and value): with MXINT8 activations
     /// and MXINT8 weights the input is quantized once for all three; otherwise three [`Cpu::linear`] calls.
     pub fn linear3(
@@ -293,7 +313,7 @@ impl Cpu {
             return layers.map(|(w, b)| self.linear(x, m, w, b, act));
         }
         let acts = self.quantize_mxint8_input(x, kdim, act);
-        layers.map(|(w, b)| self.linear_mxint8(&acts, m, w, b))
+        layers.map(|(w, b)| self.linear_mxint8(&acts, m, w, b, None))
     }
 
     /// MXINT8 activation codes (rows padded to whole blocks) and each block's f32 factor, in the layout the
@@ -343,9 +363,15 @@ impl Cpu {
         m: usize,
         w: &WeightView<'_>,
         bias: Option<&[f32]>,
+        post: Option<fn(&mut [f32])>,
     ) -> Vec<f32> {
         if let (Some(kernel), true) = (self.kernels.mxint8_panel, acts.panels) {
-            return crate::panels::linear_mxint8_panels(kernel, acts, m, w, bias);
+            return crate::panels::linear_mxint8_panels(kernel, acts, m, w, bias, post);
+        }
+        if let Some(f) = post {
+            let mut out = self.linear_mxint8(acts, m, w, bias, None);
+            f(&mut out);
+            return out;
         }
         let (a_codes, a_scales) = (&acts.codes[..], &acts.factors[..]);
         const ROW_TILE: usize = 64;
@@ -527,7 +553,8 @@ impl Cpu {
         } else {
             (0..batch * heads).map(tile).collect()
         };
-        let mut out = vec![0.0f32; batch * seq * width];
+        // Every element is written below (each sequence, head and query row).
+        let mut out = crate::pool::take(batch * seq * width);
         for (bh, t) in tiles.iter().enumerate() {
             let (b, h) = (bh / heads, bh % heads);
             for i in 0..seq {

@@ -12,7 +12,8 @@ use crate::weights::WeightView;
 /// Weight rows per kernel group (the tile height).
 const GROUP_ROWS: usize = 16;
 
-/// `y = acts · Wᵀ + b` for `m` packed activation rows and dense MXINT8 `w`; returns `[m, n]`.
+/// `y = post(acts · Wᵀ + b)` for `m` packed activation rows and dense MXINT8 `w`; returns `[m, n]`. `post`
+/// (an elementwise activation) runs on each panel's rows right after they are computed.
 ///
 /// Many panels: each core takes whole panels and walks every weight group (the panel stays in L1, the
 /// weights stream from L2). Fewer panels than twice the cores (short inputs): the weight groups are split
@@ -23,9 +24,11 @@ pub(crate) fn linear_mxint8_panels(
     m: usize,
     w: &WeightView<'_>,
     bias: Option<&[f32]>,
+    post: Option<fn(&mut [f32])>,
 ) -> Vec<f32> {
     let (n, kdim) = (w.rows(), w.cols());
-    let mut out = vec![0.0f32; m * n];
+    // Every element is written below (each panel row, every weight group).
+    let mut out = crate::pool::take(m * n);
     let Some((w_codes, w_scales)) = w.mxint8_rows_all() else {
         unreachable!("the integer MXINT8 path is only taken for dense MXINT8 weights")
     };
@@ -46,6 +49,9 @@ pub(crate) fn linear_mxint8_panels(
         let per_panel = |buf: &mut Vec<f32>, (p, rows): (usize, &mut [f32])| {
             weights.run(kernel, acts, p, 0..groups, rows, buf);
             add_bias(rows, bias);
+            if let Some(f) = post {
+                f(rows); // while the panel's outputs are still in cache
+            }
         };
         if parallel {
             out.par_chunks_mut(PANEL_ROWS * n)
@@ -87,6 +93,9 @@ pub(crate) fn linear_mxint8_panels(
         }
     }
     add_bias(&mut out, bias);
+    if let Some(f) = post {
+        f(&mut out);
+    }
     out
 }
 

@@ -947,37 +947,47 @@ unsafe fn exp_in_place_avx512(x: &mut [f32]) {
     unsafe { exp_in_place_avx2(chunks.into_remainder()) };
 }
 
-/// [`gelu_in_place_avx2`] on 16 lanes: the same formula and constants; the reciprocal by `vrcp14ps`.
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+/// [`gelu_in_place_avx2`] on 16 lanes: the same formula and constants; the reciprocal by `vrcp14ps`. The
+/// ragged end goes through the same 16-lane code under a mask, so a value's result never depends on where
+/// it sits in the slice (the linear op may apply GELU per panel or to the whole output).
+#[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
-    let mut chunks = x.chunks_exact_mut(16);
-    let sign_mask = _mm512_set1_ps(-0.0);
-    for c in &mut chunks {
-        // SAFETY: the chunk holds exactly 16 values.
-        let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
-        let z = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-        let a = _mm512_andnot_ps(sign_mask, z);
-        // t = 1 / d by `vrcp14ps` and one Newton step (relative error ~2^-28, far inside the erf bound),
-        // because a 512-bit division would be this loop's slowest instruction.
-        let d = _mm512_fmadd_ps(a, _mm512_set1_ps(0.327_591_1), _mm512_set1_ps(1.0));
-        let r = _mm512_rcp14_ps(d);
-        let t = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r);
-        let mut poly = _mm512_set1_ps(1.061_405_4);
-        for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
-            poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(coef));
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut c = 0;
+    while c < n {
+        let width = (n - c).min(16);
+        let mask: __mmask16 = if width == 16 { 0xFFFF } else { (1 << width) - 1 };
+        // SAFETY: masked to the `width` values at c .. c + width, inside x.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(mask, p.add(c));
+            _mm512_mask_storeu_ps(p.add(c), mask, gelu16(v));
         }
-        let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
-        let erf_abs = _mm512_fnmadd_ps(_mm512_mul_ps(poly, t), e, _mm512_set1_ps(1.0));
-        let erf = _mm512_or_ps(erf_abs, _mm512_and_ps(sign_mask, z));
-        let g = _mm512_mul_ps(
-            _mm512_mul_ps(_mm512_set1_ps(0.5), v),
-            _mm512_add_ps(_mm512_set1_ps(1.0), erf),
-        );
-        // SAFETY: as above.
-        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), g) };
+        c += 16;
     }
-    // SAFETY: AVX2 and FMA are enabled here.
-    unsafe { gelu_in_place_avx2(chunks.into_remainder()) };
+}
+
+#[target_feature(enable = "avx512f,avx512dq")]
+fn gelu16(v: __m512) -> __m512 {
+    let sign_mask = _mm512_set1_ps(-0.0);
+    let z = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let a = _mm512_andnot_ps(sign_mask, z);
+    // t = 1 / d by `vrcp14ps` and one Newton step (relative error ~2^-28, far inside the erf bound), because
+    // a 512-bit division would be this function's slowest instruction.
+    let d = _mm512_fmadd_ps(a, _mm512_set1_ps(0.327_591_1), _mm512_set1_ps(1.0));
+    let r = _mm512_rcp14_ps(d);
+    let t = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r);
+    let mut poly = _mm512_set1_ps(1.061_405_4);
+    for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(coef));
+    }
+    let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+    let erf_abs = _mm512_fnmadd_ps(_mm512_mul_ps(poly, t), e, _mm512_set1_ps(1.0));
+    let erf = _mm512_or_ps(erf_abs, _mm512_and_ps(sign_mask, z));
+    _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_set1_ps(0.5), v),
+        _mm512_add_ps(_mm512_set1_ps(1.0), erf),
+    )
 }
 
 fn gemm_f32_packed_avx512_entry(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
