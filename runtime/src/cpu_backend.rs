@@ -79,11 +79,14 @@ impl Backend for CpuExec<'_> {
         norm: &Norm,
         eps: f32,
     ) -> Result<Vec<f32>> {
-        if let Some(r) = residual {
-            x.iter_mut().zip(r).for_each(|(a, r)| *a += r);
-        }
-        self.cpu
-            .layer_norm(&mut x, norm.gamma.len(), &norm.gamma, &norm.beta, eps);
+        self.cpu.layer_norm(
+            &mut x,
+            residual.map(|r| r.as_slice()),
+            norm.gamma.len(),
+            &norm.gamma,
+            &norm.beta,
+            eps,
+        );
         Ok(x)
     }
 

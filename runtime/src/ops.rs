@@ -463,25 +463,33 @@ impl Cpu {
         out
     }
 
-    /// Row-wise LayerNorm over `cols`: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
-    pub fn layer_norm(&self, x: &mut [f32], cols: usize, gamma: &[f32], beta: &[f32], eps: f32) {
-        let norm = |row: &mut [f32]| {
-            let n = cols as f64;
-            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-            let var = row
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            let inv = 1.0 / (var + f64::from(eps)).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                *v = ((f64::from(*v) - mean) * inv) as f32 * g + b;
-            }
-        };
-        if x.len() * 8 >= PARALLEL_WORK {
-            x.par_chunks_mut(cols).for_each(norm);
-        } else {
-            x.chunks_mut(cols).for_each(norm);
+    /// Row-wise LayerNorm over `cols` after adding `residual` (if any): `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
+    pub fn layer_norm(
+        &self,
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        cols: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) {
+        let f = self.kernels.layer_norm_row;
+        let cols = cols.max(1);
+        match residual {
+            Some(r) if x.len() * 8 >= PARALLEL_WORK => x
+                .par_chunks_mut(cols)
+                .zip(r.par_chunks(cols))
+                .for_each(|(row, r)| f(row, Some(r), gamma, beta, eps)),
+            Some(r) => x
+                .chunks_mut(cols)
+                .zip(r.chunks(cols))
+                .for_each(|(row, r)| f(row, Some(r), gamma, beta, eps)),
+            None if x.len() * 8 >= PARALLEL_WORK => x
+                .par_chunks_mut(cols)
+                .for_each(|row| f(row, None, gamma, beta, eps)),
+            None => x
+                .chunks_mut(cols)
+                .for_each(|row| f(row, None, gamma, beta, eps)),
         }
     }
 

@@ -67,7 +67,11 @@ mod tests {
         recycle(v);
         let w = take(1000);
         assert_eq!(w.len(), 1000);
-        assert_eq!(w.as_ptr(), ptr, "the recycled allocation is handed out again");
+        assert_eq!(
+            w.as_ptr(),
+            ptr,
+            "the recycled allocation is handed out again"
+        );
         let grown = take(1 << 18); // nothing large enough left: a fresh zeroed one
         assert!(grown.iter().all(|&x| x == 0.0));
         recycle(w);

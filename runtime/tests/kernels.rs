@@ -651,6 +651,42 @@ fn softmax_masked_within_its_bound() {
     }
 }
 
+/// LayerNorm rows with and without a residual: the residual add is exact-identical (f32), and the result
+/// within 2 ulp of the reference's plus a tiny absolute term (the f64 sums differ only in order: ~1e-16
+/// relative, so the f32 results differ by at most a rounding flip of the normalized value and of the
+/// affine step).
+#[test]
+fn layer_norm_row_within_its_bound() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables() {
+        for _ in 0..300 {
+            let n = rng.gen_range(1..800);
+            let offset = rng.gen_range(-50.0..50.0);
+            let row: Vec<f32> = (0..n).map(|_| offset + rng.gen_range(-4.0..4.0)).collect();
+            let residual: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let gamma: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let beta: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let eps = 1e-12;
+            for res in [None, Some(&residual[..])] {
+                let (mut r, mut f) = (row.clone(), row.clone());
+                reference::layer_norm_row(&mut r, res, &gamma, &beta, eps);
+                (k.layer_norm_row)(&mut f, res, &gamma, &beta, eps);
+                for j in 0..n {
+                    let bound = 2.0 * f32::EPSILON * (gamma[j].abs() * 8.0 + beta[j].abs()) + 1e-7;
+                    assert!(
+                        (r[j] - f[j]).abs() <= bound,
+                        "{}: n={n} residual={} entry {j}: {} vs {}",
+                        k.isa,
+                        res.is_some(),
+                        r[j],
+                        f[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gemm_f32_packed_within_the_derived_bound() {
     let mut rng = StdRng::seed_from_u64(seed());

@@ -22,6 +22,9 @@ pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], us
 /// MXINT8 activation rows against groups of 16 weight rows (see `reference::mxint8_panel`).
 pub type MxPanel = fn(&[u8], &[f32], usize, &[u8], &[f32], &mut [f32], usize);
 
+/// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
+pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
+
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -52,6 +55,9 @@ pub struct Kernels {
     pub exp_in_place: fn(&mut [f32]),
     /// Exact-erf GELU in place (SIMD versions: erf within 2e-7 absolute of the reference's).
     pub gelu_in_place: fn(&mut [f32]),
+    /// `(row, residual, gamma, beta, eps)`: one LayerNorm row after a residual add (`reference::layer_norm_row`;
+    /// SIMD versions sum in another order, in f64).
+    pub layer_norm_row: LayerNormRow,
     /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`).
     pub softmax_masked: fn(&mut [f32], &[u8], f32),
     /// Sparse weight row (values, column indices) · dense row.
@@ -74,6 +80,7 @@ impl Kernels {
             exp_in_place: reference::exp_in_place,
             gelu_in_place: reference::gelu_in_place,
             softmax_masked: reference::softmax_masked,
+            layer_norm_row: reference::layer_norm_row,
             sparse_dot: reference::sparse_dot,
         }
     }

@@ -54,6 +54,32 @@ pub fn softmax_masked(row: &mut [f32], keep: &[u8], scale: f32) {
     row.iter_mut().for_each(|p| *p /= sum);
 }
 
+/// One row of LayerNorm with the residual added first: `v = row + residual` (f32), then
+/// `((v − mean) / sqrt(var + eps)) · gamma + beta` with mean and biased variance summed in f64, in order; the
+/// normalized value is rounded to f32 before the f32 affine step.
+pub fn layer_norm_row(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    if let Some(r) = residual {
+        row.iter_mut().zip(r).for_each(|(v, r)| *v += r);
+    }
+    let n = row.len() as f64;
+    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = row
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let inv = 1.0 / (var + f64::from(eps)).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = ((f64::from(*v) - mean) * inv) as f32 * g + b;
+    }
+}
+
 /// Sequential f32 dot product.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)

@@ -33,6 +33,7 @@ pub fn tables() -> Vec<Kernels> {
         exp_in_place,
         gelu_in_place,
         softmax_masked: super::reference::softmax_masked,
+        layer_norm_row: super::reference::layer_norm_row,
         sparse_dot,
     };
     out.push(avx2);
@@ -59,6 +60,7 @@ pub fn tables() -> Vec<Kernels> {
             gemm_f32_packed: gemm_f32_packed_avx512_entry,
             softmax_masked: softmax_masked_avx512_entry,
             mxint8_quantize_block: mxint8_quantize_block_avx512_entry,
+            layer_norm_row: layer_norm_row_avx512_entry,
             ..*out.last().unwrap_or(&avx2)
         });
         if super::amx::enabled() {
@@ -957,7 +959,11 @@ unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
     let mut c = 0;
     while c < n {
         let width = (n - c).min(16);
-        let mask: __mmask16 = if width == 16 { 0xFFFF } else { (1 << width) - 1 };
+        let mask: __mmask16 = if width == 16 {
+            0xFFFF
+        } else {
+            (1 << width) - 1
+        };
         // SAFETY: masked to the `width` values at c .. c + width, inside x.
         unsafe {
             let v = _mm512_maskz_loadu_ps(mask, p.add(c));
@@ -1187,4 +1193,78 @@ unsafe fn mxint8_quantize_block_avx512(
         unsafe { _mm_storeu_si128(codes.as_mut_ptr().add(16 * h).cast(), bytes) };
     }
     (e + 127) as u8
+}
+
+fn layer_norm_row_avx512_entry(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    // SAFETY: only placed in a table after AVX-512F/DQ/VL were detected.
+    unsafe { layer_norm_row_avx512(row, residual, gamma, beta, eps) }
+}
+
+/// [`super::reference::layer_norm_row`] with 8 f64 lanes: the residual add, both sums (in lane order, then
+/// across lanes: a different order than the reference's, in f64) and the per-element steps in the reference's
+/// precision (f64 normalize, rounded to f32, f32 multiply then add).
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+unsafe fn layer_norm_row_avx512(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let n = row.len();
+    assert!(gamma.len() >= n && beta.len() >= n && residual.is_none_or(|r| r.len() >= n));
+    let p = row.as_mut_ptr();
+    let mask = |c: usize| -> __mmask8 {
+        let w = (n - c).min(8);
+        if w == 8 {
+            0xFF
+        } else {
+            (1 << w) - 1
+        }
+    };
+    // SAFETY (every masked access below): lanes c .. c + min(8, n - c) lie inside row, residual, gamma and
+    // beta (checked lengths above); masked-off lanes are not touched.
+    let mut sum = _mm512_setzero_pd();
+    let mut c = 0;
+    while c < n {
+        let m = mask(c);
+        let mut v = unsafe { _mm256_maskz_loadu_ps(m, p.add(c)) };
+        if let Some(r) = residual {
+            v = _mm256_add_ps(v, unsafe { _mm256_maskz_loadu_ps(m, r.as_ptr().add(c)) });
+            unsafe { _mm256_mask_storeu_ps(p.add(c), m, v) };
+        }
+        sum = _mm512_add_pd(sum, _mm512_cvtps_pd(v));
+        c += 8;
+    }
+    let mean = _mm512_reduce_add_pd(sum) / n as f64;
+    let vmean = _mm512_set1_pd(mean);
+    let mut sq = _mm512_setzero_pd();
+    c = 0;
+    while c < n {
+        let m = mask(c);
+        let v = _mm512_cvtps_pd(unsafe { _mm256_maskz_loadu_ps(m, p.add(c)) });
+        let d = _mm512_maskz_sub_pd(m, v, vmean);
+        sq = _mm512_fmadd_pd(d, d, sq);
+        c += 8;
+    }
+    let var = _mm512_reduce_add_pd(sq) / n as f64;
+    let inv = _mm512_set1_pd(1.0 / (var + f64::from(eps)).sqrt());
+    c = 0;
+    while c < n {
+        let m = mask(c);
+        unsafe {
+            let v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, p.add(c)));
+            let z = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(v, vmean), inv));
+            let g = _mm256_maskz_loadu_ps(m, gamma.as_ptr().add(c));
+            let b = _mm256_maskz_loadu_ps(m, beta.as_ptr().add(c));
+            _mm256_mask_storeu_ps(p.add(c), m, _mm256_add_ps(_mm256_mul_ps(z, g), b));
+        }
+        c += 8;
+    }
 }
