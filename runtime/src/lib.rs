@@ -27,6 +27,7 @@ pub mod ops;
 mod panels;
 mod pool;
 pub mod quant;
+mod warm;
 pub mod weights;
 
 pub use backend::{Activation, Backend};

@@ -161,7 +161,13 @@ impl Model {
     pub fn run_bert(&self, batch: &TokenBatch, keep_hidden: bool) -> Result<BertOutput> {
         match &self.graph {
             Graph::Bert(b) => match &self.device {
-                Device::Cpu => b.forward(&self.cpu_exec(), batch, keep_hidden),
+                Device::Cpu => {
+                    // Every BERT inference has dozens of parallel ops (except the tiniest inputs).
+                    if batch.batch * batch.seq >= 32 {
+                        crate::warm::keep_workers_warm();
+                    }
+                    b.forward(&self.cpu_exec(), batch, keep_hidden)
+                }
                 #[cfg(feature = "wgpu")]
                 Device::Wgpu(g) => b.forward(&g.exec(), batch, keep_hidden),
                 #[cfg(feature = "cuda")]
@@ -176,7 +182,13 @@ impl Model {
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         match &self.graph {
             Graph::Mlp(m) => match &self.device {
-                Device::Cpu => m.forward(&self.cpu_exec(), x, rows),
+                Device::Cpu => {
+                    // Small batches run on the calling thread; waking the pool would cost more.
+                    if rows >= 1024 {
+                        crate::warm::keep_workers_warm();
+                    }
+                    m.forward(&self.cpu_exec(), x, rows)
+                }
                 #[cfg(feature = "wgpu")]
                 Device::Wgpu(g) => m.forward(&g.exec(), x, rows),
                 #[cfg(feature = "cuda")]
