@@ -127,7 +127,7 @@ impl<'a> Groups<'a> {
             .collect();
         let full = n / GROUP_ROWS;
         let (mut tail_codes, mut tail_factors) = (Vec::new(), Vec::new());
-        if n % GROUP_ROWS != 0 {
+        if !n.is_multiple_of(GROUP_ROWS) {
             let first = full * GROUP_ROWS;
             tail_codes = vec![0u8; GROUP_ROWS * bpr * 32];
             tail_factors = vec![0.0f32; GROUP_ROWS * bpr];

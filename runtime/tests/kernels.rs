@@ -406,13 +406,14 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                     rounding: Rounding::Nearest,
                 },
             ] {
-                // Few activation rows (per-weight-row work) or many (tiles of 64 rows across the cores).
-                let m = if rng.gen_bool(0.3) {
-                    rng.gen_range(128..200)
-                } else {
-                    rng.gen_range(1..9)
+                // Few activation rows (per-weight-row work), many (tiles of 64 rows across the cores), or
+                // enough for the packed-panel GEMM (512 and more).
+                let m = match rng.gen_range(0..10) {
+                    0..=2 => rng.gen_range(128..200),
+                    3..=4 => rng.gen_range(512..700),
+                    _ => rng.gen_range(1..9),
                 };
-                let (n, k) = (rng.gen_range(1..40), rng.gen_range(1..100));
+                let (n, k) = (rng.gen_range(1..150), rng.gen_range(1..100));
                 let (bytes, w) = weight_file(&mut rng, n, k, enc, policy, zeros);
                 let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
                 let tref = TensorRef::from_view(file.tensor("w").unwrap());
@@ -706,13 +707,16 @@ fn gemm_f32_packed_within_the_derived_bound() {
                     wt[t * stride + r] = w[r * kd + t];
                 }
             }
-            let (mut r, mut f) = (vec![0.0f32; rows * n], vec![0.0f32; rows * n]);
-            reference::gemm_f32_packed(&x, kd, &wt, n, &mut r);
-            (k.gemm_f32_packed)(&x, kd, &wt, n, &mut f);
+            // Output rows `ldo` apart; the columns past n keep their value.
+            let ldo = n + rng.gen_range(0..3);
+            let (mut r, mut f) = (vec![7.0f32; rows * ldo], vec![7.0f32; rows * ldo]);
+            reference::gemm_f32_packed(&x, rows, kd, &wt, n, &mut r, ldo);
+            (k.gemm_f32_packed)(&x, rows, kd, &wt, n, &mut f, ldo);
             for i in 0..rows {
+                assert!(f[i * ldo + n..(i + 1) * ldo].iter().all(|&v| v == 7.0));
                 for c in 0..n {
                     let bound = dot_bound(&x[i * kd..(i + 1) * kd], &w[c * kd..(c + 1) * kd]);
-                    let (a, b) = (r[i * n + c], f[i * n + c]);
+                    let (a, b) = (r[i * ldo + c], f[i * ldo + c]);
                     assert!(
                         (a - b).abs() <= bound,
                         "k={kd} n={n} ({i}, {c}): {a} vs {b}"
@@ -747,6 +751,73 @@ fn mxint8_dot_f32_within_the_derived_bound() {
                 (r - f).abs() <= dot_bound(&decoded, &x),
                 "cols={cols}: {r} vs {f}"
             );
+        }
+    }
+}
+
+/// The MXINT8 × MXINT8 linear op on shapes that take every route of the panel driver (where the CPU has the
+/// panel kernel): few rows split across weight groups (1, 17, 33 rows with enough work to go parallel), a
+/// ragged last panel and a ragged last weight group, many panels. Bit for bit equal to the same op on the
+/// scalar reference table with the same contract, and within the dot-product bound of the f64 oracle.
+#[test]
+fn mxint8_linear_every_route_matches_its_reference() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let fast_cpu = Cpu::default();
+    let reference_cpu = Cpu {
+        kernels: fast_cpu.kernels.reference_for(),
+    };
+    let act = ActQuant {
+        encoding: Encoding::Mx(MxElem::Int8),
+        rounding: Rounding::Nearest,
+    };
+    for m in [1usize, 17, 33, 70] {
+        let (n, k) = (rng.gen_range(100..300), rng.gen_range(200..400));
+        let (bytes, w) = weight_file(
+            &mut rng,
+            n,
+            k,
+            Encoding::Mx(MxElem::Int8),
+            SparsePolicy::Never,
+            0.0,
+        );
+        let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
+        let tref = TensorRef::from_view(file.tensor("w").unwrap());
+        let view = tref.view(&bytes);
+        let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mut xq = x.clone();
+        mxrt_runtime::quant::fake_quantize_rows(&mut xq, k, act);
+        let r = reference_cpu.linear(&x, m, &view, Some(&bias), act);
+        let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
+        let g = fast_cpu.linear_gelu(&x, m, &view, Some(&bias), act);
+        let mut f_gelu = f.clone();
+        (fast_cpu.kernels.gelu_in_place)(&mut f_gelu);
+        for i in 0..m {
+            for o in 0..n {
+                let (wr, xr) = (&w[o * k..(o + 1) * k], &xq[i * k..(i + 1) * k]);
+                let exact: f64 = wr
+                    .iter()
+                    .zip(xr)
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum::<f64>()
+                    + f64::from(bias[o]);
+                let tol = dot_bound(wr, xr) + 1e-6 * exact.abs() as f32 + 1e-7;
+                let fv = f[i * n + o];
+                assert!(
+                    (f64::from(fv) - exact).abs() as f32 <= tol,
+                    "m={m} n={n} k={k} ({i}, {o}): {fv} vs exact {exact}"
+                );
+                assert_eq!(
+                    fv.to_bits(),
+                    r[i * n + o].to_bits(),
+                    "m={m} n={n} k={k} ({i}, {o}): fast and reference tables differ"
+                );
+                assert_eq!(
+                    g[i * n + o].to_bits(),
+                    f_gelu[i * n + o].to_bits(),
+                    "m={m} ({i}, {o}): fused GELU differs from GELU after the linear"
+                );
+            }
         }
     }
 }

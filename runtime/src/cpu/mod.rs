@@ -22,6 +22,9 @@ pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], us
 /// MXINT8 activation rows against groups of 16 weight rows (see `reference::mxint8_panel`).
 pub type MxPanel = fn(&[u8], &[f32], usize, &[u8], &[f32], &mut [f32], usize);
 
+/// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
+pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
+
 /// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
 pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
 
@@ -35,7 +38,7 @@ pub struct Kernels {
     /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
     pub dot_f32_rows3: F32Rows3,
     /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
-    pub gemm_f32_packed: fn(&[f32], usize, &[f32], usize, &mut [f32]),
+    pub gemm_f32_packed: GemmF32Packed,
     /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`).
     pub mxint8_dot_f32: fn(&[u8], &[f32], &[f32]) -> f32,
     /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.

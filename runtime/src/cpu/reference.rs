@@ -95,14 +95,22 @@ pub fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
     }
 }
 
-/// `out[i][c] = Σ_t x[i][t] · wt[t][c]` for `out.len() / n` rows: `x` is `[rows, k]`, `wt` the weight matrix
-/// transposed and packed `[k, stride]` with `stride = n` rounded up to a multiple of 16 (zero columns past
-/// `n`). Sums in `t` order. (For layers with few inputs, where dot products are too short to pay.)
-pub fn gemm_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+/// `out[i · ldo + c] = Σ_t x[i][t] · wt[t][c]` for `rows` rows and `c < n`: `x` is `[rows, k]`, `wt` the
+/// weight matrix transposed and packed `[k, stride]` with `stride = n` rounded up to a multiple of 16 (zero
+/// columns past `n`). Sums in `t` order. Other entries of `out` are left alone.
+pub fn gemm_f32_packed(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
     let stride = n.div_ceil(16) * 16;
-    for (i, o) in out.chunks_mut(n.max(1)).enumerate() {
-        for (c, o) in o.iter_mut().enumerate() {
-            *o = (0..k).fold(0.0, |s, t| s + x[i * k + t] * wt[t * stride + c]);
+    for i in 0..rows {
+        for c in 0..n {
+            out[i * ldo + c] = (0..k).fold(0.0, |s, t| s + x[i * k + t] * wt[t * stride + c]);
         }
     }
 }
@@ -204,10 +212,11 @@ pub const PANEL_ROWS: usize = 16;
 ///
 /// The panel (written by `quant::pack_mxint8_panels`): block `j` at byte `512 j`, in it code `32 j + 4 q + t`
 /// of panel row `i` at byte `64 q + 4 i + t` (`q < 8`, `t < 4`); `factors[16 j + i]` is that block's
-/// [`act_scale`] (0 for padding rows). Weight rows: codes row-major, `32 · bpr` bytes each; `w_factors[r · bpr
-/// + j]` = `mx::scale_value`. Result: `out[i · ldo + r]` = `acc` after every block `j` in order, starting
-/// from 0, of `acc = fma(p as f32, w_factor · a_factor, acc)` where `p` is the exact i32 sum of the block's 32
-/// products (exact in f32 too: |p| ≤ 32 · 128² < 2²⁴).
+/// [`act_scale`] (0 for padding rows). Weight rows: codes row-major, `32 · bpr` bytes each; the factor of
+/// weight row `r`, block `j` is `w_factors[r · bpr + j]` (`mx::scale_value`). Result: `out[i · ldo + r]` is
+/// `acc` after every block `j` in order, starting from 0, of `acc = fma(p as f32, w_factor · a_factor, acc)`
+/// where `p` is the exact i32 sum of the block's 32 products (exact in f32 too, as its magnitude is at most
+/// 32 · 128² < 2²⁴).
 pub fn mxint8_panel(
     panel: &[u8],
     factors: &[f32],

@@ -130,19 +130,39 @@ unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32
     }
 }
 
-fn gemm_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+fn gemm_f32_packed(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
     // SAFETY: only reachable after AVX2 and FMA were detected.
-    unsafe { gemm_f32_packed_avx2(x, k, wt, n, out) }
+    unsafe { gemm_f32_packed_avx2(x, rows, k, wt, n, out, ldo) }
 }
 
 /// Four activation rows × 16 output columns per step: each x[i][t] is broadcast and multiplied into two
 /// 8-wide columns of the packed weights (8 accumulators, no horizontal sums). Partial last column groups go
 /// through a 16-wide buffer.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_f32_packed_avx2(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+unsafe fn gemm_f32_packed_avx2(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
     let stride = n.div_ceil(16) * 16;
-    let rows = out.len().checked_div(n).unwrap_or(0);
-    assert!(x.len() >= rows * k && wt.len() >= k * stride);
+    assert!(
+        x.len() >= rows * k
+            && wt.len() >= k * stride
+            && ldo >= n
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
+    );
     let pw = wt.as_ptr();
     let mut i = 0;
     while i < rows {
@@ -165,7 +185,7 @@ unsafe fn gemm_f32_packed_avx2(x: &[f32], k: usize, wt: &[f32], n: usize, out: &
             }
             let width = (n - c0).min(16);
             for (g, acc) in acc.iter().enumerate().take(group) {
-                let row = &mut out[(i + g) * n + c0..(i + g) * n + c0 + width];
+                let row = &mut out[(i + g) * ldo + c0..(i + g) * ldo + c0 + width];
                 if width == 16 {
                     // SAFETY: the row slice holds exactly 16 values: two 8-wide stores.
                     unsafe {
@@ -996,19 +1016,39 @@ fn gelu16(v: __m512) -> __m512 {
     )
 }
 
-fn gemm_f32_packed_avx512_entry(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+fn gemm_f32_packed_avx512_entry(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
     // SAFETY: only placed in a table after AVX-512F was detected.
-    unsafe { gemm_f32_packed_avx512(x, k, wt, n, out) }
+    unsafe { gemm_f32_packed_avx512(x, rows, k, wt, n, out, ldo) }
 }
 
 /// Eight activation rows × 32 output columns per step (16 accumulators of 16 lanes): each x[i][t] is
 /// broadcast into two FMAs. A 16-wide last column group uses one register; columns past `n` are computed
 /// (the packed panel is zero there) and masked off at the store.
 #[target_feature(enable = "avx512f")]
-unsafe fn gemm_f32_packed_avx512(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+unsafe fn gemm_f32_packed_avx512(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
     let stride = n.div_ceil(16) * 16;
-    let rows = out.len().checked_div(n).unwrap_or(0);
-    assert!(x.len() >= rows * k && wt.len() >= k * stride && out.len() >= rows * n);
+    assert!(
+        x.len() >= rows * k
+            && wt.len() >= k * stride
+            && ldo >= n
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
+    );
     let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
     let mut i = 0;
     while i < rows {
@@ -1047,8 +1087,8 @@ unsafe fn gemm_f32_packed_avx512(x: &[f32], k: usize, wt: &[f32], n: usize, out:
                     } else {
                         (1 << width) - 1
                     };
-                    // SAFETY: row i + g < rows, columns col .. col + width <= n: inside out (masked store).
-                    unsafe { _mm512_mask_storeu_ps(po.add((i + g) * n + col), mask, *v) };
+                    // SAFETY: row i + g < rows, columns col .. col + width <= n <= ldo: inside out (masked).
+                    unsafe { _mm512_mask_storeu_ps(po.add((i + g) * ldo + col), mask, *v) };
                 }
             }
             c0 += if two { 32 } else { 16 };
@@ -1228,16 +1268,23 @@ unsafe fn layer_norm_row_avx512(
             (1 << w) - 1
         }
     };
-    // SAFETY (every masked access below): lanes c .. c + min(8, n - c) lie inside row, residual, gamma and
-    // beta (checked lengths above); masked-off lanes are not touched.
+    // Masked loads and stores of lanes c .. c + min(8, n - c): inside row, residual, gamma and beta (lengths
+    // checked above); masked-off lanes are not touched.
+    let load = |src: *const f32, c: usize| {
+        // SAFETY: see above.
+        unsafe { _mm256_maskz_loadu_ps(mask(c), src.add(c)) }
+    };
+    let store = |c: usize, v: __m256| {
+        // SAFETY: see above.
+        unsafe { _mm256_mask_storeu_ps(p.add(c), mask(c), v) }
+    };
     let mut sum = _mm512_setzero_pd();
     let mut c = 0;
     while c < n {
-        let m = mask(c);
-        let mut v = unsafe { _mm256_maskz_loadu_ps(m, p.add(c)) };
+        let mut v = load(p, c);
         if let Some(r) = residual {
-            v = _mm256_add_ps(v, unsafe { _mm256_maskz_loadu_ps(m, r.as_ptr().add(c)) });
-            unsafe { _mm256_mask_storeu_ps(p.add(c), m, v) };
+            v = _mm256_add_ps(v, load(r.as_ptr(), c));
+            store(c, v);
         }
         sum = _mm512_add_pd(sum, _mm512_cvtps_pd(v));
         c += 8;
@@ -1247,9 +1294,8 @@ unsafe fn layer_norm_row_avx512(
     let mut sq = _mm512_setzero_pd();
     c = 0;
     while c < n {
-        let m = mask(c);
-        let v = _mm512_cvtps_pd(unsafe { _mm256_maskz_loadu_ps(m, p.add(c)) });
-        let d = _mm512_maskz_sub_pd(m, v, vmean);
+        let v = _mm512_cvtps_pd(load(p, c));
+        let d = _mm512_maskz_sub_pd(mask(c), v, vmean);
         sq = _mm512_fmadd_pd(d, d, sq);
         c += 8;
     }
@@ -1257,14 +1303,10 @@ unsafe fn layer_norm_row_avx512(
     let inv = _mm512_set1_pd(1.0 / (var + f64::from(eps)).sqrt());
     c = 0;
     while c < n {
-        let m = mask(c);
-        unsafe {
-            let v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, p.add(c)));
-            let z = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(v, vmean), inv));
-            let g = _mm256_maskz_loadu_ps(m, gamma.as_ptr().add(c));
-            let b = _mm256_maskz_loadu_ps(m, beta.as_ptr().add(c));
-            _mm256_mask_storeu_ps(p.add(c), m, _mm256_add_ps(_mm256_mul_ps(z, g), b));
-        }
+        let v = _mm512_cvtps_pd(load(p, c));
+        let z = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(v, vmean), inv));
+        let (g, b) = (load(gamma.as_ptr(), c), load(beta.as_ptr(), c));
+        store(c, _mm256_add_ps(_mm256_mul_ps(z, g), b));
         c += 8;
     }
 }
