@@ -42,9 +42,10 @@ pub struct Args {
 /// `--backend` and `--verbose`, shared by `run`, `eval` and `bench`.
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
-    /// Where the model runs: `cpu` (SIMD kernels chosen for this CPU), `wgpu` (WGSL compute shaders on any
-    /// Vulkan, Metal, DX12 or GL adapter; WGPU_ADAPTER_NAME=<substring> or WGPU_BACKEND=vulkan|gl|... choose
-    /// one), `cuda` (not implemented yet).
+    /// Where the model runs: `cpu` (kernels chosen for this CPU: AVX2, AVX-512, AMX tiles for MXINT8 x
+    /// MXINT8), `wgpu` (WGSL compute shaders on any Vulkan, Metal, DX12 or GL adapter;
+    /// WGPU_ADAPTER_NAME=<substring> or WGPU_BACKEND=vulkan|gl|... choose one), `cuda` (our CUDA kernels,
+    /// compiled by NVRTC at first use; needs an NVIDIA driver).
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(BackendKind))]
     pub backend: BackendKind,
     /// Print the backend in use (CPU instruction set or GPU adapter) on stderr.

@@ -63,7 +63,9 @@ pub fn tables() -> Vec<Kernels> {
             layer_norm_row: layer_norm_row_avx512_entry,
             ..*out.last().unwrap_or(&avx2)
         });
-        if super::amx::enabled() {
+        // MXRT_NO_AMX=1 leaves the matrix unit out (to compare the AVX-512 VNNI path on the same machine).
+        let no_amx = std::env::var_os("MXRT_NO_AMX").is_some_and(|v| v != "0");
+        if super::amx::enabled() && !no_amx {
             out.push(Kernels {
                 isa: "avx512vnni+amx",
                 mxint8_panel: Some(super::amx::mxint8_panel),
