@@ -5,7 +5,7 @@ use mxrt_format::{Encoding, MxElem};
 use rayon::prelude::*;
 
 use crate::cpu::Kernels;
-use crate::quant::{fake_quantize_rows, pack_mxint8_panels, quantize_mxint8_rows, ActQuant};
+use crate::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, ActQuant};
 use crate::weights::WeightView;
 
 /// Quantized MXINT8 activations: codes and f32 block factors, row after row, or (`panels`) packed in
@@ -405,7 +405,23 @@ impl Cpu {
     /// MXINT8 activation codes (rows padded to whole blocks) and each block's f32 factor, in the layout the
     /// kernel table's integer path reads: rows, or panels of 16 rows where it has `mxint8_panel`.
     fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> MxActs {
-        let (mut codes, mut scales) = (Vec::new(), Vec::new());
+        let (mut codes, mut factors) = (Vec::new(), Vec::new());
+        if self.kernels.mxint8_panel.is_some() {
+            quantize_mxint8_panels(
+                x,
+                kdim,
+                act.rounding,
+                self.kernels.mxint8_quantize_block,
+                &mut codes,
+                &mut factors,
+            );
+            return MxActs {
+                codes,
+                factors,
+                panels: true,
+            };
+        }
+        let mut scales = Vec::new();
         quantize_mxint8_rows(
             x,
             kdim,
@@ -414,29 +430,11 @@ impl Cpu {
             &mut codes,
             &mut scales,
         );
-        let factors: Vec<f32> = scales
-            .iter()
-            .map(|&s| crate::cpu::reference::act_scale(s))
-            .collect();
-        if self.kernels.mxint8_panel.is_none() {
-            return MxActs {
-                codes,
-                factors,
-                panels: false,
-            };
-        }
-        let (mut panel_codes, mut panel_factors) = (Vec::new(), Vec::new());
-        pack_mxint8_panels(
-            &codes,
-            &factors,
-            kdim.div_ceil(32),
-            &mut panel_codes,
-            &mut panel_factors,
-        );
+        factors.extend(scales.iter().map(|&s| crate::cpu::reference::act_scale(s)));
         MxActs {
-            codes: panel_codes,
-            factors: panel_factors,
-            panels: true,
+            codes,
+            factors,
+            panels: false,
         }
     }
 

@@ -151,3 +151,66 @@ pub fn pack_mxint8_panels(
             .for_each(one_panel);
     }
 }
+
+/// [`quantize_mxint8_rows`] and [`pack_mxint8_panels`] in one pass: each block of 32 activations is quantized
+/// (`block` is the kernel table's `mxint8_quantize_block`) and its codes written straight to their places in
+/// the panel, its factor (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly
+/// what the two steps give; the row-major codes are never materialised.
+pub fn quantize_mxint8_panels(
+    x: &[f32],
+    cols: usize,
+    rounding: Rounding,
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    panel_codes: &mut Vec<u8>,
+    panel_factors: &mut Vec<f32>,
+) {
+    use crate::cpu::reference::{act_scale, PANEL_ROWS};
+    use rayon::prelude::*;
+    let bpr = cols.div_ceil(mx::BLOCK);
+    let rows = x.len() / cols.max(1);
+    let panels = rows.div_ceil(PANEL_ROWS);
+    panel_codes.clear();
+    panel_factors.clear();
+    if bpr == 0 {
+        return;
+    }
+    panel_codes.resize(panels * bpr * 512, 0);
+    panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
+    let one_panel = |(p, (pc, pf)): (usize, (&mut [u8], &mut [f32]))| {
+        let first = p * PANEL_ROWS;
+        let mut codes = [0u8; 32];
+        for i in 0..PANEL_ROWS.min(rows - first) {
+            let row = &x[(first + i) * cols..(first + i + 1) * cols];
+            for (j, values) in row.chunks(mx::BLOCK).enumerate() {
+                let mut padded = [0f32; 32];
+                let input: &[f32; 32] = match values.try_into() {
+                    Ok(whole) => whole,
+                    Err(_) => {
+                        padded[..values.len()].copy_from_slice(values);
+                        &padded
+                    }
+                };
+                let scale = block(input, rounding, &mut codes);
+                let dst = &mut pc[512 * j..512 * (j + 1)];
+                for (q, four) in codes.chunks_exact(4).enumerate() {
+                    dst[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(four);
+                }
+                pf[PANEL_ROWS * j + i] = act_scale(scale);
+            }
+        }
+    };
+    let chunks_wide = bpr * 512;
+    if x.len() >= 1 << 15 {
+        panel_codes
+            .par_chunks_mut(chunks_wide)
+            .zip(panel_factors.par_chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    } else {
+        panel_codes
+            .chunks_mut(chunks_wide)
+            .zip(panel_factors.chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    }
+}

@@ -821,3 +821,62 @@ fn mxint8_linear_every_route_matches_its_reference() {
         }
     }
 }
+
+/// Quantizing straight into panels gives exactly what quantizing rows and then packing them gives: ragged
+/// rows (cols not a multiple of 32), a ragged last panel, both roundings, the parallel and serial routes.
+#[test]
+fn quantizing_into_panels_equals_quantize_then_pack() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    for k in tables {
+        for _ in 0..40 {
+            let (rows, cols) = (rng.gen_range(1..120), rng.gen_range(1..700));
+            let x: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.gen_range(-4.0..4.0) * 2f32.powi(rng.gen_range(-8..8)))
+                .collect();
+            for rounding in [Rounding::Nearest, Rounding::Even] {
+                let (mut codes, mut scales) = (Vec::new(), Vec::new());
+                mxrt_runtime::quant::quantize_mxint8_rows(
+                    &x,
+                    cols,
+                    rounding,
+                    k.mxint8_quantize_block,
+                    &mut codes,
+                    &mut scales,
+                );
+                let factors: Vec<f32> = scales.iter().map(|&s| reference::act_scale(s)).collect();
+                let (mut packed, mut packed_factors) = (Vec::new(), Vec::new());
+                mxrt_runtime::quant::pack_mxint8_panels(
+                    &codes,
+                    &factors,
+                    cols.div_ceil(32),
+                    &mut packed,
+                    &mut packed_factors,
+                );
+                let (mut direct, mut direct_factors) = (Vec::new(), Vec::new());
+                mxrt_runtime::quant::quantize_mxint8_panels(
+                    &x,
+                    cols,
+                    rounding,
+                    k.mxint8_quantize_block,
+                    &mut direct,
+                    &mut direct_factors,
+                );
+                assert_eq!(packed, direct, "{}: codes rows={rows} cols={cols}", k.isa);
+                assert_eq!(
+                    packed_factors
+                        .iter()
+                        .map(|f| f.to_bits())
+                        .collect::<Vec<_>>(),
+                    direct_factors
+                        .iter()
+                        .map(|f| f.to_bits())
+                        .collect::<Vec<_>>(),
+                    "{}: factors",
+                    k.isa
+                );
+            }
+        }
+    }
+}
