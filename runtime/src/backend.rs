@@ -59,6 +59,21 @@ pub trait Backend {
         dim: usize,
     ) -> Result<Self::Tensor>;
     fn activation(&self, x: Self::Tensor, f: Activation) -> Result<Self::Tensor>;
+    /// A feed-forward block, `linear(f(linear(x, up)), down)`; a backend may fuse it (the CPU runs it one
+    /// panel of rows at a time so the wide intermediate never leaves the cache).
+    fn feed_forward(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        up: &Linear,
+        f: Activation,
+        down: &Linear,
+    ) -> Result<Self::Tensor> {
+        let hidden = self.linear_activation(x, rows, up, f)?;
+        let out = self.linear(&hidden, rows, down)?;
+        self.recycle(hidden);
+        Ok(out)
+    }
     /// A tensor the graph no longer needs; a backend may keep its memory for the next op.
     fn recycle(&self, x: Self::Tensor) {
         drop(x);

@@ -158,10 +158,13 @@ impl Bert {
             let attended = be.linear(&context, rows, &layer.attention_output)?;
             be.recycle(context);
             let attended = be.add_layer_norm(attended, Some(&x), &layer.attention_norm, c.eps)?;
-            let up =
-                be.linear_activation(&attended, rows, &layer.intermediate, Activation::Gelu)?;
-            let down = be.linear(&up, rows, &layer.output)?;
-            be.recycle(up);
+            let down = be.feed_forward(
+                &attended,
+                rows,
+                &layer.intermediate,
+                Activation::Gelu,
+                &layer.output,
+            )?;
             let next = be.add_layer_norm(down, Some(&attended), &layer.output_norm, c.eps)?;
             be.recycle(std::mem::replace(&mut x, next));
             be.recycle(attended);

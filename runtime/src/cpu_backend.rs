@@ -117,6 +117,27 @@ impl Backend for CpuExec<'_> {
         crate::pool::recycle(x);
     }
 
+    fn feed_forward(
+        &self,
+        x: &Vec<f32>,
+        rows: usize,
+        up: &Linear,
+        f: Activation,
+        down: &Linear,
+    ) -> Result<Vec<f32>> {
+        if f != Activation::Gelu {
+            let hidden = self.linear_activation(x, rows, up, f)?;
+            return self.linear(&hidden, rows, down);
+        }
+        let (wu, wd) = (up.weight.view(self.bytes), down.weight.view(self.bytes));
+        Ok(self.cpu.feed_forward_gelu(
+            x,
+            rows,
+            (&wu, Some(&up.bias), up.act),
+            (&wd, Some(&down.bias), down.act),
+        ))
+    }
+
     fn linear_activation(
         &self,
         x: &Vec<f32>,

@@ -382,6 +382,41 @@ impl Cpu {
         y
     }
 
+    /// A feed-forward block `linear(gelu(linear(x, up)), down)`. Where both layers are MXINT8 × MXINT8 on
+    /// the AMX panel kernel and the input has at least two panels per core, it runs fused one panel at a time
+    /// (`panels::feed_forward_panels`, bit for bit the unfused result); otherwise as the two ops.
+    #[allow(clippy::too_many_arguments)]
+    pub fn feed_forward_gelu(
+        &self,
+        x: &[f32],
+        m: usize,
+        up: (&WeightView<'_>, Option<&[f32]>, ActQuant),
+        down: (&WeightView<'_>, Option<&[f32]>, ActQuant),
+    ) -> Vec<f32> {
+        let panels = m.div_ceil(crate::cpu::reference::PANEL_ROWS);
+        let fused = integer_mxint8(up.0, up.2)
+            && integer_mxint8(down.0, down.2)
+            && down.0.cols() == up.0.rows()
+            && panels >= 2 * rayon::current_num_threads();
+        if let (Some(kernel), true) = (self.kernels.mxint8_panel, fused) {
+            let acts = self.quantize_mxint8_input(x, up.0.cols(), up.2);
+            let ff = crate::panels::FeedForward {
+                up: up.0,
+                up_bias: up.1,
+                down: down.0,
+                down_bias: down.1,
+                gelu: self.kernels.gelu_in_place,
+                quantize_block: self.kernels.mxint8_quantize_block,
+                down_rounding: down.2.rounding,
+            };
+            return crate::panels::feed_forward_panels(kernel, &acts, m, &ff);
+        }
+        let hidden = self.linear_gelu(x, m, up.0, up.1, up.2);
+        let out = self.linear(&hidden, m, down.0, down.1, down.2);
+        crate::pool::recycle(hidden);
+        out
+    }
+
     /// Three linear layers on the same input (attention's query, key and value): with MXINT8 activations
     /// and MXINT8 weights the input is quantized once for all three; otherwise three [`Cpu::linear`] calls.
     pub fn linear3(

@@ -99,6 +99,85 @@ pub(crate) fn linear_mxint8_panels(
     out
 }
 
+/// The MXINT8 pieces of a fused feed-forward block: the weights and biases of both layers, the GELU and
+/// activation quantizer kernels, and the rounding of the second layer's input.
+pub(crate) struct FeedForward<'a, 'w> {
+    pub up: &'a WeightView<'w>,
+    pub up_bias: Option<&'a [f32]>,
+    pub down: &'a WeightView<'w>,
+    pub down_bias: Option<&'a [f32]>,
+    pub gelu: fn(&mut [f32]),
+    pub quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    pub down_rounding: mxrt_format::Rounding,
+}
+
+/// `down(quantize(gelu(up(acts))))` one panel of 16 rows at a time: the panel's up-projection, its GELU and
+/// its quantization for the down-projection stay in this core's cache, and the `[m, intermediate]`
+/// activations never exist as a whole. Every step is the one the unfused ops take on the same rows (the
+/// quantizer works per row, so quantizing one panel gives the panel the whole-matrix quantizer would), so
+/// the result is bit for bit the unfused one. The caller guarantees enough panels to keep every core busy.
+pub(crate) fn feed_forward_panels(
+    kernel: MxPanel,
+    acts: &MxActs,
+    m: usize,
+    ff: &FeedForward<'_, '_>,
+) -> Vec<f32> {
+    let (hidden_width, n) = (ff.up.rows(), ff.down.rows());
+    debug_assert_eq!(ff.down.cols(), hidden_width);
+    let (Some((up_codes, up_scales)), Some((down_codes, down_scales))) =
+        (ff.up.mxint8_rows_all(), ff.down.mxint8_rows_all())
+    else {
+        unreachable!("the fused feed-forward block is only taken for dense MXINT8 weights")
+    };
+    let mut out = crate::pool::take(m * n); // every element written below
+    if n == 0 || m == 0 || hidden_width == 0 {
+        out.fill(0.0);
+        add_bias(&mut out, ff.down_bias);
+        return out;
+    }
+    let up = Groups::new(up_codes, up_scales, hidden_width, ff.up.cols().div_ceil(32));
+    let down = Groups::new(down_codes, down_scales, n, hidden_width.div_ceil(32));
+    struct PanelScratch {
+        hidden: Vec<f32>,
+        buf: Vec<f32>,
+        codes: Vec<u8>,
+        factors: Vec<f32>,
+    }
+    let new_scratch = || PanelScratch {
+        hidden: Vec::new(),
+        buf: Vec::new(),
+        codes: Vec::new(),
+        factors: Vec::new(),
+    };
+    out.par_chunks_mut(PANEL_ROWS * n)
+        .enumerate()
+        .for_each_init(new_scratch, |s, (p, rows)| {
+            let real = rows.len() / n;
+            s.hidden.clear();
+            s.hidden.resize(real * hidden_width, 0.0);
+            up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf);
+            add_bias(&mut s.hidden, ff.up_bias);
+            (ff.gelu)(&mut s.hidden);
+            crate::quant::quantize_mxint8_panels(
+                &s.hidden,
+                hidden_width,
+                ff.down_rounding,
+                ff.quantize_block,
+                &mut s.codes,
+                &mut s.factors,
+            );
+            let panel = MxActs {
+                codes: std::mem::take(&mut s.codes),
+                factors: std::mem::take(&mut s.factors),
+                panels: true,
+            };
+            down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf);
+            add_bias(rows, ff.down_bias);
+            (s.codes, s.factors) = (panel.codes, panel.factors);
+        });
+    out
+}
+
 fn add_bias(rows: &mut [f32], bias: Option<&[f32]>) {
     if let Some(b) = bias {
         for row in rows.chunks_mut(b.len().max(1)) {

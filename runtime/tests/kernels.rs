@@ -880,3 +880,76 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
         }
     }
 }
+
+/// The fused feed-forward block equals the two linear layers with GELU between them, bit for bit (many
+/// panels: the fused route where the CPU has the panel kernel; few: the unfused one), and the same block on
+/// the reference table with the same contract.
+#[test]
+fn feed_forward_block_equals_its_two_layers() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let fast_cpu = Cpu::default();
+    let reference_cpu = Cpu {
+        kernels: fast_cpu.kernels.reference_for(),
+    };
+    let act = |rounding| ActQuant {
+        encoding: Encoding::Mx(MxElem::Int8),
+        rounding,
+    };
+    for m in [9usize, 70, 150] {
+        let (k, hidden, n) = (
+            rng.gen_range(30..200),
+            rng.gen_range(40..300),
+            rng.gen_range(20..100),
+        );
+        let mx = Encoding::Mx(MxElem::Int8);
+        let (up_bytes, _) = weight_file(&mut rng, hidden, k, mx, SparsePolicy::Never, 0.0);
+        let (down_bytes, _) = weight_file(&mut rng, n, hidden, mx, SparsePolicy::Never, 0.0);
+        let up_file = MxrtFile::parse(&up_bytes, ReadOptions::default()).unwrap();
+        let down_file = MxrtFile::parse(&down_bytes, ReadOptions::default()).unwrap();
+        let (up_ref, down_ref) = (
+            TensorRef::from_view(up_file.tensor("w").unwrap()),
+            TensorRef::from_view(down_file.tensor("w").unwrap()),
+        );
+        let (up, down) = (up_ref.view(&up_bytes), down_ref.view(&down_bytes));
+        let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
+        let up_bias: Vec<f32> = (0..hidden).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let down_bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let (a_up, a_down) = (act(Rounding::Nearest), act(Rounding::Even));
+        for cpu in [&fast_cpu, &reference_cpu] {
+            let h = cpu.linear_gelu(&x, m, &up, Some(&up_bias), a_up);
+            let two = cpu.linear(&h, m, &down, Some(&down_bias), a_down);
+            let fused = cpu.feed_forward_gelu(
+                &x,
+                m,
+                (&up, Some(&up_bias), a_up),
+                (&down, Some(&down_bias), a_down),
+            );
+            assert_eq!(
+                fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                two.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{}: m={m} k={k} hidden={hidden} n={n}",
+                cpu.kernels.isa
+            );
+        }
+        let f = fast_cpu.feed_forward_gelu(
+            &x,
+            m,
+            (&up, Some(&up_bias), a_up),
+            (&down, Some(&down_bias), a_down),
+        );
+        let r = reference_cpu.feed_forward_gelu(
+            &x,
+            m,
+            (&up, Some(&up_bias), a_up),
+            (&down, Some(&down_bias), a_down),
+        );
+        // The fast table's GELU is within its bound of the reference's, not equal: after quantization a few
+        // codes may differ, so the two tables agree closely, not bitwise.
+        let worst = f
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 0.5, "fast vs reference table: {worst}");
+    }
+}
