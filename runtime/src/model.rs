@@ -184,10 +184,21 @@ impl Model {
             Graph::Mlp(m) => match &self.device {
                 Device::Cpu => {
                     // Small batches run on the calling thread; waking the pool would cost more.
-                    if rows >= 1024 {
-                        crate::warm::keep_workers_warm();
+                    if rows < 2 * MLP_BLOCK_ROWS {
+                        return m.forward(&self.cpu_exec(), x, rows);
                     }
-                    m.forward(&self.cpu_exec(), x, rows)
+                    // Large batches: rows are independent, so blocks of rows run the whole network each,
+                    // spread over the cores, with every intermediate activation in cache (the same values
+                    // as one pass over all rows: every op works row by row).
+                    crate::warm::keep_workers_warm();
+                    use rayon::prelude::*;
+                    let exec = self.cpu_exec();
+                    let width = m.inputs.max(1);
+                    let blocks: Vec<Vec<f32>> = x
+                        .par_chunks(MLP_BLOCK_ROWS * width)
+                        .map(|xb| m.forward(&exec, xb, xb.len() / width))
+                        .collect::<Result<_>>()?;
+                    Ok(blocks.concat())
                 }
                 #[cfg(feature = "wgpu")]
                 Device::Wgpu(g) => m.forward(&g.exec(), x, rows),
@@ -200,6 +211,10 @@ impl Model {
         }
     }
 }
+
+/// Rows per block when a large MLP batch is split (the widest JSC activation block, 1024 × 64 floats, is
+/// 256 KiB: inside L2).
+const MLP_BLOCK_ROWS: usize = 1024;
 
 fn bert_config(hp: &Value) -> std::result::Result<BertConfig, String> {
     let n = |k: &str| {
