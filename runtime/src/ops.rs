@@ -94,6 +94,31 @@ impl Cpu {
         // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
         let sparse_kernel = w.tensor.sparse
             && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
+        // One row against small weights decoded densely (MLPs called per sample): each output straight from its
+        // weight row, without the per-row dispatch below; the same kernels on the same data as that path.
+        if m == 1 && fixed_path.is_none() && !sparse_kernel && n * kdim < PARALLEL_WORK {
+            let (mut decoded, mut steps) = (Vec::new(), Vec::new());
+            return (0..n)
+                .map(|r| {
+                    let dot = if let Some(row) = w.f32_row(r) {
+                        (self.kernels.dot_f32)(row, xs)
+                    } else if let Some((codes, scales)) = w.mxint8_row(r) {
+                        steps.clear();
+                        steps.extend(
+                            scales
+                                .iter()
+                                .map(|&s| mxrt_format::mx::scale_value(s) / 64.0),
+                        );
+                        (self.kernels.mxint8_dot_f32)(codes, &steps, xs)
+                    } else {
+                        decoded.resize(kdim, 0.0);
+                        w.decode_row(r, &mut decoded);
+                        (self.kernels.dot_f32)(&decoded, xs)
+                    };
+                    dot + bias_of(r)
+                })
+                .collect();
+        }
         // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
         let weight_row = |sc: &mut Scratch,
                           r: usize,
