@@ -650,6 +650,9 @@ impl Cpu {
     /// Multi-head self-attention. `q`, `k`, `v`: `[batch * seq, heads * dim]`; `mask`: `[batch, seq]`, 1 for
     /// tokens and 0 for padding (padded keys get no weight). One head's `[seq, seq]` score tile exists per
     /// worker at a time. Returns `[batch * seq, heads * dim]`.
+    ///
+    /// With at least two sequences per core, each core takes whole sequences and writes every head's output
+    /// in place; otherwise (batch 1) the heads are spread over the cores and copied into place after.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &self,
@@ -663,50 +666,54 @@ impl Cpu {
         dim: usize,
     ) -> Vec<f32> {
         let width = heads * dim;
-        let scale = 1.0 / (dim as f32).sqrt();
-        let tile = |bh: usize| -> Vec<f32> {
-            let (b, h) = (bh / heads, bh % heads);
-            let at = |i: usize| (b * seq + i) * width + h * dim;
-            let keep = &mask[b * seq..(b + 1) * seq];
-            // This head's queries, keys and values, contiguous: [seq, dim] each.
-            let gather = |src: &[f32]| -> Vec<f32> {
-                (0..seq)
-                    .flat_map(|i| src[at(i)..at(i) + dim].iter().copied())
-                    .collect()
-            };
-            let qh = gather(q);
-            // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
-            let key_stride = seq.div_ceil(16) * 16;
-            let mut kt = vec![0.0f32; dim * key_stride];
-            for j in 0..seq {
-                for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
-                    kt[t * key_stride + j] = x;
+        let mut out = crate::pool::take(batch * seq * width); // every element written below
+        if out.is_empty() {
+            return out;
+        }
+        let parallel = batch * heads * seq * seq * dim >= PARALLEL_WORK;
+        let threads = rayon::current_num_threads();
+        if !parallel || batch >= 2 * threads {
+            let per_sequence = |sc: &mut HeadScratch, (b, rows): (usize, &mut [f32])| {
+                for h in 0..heads {
+                    self.attention_head(
+                        sc,
+                        [q, k, v],
+                        mask,
+                        (b, h),
+                        (seq, heads, dim),
+                        &mut rows[h * dim..],
+                        width,
+                    );
                 }
+            };
+            if parallel {
+                out.par_chunks_mut(seq * width)
+                    .enumerate()
+                    .for_each_init(HeadScratch::default, per_sequence);
+            } else {
+                let mut sc = HeadScratch::default();
+                out.chunks_mut(seq * width)
+                    .enumerate()
+                    .for_each(|task| per_sequence(&mut sc, task));
             }
-            // Values as the packed [seq, stride] panel the broadcast kernel multiplies (stride: dim rounded up
-            // to 16, zero columns past dim).
-            let stride = dim.div_ceil(16) * 16;
-            let mut vh = vec![0.0f32; seq * stride];
-            for j in 0..seq {
-                vh[j * stride..j * stride + dim].copy_from_slice(&v[at(j)..at(j) + dim]);
-            }
-            let mut scores = vec![0.0f32; seq * seq];
-            (self.kernels.gemm_f32_packed)(&qh, seq, dim, &kt, seq, &mut scores, seq);
-            let mut out = vec![0.0f32; seq * dim];
-            for row in scores.chunks_mut(seq) {
-                (self.kernels.softmax_masked)(row, keep, scale);
-            }
-            // Output = P V: the probabilities broadcast against the packed values.
-            (self.kernels.gemm_f32_packed)(&scores, seq, seq, &vh, dim, &mut out, dim);
-            out
-        };
-        let tiles: Vec<Vec<f32>> = if batch * heads * seq * seq * dim >= PARALLEL_WORK {
-            (0..batch * heads).into_par_iter().map(tile).collect()
-        } else {
-            (0..batch * heads).map(tile).collect()
-        };
-        // Every element is written below (each sequence, head and query row).
-        let mut out = crate::pool::take(batch * seq * width);
+            return out;
+        }
+        let tiles: Vec<Vec<f32>> = (0..batch * heads)
+            .into_par_iter()
+            .map_init(HeadScratch::default, |sc, bh| {
+                let mut tile = vec![0.0f32; seq * dim];
+                self.attention_head(
+                    sc,
+                    [q, k, v],
+                    mask,
+                    (bh / heads, bh % heads),
+                    (seq, heads, dim),
+                    &mut tile,
+                    dim,
+                );
+                tile
+            })
+            .collect();
         for (bh, t) in tiles.iter().enumerate() {
             let (b, h) = (bh / heads, bh % heads);
             for i in 0..seq {
@@ -715,6 +722,54 @@ impl Cpu {
             }
         }
         out
+    }
+
+    /// Head `h` of sequence `b`: `softmax(Q Kᵀ / √dim, masked) V` into `out` (`seq` rows `ldo` apart, `dim`
+    /// values each).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_head(
+        &self,
+        sc: &mut HeadScratch,
+        [q, k, v]: [&[f32]; 3],
+        mask: &[u8],
+        (b, h): (usize, usize),
+        (seq, heads, dim): (usize, usize, usize),
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let width = heads * dim;
+        let scale = 1.0 / (dim as f32).sqrt();
+        let at = |i: usize| (b * seq + i) * width + h * dim;
+        let keep = &mask[b * seq..(b + 1) * seq];
+        // This head's queries, contiguous [seq, dim].
+        sc.q.clear();
+        for i in 0..seq {
+            sc.q.extend_from_slice(&q[at(i)..at(i) + dim]);
+        }
+        // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
+        let key_stride = seq.div_ceil(16) * 16;
+        sc.kt.clear();
+        sc.kt.resize(dim * key_stride, 0.0);
+        for j in 0..seq {
+            for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
+                sc.kt[t * key_stride + j] = x;
+            }
+        }
+        // Values as the packed [seq, stride] panel (stride: dim rounded up to 16, zero columns past dim).
+        let stride = dim.div_ceil(16) * 16;
+        sc.v.clear();
+        sc.v.resize(seq * stride, 0.0);
+        for j in 0..seq {
+            sc.v[j * stride..j * stride + dim].copy_from_slice(&v[at(j)..at(j) + dim]);
+        }
+        sc.scores.clear();
+        sc.scores.resize(seq * seq, 0.0);
+        (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, &sc.kt, seq, &mut sc.scores, seq);
+        for row in sc.scores.chunks_mut(seq) {
+            (self.kernels.softmax_masked)(row, keep, scale);
+        }
+        // Output = P V: the probabilities broadcast against the packed values.
+        (self.kernels.gemm_f32_packed)(&sc.scores, seq, seq, &sc.v, dim, out, ldo);
     }
 
     /// Softmax over each `cols`-wide row.
@@ -758,6 +813,15 @@ impl Scratch {
             out: Vec::new(),
         }
     }
+}
+
+/// One attention head's working buffers, reused across heads.
+#[derive(Default)]
+struct HeadScratch {
+    q: Vec<f32>,
+    kt: Vec<f32>,
+    v: Vec<f32>,
+    scores: Vec<f32>,
 }
 
 /// The integer MXINT8 × MXINT8 path applies: MXINT8 activations and dense MXINT8 weights with rows.
