@@ -672,7 +672,7 @@ impl Cpu {
         }
         let parallel = batch * heads * seq * seq * dim >= PARALLEL_WORK;
         let threads = rayon::current_num_threads();
-        if !parallel || batch >= 2 * threads {
+        if !parallel || threads == 1 || batch >= 2 * threads {
             let per_sequence = |sc: &mut HeadScratch, (b, rows): (usize, &mut [f32])| {
                 for h in 0..heads {
                     self.attention_head(

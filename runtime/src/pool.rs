@@ -36,7 +36,7 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
 
 /// Gives a dead tensor's buffer back for [`take`]; small ones are simply dropped.
 pub(crate) fn recycle(v: Vec<f32>) {
-    if v.capacity() < 1 << 16 {
+    if v.capacity() < 1 << 12 {
         return;
     }
     FREE.with(|free| {
