@@ -98,7 +98,9 @@ impl Mlp {
             cur = match op {
                 Op::Linear(l) => {
                     width = l.bias.len();
-                    be.linear(&cur, rows, l)?
+                    let y = be.linear(&cur, rows, l)?;
+                    be.recycle(cur);
+                    y
                 }
                 Op::Affine(a) => be.affine(cur, width, a)?,
                 Op::Relu => be.activation(cur, Activation::Relu)?,

@@ -293,7 +293,7 @@ impl Cpu {
                 wt[t * stride + r] = *v;
             }
         }
-        let mut out = vec![0.0f32; m * n];
+        let mut out = crate::pool::take(m * n); // every element written below (n > 0)
         let block = |(b, o): (usize, &mut [f32])| {
             let rows = o.len() / n.max(1);
             (self.kernels.gemm_f32_packed)(
@@ -775,10 +775,15 @@ impl Cpu {
 
     /// Softmax over each `cols`-wide row.
     pub fn softmax_rows(&self, x: &mut [f32], cols: usize) {
+        let cols = cols.max(1);
         for row in x.chunks_mut(cols) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             row.iter_mut().for_each(|v| *v -= max);
-            (self.kernels.exp_in_place)(row);
+        }
+        // One call over every row: narrow rows (an MLP's 5 classes) would otherwise each fall to the
+        // kernel's scalar remainder.
+        (self.kernels.exp_in_place)(x);
+        for row in x.chunks_mut(cols) {
             let sum: f32 = row.iter().sum();
             row.iter_mut().for_each(|v| *v /= sum);
         }
