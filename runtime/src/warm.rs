@@ -1,24 +1,38 @@
-//! Keeps rayon's worker threads awake for the length of an inference. A worker that finds no work parks
-//! after a few microseconds, and waking it again costs tens of microseconds — per parallel op, and a BERT
-//! inference has about a hundred of them. After an idle pause (a service between requests) that made two
-//! cores no faster than one at batch 1. So at the start of a CPU inference every *other* worker of the pool
-//! runs a spinning loop that executes pool work as it appears (`rayon::yield_now`) and returns once it has
-//! seen none for [`SPIN`]. The loop never waits on anything, so it cannot deadlock; at worst a worker spins
-//! for [`SPIN`] after the inference ends.
+//! Keeps rayon's worker threads awake for the length of an inference and a little after. A worker that
+//! finds no work parks after a few microseconds, and waking it again costs tens of microseconds — per
+//! parallel op, and a BERT inference has about a hundred of them. Worse, on a virtual machine a vCPU that
+//! stays idle for a few tens of milliseconds is halted, and after it is woken it runs slowly for several
+//! milliseconds: measured here, a batch-1 MiniLM request 50 ms after the previous one took 15 ms on two
+//! threads (slower than one thread, 11.7 ms) against 6.1 ms back to back. So at the start of a CPU inference
+//! every *other* worker of the pool runs a spinning loop that executes pool work as it appears
+//! (`rayon::yield_now`) and returns once it has seen none for the spin time: 20 ms by default (the same
+//! request then takes 7.7 ms), `MXRT_SPIN_MS` sets it (0: park at once). ONNX Runtime's pool spins after a
+//! run in the same way. The loop never waits on anything, so it cannot deadlock; it costs one core for the
+//! spin time after the last inference.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a warm worker keeps spinning without work before it parks again.
-const SPIN: Duration = Duration::from_millis(3);
+/// How long a warm worker keeps spinning without work before it parks again (`MXRT_SPIN_MS`, default 20).
+fn spin_time() -> Duration {
+    static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let ms = std::env::var("MXRT_SPIN_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(20);
+        Duration::from_millis(ms)
+    })
+}
 
 /// Workers currently spinning (so back-to-back inferences do not stack up loops).
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
-/// Wakes the pool's other workers and keeps them spinning until the pool has been idle for [`SPIN`].
+/// Wakes the pool's other workers and keeps them spinning until the pool has been idle for the spin time.
 pub(crate) fn keep_workers_warm() {
     let threads = rayon::current_num_threads();
-    if threads < 2 || SPINNING.load(Ordering::Relaxed) > 0 {
+    let spin = spin_time();
+    if threads < 2 || spin.is_zero() || SPINNING.load(Ordering::Relaxed) > 0 {
         return;
     }
     // The calling thread (a pool worker when the caller used `install`) runs the inference itself; a loop
@@ -34,7 +48,7 @@ pub(crate) fn keep_workers_warm() {
             match rayon::yield_now() {
                 Some(rayon::Yield::Executed) => last_work = Instant::now(),
                 _ => {
-                    if last_work.elapsed() >= SPIN {
+                    if last_work.elapsed() >= spin {
                         break;
                     }
                     std::hint::spin_loop();
