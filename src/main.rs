@@ -11,6 +11,7 @@ mod memory_report;
 mod plot;
 mod sweep_output;
 mod task;
+mod threads;
 mod tokenize;
 
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    threads::init_global();
     let result = match cli.command {
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),

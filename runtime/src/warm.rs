@@ -1,26 +1,23 @@
-//! Keeps rayon's worker threads awake for the length of an inference and a little after. A worker that
+//! Keeps rayon's worker threads awake for the length of an inference and a moment after. A worker that
 //! finds no work parks after a few microseconds, and waking it again costs tens of microseconds — per
-//! parallel op, and a BERT inference has about a hundred of them. Worse, on a virtual machine a vCPU that
-//! stays idle for a few tens of milliseconds is halted, and after it is woken it runs slowly for several
-//! milliseconds: measured here, a batch-1 MiniLM request 50 ms after the previous one took 15 ms on two
-//! threads (slower than one thread, 11.7 ms) against 6.1 ms back to back. So at the start of a CPU inference
-//! every *other* worker of the pool runs a spinning loop that executes pool work as it appears
-//! (`rayon::yield_now`) and returns once it has seen none for the spin time: 20 ms by default (the same
-//! request then takes 7.7 ms), `MXRT_SPIN_MS` sets it (0: park at once). ONNX Runtime's pool spins after a
-//! run in the same way. The loop never waits on anything, so it cannot deadlock; it costs one core for the
-//! spin time after the last inference.
+//! parallel op, and a BERT inference has about a hundred of them. So at the start of a CPU inference every
+//! *other* worker of the pool runs a spinning loop that executes pool work as it appears
+//! (`rayon::yield_now`) and returns once it has seen none for the spin time: 3 ms by default, `MXRT_SPIN_MS`
+//! sets it (0: park at once). Measured on this 2-vCPU VM with pinned workers (the CLI pins them), a batch-1
+//! MiniLM request 125 ms after the previous one: 7.9 ms without the loop, 7.2 ms with it. The loop never
+//! waits on anything, so it cannot deadlock; it costs one core for the spin time after the last inference.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a warm worker keeps spinning without work before it parks again (`MXRT_SPIN_MS`, default 20).
+/// How long a warm worker keeps spinning without work before it parks again (`MXRT_SPIN_MS`, default 3).
 fn spin_time() -> Duration {
     static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *SPIN.get_or_init(|| {
         let ms = std::env::var("MXRT_SPIN_MS")
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(20);
+            .unwrap_or(3);
         Duration::from_millis(ms)
     })
 }

@@ -78,9 +78,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if a.batch == 0 || a.iterations == 0 {
         bail!("--batch and --iterations must be at least 1");
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
-        .build()?;
+    let pool = crate::threads::pool(a.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
     pool.install(|| -> Result<ExitCode> {
         let t0 = Instant::now();
@@ -217,9 +215,7 @@ fn kernels(a: &Args) -> Result<ExitCode> {
     let mut rng = SplitMix64(11);
     let w: Vec<f32> = (0..n * k).map(|_| (rng.normal() * 0.05) as f32).collect();
     let x: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
-        .build()?;
+    let pool = crate::threads::pool(a.threads.unwrap_or(0))?;
     let cpu = Cpu::default();
     let mut rows = Vec::new();
     let mxint8 = ActQuant {
