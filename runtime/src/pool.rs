@@ -1,7 +1,8 @@
 //! Reuse of the CPU backend's large f32 buffers across ops and inferences. A fresh `vec![0.0; n]` of tens of
 //! megabytes is zeroed by one thread before the cores can start on it (about a tenth of a BERT inference at
 //! batch 32); a buffer taken from here is only resized, so its stale values cost nothing. Only ops that
-//! overwrite every element take from the pool.
+//! overwrite every element take from the pool. The price: each thread that runs inferences keeps up to
+//! [`KEEP`] dead buffers (at MiniLM batch 32, 6.3 MB each) between inferences.
 
 use std::cell::RefCell;
 
