@@ -153,3 +153,52 @@ fn a_large_mlp_batch_in_blocks_equals_smaller_batches() {
         );
     }
 }
+
+/// One sample at a time (the batch-1 path with weights transposed at open) reproduces the float64 reference
+/// as the batched path does, for every JSC model (dense, 70 % and 95 % pruned, tiny), and a wrong-sized
+/// sample is still a clear error.
+#[test]
+fn jsc_models_one_sample_at_a_time_reproduce_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for m in [
+        "jsc-3layer",
+        "jsc-3layer-70pruned",
+        "jsc-3layer-95pruned",
+        "jsc-tiny",
+    ] {
+        let file = dir.path().join(format!("{m}.mxrt"));
+        convert_quiet(
+            &shared().join("models").join(m),
+            &file,
+            &["--weights", "f32"],
+        );
+        let model = Model::open(&file, ReadOptions::default()).unwrap();
+        let r = reference_tensors(&format!("{m}-32.safetensors"));
+        let x: Vec<f32> = r["inputs"].1.iter().map(|&v| v as f32).collect();
+        let features = x.len() / 32;
+        let outputs = r["outputs"].1.len() / 32;
+        let batched = model.run_mlp(&x, 32).unwrap();
+        for (i, sample) in x.chunks(features).enumerate() {
+            let y = model.run_mlp(sample, 1).unwrap();
+            let want = &r["outputs"].1[i * outputs..(i + 1) * outputs];
+            let d = max_abs_diff(&y, want);
+            assert!(d < 1e-5, "{m} sample {i}: outputs differ by {d}");
+            let d_batch = max_abs_diff(
+                &y,
+                &batched[i * outputs..(i + 1) * outputs]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect::<Vec<_>>(),
+            );
+            assert!(
+                d_batch < 1e-5,
+                "{m} sample {i}: batch-1 vs batched {d_batch}"
+            );
+        }
+        let err = model
+            .run_mlp(&x[..features - 1], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("values"), "{m}: {err}");
+    }
+}

@@ -22,6 +22,7 @@ mod cuda;
 mod graph;
 mod mapped;
 pub mod mlp;
+mod mlp_small;
 mod model;
 pub mod ops;
 mod panels;

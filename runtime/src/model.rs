@@ -31,6 +31,8 @@ pub struct Model {
     graph: Graph,
     cpu: Cpu,
     device: Device,
+    /// Small MLPs: the batch-1 form with weights transposed at open (`mlp_small`).
+    small_mlp: Option<crate::mlp_small::SmallMlp>,
 }
 
 impl Model {
@@ -83,6 +85,10 @@ impl Model {
             Some(other) => return Err(bad(format!("architecture {other:?} is not supported (bert, mlp)"))),
             None => return Err(bad("no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)".into())),
         };
+        let small_mlp = match &graph {
+            Graph::Mlp(m) => crate::mlp_small::SmallMlp::build(m, file.bytes()),
+            Graph::Bert(_) => None,
+        };
         Ok(Model {
             file,
             metadata,
@@ -90,6 +96,7 @@ impl Model {
             graph,
             cpu: Cpu::default(),
             device: Device::Cpu,
+            small_mlp,
         })
     }
 
@@ -183,6 +190,12 @@ impl Model {
         match &self.graph {
             Graph::Mlp(m) => match &self.device {
                 Device::Cpu => {
+                    if let (1, Some(small)) = (rows, &self.small_mlp) {
+                        if x.len() != m.inputs {
+                            return m.forward(&self.cpu_exec(), x, rows); // its error names the sizes
+                        }
+                        return Ok(small.forward(&self.cpu, x));
+                    }
                     // Small batches run on the calling thread; waking the pool would cost more.
                     if rows < 2 * MLP_BLOCK_ROWS {
                         return m.forward(&self.cpu_exec(), x, rows);
