@@ -41,6 +41,7 @@ fn minilm_fp32_reproduces_pytorch_hidden_states_and_logits() {
     }
 }
 
+/// Every JSC model (dense, 70 % and 95 % pruned, tiny) as a batch of 32 and one sample at a time.
 #[test]
 fn jsc_models_reproduce_the_float64_reference() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,6 +63,30 @@ fn jsc_models_reproduce_the_float64_reference() {
         let y = model.run_mlp(&x, 32).unwrap();
         let d = max_abs_diff(&y, &r["outputs"].1);
         assert!(d < 1e-5, "{m}: outputs differ by {d}");
+        // One sample at a time (the batch-1 path, weights transposed at open): the same reference, the
+        // batched result, and a wrong-sized sample still a clear error.
+        let features = x.len() / 32;
+        let outputs = r["outputs"].1.len() / 32;
+        for (i, sample) in x.chunks(features).enumerate() {
+            let one = model.run_mlp(sample, 1).unwrap();
+            let want = &r["outputs"].1[i * outputs..(i + 1) * outputs];
+            let d = max_abs_diff(&one, want);
+            assert!(d < 1e-5, "{m} sample {i}: outputs differ by {d}");
+            let batched: Vec<f64> = y[i * outputs..(i + 1) * outputs]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let d_batch = max_abs_diff(&one, &batched);
+            assert!(
+                d_batch < 1e-5,
+                "{m} sample {i}: batch-1 vs batched {d_batch}"
+            );
+        }
+        let err = model
+            .run_mlp(&x[..features - 1], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("values"), "{m}: {err}");
     }
 }
 
@@ -151,54 +176,5 @@ fn a_large_mlp_batch_in_blocks_equals_smaller_batches() {
             parts.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             "{name}"
         );
-    }
-}
-
-/// One sample at a time (the batch-1 path with weights transposed at open) reproduces the float64 reference
-/// as the batched path does, for every JSC model (dense, 70 % and 95 % pruned, tiny), and a wrong-sized
-/// sample is still a clear error.
-#[test]
-fn jsc_models_one_sample_at_a_time_reproduce_the_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    for m in [
-        "jsc-3layer",
-        "jsc-3layer-70pruned",
-        "jsc-3layer-95pruned",
-        "jsc-tiny",
-    ] {
-        let file = dir.path().join(format!("{m}.mxrt"));
-        convert_quiet(
-            &shared().join("models").join(m),
-            &file,
-            &["--weights", "f32"],
-        );
-        let model = Model::open(&file, ReadOptions::default()).unwrap();
-        let r = reference_tensors(&format!("{m}-32.safetensors"));
-        let x: Vec<f32> = r["inputs"].1.iter().map(|&v| v as f32).collect();
-        let features = x.len() / 32;
-        let outputs = r["outputs"].1.len() / 32;
-        let batched = model.run_mlp(&x, 32).unwrap();
-        for (i, sample) in x.chunks(features).enumerate() {
-            let y = model.run_mlp(sample, 1).unwrap();
-            let want = &r["outputs"].1[i * outputs..(i + 1) * outputs];
-            let d = max_abs_diff(&y, want);
-            assert!(d < 1e-5, "{m} sample {i}: outputs differ by {d}");
-            let d_batch = max_abs_diff(
-                &y,
-                &batched[i * outputs..(i + 1) * outputs]
-                    .iter()
-                    .map(|&v| f64::from(v))
-                    .collect::<Vec<_>>(),
-            );
-            assert!(
-                d_batch < 1e-5,
-                "{m} sample {i}: batch-1 vs batched {d_batch}"
-            );
-        }
-        let err = model
-            .run_mlp(&x[..features - 1], 1)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("values"), "{m}: {err}");
     }
 }

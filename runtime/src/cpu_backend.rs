@@ -108,10 +108,7 @@ impl Backend for CpuExec<'_> {
         match f {
             Activation::Gelu => self.cpu.gelu(&mut x),
             Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
-            // `max(v, 0)` written as a select the compiler vectorizes (NaN gives 0, as f32::max does).
-            Activation::Relu => x
-                .iter_mut()
-                .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+            Activation::Relu => self.cpu.relu(&mut x),
         }
         Ok(x)
     }
@@ -177,11 +174,8 @@ impl Backend for CpuExec<'_> {
     }
 
     fn affine(&self, mut x: Vec<f32>, width: usize, a: &Affine) -> Result<Vec<f32>> {
-        for row in x.chunks_mut(width) {
-            for ((v, s), t) in row.iter_mut().zip(&a.scale).zip(&a.shift) {
-                *v = *v * s + t;
-            }
-        }
+        debug_assert_eq!(a.scale.len(), width);
+        self.cpu.affine(&mut x, &a.scale, &a.shift);
         Ok(x)
     }
 

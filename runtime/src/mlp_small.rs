@@ -100,14 +100,8 @@ impl SmallMlp {
                     std::mem::swap(&mut a, &mut b);
                     width = *n;
                 }
-                Step::Affine { scale, shift } => {
-                    for ((v, s), t) in a[..width].iter_mut().zip(scale).zip(shift) {
-                        *v = *v * s + t;
-                    }
-                }
-                Step::Relu => a[..width]
-                    .iter_mut()
-                    .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+                Step::Affine { scale, shift } => cpu.affine(&mut a[..width], scale, shift),
+                Step::Relu => cpu.relu(&mut a[..width]),
                 Step::Softmax => cpu.softmax_rows(&mut a[..width], width),
             }
         }

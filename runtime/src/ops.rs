@@ -95,31 +95,6 @@ impl Cpu {
         // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
         let sparse_kernel = w.tensor.sparse
             && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
-        // One row against small weights decoded densely (MLPs called per sample): each output straight from its
-        // weight row, without the per-row dispatch below; the same kernels on the same data as that path.
-        if m == 1 && fixed_path.is_none() && !sparse_kernel && n * kdim < PARALLEL_WORK {
-            let (mut decoded, mut steps) = (Vec::new(), Vec::new());
-            return (0..n)
-                .map(|r| {
-                    let dot = if let Some(row) = w.f32_row(r) {
-                        (self.kernels.dot_f32)(row, xs)
-                    } else if let Some((codes, scales)) = w.mxint8_row(r) {
-                        steps.clear();
-                        steps.extend(
-                            scales
-                                .iter()
-                                .map(|&s| mxrt_format::mx::scale_value(s) / 64.0),
-                        );
-                        (self.kernels.mxint8_dot_f32)(codes, &steps, xs)
-                    } else {
-                        decoded.resize(kdim, 0.0);
-                        w.decode_row(r, &mut decoded);
-                        (self.kernels.dot_f32)(&decoded, xs)
-                    };
-                    dot + bias_of(r)
-                })
-                .collect();
-        }
         // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
         let weight_row = |sc: &mut Scratch,
                           r: usize,
@@ -178,6 +153,16 @@ impl Cpu {
                 }
             }
         };
+        // One row against a small matrix (MLPs called per sample): each output straight from `weight_row`,
+        // without the row grouping and transposition below (which give the same values).
+        if m == 1 && n * kdim < PARALLEL_WORK {
+            let mut sc = Scratch::new();
+            let mut out = vec![0.0f32; n];
+            for (r, o) in out.iter_mut().enumerate() {
+                weight_row(&mut sc, r, 0..1, &mut |_, v| *o = v);
+            }
+            return out;
+        }
         let dense_decoded = fixed_path.is_none() && !sparse_kernel;
         // Few inputs per row (small MLPs): dot products of length k would be mostly horizontal sums, so the
         // weights are transposed into a packed [k, n] panel once and rows are multiplied by broadcasting.
@@ -305,11 +290,7 @@ impl Cpu {
                 o,
                 n,
             );
-            if let Some(bias) = bias {
-                for o in o.chunks_mut(n.max(1)) {
-                    o.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                }
-            }
+            add_bias_rows(o, bias);
         };
         if m * n * k >= PARALLEL_WORK && n > 0 {
             out.par_chunks_mut(ROWS * n).enumerate().for_each(block);
@@ -423,6 +404,7 @@ impl Cpu {
         let fused = integer_mxint8(up.0, up.2)
             && integer_mxint8(down.0, down.2)
             && down.0.cols() == up.0.rows()
+            && up.0.cols() > 0
             && panels >= 2 * rayon::current_num_threads();
         if let (Some(kernel), true) = (self.kernels.mxint8_panel, fused) {
             let acts = self.quantize_mxint8_input(x, up.0.cols(), up.2);
@@ -557,13 +539,6 @@ impl Cpu {
                 }
             }
         };
-        let add_bias = |o: &mut [f32]| {
-            if let Some(b) = bias {
-                for row in o.chunks_mut(n) {
-                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-                }
-            }
-        };
         let parallel = n * m * kdim >= PARALLEL_WORK;
         if parallel && m >= 2 * ROW_TILE {
             // Tiles of activation rows across the cores; each walks all weight-row pairs.
@@ -575,7 +550,7 @@ impl Cpu {
                     for r in (0..n).step_by(2) {
                         pair(sc, r, rows.clone(), &mut chunk[r..], n);
                     }
-                    add_bias(chunk);
+                    add_bias_rows(chunk, bias);
                 },
             );
             return out;
@@ -604,7 +579,7 @@ impl Cpu {
                     .copy_from_slice(&block[2 * i..2 * i + width]);
             }
         }
-        add_bias(&mut out);
+        add_bias_rows(&mut out, bias);
         out
     }
 
@@ -635,6 +610,21 @@ impl Cpu {
             None => x
                 .chunks_mut(cols)
                 .for_each(|row| f(row, None, gamma, beta, eps)),
+        }
+    }
+
+    /// `max(v, 0)` for every value, written as a select the compiler vectorizes (NaN gives 0, as `f32::max`).
+    pub fn relu(&self, x: &mut [f32]) {
+        x.iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+    }
+
+    /// `v · scale + shift` per column of the `scale.len()`-wide rows of `x` (inference BatchNorm).
+    pub fn affine(&self, x: &mut [f32], scale: &[f32], shift: &[f32]) {
+        for row in x.chunks_mut(scale.len().max(1)) {
+            for ((v, s), t) in row.iter_mut().zip(scale).zip(shift) {
+                *v = *v * s + t;
+            }
         }
     }
 
@@ -836,7 +826,7 @@ fn integer_mxint8(w: &WeightView<'_>, act: ActQuant) -> bool {
 }
 
 /// Adds `bias` to every row of `out` (rows of `bias.len()` values).
-fn add_bias_rows(out: &mut [f32], bias: Option<&[f32]>) {
+pub(crate) fn add_bias_rows(out: &mut [f32], bias: Option<&[f32]>) {
     if let Some(b) = bias {
         for row in out.chunks_mut(b.len().max(1)) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::cpu::reference::PANEL_ROWS;
 use crate::cpu::MxPanel;
-use crate::ops::{MxActs, PARALLEL_WORK};
+use crate::ops::{add_bias_rows, MxActs, PARALLEL_WORK};
 use crate::weights::WeightView;
 
 /// Weight rows per kernel group (the tile height).
@@ -35,6 +35,12 @@ pub(crate) fn linear_mxint8_panels(
     if n == 0 || m == 0 {
         return out;
     }
+    if kdim == 0 {
+        // No inputs: every output is its bias (the kernel needs at least one block).
+        out.fill(0.0);
+        add_bias_rows(&mut out, bias);
+        return out;
+    }
     let weights = Groups::new(w_codes, w_scales, n, kdim.div_ceil(32));
     let panels = m.div_ceil(PANEL_ROWS);
     let parallel = n * m * kdim >= PARALLEL_WORK;
@@ -48,7 +54,7 @@ pub(crate) fn linear_mxint8_panels(
     if split == 1 {
         let per_panel = |buf: &mut Vec<f32>, (p, rows): (usize, &mut [f32])| {
             weights.run(kernel, acts, p, 0..groups, rows, buf);
-            add_bias(rows, bias);
+            add_bias_rows(rows, bias);
             if let Some(f) = post {
                 f(rows); // while the panel's outputs are still in cache
             }
@@ -92,7 +98,7 @@ pub(crate) fn linear_mxint8_panels(
             out[row * n + c0..row * n + c0 + width].copy_from_slice(src);
         }
     }
-    add_bias(&mut out, bias);
+    add_bias_rows(&mut out, bias);
     if let Some(f) = post {
         f(&mut out);
     }
@@ -132,7 +138,7 @@ pub(crate) fn feed_forward_panels(
     let mut out = crate::pool::take(m * n); // every element written below
     if n == 0 || m == 0 || hidden_width == 0 {
         out.fill(0.0);
-        add_bias(&mut out, ff.down_bias);
+        add_bias_rows(&mut out, ff.down_bias);
         return out;
     }
     let up = Groups::new(up_codes, up_scales, hidden_width, ff.up.cols().div_ceil(32));
@@ -156,7 +162,7 @@ pub(crate) fn feed_forward_panels(
             s.hidden.clear();
             s.hidden.resize(real * hidden_width, 0.0);
             up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf);
-            add_bias(&mut s.hidden, ff.up_bias);
+            add_bias_rows(&mut s.hidden, ff.up_bias);
             (ff.gelu)(&mut s.hidden);
             crate::quant::quantize_mxint8_panels(
                 &s.hidden,
@@ -172,18 +178,10 @@ pub(crate) fn feed_forward_panels(
                 panels: true,
             };
             down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf);
-            add_bias(rows, ff.down_bias);
+            add_bias_rows(rows, ff.down_bias);
             (s.codes, s.factors) = (panel.codes, panel.factors);
         });
     out
-}
-
-fn add_bias(rows: &mut [f32], bias: Option<&[f32]>) {
-    if let Some(b) = bias {
-        for row in rows.chunks_mut(b.len().max(1)) {
-            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-        }
-    }
 }
 
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last

@@ -28,7 +28,7 @@ pub fn fake_quantize_rows(x: &mut [f32], cols: usize, q: ActQuant) {
         Encoding::Mx(elem) => {
             let table = mx::code_table(elem);
             let mut codes = [0u32; mx::BLOCK];
-            for row in x.chunks_mut(cols) {
+            for row in x.chunks_mut(cols.max(1)) {
                 for block in row.chunks_mut(mx::BLOCK) {
                     let s =
                         mx::scale_value(mx::quantize_block(block, elem, q.rounding, &mut codes));
@@ -47,6 +47,25 @@ pub fn fake_quantize_rows(x: &mut [f32], cols: usize, q: ActQuant) {
         }
         _ => {}
     }
+}
+
+/// One block of up to 32 activations through the kernel table's block quantizer, a ragged last block
+/// zero-padded to 32 (the kernels see whole blocks).
+fn quantize_padded(
+    values: &[f32],
+    rounding: Rounding,
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    codes: &mut [u8; 32],
+) -> u8 {
+    let mut padded = [0f32; 32];
+    let input: &[f32; 32] = match values.try_into() {
+        Ok(whole) => whole,
+        Err(_) => {
+            padded[..values.len()].copy_from_slice(values);
+            &padded
+        }
+    };
+    block(input, rounding, codes)
 }
 
 /// MXINT8 activations as codes (two's complement bytes) and scale bytes, for the integer path: per row,
@@ -75,15 +94,7 @@ pub fn quantize_mxint8_rows(
             .zip(s)
         {
             let out: &mut [u8; 32] = out.try_into().expect("chunks of exactly 32");
-            let mut padded = [0f32; 32];
-            let input: &[f32; 32] = match values.try_into() {
-                Ok(whole) => whole,
-                Err(_) => {
-                    padded[..values.len()].copy_from_slice(values);
-                    &padded
-                }
-            };
-            *scale = block(input, rounding, out);
+            *scale = quantize_padded(values, rounding, block, out);
         }
     };
     let (width, code_width) = (cols.max(1), (bpr * mx::BLOCK).max(1));
@@ -104,7 +115,8 @@ pub fn quantize_mxint8_rows(
 /// [`quantize_mxint8_rows`] and `cpu::reference::act_scale` give them) into the panel layout of
 /// `cpu::reference::mxint8_panel`: panels of 16 rows, each block's 16 × 32 codes interleaved in groups of
 /// four, and its 16 factors together. Rows past the last one are zero codes with factor 0. Panels are
-/// spread over the cores when the input is large.
+/// spread over the cores when the input is large. (The runtime quantizes straight into panels with
+/// [`quantize_mxint8_panels`]; this two-step route is the layout's definition the tests check it against.)
 pub fn pack_mxint8_panels(
     codes: &[u8],
     factors: &[f32],
@@ -182,15 +194,7 @@ pub fn quantize_mxint8_panels(
         for i in 0..PANEL_ROWS.min(rows - first) {
             let row = &x[(first + i) * cols..(first + i + 1) * cols];
             for (j, values) in row.chunks(mx::BLOCK).enumerate() {
-                let mut padded = [0f32; 32];
-                let input: &[f32; 32] = match values.try_into() {
-                    Ok(whole) => whole,
-                    Err(_) => {
-                        padded[..values.len()].copy_from_slice(values);
-                        &padded
-                    }
-                };
-                let scale = block(input, rounding, &mut codes);
+                let scale = quantize_padded(values, rounding, block, &mut codes);
                 let dst = &mut pc[512 * j..512 * (j + 1)];
                 for (q, four) in codes.chunks_exact(4).enumerate() {
                     dst[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(four);

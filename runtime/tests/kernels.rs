@@ -369,6 +369,26 @@ fn weight_file(
     (bytes, decoded)
 }
 
+/// The tensor "w" of a file made by [`weight_file`].
+fn tensor_w(bytes: &[u8]) -> TensorRef {
+    let file = MxrtFile::parse(bytes, ReadOptions::default()).unwrap();
+    TensorRef::from_view(file.tensor("w").unwrap())
+}
+
+/// Output `(i, o)` of a linear layer in f64 (weight row `o` of `w` · row `i` of the already quantized input
+/// `xq`, plus the bias) and the tolerance any f32 summation order meets: the dot-product bound, with room
+/// for the bias addition and the final rounding.
+fn oracle(w: &[f32], xq: &[f32], bias: &[f32], k: usize, (i, o): (usize, usize)) -> (f64, f32) {
+    let (wr, xr) = (&w[o * k..(o + 1) * k], &xq[i * k..(i + 1) * k]);
+    let exact = wr
+        .iter()
+        .zip(xr)
+        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+        .sum::<f64>()
+        + f64::from(bias[o]);
+    (exact, dot_bound(wr, xr) + 1e-6 * exact.abs() as f32 + 1e-7)
+}
+
 /// The linear op for every weight encoding and both input paths against dequantize-then-matmul.
 #[test]
 fn linear_matches_a_dequantize_then_matmul_oracle() {
@@ -415,8 +435,7 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                 };
                 let (n, k) = (rng.gen_range(1..150), rng.gen_range(1..100));
                 let (bytes, w) = weight_file(&mut rng, n, k, enc, policy, zeros);
-                let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
-                let tref = TensorRef::from_view(file.tensor("w").unwrap());
+                let tref = tensor_w(&bytes);
                 let view = tref.view(&bytes);
                 let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
                 let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -427,15 +446,7 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                 let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
                 for i in 0..m {
                     for o in 0..n {
-                        let wr = &w[o * k..(o + 1) * k];
-                        let xr = &xq[i * k..(i + 1) * k];
-                        let exact: f64 = wr
-                            .iter()
-                            .zip(xr)
-                            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                            .sum::<f64>()
-                            + f64::from(bias[o]);
-                        let tol = dot_bound(wr, xr) + 1e-6 * exact.abs() as f32 + 1e-7;
+                        let (exact, tol) = oracle(&w, &xq, &bias, k, (i, o));
                         let (rv, fv) = (r[i * n + o], f[i * n + o]);
                         assert!(
                             (f64::from(rv) - exact).abs() as f32 <= tol,
@@ -780,8 +791,7 @@ fn mxint8_linear_every_route_matches_its_reference() {
             SparsePolicy::Never,
             0.0,
         );
-        let file = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
-        let tref = TensorRef::from_view(file.tensor("w").unwrap());
+        let tref = tensor_w(&bytes);
         let view = tref.view(&bytes);
         let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
         let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -794,14 +804,7 @@ fn mxint8_linear_every_route_matches_its_reference() {
         (fast_cpu.kernels.gelu_in_place)(&mut f_gelu);
         for i in 0..m {
             for o in 0..n {
-                let (wr, xr) = (&w[o * k..(o + 1) * k], &xq[i * k..(i + 1) * k]);
-                let exact: f64 = wr
-                    .iter()
-                    .zip(xr)
-                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                    .sum::<f64>()
-                    + f64::from(bias[o]);
-                let tol = dot_bound(wr, xr) + 1e-6 * exact.abs() as f32 + 1e-7;
+                let (exact, tol) = oracle(&w, &xq, &bias, k, (i, o));
                 let fv = f[i * n + o];
                 assert!(
                     (f64::from(fv) - exact).abs() as f32 <= tol,
@@ -904,12 +907,7 @@ fn feed_forward_block_equals_its_two_layers() {
         let mx = Encoding::Mx(MxElem::Int8);
         let (up_bytes, _) = weight_file(&mut rng, hidden, k, mx, SparsePolicy::Never, 0.0);
         let (down_bytes, _) = weight_file(&mut rng, n, hidden, mx, SparsePolicy::Never, 0.0);
-        let up_file = MxrtFile::parse(&up_bytes, ReadOptions::default()).unwrap();
-        let down_file = MxrtFile::parse(&down_bytes, ReadOptions::default()).unwrap();
-        let (up_ref, down_ref) = (
-            TensorRef::from_view(up_file.tensor("w").unwrap()),
-            TensorRef::from_view(down_file.tensor("w").unwrap()),
-        );
+        let (up_ref, down_ref) = (tensor_w(&up_bytes), tensor_w(&down_bytes));
         let (up, down) = (up_ref.view(&up_bytes), down_ref.view(&down_bytes));
         let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
         let up_bias: Vec<f32> = (0..hidden).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -951,5 +949,31 @@ fn feed_forward_block_equals_its_two_layers() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 0.5, "fast vs reference table: {worst}");
+    }
+}
+
+/// A layer with no inputs (k = 0) outputs its bias on every route, MXINT8 × MXINT8 included.
+#[test]
+fn a_layer_without_inputs_outputs_its_bias() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let act = ActQuant {
+        encoding: Encoding::Mx(MxElem::Int8),
+        rounding: Rounding::Nearest,
+    };
+    for enc in [Encoding::F32, Encoding::Mx(MxElem::Int8)] {
+        for m in [1usize, 7, 40, 600] {
+            let n = 20;
+            let (bytes, _) = weight_file(&mut rng, n, 0, enc, SparsePolicy::Never, 0.0);
+            let tref = tensor_w(&bytes);
+            let view = tref.view(&bytes);
+            let bias: Vec<f32> = (0..n).map(|i| i as f32 - 3.5).collect();
+            for a in [ActQuant::NONE, act] {
+                let y = Cpu::default().linear(&[], m, &view, Some(&bias), a);
+                assert_eq!(y.len(), m * n);
+                for row in y.chunks(n) {
+                    assert_eq!(row, &bias[..], "{enc} m={m} {a:?}");
+                }
+            }
+        }
     }
 }
