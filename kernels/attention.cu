@@ -20,7 +20,7 @@ extern "C" __global__ void attention(const float* q, const float* k, const float
         if (mask[b * seq + j] != 0u) {
             const size_t k_at = ((size_t)b * seq + j) * width + h * dim;
             float d = 0.0f;
-            for (u32 c = 0; c < dim; c++) d += q[q_at + c] * k[k_at + c];
+            for (u32 c = 0; c < dim; c++) d = fmaf(q[q_at + c], k[k_at + c], d);
             s = d * scale;
         }
         scores[j] = s;
@@ -37,7 +37,7 @@ extern "C" __global__ void attention(const float* q, const float* k, const float
     const float inv = m == F32_NEG_INF ? 0.0f : 1.0f / total;  // every key padding: the row stays zero
     for (u32 c = t; c < dim; c += 64u) {
         float acc = 0.0f;
-        for (u32 j = 0; j < seq; j++) acc += scores[j] * v[((size_t)b * seq + j) * width + h * dim + c];
+        for (u32 j = 0; j < seq; j++) acc = fmaf(scores[j], v[((size_t)b * seq + j) * width + h * dim + c], acc);
         out[q_at + c] = acc * inv;
     }
 }

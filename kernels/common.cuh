@@ -112,6 +112,15 @@ __device__ __forceinline__ float block_sum64(float v, float* partial) {
     return partial[0] + partial[1];
 }
 
+__device__ __forceinline__ double block_sum64_f64(double v, double* partial) {
+    const u32 t = threadIdx.x;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if ((t & 31u) == 0u) partial[t >> 5] = v;
+    __syncthreads();
+    return partial[0] + partial[1];
+}
+
 __device__ __forceinline__ float block_max64(float v, float* partial) {
     const u32 t = threadIdx.x;
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

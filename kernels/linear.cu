@@ -44,7 +44,7 @@ extern "C" __global__ void linear_tiled(const WeightDesc* desc, const u32* eleme
         if (sparse && ly == 0 && r0 + lx < desc->rows)
             next_code[lx] += __popc(masks[(r0 + lx) * desc->blocks_per_row + j]);
 #pragma unroll 8
-        for (u32 c = 0; c < 32; c++) acc += xs[ly][c] * ws[lx][c];
+        for (u32 c = 0; c < 32; c++) acc = fmaf(xs[ly][c], ws[lx][c], acc);
         __syncthreads();
     }
     const u32 i = i0 + ly, r = r0 + lx;
@@ -74,7 +74,7 @@ extern "C" __global__ void gemv_mxint8(const WeightDesc* desc, const u32* elemen
             float a = 0.0f;
 #pragma unroll
             for (u32 b = 0; b < 4; b++) {
-                if (c0 + b < k) a += v[b] * x[(size_t)i * k + c0 + b];
+                if (c0 + b < k) a = fmaf(v[b], x[(size_t)i * k + c0 + b], a);
             }
             acc[i] += a;
         }
@@ -118,7 +118,8 @@ extern "C" __global__ void linear_mxint8_i8(const WeightDesc* desc, const u32* e
         int d = 0;
 #pragma unroll
         for (u32 wi = 0; wi < 8; wi++) d = __dp4a((int)xw[ly][wi], (int)ww[lx][wi], d);
-        acc += (float)d * (xf[ly] * wf[lx]);
+        // The CPU kernels' contract (reference::mxint8_panel): one fused multiply-add per block.
+        acc = fmaf((float)d, xf[ly] * wf[lx], acc);
         __syncthreads();
     }
     const u32 i = i0 + ly, r = r0 + lx;

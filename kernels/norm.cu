@@ -1,25 +1,27 @@
 // LayerNorm over each row of (x + residual): (v - mean) / sqrt(var + eps) * gamma + beta, biased variance,
-// two-pass. One block of 64 threads per row.
+// two-pass, as the CPU reference computes it (runtime/src/cpu/reference.rs): the residual added in f32, then
+// mean, variance and the normalized value in f64, rounded to f32 before gamma and beta. One block of 64
+// threads per row.
 
 extern "C" __global__ void layer_norm(const float* x, const float* residual, const float* gamma,
                                       const float* beta, float* out, u32 rows, u32 cols, u32 has_residual,
                                       float eps) {
-    __shared__ float partial[2];
+    __shared__ double partial[2];
     const u32 row = grid_index();
     if (row >= rows) return;
     const u32 t = threadIdx.x;
     const size_t base = (size_t)row * cols;
 #define VALUE(i) (has_residual ? x[base + (i)] + residual[base + (i)] : x[base + (i)])
-    float s = 0.0f;
-    for (u32 c = t; c < cols; c += 64u) s += VALUE(c);
-    const float mean = block_sum64(s, partial) / (float)cols;
-    float q = 0.0f;
+    double s = 0.0;
+    for (u32 c = t; c < cols; c += 64u) s += (double)VALUE(c);
+    const double mean = block_sum64_f64(s, partial) / (double)cols;
+    double q = 0.0;
     for (u32 c = t; c < cols; c += 64u) {
-        const float d = VALUE(c) - mean;
+        const double d = (double)VALUE(c) - mean;
         q += d * d;
     }
-    const float variance = block_sum64(q, partial) / (float)cols;
-    const float inv = 1.0f / sqrtf(variance + eps);
-    for (u32 c = t; c < cols; c += 64u) out[base + c] = (VALUE(c) - mean) * inv * gamma[c] + beta[c];
+    const double variance = block_sum64_f64(q, partial) / (double)cols;
+    const double inv = 1.0 / sqrt(variance + (double)eps);
+    for (u32 c = t; c < cols; c += 64u) out[base + c] = (float)(((double)VALUE(c) - mean) * inv) * gamma[c] + beta[c];
 #undef VALUE
 }

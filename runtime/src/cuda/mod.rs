@@ -101,11 +101,14 @@ pub fn compile(arch: &str) -> Result<Ptx> {
         SOURCES.concat(),
         CompileOptions {
             arch: Some(arch_static),
-            // IEEE division, square root and denormals: the quantizers must match the CPU bit for bit.
+            // IEEE division, square root and denormals: the quantizers must match the CPU bit for bit. No
+            // implicit contraction: a multiply-add is fused where the source says fmaf (the hot loops, and
+            // the MXINT8 block rescale, as the CPU kernels fuse it), so the CPU emulator (kernels/emu,
+            // built with -ffp-contract=off) rounds every operation as the GPU does.
             ftz: Some(false),
             prec_div: Some(true),
             prec_sqrt: Some(true),
-            fmad: Some(true),
+            fmad: Some(false),
             name: Some("mxrt_kernels.cu".into()),
             ..Default::default()
         },

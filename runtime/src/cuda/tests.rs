@@ -1,7 +1,9 @@
 //! The CUDA kernels against the scalar CPU reference (the shared tests of `device_tests`), plus the MXINT8
 //! dequantization kernel for every code and scale byte. They run only where a CUDA device exists and print
-//! `skipped: no CUDA device` elsewhere. `kernels_compile_with_nvrtc` needs only NVRTC (no GPU): it compiles
-//! every kernel for Ampere and Hopper wherever libnvrtc can be loaded.
+//! `skipped: no CUDA device` elsewhere; with `MXRT_REQUIRE_CUDA=1` a missing device fails them instead
+//! (`scripts/test.sh` runs them so on the CPU emulator of the driver, `kernels/emu`; `scripts/gpu-check.sh` on
+//! a GPU). `kernels_compile_with_nvrtc` needs only NVRTC (no GPU): it compiles every kernel for Ampere and
+//! Hopper wherever libnvrtc can be loaded.
 
 use super::Cuda;
 
@@ -9,6 +11,9 @@ fn device(max_chunk_bytes: Option<u64>) -> Option<Cuda> {
     match Cuda::bare(max_chunk_bytes) {
         Ok(c) => Some(c),
         Err(crate::RuntimeError::BackendUnavailable { reason, .. }) => {
+            if std::env::var_os("MXRT_REQUIRE_CUDA").is_some() {
+                panic!("MXRT_REQUIRE_CUDA is set but there is no CUDA device: {reason}");
+            }
             crate::device_tests::say_skipped(&format!("skipped: no CUDA device ({reason})"));
             None
         }
@@ -58,4 +63,80 @@ fn mxint8_dequantize_is_exact_for_every_code_and_scale() {
             scales[r * (cols / 32) + c / 32]
         );
     }
+}
+
+/// On the CPU emulator of the driver only (a GPU leaves such reads undefined): a kernel that reads one byte
+/// past a buffer ends its launch with CUDA_ERROR_ILLEGAL_ADDRESS and a report naming the kernel, the block,
+/// the thread and the buffer — so the kernel tests above passing under emulation means no kernel read or
+/// wrote outside its buffers on their inputs. The bad launch runs in a child process: like a GPU's, the
+/// emulator's context stays failed afterwards.
+#[test]
+fn the_emulator_reports_a_read_past_the_end_of_a_buffer() {
+    let Some(cuda) = device(None) else { return };
+    if !cuda.description.contains("emulator") {
+        // Not "skipped": scripts/gpu-check.sh fails a kernel-test run that skipped anything.
+        crate::device_tests::say_skipped(
+            "not run on a GPU: it checks the emulator's bounds checks (a GPU leaves such reads undefined)",
+        );
+        return;
+    }
+    drop(cuda);
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "cuda::tests::out_of_bounds_launch",
+            "--exact",
+            "--ignored",
+            "--test-threads",
+            "1",
+        ])
+        .env("MXRT_CUDA_OUT_OF_BOUNDS_CHILD", "1")
+        .output()
+        .unwrap();
+    // The emulator reports on stderr; the test harness prints the child's panic (the driver error) on stdout.
+    let stderr = String::from_utf8_lossy(&child.stderr).into_owned()
+        + &String::from_utf8_lossy(&child.stdout);
+    assert!(
+        !child.status.success(),
+        "the bad launch succeeded: {stderr}"
+    );
+    assert!(
+        stderr.contains("mxrt CUDA emulator: mxint8_dequantize, block (16, 0, 0), thread (0, 0, 0): invalid memory access: byte 0 past the end of a 4096-byte device allocation"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{stderr}");
+}
+
+/// The child of `the_emulator_reports_a_read_past_the_end_of_a_buffer`: a 256 × 256 dequantization of a
+/// buffer that holds 4096 codes (16 blocks of 256 threads read inside it).
+#[test]
+#[ignore = "run in a child process by the_emulator_reports_a_read_past_the_end_of_a_buffer"]
+fn out_of_bounds_launch() {
+    use cudarc::driver::PushKernelArg;
+    if std::env::var_os("MXRT_CUDA_OUT_OF_BOUNDS_CHILD").is_none() {
+        return;
+    }
+    let cuda = device(None).expect("the parent checked the device");
+    let codes = cuda.stream.clone_htod(&vec![1u8; 4096]).unwrap();
+    let scales = cuda.stream.clone_htod(&vec![127u8; 256 * 8]).unwrap();
+    let mut out = cuda.stream.alloc_zeros::<f32>(256 * 256).unwrap();
+    let (rows, cols, blocks_per_row) = (256u32, 256u32, 8u32);
+    let mut b = cuda
+        .stream
+        .launch_builder(cuda.function("mxint8_dequantize"));
+    b.arg(&codes)
+        .arg(&scales)
+        .arg(&mut out)
+        .arg(&rows)
+        .arg(&cols)
+        .arg(&blocks_per_row);
+    let cfg = cudarc::driver::LaunchConfig {
+        grid_dim: (256, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: deliberately not: the codes buffer is 16 times too short. Only ever run on the emulator (the
+    // parent test checks), which turns the read past its end into an error instead of undefined behaviour.
+    let launched = unsafe { b.launch(cfg) };
+    let read = launched.and_then(|_| cuda.stream.clone_dtoh(&out));
+    read.map(|_| ()).unwrap();
 }

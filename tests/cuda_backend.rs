@@ -1,0 +1,206 @@
+//! The CUDA backend against the CPU backend on the real models, with the tolerances the wgpu backend meets
+//! (tests/wgpu_backend.rs): MiniLM-SST2 logits within 1e-3 for FP32 and MXINT8 weights, every prediction equal
+//! and logits within 0.05 for MXINT8 weights + activations (16 reference sentences), every JSC model within
+//! 1e-4 in three encodings, and `mxrt run` / `mxrt bench --backend cuda` through the CLI.
+//!
+//! They need a CUDA device: a GPU (scripts/gpu-check.sh), or the CPU emulator of the CUDA driver that
+//! `scripts/test.sh` builds (kernels/emu) and puts first on LD_LIBRARY_PATH for a second run of this file with
+//! `MXRT_REQUIRE_CUDA=1`. Without a device they print `skipped: no CUDA device`; with `MXRT_REQUIRE_CUDA` set
+//! that is a failure.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use mxrt_format::ReadOptions;
+use mxrt_runtime::{BackendKind, Model, RuntimeError, TokenBatch};
+
+/// The model opened twice: on the CPU and on the CUDA device; None (after saying so) without a device.
+fn open_pair(file: &Path) -> Option<(Model, Model)> {
+    let cpu = Model::open(file, ReadOptions::default()).unwrap();
+    let mut cuda = Model::open(file, ReadOptions::default()).unwrap();
+    match cuda.use_backend(BackendKind::Cuda) {
+        Ok(()) => Some((cpu, cuda)),
+        Err(RuntimeError::BackendUnavailable { reason, .. })
+            if std::env::var_os("MXRT_REQUIRE_CUDA").is_none() =>
+        {
+            // Straight to stderr: `cargo test` captures eprintln! of passing tests, and a skip must show.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "skipped: no CUDA device ({reason})"
+            );
+            None
+        }
+        Err(e) => panic!("cuda backend: {e}"),
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn sst2_batch() -> TokenBatch {
+    common::sst2_batch(&reference_tensors("minilm-sst2-dev16.safetensors"))
+}
+
+/// MiniLM-SST2 converted with `args`: (CPU logits, CUDA logits) on the 16 reference sentences.
+fn minilm_logits(args: &[&str]) -> Option<(Vec<f32>, Vec<f32>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.mxrt");
+    convert_quiet(&shared().join("models/minilm-sst2"), &file, args);
+    let (cpu, cuda) = open_pair(&file)?;
+    eprintln!("cuda backend: {}", cuda.backend_description());
+    let batch = sst2_batch();
+    assert_eq!(batch.batch, 16);
+    let want = cpu.run_bert(&batch, false).unwrap().values;
+    let got = cuda.run_bert(&batch, false).unwrap().values;
+    Some((want, got))
+}
+
+#[test]
+fn minilm_fp32_and_mxint8_weight_logits_match_the_cpu_backend() {
+    for args in [&["--weights", "f32"][..], &["--weights", "mxint8"][..]] {
+        let Some((want, got)) = minilm_logits(args) else {
+            return;
+        };
+        let d = max_abs_diff(&want, &got);
+        eprintln!("minilm-sst2 {args:?}: max |logit difference| CUDA vs CPU = {d:.3e}");
+        assert!(d < 1e-3, "{args:?}: logits differ by {d}");
+    }
+}
+
+/// MXINT8 weights and activations: the integer path (`mxint8_codes` + `linear_mxint8_i8`). Last-bit
+/// differences of the float parts become whole-code differences after quantization, so two correct backends
+/// differ by ~1e-2 (see tests/wgpu_backend.rs); the quantizer itself is tested bit-exact in mxrt-runtime.
+#[test]
+fn minilm_mxint8_weights_and_activations_agree_with_the_cpu_backend() {
+    let Some((want, got)) = minilm_logits(&["--weights", "mxint8", "--activations", "mxint8"])
+    else {
+        return;
+    };
+    let label = |v: &[f32]| -> Vec<bool> { v.chunks(2).map(|l| l[1] > l[0]).collect() };
+    assert_eq!(label(&want), label(&got), "predicted labels differ");
+    let d = max_abs_diff(&want, &got);
+    eprintln!("minilm-sst2 MXINT8 w+a: max |logit difference| CUDA vs CPU = {d:.3e}");
+    assert!(d < 0.05, "MXINT8 w+a logits differ by {d}");
+}
+
+#[test]
+fn jsc_models_match_the_cpu_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for m in [
+        "jsc-tiny",
+        "jsc-3layer",
+        "jsc-3layer-70pruned",
+        "jsc-3layer-95pruned",
+    ] {
+        for (tag, args) in [
+            ("f32", vec!["--weights", "f32"]),
+            (
+                "mxint8",
+                vec!["--weights", "mxint8", "--activations", "mxint8"],
+            ),
+            (
+                "fixed",
+                vec!["--weights", "fixed:8.5", "--activations", "fixed:8.4"],
+            ),
+        ] {
+            let file = dir.path().join(format!("{m}-{tag}.mxrt"));
+            convert_quiet(&shared().join("models").join(m), &file, &args);
+            let Some((cpu, cuda)) = open_pair(&file) else {
+                return;
+            };
+            let features = match cpu.graph() {
+                mxrt_runtime::Graph::Mlp(m) => m.inputs,
+                mxrt_runtime::Graph::Bert(_) => unreachable!("JSC models are MLPs"),
+            };
+            // 37 rows (more than the GEMV's 4, not a multiple of the 16-row tiles), features in [-2, 2].
+            let inputs: Vec<f32> = (0..37 * features)
+                .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
+                .collect();
+            for rows in [1, 37] {
+                let x = &inputs[..rows * features];
+                let want = cpu.run_mlp(x, rows).unwrap();
+                let got = cuda.run_mlp(x, rows).unwrap();
+                let d = max_abs_diff(&want, &got);
+                eprintln!("{m} {tag}, {rows} rows: max |output difference| = {d:.3e}");
+                assert!(d < 1e-4, "{m} {tag}, {rows} rows: outputs differ by {d}");
+            }
+        }
+    }
+}
+
+/// The CLI on the CUDA backend: `run` gives the CPU's labels, `bench` reports the device and the weights on it.
+#[test]
+fn the_cli_runs_and_benches_on_cuda() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jsc.mxrt");
+    convert_quiet(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    if open_pair(&file).is_none() {
+        return;
+    }
+    let f = file.to_str().unwrap();
+    let r: serde_json::Value = serde_json::from_str(&mxrt_ok(&[
+        "bench",
+        f,
+        "--backend",
+        "cuda",
+        "--batch",
+        "64",
+        "--iterations",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(r["backend"].as_str().unwrap().starts_with("cuda: "), "{r}");
+    // Weights as stored (MXINT8, 8.25 bits per weight, plus descriptors and f32 biases): well under the
+    // 17,556 bytes of f32 weight matrices and biases.
+    let on_device = r["device_weight_bytes"].as_u64().unwrap();
+    assert!(
+        on_device > 5_000 && on_device < 17_556,
+        "{on_device} bytes on the device"
+    );
+
+    let sentences = dir.path().join("s.tsv");
+    let dev = std::fs::read_to_string(shared().join("data/sst2/dev.tsv")).unwrap();
+    std::fs::write(
+        &sentences,
+        dev.lines().take(9).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let model = dir.path().join("q8.mxrt");
+    convert_quiet(
+        &shared().join("models/minilm-sst2"),
+        &model,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let run = |backend: &str| -> Vec<String> {
+        mxrt_ok(&[
+            "run",
+            model.to_str().unwrap(),
+            "--input",
+            sentences.to_str().unwrap(),
+            "--json",
+            "--backend",
+            backend,
+        ])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].to_string())
+        .collect()
+    };
+    let cpu = run("cpu");
+    assert_eq!(cpu.len(), 8);
+    assert_eq!(run("cuda"), cpu);
+}
