@@ -8,6 +8,10 @@
 #                                      short table; summary.md, the kernel-test log and results.tar.gz (every
 #                                      JSON and log) under $OUT (or target/gpu-check-out). GPU_CHECK_SENTENCES=N
 #                                      limits the SST-2 sentences (default: all 872)
+#   ./scripts/gpu-check.sh --emulated  here, after --prepare: a rehearsal of the whole script on the CPU
+#                                      emulator of the CUDA driver (kernels/emu), at small sizes (24 sentences,
+#                                      batch 1/2/4, seq 16), so a lent GPU's minutes are not spent on a broken
+#                                      script. Its numbers are the emulator's, not a GPU's.
 #
 # On the GPU machine it (1) runs the CUDA kernel tests (every kernel against the scalar CPU reference; fails
 # if they were skipped), (2) converts minilm-sst2 to FP32 and to MXINT8 weights + activations and compares the
@@ -36,6 +40,17 @@ if [ "${1:-}" = "--prepare" ]; then
   exit 0
 fi
 
+batches=${GPU_CHECK_BATCHES:-1 32 256}
+seq_len=${GPU_CHECK_SEQ:-128}
+if [ "${1:-}" = "--emulated" ]; then
+  emu=$(./scripts/build-cuda-emu.sh)
+  nvrtc=$(./scripts/fetch-nvrtc.sh)
+  export LD_LIBRARY_PATH="$emu:$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export GPU_CHECK_SENTENCES=${GPU_CHECK_SENTENCES:-24} GPU_CHECK_NO_WGPU=1 GPU_CHECK_NO_TORCH=1
+  batches=${GPU_CHECK_BATCHES:-1 2 4}
+  seq_len=${GPU_CHECK_SEQ:-16}
+  OUT=${OUT:-target/gpu-check-emulated}
+fi
 results=${OUT:-target/gpu-check-out}
 mkdir -p "$results"
 results=$(cd "$results" && pwd)
@@ -78,7 +93,7 @@ for m in f32 q8; do
   done
 done
 has_vulkan=0
-if ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
+if [ -z "${GPU_CHECK_NO_WGPU:-}" ] && ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
   has_vulkan=1
   for m in f32 q8; do
     "$mxrt" run "$out/$m.mxrt" --input "$dev" --json --batch-size 32 --max-length 128 --backend wgpu -v \
@@ -87,27 +102,29 @@ if ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
 fi
 
 echo "== 3. benchmarks ($(elapsed))"
+small_batches=$(echo $batches | cut -d' ' -f1-2)
 for m in f32 q8; do
-  for batch in 1 32 256; do
-    its=20; [ $batch = 256 ] && its=5
-    "$mxrt" bench "$out/$m.mxrt" --backend cuda --batch $batch --seq 128 --iterations $its --warmup 2 --json \
+  for batch in $batches; do
+    its=20; [ $batch -ge 256 ] && its=5
+    [ -n "${emu:-}" ] && its=2
+    "$mxrt" bench "$out/$m.mxrt" --backend cuda --batch $batch --seq $seq_len --iterations $its --warmup 1 --json \
       > "$out/bench-$m-cuda-$batch.json" 2>> "$out/bench.err" || echo "bench $m cuda b$batch failed" >&2
   done
-  for batch in 1 32; do
-    "$mxrt" bench "$out/$m.mxrt" --backend cpu --batch $batch --seq 128 --iterations 5 --warmup 1 --json \
+  for batch in $small_batches; do
+    "$mxrt" bench "$out/$m.mxrt" --backend cpu --batch $batch --seq $seq_len --iterations 5 --warmup 1 --json \
       > "$out/bench-$m-cpu-$batch.json" 2>> "$out/bench.err" || echo "bench $m cpu b$batch failed" >&2
     if [ $has_vulkan = 1 ]; then
-      "$mxrt" bench "$out/$m.mxrt" --backend wgpu --batch $batch --seq 128 --iterations 10 --warmup 2 --json \
+      "$mxrt" bench "$out/$m.mxrt" --backend wgpu --batch $batch --seq $seq_len --iterations 10 --warmup 2 --json \
         > "$out/bench-$m-wgpu-$batch.json" 2>> "$out/bench.err" || echo "bench $m wgpu b$batch failed" >&2
     fi
   done
 done
 
 echo "== 4. MXINT8 GEMV bandwidth ($(elapsed))"
-"$mxrt" bench --kernels --backend cuda --iterations 50 --json > "$out/gemv.json" 2>> "$out/bench.err" || echo "bandwidth check failed" >&2
+"$mxrt" bench --kernels --backend cuda --iterations $([ -n "${emu:-}" ] && echo 10 || echo 50) --json > "$out/gemv.json" 2>> "$out/bench.err" || echo "bandwidth check failed" >&2
 
 echo "== 5. PyTorch on the same GPU ($(elapsed))"
-PYTHONUNBUFFERED=1 timeout 120 python3 - "$pack/minilm-sst2" > "$out/torch.json" 2> "$out/torch.err" <<'PY' || echo "PyTorch bench failed (see torch.err)" >&2
+[ -n "${GPU_CHECK_NO_TORCH:-}" ] || PYTHONUNBUFFERED=1 timeout 120 python3 - "$pack/minilm-sst2" > "$out/torch.json" 2> "$out/torch.err" <<'PY' || echo "PyTorch bench failed (see torch.err)" >&2
 import json, sys, time, torch
 from transformers import AutoModelForSequenceClassification
 m = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], torch_dtype=torch.float32).cuda().eval()
@@ -130,9 +147,13 @@ print(json.dumps({"torch": torch.__version__, "p50_ms": res}))
 PY
 
 echo "== summary ($(elapsed))"
-python3 - "$out" "$dev" "$gpu" "$kernel_status" <<'PY' | tee "$results/summary.md"
+[ -n "${emu:-}" ] && gpu="none: the CPU emulator of the CUDA driver (kernels/emu); timings are the emulator's"
+python3 - "$out" "$dev" "$gpu" "$kernel_status" "$batches" "$seq_len" <<'PY' | tee "$results/summary.md"
 import json, os, sys
 out, dev, gpu, kernels = sys.argv[1:5]
+batches = [int(b) for b in sys.argv[5].split()]
+seq_len = sys.argv[6]
+mid = batches[1] if len(batches) > 1 else batches[0]
 labels = [l.rstrip("\n").split("\t")[-1] for l in open(dev)][1:]
 def load(name):
     p = os.path.join(out, name)
@@ -163,22 +184,25 @@ for m in ("f32", "q8"):
         same = sum(x["label"] == y["label"] for x, y in zip(r, cpu))
         print(f"| {m} | {b} | {100 * acc:.2f} % | {diff:.2e} | {same}/{len(cpu)} |")
 print()
-print("| model | backend | batch 1 p50 ms | batch 32 p50 ms | batch 256 p50 ms | batch 32 seq/s |")
-print("|---|---|---:|---:|---:|---:|")
+print(f"Inference p50 (ms), seq {seq_len}:")
+print()
+print("| model | backend | " + " | ".join(f"batch {b}" for b in batches) + f" | batch {mid} seq/s |")
+print("|---|---|" + "---:|" * (len(batches) + 1))
 for m in ("f32", "q8"):
     for b in ("cuda", "wgpu", "cpu"):
         cells = []
-        for batch in (1, 32, 256):
+        for batch in batches:
             r = js(f"bench-{m}-{b}-{batch}.json")
             cells.append(f"{r['p50_ms']:.2f}" if r else "–")
-        r32 = js(f"bench-{m}-{b}-32.json")
+        rm = js(f"bench-{m}-{b}-{mid}.json")
         if all(c == "–" for c in cells):
             continue
-        print(f"| {m} | {b} | {' | '.join(cells)} | {32e3 / r32['p50_ms']:.0f} |" if r32 else f"| {m} | {b} | {' | '.join(cells)} | – |")
+        print(f"| {m} | {b} | {' | '.join(cells)} | " + (f"{mid * 1e3 / rm['p50_ms']:.0f} |" if rm else "– |"))
 t = js("torch.json")
 if t:
     p = t["p50_ms"]
-    print(f"| fp32 | PyTorch {t['torch']} | {p['1']:.2f} | {p['32']:.2f} | {p['256']:.2f} | {32e3 / p['32']:.0f} |")
+    cells = [f"{p[str(b)]:.2f}" if str(b) in p else "–" for b in batches]
+    print(f"| fp32 | PyTorch {t['torch']} | {' | '.join(cells)} | " + (f"{mid * 1e3 / p[str(mid)]:.0f} |" if str(mid) in p else "– |"))
 g = js("gemv.json")
 if g:
     print()

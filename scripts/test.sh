@@ -19,5 +19,6 @@ if [ -z "${MXRT_NO_CUDA_EMULATOR:-}" ]; then
   emu=$(./scripts/build-cuda-emu.sh)
   export LD_LIBRARY_PATH="$emu:$LD_LIBRARY_PATH" MXRT_REQUIRE_CUDA=1
   cargo test --workspace --lib -- cuda::
+  MXRT_CUDA_EMULATOR_ORDER=reverse cargo test --workspace --lib -- cuda::
   cargo test --test cuda_backend
 fi

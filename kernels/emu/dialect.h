@@ -32,8 +32,10 @@ unsigned shuffle_xor(unsigned mask, unsigned bits, int lane_mask);
 #define __global__
 #define __device__
 #define __forceinline__ inline
-// One block runs at a time, so a function-local static is that block's shared memory.
-#define __shared__ static
+// One block runs at a time, so a function-local static is that block's shared memory. All of it lies in one
+// section, which threads.cpp fills with 0xFF bytes before every block: a read of shared memory that no thread
+// of the block wrote sees NaN or 0xFFFFFFFF (as a GPU would give it garbage), never the previous block's data.
+#define __shared__ static __attribute__((section("emu_shared")))
 
 #define __syncthreads() ::emu::sync_block()
 

@@ -1,5 +1,6 @@
-// Threads of a CUDA grid as fibers on one CPU thread (see threads.h). One block runs at a time; its threads
-// run in turn, each until it finishes or waits at a barrier (__syncthreads: the block's live threads; a warp
+// Threads of a CUDA grid as fibers on one CPU thread (see threads.h). One block runs at a time, its shared
+// memory poisoned first; its threads run in turn (first to last, or last to first), each until it finishes or
+// waits at a barrier (__syncthreads: the block's live threads; a warp
 // shuffle: its warp's). A round in which no thread finished, arrived or was released is a deadlock: a barrier
 // some threads never reach. Memory faults, integer division by zero and fiber stack overflows are caught by
 // signal handlers installed only while a grid runs, and end the grid with a description.
@@ -12,6 +13,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "memory.h"
 
@@ -65,6 +68,9 @@ emu_fiber_entry:
     .size emu_fiber_entry, .-emu_fiber_entry
 )");
 
+// The kernels' shared memory (dialect.h), bounded by the linker.
+extern "C" char __start_emu_shared[], __stop_emu_shared[];
+
 namespace emu {
 namespace {
 
@@ -97,6 +103,9 @@ Barrier warp_barriers[MAX_WARPS];
 unsigned shuffle_slots[MAX_THREADS];
 unsigned long progress = 0;
 bool failed = false;
+// MXRT_CUDA_EMULATOR_ORDER=reverse runs a block's threads last to first: a race that the forward order
+// happens to hide (a missing barrier between a write and a read of shared memory) shows in one of the two.
+bool reverse_order = false;
 char failure[512];
 
 sigjmp_buf fault_jump;
@@ -160,6 +169,7 @@ void start_fiber(Fiber& f) {
 bool run_block() {
     const unsigned n = threads_per_block;
     const unsigned warps = (n + 31) / 32;
+    memset(__start_emu_shared, 0xFF, static_cast<size_t>(__stop_emu_shared - __start_emu_shared));
     for (unsigned i = 0; i < n; i++) {
         Fiber& f = fibers[i];
         f.linear = i;
@@ -171,7 +181,8 @@ bool run_block() {
     for (;;) {
         const unsigned long before = progress;
         bool all_done = true;
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned step = 0; step < n; step++) {
+            const unsigned i = reverse_order ? n - 1 - step : step;
             if (fibers[i].done) continue;
             current = &fibers[i];
             thread_idx = current->idx;
@@ -240,6 +251,8 @@ Outcome run_grid(const char* name, Launcher launch, void** params, Dim3 grid, Di
         snprintf(text, len, "%s: no memory for thread stacks", name);
         return Outcome::Failed;
     }
+    const char* order = getenv("MXRT_CUDA_EMULATOR_ORDER");
+    reverse_order = order != nullptr && strcmp(order, "reverse") == 0;
     launcher = launch;
     launch_params = params;
     threads_per_block = static_cast<unsigned>(threads);

@@ -99,8 +99,14 @@ fn the_emulator_reports_a_read_past_the_end_of_a_buffer() {
         !child.status.success(),
         "the bad launch succeeded: {stderr}"
     );
+    // Block 16 is the first to read past the 4096 codes; which of its threads faults first depends on the
+    // emulator's order (MXRT_CUDA_EMULATOR_ORDER).
     assert!(
-        stderr.contains("mxrt CUDA emulator: mxint8_dequantize, block (16, 0, 0), thread (0, 0, 0): invalid memory access: byte 0 past the end of a 4096-byte device allocation"),
+        stderr.contains("mxrt CUDA emulator: mxint8_dequantize, block (16, 0, 0), thread ("),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("past the end of a 4096-byte device allocation"),
         "{stderr}"
     );
     assert!(stderr.contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{stderr}");
