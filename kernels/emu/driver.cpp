@@ -2,6 +2,7 @@
 // device memory from memory.cpp, kernels from kernels.cpp run by threads.cpp. Everything runs synchronously in
 // stream order (one stream's semantics, and what mxrt uses). The device calls itself an emulator in its name,
 // so no report can mistake it for a GPU. A failed kernel makes every later call fail, as a real context does.
+#include <elf.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -44,8 +45,40 @@ enum : CUresult {
 const char* const DEVICE_NAME = "mxrt CUDA emulator on the CPU (kernels/emu; not a GPU)";
 
 struct Module {
-    char* ptx;  // NUL-terminated copy of the image
+    char* image;  // a copy: PTX text (NUL-terminated) or a CUBIN (an ELF file for EM_CUDA)
+    size_t size;
+    bool elf;
 };
+
+// The length of an ELF image, from its headers (cuModuleLoadData is given no length): the furthest end of
+// the section header table, the program header table and the sections' contents. 0 if it is not a 64-bit
+// little-endian ELF file for CUDA.
+size_t cubin_size(const unsigned char* p) {
+    if (memcmp(p, ELFMAG, SELFMAG) != 0 || p[EI_CLASS] != ELFCLASS64 || p[EI_DATA] != ELFDATA2LSB) return 0;
+    Elf64_Ehdr h;
+    memcpy(&h, p, sizeof h);
+    if (h.e_machine != EM_CUDA || h.e_shentsize < sizeof(Elf64_Shdr)) return 0;
+    size_t end = h.e_shoff + size_t(h.e_shnum) * h.e_shentsize;
+    const size_t programs = h.e_phoff + size_t(h.e_phnum) * h.e_phentsize;
+    if (programs > end) end = programs;
+    for (unsigned i = 0; i < h.e_shnum; i++) {
+        Elf64_Shdr s;
+        memcpy(&s, p + h.e_shoff + size_t(i) * h.e_shentsize, sizeof s);
+        if (s.sh_type != SHT_NOBITS && s.sh_offset + s.sh_size > end) end = s.sh_offset + s.sh_size;
+    }
+    return end;
+}
+
+// Whether the loaded image defines kernel `name`: `.entry name(` in PTX, the symbol name in a CUBIN.
+bool defines(const Module* m, const char* name) {
+    char pattern[256];
+    if (!m->elf) {
+        snprintf(pattern, sizeof pattern, ".entry %s(", name);
+        return strstr(m->image, pattern) != nullptr;
+    }
+    const int n = snprintf(pattern, sizeof pattern, "%c%s", 0, name) + 1;  // NUL, name, NUL
+    return memmem(m->image, m->size, pattern, static_cast<size_t>(n)) != nullptr;
+}
 struct Function {
     const emu::KernelEntry* kernel;
 };
@@ -270,29 +303,36 @@ EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t byt
 
 EXPORT CUresult cuModuleLoadData(CUmodule* m, const void* image) {
     if (CUresult r = check()) return r;
+    if (image == nullptr) return INVALID_VALUE;
     const char* text = static_cast<const char*>(image);
-    if (text == nullptr || strstr(text, ".entry") == nullptr || strstr(text, ".target") == nullptr) {
-        return complain(INVALID_IMAGE, "cuModuleLoadData: the image is not PTX text with .target and .entry");
+    size_t size = cubin_size(static_cast<const unsigned char*>(image));
+    const bool elf = size > 0;
+    if (!elf) {
+        if (strstr(text, ".entry") == nullptr || strstr(text, ".target") == nullptr) {
+            return complain(INVALID_IMAGE, "cuModuleLoadData: the image is neither a CUDA ELF file nor PTX text");
+        }
+        size = strlen(text) + 1;
     }
     Module* module = make<Module>();
-    module->ptx = strdup(text);
-    if (module->ptx == nullptr) abort();
+    module->image = static_cast<char*>(malloc(size));
+    if (module->image == nullptr) abort();
+    memcpy(module->image, image, size);
+    module->size = size;
+    module->elf = elf;
     *m = module;
     return SUCCESS;
 }
 EXPORT CUresult cuModuleUnload(CUmodule m) {
-    free(static_cast<Module*>(m)->ptx);
+    free(static_cast<Module*>(m)->image);
     free(m);
     return SUCCESS;
 }
 EXPORT CUresult cuModuleGetFunction(CUfunction* f, CUmodule m, const char* name) {
     if (CUresult r = check()) return r;
-    // The kernel must be in the PTX that NVRTC compiled (so the real compiler accepted it) and in the
+    // The kernel must be in the image NVRTC compiled (so the real compiler accepted it) and in the
     // emulator's table (the same source compiled for the host).
-    char entry[256];
-    snprintf(entry, sizeof entry, ".entry %s(", name);
-    if (strstr(static_cast<Module*>(m)->ptx, entry) == nullptr) {
-        return complain(NOT_FOUND, "kernel %s is not in the loaded PTX", name);
+    if (!defines(static_cast<Module*>(m), name)) {
+        return complain(NOT_FOUND, "kernel %s is not in the loaded image", name);
     }
     const emu::KernelEntry* k = emu::find_kernel(name);
     if (k == nullptr) return complain(NOT_FOUND, "kernel %s has no launcher in kernels/emu", name);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError};
-use cudarc::nvrtc::{CompileOptions, Ptx};
+use cudarc::nvrtc::Ptx;
 
 use crate::device_weights::{plan, word_bytes, WeightPlan};
 use crate::error::{Result, RuntimeError};
@@ -81,12 +81,24 @@ pub fn libraries_present() -> (bool, bool) {
     }
 }
 
-/// The kernels compiled to PTX for `arch` (e.g. `compute_90`), once per process and architecture.
-pub fn compile(arch: &str) -> Result<Ptx> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Ptx>>> = OnceLock::new();
+/// What NVRTC hands back.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Output {
+    /// PTX text for a virtual architecture (`compute_90`): the driver compiles it when loading it.
+    Ptx,
+    /// Machine code for a real architecture (`sm_90`): loaded as it is.
+    Cubin,
+}
+
+/// The kernels (`kernels/*.cu`) compiled by NVRTC for `arch` (`compute_XY` for PTX, `sm_XY` for a CUBIN),
+/// once per process, architecture and output.
+pub fn compile(arch: &str, output: Output) -> Result<Vec<u8>> {
+    type Cache = Mutex<HashMap<(String, Output), Vec<u8>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(p) = cache.lock().ok().and_then(|c| c.get(arch).cloned()) {
-        return Ok(p);
+    let key = (arch.to_string(), output);
+    if let Some(image) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(image);
     }
     let (_, nvrtc) = libraries_present();
     if !nvrtc {
@@ -95,32 +107,81 @@ pub fn compile(arch: &str) -> Result<Ptx> {
              nvidia-cuda-nvrtc-cu12` and put its nvidia/cuda_nvrtc/lib on LD_LIBRARY_PATH",
         ));
     }
-    // CompileOptions wants a 'static architecture name: one small leak per architecture per process.
-    let arch_static: &'static str = Box::leak(arch.to_string().into_boxed_str());
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(
-        SOURCES.concat(),
-        CompileOptions {
-            arch: Some(arch_static),
-            // IEEE division, square root and denormals: the quantizers must match the CPU bit for bit. No
-            // implicit contraction: a multiply-add is fused where the source says fmaf (the hot loops, and
-            // the MXINT8 block rescale, as the CPU kernels fuse it), so the CPU emulator (kernels/emu,
-            // built with -ffp-contract=off) rounds every operation as the GPU does.
-            ftz: Some(false),
-            prec_div: Some(true),
-            prec_sqrt: Some(true),
-            fmad: Some(false),
-            name: Some("mxrt_kernels.cu".into()),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| RuntimeError::Backend {
+    let image = nvrtc_compile(arch, output).map_err(|reason| RuntimeError::Backend {
         backend: "cuda",
-        reason: format!("NVRTC could not compile kernels/*.cu for {arch}: {e}"),
+        reason: format!("NVRTC could not compile kernels/*.cu for {arch}: {reason}"),
     })?;
     if let Ok(mut c) = cache.lock() {
-        c.insert(arch.to_string(), ptx.clone());
+        c.insert(key, image.clone());
     }
-    Ok(ptx)
+    Ok(image)
+}
+
+fn nvrtc_compile(arch: &str, output: Output) -> std::result::Result<Vec<u8>, String> {
+    use cudarc::nvrtc::{result, sys};
+    let source = std::ffi::CString::new(SOURCES.concat()).map_err(|e| e.to_string())?;
+    let name = c"mxrt_kernels.cu";
+    let options = [
+        format!("--gpu-architecture={arch}"),
+        // IEEE division, square root and denormals: the quantizers must match the CPU bit for bit. No
+        // implicit contraction: a multiply-add is fused where the source says fmaf (the hot loops, and the
+        // MXINT8 block rescale, as the CPU kernels fuse it), so the CPU emulator (kernels/emu, built with
+        // -ffp-contract=off) rounds every operation as the GPU does.
+        "--ftz=false".into(),
+        "--prec-div=true".into(),
+        "--prec-sqrt=true".into(),
+        "--fmad=false".into(),
+    ];
+    let program = result::create_program(&source, Some(name)).map_err(|e| e.to_string())?;
+    // SAFETY: `program` was created just above and is destroyed once, at the end of this function; the
+    // option strings outlive the call; the size queries come before the buffers they size are written.
+    unsafe {
+        let compiled = result::compile_program(program, &options).map_err(|e| {
+            let log = result::get_program_log(program)
+                .map(|l| {
+                    let bytes: Vec<u8> =
+                        l.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+                .unwrap_or_default();
+            format!("{e}: {log}")
+        });
+        let image = compiled.and_then(|()| match output {
+            Output::Ptx => result::get_ptx(program)
+                .map(|p| p.iter().map(|&c| c as u8).collect())
+                .map_err(|e| e.to_string()),
+            Output::Cubin => {
+                let mut size = 0usize;
+                sys::nvrtcGetCUBINSize(program, &mut size)
+                    .result()
+                    .map_err(|e| e.to_string())?;
+                let mut cubin = vec![0u8; size];
+                sys::nvrtcGetCUBIN(program, cubin.as_mut_ptr().cast())
+                    .result()
+                    .map_err(|e| e.to_string())?;
+                Ok(cubin)
+            }
+        });
+        let _ = result::destroy_program(program);
+        image
+    }
+}
+
+/// The kernels for a device of compute capability `major.minor`: a CUBIN for `sm_XY`, which the driver loads
+/// without its PTX JIT (that JIT refuses PTX from an NVRTC newer than the driver, as a Python wheel's often
+/// is); PTX for `compute_XY` where this NVRTC cannot build machine code for the device (one newer than it).
+fn device_image(major: i32, minor: i32) -> Result<(Ptx, String)> {
+    let sm = format!("sm_{major}{minor}");
+    match compile(&sm, Output::Cubin) {
+        Ok(cubin) => Ok((Ptx::from_binary(cubin), sm)),
+        Err(cubin_error) => {
+            let arch = format!("compute_{major}{minor}");
+            let mut ptx = compile(&arch, Output::Ptx).map_err(|_| cubin_error)?;
+            // The driver reads PTX up to its terminating NUL.
+            ptx.push(0);
+            Ok((Ptx::from_binary(ptx), format!("{arch} (PTX)")))
+        }
+    }
 }
 
 /// One chunk of a weight on the device.
@@ -187,10 +248,10 @@ impl Cuda {
             .map_err(|e| driver_error("reading the compute capability", e))?;
         let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let memory = ctx.total_mem().unwrap_or(0);
-        let arch = format!("compute_{major}{minor}");
+        let (image, arch) = device_image(major, minor)?;
         let module = ctx
-            .load_module(compile(&arch)?)
-            .map_err(|e| driver_error("loading the kernels", e))?;
+            .load_module(image)
+            .map_err(|e| driver_error(&format!("loading the kernels built for {arch}"), e))?;
         let mut functions = HashMap::new();
         for k in KERNELS {
             let f = module

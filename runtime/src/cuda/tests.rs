@@ -3,7 +3,7 @@
 //! `skipped: no CUDA device` elsewhere; with `MXRT_REQUIRE_CUDA=1` a missing device fails them instead
 //! (`scripts/test.sh` runs them so on the CPU emulator of the driver, `kernels/emu`; `scripts/gpu-check.sh` on
 //! a GPU). `kernels_compile_with_nvrtc` needs only NVRTC (no GPU): it compiles every kernel for Ampere and
-//! Hopper wherever libnvrtc can be loaded.
+//! Hopper, as PTX and as the CUBIN a device loads, wherever libnvrtc can be loaded.
 
 use super::Cuda;
 
@@ -25,21 +25,35 @@ crate::device_tests!();
 
 #[test]
 fn kernels_compile_with_nvrtc() {
+    use super::Output;
     if !super::libraries_present().1 {
         crate::device_tests::say_skipped(
             "skipped: no NVRTC library (libnvrtc.so.12) to compile the kernels with",
         );
         return;
     }
-    for arch in ["compute_80", "compute_90"] {
-        let ptx = super::compile(arch).unwrap_or_else(|e| panic!("{e}"));
-        let text = ptx.to_src();
+    for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
+        let ptx = super::compile(arch, Output::Ptx).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&ptx);
+        // What the device loads: machine code, an ELF file with every kernel's symbol.
+        let cubin = super::compile(sm, Output::Cubin).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&cubin[..4], b"\x7fELF", "{sm}: not an ELF image");
         for k in super::KERNELS {
             assert!(
                 text.contains(&format!(".entry {k}(")),
                 "{arch}: kernel {k} missing from the PTX"
             );
+            let symbol = format!("\0{k}\0");
+            assert!(
+                cubin.windows(symbol.len()).any(|w| w == symbol.as_bytes()),
+                "{sm}: kernel {k} missing from the CUBIN"
+            );
         }
+        // fmad off: the only fused multiply-adds are the source's own fmaf.
+        assert!(
+            text.contains("fma.rn.f32"),
+            "{arch}: the explicit fmaf calls should compile to fma.rn.f32"
+        );
     }
 }
 
