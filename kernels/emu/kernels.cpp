@@ -12,6 +12,11 @@
 #include "../elementwise.cu"
 #include "../gather.cu"
 
+// The structs the host fills (runtime/src/device_weights.rs: QuantParams, and a chunk's descriptor of 12
+// header words and 256 table entries), word for word.
+static_assert(sizeof(QuantParams) == 13 * 4, "QuantParams differs from device_weights.rs");
+static_assert(sizeof(WeightDesc) == (12 + 256) * 4, "WeightDesc differs from device_weights.rs");
+
 namespace {
 
 // Parameter i: cuLaunchKernel passes a pointer to each argument's value (device pointers are 64-bit).
