@@ -51,27 +51,42 @@ fn sst2_batch() -> TokenBatch {
     common::sst2_batch(&reference_tensors("minilm-sst2-dev16.safetensors"))
 }
 
-/// MiniLM-SST2 converted with `args`: (CPU logits, CUDA logits) on the 16 reference sentences.
-fn minilm_logits(args: &[&str]) -> Option<(Vec<f32>, Vec<f32>)> {
+/// MiniLM-SST2 converted with `args` on the 16 reference sentences: the logits of the CPU backend, of the
+/// CUDA backend, and of the CPU backend on its scalar reference kernels; whether the device is the emulator.
+struct MinilmRun {
+    cpu: Vec<f32>,
+    cuda: Vec<f32>,
+    cpu_reference: Vec<f32>,
+    emulated: bool,
+}
+
+fn minilm_logits(args: &[&str]) -> Option<MinilmRun> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.mxrt");
     convert_quiet(&shared().join("models/minilm-sst2"), &file, args);
-    let (cpu, cuda) = open_pair(&file)?;
+    let (mut cpu, cuda) = open_pair(&file)?;
     eprintln!("cuda backend: {}", cuda.backend_description());
     let batch = sst2_batch();
     assert_eq!(batch.batch, 16);
     let want = cpu.run_bert(&batch, false).unwrap().values;
     let got = cuda.run_bert(&batch, false).unwrap().values;
-    Some((want, got))
+    cpu.set_kernels(mxrt_runtime::cpu::Kernels::reference());
+    let cpu_reference = cpu.run_bert(&batch, false).unwrap().values;
+    Some(MinilmRun {
+        cpu: want,
+        cuda: got,
+        cpu_reference,
+        emulated: cuda.backend_description().contains("emulator"),
+    })
 }
 
 #[test]
 fn minilm_fp32_and_mxint8_weight_logits_match_the_cpu_backend() {
     for args in [&["--weights", "f32"][..], &["--weights", "mxint8"][..]] {
-        let Some((want, got)) = minilm_logits(args) else {
+        let Some(MinilmRun { cpu, cuda, .. }) = minilm_logits(args) else {
             return;
         };
-        let d = max_abs_diff(&want, &got);
+        let d = max_abs_diff(&cpu, &cuda);
         eprintln!("minilm-sst2 {args:?}: max |logit difference| CUDA vs CPU = {d:.3e}");
         assert!(d < 1e-3, "{args:?}: logits differ by {d}");
     }
@@ -80,17 +95,35 @@ fn minilm_fp32_and_mxint8_weight_logits_match_the_cpu_backend() {
 /// MXINT8 weights and activations: the integer path (`mxint8_codes` + `linear_mxint8_i8`). Last-bit
 /// differences of the float parts become whole-code differences after quantization, so two correct backends
 /// differ by ~1e-2 (see tests/wgpu_backend.rs); the quantizer itself is tested bit-exact in mxrt-runtime.
+///
+/// On the emulator every operation rounds as the kernels say (no implicit fusing), with glibc's `expf` and
+/// `erff`: against the CPU's scalar reference kernels (the same f64 LayerNorm, the same fused block rescale,
+/// libm's `erff`) most sentences come out identical to the last bit — measured 12 of these 16, and 99 of
+/// the first 128 SST-2 dev sentences — which no implementation with a wrong index or scale could do.
 #[test]
 fn minilm_mxint8_weights_and_activations_agree_with_the_cpu_backend() {
-    let Some((want, got)) = minilm_logits(&["--weights", "mxint8", "--activations", "mxint8"])
-    else {
+    let Some(run) = minilm_logits(&["--weights", "mxint8", "--activations", "mxint8"]) else {
         return;
     };
     let label = |v: &[f32]| -> Vec<bool> { v.chunks(2).map(|l| l[1] > l[0]).collect() };
-    assert_eq!(label(&want), label(&got), "predicted labels differ");
-    let d = max_abs_diff(&want, &got);
+    assert_eq!(label(&run.cpu), label(&run.cuda), "predicted labels differ");
+    let d = max_abs_diff(&run.cpu, &run.cuda);
     eprintln!("minilm-sst2 MXINT8 w+a: max |logit difference| CUDA vs CPU = {d:.3e}");
     assert!(d < 0.05, "MXINT8 w+a logits differ by {d}");
+    if run.emulated {
+        let identical = run
+            .cuda
+            .chunks(2)
+            .zip(run.cpu_reference.chunks(2))
+            .filter(|(a, b)| a.iter().zip(*b).all(|(x, y)| x.to_bits() == y.to_bits()))
+            .count();
+        eprintln!("{identical} of 16 sentences bit for bit equal to the CPU reference kernels");
+        // 10: with LayerNorm in f32 (as the kernel first had it) only 9 were.
+        assert!(
+            identical >= 10,
+            "only {identical} of 16 sentences equal the CPU reference kernels bit for bit"
+        );
+    }
 }
 
 #[test]
