@@ -17,6 +17,8 @@ const HEADER_WORDS: usize = 12;
 
 /// One chunk of rows `row0 .. row0 + rows`.
 pub(crate) struct ChunkPlan<'a> {
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    // the CUDA kernels read it from the descriptor
     pub row0: u32,
     pub rows: u32,
     /// The element plane from the 32-bit word holding the chunk's first code to its last code (the kernels
@@ -335,6 +337,7 @@ impl QuantParams {
     }
 
     /// The 13 words of the struct (floats as their bits).
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))] // CUDA takes the struct itself
     pub fn words(&self) -> [u32; 13] {
         [
             self.rows,
