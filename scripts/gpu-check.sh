@@ -63,14 +63,23 @@ mxrt=$pack/mxrt
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
-# NVRTC: the toolkit's, or the one PyTorch's wheels carry.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cu13", "cuda_nvrtc")))' 2>/dev/null); do
-  if ls "$d"/libnvrtc.so* >/dev/null 2>&1; then
-    export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    break
-  fi
-done
+# NVRTC: already loadable, the toolkit's, the one PyTorch's wheels carry, or any other on the disk.
+use_nvrtc_from() {
+  for d in "$@"; do
+    if ls "$d"/libnvrtc.so* >/dev/null 2>&1; then
+      export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "NVRTC from $d"
+      return 0
+    fi
+  done
+  return 1
+}
+if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so' && [ -z "${emu:-}" ]; then
+  use_nvrtc_from /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cu13", "cuda_nvrtc")))' 2>/dev/null) ||
+  use_nvrtc_from $(timeout 20 find /usr /opt /home /root -maxdepth 10 -name 'libnvrtc.so*' -not -name '*alt*' 2>/dev/null | head -3 | xargs -r -n1 dirname) ||
+  echo "no NVRTC found: the CUDA steps will say so" >&2
+fi
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || echo "unknown GPU")
 echo "GPU: $gpu"
 
