@@ -8,11 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/cuda-emu
 mkdir -p "$out"
-sources=(kernels/emu/*.cpp kernels/emu/*.h kernels/*.cu kernels/*.cuh)
+sources=(kernels/emu/*.cpp kernels/emu/*.h kernels/*.cu kernels/*.cuh scripts/build-cuda-emu.sh)
 if [ ! -f "$out/libcuda.so.1" ] || [ -n "$(find "${sources[@]}" -newer "$out/libcuda.so.1" | head -1)" ]; then
   # gcc, not g++: nothing may link libstdc++ (it crashes NVRTC, which carries its own, in the same process).
   gcc -x c++ -std=c++17 -O2 -g -fPIC -shared -fvisibility=hidden -fno-exceptions -fno-rtti -fno-gnu-unique \
     -ffp-contract=off -fno-fast-math \
+    -fsanitize=shift,signed-integer-overflow,integer-divide-by-zero,float-cast-overflow,bounds \
+    -fsanitize-undefined-trap-on-error \
     -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter \
     -Wl,-soname,libcuda.so.1 -Wl,--no-undefined -o "$out/libcuda.so.1.tmp" kernels/emu/*.cpp -lm -lpthread
   mv "$out/libcuda.so.1.tmp" "$out/libcuda.so.1"

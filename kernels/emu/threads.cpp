@@ -203,15 +203,16 @@ bool run_block() {
     }
 }
 
-const int SIGNALS[3] = {SIGSEGV, SIGBUS, SIGFPE};
-struct sigaction previous[3];
+// SIGILL: a trap the build's -fsanitize checks put in the kernels (scripts/build-cuda-emu.sh).
+const int SIGNALS[4] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+struct sigaction previous[4];
 pthread_t launching_thread;
 
 void on_fault(int signal, siginfo_t* info, void*) {
     if (!pthread_equal(pthread_self(), launching_thread)) {
         // Not a kernel's fault (another thread of the process): hand it back to whoever handled it before; the
         // faulting instruction runs again under that handler.
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             if (SIGNALS[i] == signal) sigaction(signal, &previous[i], nullptr);
         }
         return;
@@ -270,9 +271,9 @@ Outcome run_grid(const char* name, Launcher launch, void** params, Dim3 grid, Di
     action.sa_sigaction = on_fault;
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&action.sa_mask);
-    for (int i = 0; i < 3; i++) sigaction(SIGNALS[i], &action, &previous[i]);
+    for (int i = 0; i < 4; i++) sigaction(SIGNALS[i], &action, &previous[i]);
     auto restore = [&] {
-        for (int i = 0; i < 3; i++) sigaction(SIGNALS[i], &previous[i], nullptr);
+        for (int i = 0; i < 4; i++) sigaction(SIGNALS[i], &previous[i], nullptr);
         sigaltstack(&old_alt, nullptr);
     };
     auto where = [&](const char* what) {
@@ -284,6 +285,12 @@ Outcome run_grid(const char* name, Launcher launch, void** params, Dim3 grid, Di
         restore();
         if (fault_signal == SIGFPE) {
             where("integer division by zero");
+            return Outcome::Failed;
+        }
+        if (fault_signal == SIGILL) {
+            where("undefined behaviour trapped: a shift by the operand's width or more, a signed overflow, a "
+                  "division by zero, a float converted to an integer that cannot hold it, or an index past a "
+                  "fixed-size array (undefined in CUDA C++ too; the GPU would give some value silently)");
             return Outcome::Failed;
         }
         const size_t n = where("invalid memory access: ");
