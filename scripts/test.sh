@@ -15,7 +15,11 @@ cargo test --workspace
 
 # The CUDA backend on the emulator: its host code (uploads, launches, buffers) and its kernels' source compiled
 # for the CPU, against the CPU backend. Not a GPU run: that is scripts/gpu-check.sh. Never with a real driver.
-if [ -z "${MXRT_NO_CUDA_EMULATOR:-}" ]; then
+if [ -n "${MXRT_NO_CUDA_EMULATOR:-}" ]; then
+  echo "skipped: the CUDA tests on the emulator (MXRT_NO_CUDA_EMULATOR is set)"
+elif ! command -v g++ >/dev/null; then
+  echo "skipped: the CUDA tests on the emulator (no C++ compiler to build kernels/emu)"
+else
   emu=$(./scripts/build-cuda-emu.sh)
   export LD_LIBRARY_PATH="$emu:$LD_LIBRARY_PATH" MXRT_REQUIRE_CUDA=1
   cargo test --workspace --lib -- cuda::
