@@ -102,17 +102,9 @@ __device__ __forceinline__ float w_at(const Weight& w, u32 r, u32 c) {
     return w.d->sparse ? w_sparse(w, r, c) : w_dense(w, r, c);
 }
 
-// Workgroup-style reductions over a block of 64 threads (two warps) through shared memory.
-__device__ __forceinline__ float block_sum64(float v, float* partial) {
-    const u32 t = threadIdx.x;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
-    if ((t & 31u) == 0u) partial[t >> 5] = v;
-    __syncthreads();
-    return partial[0] + partial[1];
-}
-
-__device__ __forceinline__ double block_sum64_f64(double v, double* partial) {
+// Workgroup-style reductions over a block of 64 threads (two warps) through shared memory (float or double).
+template <typename T>
+__device__ __forceinline__ T block_sum64(T v, T* partial) {
     const u32 t = threadIdx.x;
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     __syncthreads();

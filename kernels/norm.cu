@@ -14,13 +14,13 @@ extern "C" __global__ void layer_norm(const float* x, const float* residual, con
 #define VALUE(i) (has_residual ? x[base + (i)] + residual[base + (i)] : x[base + (i)])
     double s = 0.0;
     for (u32 c = t; c < cols; c += 64u) s += (double)VALUE(c);
-    const double mean = block_sum64_f64(s, partial) / (double)cols;
+    const double mean = block_sum64(s, partial) / (double)cols;
     double q = 0.0;
     for (u32 c = t; c < cols; c += 64u) {
         const double d = (double)VALUE(c) - mean;
         q += d * d;
     }
-    const double variance = block_sum64_f64(q, partial) / (double)cols;
+    const double variance = block_sum64(q, partial) / (double)cols;
     const double inv = 1.0 / sqrt(variance + (double)eps);
     for (u32 c = t; c < cols; c += 64u) out[base + c] = (float)(((double)VALUE(c) - mean) * inv) * gamma[c] + beta[c];
 #undef VALUE

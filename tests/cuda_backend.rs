@@ -39,28 +39,20 @@ fn open_pair(file: &Path) -> Option<(Model, Model)> {
     }
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn sst2_batch() -> TokenBatch {
     common::sst2_batch(&reference_tensors("minilm-sst2-dev16.safetensors"))
 }
 
-/// MiniLM-SST2 converted with `args` on the 16 reference sentences: the logits of the CPU backend, of the
-/// CUDA backend, and of the CPU backend on its scalar reference kernels; whether the device is the emulator.
+/// MiniLM-SST2 converted with `args` on the 16 reference sentences: the logits of the CPU backend and of the
+/// CUDA backend, and, when `reference_kernels` is set and only on the emulator, of the CPU backend on its scalar
+/// reference kernels.
 struct MinilmRun {
     cpu: Vec<f32>,
     cuda: Vec<f32>,
-    cpu_reference: Vec<f32>,
-    emulated: bool,
+    cpu_reference_on_emulator: Option<Vec<f32>>,
 }
 
-fn minilm_logits(args: &[&str]) -> Option<MinilmRun> {
+fn minilm_logits(args: &[&str], reference_kernels: bool) -> Option<MinilmRun> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.mxrt");
     convert_quiet(&shared().join("models/minilm-sst2"), &file, args);
@@ -70,20 +62,22 @@ fn minilm_logits(args: &[&str]) -> Option<MinilmRun> {
     assert_eq!(batch.batch, 16);
     let want = cpu.run_bert(&batch, false).unwrap().values;
     let got = cuda.run_bert(&batch, false).unwrap().values;
-    cpu.set_kernels(mxrt_runtime::cpu::Kernels::reference());
-    let cpu_reference = cpu.run_bert(&batch, false).unwrap().values;
+    let emulated = cuda.backend_description().contains("emulator");
+    let cpu_reference_on_emulator = (reference_kernels && emulated).then(|| {
+        cpu.set_kernels(mxrt_runtime::cpu::Kernels::reference());
+        cpu.run_bert(&batch, false).unwrap().values
+    });
     Some(MinilmRun {
         cpu: want,
         cuda: got,
-        cpu_reference,
-        emulated: cuda.backend_description().contains("emulator"),
+        cpu_reference_on_emulator,
     })
 }
 
 #[test]
 fn minilm_fp32_and_mxint8_weight_logits_match_the_cpu_backend() {
     for args in [&["--weights", "f32"][..], &["--weights", "mxint8"][..]] {
-        let Some(MinilmRun { cpu, cuda, .. }) = minilm_logits(args) else {
+        let Some(MinilmRun { cpu, cuda, .. }) = minilm_logits(args, false) else {
             return;
         };
         let d = max_abs_diff(&cpu, &cuda);
@@ -102,7 +96,7 @@ fn minilm_fp32_and_mxint8_weight_logits_match_the_cpu_backend() {
 /// the first 128 SST-2 dev sentences — which no implementation with a wrong index or scale could do.
 #[test]
 fn minilm_mxint8_weights_and_activations_agree_with_the_cpu_backend() {
-    let Some(run) = minilm_logits(&["--weights", "mxint8", "--activations", "mxint8"]) else {
+    let Some(run) = minilm_logits(&["--weights", "mxint8", "--activations", "mxint8"], true) else {
         return;
     };
     let label = |v: &[f32]| -> Vec<bool> { v.chunks(2).map(|l| l[1] > l[0]).collect() };
@@ -110,11 +104,11 @@ fn minilm_mxint8_weights_and_activations_agree_with_the_cpu_backend() {
     let d = max_abs_diff(&run.cpu, &run.cuda);
     eprintln!("minilm-sst2 MXINT8 w+a: max |logit difference| CUDA vs CPU = {d:.3e}");
     assert!(d < 0.05, "MXINT8 w+a logits differ by {d}");
-    if run.emulated {
+    if let Some(reference) = &run.cpu_reference_on_emulator {
         let identical = run
             .cuda
             .chunks(2)
-            .zip(run.cpu_reference.chunks(2))
+            .zip(reference.chunks(2))
             .filter(|(a, b)| a.iter().zip(*b).all(|(x, y)| x.to_bits() == y.to_bits()))
             .count();
         eprintln!("{identical} of 16 sentences bit for bit equal to the CPU reference kernels");
@@ -129,36 +123,15 @@ fn minilm_mxint8_weights_and_activations_agree_with_the_cpu_backend() {
 #[test]
 fn jsc_models_match_the_cpu_backend() {
     let dir = tempfile::tempdir().unwrap();
-    for m in [
-        "jsc-tiny",
-        "jsc-3layer",
-        "jsc-3layer-70pruned",
-        "jsc-3layer-95pruned",
-    ] {
-        for (tag, args) in [
-            ("f32", vec!["--weights", "f32"]),
-            (
-                "mxint8",
-                vec!["--weights", "mxint8", "--activations", "mxint8"],
-            ),
-            (
-                "fixed",
-                vec!["--weights", "fixed:8.5", "--activations", "fixed:8.4"],
-            ),
-        ] {
+    for m in JSC_MODELS {
+        for (tag, args) in JSC_ENCODINGS {
             let file = dir.path().join(format!("{m}-{tag}.mxrt"));
-            convert_quiet(&shared().join("models").join(m), &file, &args);
+            convert_quiet(&shared().join("models").join(m), &file, args);
             let Some((cpu, cuda)) = open_pair(&file) else {
                 return;
             };
-            let features = match cpu.graph() {
-                mxrt_runtime::Graph::Mlp(m) => m.inputs,
-                mxrt_runtime::Graph::Bert(_) => unreachable!("JSC models are MLPs"),
-            };
-            // 37 rows (more than the GEMV's 4, not a multiple of the 16-row tiles), features in [-2, 2].
-            let inputs: Vec<f32> = (0..37 * features)
-                .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
-                .collect();
+            // 37 rows: more than the GEMV's 4, not a multiple of the 16-row tiles.
+            let (inputs, features) = mlp_inputs(&cpu, 37);
             for rows in [1, 37] {
                 let x = &inputs[..rows * features];
                 let want = cpu.run_mlp(x, rows).unwrap();

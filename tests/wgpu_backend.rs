@@ -33,14 +33,6 @@ fn open_pair(file: &Path, options: &WgpuOptions) -> (Model, Model) {
     (cpu, gpu)
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn sst2_batch() -> TokenBatch {
     common::sst2_batch(&reference_tensors("minilm-sst2-dev16.safetensors"))
 }
@@ -111,27 +103,12 @@ fn jsc_models_match_the_cpu_backend() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for m in [
-        "jsc-tiny",
-        "jsc-3layer",
-        "jsc-3layer-70pruned",
-        "jsc-3layer-95pruned",
-    ] {
-        for (tag, args) in [
-            ("f32", vec!["--weights", "f32"]),
-            (
-                "mxint8",
-                vec!["--weights", "mxint8", "--activations", "mxint8"],
-            ),
-            (
-                "fixed",
-                vec!["--weights", "fixed:8.5", "--activations", "fixed:8.4"],
-            ),
-        ] {
+    for m in JSC_MODELS {
+        for (tag, args) in JSC_ENCODINGS {
             let file = dir.path().join(format!("{m}-{tag}.mxrt"));
-            convert_quiet(&shared().join("models").join(m), &file, &args);
+            convert_quiet(&shared().join("models").join(m), &file, args);
             let (cpu, gpu) = open_pair(&file, &WgpuOptions::default());
-            let inputs = cpu_inputs(&cpu, 37);
+            let (inputs, _) = mlp_inputs(&cpu, 37);
             let want = cpu.run_mlp(&inputs, 37).unwrap();
             let got = gpu.run_mlp(&inputs, 37).unwrap();
             let d = max_abs_diff(&want, &got);
@@ -139,17 +116,6 @@ fn jsc_models_match_the_cpu_backend() {
             assert!(d < 1e-4, "{m} {tag}: outputs differ by {d}");
         }
     }
-}
-
-/// 37 rows of deterministic features in [-2, 2] for an MLP.
-fn cpu_inputs(model: &Model, rows: usize) -> Vec<f32> {
-    let features = match model.graph() {
-        mxrt_runtime::Graph::Mlp(m) => m.inputs,
-        mxrt_runtime::Graph::Bert(_) => unreachable!("JSC models are MLPs"),
-    };
-    (0..rows * features)
-        .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
-        .collect()
 }
 
 #[test]

@@ -106,6 +106,7 @@ bool failed = false;
 // MXRT_CUDA_EMULATOR_ORDER=reverse runs a block's threads last to first: a race that the forward order
 // happens to hide (a missing barrier between a write and a read of shared memory) shows in one of the two.
 bool reverse_order = false;
+bool order_read = false;
 char failure[512];
 
 sigjmp_buf fault_jump;
@@ -252,8 +253,11 @@ Outcome run_grid(const char* name, Launcher launch, void** params, Dim3 grid, Di
         snprintf(text, len, "%s: no memory for thread stacks", name);
         return Outcome::Failed;
     }
-    const char* order = getenv("MXRT_CUDA_EMULATOR_ORDER");
-    reverse_order = order != nullptr && strcmp(order, "reverse") == 0;
+    if (!order_read) {  // once per process; launches are serialized by the driver's lock
+        const char* order = getenv("MXRT_CUDA_EMULATOR_ORDER");
+        reverse_order = order != nullptr && strcmp(order, "reverse") == 0;
+        order_read = true;
+    }
     launcher = launch;
     launch_params = params;
     threads_per_block = static_cast<unsigned>(threads);

@@ -149,3 +149,44 @@ pub fn sst2_batch(
         mask: r["attention_mask"].1.iter().map(|&v| v as u8).collect(),
     }
 }
+
+/// The largest |a − b| over two outputs of the same length.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The JSC models of ../shared and the three ways the device-backend tests convert each (tag, `convert`
+/// arguments): FP32, MXINT8 weights + activations, fixed point.
+pub const JSC_MODELS: [&str; 4] = [
+    "jsc-tiny",
+    "jsc-3layer",
+    "jsc-3layer-70pruned",
+    "jsc-3layer-95pruned",
+];
+pub const JSC_ENCODINGS: [(&str, &[&str]); 3] = [
+    ("f32", &["--weights", "f32"]),
+    (
+        "mxint8",
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    ),
+    (
+        "fixed",
+        &["--weights", "fixed:8.5", "--activations", "fixed:8.4"],
+    ),
+];
+
+/// `rows` rows of deterministic features in [-2, 2] for an MLP model, and its feature count.
+pub fn mlp_inputs(model: &mxrt_runtime::Model, rows: usize) -> (Vec<f32>, usize) {
+    let features = match model.graph() {
+        mxrt_runtime::Graph::Mlp(m) => m.inputs,
+        mxrt_runtime::Graph::Bert(_) => panic!("not an MLP model"),
+    };
+    let x = (0..rows * features)
+        .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
+        .collect();
+    (x, features)
+}

@@ -133,6 +133,27 @@ unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32
     }
 }
 
+/// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
+/// slice holds what the SIMD loops read and write through raw pointers.
+fn packed_gemm_stride(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &[f32],
+    ldo: usize,
+) -> usize {
+    let stride = n.div_ceil(16) * 16;
+    assert!(
+        x.len() >= rows * k
+            && wt.len() >= k * stride
+            && ldo >= n
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
+    );
+    stride
+}
+
 fn gemm_f32_packed(
     x: &[f32],
     rows: usize,
@@ -159,13 +180,7 @@ unsafe fn gemm_f32_packed_avx2(
     out: &mut [f32],
     ldo: usize,
 ) {
-    let stride = n.div_ceil(16) * 16;
-    assert!(
-        x.len() >= rows * k
-            && wt.len() >= k * stride
-            && ldo >= n
-            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
-    );
+    let stride = packed_gemm_stride(x, rows, k, wt, n, out, ldo);
     let pw = wt.as_ptr();
     let mut i = 0;
     while i < rows {
@@ -1045,13 +1060,7 @@ unsafe fn gemm_f32_packed_avx512(
     out: &mut [f32],
     ldo: usize,
 ) {
-    let stride = n.div_ceil(16) * 16;
-    assert!(
-        x.len() >= rows * k
-            && wt.len() >= k * stride
-            && ldo >= n
-            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
-    );
+    let stride = packed_gemm_stride(x, rows, k, wt, n, out, ldo);
     let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
     let mut i = 0;
     while i < rows {

@@ -74,7 +74,7 @@ fn failed(reason: String) -> RuntimeError {
 
 /// `n` threads in blocks of `block`, on a 2-D grid when there are more than 65535 blocks (kernels compute
 /// their index as `blockIdx.x + blockIdx.y * gridDim.x`).
-fn config(blocks: usize, block: (u32, u32)) -> LaunchConfig {
+pub(super) fn config(blocks: usize, block: (u32, u32)) -> LaunchConfig {
     let blocks = blocks.max(1) as u32;
     let x = blocks.min(65535);
     LaunchConfig {

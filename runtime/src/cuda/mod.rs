@@ -371,7 +371,6 @@ impl Cuda {
         rows: usize,
         cols: usize,
     ) -> Result<Vec<f32>> {
-        use cudarc::driver::PushKernelArg;
         let bpr = cols.div_ceil(32);
         if codes.len() != rows * bpr * 32 || scales.len() != rows * bpr {
             return Err(RuntimeError::Input(format!(
@@ -380,6 +379,25 @@ impl Cuda {
                 rows * bpr
             )));
         }
+        // SAFETY: the planes hold exactly what a rows x cols dequantization reads (checked above).
+        unsafe { self.dequantize_mxint8_unchecked(codes, scales, rows, cols) }
+    }
+
+    /// [`Cuda::dequantize_mxint8`] without its size check.
+    ///
+    /// # Safety
+    /// `codes` must hold `rows * ceil(cols / 32) * 32` bytes and `scales` `rows * ceil(cols / 32)`: the kernel
+    /// reads that many (only the emulator's test of its own bounds check breaks this on purpose).
+    #[cfg(test)]
+    pub(crate) unsafe fn dequantize_mxint8_unchecked(
+        &self,
+        codes: &[u8],
+        scales: &[u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Vec<f32>> {
+        use cudarc::driver::PushKernelArg;
+        let bpr = cols.div_ceil(32);
         let up = |b: &[u8]| {
             self.stream
                 .clone_htod(b)
@@ -400,16 +418,10 @@ impl Cuda {
             .arg(&r32)
             .arg(&c32)
             .arg(&b32);
-        let blocks = (rows * cols).div_ceil(256).max(1) as u32;
-        let x = blocks.min(65535);
-        let cfg = cudarc::driver::LaunchConfig {
-            grid_dim: (x, blocks.div_ceil(x), 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: arguments match mxint8_dequantize in kernels/linear.cu: codes hold rows*bpr*32 bytes,
-        // scales rows*bpr, out rows*cols floats (checked above); the index is bounds-checked.
-        unsafe { b.launch(cfg) }.map_err(|e| driver_error("mxint8_dequantize", e))?;
+        // SAFETY: arguments match mxint8_dequantize in kernels/linear.cu: codes hold rows*bpr*32 bytes and
+        // scales rows*bpr (the caller's promise), out rows*cols floats; the index is bounds-checked.
+        unsafe { b.launch(exec::config((rows * cols).div_ceil(256), (256, 1))) }
+            .map_err(|e| driver_error("mxint8_dequantize", e))?;
         self.stream
             .clone_dtoh(&out.slice(0..rows * cols))
             .map_err(|e| driver_error("reading back", e))
