@@ -52,6 +52,61 @@ fn refuse(backend: &'static str, t: &TensorRef, reason: String) -> RuntimeError 
     }
 }
 
+/// Where each row's element codes lie in a weight's element plane, and what rows cost on a device.
+struct RowSpans<'a> {
+    sparse: bool,
+    /// Sparse row offsets (u64 little-endian; empty when dense).
+    offsets: &'a [u8],
+    /// Codes per dense row (MX rows padded to whole blocks).
+    stride: u64,
+    bits: u64,
+}
+
+impl<'a> RowSpans<'a> {
+    fn new(t: &TensorRef, file: &'a [u8]) -> Self {
+        RowSpans {
+            sparse: t.sparse,
+            offsets: t.plane(file, PLANE_ROW_OFFSETS),
+            stride: t.terms.dense_row_stride(t.encoding),
+            bits: u64::from(t.encoding.element_bits()),
+        }
+    }
+
+    /// Index of sparse row `r`'s first stored code.
+    fn row_offset(&self, r: u64) -> u64 {
+        let at = (r * 8) as usize;
+        self.offsets
+            .get(at..at + 8)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    }
+
+    /// Index of row `r`'s first code in the element plane.
+    fn first_code(&self, r: u64) -> u64 {
+        if self.sparse {
+            self.row_offset(r)
+        } else {
+            r * self.stride
+        }
+    }
+
+    /// Element bytes a chunk of rows `r0 .. r1` needs on the device: its codes, plus the word the kernels may
+    /// read past them (a code can straddle into it) and the word alignment of its first code.
+    fn chunk_bytes(&self, r0: u64, r1: u64) -> u64 {
+        (self.first_code(r1) - self.first_code(r0)) * self.bits / 8 + 8
+    }
+}
+
+/// The element bytes of the weight's widest row as [`plan`] counts them: the smallest chunk limit that
+/// plans (tests size forced chunks from it).
+#[cfg(test)]
+pub(crate) fn widest_row_bytes(t: &TensorRef, file: &[u8]) -> u64 {
+    let spans = RowSpans::new(t, file);
+    (0..t.terms.rows)
+        .map(|r| spans.chunk_bytes(r, r + 1))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Chunks of at most `max_chunk` element bytes (whole rows; an error when one row is larger).
 pub(crate) fn plan<'a>(
     backend: &'static str,
@@ -80,16 +135,10 @@ pub(crate) fn plan<'a>(
         Encoding::Fixed { frac, .. } => (4, 2f64.powi(-i32::from(frac)) as f32),
         Encoding::Raw(_) => return Err(refuse(backend, t, "raw tensors are not weights".into())),
     };
-    let offset_plane = t.plane(file, PLANE_ROW_OFFSETS);
-    let row_offset = |r: u64| -> u64 {
-        let at = (r * 8) as usize;
-        offset_plane
-            .get(at..at + 8)
-            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-    };
-    // First element code of row r in the element plane.
-    let first_code = |r: u64| if t.sparse { row_offset(r) } else { r * stride };
-    let chunk_bytes = |r0: u64, r1: u64| (first_code(r1) - first_code(r0)) * bits / 8 + 8;
+    let spans = RowSpans::new(t, file);
+    let row_offset = |r: u64| spans.row_offset(r);
+    let first_code = |r: u64| spans.first_code(r);
+    let chunk_bytes = |r0: u64, r1: u64| spans.chunk_bytes(r0, r1);
     let mut bounds = vec![0u64];
     let mut r0 = 0u64;
     while r0 < rows {

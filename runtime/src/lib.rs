@@ -28,6 +28,8 @@ pub mod ops;
 mod panels;
 mod pool;
 pub mod quant;
+#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
+mod test_seed;
 mod warm;
 pub mod weights;
 

@@ -15,25 +15,93 @@ use mxrt_runtime::quant::ActQuant;
 use mxrt_runtime::weights::TensorRef;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-/// Every fast kernel table this CPU runs (each is checked against the reference); says so when none.
+#[path = "../src/test_seed.rs"]
+mod test_seed;
+use test_seed::test_seed as seed;
+
+/// The kernel tiers (`MXRT_REQUIRE_SIMD` names them) and the table each one is.
+const TIERS: [(&str, &str); 4] = [
+    ("avx2", "avx2+fma"),
+    ("avx2vnni", "avx2+fma+avxvnni"),
+    ("avx512", "avx512vnni"),
+    ("amx", "avx512vnni+amx"),
+];
+
+/// The tiers `MXRT_REQUIRE_SIMD` (comma-separated, e.g. `avx2,avx512`) says must be tested here: a test that
+/// would skip one of them fails instead. `scripts/test.sh` sets it from /proc/cpuinfo, independently of the
+/// runtime's own detection, so a machine's fast kernels cannot go untested without CI seeing it.
+fn required_tiers() -> Vec<String> {
+    let list = std::env::var("MXRT_REQUIRE_SIMD").unwrap_or_default();
+    let tiers: Vec<String> = list
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for t in &tiers {
+        assert!(
+            TIERS.iter().any(|(name, _)| name == t),
+            "MXRT_REQUIRE_SIMD names an unknown tier {t:?} (known: avx2, avx2vnni, avx512, amx)"
+        );
+    }
+    tiers
+}
+
+/// Fails when one of `tiers` is required but not among `tables`; says on stderr (uncaptured, so CI logs show
+/// it) when there is nothing to test.
+fn check_required(tables: &[Kernels], tiers: &[&str], what: &str) {
+    let has = |isa: &str| tables.iter().any(|k| k.isa == isa);
+    for (tier, isa) in TIERS {
+        if !tiers.contains(&tier) || has(isa) {
+            continue;
+        }
+        if required_tiers().iter().any(|t| t == tier) {
+            panic!(
+                "MXRT_REQUIRE_SIMD requires the {tier} kernels ({isa}) but this build detects no such table \
+                 for {what} (MXRT_NO_AMX set? CPU flags not detected?)"
+            );
+        }
+    }
+    if tables.is_empty() {
+        say(&format!(
+            "skipped: {what}: no such kernel table on this CPU"
+        ));
+    }
+}
+
+/// Straight to the process's stderr: `cargo test` hides what passing tests print, and a skip must show.
+fn say(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// Every fast kernel table this CPU runs (each is checked against the reference); says so when none, and
+/// fails when `MXRT_REQUIRE_SIMD` names a tier that is missing.
 fn fast_tables() -> Vec<Kernels> {
     let tables = Kernels::available();
-    if tables.is_empty() {
-        println!("skipped: no SIMD kernels on this CPU");
-    }
-    for k in &tables {
-        println!("checking the {} kernels", k.isa);
-    }
+    check_required(&tables, &TIERS.map(|(tier, _)| tier), "the SIMD kernels");
     tables
 }
 
-fn seed() -> u64 {
-    // Fresh seeds each run, printed so a failure can be replayed.
-    let s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    println!("seed {s}");
-    s
+/// The CPU ops on every fast table this machine runs, each paired with the reference table of the same
+/// contract (`Kernels::reference_for`); the reference alone (paired with itself, still checked against the
+/// oracles) where there is no fast table. Tables are chosen explicitly, so `MXRT_FORCE_REFERENCE` in the
+/// environment cannot turn these tests into the reference compared with itself.
+fn cpu_pairs() -> Vec<(Cpu, Cpu)> {
+    let mut tables = fast_tables();
+    if tables.is_empty() {
+        tables.push(Kernels::reference());
+    }
+    tables
+        .into_iter()
+        .map(|k| {
+            (
+                Cpu { kernels: k },
+                Cpu {
+                    kernels: k.reference_for(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn dot_bound(a: &[f32], b: &[f32]) -> f32 {
@@ -113,14 +181,29 @@ fn sparse_dot_within_the_derived_bound() {
     }
 }
 
+/// A column index past the activation row panics on every table (the fast ones with their own message, the
+/// reference by indexing) instead of reading out of bounds.
 #[test]
-#[should_panic(expected = "sparse column out of range")]
 fn sparse_dot_refuses_out_of_range_columns() {
-    let k = Kernels::detect();
-    if k.isa == "reference" {
-        panic!("sparse column out of range (reference indexes and panics too)");
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    for k in tables {
+        let refused = std::panic::catch_unwind(|| (k.sparse_dot)(&[1.0], &[5], &[0.0; 3]));
+        let message = refused
+            .err()
+            .and_then(|p| {
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            })
+            .unwrap_or_else(|| panic!("{}: an out-of-range column did not panic", k.isa));
+        let expected = if k.isa == "reference" {
+            "index out of bounds"
+        } else {
+            "sparse column out of range"
+        };
+        assert!(message.contains(expected), "{}: {message}", k.isa);
     }
-    (k.sparse_dot)(&[1.0], &[5], &[0.0; 3]);
 }
 
 #[test]
@@ -197,9 +280,11 @@ fn mxint8_panel_agrees_exactly() {
         .into_iter()
         .filter(|k| k.mxint8_panel.is_some())
         .collect();
-    if tables.is_empty() {
-        println!("skipped: no matrix unit (AMX) here: the panel kernel is not used");
-    }
+    check_required(
+        &tables,
+        &["amx"],
+        "the AMX panel kernel (no matrix unit here: it is not used)",
+    );
     for k in tables {
         let panel_kernel = k.mxint8_panel.expect("filtered");
         let mut rng = StdRng::seed_from_u64(seed());
@@ -393,10 +478,12 @@ fn oracle(w: &[f32], xq: &[f32], bias: &[f32], k: usize, (i, o): (usize, usize))
 #[test]
 fn linear_matches_a_dequantize_then_matmul_oracle() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let fast_cpu = Cpu::default();
-    let reference_cpu = Cpu {
-        kernels: fast_cpu.kernels.reference_for(),
-    };
+    for (fast_cpu, reference_cpu) in cpu_pairs() {
+        linear_against_the_oracle(&mut rng, &fast_cpu, &reference_cpu);
+    }
+}
+
+fn linear_against_the_oracle(rng: &mut StdRng, fast_cpu: &Cpu, reference_cpu: &Cpu) {
     let encodings = [
         Encoding::F32,
         Encoding::F16,
@@ -434,7 +521,7 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                     _ => rng.gen_range(1..9),
                 };
                 let (n, k) = (rng.gen_range(1..150), rng.gen_range(1..100));
-                let (bytes, w) = weight_file(&mut rng, n, k, enc, policy, zeros);
+                let (bytes, w) = weight_file(rng, n, k, enc, policy, zeros);
                 let tref = tensor_w(&bytes);
                 let view = tref.view(&bytes);
                 let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
@@ -450,11 +537,13 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                         let (rv, fv) = (r[i * n + o], f[i * n + o]);
                         assert!(
                             (f64::from(rv) - exact).abs() as f32 <= tol,
-                            "{enc} {policy:?} {act:?}: reference {rv} vs exact {exact}"
+                            "{} {enc} {policy:?} {act:?}: reference {rv} vs exact {exact}",
+                            reference_cpu.kernels.isa
                         );
                         assert!(
                             (f64::from(fv) - exact).abs() as f32 <= tol,
-                            "{enc} {policy:?} {act:?}: fast {fv} vs exact {exact}"
+                            "{} {enc} {policy:?} {act:?}: fast {fv} vs exact {exact}",
+                            fast_cpu.kernels.isa
                         );
                         let int_path = enc == Encoding::Mx(MxElem::Int8)
                             && policy == SparsePolicy::Never
@@ -463,7 +552,8 @@ fn linear_matches_a_dequantize_then_matmul_oracle() {
                             assert_eq!(
                                 rv.to_bits(),
                                 fv.to_bits(),
-                                "integer path must agree exactly"
+                                "{}: integer path must agree exactly",
+                                fast_cpu.kernels.isa
                             );
                         }
                     }
@@ -556,7 +646,12 @@ fn exp_and_gelu_within_their_bounds() {
 #[test]
 fn linear3_equals_three_linear_calls() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let cpu = Cpu::default();
+    for (cpu, _) in cpu_pairs() {
+        linear3_against_linear(&mut rng, &cpu);
+    }
+}
+
+fn linear3_against_linear(rng: &mut StdRng, cpu: &Cpu) {
     for act in [
         ActQuant::NONE,
         ActQuant {
@@ -569,7 +664,7 @@ fn linear3_equals_three_linear_calls() {
             let files: Vec<(Vec<u8>, Vec<f32>)> = (0..3)
                 .map(|_| {
                     weight_file(
-                        &mut rng,
+                        rng,
                         n,
                         k,
                         Encoding::Mx(MxElem::Int8),
@@ -615,7 +710,8 @@ fn linear3_equals_three_linear_calls() {
                 assert_eq!(
                     got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "layer {i}, m={m}, {act:?}"
+                    "{}: layer {i}, m={m}, {act:?}",
+                    cpu.kernels.isa
                 );
             }
         }
@@ -699,6 +795,63 @@ fn layer_norm_row_within_its_bound() {
     }
 }
 
+/// LayerNorm with realistic eps (1e-12 as in BERT, 1e-5 and 1e-6 as in most other models) on every table,
+/// the reference included, against the formula computed here in f64: rows whose variance is below eps (eps
+/// decides the result: without it they are off by a factor of ~5) within 4 ulp, and constant rows (variance
+/// exactly 0) exactly beta (without eps: 0/0).
+#[test]
+fn layer_norm_row_uses_eps_and_keeps_constant_rows_at_beta() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    for k in tables {
+        for case in 0..300 {
+            let eps = [1e-12f32, 1e-5, 1e-6][case % 3];
+            let n = rng.gen_range(1..800);
+            let constant = case % 2 == 0;
+            let row: Vec<f32> = if constant {
+                vec![rng.gen_range(-50.0..50.0); n]
+            } else {
+                (0..n).map(|_| rng.gen_range(-1e-3..1e-3)).collect()
+            };
+            let gamma: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let beta: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut got = row.clone();
+            (k.layer_norm_row)(&mut got, None, &gamma, &beta, eps);
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+            let var = row
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / n as f64;
+            for j in 0..n {
+                let normalized = (f64::from(row[j]) - mean) / (var + f64::from(eps)).sqrt();
+                let want = normalized * f64::from(gamma[j]) + f64::from(beta[j]);
+                if constant {
+                    assert_eq!(
+                        got[j].to_bits(),
+                        beta[j].to_bits(),
+                        "{}: constant row, n={n} eps={eps:e} entry {j}: {} vs beta {}",
+                        k.isa,
+                        got[j],
+                        beta[j]
+                    );
+                } else {
+                    let tol = 4.0
+                        * f64::from(f32::EPSILON)
+                        * ((normalized * f64::from(gamma[j])).abs() + f64::from(beta[j]).abs());
+                    assert!(
+                        (f64::from(got[j]) - want).abs() <= tol,
+                        "{}: n={n} eps={eps:e} entry {j}: {} vs {want}",
+                        k.isa,
+                        got[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gemm_f32_packed_within_the_derived_bound() {
     let mut rng = StdRng::seed_from_u64(seed());
@@ -773,10 +926,12 @@ fn mxint8_dot_f32_within_the_derived_bound() {
 #[test]
 fn mxint8_linear_every_route_matches_its_reference() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let fast_cpu = Cpu::default();
-    let reference_cpu = Cpu {
-        kernels: fast_cpu.kernels.reference_for(),
-    };
+    for (fast_cpu, reference_cpu) in cpu_pairs() {
+        mxint8_routes_against_the_reference(&mut rng, &fast_cpu, &reference_cpu);
+    }
+}
+
+fn mxint8_routes_against_the_reference(rng: &mut StdRng, fast_cpu: &Cpu, reference_cpu: &Cpu) {
     let act = ActQuant {
         encoding: Encoding::Mx(MxElem::Int8),
         rounding: Rounding::Nearest,
@@ -784,7 +939,7 @@ fn mxint8_linear_every_route_matches_its_reference() {
     for m in [1usize, 17, 33, 70] {
         let (n, k) = (rng.gen_range(100..300), rng.gen_range(200..400));
         let (bytes, w) = weight_file(
-            &mut rng,
+            rng,
             n,
             k,
             Encoding::Mx(MxElem::Int8),
@@ -808,17 +963,20 @@ fn mxint8_linear_every_route_matches_its_reference() {
                 let fv = f[i * n + o];
                 assert!(
                     (f64::from(fv) - exact).abs() as f32 <= tol,
-                    "m={m} n={n} k={k} ({i}, {o}): {fv} vs exact {exact}"
+                    "{}: m={m} n={n} k={k} ({i}, {o}): {fv} vs exact {exact}",
+                    fast_cpu.kernels.isa
                 );
                 assert_eq!(
                     fv.to_bits(),
                     r[i * n + o].to_bits(),
-                    "m={m} n={n} k={k} ({i}, {o}): fast and reference tables differ"
+                    "{}: m={m} n={n} k={k} ({i}, {o}): fast and reference tables differ",
+                    fast_cpu.kernels.isa
                 );
                 assert_eq!(
                     g[i * n + o].to_bits(),
                     f_gelu[i * n + o].to_bits(),
-                    "m={m} ({i}, {o}): fused GELU differs from GELU after the linear"
+                    "{}: m={m} ({i}, {o}): fused GELU differs from GELU after the linear",
+                    fast_cpu.kernels.isa
                 );
             }
         }
@@ -890,10 +1048,12 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
 #[test]
 fn feed_forward_block_equals_its_two_layers() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let fast_cpu = Cpu::default();
-    let reference_cpu = Cpu {
-        kernels: fast_cpu.kernels.reference_for(),
-    };
+    for (fast_cpu, reference_cpu) in cpu_pairs() {
+        feed_forward_against_two_layers(&mut rng, &fast_cpu, &reference_cpu);
+    }
+}
+
+fn feed_forward_against_two_layers(rng: &mut StdRng, fast_cpu: &Cpu, reference_cpu: &Cpu) {
     let act = |rounding| ActQuant {
         encoding: Encoding::Mx(MxElem::Int8),
         rounding,
@@ -905,15 +1065,15 @@ fn feed_forward_block_equals_its_two_layers() {
             rng.gen_range(20..100),
         );
         let mx = Encoding::Mx(MxElem::Int8);
-        let (up_bytes, _) = weight_file(&mut rng, hidden, k, mx, SparsePolicy::Never, 0.0);
-        let (down_bytes, _) = weight_file(&mut rng, n, hidden, mx, SparsePolicy::Never, 0.0);
+        let (up_bytes, _) = weight_file(rng, hidden, k, mx, SparsePolicy::Never, 0.0);
+        let (down_bytes, _) = weight_file(rng, n, hidden, mx, SparsePolicy::Never, 0.0);
         let (up_ref, down_ref) = (tensor_w(&up_bytes), tensor_w(&down_bytes));
         let (up, down) = (up_ref.view(&up_bytes), down_ref.view(&down_bytes));
         let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
         let up_bias: Vec<f32> = (0..hidden).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let down_bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let (a_up, a_down) = (act(Rounding::Nearest), act(Rounding::Even));
-        for cpu in [&fast_cpu, &reference_cpu] {
+        for cpu in [fast_cpu, reference_cpu] {
             let h = cpu.linear_gelu(&x, m, &up, Some(&up_bias), a_up);
             let two = cpu.linear(&h, m, &down, Some(&down_bias), a_down);
             let fused = cpu.feed_forward_gelu(
@@ -948,7 +1108,11 @@ fn feed_forward_block_equals_its_two_layers() {
             .zip(&r)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(worst < 0.5, "fast vs reference table: {worst}");
+        assert!(
+            worst < 0.5,
+            "{}: fast vs reference table: {worst}",
+            fast_cpu.kernels.isa
+        );
     }
 }
 
@@ -967,11 +1131,15 @@ fn a_layer_without_inputs_outputs_its_bias() {
             let tref = tensor_w(&bytes);
             let view = tref.view(&bytes);
             let bias: Vec<f32> = (0..n).map(|i| i as f32 - 3.5).collect();
-            for a in [ActQuant::NONE, act] {
-                let y = Cpu::default().linear(&[], m, &view, Some(&bias), a);
-                assert_eq!(y.len(), m * n);
-                for row in y.chunks(n) {
-                    assert_eq!(row, &bias[..], "{enc} m={m} {a:?}");
+            for (cpu, reference_cpu) in cpu_pairs() {
+                for a in [ActQuant::NONE, act] {
+                    for cpu in [cpu, reference_cpu] {
+                        let y = cpu.linear(&[], m, &view, Some(&bias), a);
+                        assert_eq!(y.len(), m * n);
+                        for row in y.chunks(n) {
+                            assert_eq!(row, &bias[..], "{} {enc} m={m} {a:?}", cpu.kernels.isa);
+                        }
+                    }
                 }
             }
         }
