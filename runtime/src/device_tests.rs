@@ -1,7 +1,7 @@
 //! Shader and kernel tests shared by the device backends (wgpu, CUDA): every op against the CPU backend
 //! running the scalar reference kernels, on random inputs of odd sizes with fresh seeds (printed to stderr;
-//! `MXRT_TEST_SEED=<seed>` replays a failure exactly). Activation quantization must agree bit for bit; float results within bounds derived for
-//! a different summation order. `device_tests!(device)` expands the tests in a backend's test module, where
+//! `MXRT_TEST_SEED=<seed>` replays a failure exactly). Activation quantization must agree bit for bit; float
+//! results within bounds derived for a different summation order. `device_tests!(device)` expands the tests in a backend's test module, where
 //! `device(max_chunk_bytes)` gives the backend's device with no weights, or `None` after printing why the
 //! tests are skipped.
 
@@ -311,9 +311,10 @@ macro_rules! device_tests {
                 let mut kinds = Vec::new();
                 for _ in 0..rows {
                     let kind = rng.gen_range(0..3);
+                    let mut values = |range| random_values(&mut rng, cols, 0.0, range);
                     let (row, res) = match kind {
-                        0 => (random_values(&mut rng, cols, 0.0, 5.0), random_values(&mut rng, cols, 0.0, 5.0)),
-                        1 => (random_values(&mut rng, cols, 0.0, 1e-3), random_values(&mut rng, cols, 0.0, 1e-3)),
+                        0 => (values(5.0), values(5.0)),
+                        1 => (values(1e-3), values(1e-3)),
                         _ => (
                             vec![rng.gen_range(-5.0f32..5.0); cols],
                             vec![rng.gen_range(-5.0f32..5.0); cols],
@@ -343,7 +344,8 @@ macro_rules! device_tests {
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!(
                             (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                            "rows={rows} cols={cols} eps={eps:e} residual={residual}: row {} ({}): {g} vs {w}",
+                            "rows={rows} cols={cols} eps={eps:e} residual={residual}: \
+                             row {} ({}): {g} vs {w}",
                             i / cols,
                             kinds[i / cols]
                         );
