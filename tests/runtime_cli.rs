@@ -145,6 +145,106 @@ fn run_reads_mlp_features_from_csv() {
     assert!(err.contains("cuda backend is unavailable"), "{err}");
 }
 
+/// `MXRT_CPU` picks each kernel tier this CPU runs (the `-v` line names its table) and gives the same
+/// outputs within float rounding; a tier it does not run, or an unknown one, is one clear error; the older
+/// `MXRT_FORCE_REFERENCE=1` still means the reference, and `MXRT_CPU` wins over it.
+#[test]
+fn mxrt_cpu_selects_a_kernel_tier_or_says_why_not() {
+    use mxrt_runtime::cpu::{Kernels, TIERS};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jsc.mxrt");
+    convert_quiet(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "mxint8", "--activations", "mxint8"],
+    );
+    let (_, x) = reference_tensor("jsc-3layer-32.safetensors", "inputs");
+    let csv: String = x
+        .chunks(16)
+        .map(|r| {
+            r.iter()
+                .map(|v| format!("{:e}", *v as f32))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let input = dir.path().join("x.csv");
+    std::fs::write(&input, csv).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mxrt"));
+        c.args([
+            "run",
+            file.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--json",
+            "-v",
+        ]);
+        for var in ["MXRT_CPU", "MXRT_FORCE_REFERENCE", "MXRT_NO_AMX"] {
+            c.env_remove(var);
+        }
+        c.envs(env.iter().copied());
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let outputs = |stdout: &str| -> Vec<f64> {
+        stdout
+            .lines()
+            .flat_map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["outputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.as_f64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (ok, reference_out, err) = run(&[("MXRT_CPU", "reference")]);
+    assert!(ok && err.contains("backend: cpu (reference)"), "{err}");
+    let reference_out = outputs(&reference_out);
+    assert_eq!(reference_out.len(), 32 * 5);
+    let (ok, _, err) = run(&[("MXRT_FORCE_REFERENCE", "1")]);
+    assert!(ok && err.contains("backend: cpu (reference)"), "{err}");
+    let tables = Kernels::available();
+    for k in &tables {
+        let (ok, out, err) = run(&[("MXRT_CPU", k.tier), ("MXRT_FORCE_REFERENCE", "1")]);
+        assert!(
+            ok && err.contains(&format!("backend: cpu ({})", k.isa)),
+            "{}: {err}",
+            k.tier
+        );
+        for (a, b) in outputs(&out).iter().zip(&reference_out) {
+            assert!((a - b).abs() <= 1e-5, "{}: {a} vs reference {b}", k.tier);
+        }
+    }
+    if let Some(missing) = TIERS
+        .iter()
+        .find(|t| **t != "reference" && !tables.iter().any(|k| k.tier == **t))
+    {
+        let (ok, out, err) = run(&[("MXRT_CPU", missing)]);
+        assert!(!ok && out.is_empty(), "{missing}: {err}");
+        assert!(
+            err.contains(&format!("MXRT_CPU={missing}: this CPU does not run the {missing} kernels (it runs: reference")),
+            "{err}"
+        );
+    }
+    let (ok, _, err) = run(&[("MXRT_CPU", "sse9")]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(
+            "MXRT_CPU=sse9: unknown kernel tier (one of: reference, avx2, avx2vnni, avx512, amx)"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn eval_metrics_match_an_independent_computation() {
     let dir = tempfile::tempdir().unwrap();

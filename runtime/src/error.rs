@@ -16,6 +16,9 @@ pub enum RuntimeError {
         backend: &'static str,
         reason: String,
     },
+    /// `MXRT_CPU` names a kernel tier that does not exist, or that this CPU does not run.
+    #[error("MXRT_CPU={value}: {reason}")]
+    CpuTier { value: String, reason: String },
     /// The backend failed while running (device lost, a limit exceeded, a rejected command).
     #[error("{backend} backend: {reason}")]
     Backend {

@@ -94,7 +94,7 @@ impl Model {
             metadata,
             tensors,
             graph,
-            cpu: Cpu::default(),
+            cpu: Cpu::from_env()?,
             device: Device::Cpu,
             small_mlp,
         })

@@ -29,7 +29,17 @@ pub struct Cpu {
     pub kernels: Kernels,
 }
 
+impl Cpu {
+    /// The CPU backend on the kernels the environment asks for (`MXRT_CPU`; see `cpu`), else the best here.
+    pub fn from_env() -> crate::error::Result<Cpu> {
+        Ok(Cpu {
+            kernels: Kernels::from_env()?,
+        })
+    }
+}
+
 impl Default for Cpu {
+    /// The best kernels this CPU runs, whatever the environment says.
     fn default() -> Self {
         Cpu {
             kernels: Kernels::detect(),

@@ -9,7 +9,7 @@
 use mxrt_format::{
     encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
 };
-use mxrt_runtime::cpu::{reference, Kernels};
+use mxrt_runtime::cpu::{reference, Kernels, TIERS};
 use mxrt_runtime::ops::Cpu;
 use mxrt_runtime::quant::ActQuant;
 use mxrt_runtime::weights::TensorRef;
@@ -18,14 +18,6 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 #[path = "../src/test_seed.rs"]
 mod test_seed;
 use test_seed::test_seed as seed;
-
-/// The kernel tiers (`MXRT_REQUIRE_SIMD` names them) and the table each one is.
-const TIERS: [(&str, &str); 4] = [
-    ("avx2", "avx2+fma"),
-    ("avx2vnni", "avx2+fma+avxvnni"),
-    ("avx512", "avx512vnni"),
-    ("amx", "avx512vnni+amx"),
-];
 
 /// The tiers `MXRT_REQUIRE_SIMD` (comma-separated, e.g. `avx2,avx512`) says must be tested here: a test that
 /// would skip one of them fails instead. `scripts/test.sh` sets it from /proc/cpuinfo, independently of the
@@ -39,7 +31,7 @@ fn required_tiers() -> Vec<String> {
         .collect();
     for t in &tiers {
         assert!(
-            TIERS.iter().any(|(name, _)| name == t),
+            TIERS.contains(&t.as_str()) && t != "reference",
             "MXRT_REQUIRE_SIMD names an unknown tier {t:?} (known: avx2, avx2vnni, avx512, amx)"
         );
     }
@@ -49,15 +41,11 @@ fn required_tiers() -> Vec<String> {
 /// Fails when one of `tiers` is required but not among `tables`; says on stderr (uncaptured, so CI logs show
 /// it) when there is nothing to test.
 fn check_required(tables: &[Kernels], tiers: &[&str], what: &str) {
-    let has = |isa: &str| tables.iter().any(|k| k.isa == isa);
-    for (tier, isa) in TIERS {
-        if !tiers.contains(&tier) || has(isa) {
-            continue;
-        }
-        if required_tiers().iter().any(|t| t == tier) {
+    for tier in required_tiers() {
+        if tiers.contains(&tier.as_str()) && !tables.iter().any(|k| k.tier == tier) {
             panic!(
-                "MXRT_REQUIRE_SIMD requires the {tier} kernels ({isa}) but this build detects no such table \
-                 for {what} (MXRT_NO_AMX set? CPU flags not detected?)"
+                "MXRT_REQUIRE_SIMD requires the {tier} kernels but this build detects no such table for \
+                 {what} (MXRT_NO_AMX set? CPU flags not detected?)"
             );
         }
     }
@@ -78,7 +66,7 @@ fn say(message: &str) {
 /// fails when `MXRT_REQUIRE_SIMD` names a tier that is missing.
 fn fast_tables() -> Vec<Kernels> {
     let tables = Kernels::available();
-    check_required(&tables, &TIERS.map(|(tier, _)| tier), "the SIMD kernels");
+    check_required(&tables, &TIERS, "the SIMD kernels");
     tables
 }
 

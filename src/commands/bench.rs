@@ -216,7 +216,7 @@ fn kernels(a: &Args) -> Result<ExitCode> {
     let w: Vec<f32> = (0..n * k).map(|_| (rng.normal() * 0.05) as f32).collect();
     let x: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
     let pool = crate::threads::pool(a.threads.unwrap_or(0))?;
-    let cpu = Cpu::default();
+    let cpu = Cpu::from_env()?;
     let mut rows = Vec::new();
     let mxint8 = ActQuant {
         encoding: Encoding::Mx(MxElem::Int8),

@@ -43,7 +43,7 @@ pub struct Args {
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
     /// Where the model runs: `cpu` (kernels chosen for this CPU: AVX2, AVX-512, AMX tiles for MXINT8 x
-    /// MXINT8), `wgpu` (WGSL compute shaders on any Vulkan, Metal, DX12 or GL adapter;
+    /// MXINT8; MXRT_CPU=reference|avx2|avx2vnni|avx512|amx picks a lower tier), `wgpu` (WGSL compute shaders on any Vulkan, Metal, DX12 or GL adapter;
     /// WGPU_ADAPTER_NAME=<substring> or WGPU_BACKEND=vulkan|gl|... choose one), `cuda` (our CUDA kernels,
     /// compiled by NVRTC at first use; needs an NVIDIA driver).
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(BackendKind))]

@@ -1,5 +1,9 @@
 //! The CPU backend's kernel table: filled with the scalar reference, then upgraded to AVX2+FMA versions when
-//! the CPU has them (detected once, when the table is built). `MXRT_FORCE_REFERENCE=1` keeps the reference.
+//! the CPU has them (detected once, when the table is built). `MXRT_CPU=<tier>` picks a lower tier of those
+//! this CPU runs (`reference`, `avx2`, `avx2vnni`, `avx512`, `amx`); `MXRT_FORCE_REFERENCE=1` (the reference)
+//! and `MXRT_NO_AMX=1` (the best table without the matrix unit) are older spellings that still work.
+
+use crate::error::{Result, RuntimeError};
 
 #[cfg(target_arch = "x86_64")]
 pub mod amx;
@@ -28,11 +32,16 @@ pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usi
 /// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
 pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
 
+/// The kernel tiers, plainest first, as `MXRT_CPU` (and `MXRT_REQUIRE_SIMD` in the tests) spell them.
+pub const TIERS: [&str; 5] = ["reference", "avx2", "avx2vnni", "avx512", "amx"];
+
 /// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
 #[derive(Clone, Copy)]
 pub struct Kernels {
-    /// Name of the instruction set in use (`"reference"` or `"avx2+fma"`).
+    /// Name of the instruction set in use (`"reference"`, `"avx2+fma"`, ..., `"avx512vnni+amx"`).
     pub isa: &'static str,
+    /// The tier this table is, one of [`TIERS`].
+    pub tier: &'static str,
     /// f32 dot product of two equal-length slices.
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
@@ -71,6 +80,7 @@ impl Kernels {
     pub fn reference() -> Kernels {
         Kernels {
             isa: "reference",
+            tier: "reference",
             dot_f32: reference::dot_f32,
             dot_f32_rows3: reference::dot_f32_rows3,
             gemm_f32_packed: reference::gemm_f32_packed,
@@ -108,16 +118,117 @@ impl Kernels {
         Vec::new()
     }
 
-    /// The best kernels for this CPU.
+    /// The kernels the environment asks for (see the module documentation), else the best this CPU runs. An
+    /// unknown tier, or one this CPU does not run, is an error that names the tiers it does run.
+    pub fn from_env() -> Result<Kernels> {
+        let asked = std::env::var("MXRT_CPU").ok();
+        let force_reference =
+            std::env::var_os("MXRT_FORCE_REFERENCE").is_some_and(|v| !v.is_empty() && v != "0");
+        Kernels::select(asked.as_deref(), force_reference, Kernels::available())
+    }
+
+    /// The best table for this CPU, as [`Kernels::from_env`] picks it with no variable set.
     pub fn detect() -> Kernels {
-        let mut k = Kernels::reference();
-        if std::env::var_os("MXRT_FORCE_REFERENCE").is_some_and(|v| v != "0") {
-            return k;
+        Kernels::available()
+            .pop()
+            .unwrap_or_else(Kernels::reference)
+    }
+
+    /// The table `asked` names among `tables` (this CPU's fast tables, plainest first) or the reference;
+    /// without a name, the reference when `force_reference`, else the best of `tables`. `MXRT_CPU` wins over
+    /// `MXRT_FORCE_REFERENCE` when both are set.
+    pub fn select(
+        asked: Option<&str>,
+        force_reference: bool,
+        tables: Vec<Kernels>,
+    ) -> Result<Kernels> {
+        let Some(name) = asked.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(match tables.last() {
+                Some(best) if !force_reference => *best,
+                _ => Kernels::reference(),
+            });
+        };
+        let name = name.to_ascii_lowercase();
+        if name == "reference" {
+            return Ok(Kernels::reference());
         }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = x86_64::kernels() {
-            k = fast;
+        if let Some(k) = tables.iter().find(|k| k.tier == name) {
+            return Ok(*k);
         }
-        k
+        let reason = if TIERS.contains(&name.as_str()) {
+            let runs: Vec<&str> = std::iter::once("reference")
+                .chain(tables.iter().map(|k| k.tier))
+                .collect();
+            let no_amx = if name == "amx" && std::env::var_os("MXRT_NO_AMX").is_some() {
+                "; MXRT_NO_AMX is set"
+            } else {
+                ""
+            };
+            format!(
+                "this CPU does not run the {name} kernels (it runs: {}{no_amx})",
+                runs.join(", ")
+            )
+        } else {
+            format!("unknown kernel tier (one of: {})", TIERS.join(", "))
+        };
+        Err(RuntimeError::CpuTier {
+            value: asked.unwrap_or_default().to_string(),
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kernels;
+
+    /// Stand-ins for a CPU's fast tables (selection looks at names only).
+    fn tables(tiers: &[(&'static str, &'static str)]) -> Vec<Kernels> {
+        tiers
+            .iter()
+            .map(|&(tier, isa)| Kernels {
+                tier,
+                isa,
+                ..Kernels::reference()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mxrt_cpu_picks_a_tier_this_cpu_runs() {
+        let zen4 = tables(&[("avx2", "avx2+fma"), ("avx512", "avx512vnni")]);
+        let pick = |asked, force| Kernels::select(asked, force, zen4.clone()).map(|k| k.isa);
+        assert_eq!(pick(None, false).unwrap(), "avx512vnni");
+        assert_eq!(pick(Some(""), false).unwrap(), "avx512vnni");
+        assert_eq!(pick(None, true).unwrap(), "reference");
+        assert_eq!(pick(Some("reference"), false).unwrap(), "reference");
+        assert_eq!(pick(Some("AVX2"), false).unwrap(), "avx2+fma");
+        assert_eq!(pick(Some(" avx512 "), false).unwrap(), "avx512vnni");
+        // MXRT_CPU wins over the older MXRT_FORCE_REFERENCE.
+        assert_eq!(pick(Some("avx2"), true).unwrap(), "avx2+fma");
+        assert_eq!(
+            Kernels::select(None, false, Vec::new()).unwrap().isa,
+            "reference"
+        );
+    }
+
+    #[test]
+    fn mxrt_cpu_names_what_this_cpu_runs_when_it_cannot() {
+        let zen4 = tables(&[("avx2", "avx2+fma"), ("avx512", "avx512vnni")]);
+        let err = |asked| {
+            Kernels::select(Some(asked), false, zen4.clone())
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            err("avx2vnni"),
+            "MXRT_CPU=avx2vnni: this CPU does not run the avx2vnni kernels \
+             (it runs: reference, avx2, avx512)"
+        );
+        assert_eq!(
+            err("sse2"),
+            "MXRT_CPU=sse2: unknown kernel tier (one of: reference, avx2, avx2vnni, avx512, amx)"
+        );
     }
 }

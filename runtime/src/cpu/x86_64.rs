@@ -21,6 +21,7 @@ pub fn tables() -> Vec<Kernels> {
     }
     let avx2 = Kernels {
         isa: "avx2+fma",
+        tier: "avx2",
         dot_f32,
         dot_f32_rows3,
         gemm_f32_packed,
@@ -40,6 +41,7 @@ pub fn tables() -> Vec<Kernels> {
     if is_x86_feature_detected!("avxvnni") {
         out.push(Kernels {
             isa: "avx2+fma+avxvnni",
+            tier: "avx2vnni",
             mxint8_rows: mxint8_rows_vnni_entry,
             mxint8_rows2: mxint8_rows2_vnni_entry,
             ..avx2
@@ -53,6 +55,7 @@ pub fn tables() -> Vec<Kernels> {
     {
         out.push(Kernels {
             isa: "avx512vnni",
+            tier: "avx512",
             dot_f32_rows3: dot_f32_rows3_avx512_entry,
             mxint8_rows2: mxint8_rows2_avx512_entry,
             exp_in_place: exp_in_place_avx512_entry,
@@ -69,6 +72,7 @@ pub fn tables() -> Vec<Kernels> {
         if super::amx::enabled() && !no_amx {
             out.push(Kernels {
                 isa: "avx512vnni+amx",
+                tier: "amx",
                 mxint8_panel: Some(super::amx::mxint8_panel),
                 ..*out.last().unwrap_or(&avx2)
             });
