@@ -1,4 +1,5 @@
-// Shared by every kernel of the CUDA backend (prepended to each source by runtime/src/cuda/kernels.rs):
+// Shared by every kernel of the CUDA backend (first in the one NVRTC program that runtime/src/cuda/mod.rs
+// builds from every kernels/*.cu):
 // fixed-width types without system headers (NVRTC has none), E8M0 scales, and the decoding of weights as
 // they are stored in the .mxrt file (FORMAT.md sections 5 and 6) -- the same semantics as shaders/weights.wgsl.
 

@@ -1,5 +1,5 @@
-//! AVX2+FMA (and AVX-VNNI) kernels, reachable only through [`kernels`] and [`tables`], which return them only
-//! when the CPU has the features.
+//! The x86-64 kernel tables: AVX2+FMA, AVX-VNNI and AVX-512 VNNI kernels (AMX in `amx.rs`), reachable only
+//! through [`kernels`] and [`tables`], which return a table only when the CPU has its features.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
