@@ -19,6 +19,7 @@ mkdir -p "$work"
 nvrtc=$(./scripts/fetch-nvrtc.sh)
 ./scripts/setup-lavapipe.sh
 if [ ! -d "$work/src" ]; then
+  git worktree prune # a worktree registered by an earlier checkout whose target/ is gone
   git worktree add --detach "$work/src" "$base_rev" >/dev/null
 else
   git -C "$work/src" checkout -q --detach "$base_rev"
