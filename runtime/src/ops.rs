@@ -39,7 +39,8 @@ impl Cpu {
 }
 
 impl Default for Cpu {
-    /// The best kernels this CPU runs, whatever the environment says.
+    /// The best kernels this CPU runs, without consulting `MXRT_CPU` or `MXRT_FORCE_REFERENCE` (benchmarks
+    /// and tests that pick tables themselves); `MXRT_NO_AMX` still leaves the matrix unit out.
     fn default() -> Self {
         Cpu {
             kernels: Kernels::detect(),

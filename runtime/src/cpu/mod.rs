@@ -127,7 +127,8 @@ impl Kernels {
         Kernels::select(asked.as_deref(), force_reference, Kernels::available())
     }
 
-    /// The best table for this CPU, as [`Kernels::from_env`] picks it with no variable set.
+    /// The best table for this CPU, as [`Kernels::from_env`] picks it when neither `MXRT_CPU` nor
+    /// `MXRT_FORCE_REFERENCE` is set.
     pub fn detect() -> Kernels {
         Kernels::available()
             .pop()
