@@ -90,17 +90,9 @@ fn run_gives_pytorchs_token_ids_and_logits_through_the_embedded_tokenizer() {
     assert!(text.starts_with("positive\t0."), "{text}");
 }
 
-#[test]
-fn run_reads_mlp_features_from_csv() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("jsc.mxrt");
-    convert_quiet(
-        &shared().join("models/jsc-3layer"),
-        &file,
-        &["--weights", "f32"],
-    );
+/// The 32 reference input rows of jsc-3layer as a CSV file (a header, then one row of 16 features a line).
+fn jsc_reference_csv(dir: &Path) -> std::path::PathBuf {
     let (_, x) = reference_tensor("jsc-3layer-32.safetensors", "inputs");
-    let (_, y) = reference_tensor("jsc-3layer-32.safetensors", "outputs");
     let mut csv = (0..16)
         .map(|k| format!("f{k}"))
         .collect::<Vec<_>>()
@@ -114,8 +106,22 @@ fn run_reads_mlp_features_from_csv() {
             .join(",")
             + "\n");
     }
-    let path = dir.path().join("x.csv");
+    let path = dir.join("x.csv");
     std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn run_reads_mlp_features_from_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jsc.mxrt");
+    convert_quiet(
+        &shared().join("models/jsc-3layer"),
+        &file,
+        &["--weights", "f32"],
+    );
+    let (_, y) = reference_tensor("jsc-3layer-32.safetensors", "outputs");
+    let path = jsc_reference_csv(dir.path());
     let lines: Vec<Value> = mxrt_ok(&[
         "run",
         file.to_str().unwrap(),
@@ -158,19 +164,7 @@ fn mxrt_cpu_selects_a_kernel_tier_or_says_why_not() {
         &file,
         &["--weights", "mxint8", "--activations", "mxint8"],
     );
-    let (_, x) = reference_tensor("jsc-3layer-32.safetensors", "inputs");
-    let csv: String = x
-        .chunks(16)
-        .map(|r| {
-            r.iter()
-                .map(|v| format!("{:e}", *v as f32))
-                .collect::<Vec<_>>()
-                .join(",")
-                + "\n"
-        })
-        .collect();
-    let input = dir.path().join("x.csv");
-    std::fs::write(&input, csv).unwrap();
+    let input = jsc_reference_csv(dir.path());
     let run = |env: &[(&str, &str)]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mxrt"));
         c.args([
