@@ -1,5 +1,5 @@
 //! The x86-64 kernel tables: AVX2+FMA, AVX-VNNI and AVX-512 VNNI kernels (AMX in `amx.rs`), reachable only
-//! through [`kernels`] and [`tables`], which return a table only when the CPU has its features.
+//! through [`tables`], which returns a table only when the CPU has its features.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -7,11 +7,6 @@ use std::arch::x86_64::*;
 use mxrt_format::{mx, Rounding};
 
 use super::Kernels;
-
-/// The best table for this CPU: AVX2+FMA, with the AVX-VNNI integer kernels where the CPU has them.
-pub fn kernels() -> Option<Kernels> {
-    tables().pop()
-}
 
 /// Every table this CPU supports, from the plainest to the best.
 pub fn tables() -> Vec<Kernels> {
@@ -82,7 +77,7 @@ pub fn tables() -> Vec<Kernels> {
 }
 
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: this function is only placed in the kernel table by `kernels()`, after AVX2 and FMA were detected.
+    // SAFETY: this function is only placed in the kernel table by `tables()`, after AVX2 and FMA were detected.
     unsafe { dot_f32_avx2(a, b) }
 }
 
