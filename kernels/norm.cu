@@ -1,5 +1,5 @@
 // LayerNorm over each row of (x + residual): (v - mean) / sqrt(var + eps) * gamma + beta, biased variance,
-// two-pass, as the CPU reference computes it (runtime/src/cpu/reference.rs): the residual added in f32, then
+// two-pass, as the CPU reference computes it (runtime/src/cpu/kernels/reference.rs): the residual added in f32, then
 // mean, variance and the normalized value in f64, rounded to f32 before gamma and beta. One block of 64
 // threads per row.
 

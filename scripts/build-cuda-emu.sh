@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the CPU emulator of the CUDA driver (kernels/emu: kernels/*.cu compiled for the host by g++, behind
+# Builds the CPU emulator of the CUDA driver (tools/cuda-emu: kernels/*.cu compiled for the host by g++, behind
 # the driver calls cudarc makes) into target/cuda-emu/libcuda.so.1 and prints that directory. With it first
 # on LD_LIBRARY_PATH (and NVRTC beside it: scripts/fetch-nvrtc.sh), `--backend cuda` and the CUDA kernel
 # tests run on a machine without a GPU: a check of the backend's host code and of the kernels' logic, not of
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/cuda-emu
 mkdir -p "$out"
-sources=(kernels/emu/*.cpp kernels/emu/*.h kernels/*.cu kernels/*.cuh scripts/build-cuda-emu.sh)
+sources=(tools/cuda-emu/*.cpp tools/cuda-emu/*.h kernels/*.cu kernels/*.cuh scripts/build-cuda-emu.sh)
 if [ ! -f "$out/libcuda.so.1" ] || [ -n "$(find "${sources[@]}" -newer "$out/libcuda.so.1" | head -1)" ]; then
   # gcc, not g++: nothing may link libstdc++ (it crashes NVRTC, which carries its own, in the same process).
   gcc -x c++ -std=c++17 -O2 -g -fPIC -shared -fvisibility=hidden -fno-exceptions -fno-rtti -fno-gnu-unique \
@@ -16,7 +16,7 @@ if [ ! -f "$out/libcuda.so.1" ] || [ -n "$(find "${sources[@]}" -newer "$out/lib
     -fsanitize=shift,signed-integer-overflow,integer-divide-by-zero,float-cast-overflow,bounds \
     -fsanitize-undefined-trap-on-error \
     -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter \
-    -Wl,-soname,libcuda.so.1 -Wl,--no-undefined -o "$out/libcuda.so.1.tmp" kernels/emu/*.cpp -lm -lpthread
+    -Wl,-soname,libcuda.so.1 -Wl,--no-undefined -o "$out/libcuda.so.1.tmp" tools/cuda-emu/*.cpp -lm -lpthread
   mv "$out/libcuda.so.1.tmp" "$out/libcuda.so.1"
   ln -sf libcuda.so.1 "$out/libcuda.so"
 fi

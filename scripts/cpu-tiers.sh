@@ -2,7 +2,7 @@
 # Prints the CPU kernel tiers this machine's CPU flags announce (comma-separated: avx2, avx2vnni, avx512, amx),
 # read from /proc/cpuinfo, independently of the runtime's own feature detection. scripts/test.sh exports it
 # as MXRT_REQUIRE_SIMD, so a tier the runtime does not detect (or a table left out) fails the kernel tests.
-# The flags each tier needs are the ones runtime/src/cpu/x86_64.rs checks. AMX is required where the flags
+# The flags each tier needs are the ones runtime/src/cpu/kernels/mod.rs (x86_tables) checks. AMX is required where the flags
 # announce it and the kernel can grant its permission (5.16+); a refusal there fails the tests: AMX untested.
 set -euo pipefail
 flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "

@@ -9,7 +9,7 @@
 #                                      JSON and log) under $OUT (or target/gpu-check-out). GPU_CHECK_SENTENCES=N
 #                                      limits the SST-2 sentences (default: all 872)
 #   ./scripts/gpu-check.sh --emulated  here, after --prepare: a rehearsal of the whole script on the CPU
-#                                      emulator of the CUDA driver (kernels/emu), at small sizes (24 sentences,
+#                                      emulator of the CUDA driver (tools/cuda-emu), at small sizes (24 sentences,
 #                                      batch 1/2/4, seq 16), so a lent GPU's minutes are not spent on a broken
 #                                      script. Its numbers are the emulator's, not a GPU's.
 #
@@ -156,7 +156,7 @@ print(json.dumps({"torch": torch.__version__, "p50_ms": res}))
 PY
 
 echo "== summary ($(elapsed))"
-[ -n "${emu:-}" ] && gpu="none: the CPU emulator of the CUDA driver (kernels/emu); timings are the emulator's"
+[ -n "${emu:-}" ] && gpu="none: the CPU emulator of the CUDA driver (tools/cuda-emu); timings are the emulator's"
 python3 - "$out" "$dev" "$gpu" "$kernel_status" "$batches" "$seq_len" <<'PY' | tee "$results/summary.md"
 import json, os, sys
 out, dev, gpu, kernels = sys.argv[1:5]

@@ -5,7 +5,7 @@
 #
 #   scripts/numerics-diff.sh BASE_REV        e.g. scripts/numerics-diff.sh 0c97906
 #
-# CUDA runs on the CPU emulator of the driver (kernels/emu of each side) unless a real driver is present.
+# CUDA runs on the CPU emulator of the driver (tools/cuda-emu of each side) unless a real driver is present.
 # Exits 0 when every run recorded on both sides is identical; prints the runs that differ (with the first
 # differing line) or that only one side could run. Results in target/numerics/{base,head}.
 set -euo pipefail

@@ -33,7 +33,7 @@ for ((seed = first; seed < first + count; seed++)); do
   for suite in wgpu cuda kernels; do
     log="$out/$suite-$seed.log"
     case $suite in
-      wgpu) cmd=(env MXRT_TEST_SEED=$seed "$lib" gpu:: --test-threads 2) ;;
+      wgpu) cmd=(env MXRT_TEST_SEED=$seed "$lib" wgpu:: --test-threads 2) ;;
       cuda) cmd=(env MXRT_TEST_SEED=$seed LD_LIBRARY_PATH="$emu:$nvrtc" MXRT_REQUIRE_CUDA=1 "$lib" cuda:: --test-threads 2) ;;
       kernels) cmd=(env MXRT_TEST_SEED=$seed "$kernels" --test-threads 2) ;;
     esac

@@ -2,7 +2,7 @@
 # The test command (README, CI): fetch the public base model the tests convert and NVIDIA's NVRTC library
 # (so the CUDA kernels are compiled even without a GPU), make sure a Vulkan adapter exists for the wgpu tests
 # (Mesa's lavapipe on machines without a GPU), run every test, then run the CUDA backend's tests once more on
-# the CPU emulator of the CUDA driver (kernels/emu), where they must not skip.
+# the CPU emulator of the CUDA driver (tools/cuda-emu), where they must not skip.
 #
 # Nothing this machine can run is skipped silently: the SIMD kernel tiers its CPU flags announce are required
 # (MXRT_REQUIRE_SIMD, read by runtime/tests/kernels.rs: a tier the runtime fails to detect fails the tests),

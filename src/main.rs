@@ -9,7 +9,6 @@ mod infer;
 mod memory;
 mod memory_report;
 mod plot;
-mod sweep_output;
 mod task;
 mod threads;
 mod tokenize;

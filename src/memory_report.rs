@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use mxrt_format::Encoding;
-use mxrt_runtime::weights::TensorRef;
 use mxrt_runtime::Model;
+use mxrt_runtime::TensorRef;
 use serde_json::{json, Value};
 
 /// Bits per element an encoding costs in the ideal case: element bits plus the MX scale's share (8 bits per
@@ -98,7 +98,7 @@ fn reason(t: &TensorRef, main: Encoding) -> String {
     }
 }
 
-/// The memory report as JSON (also printed by [`print`]).
+/// The memory report as JSON (also printed by [`print()`]).
 pub fn report(model: &Model) -> Value {
     let tensors = numeric(model);
     let mut groups: BTreeMap<String, (Encoding, u64, u64, u64)> = BTreeMap::new();

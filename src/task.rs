@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use mxrt_converter::prune::SplitMix64;
-use mxrt_runtime::bert::Head;
+use mxrt_runtime::Head;
 use mxrt_runtime::{Graph, Model};
 use serde_json::{json, Value};
 

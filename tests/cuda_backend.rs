@@ -4,7 +4,7 @@
 //! 1e-4 in three encodings, and `mxrt run` / `mxrt bench --backend cuda` through the CLI.
 //!
 //! They need a CUDA device: a GPU (scripts/gpu-check.sh), or the CPU emulator of the CUDA driver that
-//! `scripts/test.sh` builds (kernels/emu) and puts first on LD_LIBRARY_PATH for a second run of this file with
+//! `scripts/test.sh` builds (tools/cuda-emu) and puts first on LD_LIBRARY_PATH for a second run of this file with
 //! `MXRT_REQUIRE_CUDA=1`. Without a device they print `skipped: no CUDA device`; with `MXRT_REQUIRE_CUDA` set
 //! that is a failure.
 
@@ -64,7 +64,7 @@ fn minilm_logits(args: &[&str], reference_kernels: bool) -> Option<MinilmRun> {
     let got = cuda.run_bert(&batch, false).unwrap().values;
     let emulated = cuda.backend_description().contains("emulator");
     let cpu_reference_on_emulator = (reference_kernels && emulated).then(|| {
-        cpu.set_kernels(mxrt_runtime::cpu::Kernels::reference());
+        cpu.set_kernels(mxrt_runtime::bench::Kernels::reference());
         cpu.run_bert(&batch, false).unwrap().values
     });
     Some(MinilmRun {

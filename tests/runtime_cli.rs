@@ -156,7 +156,7 @@ fn run_reads_mlp_features_from_csv() {
 /// `MXRT_FORCE_REFERENCE=1` still means the reference, and `MXRT_CPU` wins over it.
 #[test]
 fn mxrt_cpu_selects_a_kernel_tier_or_says_why_not() {
-    use mxrt_runtime::cpu::{Kernels, TIERS};
+    use mxrt_runtime::bench::{Kernels, TIERS};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("jsc.mxrt");
     convert_quiet(

@@ -9,9 +9,9 @@ use divan::{black_box, Bencher};
 use mxrt_format::{
     encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
 };
-use mxrt_runtime::ops::Cpu;
-use mxrt_runtime::quant::ActQuant;
-use mxrt_runtime::weights::TensorRef;
+use mxrt_runtime::bench::Cpu;
+use mxrt_runtime::ActQuant;
+use mxrt_runtime::TensorRef;
 
 fn main() {
     divan::main();
@@ -121,7 +121,7 @@ fn linear_on(
 
 /// The AVX-512 VNNI kernel table without the AMX panel kernel, where this CPU has it.
 fn vnni_cpu() -> Option<Cpu> {
-    mxrt_runtime::cpu::Kernels::available()
+    mxrt_runtime::bench::Kernels::available()
         .into_iter()
         .find(|k| k.isa == "avx512vnni")
         .map(|kernels| Cpu { kernels })

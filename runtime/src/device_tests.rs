@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use mxrt_format::{EncodedTensor, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::cpu::Kernels;
-use crate::ops::Cpu;
+use crate::cpu::kernels::Kernels;
+use crate::cpu::Cpu;
 use crate::weights::TensorRef;
 
 /// The CPU backend on the scalar reference kernels: the oracle.
@@ -115,12 +115,9 @@ macro_rules! device_tests {
         use mxrt_format::{encode_f32, Encoding, MxElem, Rounding, SparsePolicy};
         use rand::{rngs::StdRng, Rng};
 
-        use $crate::backend::{Activation, Backend};
-        use $crate::bert::{Pooling, TokenBatch};
-        use $crate::cpu_backend::CpuExec;
+        use $crate::ops::{ActQuant, Activation, Affine, Backend, Embeddings, Linear, Norm, Pooling, TokenBatch};
+        use $crate::cpu::CpuExec;
         use $crate::device_tests::{dot_bound, file, quantizer_inputs, random_values, rng, REFERENCE, WEIGHT_ENCODINGS};
-        use $crate::graph::{Affine, Embeddings, Linear, Norm};
-        use $crate::quant::ActQuant;
 
         fn act(encoding: Encoding, rounding: Rounding) -> ActQuant {
             ActQuant { encoding, rounding }
@@ -171,11 +168,12 @@ macro_rules! device_tests {
                                 act: a,
                             };
                             gpu.weight(&layer.weight, &bytes).unwrap();
-                            gpu.vector(&$crate::device_weights::bias_key(&layer), &layer.bias).unwrap();
+                            gpu.vector(&layer.bias_key(), &layer.bias).unwrap();
                             let x = random_values(&mut rng, m * k, 0.05, 3.0);
                             let cpu = CpuExec {
                                 cpu: &*REFERENCE,
                                 bytes: &bytes,
+                                small_chain: None,
                             };
                             let want = cpu.linear(&x, m, &layer).unwrap();
                             let exec = gpu.exec();
@@ -185,7 +183,7 @@ macro_rules! device_tests {
                             // Bound: the dequantized weights against the quantized inputs in another order.
                             let mut wd = vec![0.0f32; k];
                             let mut xq = x.clone();
-                            $crate::quant::fake_quantize_rows(&mut xq, k, a);
+                            $crate::cpu::quant::fake_quantize_rows(&mut xq, k, a);
                             let view = layer.weight.view(&bytes);
                             for o in 0..n {
                                 view.decode_row(o, &mut wd);
@@ -237,7 +235,7 @@ macro_rules! device_tests {
                     }
                     let q = act(enc, rounding);
                     let mut want = x.clone();
-                    $crate::quant::fake_quantize_rows(&mut want, cols, q);
+                    $crate::cpu::quant::fake_quantize_rows(&mut want, cols, q);
                     let exec = gpu.exec();
                     let got = exec
                         .output(
@@ -260,11 +258,11 @@ macro_rules! device_tests {
                     if enc == Encoding::Mx(MxElem::Int8) {
                         // The integer path's codes and factors.
                         let (mut codes, mut scales) = (Vec::new(), Vec::new());
-                        $crate::quant::quantize_mxint8_rows(
+                        $crate::cpu::quant::quantize_mxint8_rows(
                             &x,
                             cols,
                             rounding,
-                            $crate::cpu::reference::mxint8_quantize_block,
+                            $crate::cpu::kernels::reference::mxint8_quantize_block,
                             &mut codes,
                             &mut scales,
                         );
@@ -327,6 +325,7 @@ macro_rules! device_tests {
                 let cpu = CpuExec {
                     cpu: &*REFERENCE,
                     bytes: &[],
+                    small_chain: None,
                 };
                 let exec = gpu.exec();
                 for residual in [false, true] {
@@ -381,6 +380,7 @@ macro_rules! device_tests {
                 let cpu = CpuExec {
                     cpu: &*REFERENCE,
                     bytes: &[],
+                    small_chain: None,
                 };
                 let want = cpu
                     .attention(&q, &k, &v, &mask, batch, seq, heads, dim)
@@ -414,6 +414,7 @@ macro_rules! device_tests {
             let cpu = CpuExec {
                 cpu: &*REFERENCE,
                 bytes: &[],
+                small_chain: None,
             };
             let (rows, width) = (rng.gen_range(1..300), rng.gen_range(1..40));
             let x = random_values(&mut rng, rows * width, 0.05, 12.0);
@@ -442,7 +443,7 @@ macro_rules! device_tests {
                 scale: random_values(&mut rng, width, 0.0, 2.0),
                 shift: random_values(&mut rng, width, 0.0, 2.0),
             };
-            let (scale, shift) = $crate::device_weights::affine_keys(&a);
+            let (scale, shift) = a.keys();
             gpu.vector(&scale, &a.scale).unwrap();
             gpu.vector(&shift, &a.shift).unwrap();
             let exec = gpu.exec();
@@ -466,6 +467,7 @@ macro_rules! device_tests {
             let cpu = CpuExec {
                 cpu: &*REFERENCE,
                 bytes: &[],
+                small_chain: None,
             };
             let (batch, seq, h) = (
                 rng.gen_range(1..6),
@@ -488,12 +490,12 @@ macro_rules! device_tests {
             for pooling in [Pooling::Cls, Pooling::Mean, Pooling::Max] {
                 for normalize in [false, true] {
                     let want = cpu
-                        .pool(&x, &mask, batch, seq, h, &pooling, normalize)
+                        .pool_sentences(&x, &mask, batch, seq, h, &pooling, normalize)
                         .unwrap();
                     let got = exec
                         .output(
                             &exec
-                                .pool(&xt, &mask, batch, seq, h, &pooling, normalize)
+                                .pool_sentences(&xt, &mask, batch, seq, h, &pooling, normalize)
                                 .unwrap(),
                         )
                         .unwrap();
@@ -547,7 +549,7 @@ macro_rules! device_tests {
                     // as stored, plus the word the kernels may read past the end), never a guess from h.
                     let chunk = forced_chunks.then(|| {
                         let widest = ["word", "pos", "type"]
-                            .map(|t| $crate::device_weights::widest_row_bytes(&refs[t], &bytes));
+                            .map(|t| $crate::device_upload::widest_row_bytes(&refs[t], &bytes));
                         2 * widest.into_iter().max().unwrap_or(0)
                     });
                     let Some(mut gpu) = device(chunk) else { return };
@@ -577,6 +579,7 @@ macro_rules! device_tests {
                     let cpu = CpuExec {
                         cpu: &*REFERENCE,
                         bytes: &bytes,
+                        small_chain: None,
                     };
                     let want = cpu.embeddings(&e, &tokens, 1e-12).unwrap();
                     let exec = gpu.exec();

@@ -1,41 +1,45 @@
-//! `mxrt-runtime`: runs `.mxrt` models on the CPU. A [`Model`] maps its file, validates it once, and executes
-//! the BERT or MLP graph with weights read in place (quantized blocks are decoded inside the kernels).
+//! `mxrt-runtime`: runs `.mxrt` models. A [`Model`] maps its file, validates it once, and executes the BERT or
+//! MLP graph on the CPU (weights read in place: quantized blocks are decoded inside the kernels), on a wgpu
+//! adapter or on a CUDA device.
+//!
+//! Layers, top to bottom (`../shared/DESIGN.md`, "Inside the runtime"; `tools/archcheck` checks them):
+//! - facade ([`model`]): open, validate, choose a backend, run;
+//! - graphs ([`graphs`]): BERT and MLP, the only code that knows a model;
+//! - op set ([`ops`]): the [`Backend`] trait and its argument types, knowing no model;
+//! - backends: `cpu` (its kernels in `cpu/kernels`), `wgpu`, `cuda`, and the device upload plan the two GPU
+//!   backends share;
+//! - the file: [`mapped`], `weights` (a tensor in the mapped file), and `mxrt-format` below all of them.
+//!
+//! [`mod@bench`] is the door for benchmarks and kernel tests, not part of the stable API.
 
 #![deny(unsafe_code)]
 
-pub mod backend;
-pub mod bert;
-pub mod cpu;
-mod cpu_backend;
-mod device;
-#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
-mod device_tests;
+pub mod bench;
+mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-mod device_weights;
+mod device_upload;
 mod error;
+pub mod graphs;
+pub mod mapped;
+pub mod model;
+pub mod ops;
+mod weights;
 #[cfg(feature = "wgpu")]
-mod gpu;
+mod wgpu;
 // Kernel launches and device allocations are the unsafe operations here; each block says why it holds.
 #[cfg(feature = "cuda")]
 #[allow(unsafe_code)]
 mod cuda;
-mod graph;
-mod mapped;
-pub mod mlp;
-mod mlp_small;
-mod model;
-pub mod ops;
-mod panels;
-mod pool;
-pub mod quant;
+#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
+mod device_tests;
 #[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
 mod test_seed;
-mod warm;
-pub mod weights;
 
-pub use backend::{Activation, Backend};
-pub use bert::{BertOutput, TokenBatch};
-pub use device::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
 pub use error::{Result, RuntimeError};
+pub use graphs::bert::{BertOutput, Head};
+pub use graphs::Graph;
 pub use mapped::{MappedFile, OpenError};
-pub use model::{Graph, Model};
+pub use model::backend_choice::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
+pub use model::Model;
+pub use ops::{ActQuant, Activation, Backend, Pooling, TokenBatch};
+pub use weights::TensorRef;

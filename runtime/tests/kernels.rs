@@ -9,10 +9,10 @@
 use mxrt_format::{
     encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
 };
-use mxrt_runtime::cpu::{reference, Kernels, TIERS};
-use mxrt_runtime::ops::Cpu;
-use mxrt_runtime::quant::ActQuant;
-use mxrt_runtime::weights::TensorRef;
+use mxrt_runtime::bench::Cpu;
+use mxrt_runtime::bench::{reference, Kernels, TIERS};
+use mxrt_runtime::ActQuant;
+use mxrt_runtime::TensorRef;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 #[path = "../src/test_seed.rs"]
@@ -293,7 +293,7 @@ fn mxint8_panel_agrees_exactly() {
                 .map(|_| reference::act_scale(scale(&mut rng)))
                 .collect();
             let (mut panel, mut panel_factors) = (Vec::new(), Vec::new());
-            mxrt_runtime::quant::pack_mxint8_panels(
+            mxrt_runtime::bench::pack_mxint8_panels(
                 &codes,
                 &factors,
                 bpr,
@@ -345,7 +345,7 @@ fn packed_panels_compute_the_decoded_product() {
             .map(|x| mxrt_format::mx::scale_value(w_scale[x / bpr]))
             .collect();
         let (mut panel, mut pf) = (Vec::new(), Vec::new());
-        mxrt_runtime::quant::pack_mxint8_panels(&a, &af, bpr, &mut panel, &mut pf);
+        mxrt_runtime::bench::pack_mxint8_panels(&a, &af, bpr, &mut panel, &mut pf);
         let mut out = vec![f32::NAN; 16 * 16];
         reference::mxint8_panel(&panel, &pf, bpr, &w, &wf, &mut out, 16);
         for i in 0..16 {
@@ -516,7 +516,7 @@ fn linear_against_the_oracle(rng: &mut StdRng, fast_cpu: &Cpu, reference_cpu: &C
                 let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
                 // Oracle: activations quantized as the recipe says, then an f64 matmul.
                 let mut xq = x.clone();
-                mxrt_runtime::quant::fake_quantize_rows(&mut xq, k, act);
+                mxrt_runtime::bench::fake_quantize_rows(&mut xq, k, act);
                 let r = reference_cpu.linear(&x, m, &view, Some(&bias), act);
                 let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
                 for i in 0..m {
@@ -939,7 +939,7 @@ fn mxint8_routes_against_the_reference(rng: &mut StdRng, fast_cpu: &Cpu, referen
         let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
         let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let mut xq = x.clone();
-        mxrt_runtime::quant::fake_quantize_rows(&mut xq, k, act);
+        mxrt_runtime::bench::fake_quantize_rows(&mut xq, k, act);
         let r = reference_cpu.linear(&x, m, &view, Some(&bias), act);
         let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
         let g = fast_cpu.linear_gelu(&x, m, &view, Some(&bias), act);
@@ -986,7 +986,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                 .collect();
             for rounding in [Rounding::Nearest, Rounding::Even] {
                 let (mut codes, mut scales) = (Vec::new(), Vec::new());
-                mxrt_runtime::quant::quantize_mxint8_rows(
+                mxrt_runtime::bench::quantize_mxint8_rows(
                     &x,
                     cols,
                     rounding,
@@ -996,7 +996,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                 );
                 let factors: Vec<f32> = scales.iter().map(|&s| reference::act_scale(s)).collect();
                 let (mut packed, mut packed_factors) = (Vec::new(), Vec::new());
-                mxrt_runtime::quant::pack_mxint8_panels(
+                mxrt_runtime::bench::pack_mxint8_panels(
                     &codes,
                     &factors,
                     cols.div_ceil(32),
@@ -1004,7 +1004,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     &mut packed_factors,
                 );
                 let (mut direct, mut direct_factors) = (Vec::new(), Vec::new());
-                mxrt_runtime::quant::quantize_mxint8_panels(
+                mxrt_runtime::bench::quantize_mxint8_panels(
                     &x,
                     cols,
                     rounding,

@@ -27,7 +27,7 @@ pub struct Args {
     /// Sequences (BERT) or feature rows (MLP) per inference.
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Tokens per sequence (BERT), [CLS] and [SEP] included.
+    /// Tokens per sequence (BERT), `[CLS]` and `[SEP]` included.
     #[arg(long, default_value_t = 128)]
     seq: usize,
     /// Worker threads (default: all cores).
@@ -208,9 +208,9 @@ fn kernels(a: &Args) -> Result<ExitCode> {
     use mxrt_format::{
         encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, Rounding, SparsePolicy,
     };
-    use mxrt_runtime::ops::Cpu;
-    use mxrt_runtime::quant::ActQuant;
-    use mxrt_runtime::weights::TensorRef;
+    use mxrt_runtime::bench::Cpu;
+    use mxrt_runtime::ActQuant;
+    use mxrt_runtime::TensorRef;
     let (m, k, n) = (a.batch * a.seq, 384usize, 1536usize);
     let mut rng = SplitMix64(11);
     let w: Vec<f32> = (0..n * k).map(|_| (rng.normal() * 0.05) as f32).collect();

@@ -44,7 +44,7 @@ pub struct Args {
 pub struct BackendArgs {
     /// Where the model runs: `cpu` (kernels chosen for this CPU: AVX2, AVX-512, AMX tiles for MXINT8 x
     /// MXINT8; MXRT_CPU=reference|avx2|avx2vnni|avx512|amx picks a lower tier), `wgpu` (WGSL compute shaders on any Vulkan, Metal, DX12 or GL adapter;
-    /// WGPU_ADAPTER_NAME=<substring> or WGPU_BACKEND=vulkan|gl|... choose one), `cuda` (our CUDA kernels,
+    /// `WGPU_ADAPTER_NAME=<substring>` or `WGPU_BACKEND=vulkan|gl|...` choose one), `cuda` (our CUDA kernels,
     /// compiled by NVRTC at first use; needs an NVIDIA driver).
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(BackendKind))]
     pub backend: BackendKind,
@@ -78,8 +78,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (outputs, _) = run_texts(&model, &encoder, &refs, a.batch_size, &mut || {})?;
             let labels = match &bert.config.head {
-                mxrt_runtime::bert::Head::Classification { labels } => Some(labels),
-                mxrt_runtime::bert::Head::Embedding { .. } => None,
+                mxrt_runtime::Head::Classification { labels } => Some(labels),
+                mxrt_runtime::Head::Embedding { .. } => None,
             };
             for (text, out) in texts.iter().zip(&outputs) {
                 let ids = if a.tokens {

@@ -1,235 +1,279 @@
-//! The CPU backend's kernel table: filled with the scalar reference, then upgraded to AVX2+FMA versions when
-//! the CPU has them (detected once, when the table is built). `MXRT_CPU=<tier>` picks a lower tier of those
-//! this CPU runs (`reference`, `avx2`, `avx2vnni`, `avx512`, `amx`); `MXRT_FORCE_REFERENCE=1` (the reference)
-//! and `MXRT_NO_AMX=1` (the best table without the matrix unit) are older spellings that still work.
+//! The CPU backend: the [`Backend`] ops on host vectors, through the kernels of [`Cpu`] with weights read in
+//! place from the mapped file.
+//!
+//! - `frame`: the linear op and the other row ops over a kernel table (which route a shape and encoding takes);
+//! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time);
+//! - `rows`: the parallel threshold and bias epilogue all routes share; `quant`: activation quantizers; `buffers`: reuse of activation buffers; `workers`: keeping the thread
+//!   pool's workers awake during an inference; `small_chain`: the batch-1 form of small row-op chains;
+//! - `kernels`: the kernel tables, one file per instruction-set tier.
 
-use crate::error::{Result, RuntimeError};
+pub(crate) mod buffers;
+pub(crate) mod frame;
+pub(crate) mod kernels;
+pub(crate) mod panels;
+pub(crate) mod quant;
+pub(crate) mod rows;
+pub(crate) mod small_chain;
+pub(crate) mod workers;
 
-#[cfg(target_arch = "x86_64")]
-pub mod amx;
-pub mod reference;
-#[cfg(target_arch = "x86_64")]
-pub mod x86_64;
+pub use frame::Cpu;
 
-/// `(activation codes, activation f32 scales, weight codes, weight f32 scales, out)`: one output per
-/// activation row (see `reference::mxint8_rows`).
-pub type MxRows = fn(&[u8], &[f32], &[u8], &[f32], &mut [f32]);
+use crate::error::Result;
+use crate::ops::{
+    run_row_ops, Activation, Affine, Backend, Embeddings, Linear, Norm, Pooling, RowOp, TokenBatch,
+};
+use small_chain::SmallChain;
 
-/// `(activations [rows, k] row-major, k, three weight rows, out [rows, 3])`.
-pub type F32Rows3 = fn(&[f32], usize, [&[f32]; 3], &mut [f32]);
+/// Rows per block when a large row-op chain (an MLP batch) is split (the widest JSC activation block,
+/// 1024 × 64 floats, is 256 KiB: inside L2).
+const CHAIN_BLOCK_ROWS: usize = 1024;
 
-/// `(activation codes, activation f32 scales, rows, two weight rows (codes, f32 scales), out, ldo)`:
-/// `out[i * ldo + c]` for activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
-pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], usize);
-
-/// `(panel codes, panel factors, blocks per row, weight codes, weight factors, out, ldo)`: one panel of 16
-/// MXINT8 activation rows against groups of 16 weight rows (see `reference::mxint8_panel`).
-pub type MxPanel = fn(&[u8], &[f32], usize, &[u8], &[f32], &mut [f32], usize);
-
-/// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
-pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
-
-/// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
-pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
-
-/// The kernel tiers, plainest first, as `MXRT_CPU` (and `MXRT_REQUIRE_SIMD` in the tests) spell them.
-pub const TIERS: [&str; 5] = ["reference", "avx2", "avx2vnni", "avx512", "amx"];
-
-/// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
-#[derive(Clone, Copy)]
-pub struct Kernels {
-    /// Name of the instruction set in use (`"reference"`, `"avx2+fma"`, ..., `"avx512vnni+amx"`).
-    pub isa: &'static str,
-    /// The tier this table is, one of [`TIERS`].
-    pub tier: &'static str,
-    /// f32 dot product of two equal-length slices.
-    pub dot_f32: fn(&[f32], &[f32]) -> f32,
-    /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
-    pub dot_f32_rows3: F32Rows3,
-    /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
-    pub gemm_f32_packed: GemmF32Packed,
-    /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`).
-    pub mxint8_dot_f32: fn(&[u8], &[f32], &[f32]) -> f32,
-    /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
-    pub dot_i8: fn(&[u8], &[u8]) -> i32,
-    /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
-    pub mxint8_rows: MxRows,
-    /// The same for two weight rows at once (each activation block is loaded once for both).
-    pub mxint8_rows2: MxRows2,
-    /// Where the CPU has a matrix unit (AMX): MXINT8 × MXINT8 a panel of 16 activation rows at a time, each
-    /// block summed exactly before it is scaled (`reference::mxint8_panel`). The ops then pack activations
-    /// into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose per-lane order differs in the
-    /// last bits, so a table uses one or the other for every MXINT8 × MXINT8 product).
-    pub mxint8_panel: Option<MxPanel>,
-    /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
-    pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
-    /// `e^x` in place (SIMD versions within 2 ulp of the reference on [-87, 88]; below, as small as it).
-    pub exp_in_place: fn(&mut [f32]),
-    /// Exact-erf GELU in place (SIMD versions: erf within 2e-7 absolute of the reference's).
-    pub gelu_in_place: fn(&mut [f32]),
-    /// `(row, residual, gamma, beta, eps)`: one LayerNorm row after a residual add (`reference::layer_norm_row`;
-    /// SIMD versions sum in another order, in f64).
-    pub layer_norm_row: LayerNormRow,
-    /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`).
-    pub softmax_masked: fn(&mut [f32], &[u8], f32),
-    /// Sparse weight row (values, column indices) · dense row.
-    pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
+/// One inference's view of the CPU backend: the kernel table, the mapped file's bytes and, for a small
+/// row-op chain, its batch-1 form prepared at open.
+pub struct CpuExec<'a> {
+    pub cpu: &'a Cpu,
+    pub bytes: &'a [u8],
+    pub small_chain: Option<&'a SmallChain>,
 }
 
-impl Kernels {
-    pub fn reference() -> Kernels {
-        Kernels {
-            isa: "reference",
-            tier: "reference",
-            dot_f32: reference::dot_f32,
-            dot_f32_rows3: reference::dot_f32_rows3,
-            gemm_f32_packed: reference::gemm_f32_packed,
-            mxint8_dot_f32: reference::mxint8_dot_f32,
-            dot_i8: reference::dot_i8,
-            mxint8_rows: reference::mxint8_rows,
-            mxint8_rows2: reference::mxint8_rows2,
-            mxint8_panel: None,
-            mxint8_quantize_block: reference::mxint8_quantize_block,
-            exp_in_place: reference::exp_in_place,
-            gelu_in_place: reference::gelu_in_place,
-            softmax_masked: reference::softmax_masked,
-            layer_norm_row: reference::layer_norm_row,
-            sparse_dot: reference::sparse_dot,
+impl Backend for CpuExec<'_> {
+    type Tensor = Vec<f32>;
+
+    fn input(&self, x: &[f32]) -> Result<Vec<f32>> {
+        Ok(x.to_vec())
+    }
+
+    fn output(&self, x: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(x.clone())
+    }
+
+    fn embeddings(&self, e: &Embeddings, batch: &TokenBatch, eps: f32) -> Result<Vec<f32>> {
+        // The first op of a BERT inference, which has dozens of parallel ops (except the tiniest inputs).
+        if batch.batch * batch.seq >= 32 {
+            workers::keep_workers_warm();
         }
-    }
-
-    /// The scalar reference with this table's choice of MXINT8 × MXINT8 path (rows or panels), so ops on
-    /// the two tables must agree bit for bit on that integer path.
-    pub fn reference_for(&self) -> Kernels {
-        Kernels {
-            mxint8_panel: self
-                .mxint8_panel
-                .map(|_| reference::mxint8_panel as MxPanel),
-            ..Kernels::reference()
+        let (s, h) = (batch.seq, e.norm.gamma.len());
+        let mut x = vec![0.0f32; batch.batch * s * h];
+        let (word, pos, typ) = (
+            e.word.view(self.bytes),
+            e.position.view(self.bytes),
+            e.token_type.view(self.bytes),
+        );
+        // Gathered from the tables where they lie (decoded row by row).
+        let mut tmp = vec![0.0f32; h];
+        for (r, out) in x.chunks_mut(h).enumerate() {
+            word.decode_row(batch.ids[r] as usize, out);
+            pos.decode_row(r % s, &mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(o, t)| *o += t);
+            typ.decode_row(batch.type_ids[r] as usize, &mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(o, t)| *o += t);
         }
+        self.add_layer_norm(x, None, &e.norm, eps)
     }
 
-    /// Every fast table this CPU can run (e.g. AVX2+FMA, and AVX2+FMA+AVX-VNNI), for tests that check each
-    /// one against the reference; empty when only the reference runs here.
-    pub fn available() -> Vec<Kernels> {
-        #[cfg(target_arch = "x86_64")]
-        return x86_64::tables();
-        #[cfg(not(target_arch = "x86_64"))]
-        Vec::new()
+    fn linear(&self, x: &Vec<f32>, rows: usize, l: &Linear) -> Result<Vec<f32>> {
+        Ok(self
+            .cpu
+            .linear(x, rows, &l.weight.view(self.bytes), Some(&l.bias), l.act))
     }
 
-    /// The kernels the environment asks for (see the module documentation), else the best this CPU runs. An
-    /// unknown tier, or one this CPU does not run, is an error that names the tiers it does run.
-    pub fn from_env() -> Result<Kernels> {
-        let asked = std::env::var("MXRT_CPU").ok();
-        let force_reference =
-            std::env::var_os("MXRT_FORCE_REFERENCE").is_some_and(|v| !v.is_empty() && v != "0");
-        Kernels::select(asked.as_deref(), force_reference, Kernels::available())
-    }
-
-    /// The best table for this CPU, as [`Kernels::from_env`] picks it when neither `MXRT_CPU` nor
-    /// `MXRT_FORCE_REFERENCE` is set.
-    pub fn detect() -> Kernels {
-        Kernels::available()
-            .pop()
-            .unwrap_or_else(Kernels::reference)
-    }
-
-    /// The table `asked` names among `tables` (this CPU's fast tables, plainest first) or the reference;
-    /// without a name, the reference when `force_reference`, else the best of `tables`. `MXRT_CPU` wins over
-    /// `MXRT_FORCE_REFERENCE` when both are set.
-    pub fn select(
-        asked: Option<&str>,
-        force_reference: bool,
-        tables: Vec<Kernels>,
-    ) -> Result<Kernels> {
-        let Some(name) = asked.map(str::trim).filter(|n| !n.is_empty()) else {
-            return Ok(match tables.last() {
-                Some(best) if !force_reference => *best,
-                _ => Kernels::reference(),
-            });
-        };
-        let name = name.to_ascii_lowercase();
-        if name == "reference" {
-            return Ok(Kernels::reference());
+    fn linear3(&self, x: &Vec<f32>, rows: usize, layers: [&Linear; 3]) -> Result<[Vec<f32>; 3]> {
+        if layers.iter().any(|l| l.act != layers[0].act) {
+            let [a, b, c] = layers;
+            return Ok([
+                self.linear(x, rows, a)?,
+                self.linear(x, rows, b)?,
+                self.linear(x, rows, c)?,
+            ]);
         }
-        if let Some(k) = tables.iter().find(|k| k.tier == name) {
-            return Ok(*k);
+        let views = layers.map(|l| l.weight.view(self.bytes));
+        Ok(self.cpu.linear3(
+            x,
+            rows,
+            [
+                (&views[0], Some(layers[0].bias.as_slice())),
+                (&views[1], Some(layers[1].bias.as_slice())),
+                (&views[2], Some(layers[2].bias.as_slice())),
+            ],
+            layers[0].act,
+        ))
+    }
+
+    fn add_layer_norm(
+        &self,
+        mut x: Vec<f32>,
+        residual: Option<&Vec<f32>>,
+        norm: &Norm,
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        self.cpu.layer_norm(
+            &mut x,
+            residual.map(|r| r.as_slice()),
+            norm.gamma.len(),
+            &norm.gamma,
+            &norm.beta,
+            eps,
+        );
+        Ok(x)
+    }
+
+    fn attention(
+        &self,
+        q: &Vec<f32>,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Result<Vec<f32>> {
+        Ok(self.cpu.attention(q, k, v, mask, batch, seq, heads, dim))
+    }
+
+    fn activation(&self, mut x: Vec<f32>, f: Activation) -> Result<Vec<f32>> {
+        match f {
+            Activation::Gelu => self.cpu.gelu(&mut x),
+            Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+            Activation::Relu => self.cpu.relu(&mut x),
         }
-        let reason = if TIERS.contains(&name.as_str()) {
-            let runs: Vec<&str> = std::iter::once("reference")
-                .chain(tables.iter().map(|k| k.tier))
-                .collect();
-            let no_amx = if name == "amx" && std::env::var_os("MXRT_NO_AMX").is_some() {
-                "; MXRT_NO_AMX is set"
-            } else {
-                ""
-            };
-            format!(
-                "this CPU does not run the {name} kernels (it runs: {}{no_amx})",
-                runs.join(", ")
-            )
-        } else {
-            format!("unknown kernel tier (one of: {})", TIERS.join(", "))
-        };
-        Err(RuntimeError::CpuTier {
-            value: asked.unwrap_or_default().to_string(),
-            reason,
-        })
+        Ok(x)
+    }
+
+    fn recycle(&self, x: Vec<f32>) {
+        buffers::recycle(x);
+    }
+
+    fn feed_forward(
+        &self,
+        x: &Vec<f32>,
+        rows: usize,
+        up: &Linear,
+        f: Activation,
+        down: &Linear,
+    ) -> Result<Vec<f32>> {
+        if f != Activation::Gelu {
+            let hidden = self.linear_activation(x, rows, up, f)?;
+            return self.linear(&hidden, rows, down);
+        }
+        let (wu, wd) = (up.weight.view(self.bytes), down.weight.view(self.bytes));
+        Ok(self.cpu.feed_forward_gelu(
+            x,
+            rows,
+            (&wu, Some(&up.bias), up.act),
+            (&wd, Some(&down.bias), down.act),
+        ))
+    }
+
+    fn linear_activation(
+        &self,
+        x: &Vec<f32>,
+        rows: usize,
+        l: &Linear,
+        f: Activation,
+    ) -> Result<Vec<f32>> {
+        if f != Activation::Gelu {
+            let y = self.linear(x, rows, l)?;
+            return self.activation(y, f);
+        }
+        Ok(self
+            .cpu
+            .linear_gelu(x, rows, &l.weight.view(self.bytes), Some(&l.bias), l.act))
+    }
+
+    fn first_tokens(&self, x: &Vec<f32>, batch: usize, seq: usize, h: usize) -> Result<Vec<f32>> {
+        Ok((0..batch)
+            .flat_map(|i| x[i * seq * h..i * seq * h + h].iter().copied())
+            .collect())
+    }
+
+    fn pool_sentences(
+        &self,
+        x: &Vec<f32>,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        h: usize,
+        pooling: &Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
+        Ok(pool_sentences(x, mask, batch, seq, h, pooling, normalize))
+    }
+
+    fn affine(&self, mut x: Vec<f32>, width: usize, a: &Affine) -> Result<Vec<f32>> {
+        debug_assert_eq!(a.scale.len(), width);
+        self.cpu.affine(&mut x, &a.scale, &a.shift);
+        Ok(x)
+    }
+
+    fn softmax_rows(&self, mut x: Vec<f32>, width: usize) -> Result<Vec<f32>> {
+        self.cpu.softmax_rows(&mut x, width);
+        Ok(x)
+    }
+
+    fn row_chain(&self, ops: &[RowOp], inputs: usize, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        if let (1, Some(small)) = (rows, self.small_chain) {
+            if x.len() == inputs {
+                return Ok(small.forward(self.cpu, x));
+            }
+        }
+        // Small batches run on the calling thread; waking the pool would cost more.
+        if rows < 2 * CHAIN_BLOCK_ROWS || x.len() != rows * inputs {
+            return run_row_ops(self, ops, inputs, x, rows); // its error names the sizes
+        }
+        // Large batches: rows are independent, so blocks of rows run the whole chain each, spread over the
+        // cores, with every intermediate activation in cache (the same values as one pass over all rows:
+        // every op works row by row).
+        workers::keep_workers_warm();
+        use rayon::prelude::*;
+        let width = inputs.max(1);
+        let blocks: Vec<Vec<f32>> = x
+            .par_chunks(CHAIN_BLOCK_ROWS * width)
+            .map(|xb| run_row_ops(self, ops, inputs, xb, xb.len() / width))
+            .collect::<Result<_>>()?;
+        Ok(blocks.concat())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Kernels;
-
-    /// Stand-ins for a CPU's fast tables (selection looks at names only).
-    fn tables(tiers: &[(&'static str, &'static str)]) -> Vec<Kernels> {
-        tiers
-            .iter()
-            .map(|&(tier, isa)| Kernels {
-                tier,
-                isa,
-                ..Kernels::reference()
-            })
-            .collect()
+/// Sentence embeddings from the last hidden states: masked mean, CLS, or masked max; optionally L2-normalised.
+fn pool_sentences(
+    x: &[f32],
+    mask: &[u8],
+    b: usize,
+    s: usize,
+    h: usize,
+    pooling: &Pooling,
+    normalize: bool,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; b * h];
+    for (i, o) in out.chunks_mut(h).enumerate() {
+        let tokens = (0..s).filter(|&t| mask[i * s + t] != 0);
+        match pooling {
+            Pooling::Cls => o.copy_from_slice(&x[i * s * h..i * s * h + h]),
+            Pooling::Mean => {
+                let mut count = 0.0f32;
+                for t in tokens {
+                    o.iter_mut()
+                        .zip(&x[(i * s + t) * h..][..h])
+                        .for_each(|(a, v)| *a += v);
+                    count += 1.0;
+                }
+                o.iter_mut().for_each(|a| *a /= count.max(1e-9));
+            }
+            Pooling::Max => {
+                o.fill(f32::NEG_INFINITY);
+                for t in tokens {
+                    o.iter_mut()
+                        .zip(&x[(i * s + t) * h..][..h])
+                        .for_each(|(a, v)| *a = a.max(*v));
+                }
+            }
+        }
+        if normalize {
+            // torch.nn.functional.normalize: x / max(||x||, 1e-12)
+            let norm = o.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            o.iter_mut().for_each(|v| *v /= norm);
+        }
     }
-
-    #[test]
-    fn mxrt_cpu_picks_a_tier_this_cpu_runs() {
-        let zen4 = tables(&[("avx2", "avx2+fma"), ("avx512", "avx512vnni")]);
-        let pick = |asked, force| Kernels::select(asked, force, zen4.clone()).map(|k| k.isa);
-        assert_eq!(pick(None, false).unwrap(), "avx512vnni");
-        assert_eq!(pick(Some(""), false).unwrap(), "avx512vnni");
-        assert_eq!(pick(None, true).unwrap(), "reference");
-        assert_eq!(pick(Some("reference"), false).unwrap(), "reference");
-        assert_eq!(pick(Some("AVX2"), false).unwrap(), "avx2+fma");
-        assert_eq!(pick(Some(" avx512 "), false).unwrap(), "avx512vnni");
-        // MXRT_CPU wins over the older MXRT_FORCE_REFERENCE.
-        assert_eq!(pick(Some("avx2"), true).unwrap(), "avx2+fma");
-        assert_eq!(
-            Kernels::select(None, false, Vec::new()).unwrap().isa,
-            "reference"
-        );
-    }
-
-    #[test]
-    fn mxrt_cpu_names_what_this_cpu_runs_when_it_cannot() {
-        let zen4 = tables(&[("avx2", "avx2+fma"), ("avx512", "avx512vnni")]);
-        let err = |asked| {
-            Kernels::select(Some(asked), false, zen4.clone())
-                .err()
-                .unwrap()
-                .to_string()
-        };
-        assert_eq!(
-            err("avx2vnni"),
-            "MXRT_CPU=avx2vnni: this CPU does not run the avx2vnni kernels \
-             (it runs: reference, avx2, avx512)"
-        );
-        assert_eq!(
-            err("sse2"),
-            "MXRT_CPU=sse2: unknown kernel tier (one of: reference, avx2, avx2vnni, avx512, amx)"
-        );
-    }
+    out
 }

@@ -9,12 +9,11 @@ use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, LaunchConfig, PushKern
 use mxrt_format::{Encoding, MxElem, Rounding};
 
 use super::{driver_error, Cuda, CudaWeight};
-use crate::backend::{Activation, Backend};
-use crate::bert::{Pooling, TokenBatch};
-use crate::device_weights::{affine_keys, bias_key, norm_keys, QuantParams};
+use crate::device_upload::QuantParams;
 use crate::error::{Result, RuntimeError};
-use crate::graph::{Affine, Embeddings, Linear, Norm};
-use crate::quant::ActQuant;
+use crate::ops::{
+    ActQuant, Activation, Affine, Backend, Embeddings, Linear, Norm, Pooling, TokenBatch,
+};
 
 /// Largest sequence attention.cu holds in shared memory.
 const MAX_SEQ: usize = 1024;
@@ -59,8 +58,8 @@ pub(crate) struct CudaExec<'a> {
 
 impl Drop for CudaExec<'_> {
     fn drop(&mut self) {
-        if let Ok(mut pool) = self.cuda.pool.lock() {
-            pool.append(&mut self.free.borrow_mut());
+        if let Ok(mut free) = self.cuda.free_buffers.lock() {
+            free.append(&mut self.free.borrow_mut());
         }
     }
 }
@@ -100,8 +99,13 @@ impl<'a> CudaExec<'a> {
                 .position(|b| b.len() == size)
                 .map(|i| list.swap_remove(i))
         };
-        let reused = take(&mut self.free.borrow_mut())
-            .or_else(|| self.cuda.pool.lock().ok().and_then(|mut p| take(&mut p)));
+        let reused = take(&mut self.free.borrow_mut()).or_else(|| {
+            self.cuda
+                .free_buffers
+                .lock()
+                .ok()
+                .and_then(|mut p| take(&mut p))
+        });
         let slice = match reused {
             Some(s) => s,
             None => {
@@ -396,7 +400,7 @@ impl Backend for CudaExec<'_> {
     fn linear(&self, x: &CudaTensor, rows: usize, l: &Linear) -> Result<CudaTensor> {
         let w = self.weight(&l.weight.name)?;
         self.check_rows(rows)?;
-        let bias = self.vector(&bias_key(l))?;
+        let bias = self.vector(&l.bias_key())?;
         let mut out = self.alloc(rows * w.rows)?;
         if l.act.encoding == Encoding::Mx(MxElem::Int8) && w.mxint8_dense {
             let (codes, scales) = self.mxint8_codes(x, rows, w.cols, l.act.rounding)?;
@@ -447,7 +451,7 @@ impl Backend for CudaExec<'_> {
             Some(self.fake_quant(x, rows, cols, act)?)
         };
         let one = |l: &Linear, w: &CudaWeight| -> Result<CudaTensor> {
-            let bias = self.vector(&bias_key(l))?;
+            let bias = self.vector(&l.bias_key())?;
             let mut out = self.alloc(rows * w.rows)?;
             match (&codes, &quantized) {
                 (Some((c, s)), _) => self.matmul_mxint8(c, s, rows, w, bias, &mut out)?,
@@ -471,7 +475,7 @@ impl Backend for CudaExec<'_> {
         eps: f32,
     ) -> Result<CudaTensor> {
         let cols = norm.gamma.len();
-        let (gamma, beta) = norm_keys(norm);
+        let (gamma, beta) = norm.keys();
         let rows = x.len / cols.max(1);
         let mut out = self.alloc(x.len)?;
         let (rows32, cols32, has) = (rows as u32, cols as u32, u32::from(residual.is_some()));
@@ -549,7 +553,7 @@ impl Backend for CudaExec<'_> {
         Ok(out)
     }
 
-    fn pool(
+    fn pool_sentences(
         &self,
         x: &CudaTensor,
         mask: &[u8],
@@ -584,7 +588,7 @@ impl Backend for CudaExec<'_> {
     }
 
     fn affine(&self, mut x: CudaTensor, width: usize, a: &Affine) -> Result<CudaTensor> {
-        let (scale, shift) = affine_keys(a);
+        let (scale, shift) = a.keys();
         let (scale, shift) = (self.vector(&scale)?, self.vector(&shift)?);
         self.elementwise("affine", &mut x, &[scale, shift], Some(width.max(1) as u32))?;
         Ok(x)

@@ -1,6 +1,6 @@
 //! The CUDA backend: every op of [`crate::Backend`] as a CUDA kernel of `kernels/*.cu`, compiled by NVRTC for
 //! the device's architecture at first use and cached for the process. Weights are uploaded once per opened
-//! model as stored in the file (planned by `device_weights`, the same layout the WGSL backend uses); one
+//! model as stored in the file (planned by `device_upload`, the same layout the WGSL backend uses); one
 //! inference queues its kernels on one stream and synchronizes once, when the result is copied back.
 //!
 //! cudarc is loaded dynamically: this builds without a CUDA toolkit, and on a machine without a driver,
@@ -16,27 +16,36 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError};
 use cudarc::nvrtc::Ptx;
 
-use crate::device_weights::{plan, word_bytes, WeightPlan};
+use crate::device_upload::{plan, word_bytes, WeightPlan};
 use crate::error::{Result, RuntimeError};
-use crate::graph::Linear;
-use crate::model::Graph;
+use crate::ops::{Linear, Parameters};
 use crate::weights::TensorRef;
 use mxrt_format::Encoding;
 
 pub(crate) use exec::CudaExec;
 
-/// The kernel sources, concatenated into one NVRTC program (common.cuh first).
-const SOURCES: [&str; 7] = [
-    include_str!("../../../kernels/common.cuh"),
-    include_str!("../../../kernels/linear.cu"),
-    include_str!("../../../kernels/quantize.cu"),
-    include_str!("../../../kernels/norm.cu"),
-    include_str!("../../../kernels/attention.cu"),
-    include_str!("../../../kernels/elementwise.cu"),
-    include_str!("../../../kernels/gather.cu"),
-];
+/// The kernel sources by file name, in the order they are concatenated into one NVRTC program (common.cuh
+/// first), and their text.
+macro_rules! kernel_sources {
+    ($($file:literal),* $(,)?) => {
+        #[cfg_attr(not(test), allow(dead_code))]
+        const SOURCE_FILES: &[&str] = &[$($file),*];
+        const SOURCES: &[&str] = &[$(include_str!(concat!("../../../kernels/", $file))),*];
+    };
+}
 
-/// Every kernel the backend launches.
+kernel_sources!(
+    "common.cuh",
+    "linear.cu",
+    "quantize.cu",
+    "norm.cu",
+    "attention.cu",
+    "elementwise.cu",
+    "gather.cu",
+);
+
+/// Every kernel the backend launches: the `extern "C" __global__` functions of [`SOURCES`] (a test checks it,
+/// and the driver emulator's launcher table, against them).
 const KERNELS: [&str; 16] = [
     "linear_tiled",
     "gemv_mxint8",
@@ -125,7 +134,7 @@ fn nvrtc_compile(arch: &str, output: Output) -> std::result::Result<Vec<u8>, Str
         format!("--gpu-architecture={arch}"),
         // IEEE division, square root and denormals: the quantizers must match the CPU bit for bit. No
         // implicit contraction: a multiply-add is fused where the source says fmaf (the hot loops, and the
-        // MXINT8 block rescale, as the CPU kernels fuse it), so the CPU emulator (kernels/emu, built with
+        // MXINT8 block rescale, as the CPU kernels fuse it), so the CPU emulator (tools/cuda-emu, built with
         // -ffp-contract=off) rounds every operation as the GPU does.
         "--ftz=false".into(),
         "--prec-div=true".into(),
@@ -211,15 +220,15 @@ pub(crate) struct Cuda {
     vectors: HashMap<String, CudaSlice<f32>>,
     round_up: CudaSlice<u32>,
     /// Activation buffers of finished inferences, for the next ones.
-    pool: Mutex<Vec<CudaSlice<f32>>>,
+    free_buffers: Mutex<Vec<CudaSlice<f32>>>,
     max_chunk: u64,
     pub weight_bytes: u64,
 }
 
 impl Cuda {
-    pub fn new(graph: &Graph, file: &[u8], max_chunk_bytes: Option<u64>) -> Result<Cuda> {
+    pub fn new(params: &Parameters, file: &[u8], max_chunk_bytes: Option<u64>) -> Result<Cuda> {
         let mut cuda = Cuda::bare(max_chunk_bytes)?;
-        cuda.upload_graph(graph, file)?;
+        cuda.upload(params, file)?;
         Ok(cuda)
     }
 
@@ -261,7 +270,7 @@ impl Cuda {
         }
         let stream = ctx.default_stream();
         let round_up = stream
-            .clone_htod(&crate::device_weights::log2_round_up_table())
+            .clone_htod(&crate::device_upload::log2_round_up_table())
             .map_err(|e| driver_error("uploading the log2 table", e))?;
         Ok(Cuda {
             stream,
@@ -274,7 +283,7 @@ impl Cuda {
             weights: HashMap::new(),
             vectors: HashMap::new(),
             round_up,
-            pool: Mutex::new(Vec::new()),
+            free_buffers: Mutex::new(Vec::new()),
             max_chunk: max_chunk_bytes.unwrap_or(1 << 30).min(1 << 30),
             weight_bytes: 0,
         })
@@ -284,11 +293,11 @@ impl Cuda {
         &self.functions[name]
     }
 
-    fn upload_graph(&mut self, graph: &Graph, file: &[u8]) -> Result<()> {
-        for (name, values) in crate::device_weights::graph_vectors(graph) {
-            self.vector(&name, values)?;
+    fn upload(&mut self, params: &Parameters, file: &[u8]) -> Result<()> {
+        for (name, values) in &params.vectors {
+            self.vector(name, values)?;
         }
-        for t in crate::device_weights::graph_weights(graph) {
+        for t in &params.weights {
             self.weight(t, file)?;
         }
         Ok(())
@@ -349,8 +358,8 @@ impl Cuda {
     }
 
     #[cfg(test)]
-    pub(crate) fn norm(&mut self, norm: &crate::graph::Norm) -> Result<()> {
-        let (g, b) = crate::device_weights::norm_keys(norm);
+    pub(crate) fn norm(&mut self, norm: &crate::ops::Norm) -> Result<()> {
+        let (g, b) = norm.keys();
         self.vector(&g, &norm.gamma)?;
         self.vector(&b, &norm.beta)
     }
@@ -435,7 +444,7 @@ impl Cuda {
         cols: usize,
         iterations: usize,
     ) -> Result<(f64, f64)> {
-        use crate::backend::Backend;
+        use crate::ops::Backend;
         use mxrt_format::{encode_f32, FileBuilder, MxrtFile, ReadOptions, Rounding, SparsePolicy};
         let values: Vec<f32> = (0..rows * cols)
             .map(|i| ((i.wrapping_mul(2654435761) % 2001) as f32 - 1000.0) * 1e-3)
@@ -470,9 +479,9 @@ impl Cuda {
             name: "bench".into(),
             weight: tref,
             bias: vec![0.0; rows],
-            act: crate::quant::ActQuant::NONE,
+            act: crate::ops::ActQuant::NONE,
         };
-        self.vector(&crate::device_weights::bias_key(&layer), &layer.bias)?;
+        self.vector(&layer.bias_key(), &layer.bias)?;
         let x: Vec<f32> = (0..cols).map(|i| (i % 7) as f32 * 0.1).collect();
         let stored = (rows * cols.div_ceil(32) * 33) as f64;
         let sync = |s: &Self| {

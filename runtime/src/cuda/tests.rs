@@ -1,7 +1,7 @@
 //! The CUDA kernels against the scalar CPU reference (the shared tests of `device_tests`), plus the MXINT8
 //! dequantization kernel for every code and scale byte. They run only where a CUDA device exists and print
 //! `skipped: no CUDA device` elsewhere; with `MXRT_REQUIRE_CUDA=1` a missing device fails them instead
-//! (`scripts/test.sh` runs them so on the CPU emulator of the driver, `kernels/emu`; `scripts/gpu-check.sh` on
+//! (`scripts/test.sh` runs them so on the CPU emulator of the driver, `tools/cuda-emu`; `scripts/gpu-check.sh` on
 //! a GPU). `kernels_compile_with_nvrtc` needs only NVRTC (no GPU): it compiles every kernel for Ampere and
 //! Hopper, as PTX and as the CUBIN a device loads, wherever libnvrtc can be loaded.
 
@@ -144,4 +144,71 @@ fn out_of_bounds_launch() {
     let read =
         unsafe { cuda.dequantize_mxint8_unchecked(&[1u8; 4096], &[127u8; 256 * 8], 256, 256) };
     read.map(|_| ()).unwrap();
+}
+
+/// The one list of CUDA kernels is the `extern "C" __global__` functions of `kernels/*.cu`: the host loads
+/// exactly those (`KERNELS`), and the driver emulator (`tools/cuda-emu/kernels.cpp`) includes the sources in
+/// the host's order and has exactly one launcher table entry for each.
+#[test]
+fn host_and_emulator_kernel_lists_match_the_sources() {
+    use std::collections::BTreeSet;
+    let defined: BTreeSet<&str> = super::SOURCES
+        .iter()
+        .flat_map(|s| s.split("extern \"C\" __global__ void ").skip(1))
+        .filter_map(|rest| rest.split('(').next())
+        .map(str::trim)
+        .collect();
+    let host: BTreeSet<&str> = super::KERNELS.iter().copied().collect();
+    assert_eq!(
+        host.len(),
+        super::KERNELS.len(),
+        "KERNELS lists a kernel twice"
+    );
+    assert_eq!(
+        host, defined,
+        "KERNELS (host) differs from the kernels kernels/*.cu define"
+    );
+
+    let emulator = include_str!("../../../tools/cuda-emu/kernels.cpp");
+    let table = emulator
+        .split("const emu::KernelEntry TABLE[] = {")
+        .nth(1)
+        .and_then(|t| t.split("};").next())
+        .expect("tools/cuda-emu/kernels.cpp has its launcher TABLE");
+    let entries: Vec<(&str, &str)> = table
+        .split("{\"")
+        .skip(1)
+        .filter_map(|e| {
+            let (name, rest) = e.split_once("\",")?;
+            Some((name, rest.split('}').next()?.trim()))
+        })
+        .collect();
+    let emulated: BTreeSet<&str> = entries.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        entries.len(),
+        emulated.len(),
+        "the emulator's table lists a kernel twice"
+    );
+    assert_eq!(
+        emulated, defined,
+        "the emulator's launcher table differs from kernels/*.cu"
+    );
+    for (name, launcher) in &entries {
+        assert_eq!(
+            *launcher,
+            format!("launch_{name}"),
+            "the entry of {name} calls another launcher"
+        );
+    }
+    // The emulator compiles the sources in the order the host concatenates them for NVRTC.
+    let included: Vec<&str> = emulator
+        .lines()
+        .filter_map(|l| l.strip_prefix("#include \"../../kernels/"))
+        .filter_map(|l| l.strip_suffix('"'))
+        .collect();
+    assert_eq!(
+        included,
+        super::SOURCE_FILES,
+        "the emulator includes kernels/ in another order than the host"
+    );
 }

@@ -1,0 +1,845 @@
+//! The CPU backend's ops. Weights are read in place (one decoded row at a time, or MXINT8 codes directly);
+//! work is split across cores with rayon when it is large enough to pay for it.
+
+use mxrt_format::{Encoding, MxElem};
+use rayon::prelude::*;
+
+use crate::cpu::kernels::Kernels;
+use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
+use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
+use crate::ops::ActQuant;
+use crate::weights::WeightView;
+
+/// From this many activation rows on, dense non-integer linear layers pack their weights per call (measured:
+/// at 128 rows packing costs more than it saves, at 256 it pays).
+const PACK_ROWS: usize = 256;
+
+/// The CPU backend: a kernel table chosen once for this CPU.
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    pub kernels: Kernels,
+}
+
+impl Cpu {
+    /// The CPU backend on the kernels the environment asks for (`MXRT_CPU`; see `cpu::kernels`), else the best here.
+    pub fn from_env() -> crate::error::Result<Cpu> {
+        Ok(Cpu {
+            kernels: Kernels::from_env()?,
+        })
+    }
+}
+
+impl Default for Cpu {
+    /// The best kernels this CPU runs, without consulting `MXRT_CPU` or `MXRT_FORCE_REFERENCE` (benchmarks
+    /// and tests that pick tables themselves); `MXRT_NO_AMX` still leaves the matrix unit out.
+    fn default() -> Self {
+        Cpu {
+            kernels: Kernels::detect(),
+        }
+    }
+}
+
+impl Cpu {
+    /// `y = quant(x) · Wᵀ + b` for `x: [m, k]`, `W: [n, k]`; returns `[m, n]`.
+    ///
+    /// Many rows (`m >= 2 * ROW_TILE`): tiles of `ROW_TILE` input rows are spread over the cores, and each tile
+    /// walks all weight rows (decoded once per tile), so a tile's activations stay in cache. Few rows: the
+    /// weight rows are spread over the cores instead.
+    pub fn linear(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        act: ActQuant,
+    ) -> Vec<f32> {
+        const ROW_TILE: usize = 64;
+        let (n, kdim) = (w.rows(), w.cols());
+        debug_assert_eq!(x.len(), m * kdim);
+        let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
+        if integer_mxint8(w, act) {
+            let acts = self.quantize_mxint8_input(x, kdim, act);
+            return self.linear_mxint8(&acts, m, w, bias, None);
+        }
+        // Fixed point with both widths <= 8: i8 codes, exact i32 dot products, one scale 2^-(Fw+Fa) at the end.
+        let fixed_path = match (w.tensor.encoding, act.encoding) {
+            (
+                Encoding::Fixed {
+                    width: ww,
+                    frac: fw,
+                },
+                Encoding::Fixed {
+                    width: wa,
+                    frac: fa,
+                },
+            ) if ww <= 8 && wa <= 8 && !w.tensor.sparse => {
+                Some(2f64.powi(-(i32::from(fw) + i32::from(fa))) as f32)
+            }
+            _ => None,
+        };
+        let fixed_codes: Vec<u8> = match (fixed_path, act.encoding) {
+            (Some(_), Encoding::Fixed { width, frac }) => x
+                .iter()
+                .map(|&v| {
+                    mxrt_format::fixed::quantize(v, width, frac, act.rounding).unwrap_or(0) as i8
+                        as u8
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        // Activations as the kernels want them: (fake-)quantized floats unless the fixed-point path takes codes.
+        let mut quantized = Vec::new();
+        if !act.is_none() && fixed_path.is_none() {
+            quantized = x.to_vec();
+            fake_quantize_rows(&mut quantized, kdim, act);
+        }
+        let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
+        // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
+        let sparse_kernel = w.tensor.sparse
+            && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
+        // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
+        let weight_row = |sc: &mut Scratch,
+                          r: usize,
+                          rows: std::ops::Range<usize>,
+                          put: &mut dyn FnMut(usize, f32)| {
+            if let Some(scale) = fixed_path {
+                sc.codes.resize(kdim, 0);
+                w.fixed_i8_row(r, &mut sc.codes);
+                for i in rows {
+                    let d =
+                        (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &sc.codes);
+                    put(i, d as f32 * scale + bias_of(r));
+                }
+            } else if sparse_kernel {
+                // Stored entries only: work proportional to the non-zeros, not to the row length.
+                w.sparse_row(r, &mut sc.cols, &mut sc.values);
+                for i in rows {
+                    put(
+                        i,
+                        (self.kernels.sparse_dot)(
+                            &sc.values,
+                            &sc.cols,
+                            &xs[i * kdim..(i + 1) * kdim],
+                        ) + bias_of(r),
+                    );
+                }
+            } else if let (true, Some((codes, scales))) = (m < 4, w.mxint8_row(r)) {
+                // Few activation rows: decode MXINT8 in registers instead of into a row buffer.
+                sc.scales.clear();
+                sc.scales.extend(
+                    scales
+                        .iter()
+                        .map(|&s| mxrt_format::mx::scale_value(s) / 64.0),
+                );
+                for i in rows {
+                    let x_i = &xs[i * kdim..(i + 1) * kdim];
+                    put(
+                        i,
+                        (self.kernels.mxint8_dot_f32)(codes, &sc.scales, x_i) + bias_of(r),
+                    );
+                }
+            } else {
+                let row = match w.f32_row(r) {
+                    Some(row) => row,
+                    None => {
+                        sc.row.resize(kdim, 0.0);
+                        w.decode_row(r, &mut sc.row);
+                        &sc.row
+                    }
+                };
+                for i in rows {
+                    put(
+                        i,
+                        (self.kernels.dot_f32)(row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                    );
+                }
+            }
+        };
+        // One row against a small matrix (MLPs called per sample): each output straight from `weight_row`,
+        // without the row grouping and transposition below (which give the same values).
+        if m == 1 && n * kdim < PARALLEL_WORK {
+            let mut sc = Scratch::new();
+            let mut out = vec![0.0f32; n];
+            for (r, o) in out.iter_mut().enumerate() {
+                weight_row(&mut sc, r, 0..1, &mut |_, v| *o = v);
+            }
+            return out;
+        }
+        let dense_decoded = fixed_path.is_none() && !sparse_kernel;
+        // Few inputs per row (small MLPs): dot products of length k would be mostly horizontal sums, so the
+        // weights are transposed into a packed [k, n] panel once and rows are multiplied by broadcasting.
+        if dense_decoded && kdim <= 64 && m >= 4 {
+            return self.linear_packed(xs, m, w, bias);
+        }
+        // Many rows: the weight matrix decoded into packed panels and multiplied by broadcasting, every
+        // panel value reused across a block of rows (no horizontal sums, 16 FMAs per 10 loads). Packing
+        // touches every weight once per call, so it pays only when many rows share it.
+        if dense_decoded && m >= PACK_ROWS {
+            return self.linear_panels_f32(xs, m, w, bias);
+        }
+        // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
+        // the register-blocked kernel, into `sc.out` ([rows, 3], bias included).
+        let three_rows = |sc: &mut Scratch, r: usize, rows: std::ops::Range<usize>| {
+            let x_rows = &xs[rows.start * kdim..rows.end * kdim];
+            sc.out.clear();
+            sc.out.resize(3 * rows.len(), 0.0);
+            if let [Some(w0), Some(w1), Some(w2)] =
+                [w.f32_row(r), w.f32_row(r + 1), w.f32_row(r + 2)]
+            {
+                (self.kernels.dot_f32_rows3)(x_rows, kdim, [w0, w1, w2], &mut sc.out);
+            } else {
+                sc.rows3.resize(3 * kdim, 0.0);
+                for c in 0..3 {
+                    w.decode_row(r + c, &mut sc.rows3[c * kdim..(c + 1) * kdim]);
+                }
+                let (w0, rest) = sc.rows3.split_at(kdim);
+                let (w1, w2) = rest.split_at(kdim);
+                (self.kernels.dot_f32_rows3)(x_rows, kdim, [w0, w1, w2], &mut sc.out);
+            }
+            for o in sc.out.chunks_mut(3) {
+                for (c, v) in o.iter_mut().enumerate() {
+                    *v += bias_of(r + c);
+                }
+            }
+        };
+        let parallel = n * m * kdim >= PARALLEL_WORK;
+        if parallel && m >= 2 * ROW_TILE {
+            let mut out = vec![0.0f32; m * n];
+            out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
+                Scratch::new,
+                |sc, (t, chunk)| {
+                    let i0 = t * ROW_TILE;
+                    let rows = i0..(i0 + ROW_TILE).min(m);
+                    let mut r = 0;
+                    if dense_decoded {
+                        while r + 3 <= n {
+                            three_rows(sc, r, rows.clone());
+                            for (k, o) in sc.out.chunks(3).enumerate() {
+                                chunk[k * n + r..k * n + r + 3].copy_from_slice(o);
+                            }
+                            r += 3;
+                        }
+                    }
+                    for r in r..n {
+                        weight_row(sc, r, rows.clone(), &mut |i, v| chunk[(i - i0) * n + r] = v);
+                    }
+                },
+            );
+            return out;
+        }
+        // [n, m]: one contiguous chunk per group of three weight rows (the last group may be shorter).
+        let mut out_t = vec![0.0f32; n * m];
+        let group = |sc: &mut Scratch, (g, o): (usize, &mut [f32])| {
+            let r = 3 * g;
+            // With fewer than four activation rows the blocked kernel has nothing to share: plain dots.
+            if dense_decoded && r + 3 <= n && m >= 4 {
+                three_rows(sc, r, 0..m);
+                for (k, v) in sc.out.chunks(3).enumerate() {
+                    for (c, v) in v.iter().enumerate() {
+                        o[c * m + k] = *v;
+                    }
+                }
+            } else {
+                for (c, o) in o.chunks_mut(m.max(1)).enumerate() {
+                    weight_row(sc, r + c, 0..m, &mut |i, v| o[i] = v);
+                }
+            }
+        };
+        if parallel {
+            out_t
+                .par_chunks_mut(3 * m.max(1))
+                .enumerate()
+                .for_each_init(Scratch::new, group);
+        } else {
+            let mut sc = Scratch::new();
+            out_t
+                .chunks_mut(3 * m.max(1))
+                .enumerate()
+                .for_each(|go| group(&mut sc, go));
+        }
+        transpose(out_t, n, m)
+    }
+
+    /// [`Cpu::linear`] through `gemm_f32_packed`: the weight matrix decoded once into a transposed panel
+    /// (`k × n`, at most 64 × n floats), row blocks spread over the cores.
+    fn linear_packed(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        const ROWS: usize = 256;
+        let (n, k) = (w.rows(), w.cols());
+        let stride = n.div_ceil(16) * 16;
+        let mut wt = vec![0.0f32; k * stride];
+        let mut row = vec![0.0f32; k];
+        for r in 0..n {
+            w.decode_row(r, &mut row);
+            for (t, v) in row.iter().enumerate() {
+                wt[t * stride + r] = *v;
+            }
+        }
+        let mut out = crate::cpu::buffers::take(m * n); // every element written below (n > 0)
+        let block = |(b, o): (usize, &mut [f32])| {
+            let rows = o.len() / n.max(1);
+            (self.kernels.gemm_f32_packed)(
+                &x[b * ROWS * k..(b * ROWS + rows) * k],
+                rows,
+                k,
+                &wt,
+                n,
+                o,
+                n,
+            );
+            add_bias_rows(o, bias);
+        };
+        if m * n * k >= PARALLEL_WORK && n > 0 {
+            out.par_chunks_mut(ROWS * n).enumerate().for_each(block);
+        } else if n > 0 {
+            out.chunks_mut(ROWS * n).enumerate().for_each(block);
+        }
+        out
+    }
+
+    /// [`Cpu::linear`] for dense weights and many rows, as a blocked GEMM: the weight matrix is decoded once
+    /// into transposed panels of `PANEL` weight rows (`k × PANEL` each, the layout of `gemm_f32_packed`),
+    /// then blocks of activation rows go to the cores, each block walking every panel (block and panel stay
+    /// in L2) and writing its outputs in place.
+    fn linear_panels_f32(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        const PANEL: usize = 64;
+        let (n, k) = (w.rows(), w.cols());
+        let mut out = crate::cpu::buffers::take(m * n); // every element written below
+        if n == 0 || k == 0 {
+            out.fill(0.0);
+            add_bias_rows(&mut out, bias);
+            return out;
+        }
+        let parallel = m * n * k >= PARALLEL_WORK;
+        let panels = n.div_ceil(PANEL);
+        let mut packed = vec![0.0f32; panels * k * PANEL];
+        let pack = |(p, panel): (usize, &mut [f32])| {
+            let (r0, r1) = (p * PANEL, ((p + 1) * PANEL).min(n));
+            let stride = (r1 - r0).div_ceil(16) * 16;
+            let mut decoded = Vec::new();
+            for r in r0..r1 {
+                let row = match w.f32_row(r) {
+                    Some(row) => row,
+                    None => {
+                        decoded.resize(k, 0.0);
+                        w.decode_row(r, &mut decoded);
+                        &decoded
+                    }
+                };
+                for (slot, v) in panel.iter_mut().skip(r - r0).step_by(stride).zip(row) {
+                    *slot = *v;
+                }
+            }
+        };
+        if parallel {
+            packed.par_chunks_mut(k * PANEL).enumerate().for_each(pack);
+        } else {
+            packed.chunks_mut(k * PANEL).enumerate().for_each(pack);
+        }
+        // Row blocks: at most 256 rows (a block of x stays in L2), and enough blocks for every core.
+        let threads = rayon::current_num_threads();
+        let rows_per_block = (m.div_ceil(2 * threads).div_ceil(8) * 8).clamp(8, 256);
+        let block = |(b, o): (usize, &mut [f32])| {
+            let rows = o.len() / n;
+            let xb = &x[b * rows_per_block * k..(b * rows_per_block + rows) * k];
+            for (p, panel) in packed.chunks(k * PANEL).enumerate() {
+                let (r0, r1) = (p * PANEL, ((p + 1) * PANEL).min(n));
+                (self.kernels.gemm_f32_packed)(xb, rows, k, panel, r1 - r0, &mut o[r0..], n);
+            }
+            add_bias_rows(o, bias);
+        };
+        if parallel {
+            out.par_chunks_mut(rows_per_block * n)
+                .enumerate()
+                .for_each(block);
+        } else {
+            out.chunks_mut(rows_per_block * n)
+                .enumerate()
+                .for_each(block);
+        }
+        out
+    }
+
+    /// [`Cpu::linear`] followed by exact-erf GELU. On the AMX panel path the GELU runs on each panel's
+    /// outputs as soon as they exist (in cache) instead of in a second pass over the whole output; the values
+    /// are the same either way (the same kernel on the same numbers).
+    pub fn linear_gelu(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        act: ActQuant,
+    ) -> Vec<f32> {
+        if integer_mxint8(w, act) && self.kernels.mxint8_panel.is_some() {
+            let acts = self.quantize_mxint8_input(x, w.cols(), act);
+            return self.linear_mxint8(&acts, m, w, bias, Some(self.kernels.gelu_in_place));
+        }
+        let mut y = self.linear(x, m, w, bias, act);
+        self.gelu(&mut y);
+        y
+    }
+
+    /// A feed-forward block `linear(gelu(linear(x, up)), down)`. Where both layers are MXINT8 × MXINT8 on
+    /// the AMX panel kernel and the input has at least two panels per core, it runs fused one panel at a time
+    /// (`panels::feed_forward_panels`, bit for bit the unfused result); otherwise as the two ops.
+    #[allow(clippy::too_many_arguments)]
+    pub fn feed_forward_gelu(
+        &self,
+        x: &[f32],
+        m: usize,
+        up: (&WeightView<'_>, Option<&[f32]>, ActQuant),
+        down: (&WeightView<'_>, Option<&[f32]>, ActQuant),
+    ) -> Vec<f32> {
+        let panels = m.div_ceil(crate::cpu::kernels::reference::PANEL_ROWS);
+        let fused = integer_mxint8(up.0, up.2)
+            && integer_mxint8(down.0, down.2)
+            && down.0.cols() == up.0.rows()
+            && up.0.cols() > 0
+            && panels >= 2 * rayon::current_num_threads();
+        if let (Some(kernel), true) = (self.kernels.mxint8_panel, fused) {
+            let acts = self.quantize_mxint8_input(x, up.0.cols(), up.2);
+            let ff = crate::cpu::panels::FeedForward {
+                up: up.0,
+                up_bias: up.1,
+                down: down.0,
+                down_bias: down.1,
+                gelu: self.kernels.gelu_in_place,
+                quantize_block: self.kernels.mxint8_quantize_block,
+                down_rounding: down.2.rounding,
+            };
+            return crate::cpu::panels::feed_forward_panels(kernel, &acts, m, &ff);
+        }
+        let hidden = self.linear_gelu(x, m, up.0, up.1, up.2);
+        let out = self.linear(&hidden, m, down.0, down.1, down.2);
+        crate::cpu::buffers::recycle(hidden);
+        out
+    }
+
+    /// Three linear layers on the same input (attention's query, key and value): with MXINT8 activations
+    /// and MXINT8 weights the input is quantized once for all three; otherwise three [`Cpu::linear`] calls.
+    pub fn linear3(
+        &self,
+        x: &[f32],
+        m: usize,
+        layers: [(&WeightView<'_>, Option<&[f32]>); 3],
+        act: ActQuant,
+    ) -> [Vec<f32>; 3] {
+        let kdim = layers[0].0.cols();
+        let shared = layers
+            .iter()
+            .all(|(w, _)| w.cols() == kdim && integer_mxint8(w, act));
+        if !shared {
+            return layers.map(|(w, b)| self.linear(x, m, w, b, act));
+        }
+        let acts = self.quantize_mxint8_input(x, kdim, act);
+        layers.map(|(w, b)| self.linear_mxint8(&acts, m, w, b, None))
+    }
+
+    /// MXINT8 activation codes (rows padded to whole blocks) and each block's f32 factor, in the layout the
+    /// kernel table's integer path reads: rows, or panels of 16 rows where it has `mxint8_panel`.
+    fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> MxActs {
+        let (mut codes, mut factors) = (Vec::new(), Vec::new());
+        if self.kernels.mxint8_panel.is_some() {
+            quantize_mxint8_panels(
+                x,
+                kdim,
+                act.rounding,
+                self.kernels.mxint8_quantize_block,
+                &mut codes,
+                &mut factors,
+            );
+            return MxActs {
+                codes,
+                factors,
+                panels: true,
+            };
+        }
+        let mut scales = Vec::new();
+        quantize_mxint8_rows(
+            x,
+            kdim,
+            act.rounding,
+            self.kernels.mxint8_quantize_block,
+            &mut codes,
+            &mut scales,
+        );
+        factors.extend(
+            scales
+                .iter()
+                .map(|&s| crate::cpu::kernels::reference::act_scale(s)),
+        );
+        MxActs {
+            codes,
+            factors,
+            panels: false,
+        }
+    }
+
+    /// The MXINT8 × MXINT8 integer path of [`Cpu::linear`]: activations already quantized (`a_codes`,
+    /// `a_scales` per block). Weight rows go two at a time through `mxint8_rows2`; tiles of `ROW_TILE`
+    /// activation rows are spread over the cores when there are many rows, weight-row pairs otherwise.
+    fn linear_mxint8(
+        &self,
+        acts: &MxActs,
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        post: Option<fn(&mut [f32])>,
+    ) -> Vec<f32> {
+        if let (Some(kernel), true) = (self.kernels.mxint8_panel, acts.panels) {
+            return crate::cpu::panels::linear_mxint8_panels(kernel, acts, m, w, bias, post);
+        }
+        if let Some(f) = post {
+            let mut out = self.linear_mxint8(acts, m, w, bias, None);
+            f(&mut out);
+            return out;
+        }
+        let (a_codes, a_scales) = (&acts.codes[..], &acts.factors[..]);
+        const ROW_TILE: usize = 64;
+        let (n, kdim) = (w.rows(), w.cols());
+        let bpr = kdim.div_ceil(32);
+        let mut out = vec![0.0f32; m * n];
+        if n == 0 || m == 0 {
+            return out;
+        }
+        // Weight rows r and r+1 against activation rows `rows`, written into `o[(i - rows.start) * ldo + c]`
+        // (`o` starts at column r). An odd last weight row goes through the one-row kernel and a buffer.
+        let pair = |sc: &mut Scratch,
+                    r: usize,
+                    rows: std::ops::Range<usize>,
+                    o: &mut [f32],
+                    ldo: usize| {
+            let (i0, i1) = (rows.start, rows.end);
+            let (a, s) = (
+                &a_codes[i0 * bpr * 32..i1 * bpr * 32],
+                &a_scales[i0 * bpr..i1 * bpr],
+            );
+            let (c0, s0) = w.mxint8_row(r).unwrap_or((&[], &[]));
+            sc.scales.clear();
+            sc.scales
+                .extend(s0.iter().map(|&s| mxrt_format::mx::scale_value(s)));
+            if r + 1 < n {
+                let (c1, s1) = w.mxint8_row(r + 1).unwrap_or((&[], &[]));
+                sc.scales
+                    .extend(s1.iter().map(|&s| mxrt_format::mx::scale_value(s)));
+                let (f0, f1) = sc.scales.split_at(s0.len());
+                (self.kernels.mxint8_rows2)(a, s, rows.len(), [(c0, f0), (c1, f1)], o, ldo);
+            } else {
+                sc.out.clear();
+                sc.out.resize(rows.len(), 0.0);
+                (self.kernels.mxint8_rows)(a, s, c0, &sc.scales, &mut sc.out);
+                for (k, v) in sc.out.iter().enumerate() {
+                    o[k * ldo] = *v;
+                }
+            }
+        };
+        let parallel = n * m * kdim >= PARALLEL_WORK;
+        if parallel && m >= 2 * ROW_TILE {
+            // Tiles of activation rows across the cores; each walks all weight-row pairs.
+            out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
+                Scratch::new,
+                |sc, (t, chunk)| {
+                    let i0 = t * ROW_TILE;
+                    let rows = i0..(i0 + ROW_TILE).min(m);
+                    for r in (0..n).step_by(2) {
+                        pair(sc, r, rows.clone(), &mut chunk[r..], n);
+                    }
+                    add_bias_rows(chunk, bias);
+                },
+            );
+            return out;
+        }
+        // Few activation rows: pairs of weight rows across the cores, each into its own [m, 2] block, then
+        // copied into place.
+        let pairs = n.div_ceil(2);
+        let mut blocks = vec![0.0f32; pairs * 2 * m];
+        let per_pair = |sc: &mut Scratch, (p, o): (usize, &mut [f32])| pair(sc, 2 * p, 0..m, o, 2);
+        if parallel {
+            blocks
+                .par_chunks_mut(2 * m)
+                .enumerate()
+                .for_each_init(Scratch::new, per_pair);
+        } else {
+            let mut sc = Scratch::new();
+            blocks
+                .chunks_mut(2 * m)
+                .enumerate()
+                .for_each(|po| per_pair(&mut sc, po));
+        }
+        for (p, block) in blocks.chunks(2 * m).enumerate() {
+            let width = (n - 2 * p).min(2);
+            for i in 0..m {
+                out[i * n + 2 * p..i * n + 2 * p + width]
+                    .copy_from_slice(&block[2 * i..2 * i + width]);
+            }
+        }
+        add_bias_rows(&mut out, bias);
+        out
+    }
+
+    /// Row-wise LayerNorm over `cols` after adding `residual` (if any): `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
+    pub fn layer_norm(
+        &self,
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        cols: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) {
+        let f = self.kernels.layer_norm_row;
+        let cols = cols.max(1);
+        match residual {
+            Some(r) if x.len() * 8 >= PARALLEL_WORK => x
+                .par_chunks_mut(cols)
+                .zip(r.par_chunks(cols))
+                .for_each(|(row, r)| f(row, Some(r), gamma, beta, eps)),
+            Some(r) => x
+                .chunks_mut(cols)
+                .zip(r.chunks(cols))
+                .for_each(|(row, r)| f(row, Some(r), gamma, beta, eps)),
+            None if x.len() * 8 >= PARALLEL_WORK => x
+                .par_chunks_mut(cols)
+                .for_each(|row| f(row, None, gamma, beta, eps)),
+            None => x
+                .chunks_mut(cols)
+                .for_each(|row| f(row, None, gamma, beta, eps)),
+        }
+    }
+
+    /// `max(v, 0)` for every value, written as a select the compiler vectorizes (NaN gives 0, as `f32::max`).
+    pub fn relu(&self, x: &mut [f32]) {
+        x.iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+    }
+
+    /// `v · scale + shift` per column of the `scale.len()`-wide rows of `x` (inference BatchNorm).
+    pub fn affine(&self, x: &mut [f32], scale: &[f32], shift: &[f32]) {
+        for row in x.chunks_mut(scale.len().max(1)) {
+            for ((v, s), t) in row.iter_mut().zip(scale).zip(shift) {
+                *v = *v * s + t;
+            }
+        }
+    }
+
+    /// Exact GELU: `0.5 x (1 + erf(x / √2))`.
+    pub fn gelu(&self, x: &mut [f32]) {
+        let f = self.kernels.gelu_in_place;
+        if x.len() * 16 >= PARALLEL_WORK {
+            x.par_chunks_mut(4096).for_each(f);
+        } else {
+            f(x);
+        }
+    }
+
+    /// Multi-head self-attention. `q`, `k`, `v`: `[batch * seq, heads * dim]`; `mask`: `[batch, seq]`, 1 for
+    /// tokens and 0 for padding (padded keys get no weight). One head's `[seq, seq]` score tile exists per
+    /// worker at a time. Returns `[batch * seq, heads * dim]`.
+    ///
+    /// With at least two sequences per core, each core takes whole sequences and writes every head's output
+    /// in place; otherwise (batch 1) the heads are spread over the cores and copied into place after.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Vec<f32> {
+        let width = heads * dim;
+        let mut out = crate::cpu::buffers::take(batch * seq * width); // every element written below
+        if out.is_empty() {
+            return out;
+        }
+        let parallel = batch * heads * seq * seq * dim >= PARALLEL_WORK;
+        let threads = rayon::current_num_threads();
+        if !parallel || threads == 1 || batch >= 2 * threads {
+            let per_sequence = |sc: &mut HeadScratch, (b, rows): (usize, &mut [f32])| {
+                for h in 0..heads {
+                    self.attention_head(
+                        sc,
+                        [q, k, v],
+                        mask,
+                        (b, h),
+                        (seq, heads, dim),
+                        &mut rows[h * dim..],
+                        width,
+                    );
+                }
+            };
+            if parallel {
+                out.par_chunks_mut(seq * width)
+                    .enumerate()
+                    .for_each_init(HeadScratch::default, per_sequence);
+            } else {
+                let mut sc = HeadScratch::default();
+                out.chunks_mut(seq * width)
+                    .enumerate()
+                    .for_each(|task| per_sequence(&mut sc, task));
+            }
+            return out;
+        }
+        let tiles: Vec<Vec<f32>> = (0..batch * heads)
+            .into_par_iter()
+            .map_init(HeadScratch::default, |sc, bh| {
+                let mut tile = vec![0.0f32; seq * dim];
+                self.attention_head(
+                    sc,
+                    [q, k, v],
+                    mask,
+                    (bh / heads, bh % heads),
+                    (seq, heads, dim),
+                    &mut tile,
+                    dim,
+                );
+                tile
+            })
+            .collect();
+        for (bh, t) in tiles.iter().enumerate() {
+            let (b, h) = (bh / heads, bh % heads);
+            for i in 0..seq {
+                out[(b * seq + i) * width + h * dim..][..dim]
+                    .copy_from_slice(&t[i * dim..(i + 1) * dim]);
+            }
+        }
+        out
+    }
+
+    /// Head `h` of sequence `b`: `softmax(Q Kᵀ / √dim, masked) V` into `out` (`seq` rows `ldo` apart, `dim`
+    /// values each).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_head(
+        &self,
+        sc: &mut HeadScratch,
+        [q, k, v]: [&[f32]; 3],
+        mask: &[u8],
+        (b, h): (usize, usize),
+        (seq, heads, dim): (usize, usize, usize),
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let width = heads * dim;
+        let scale = 1.0 / (dim as f32).sqrt();
+        let at = |i: usize| (b * seq + i) * width + h * dim;
+        let keep = &mask[b * seq..(b + 1) * seq];
+        // This head's queries, contiguous [seq, dim].
+        sc.q.clear();
+        for i in 0..seq {
+            sc.q.extend_from_slice(&q[at(i)..at(i) + dim]);
+        }
+        // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
+        let key_stride = seq.div_ceil(16) * 16;
+        sc.kt.clear();
+        sc.kt.resize(dim * key_stride, 0.0);
+        for j in 0..seq {
+            for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
+                sc.kt[t * key_stride + j] = x;
+            }
+        }
+        // Values as the packed [seq, stride] panel (stride: dim rounded up to 16, zero columns past dim).
+        let stride = dim.div_ceil(16) * 16;
+        sc.v.clear();
+        sc.v.resize(seq * stride, 0.0);
+        for j in 0..seq {
+            sc.v[j * stride..j * stride + dim].copy_from_slice(&v[at(j)..at(j) + dim]);
+        }
+        sc.scores.clear();
+        sc.scores.resize(seq * seq, 0.0);
+        (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, &sc.kt, seq, &mut sc.scores, seq);
+        for row in sc.scores.chunks_mut(seq) {
+            (self.kernels.softmax_masked)(row, keep, scale);
+        }
+        // Output = P V: the probabilities broadcast against the packed values.
+        (self.kernels.gemm_f32_packed)(&sc.scores, seq, seq, &sc.v, dim, out, ldo);
+    }
+
+    /// Softmax over each `cols`-wide row.
+    pub fn softmax_rows(&self, x: &mut [f32], cols: usize) {
+        let cols = cols.max(1);
+        for row in x.chunks_mut(cols) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            row.iter_mut().for_each(|v| *v -= max);
+        }
+        // One call over every row: narrow rows (an MLP's 5 classes) would otherwise each fall to the
+        // kernel's scalar remainder.
+        (self.kernels.exp_in_place)(x);
+        for row in x.chunks_mut(cols) {
+            let sum: f32 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+}
+
+/// Per-worker buffers of the linear op, made once per worker (not per weight row).
+struct Scratch {
+    /// A decoded weight row.
+    row: Vec<f32>,
+    /// Fixed-point weight codes of a row.
+    codes: Vec<u8>,
+    /// A sparse row's columns and values.
+    cols: Vec<u32>,
+    values: Vec<f32>,
+    /// MXINT8 weight scales of a row and the outputs for a tile of input rows.
+    scales: Vec<f32>,
+    /// Three decoded weight rows.
+    rows3: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Scratch {
+    /// Empty: buffers grow on first use (small ops then allocate only what they touch).
+    fn new() -> Scratch {
+        Scratch {
+            row: Vec::new(),
+            codes: Vec::new(),
+            cols: Vec::new(),
+            values: Vec::new(),
+            scales: Vec::new(),
+            rows3: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+}
+
+/// One attention head's working buffers, reused across heads.
+#[derive(Default)]
+struct HeadScratch {
+    q: Vec<f32>,
+    kt: Vec<f32>,
+    v: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+/// The integer MXINT8 × MXINT8 path applies: MXINT8 activations and dense MXINT8 weights with rows.
+fn integer_mxint8(w: &WeightView<'_>, act: ActQuant) -> bool {
+    act.encoding == Encoding::Mx(MxElem::Int8) && w.rows() > 0 && w.mxint8_row(0).is_some()
+}
+
+fn transpose(src: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
+    if rows <= 1 || cols <= 1 {
+        return src; // the same layout either way
+    }
+    let mut out = vec![0.0f32; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+    out
+}

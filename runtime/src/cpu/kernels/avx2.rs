@@ -1,0 +1,683 @@
+//! The AVX2 tier's kernels: AVX2+FMA, and the AVX-VNNI variants of the MXINT8 integer kernels (the
+//! `avx2vnni` tier). Reachable only through the tables [`super::x86_tables`] builds after detecting the
+//! features; the `*_entry` wrappers and the table fields are the only safe doors in.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use mxrt_format::{mx, Rounding};
+
+pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: this function is only placed in the kernel table by `tables()`, after AVX2 and FMA were detected.
+    unsafe { dot_f32_avx2(a, b) }
+}
+
+pub(super) fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { dot_f32_rows3_avx2(x, k, w, out) }
+}
+
+/// Register-blocked: four activation rows × three weight rows = 12 accumulators of 8 lanes, so each loaded
+/// vector feeds three or four FMAs (the single dot product feeds one). Ragged `k % 8` in scalar code.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    let rows = out.len() / 3;
+    assert!(x.len() >= rows * k && w.iter().all(|r| r.len() >= k));
+    let pw = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr()];
+    let k8 = k - k % 8;
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm256_setzero_ps(); 3]; 4];
+        let px: [*const f32; 4] = std::array::from_fn(|g| x[(i + g.min(group - 1)) * k..].as_ptr());
+        let mut j = 0;
+        while j < k8 {
+            // SAFETY: j + 8 <= k8 <= k, and every weight row and activation row (clamped to the group) holds k values.
+            let wv = unsafe {
+                [
+                    _mm256_loadu_ps(pw[0].add(j)),
+                    _mm256_loadu_ps(pw[1].add(j)),
+                    _mm256_loadu_ps(pw[2].add(j)),
+                ]
+            };
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                // SAFETY: as above: row i + g < rows.
+                let xv = unsafe { _mm256_loadu_ps(px[g].add(j)) };
+                acc[0] = _mm256_fmadd_ps(xv, wv[0], acc[0]);
+                acc[1] = _mm256_fmadd_ps(xv, wv[1], acc[1]);
+                acc[2] = _mm256_fmadd_ps(xv, wv[2], acc[2]);
+            }
+            j += 8;
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            let xr = &x[(i + g) * k..(i + g + 1) * k];
+            for c in 0..3 {
+                let mut sum = hsum_reference_order(acc[c]);
+                for t in k8..k {
+                    sum += xr[t] * w[c][t];
+                }
+                out[3 * (i + g) + c] = sum;
+            }
+        }
+        i += group;
+    }
+}
+
+/// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
+/// slice holds what the SIMD loops read and write through raw pointers.
+pub(super) fn packed_gemm_stride(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &[f32],
+    ldo: usize,
+) -> usize {
+    let stride = n.div_ceil(16) * 16;
+    assert!(
+        x.len() >= rows * k
+            && wt.len() >= k * stride
+            && ldo >= n
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
+    );
+    stride
+}
+
+pub(super) fn gemm_f32_packed(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { gemm_f32_packed_avx2(x, rows, k, wt, n, out, ldo) }
+}
+
+/// Four activation rows × 16 output columns per step: each x[i][t] is broadcast and multiplied into two
+/// 8-wide columns of the packed weights (8 accumulators, no horizontal sums). Partial last column groups go
+/// through a 16-wide buffer.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_f32_packed_avx2(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let stride = packed_gemm_stride(x, rows, k, wt, n, out, ldo);
+    let pw = wt.as_ptr();
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        for c0 in (0..stride).step_by(16) {
+            let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+            for t in 0..k {
+                // SAFETY: t < k and c0 + 16 <= stride: both loads are inside wt (k * stride values).
+                let (w0, w1) = unsafe {
+                    (
+                        _mm256_loadu_ps(pw.add(t * stride + c0)),
+                        _mm256_loadu_ps(pw.add(t * stride + c0 + 8)),
+                    )
+                };
+                for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                    let xb = _mm256_set1_ps(x[(i + g) * k + t]);
+                    acc[0] = _mm256_fmadd_ps(xb, w0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(xb, w1, acc[1]);
+                }
+            }
+            let width = (n - c0).min(16);
+            for (g, acc) in acc.iter().enumerate().take(group) {
+                let row = &mut out[(i + g) * ldo + c0..(i + g) * ldo + c0 + width];
+                if width == 16 {
+                    // SAFETY: the row slice holds exactly 16 values: two 8-wide stores.
+                    unsafe {
+                        _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
+                        _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
+                    }
+                } else {
+                    let mut buf = [0f32; 16];
+                    // SAFETY: buf holds 16 values: two 8-wide stores.
+                    unsafe {
+                        _mm256_storeu_ps(buf.as_mut_ptr(), acc[0]);
+                        _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc[1]);
+                    }
+                    for (o, b) in row.iter_mut().zip(buf) {
+                        *o = b;
+                    }
+                }
+            }
+        }
+        i += group;
+    }
+}
+
+pub(super) fn mxint8_dot_f32(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_dot_f32_avx2(codes, steps, x) }
+}
+
+/// Per whole block: the 32 codes widened to f32 in four registers and multiplied into four accumulators by
+/// x, the block's sum scaled by its step into a running 8-lane total (the weight bytes are read once, as
+/// codes: a GEMV streams a quarter of the FP32 bytes). A ragged last block goes through the reference.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mxint8_dot_f32_avx2(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
+    let whole = (x.len() / 32).min(steps.len());
+    assert!(codes.len() >= 32 * steps.len());
+    let (pc, px) = (codes.as_ptr(), x.as_ptr());
+    let mut total = _mm256_setzero_ps();
+    for (j, &step) in steps.iter().enumerate().take(whole) {
+        let mut block = _mm256_setzero_ps();
+        for q in 0..4 {
+            let at = 32 * j + 8 * q;
+            // SAFETY: at + 8 <= 32 * whole <= x.len() and <= codes.len().
+            let (c, v) = unsafe {
+                (
+                    _mm_loadl_epi64(pc.add(at).cast()),
+                    _mm256_loadu_ps(px.add(at)),
+                )
+            };
+            block = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)), v, block);
+        }
+        total = _mm256_fmadd_ps(block, _mm256_set1_ps(step), total);
+    }
+    hsum_reference_order(total)
+        + super::reference::mxint8_dot_f32(&codes[32 * whole..], &steps[whole..], &x[32 * whole..])
+}
+
+pub(super) fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
+    // SAFETY: as above, only reachable after AVX2 was detected.
+    unsafe { dot_i8_avx2(a, b) }
+}
+
+pub(super) fn mxint8_rows(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w_codes: &[u8],
+    w_scales: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_rows_avx2(a_codes, a_scales, w_codes, w_scales, out) }
+}
+
+pub(super) fn mxint8_quantize_block(
+    block: &[f32; 32],
+    rounding: Rounding,
+    codes: &mut [u8; 32],
+) -> u8 {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_quantize_block_avx2(block, rounding, codes) }
+}
+
+/// The reference's arithmetic, 8 lanes at a time: the block maximum finds the shared exponent (scalar, the
+/// same function), then every element is divided by the scale (the same IEEE division), multiplied by 64,
+/// rounded as the reference rounds (`floor(|t| + 0.5)`, minus 1 on exact ties for half-to-even), clamped to
+/// ±127, and packed to bytes.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mxint8_quantize_block_avx2(
+    block: &[f32; 32],
+    rounding: Rounding,
+    codes: &mut [u8; 32],
+) -> u8 {
+    let p = block.as_ptr();
+    // SAFETY: the block has exactly 32 values: four 8-wide loads.
+    let v = unsafe {
+        [
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        ]
+    };
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut nan = _mm256_setzero_ps();
+    let mut amax = _mm256_setzero_ps();
+    for x in v {
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
+        amax = _mm256_max_ps(amax, _mm256_and_ps(x, abs_mask));
+    }
+    let scale_exp = if _mm256_movemask_ps(nan) != 0 {
+        None
+    } else {
+        let m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+        mx::shared_exponent_of_max(_mm_cvtss_f32(m), mx::MXINT8_EMAX)
+    };
+    let Some(e) = scale_exp else {
+        codes.fill(0);
+        return mx::SCALE_NAN;
+    };
+    let scale = _mm256_set1_ps(mx::pow2f(e));
+    let (half, sixty_four, limit) = (
+        _mm256_set1_ps(0.5),
+        _mm256_set1_ps(64.0),
+        _mm256_set1_ps(127.0),
+    );
+    let even = rounding == Rounding::Even;
+    let mut q = [_mm256_setzero_si256(); 4];
+    for (x, q) in v.iter().zip(q.iter_mut()) {
+        let t = _mm256_mul_ps(_mm256_div_ps(*x, scale), sixty_four);
+        let a = _mm256_and_ps(t, abs_mask);
+        let mut up = _mm256_floor_ps(_mm256_add_ps(a, half));
+        if even {
+            // (a - 0.5) % 2 == 0: a - 0.5 is an even integer (exact: |t| < 2^23 here).
+            let d = _mm256_mul_ps(_mm256_sub_ps(a, half), half);
+            let tie = _mm256_cmp_ps::<_CMP_EQ_OQ>(d, _mm256_floor_ps(d));
+            up = _mm256_sub_ps(up, _mm256_and_ps(tie, _mm256_set1_ps(1.0)));
+        }
+        let up = _mm256_min_ps(up, limit);
+        // sign(t) * up: the sign bit of t onto the magnitude (a zero magnitude gives code 0 either way).
+        let signed = _mm256_or_ps(up, _mm256_andnot_ps(abs_mask, t));
+        *q = _mm256_cvttps_epi32(signed);
+    }
+    let words = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    // packs work per 128-bit lane: dwords come out as q0[0..4] q1[0..4] q2[0..4] q3[0..4] q0[4..8] ...
+    let ordered = _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: `codes` is 32 bytes: one unaligned 32-byte store.
+    unsafe { _mm256_storeu_si256(codes.as_mut_ptr().cast(), ordered) };
+    (e + 127) as u8
+}
+
+pub(super) fn mxint8_rows2(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    rows: usize,
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { mxint8_rows2_avx2(a_codes, a_scales, rows, w, out, ldo) }
+}
+
+/// The 8 exact lane sums of one block as f32 (lane l: positions 4l..4l+3). `vpmaddubsw` multiplies unsigned
+/// by signed bytes, so it gets |w| and x with w's sign moved onto it (`vpsignb`: also zero where w is 0);
+/// pairs cannot saturate i16 (|w| <= 128 and |x| <= 127, activation codes are never -128: 2*128*127 < 2^15).
+/// `vpmaddwd` with ones adds the pairs into i32 lanes; exact in f32 (|p| <= 4*128*127 < 2^24).
+#[target_feature(enable = "avx2")]
+fn block_lanes(x: __m256i, w: __m256i, w_abs: __m256i) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(x, w));
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+/// The sum of 8 lanes in a fixed order, `((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))` (the order the MXINT8
+/// reference defines; every 8-lane reduction here uses it).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn hsum_reference_order(acc: __m256) -> f32 {
+    let q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let r = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)))
+}
+
+/// The MXINT8 × MXINT8 kernels, written once and instantiated per instruction set (`$lanes` computes one
+/// block's 8 exact lane sums; everything else is shared, so every instantiation is the reference's order).
+macro_rules! mxint8_kernels {
+    ($features:literal, $lanes:ident, $rows:ident, $rows2:ident) => {
+        /// Four activation rows at a time share each weight block's |w|; each row keeps an even-block and an
+        /// odd-block accumulator (8 independent FMA chains). Each row's arithmetic is the reference's, in the
+        /// same order, so results are bit-identical.
+        #[target_feature(enable = $features)]
+        unsafe fn $rows(
+            a_codes: &[u8],
+            a_scales: &[f32],
+            w_codes: &[u8],
+            w_scales: &[f32],
+            out: &mut [f32],
+        ) {
+            let blocks = w_scales.len();
+            let rows = out.len();
+            assert!(
+                w_codes.len() >= blocks * 32
+                    && a_codes.len() >= rows * blocks * 32
+                    && a_scales.len() >= rows * blocks
+            );
+            let (pa, pw) = (a_codes.as_ptr(), w_codes.as_ptr());
+            let mut i = 0;
+            while i < rows {
+                let group = (rows - i).min(4);
+                // acc[g][parity of the block]
+                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+                for j in 0..blocks {
+                    let parity = j & 1;
+                    // SAFETY: j < blocks and w_codes.len() >= 32 * blocks (asserted).
+                    let w = unsafe { _mm256_loadu_si256(pw.add(32 * j).cast()) };
+                    let w_abs = _mm256_abs_epi8(w);
+                    let ws = w_scales[j];
+                    for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                        let row = i + g;
+                        let at = (row * blocks + j) * 32;
+                        // SAFETY: row < rows and j < blocks: the 32 bytes at `at` are inside a_codes.
+                        let x = unsafe { _mm256_loadu_si256(pa.add(at).cast()) };
+                        let s = _mm256_set1_ps(a_scales[row * blocks + j] * ws);
+                        acc[parity] = _mm256_fmadd_ps($lanes(x, w, w_abs), s, acc[parity]);
+                    }
+                }
+                for g in 0..group {
+                    out[i + g] = hsum_reference_order(_mm256_add_ps(acc[g][0], acc[g][1]));
+                }
+                i += group;
+            }
+        }
+
+        /// Two weight rows × two activation rows per step, each pair with an even-block and an odd-block
+        /// accumulator (8 chains): every activation block is loaded once for both weight rows, every weight
+        /// block once for both activation rows. Bit-identical to the reference.
+        #[target_feature(enable = $features)]
+        unsafe fn $rows2(
+            a_codes: &[u8],
+            a_scales: &[f32],
+            rows: usize,
+            w: [(&[u8], &[f32]); 2],
+            out: &mut [f32],
+            ldo: usize,
+        ) {
+            let blocks = w[0].1.len();
+            assert!(
+                w.iter()
+                    .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
+                    && a_codes.len() >= rows * blocks * 32
+                    && a_scales.len() >= rows * blocks
+                    && (rows == 0 || out.len() >= (rows - 1) * ldo + 2)
+            );
+            let (pa, pw0, pw1) = (a_codes.as_ptr(), w[0].0.as_ptr(), w[1].0.as_ptr());
+            let (ws0, ws1) = (w[0].1, w[1].1);
+            let mut i = 0;
+            while i < rows {
+                let group = (rows - i).min(2);
+                // acc[g][weight row][parity of the block]
+                let mut acc = [[[_mm256_setzero_ps(); 2]; 2]; 2];
+                for j in 0..blocks {
+                    let parity = j & 1;
+                    // SAFETY: j < blocks and both weight rows hold >= 32 * blocks codes (asserted).
+                    let (w0, w1) = unsafe {
+                        (
+                            _mm256_loadu_si256(pw0.add(32 * j).cast()),
+                            _mm256_loadu_si256(pw1.add(32 * j).cast()),
+                        )
+                    };
+                    let (a0, a1) = (_mm256_abs_epi8(w0), _mm256_abs_epi8(w1));
+                    let (s0, s1) = (ws0[j], ws1[j]);
+                    for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                        let row = i + g;
+                        let at = (row * blocks + j) * 32;
+                        // SAFETY: row < rows and j < blocks: the 32 bytes at `at` are inside a_codes.
+                        let x = unsafe { _mm256_loadu_si256(pa.add(at).cast()) };
+                        let sa = a_scales[row * blocks + j];
+                        acc[0][parity] = _mm256_fmadd_ps(
+                            $lanes(x, w0, a0),
+                            _mm256_set1_ps(sa * s0),
+                            acc[0][parity],
+                        );
+                        acc[1][parity] = _mm256_fmadd_ps(
+                            $lanes(x, w1, a1),
+                            _mm256_set1_ps(sa * s1),
+                            acc[1][parity],
+                        );
+                    }
+                }
+                for (g, acc) in acc.iter().enumerate().take(group) {
+                    for c in 0..2 {
+                        out[(i + g) * ldo + c] =
+                            hsum_reference_order(_mm256_add_ps(acc[c][0], acc[c][1]));
+                    }
+                }
+                i += group;
+            }
+        }
+    };
+}
+
+mxint8_kernels!("avx2,fma", block_lanes, mxint8_rows_avx2, mxint8_rows2_avx2);
+mxint8_kernels!(
+    "avx2,fma,avxvnni",
+    block_lanes_vnni,
+    mxint8_rows_vnni,
+    mxint8_rows2_vnni
+);
+
+/// [`block_lanes`] with one AVX-VNNI instruction: `vpdpbusd` sums the four u8 × i8 products of each lane
+/// into i32 without intermediate saturation: the same lanes, exactly.
+#[target_feature(enable = "avx2,avxvnni")]
+fn block_lanes_vnni(x: __m256i, w: __m256i, w_abs: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(
+        _mm256_setzero_si256(),
+        w_abs,
+        _mm256_sign_epi8(x, w),
+    ))
+}
+
+pub(super) fn mxint8_rows_vnni_entry(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    w_codes: &[u8],
+    w_scales: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: only placed in the table after AVX2, FMA and AVX-VNNI were detected.
+    unsafe { mxint8_rows_vnni(a_codes, a_scales, w_codes, w_scales, out) }
+}
+
+pub(super) fn mxint8_rows2_vnni_entry(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    rows: usize,
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    // SAFETY: only placed in the table after AVX2, FMA and AVX-VNNI were detected.
+    unsafe { mxint8_rows2_vnni(a_codes, a_scales, rows, w, out, ldo) }
+}
+
+pub(super) fn exp_in_place(x: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { exp_in_place_avx2(x) }
+}
+
+pub(super) fn gelu_in_place(x: &mut [f32]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { gelu_in_place_avx2(x) }
+}
+
+/// e^x, 8 lanes (the Cephes expf scheme): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is
+/// exact), e^r by a degree-6 polynomial, times 2^n built in the exponent bits. Inputs are clamped to
+/// [-87.3, 88.7] (results stay normal; below, e^x is under 1.2e-38 and the true value is smaller still).
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
+        _mm256_set1_ps(88.7),
+    );
+    let n = _mm256_floor_ps(_mm256_fmadd_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+        _mm256_set1_ps(0.5),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let p = _mm256_fmadd_ps(
+        _mm256_mul_ps(p, r),
+        r,
+        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+    );
+    // 2^n as 2^h · 2^(n-h), h = floor(n/2): n is in [-126, 128] after the clamp, so both factors are normal
+    // powers of two built in the exponent bits (2^n alone would overflow at n = 128).
+    let half = _mm256_floor_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
+    let pow = |e: __m256| {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(e),
+            _mm256_set1_epi32(127),
+        )))
+    };
+    _mm256_mul_ps(_mm256_mul_ps(p, pow(half)), pow(_mm256_sub_ps(n, half)))
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn exp_in_place_avx2(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 8 values.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), exp8(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+    super::reference::exp_in_place(chunks.into_remainder());
+}
+
+/// GELU with erf(z) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^{-z²}, t = 1 / (1 + p|z|)
+/// (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7), the sign restored for negative z.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_in_place_avx2(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    let sign_mask = _mm256_set1_ps(-0.0);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 8 values.
+        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        let z = _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let a = _mm256_andnot_ps(sign_mask, z);
+        let t = _mm256_div_ps(
+            _mm256_set1_ps(1.0),
+            _mm256_fmadd_ps(a, _mm256_set1_ps(0.327_591_1), _mm256_set1_ps(1.0)),
+        );
+        let mut poly = _mm256_set1_ps(1.061_405_4);
+        for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+            poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(coef));
+        }
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+        let erf_abs = _mm256_fnmadd_ps(_mm256_mul_ps(poly, t), e, _mm256_set1_ps(1.0));
+        let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, z));
+        let g = _mm256_mul_ps(
+            _mm256_mul_ps(_mm256_set1_ps(0.5), v),
+            _mm256_add_ps(_mm256_set1_ps(1.0), erf),
+        );
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), g) };
+    }
+    super::reference::gelu_in_place(chunks.into_remainder());
+}
+
+pub(super) fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
+    // The gathers below read x[cols[k]]: every index must be in bounds (a cheap, vectorised check).
+    assert!(
+        cols.iter().all(|&c| (c as usize) < x.len()) && x.len() <= i32::MAX as usize,
+        "sparse column out of range"
+    );
+    // SAFETY: only reachable after AVX2 and FMA were detected; indices were checked just above.
+    unsafe { sparse_dot_avx2(values, cols, x) }
+}
+
+/// Eight stored entries per step: gather their activations, FMA with the values; tail in scalar code.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sparse_dot_avx2(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
+    let n = values.len().min(cols.len());
+    let mut acc = _mm256_setzero_ps();
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: k + 8 <= n for both loads; the caller checked every column is < x.len() <= i32::MAX.
+        unsafe {
+            let idx = _mm256_loadu_si256(cols.as_ptr().add(k).cast());
+            let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(values.as_ptr().add(k)), xv, acc);
+        }
+        k += 8;
+    }
+    let mut sum = hsum_reference_order(acc);
+    for j in k..n {
+        sum += values[j] * x[cols[j] as usize];
+    }
+    sum
+}
+
+/// Four 8-wide FMA accumulators, then a horizontal sum; the tail (len % 32) is done in scalar code.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= n, so both unaligned loads stay inside the slices.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                )
+            };
+            *acc = _mm256_fmadd_ps(x, y, *acc);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut sum = hsum_reference_order(s);
+    for k in i..n {
+        sum += a[k] * b[k];
+    }
+    sum
+}
+
+/// 32 i8 products per step: sign-extend to i16, multiply-add pairs into i32 (`vpmaddwd`), accumulate.
+/// Exact, like the reference (no saturation: |a*b + c*d| <= 2 * 128 * 128 fits i32 lanes).
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_avx2(a: &[u8], b: &[u8]) -> i32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n: both 32-byte loads are inside the slices.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_si256(pa.add(i).cast()),
+                _mm256_loadu_si256(pb.add(i).cast()),
+            )
+        };
+        let (xl, xh) = (
+            _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x)),
+            _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1)),
+        );
+        let (yl, yh) = (
+            _mm256_cvtepi8_epi16(_mm256_castsi256_si128(y)),
+            _mm256_cvtepi8_epi16(_mm256_extracti128_si256(y, 1)),
+        );
+        acc = _mm256_add_epi32(
+            acc,
+            _mm256_add_epi32(_mm256_madd_epi16(xl, yl), _mm256_madd_epi16(xh, yh)),
+        );
+        i += 32;
+    }
+    let lo = _mm256_castsi256_si128(acc);
+    let hi = _mm256_extracti128_si256(acc, 1);
+    let s = _mm_add_epi32(lo, hi);
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    let mut sum = _mm_cvtsi128_si32(s);
+    for k in i..n {
+        sum += i32::from(a[k] as i8) * i32::from(b[k] as i8);
+    }
+    sum
+}

@@ -1,0 +1,622 @@
+//! The AVX-512 tier's kernels (F, BW, DQ, VL and VNNI), 16 lanes where the AVX2 tier has 8, with the same
+//! arithmetic order wherever the reference fixes one. Reachable only through the tables
+//! [`super::x86_tables`] builds after detecting the features.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use mxrt_format::{mx, Rounding};
+
+use super::avx2::{exp_in_place_avx2, hsum_reference_order, packed_gemm_stride};
+
+pub(super) fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    // SAFETY: only placed in the table after AVX-512 F (and AVX2, FMA) were detected.
+    unsafe { dot_f32_rows3_avx512(x, k, w, out) }
+}
+
+/// [`dot_f32_rows3_avx2`] with 16-lane registers: four activation rows × three weight rows, 12 accumulators;
+/// the ragged `k % 16` in scalar code.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn dot_f32_rows3_avx512(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
+    let rows = out.len() / 3;
+    assert!(x.len() >= rows * k && w.iter().all(|r| r.len() >= k));
+    let pw = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr()];
+    let k16 = k - k % 16;
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm512_setzero_ps(); 3]; 4];
+        let px: [*const f32; 4] = std::array::from_fn(|g| x[(i + g.min(group - 1)) * k..].as_ptr());
+        let mut j = 0;
+        while j < k16 {
+            // SAFETY: j + 16 <= k16 <= k, and every weight row and activation row holds k values.
+            let wv = unsafe {
+                [
+                    _mm512_loadu_ps(pw[0].add(j)),
+                    _mm512_loadu_ps(pw[1].add(j)),
+                    _mm512_loadu_ps(pw[2].add(j)),
+                ]
+            };
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                // SAFETY: as above: row i + g < rows.
+                let xv = unsafe { _mm512_loadu_ps(px[g].add(j)) };
+                acc[0] = _mm512_fmadd_ps(xv, wv[0], acc[0]);
+                acc[1] = _mm512_fmadd_ps(xv, wv[1], acc[1]);
+                acc[2] = _mm512_fmadd_ps(xv, wv[2], acc[2]);
+            }
+            j += 16;
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            let xr = &x[(i + g) * k..(i + g + 1) * k];
+            for c in 0..3 {
+                let mut sum = _mm512_reduce_add_ps(acc[c]);
+                for t in k16..k {
+                    sum += xr[t] * w[c][t];
+                }
+                out[3 * (i + g) + c] = sum;
+            }
+        }
+        i += group;
+    }
+}
+
+pub(super) fn mxint8_rows2_avx512_entry(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    rows: usize,
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    // SAFETY: only placed in the table after AVX-512 F/BW/DQ/VNNI (and AVX2, FMA) were detected.
+    unsafe { mxint8_rows2_avx512(a_codes, a_scales, rows, w, out, ldo) }
+}
+
+/// `[s[0]; 8] ++ [s[1]; 8]`: two consecutive block scales spread over the two halves of a register.
+#[target_feature(enable = "avx512f")]
+unsafe fn scale_pair(s: *const f32) -> __m512 {
+    // SAFETY: the caller guarantees two readable f32 at `s`; an 8-byte unaligned load.
+    let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s.cast())) };
+    _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+        _mm512_castps128_ps512(two),
+    )
+}
+
+/// The two-weight-row kernel on AVX-512 VNNI: one 512-bit register holds two blocks, so even blocks land in
+/// lanes 0..8 and odd blocks in lanes 8..16 — exactly the reference's 16 accumulators. Four activation rows ×
+/// two weight rows (8 accumulators). `vpsignb` has no 512-bit form: x is negated under the mask of w's sign
+/// bits instead (where w is 0, |w| is 0 and the product vanishes anyway). A trailing odd block updates only
+/// the low lanes (masked FMA), as the reference does.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+unsafe fn mxint8_rows2_avx512(
+    a_codes: &[u8],
+    a_scales: &[f32],
+    rows: usize,
+    w: [(&[u8], &[f32]); 2],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let blocks = w[0].1.len();
+    assert!(
+        w.iter()
+            .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
+            && a_codes.len() >= rows * blocks * 32
+            && a_scales.len() >= rows * blocks
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + 2)
+    );
+    let (pa, psa) = (a_codes.as_ptr(), a_scales.as_ptr());
+    let pw = [w[0].0.as_ptr(), w[1].0.as_ptr()];
+    let pws = [w[0].1.as_ptr(), w[1].1.as_ptr()];
+    let zero = _mm512_setzero_si512();
+    let pairs = blocks / 2;
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(4);
+        let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+        for p in 0..pairs {
+            let j = 2 * p;
+            // SAFETY: j + 2 <= blocks: 64 code bytes and two scales of each weight row are in bounds.
+            let (wv, ws) = unsafe {
+                (
+                    [
+                        _mm512_loadu_si512(pw[0].add(32 * j).cast()),
+                        _mm512_loadu_si512(pw[1].add(32 * j).cast()),
+                    ],
+                    [scale_pair(pws[0].add(j)), scale_pair(pws[1].add(j))],
+                )
+            };
+            let abs = [_mm512_abs_epi8(wv[0]), _mm512_abs_epi8(wv[1])];
+            let neg = [_mm512_movepi8_mask(wv[0]), _mm512_movepi8_mask(wv[1])];
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                let at = (i + g) * blocks + j;
+                // SAFETY: row i + g < rows and j + 2 <= blocks: 64 codes and two scales at `at` are in bounds.
+                let (x, sa) = unsafe {
+                    (
+                        _mm512_loadu_si512(pa.add(32 * at).cast()),
+                        scale_pair(psa.add(at)),
+                    )
+                };
+                for c in 0..2 {
+                    let signed = _mm512_mask_sub_epi8(x, neg[c], zero, x);
+                    let lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, abs[c], signed));
+                    acc[c] = _mm512_fmadd_ps(lanes, _mm512_mul_ps(sa, ws[c]), acc[c]);
+                }
+            }
+        }
+        if blocks % 2 == 1 {
+            let j = blocks - 1;
+            let low = 0xFFFF_FFFFu64; // the first 32 bytes
+                                      // SAFETY: j < blocks: 32 code bytes and one scale of each weight row are in bounds (masked loads
+                                      // touch only the low 32 bytes).
+            let wv = unsafe {
+                [
+                    _mm512_maskz_loadu_epi8(low, pw[0].add(32 * j).cast()),
+                    _mm512_maskz_loadu_epi8(low, pw[1].add(32 * j).cast()),
+                ]
+            };
+            let ws = [w[0].1[j], w[1].1[j]];
+            let abs = [_mm512_abs_epi8(wv[0]), _mm512_abs_epi8(wv[1])];
+            let neg = [_mm512_movepi8_mask(wv[0]), _mm512_movepi8_mask(wv[1])];
+            for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                let at = (i + g) * blocks + j;
+                // SAFETY: as above, for activation row i + g.
+                let x = unsafe { _mm512_maskz_loadu_epi8(low, pa.add(32 * at).cast()) };
+                let sa = a_scales[at];
+                for c in 0..2 {
+                    let signed = _mm512_mask_sub_epi8(x, neg[c], zero, x);
+                    let lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, abs[c], signed));
+                    acc[c] =
+                        _mm512_mask3_fmadd_ps(lanes, _mm512_set1_ps(sa * ws[c]), acc[c], 0x00FF);
+                }
+            }
+        }
+        for (g, acc) in acc.iter().enumerate().take(group) {
+            for c in 0..2 {
+                let t = _mm256_add_ps(
+                    _mm512_castps512_ps256(acc[c]),
+                    _mm512_extractf32x8_ps::<1>(acc[c]),
+                );
+                out[(i + g) * ldo + c] = hsum_reference_order(t);
+            }
+        }
+        i += group;
+    }
+}
+
+pub(super) fn exp_in_place_avx512_entry(x: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
+    unsafe { exp_in_place_avx512(x) }
+}
+
+pub(super) fn gelu_in_place_avx512_entry(x: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
+    unsafe { gelu_in_place_avx512(x) }
+}
+
+/// [`exp8`] on 16 lanes: the same constants and steps.
+#[target_feature(enable = "avx512f")]
+fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(-87.3)),
+        _mm512_set1_ps(88.7),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_fmadd_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::LOG2_E),
+        _mm512_set1_ps(0.5),
+    ));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let p = _mm512_fmadd_ps(
+        _mm512_mul_ps(p, r),
+        r,
+        _mm512_add_ps(r, _mm512_set1_ps(1.0)),
+    );
+    // 2^n in two normal halves, as in exp8 (`vscalefps` would do it in one step, but this keeps the lanes
+    // bit-identical to the 8-lane version).
+    let half = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(n, _mm512_set1_ps(0.5)),
+    );
+    let pow = |e: __m512| {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_cvtps_epi32(e),
+            _mm512_set1_epi32(127),
+        )))
+    };
+    _mm512_mul_ps(_mm512_mul_ps(p, pow(half)), pow(_mm512_sub_ps(n, half)))
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn exp_in_place_avx512(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(16);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly 16 values.
+        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), exp16(_mm512_loadu_ps(c.as_ptr()))) };
+    }
+    // SAFETY: AVX2 and FMA are enabled here.
+    unsafe { exp_in_place_avx2(chunks.into_remainder()) };
+}
+
+/// [`gelu_in_place_avx2`] on 16 lanes: the same formula and constants; the reciprocal by `vrcp14ps`. The
+/// ragged end goes through the same 16-lane code under a mask, so a value's result never depends on where
+/// it sits in the slice (the linear op may apply GELU per panel or to the whole output).
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut c = 0;
+    while c < n {
+        let width = (n - c).min(16);
+        let mask: __mmask16 = if width == 16 {
+            0xFFFF
+        } else {
+            (1 << width) - 1
+        };
+        // SAFETY: masked to the `width` values at c .. c + width, inside x.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(mask, p.add(c));
+            _mm512_mask_storeu_ps(p.add(c), mask, gelu16(v));
+        }
+        c += 16;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512dq")]
+fn gelu16(v: __m512) -> __m512 {
+    let sign_mask = _mm512_set1_ps(-0.0);
+    let z = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let a = _mm512_andnot_ps(sign_mask, z);
+    // t = 1 / d by `vrcp14ps` and one Newton step (relative error ~2^-28, far inside the erf bound), because
+    // a 512-bit division would be this function's slowest instruction.
+    let d = _mm512_fmadd_ps(a, _mm512_set1_ps(0.327_591_1), _mm512_set1_ps(1.0));
+    let r = _mm512_rcp14_ps(d);
+    let t = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r);
+    let mut poly = _mm512_set1_ps(1.061_405_4);
+    for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(coef));
+    }
+    let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+    let erf_abs = _mm512_fnmadd_ps(_mm512_mul_ps(poly, t), e, _mm512_set1_ps(1.0));
+    let erf = _mm512_or_ps(erf_abs, _mm512_and_ps(sign_mask, z));
+    _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_set1_ps(0.5), v),
+        _mm512_add_ps(_mm512_set1_ps(1.0), erf),
+    )
+}
+
+pub(super) fn gemm_f32_packed_avx512_entry(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    // SAFETY: only placed in a table after AVX-512F was detected.
+    unsafe { gemm_f32_packed_avx512(x, rows, k, wt, n, out, ldo) }
+}
+
+/// Eight activation rows × 32 output columns per step (16 accumulators of 16 lanes): each x[i][t] is
+/// broadcast into two FMAs. A 16-wide last column group uses one register; columns past `n` are computed
+/// (the packed panel is zero there) and masked off at the store.
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_f32_packed_avx512(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let stride = packed_gemm_stride(x, rows, k, wt, n, out, ldo);
+    let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i < rows {
+        let group = (rows - i).min(8);
+        let mut c0 = 0;
+        while c0 < stride {
+            let two = c0 + 32 <= stride;
+            let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+            for t in 0..k {
+                // SAFETY: t < k and c0 + 16 (or 32 when `two`) <= stride: inside wt (k * stride values).
+                let w0 = unsafe { _mm512_loadu_ps(pw.add(t * stride + c0)) };
+                let w1 = if two {
+                    // SAFETY: as above.
+                    unsafe { _mm512_loadu_ps(pw.add(t * stride + c0 + 16)) }
+                } else {
+                    _mm512_setzero_ps()
+                };
+                for (g, acc) in acc.iter_mut().enumerate().take(group) {
+                    // SAFETY: row i + g < rows and t < k: inside x.
+                    let xb = _mm512_set1_ps(unsafe { *px.add((i + g) * k + t) });
+                    acc[0] = _mm512_fmadd_ps(xb, w0, acc[0]);
+                    if two {
+                        acc[1] = _mm512_fmadd_ps(xb, w1, acc[1]);
+                    }
+                }
+            }
+            for (g, acc) in acc.iter().enumerate().take(group) {
+                for (h, v) in acc.iter().enumerate().take(1 + usize::from(two)) {
+                    let col = c0 + 16 * h;
+                    if col >= n {
+                        break;
+                    }
+                    let width = (n - col).min(16);
+                    let mask: __mmask16 = if width == 16 {
+                        0xFFFF
+                    } else {
+                        (1 << width) - 1
+                    };
+                    // SAFETY: row i + g < rows, columns col .. col + width <= n <= ldo: inside out (masked).
+                    unsafe { _mm512_mask_storeu_ps(po.add((i + g) * ldo + col), mask, *v) };
+                }
+            }
+            c0 += if two { 32 } else { 16 };
+        }
+        i += group;
+    }
+}
+
+pub(super) fn softmax_masked_avx512_entry(row: &mut [f32], keep: &[u8], scale: f32) {
+    // SAFETY: only placed in a table after AVX-512F/BW/VL, AVX2 and FMA were detected.
+    unsafe { softmax_masked_avx512(row, keep, scale) }
+}
+
+/// [`super::reference::softmax_masked`] 16 lanes at a time: the maximum is exact in any order; the sum is
+/// accumulated in 16 lanes (a different order: within the bound the test derives); e^x is [`exp16`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn softmax_masked_avx512(row: &mut [f32], keep: &[u8], scale: f32) {
+    let n = row.len();
+    assert!(keep.len() >= n);
+    let (pr, pk) = (row.as_mut_ptr(), keep.as_ptr());
+    let lanes = |c: usize| -> __mmask16 {
+        let w = (n - c).min(16);
+        if w == 16 {
+            0xFFFF
+        } else {
+            (1 << w) - 1
+        }
+    };
+    // Kept lanes of the 16 starting at c (within the row): keep[j] != 0.
+    let kept = |c: usize, m: __mmask16| -> __mmask16 {
+        // SAFETY: the masked load reads only keep[c .. c + width], inside keep.
+        let k = unsafe { _mm_maskz_loadu_epi8(m, pk.add(c).cast()) };
+        _mm_mask_cmpneq_epi8_mask(m, k, _mm_setzero_si128())
+    };
+    let (neg_inf, vscale) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(scale));
+    let mut vmax = neg_inf;
+    let mut c = 0;
+    while c < n {
+        let m = lanes(c);
+        let k = kept(c, m);
+        // SAFETY: masked to the lanes inside the row.
+        let v = unsafe { _mm512_maskz_loadu_ps(m, pr.add(c)) };
+        let s = _mm512_mask_mul_ps(neg_inf, k, v, vscale);
+        // SAFETY: as above.
+        unsafe { _mm512_mask_storeu_ps(pr.add(c), m, s) };
+        vmax = _mm512_max_ps(vmax, s);
+        c += 16;
+    }
+    let max = _mm512_reduce_max_ps(vmax);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0); // every key is padding: the output row stays zero
+        return;
+    }
+    let vm = _mm512_set1_ps(max);
+    let mut vsum = _mm512_setzero_ps();
+    c = 0;
+    while c < n {
+        let m = lanes(c);
+        let k = kept(c, m);
+        // SAFETY: masked to the lanes inside the row.
+        let v = unsafe { _mm512_maskz_loadu_ps(m, pr.add(c)) };
+        let e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(v, vm)));
+        // SAFETY: as above.
+        unsafe { _mm512_mask_storeu_ps(pr.add(c), m, e) };
+        vsum = _mm512_add_ps(vsum, e);
+        c += 16;
+    }
+    let sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
+    c = 0;
+    while c < n {
+        let m = lanes(c);
+        // SAFETY: masked to the lanes inside the row.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, pr.add(c));
+            _mm512_mask_storeu_ps(pr.add(c), m, _mm512_div_ps(v, sum));
+        }
+        c += 16;
+    }
+}
+
+pub(super) fn mxint8_quantize_block_avx512_entry(
+    block: &[f32; 32],
+    rounding: Rounding,
+    codes: &mut [u8; 32],
+) -> u8 {
+    // SAFETY: only placed in a table after AVX-512F/BW/DQ/VL were detected.
+    unsafe { mxint8_quantize_block_avx512(block, rounding, codes) }
+}
+
+/// [`mxint8_quantize_block_avx2`] in two 16-lane halves, with the division by the power-of-two scale done
+/// as a multiplication by its reciprocal: both are the correctly rounded value of the same real number
+/// x · 2^-e (2^-e is exact for every shared exponent, -127 ..= 127), so the codes are bit-identical and the
+/// slow division is gone.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn mxint8_quantize_block_avx512(
+    block: &[f32; 32],
+    rounding: Rounding,
+    codes: &mut [u8; 32],
+) -> u8 {
+    let p = block.as_ptr();
+    // SAFETY: the block has exactly 32 values: two 16-wide loads.
+    let v = unsafe { [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))] };
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[0], v[0])
+        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[1], v[1]);
+    let scale_exp = if nan != 0 {
+        None
+    } else {
+        let amax = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1]));
+        mx::shared_exponent_of_max(_mm512_reduce_max_ps(amax), mx::MXINT8_EMAX)
+    };
+    let Some(e) = scale_exp else {
+        codes.fill(0);
+        return mx::SCALE_NAN;
+    };
+    let inverse = _mm512_set1_ps(mx::pow2f(-e));
+    let (half, sixty_four, limit) = (
+        _mm512_set1_ps(0.5),
+        _mm512_set1_ps(64.0),
+        _mm512_set1_ps(127.0),
+    );
+    let floor =
+        |x: __m512| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(x);
+    let even = rounding == Rounding::Even;
+    for (h, x) in v.iter().enumerate() {
+        let t = _mm512_mul_ps(_mm512_mul_ps(*x, inverse), sixty_four);
+        let a = _mm512_abs_ps(t);
+        let mut up = floor(_mm512_add_ps(a, half));
+        if even {
+            // (a - 0.5) / 2 is an integer: a tie whose upward neighbour is odd, so step back down.
+            let d = _mm512_mul_ps(_mm512_sub_ps(a, half), half);
+            let tie = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, floor(d));
+            up = _mm512_mask_sub_ps(up, tie, up, _mm512_set1_ps(1.0));
+        }
+        let up = _mm512_min_ps(up, limit);
+        // sign(t) * up: the sign bit of t onto the magnitude.
+        let signed = _mm512_or_ps(
+            up,
+            _mm512_andnot_ps(_mm512_set1_ps(f32::from_bits(0x7fff_ffff)), t),
+        );
+        let bytes = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(signed));
+        // SAFETY: 16 bytes at 16 * h of the 32-byte `codes`.
+        unsafe { _mm_storeu_si128(codes.as_mut_ptr().add(16 * h).cast(), bytes) };
+    }
+    (e + 127) as u8
+}
+
+pub(super) fn layer_norm_row_avx512_entry(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    // SAFETY: only placed in a table after AVX-512F/DQ/VL were detected.
+    unsafe { layer_norm_row_avx512(row, residual, gamma, beta, eps) }
+}
+
+/// [`super::reference::layer_norm_row`] with 8 f64 lanes: the residual add, both sums (in lane order, then
+/// across lanes: a different order than the reference's, in f64) and the per-element steps in the reference's
+/// precision (f64 normalize, rounded to f32, f32 multiply then add).
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+unsafe fn layer_norm_row_avx512(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let n = row.len();
+    assert!(gamma.len() >= n && beta.len() >= n && residual.is_none_or(|r| r.len() >= n));
+    let p = row.as_mut_ptr();
+    let mask = |c: usize| -> __mmask8 {
+        let w = (n - c).min(8);
+        if w == 8 {
+            0xFF
+        } else {
+            (1 << w) - 1
+        }
+    };
+    // Masked loads and stores of lanes c .. c + min(8, n - c): inside row, residual, gamma and beta (lengths
+    // checked above); masked-off lanes are not touched.
+    let load = |src: *const f32, c: usize| {
+        // SAFETY: see above.
+        unsafe { _mm256_maskz_loadu_ps(mask(c), src.add(c)) }
+    };
+    let store = |c: usize, v: __m256| {
+        // SAFETY: see above.
+        unsafe { _mm256_mask_storeu_ps(p.add(c), mask(c), v) }
+    };
+    let mut sum = _mm512_setzero_pd();
+    let mut c = 0;
+    while c < n {
+        let mut v = load(p, c);
+        if let Some(r) = residual {
+            v = _mm256_add_ps(v, load(r.as_ptr(), c));
+            store(c, v);
+        }
+        sum = _mm512_add_pd(sum, _mm512_cvtps_pd(v));
+        c += 8;
+    }
+    let mean = _mm512_reduce_add_pd(sum) / n as f64;
+    let vmean = _mm512_set1_pd(mean);
+    let mut sq = _mm512_setzero_pd();
+    c = 0;
+    while c < n {
+        let v = _mm512_cvtps_pd(load(p, c));
+        let d = _mm512_maskz_sub_pd(mask(c), v, vmean);
+        sq = _mm512_fmadd_pd(d, d, sq);
+        c += 8;
+    }
+    let var = _mm512_reduce_add_pd(sq) / n as f64;
+    let inv = _mm512_set1_pd(1.0 / (var + f64::from(eps)).sqrt());
+    c = 0;
+    while c < n {
+        let v = _mm512_cvtps_pd(load(p, c));
+        let z = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(v, vmean), inv));
+        let (g, b) = (load(gamma.as_ptr(), c), load(beta.as_ptr(), c));
+        store(c, _mm256_add_ps(_mm256_mul_ps(z, g), b));
+        c += 8;
+    }
+}
+
+pub(super) fn mxint8_dot_f32_avx512_entry(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
+    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
+    unsafe { mxint8_dot_f32_avx512(codes, steps, x) }
+}
+
+/// [`mxint8_dot_f32_avx2`] on 16 lanes with four independent running totals (blocks j mod 4), so the FMA
+/// latency chains overlap and the weight bytes stream at memory speed. A ragged last block goes through the
+/// reference.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn mxint8_dot_f32_avx512(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
+    let whole = (x.len() / 32).min(steps.len());
+    assert!(codes.len() >= 32 * steps.len());
+    let (pc, px) = (codes.as_ptr(), x.as_ptr());
+    let mut totals = [_mm512_setzero_ps(); 4];
+    for (j, &step) in steps.iter().enumerate().take(whole) {
+        let at = 32 * j;
+        // SAFETY: at + 32 <= 32 * whole <= x.len() and <= codes.len(): two 16-code, 16-float loads.
+        let (c0, c1, x0, x1) = unsafe {
+            (
+                _mm_loadu_si128(pc.add(at).cast()),
+                _mm_loadu_si128(pc.add(at + 16).cast()),
+                _mm512_loadu_ps(px.add(at)),
+                _mm512_loadu_ps(px.add(at + 16)),
+            )
+        };
+        let block = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c0)), x0);
+        let block = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c1)), x1, block);
+        totals[j % 4] = _mm512_fmadd_ps(block, _mm512_set1_ps(step), totals[j % 4]);
+    }
+    let total = _mm512_add_ps(
+        _mm512_add_ps(totals[0], totals[1]),
+        _mm512_add_ps(totals[2], totals[3]),
+    );
+    _mm512_reduce_add_ps(total)
+        + super::reference::mxint8_dot_f32(&codes[32 * whole..], &steps[whole..], &x[32 * whole..])
+}

@@ -1,0 +1,309 @@
+//! The CPU backend's kernel tables, one file per instruction-set tier: `reference.rs` (scalar, the numerics
+//! every other tier is tested against), `avx2.rs` (AVX2+FMA, and the AVX-VNNI integer kernels of the
+//! `avx2vnni` tier), `avx512.rs` (AVX-512 with VNNI) and `amx.rs` (the matrix unit). A table starts as the
+//! reference and each tier replaces the kernels it speeds up, over the tier below; the features are detected
+//! once, when the tables are built. `MXRT_CPU=<tier>` picks a lower tier of those this CPU runs
+//! (`reference`, `avx2`, `avx2vnni`, `avx512`, `amx`); `MXRT_FORCE_REFERENCE=1` (the reference) and
+//! `MXRT_NO_AMX=1` (the best table without the matrix unit) are older spellings that still work.
+
+use crate::error::{Result, RuntimeError};
+
+#[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod reference;
+
+/// `(activation codes, activation f32 scales, weight codes, weight f32 scales, out)`: one output per
+/// activation row (see `reference::mxint8_rows`).
+pub type MxRows = fn(&[u8], &[f32], &[u8], &[f32], &mut [f32]);
+
+/// `(activations [rows, k] row-major, k, three weight rows, out [rows, 3])`.
+pub type F32Rows3 = fn(&[f32], usize, [&[f32]; 3], &mut [f32]);
+
+/// `(activation codes, activation f32 scales, rows, two weight rows (codes, f32 scales), out, ldo)`:
+/// `out[i * ldo + c]` for activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
+pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], usize);
+
+/// `(panel codes, panel factors, blocks per row, weight codes, weight factors, out, ldo)`: one panel of 16
+/// MXINT8 activation rows against groups of 16 weight rows (see `reference::mxint8_panel`).
+pub type MxPanel = fn(&[u8], &[f32], usize, &[u8], &[f32], &mut [f32], usize);
+
+/// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
+pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
+
+/// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
+pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
+
+/// The kernel tiers, plainest first, as `MXRT_CPU` (and `MXRT_REQUIRE_SIMD` in the tests) spell them.
+pub const TIERS: [&str; 5] = ["reference", "avx2", "avx2vnni", "avx512", "amx"];
+
+/// Kernels used by the ops; every entry has the same contract as its `reference` namesake.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// Name of the instruction set in use (`"reference"`, `"avx2+fma"`, ..., `"avx512vnni+amx"`).
+    pub isa: &'static str,
+    /// The tier this table is, one of [`TIERS`].
+    pub tier: &'static str,
+    /// f32 dot product of two equal-length slices.
+    pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
+    pub dot_f32_rows3: F32Rows3,
+    /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
+    pub gemm_f32_packed: GemmF32Packed,
+    /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`).
+    pub mxint8_dot_f32: fn(&[u8], &[f32], &[f32]) -> f32,
+    /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
+    pub dot_i8: fn(&[u8], &[u8]) -> i32,
+    /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
+    pub mxint8_rows: MxRows,
+    /// The same for two weight rows at once (each activation block is loaded once for both).
+    pub mxint8_rows2: MxRows2,
+    /// Where the CPU has a matrix unit (AMX): MXINT8 × MXINT8 a panel of 16 activation rows at a time, each
+    /// block summed exactly before it is scaled (`reference::mxint8_panel`). The ops then pack activations
+    /// into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose per-lane order differs in the
+    /// last bits, so a table uses one or the other for every MXINT8 × MXINT8 product).
+    pub mxint8_panel: Option<MxPanel>,
+    /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
+    pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    /// `e^x` in place (SIMD versions within 2 ulp of the reference on [-87, 88]; below, as small as it).
+    pub exp_in_place: fn(&mut [f32]),
+    /// Exact-erf GELU in place (SIMD versions: erf within 2e-7 absolute of the reference's).
+    pub gelu_in_place: fn(&mut [f32]),
+    /// `(row, residual, gamma, beta, eps)`: one LayerNorm row after a residual add (`reference::layer_norm_row`;
+    /// SIMD versions sum in another order, in f64).
+    pub layer_norm_row: LayerNormRow,
+    /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`).
+    pub softmax_masked: fn(&mut [f32], &[u8], f32),
+    /// Sparse weight row (values, column indices) · dense row.
+    pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
+}
+
+impl Kernels {
+    pub fn reference() -> Kernels {
+        Kernels {
+            isa: "reference",
+            tier: "reference",
+            dot_f32: reference::dot_f32,
+            dot_f32_rows3: reference::dot_f32_rows3,
+            gemm_f32_packed: reference::gemm_f32_packed,
+            mxint8_dot_f32: reference::mxint8_dot_f32,
+            dot_i8: reference::dot_i8,
+            mxint8_rows: reference::mxint8_rows,
+            mxint8_rows2: reference::mxint8_rows2,
+            mxint8_panel: None,
+            mxint8_quantize_block: reference::mxint8_quantize_block,
+            exp_in_place: reference::exp_in_place,
+            gelu_in_place: reference::gelu_in_place,
+            softmax_masked: reference::softmax_masked,
+            layer_norm_row: reference::layer_norm_row,
+            sparse_dot: reference::sparse_dot,
+        }
+    }
+
+    /// The scalar reference with this table's choice of MXINT8 × MXINT8 path (rows or panels), so ops on
+    /// the two tables must agree bit for bit on that integer path.
+    pub fn reference_for(&self) -> Kernels {
+        Kernels {
+            mxint8_panel: self
+                .mxint8_panel
+                .map(|_| reference::mxint8_panel as MxPanel),
+            ..Kernels::reference()
+        }
+    }
+
+    /// Every fast table this CPU can run (e.g. AVX2+FMA, and AVX2+FMA+AVX-VNNI), for tests that check each
+    /// one against the reference; empty when only the reference runs here.
+    pub fn available() -> Vec<Kernels> {
+        #[cfg(target_arch = "x86_64")]
+        return x86_tables();
+        #[cfg(not(target_arch = "x86_64"))]
+        Vec::new()
+    }
+
+    /// The kernels the environment asks for (see the module documentation), else the best this CPU runs. An
+    /// unknown tier, or one this CPU does not run, is an error that names the tiers it does run.
+    pub fn from_env() -> Result<Kernels> {
+        let asked = std::env::var("MXRT_CPU").ok();
+        let force_reference =
+            std::env::var_os("MXRT_FORCE_REFERENCE").is_some_and(|v| !v.is_empty() && v != "0");
+        Kernels::select(asked.as_deref(), force_reference, Kernels::available())
+    }
+
+    /// The best table for this CPU, as [`Kernels::from_env`] picks it when neither `MXRT_CPU` nor
+    /// `MXRT_FORCE_REFERENCE` is set.
+    pub fn detect() -> Kernels {
+        Kernels::available()
+            .pop()
+            .unwrap_or_else(Kernels::reference)
+    }
+
+    /// The table `asked` names among `tables` (this CPU's fast tables, plainest first) or the reference;
+    /// without a name, the reference when `force_reference`, else the best of `tables`. `MXRT_CPU` wins over
+    /// `MXRT_FORCE_REFERENCE` when both are set.
+    pub fn select(
+        asked: Option<&str>,
+        force_reference: bool,
+        tables: Vec<Kernels>,
+    ) -> Result<Kernels> {
+        let Some(name) = asked.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(match tables.last() {
+                Some(best) if !force_reference => *best,
+                _ => Kernels::reference(),
+            });
+        };
+        let name = name.to_ascii_lowercase();
+        if name == "reference" {
+            return Ok(Kernels::reference());
+        }
+        if let Some(k) = tables.iter().find(|k| k.tier == name) {
+            return Ok(*k);
+        }
+        let reason = if TIERS.contains(&name.as_str()) {
+            let runs: Vec<&str> = std::iter::once("reference")
+                .chain(tables.iter().map(|k| k.tier))
+                .collect();
+            let no_amx = if name == "amx" && std::env::var_os("MXRT_NO_AMX").is_some() {
+                "; MXRT_NO_AMX is set"
+            } else {
+                ""
+            };
+            format!(
+                "this CPU does not run the {name} kernels (it runs: {}{no_amx})",
+                runs.join(", ")
+            )
+        } else {
+            format!("unknown kernel tier (one of: {})", TIERS.join(", "))
+        };
+        Err(RuntimeError::CpuTier {
+            value: asked.unwrap_or_default().to_string(),
+            reason,
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+/// Every x86-64 table this CPU runs, from the plainest to the best: each tier's kernels over the tier below.
+fn x86_tables() -> Vec<Kernels> {
+    let mut out = Vec::new();
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        return out;
+    }
+    let avx2_table = Kernels {
+        isa: "avx2+fma",
+        tier: "avx2",
+        dot_f32: avx2::dot_f32,
+        dot_f32_rows3: avx2::dot_f32_rows3,
+        gemm_f32_packed: avx2::gemm_f32_packed,
+        mxint8_dot_f32: avx2::mxint8_dot_f32,
+        dot_i8: avx2::dot_i8,
+        mxint8_rows: avx2::mxint8_rows,
+        mxint8_rows2: avx2::mxint8_rows2,
+        mxint8_panel: None,
+        mxint8_quantize_block: avx2::mxint8_quantize_block,
+        exp_in_place: avx2::exp_in_place,
+        gelu_in_place: avx2::gelu_in_place,
+        softmax_masked: reference::softmax_masked,
+        layer_norm_row: reference::layer_norm_row,
+        sparse_dot: avx2::sparse_dot,
+    };
+    out.push(avx2_table);
+    if is_x86_feature_detected!("avxvnni") {
+        out.push(Kernels {
+            isa: "avx2+fma+avxvnni",
+            tier: "avx2vnni",
+            mxint8_rows: avx2::mxint8_rows_vnni_entry,
+            mxint8_rows2: avx2::mxint8_rows2_vnni_entry,
+            ..avx2_table
+        });
+    }
+    if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512dq")
+        && is_x86_feature_detected!("avx512vnni")
+        && is_x86_feature_detected!("avx512vl")
+    {
+        out.push(Kernels {
+            isa: "avx512vnni",
+            tier: "avx512",
+            dot_f32_rows3: avx512::dot_f32_rows3_avx512_entry,
+            mxint8_rows2: avx512::mxint8_rows2_avx512_entry,
+            exp_in_place: avx512::exp_in_place_avx512_entry,
+            gelu_in_place: avx512::gelu_in_place_avx512_entry,
+            gemm_f32_packed: avx512::gemm_f32_packed_avx512_entry,
+            softmax_masked: avx512::softmax_masked_avx512_entry,
+            mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
+            mxint8_dot_f32: avx512::mxint8_dot_f32_avx512_entry,
+            layer_norm_row: avx512::layer_norm_row_avx512_entry,
+            ..*out.last().unwrap_or(&avx2_table)
+        });
+        // MXRT_NO_AMX=1 leaves the matrix unit out (to compare the AVX-512 VNNI path on the same machine).
+        let no_amx = std::env::var_os("MXRT_NO_AMX").is_some_and(|v| v != "0");
+        if amx::enabled() && !no_amx {
+            out.push(Kernels {
+                isa: "avx512vnni+amx",
+                tier: "amx",
+                mxint8_panel: Some(amx::mxint8_panel),
+                ..*out.last().unwrap_or(&avx2_table)
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kernels;
+
+    /// Stand-ins for a CPU's fast tables (selection looks at names only).
+    fn tables(tiers: &[(&'static str, &'static str)]) -> Vec<Kernels> {
+        tiers
+            .iter()
+            .map(|&(tier, isa)| Kernels {
+                tier,
+                isa,
+                ..Kernels::reference()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mxrt_cpu_picks_a_tier_this_cpu_runs() {
+        let zen4 = tables(&[("avx2", "avx2+fma"), ("avx512", "avx512vnni")]);
+        let pick = |asked, force| Kernels::select(asked, force, zen4.clone()).map(|k| k.isa);
+        assert_eq!(pick(None, false).unwrap(), "avx512vnni");
+        assert_eq!(pick(Some(""), false).unwrap(), "avx512vnni");
+        assert_eq!(pick(None, true).unwrap(), "reference");
+        assert_eq!(pick(Some("reference"), false).unwrap(), "reference");
+        assert_eq!(pick(Some("AVX2"), false).unwrap(), "avx2+fma");
+        assert_eq!(pick(Some(" avx512 "), false).unwrap(), "avx512vnni");
+        // MXRT_CPU wins over the older MXRT_FORCE_REFERENCE.
+        assert_eq!(pick(Some("avx2"), true).unwrap(), "avx2+fma");
+        assert_eq!(
+            Kernels::select(None, false, Vec::new()).unwrap().isa,
+            "reference"
+        );
+    }
+
+    #[test]
+    fn mxrt_cpu_names_what_this_cpu_runs_when_it_cannot() {
+        let zen4 = tables(&[("avx2", "avx2+fma"), ("avx512", "avx512vnni")]);
+        let err = |asked| {
+            Kernels::select(Some(asked), false, zen4.clone())
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            err("avx2vnni"),
+            "MXRT_CPU=avx2vnni: this CPU does not run the avx2vnni kernels \
+             (it runs: reference, avx2, avx512)"
+        );
+        assert_eq!(
+            err("sse2"),
+            "MXRT_CPU=sse2: unknown kernel tier (one of: reference, avx2, avx2vnni, avx512, amx)"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AMX): activations arrive packed in
+//! panels of 16 rows; weight rows are taken 16 at a time straight from the mapped file. A ragged last group
+//! of weight rows goes through a zero-padded copy of those few rows, a ragged last panel through a buffer.
+
+use rayon::prelude::*;
+
+use crate::cpu::kernels::reference::PANEL_ROWS;
+use crate::cpu::kernels::MxPanel;
+use crate::cpu::quant::MxActs;
+use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
+use crate::weights::WeightView;
+
+/// Weight rows per kernel group (the tile height).
+const GROUP_ROWS: usize = 16;
+
+/// `y = post(acts · Wᵀ + b)` for `m` packed activation rows and dense MXINT8 `w`; returns `[m, n]`. `post`
+/// (an elementwise activation) runs on each panel's rows right after they are computed.
+///
+/// Many panels: each core takes whole panels and walks every weight group (the panel stays in L1, the
+/// weights stream from L2). Fewer panels than twice the cores (short inputs): the weight groups are split
+/// too, so both cores work at batch 1.
+pub(crate) fn linear_mxint8_panels(
+    kernel: MxPanel,
+    acts: &MxActs,
+    m: usize,
+    w: &WeightView<'_>,
+    bias: Option<&[f32]>,
+    post: Option<fn(&mut [f32])>,
+) -> Vec<f32> {
+    let (n, kdim) = (w.rows(), w.cols());
+    // Every element is written below (each panel row, every weight group).
+    let mut out = crate::cpu::buffers::take(m * n);
+    let Some((w_codes, w_scales)) = w.mxint8_rows_all() else {
+        unreachable!("the integer MXINT8 path is only taken for dense MXINT8 weights")
+    };
+    if n == 0 || m == 0 {
+        return out;
+    }
+    if kdim == 0 {
+        // No inputs: every output is its bias (the kernel needs at least one block).
+        out.fill(0.0);
+        add_bias_rows(&mut out, bias);
+        return out;
+    }
+    let weights = Groups::new(w_codes, w_scales, n, kdim.div_ceil(32));
+    let panels = m.div_ceil(PANEL_ROWS);
+    let parallel = n * m * kdim >= PARALLEL_WORK;
+    let threads = rayon::current_num_threads();
+    let groups = weights.count();
+    let split = if parallel && panels < 2 * threads {
+        (2 * threads).div_ceil(panels).min(groups)
+    } else {
+        1
+    };
+    if split == 1 {
+        let per_panel = |buf: &mut Vec<f32>, (p, rows): (usize, &mut [f32])| {
+            weights.run(kernel, acts, p, 0..groups, rows, buf);
+            add_bias_rows(rows, bias);
+            if let Some(f) = post {
+                f(rows); // while the panel's outputs are still in cache
+            }
+        };
+        if parallel {
+            out.par_chunks_mut(PANEL_ROWS * n)
+                .enumerate()
+                .for_each_init(Vec::new, per_panel);
+        } else {
+            let mut buf = Vec::new();
+            out.chunks_mut(PANEL_ROWS * n)
+                .enumerate()
+                .for_each(|task| per_panel(&mut buf, task));
+        }
+        return out;
+    }
+    // Few panels: (panel, part of the weight groups) tasks, each into its own [rows, part width] block.
+    let per_part = groups.div_ceil(split);
+    let tasks: Vec<(usize, std::ops::Range<usize>)> = (0..panels)
+        .flat_map(|p| {
+            (0..groups)
+                .step_by(per_part)
+                .map(move |g| (p, g..(g + per_part).min(groups)))
+        })
+        .collect();
+    let blocks: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map_init(Vec::new, |buf, (p, range)| {
+            let rows = PANEL_ROWS.min(m - p * PANEL_ROWS);
+            let width = (range.end * GROUP_ROWS).min(n) - range.start * GROUP_ROWS;
+            let mut block = vec![0.0f32; rows * width];
+            weights.run_into(kernel, acts, *p, range.clone(), &mut block, width, buf);
+            block
+        })
+        .collect();
+    for ((p, range), block) in tasks.iter().zip(&blocks) {
+        let c0 = range.start * GROUP_ROWS;
+        let width = (range.end * GROUP_ROWS).min(n) - c0;
+        for (i, src) in block.chunks(width.max(1)).enumerate() {
+            let row = p * PANEL_ROWS + i;
+            out[row * n + c0..row * n + c0 + width].copy_from_slice(src);
+        }
+    }
+    add_bias_rows(&mut out, bias);
+    if let Some(f) = post {
+        f(&mut out);
+    }
+    out
+}
+
+/// The MXINT8 pieces of a fused feed-forward block: the weights and biases of both layers, the GELU and
+/// activation quantizer kernels, and the rounding of the second layer's input.
+pub(crate) struct FeedForward<'a, 'w> {
+    pub up: &'a WeightView<'w>,
+    pub up_bias: Option<&'a [f32]>,
+    pub down: &'a WeightView<'w>,
+    pub down_bias: Option<&'a [f32]>,
+    pub gelu: fn(&mut [f32]),
+    pub quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    pub down_rounding: mxrt_format::Rounding,
+}
+
+/// `down(quantize(gelu(up(acts))))` one panel of 16 rows at a time: the panel's up-projection, its GELU and
+/// its quantization for the down-projection stay in this core's cache, and the `[m, intermediate]`
+/// activations never exist as a whole. Every step is the one the unfused ops take on the same rows (the
+/// quantizer works per row, so quantizing one panel gives the panel the whole-matrix quantizer would), so
+/// the result is bit for bit the unfused one. The caller guarantees enough panels to keep every core busy.
+pub(crate) fn feed_forward_panels(
+    kernel: MxPanel,
+    acts: &MxActs,
+    m: usize,
+    ff: &FeedForward<'_, '_>,
+) -> Vec<f32> {
+    let (hidden_width, n) = (ff.up.rows(), ff.down.rows());
+    debug_assert_eq!(ff.down.cols(), hidden_width);
+    let (Some((up_codes, up_scales)), Some((down_codes, down_scales))) =
+        (ff.up.mxint8_rows_all(), ff.down.mxint8_rows_all())
+    else {
+        unreachable!("the fused feed-forward block is only taken for dense MXINT8 weights")
+    };
+    let mut out = crate::cpu::buffers::take(m * n); // every element written below
+    if n == 0 || m == 0 || hidden_width == 0 {
+        out.fill(0.0);
+        add_bias_rows(&mut out, ff.down_bias);
+        return out;
+    }
+    let up = Groups::new(up_codes, up_scales, hidden_width, ff.up.cols().div_ceil(32));
+    let down = Groups::new(down_codes, down_scales, n, hidden_width.div_ceil(32));
+    struct PanelScratch {
+        hidden: Vec<f32>,
+        buf: Vec<f32>,
+        codes: Vec<u8>,
+        factors: Vec<f32>,
+    }
+    let new_scratch = || PanelScratch {
+        hidden: Vec::new(),
+        buf: Vec::new(),
+        codes: Vec::new(),
+        factors: Vec::new(),
+    };
+    out.par_chunks_mut(PANEL_ROWS * n)
+        .enumerate()
+        .for_each_init(new_scratch, |s, (p, rows)| {
+            let real = rows.len() / n;
+            s.hidden.clear();
+            s.hidden.resize(real * hidden_width, 0.0);
+            up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf);
+            add_bias_rows(&mut s.hidden, ff.up_bias);
+            (ff.gelu)(&mut s.hidden);
+            crate::cpu::quant::quantize_mxint8_panels(
+                &s.hidden,
+                hidden_width,
+                ff.down_rounding,
+                ff.quantize_block,
+                &mut s.codes,
+                &mut s.factors,
+            );
+            let panel = MxActs {
+                codes: std::mem::take(&mut s.codes),
+                factors: std::mem::take(&mut s.factors),
+                panels: true,
+            };
+            down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf);
+            add_bias_rows(rows, ff.down_bias);
+            (s.codes, s.factors) = (panel.codes, panel.factors);
+        });
+    out
+}
+
+/// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
+/// group (if any) as a zero-padded copy of its rows.
+struct Groups<'a> {
+    codes: &'a [u8],
+    factors: Vec<f32>,
+    tail_codes: Vec<u8>,
+    tail_factors: Vec<f32>,
+    n: usize,
+    bpr: usize,
+    full: usize,
+}
+
+impl<'a> Groups<'a> {
+    fn new(codes: &'a [u8], scales: &[u8], n: usize, bpr: usize) -> Groups<'a> {
+        let factors: Vec<f32> = scales
+            .iter()
+            .map(|&s| mxrt_format::mx::scale_value(s))
+            .collect();
+        let full = n / GROUP_ROWS;
+        let (mut tail_codes, mut tail_factors) = (Vec::new(), Vec::new());
+        if !n.is_multiple_of(GROUP_ROWS) {
+            let first = full * GROUP_ROWS;
+            tail_codes = vec![0u8; GROUP_ROWS * bpr * 32];
+            tail_factors = vec![0.0f32; GROUP_ROWS * bpr];
+            tail_codes[..(n - first) * bpr * 32].copy_from_slice(&codes[first * bpr * 32..]);
+            tail_factors[..(n - first) * bpr].copy_from_slice(&factors[first * bpr..]);
+        }
+        Groups {
+            codes,
+            factors,
+            tail_codes,
+            tail_factors,
+            n,
+            bpr,
+            full,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.n.div_ceil(GROUP_ROWS)
+    }
+
+    /// Panel `p` × weight groups `range` into `out` (rows of width `n`, as many rows as the panel has):
+    /// straight into `out` for a full panel, through `buf` for the ragged last one and the ragged group.
+    fn run(
+        &self,
+        kernel: MxPanel,
+        acts: &MxActs,
+        p: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f32],
+        buf: &mut Vec<f32>,
+    ) {
+        self.run_into(kernel, acts, p, range, out, self.n, buf)
+    }
+
+    /// As [`Groups::run`], into `out` with row stride `ldo` whose column 0 is weight row `range.start * 16`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_into(
+        &self,
+        kernel: MxPanel,
+        acts: &MxActs,
+        p: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f32],
+        ldo: usize,
+        buf: &mut Vec<f32>,
+    ) {
+        let bpr = self.bpr;
+        let panel = &acts.codes[p * bpr * 512..(p + 1) * bpr * 512];
+        let factors = &acts.factors[p * bpr * PANEL_ROWS..(p + 1) * bpr * PANEL_ROWS];
+        let rows = out.len().div_ceil(ldo.max(1));
+        let (g0, full_end) = (range.start, range.end.min(self.full));
+        let row_width = bpr * 32;
+        let width = (range.end * GROUP_ROWS).min(self.n) - g0 * GROUP_ROWS;
+        if full_end > g0 {
+            let cols = (full_end - g0) * GROUP_ROWS;
+            let w_codes =
+                &self.codes[g0 * GROUP_ROWS * row_width..full_end * GROUP_ROWS * row_width];
+            let w_factors = &self.factors[g0 * GROUP_ROWS * bpr..full_end * GROUP_ROWS * bpr];
+            if rows == PANEL_ROWS {
+                kernel(panel, factors, bpr, w_codes, w_factors, out, ldo);
+            } else {
+                buf.clear();
+                buf.resize(PANEL_ROWS * cols, 0.0);
+                kernel(panel, factors, bpr, w_codes, w_factors, buf, cols);
+                for (i, src) in buf.chunks(cols).take(rows).enumerate() {
+                    out[i * ldo..i * ldo + cols].copy_from_slice(src);
+                }
+            }
+        }
+        if range.end > self.full {
+            // The ragged group: its first `n % 16` columns are real.
+            let c0 = (self.full - g0) * GROUP_ROWS;
+            let real = width - c0;
+            buf.clear();
+            buf.resize(PANEL_ROWS * GROUP_ROWS, 0.0);
+            kernel(
+                panel,
+                factors,
+                bpr,
+                &self.tail_codes,
+                &self.tail_factors,
+                buf,
+                GROUP_ROWS,
+            );
+            for (i, src) in buf.chunks(GROUP_ROWS).take(rows).enumerate() {
+                out[i * ldo + c0..i * ldo + c0 + real].copy_from_slice(&src[..real]);
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Activation quantization at a linear layer's input, as the recipe says: MX types dynamically per block of 32
+//! along the row (the reduction dimension), fixed point per element. The values are exactly what encoding and
+//! decoding the activations with `mxrt-format` would give, i.e. what a fake-quantized PyTorch model computes.
+
+use mxrt_format::{fixed, mx, Encoding, Rounding};
+
+use crate::ops::ActQuant;
+
+/// Quantized MXINT8 activations: codes and f32 block factors, row after row, or (`panels`) packed in
+/// panels of 16 rows for the kernel table's `mxint8_panel`.
+pub(crate) struct MxActs {
+    pub codes: Vec<u8>,
+    pub factors: Vec<f32>,
+    pub panels: bool,
+}
+
+/// Replaces each value of the `cols`-wide rows of `x` by its quantized value.
+pub fn fake_quantize_rows(x: &mut [f32], cols: usize, q: ActQuant) {
+    match q.encoding {
+        Encoding::Mx(elem) => {
+            let table = mx::code_table(elem);
+            let mut codes = [0u32; mx::BLOCK];
+            for row in x.chunks_mut(cols.max(1)) {
+                for block in row.chunks_mut(mx::BLOCK) {
+                    let s =
+                        mx::scale_value(mx::quantize_block(block, elem, q.rounding, &mut codes));
+                    for (v, &c) in block.iter_mut().zip(&codes) {
+                        *v = table[c as usize] * s;
+                    }
+                }
+            }
+        }
+        Encoding::Fixed { width, frac } => {
+            for v in x.iter_mut() {
+                if let Some(code) = fixed::quantize(*v, width, frac, q.rounding) {
+                    *v = fixed::dequantize(code, frac);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One block of up to 32 activations through the kernel table's block quantizer, a ragged last block
+/// zero-padded to 32 (the kernels see whole blocks).
+fn quantize_padded(
+    values: &[f32],
+    rounding: Rounding,
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    codes: &mut [u8; 32],
+) -> u8 {
+    let mut padded = [0f32; 32];
+    let input: &[f32; 32] = match values.try_into() {
+        Ok(whole) => whole,
+        Err(_) => {
+            padded[..values.len()].copy_from_slice(values);
+            &padded
+        }
+    };
+    block(input, rounding, codes)
+}
+
+/// MXINT8 activations as codes (two's complement bytes) and scale bytes, for the integer path: per row,
+/// `blocks_per_row * 32` codes (the ragged last block zero-padded here, so the kernel sees whole blocks) and
+/// one scale byte per block. `block` is the kernel table's `mxint8_quantize_block`; rows are spread over the
+/// cores when there are many.
+pub fn quantize_mxint8_rows(
+    x: &[f32],
+    cols: usize,
+    rounding: Rounding,
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    codes: &mut Vec<u8>,
+    scales: &mut Vec<u8>,
+) {
+    use rayon::prelude::*;
+    let bpr = cols.div_ceil(mx::BLOCK);
+    let rows = x.len() / cols.max(1);
+    codes.clear();
+    codes.resize(rows * bpr * mx::BLOCK, 0);
+    scales.clear();
+    scales.resize(rows * bpr, 0);
+    let one_row = |((row, c), s): ((&[f32], &mut [u8]), &mut [u8])| {
+        for ((values, out), scale) in row
+            .chunks(mx::BLOCK)
+            .zip(c.chunks_exact_mut(mx::BLOCK))
+            .zip(s)
+        {
+            let out: &mut [u8; 32] = out.try_into().expect("chunks of exactly 32");
+            *scale = quantize_padded(values, rounding, block, out);
+        }
+    };
+    let (width, code_width) = (cols.max(1), (bpr * mx::BLOCK).max(1));
+    if x.len() >= 1 << 15 {
+        x.par_chunks(width)
+            .zip(codes.par_chunks_mut(code_width))
+            .zip(scales.par_chunks_mut(bpr.max(1)))
+            .for_each(one_row);
+    } else {
+        x.chunks(width)
+            .zip(codes.chunks_mut(code_width))
+            .zip(scales.chunks_mut(bpr.max(1)))
+            .for_each(one_row);
+    }
+}
+
+/// Rearranges MXINT8 activation rows (`bpr * 32` codes and `bpr` factors per row, as
+/// [`quantize_mxint8_rows`] and `cpu::reference::act_scale` give them) into the panel layout of
+/// `cpu::reference::mxint8_panel`: panels of 16 rows, each block's 16 × 32 codes interleaved in groups of
+/// four, and its 16 factors together. Rows past the last one are zero codes with factor 0. Panels are
+/// spread over the cores when the input is large. (The runtime quantizes straight into panels with
+/// [`quantize_mxint8_panels`]; this two-step route is the layout's definition the tests check it against.)
+pub fn pack_mxint8_panels(
+    codes: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    panel_codes: &mut Vec<u8>,
+    panel_factors: &mut Vec<f32>,
+) {
+    use crate::cpu::kernels::reference::PANEL_ROWS;
+    use rayon::prelude::*;
+    let rows = factors.len() / bpr.max(1);
+    let panels = rows.div_ceil(PANEL_ROWS);
+    panel_codes.clear();
+    panel_codes.resize(panels * bpr * 512, 0);
+    panel_factors.clear();
+    panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
+    if bpr == 0 {
+        return;
+    }
+    let one_panel = |(p, (pc, pf)): (usize, (&mut [u8], &mut [f32]))| {
+        let first = p * PANEL_ROWS;
+        for i in 0..PANEL_ROWS.min(rows - first) {
+            let row = &codes[(first + i) * bpr * 32..(first + i + 1) * bpr * 32];
+            for j in 0..bpr {
+                let block = &mut pc[512 * j..512 * (j + 1)];
+                for q in 0..8 {
+                    let src = &row[32 * j + 4 * q..32 * j + 4 * q + 4];
+                    block[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(src);
+                }
+                pf[PANEL_ROWS * j + i] = factors[(first + i) * bpr + j];
+            }
+        }
+    };
+    if codes.len() >= 1 << 16 {
+        panel_codes
+            .par_chunks_mut(bpr * 512)
+            .zip(panel_factors.par_chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    } else {
+        panel_codes
+            .chunks_mut(bpr * 512)
+            .zip(panel_factors.chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    }
+}
+
+/// [`quantize_mxint8_rows`] and [`pack_mxint8_panels`] in one pass: each block of 32 activations is quantized
+/// (`block` is the kernel table's `mxint8_quantize_block`) and its codes written straight to their places in
+/// the panel, its factor (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly
+/// what the two steps give; the row-major codes are never materialised.
+pub fn quantize_mxint8_panels(
+    x: &[f32],
+    cols: usize,
+    rounding: Rounding,
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    panel_codes: &mut Vec<u8>,
+    panel_factors: &mut Vec<f32>,
+) {
+    use crate::cpu::kernels::reference::{act_scale, PANEL_ROWS};
+    use rayon::prelude::*;
+    let bpr = cols.div_ceil(mx::BLOCK);
+    let rows = x.len() / cols.max(1);
+    let panels = rows.div_ceil(PANEL_ROWS);
+    panel_codes.clear();
+    panel_factors.clear();
+    if bpr == 0 {
+        return;
+    }
+    panel_codes.resize(panels * bpr * 512, 0);
+    panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
+    let one_panel = |(p, (pc, pf)): (usize, (&mut [u8], &mut [f32]))| {
+        let first = p * PANEL_ROWS;
+        let mut codes = [0u8; 32];
+        for i in 0..PANEL_ROWS.min(rows - first) {
+            let row = &x[(first + i) * cols..(first + i + 1) * cols];
+            for (j, values) in row.chunks(mx::BLOCK).enumerate() {
+                let scale = quantize_padded(values, rounding, block, &mut codes);
+                let dst = &mut pc[512 * j..512 * (j + 1)];
+                for (q, four) in codes.chunks_exact(4).enumerate() {
+                    dst[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(four);
+                }
+                pf[PANEL_ROWS * j + i] = act_scale(scale);
+            }
+        }
+    };
+    let chunks_wide = bpr * 512;
+    if x.len() >= 1 << 15 {
+        panel_codes
+            .par_chunks_mut(chunks_wide)
+            .zip(panel_factors.par_chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    } else {
+        panel_codes
+            .chunks_mut(chunks_wide)
+            .zip(panel_factors.chunks_mut(bpr * PANEL_ROWS))
+            .enumerate()
+            .for_each(one_panel);
+    }
+}

@@ -1,0 +1,114 @@
+//! Batch-1 runs of small row-op chains (MLPs such as the JSC classifiers: 4,389 weights) without the general
+//! op machinery.
+//! A per-sample call is a few hundred multiply-adds, so dispatch, allocation and 133 horizontally summed dot
+//! products dominated it (1.35 µs). Here each linear layer's weights are decoded once, when the model is
+//! opened, into the transposed panel `gemm_f32_packed` multiplies by broadcasting (at most [`MAX_WEIGHTS`]
+//! values: 256 KiB), and a sample runs through two stack buffers. Only for f32 activations (no activation
+//! quantization) and layers at most [`MAX_WIDTH`] wide; anything else takes the general path.
+
+use crate::cpu::kernels::Kernels;
+use crate::cpu::Cpu;
+use crate::ops::RowOp;
+
+/// Largest total weight count transposed at open.
+const MAX_WEIGHTS: usize = 1 << 16;
+/// Widest layer (inputs or outputs) the stack buffers hold.
+const MAX_WIDTH: usize = 256;
+
+enum Step {
+    /// Transposed weights `[k, stride]` (stride = n rounded up to 16, zero columns past n) and the bias.
+    Linear {
+        wt: Vec<f32>,
+        k: usize,
+        n: usize,
+        bias: Vec<f32>,
+    },
+    Affine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Relu,
+    Softmax,
+}
+
+pub struct SmallChain {
+    steps: Vec<Step>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl SmallChain {
+    /// The batch-1 form of the chain `ops` on `inputs`-wide rows if it qualifies (see the module docs),
+    /// weights decoded from `bytes`.
+    pub(crate) fn build(ops: &[RowOp], inputs: usize, bytes: &[u8]) -> Option<SmallChain> {
+        let mut total = 0usize;
+        let mut steps = Vec::with_capacity(ops.len());
+        if inputs > MAX_WIDTH {
+            return None;
+        }
+        let mut outputs = inputs;
+        for op in ops {
+            steps.push(match op {
+                RowOp::Linear(l) => {
+                    let w = l.weight.view(bytes);
+                    let (n, k) = (w.rows(), w.cols());
+                    total += n * k;
+                    outputs = n;
+                    if !l.act.is_none() || n > MAX_WIDTH || k > MAX_WIDTH || total > MAX_WEIGHTS {
+                        return None;
+                    }
+                    let stride = n.div_ceil(16) * 16;
+                    let (mut wt, mut row) = (vec![0.0f32; k * stride], vec![0.0f32; k]);
+                    for r in 0..n {
+                        w.decode_row(r, &mut row);
+                        for (t, v) in row.iter().enumerate() {
+                            wt[t * stride + r] = *v;
+                        }
+                    }
+                    Step::Linear {
+                        wt,
+                        k,
+                        n,
+                        bias: l.bias.clone(),
+                    }
+                }
+                RowOp::Affine(a) => Step::Affine {
+                    scale: a.scale.clone(),
+                    shift: a.shift.clone(),
+                },
+                RowOp::Relu => Step::Relu,
+                RowOp::Softmax => Step::Softmax,
+            });
+        }
+        Some(SmallChain {
+            steps,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// One sample `x` (`inputs` values) → `outputs` values: the same ops as `ops::run_row_ops`, each linear layer
+    /// through `gemm_f32_packed` on one row.
+    pub(crate) fn forward(&self, cpu: &Cpu, x: &[f32]) -> Vec<f32> {
+        let kernels: &Kernels = &cpu.kernels;
+        let (mut a, mut b) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
+        a[..self.inputs].copy_from_slice(&x[..self.inputs]);
+        let mut width = self.inputs;
+        for step in &self.steps {
+            match step {
+                Step::Linear { wt, k, n, bias } => {
+                    (kernels.gemm_f32_packed)(&a[..*k], 1, *k, wt, *n, &mut b[..*n], *n);
+                    for (v, c) in b[..*n].iter_mut().zip(bias) {
+                        *v += c;
+                    }
+                    std::mem::swap(&mut a, &mut b);
+                    width = *n;
+                }
+                Step::Affine { scale, shift } => cpu.affine(&mut a[..width], scale, shift),
+                Step::Relu => cpu.relu(&mut a[..width]),
+                Step::Softmax => cpu.softmax_rows(&mut a[..width], width),
+            }
+        }
+        a[..self.outputs].to_vec()
+    }
+}

@@ -1,0 +1,245 @@
+//! BERT encoder with its two heads (sequence classification; sentence embedding), one struct per checkpoint
+//! module with `load` and `forward`, written against the backend ops. No parsing or I/O here: the model
+//! loader hands over tensor references and the configuration (FORMAT.md section 9).
+
+use crate::error::{Result, RuntimeError};
+use crate::graphs::params::Params;
+use crate::ops::{Activation, Backend, Embeddings, Linear, Norm, Parameters, Pooling, TokenBatch};
+
+#[derive(Debug, Clone)]
+pub enum Head {
+    Classification {
+        labels: Vec<String>,
+    },
+    Embedding {
+        pooling: Pooling,
+        normalize: bool,
+        max_seq_length: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct BertConfig {
+    pub prefix: String,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub eps: f32,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub head: Head,
+}
+
+/// What a forward pass gives.
+#[derive(Debug, Clone)]
+pub struct BertOutput {
+    /// `[batch, width]`: logits (classifier) or embeddings (encoder).
+    pub values: Vec<f32>,
+    pub width: usize,
+    /// Hidden states after the embeddings and after each layer, `[batch * seq, hidden]` each (when asked).
+    pub hidden_states: Vec<Vec<f32>>,
+}
+
+pub(crate) struct EncoderLayer {
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) attention_output: Linear,
+    pub(crate) attention_norm: Norm,
+    pub(crate) intermediate: Linear,
+    pub(crate) output: Linear,
+    pub(crate) output_norm: Norm,
+}
+
+pub struct Bert {
+    pub config: BertConfig,
+    pub(crate) embeddings: Embeddings,
+    pub(crate) layers: Vec<EncoderLayer>,
+    pub(crate) pooler: Option<Linear>,
+    pub(crate) classifier: Option<Linear>,
+}
+
+impl Bert {
+    pub fn load(config: BertConfig, p: &Params<'_>) -> Result<Bert> {
+        let (h, pre) = (config.hidden, config.prefix.clone());
+        let e = format!("{pre}embeddings");
+        let word = p.matrix(&format!("{e}.word_embeddings.weight"), config.vocab, h)?;
+        let position = p.matrix(
+            &format!("{e}.position_embeddings.weight"),
+            config.max_positions,
+            h,
+        )?;
+        let token_type = p.matrix(
+            &format!("{e}.token_type_embeddings.weight"),
+            config.type_vocab,
+            h,
+        )?;
+        let embeddings_norm = p.norm(&format!("{e}.LayerNorm"), h)?;
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let l = format!("{pre}encoder.layer.{i}");
+            layers.push(EncoderLayer {
+                query: p.linear(&format!("{l}.attention.self.query"), h, h)?,
+                key: p.linear(&format!("{l}.attention.self.key"), h, h)?,
+                value: p.linear(&format!("{l}.attention.self.value"), h, h)?,
+                attention_output: p.linear(&format!("{l}.attention.output.dense"), h, h)?,
+                attention_norm: p.norm(&format!("{l}.attention.output.LayerNorm"), h)?,
+                intermediate: p.linear(
+                    &format!("{l}.intermediate.dense"),
+                    config.intermediate,
+                    h,
+                )?,
+                output: p.linear(&format!("{l}.output.dense"), h, config.intermediate)?,
+                output_norm: p.norm(&format!("{l}.output.LayerNorm"), h)?,
+            });
+        }
+        let (pooler, classifier) = match &config.head {
+            Head::Classification { labels } => (
+                Some(p.linear(&format!("{pre}pooler.dense"), h, h)?),
+                Some(p.linear("classifier", labels.len(), h)?),
+            ),
+            Head::Embedding { .. } => (None, None),
+        };
+        Ok(Bert {
+            config,
+            embeddings: Embeddings {
+                word,
+                position,
+                token_type,
+                norm: embeddings_norm,
+            },
+            layers,
+            pooler,
+            classifier,
+        })
+    }
+
+    /// What the forward pass reads: the norms, the embedding tables and every linear layer, in that order.
+    pub fn parameters(&self) -> Parameters<'_> {
+        let mut p = Parameters::default();
+        p.norm(&self.embeddings.norm);
+        for l in &self.layers {
+            p.norm(&l.attention_norm);
+            p.norm(&l.output_norm);
+        }
+        let e = &self.embeddings;
+        p.weights.extend([&e.word, &e.position, &e.token_type]);
+        let linears = self.layers.iter().flat_map(|l| {
+            [
+                &l.query,
+                &l.key,
+                &l.value,
+                &l.attention_output,
+                &l.intermediate,
+                &l.output,
+            ]
+        });
+        for l in linears.chain(&self.pooler).chain(&self.classifier) {
+            p.linear(l);
+        }
+        p
+    }
+
+    /// Runs the batch on backend `be`; `keep_hidden` also returns every layer's hidden states.
+    pub fn forward<B: Backend>(
+        &self,
+        be: &B,
+        batch: &TokenBatch,
+        keep_hidden: bool,
+    ) -> Result<BertOutput> {
+        let c = &self.config;
+        let (b, s, h) = (batch.batch, batch.seq, c.hidden);
+        check_batch(c, batch)?;
+        let rows = b * s;
+        let mut x = be.embeddings(&self.embeddings, batch, c.eps)?;
+        let mut hidden_states = Vec::new();
+        if keep_hidden {
+            hidden_states.push(be.output(&x)?);
+        }
+        let dim = h / c.heads;
+        for layer in &self.layers {
+            let [q, k, v] = be.linear3(&x, rows, [&layer.query, &layer.key, &layer.value])?;
+            let context = be.attention(&q, &k, &v, &batch.mask, b, s, c.heads, dim)?;
+            [q, k, v].into_iter().for_each(|t| be.recycle(t));
+            let attended = be.linear(&context, rows, &layer.attention_output)?;
+            be.recycle(context);
+            let attended = be.add_layer_norm(attended, Some(&x), &layer.attention_norm, c.eps)?;
+            let down = be.feed_forward(
+                &attended,
+                rows,
+                &layer.intermediate,
+                Activation::Gelu,
+                &layer.output,
+            )?;
+            let next = be.add_layer_norm(down, Some(&attended), &layer.output_norm, c.eps)?;
+            be.recycle(std::mem::replace(&mut x, next));
+            be.recycle(attended);
+            if keep_hidden {
+                hidden_states.push(be.output(&x)?);
+            }
+        }
+        let (values, width) = match (&c.head, &self.pooler, &self.classifier) {
+            (Head::Classification { labels }, Some(pooler), Some(classifier)) => {
+                let cls = be.first_tokens(&x, b, s, h)?;
+                let pooled = be.activation(be.linear(&cls, b, pooler)?, Activation::Tanh)?;
+                (
+                    be.output(&be.linear(&pooled, b, classifier)?)?,
+                    labels.len(),
+                )
+            }
+            (
+                Head::Embedding {
+                    pooling, normalize, ..
+                },
+                _,
+                _,
+            ) => (
+                be.output(&be.pool_sentences(&x, &batch.mask, b, s, h, pooling, *normalize)?)?,
+                h,
+            ),
+            _ => unreachable!(
+                "load() sets the pooler and classifier exactly for classification heads"
+            ),
+        };
+        Ok(BertOutput {
+            values,
+            width,
+            hidden_states,
+        })
+    }
+}
+
+fn check_batch(c: &BertConfig, t: &TokenBatch) -> Result<()> {
+    let bad = |m: String| Err(RuntimeError::Input(m));
+    let n = t.batch * t.seq;
+    if t.ids.len() != n || t.type_ids.len() != n || t.mask.len() != n {
+        return bad(format!(
+            "a batch of {}x{} needs {n} ids, type ids and mask values",
+            t.batch, t.seq
+        ));
+    }
+    if t.seq > c.max_positions {
+        return bad(format!(
+            "sequence length {} exceeds the model's {} positions",
+            t.seq, c.max_positions
+        ));
+    }
+    if let Some(&id) = t.ids.iter().find(|&&i| i as usize >= c.vocab) {
+        return bad(format!(
+            "token id {id} is outside the vocabulary of {}",
+            c.vocab
+        ));
+    }
+    if let Some(&id) = t.type_ids.iter().find(|&&i| i as usize >= c.type_vocab) {
+        return bad(format!(
+            "token type {id} is outside the model's {} types",
+            c.type_vocab
+        ));
+    }
+    if (0..t.batch).any(|i| t.mask[i * t.seq..(i + 1) * t.seq].iter().all(|&m| m == 0)) {
+        return bad("every sequence needs at least one unmasked token".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Tensor lookup for graph loading: `Params` finds tensors by name and checks their shapes once, at load.
+
+use std::collections::HashMap;
+
+use mxrt_format::Encoding;
+
+use crate::error::{Result, RuntimeError};
+use crate::ops::{ActQuant, Linear, Norm};
+use crate::weights::TensorRef;
+
+/// Tensor lookup for graph loading.
+pub struct Params<'a> {
+    pub path: &'a str,
+    pub bytes: &'a [u8],
+    pub tensors: &'a HashMap<String, TensorRef>,
+    /// Input quantization per layer name, from the recipe.
+    pub activations: &'a HashMap<String, ActQuant>,
+}
+
+impl Params<'_> {
+    fn error(&self, reason: String) -> RuntimeError {
+        RuntimeError::Model {
+            path: self.path.to_string(),
+            reason,
+        }
+    }
+
+    fn get(&self, name: &str, shape: &[u64]) -> Result<&TensorRef> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| self.error(format!("tensor {name:?} is missing")))?;
+        if t.shape != shape {
+            return Err(self.error(format!(
+                "tensor {name:?} has shape {:?}, the model needs {shape:?}",
+                t.shape
+            )));
+        }
+        if matches!(t.encoding, Encoding::Raw(_)) {
+            return Err(self.error(format!(
+                "tensor {name:?} is raw {}, not a numeric encoding",
+                t.encoding
+            )));
+        }
+        Ok(t)
+    }
+
+    /// A `[rows, cols]` weight matrix or table, kept in place.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<TensorRef> {
+        self.get(name, &[rows as u64, cols as u64]).cloned()
+    }
+
+    /// A 1-D parameter, decoded to f32.
+    pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let t = self.get(name, &[len as u64])?;
+        let mut out = vec![0.0f32; len];
+        t.view(self.bytes).decode_row(0, &mut out);
+        Ok(out)
+    }
+
+    pub fn linear(&self, layer: &str, out: usize, inp: usize) -> Result<Linear> {
+        Ok(Linear {
+            name: layer.to_string(),
+            weight: self.matrix(&format!("{layer}.weight"), out, inp)?,
+            bias: self.vector(&format!("{layer}.bias"), out)?,
+            act: self
+                .activations
+                .get(layer)
+                .copied()
+                .unwrap_or(ActQuant::NONE),
+        })
+    }
+
+    pub fn norm(&self, layer: &str, width: usize) -> Result<Norm> {
+        Ok(Norm {
+            name: layer.to_string(),
+            gamma: self.vector(&format!("{layer}.weight"), width)?,
+            beta: self.vector(&format!("{layer}.bias"), width)?,
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! The facade. Opening a model: map the file, validate it once, read the architecture and recipe from the
+//! metadata, check every tensor the graph needs. After that, inference trusts the tensors and reads weights in
+//! place. Choosing a backend ([`backend_choice`]) and running the graph on it.
+
+pub mod backend_choice;
+mod description;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use mxrt_format::{Encoding, ReadOptions};
+use serde_json::{Map, Value};
+
+use crate::cpu::small_chain::SmallChain;
+use crate::cpu::{Cpu, CpuExec};
+use crate::error::{Result, RuntimeError};
+use crate::graphs::bert::{Bert, BertOutput};
+use crate::graphs::params::Params;
+use crate::graphs::{Graph, Mlp};
+use crate::mapped::MappedFile;
+use crate::ops::TokenBatch;
+use crate::weights::TensorRef;
+use backend_choice::{BackendKind, BackendState, WgpuOptions};
+use description::{activation_settings, bert_config};
+
+/// An opened model. `Send + Sync`: any number of threads may run inferences on one `Model` at once.
+pub struct Model {
+    file: MappedFile,
+    metadata: Map<String, Value>,
+    tensors: HashMap<String, TensorRef>,
+    graph: Graph,
+    cpu: Cpu,
+    backend: BackendState,
+    /// Small MLPs: the CPU's batch-1 form of the chain, weights transposed at open (`cpu::small_chain`).
+    small_chain: Option<SmallChain>,
+}
+
+impl Model {
+    /// Maps and validates `path` (checksums included unless `verify_checksums` is false).
+    pub fn open(path: &Path, options: ReadOptions) -> Result<Model> {
+        Model::load(MappedFile::open(path)?, options)
+    }
+
+    /// A model from a file image in memory (validated exactly like a file); `name` is used in messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>, options: ReadOptions) -> Result<Model> {
+        Model::load(MappedFile::from_bytes(name, bytes), options)
+    }
+
+    fn load(file: MappedFile, options: ReadOptions) -> Result<Model> {
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
+        let (metadata, tensors) = {
+            let parsed = file.validate(options)?;
+            let tensors: HashMap<String, TensorRef> = parsed
+                .tensors()
+                .iter()
+                .map(|t| (t.name.to_string(), TensorRef::from_view(t)))
+                .collect();
+            (parsed.metadata().clone(), tensors)
+        };
+        let p = path.display().to_string();
+        let bad = |reason: String| RuntimeError::Model {
+            path: p.clone(),
+            reason,
+        };
+        let activations = activation_settings(&metadata).map_err(bad)?;
+        let params = Params {
+            path: &p,
+            bytes: file.bytes(),
+            tensors: &tensors,
+            activations: &activations,
+        };
+        let hp = metadata
+            .get("hyperparameters")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let graph = match metadata.get("architecture").and_then(Value::as_str) {
+            Some("bert") => Graph::Bert(Box::new(Bert::load(bert_config(&hp).map_err(bad)?, &params)?)),
+            Some("mlp") => {
+                let inputs = hp.get("num_features").and_then(Value::as_u64).ok_or_else(|| bad("mlp: num_features missing".into()))?;
+                let labels = hp.get("labels").and_then(Value::as_array).map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                let ops = hp.get("ops").and_then(Value::as_array).ok_or_else(|| bad("mlp: ops missing".into()))?;
+                Graph::Mlp(Mlp::load(inputs as usize, labels, ops, &params)?)
+            }
+            Some(other) => return Err(bad(format!("architecture {other:?} is not supported (bert, mlp)"))),
+            None => return Err(bad("no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)".into())),
+        };
+        let small_chain = match &graph {
+            Graph::Mlp(m) => SmallChain::build(&m.ops, m.inputs, file.bytes()),
+            Graph::Bert(_) => None,
+        };
+        Ok(Model {
+            file,
+            metadata,
+            tensors,
+            graph,
+            cpu: Cpu::from_env()?,
+            backend: BackendState::Cpu,
+            small_chain,
+        })
+    }
+
+    pub fn metadata(&self) -> &Map<String, Value> {
+        &self.metadata
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn tensors(&self) -> &HashMap<String, TensorRef> {
+        &self.tensors
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.file.bytes().len() as u64
+    }
+
+    /// The instruction set the CPU kernels use.
+    pub fn isa(&self) -> &'static str {
+        self.cpu.kernels.isa
+    }
+
+    /// Uses these kernels instead of the detected ones (tests compare the reference with the fast paths).
+    pub fn set_kernels(&mut self, kernels: crate::bench::Kernels) {
+        self.cpu.kernels = kernels;
+    }
+
+    /// The raw bytes of a raw tensor (the embedded tokenizer files).
+    pub fn raw_bytes(&self, name: &str) -> Option<&[u8]> {
+        let t = self.tensors.get(name)?;
+        matches!(t.encoding, Encoding::Raw(_)).then(|| t.raw(self.file.bytes()))
+    }
+
+    /// Runs later inferences on `kind` (weights are uploaded now for device backends).
+    pub fn use_backend(&mut self, kind: BackendKind) -> Result<()> {
+        match kind {
+            BackendKind::Cpu => self.backend = BackendState::Cpu,
+            BackendKind::Wgpu => return self.use_wgpu(&WgpuOptions::default()),
+            BackendKind::Cuda => {
+                self.backend = BackendState::cuda(&self.graph.parameters(), self.file.bytes())?
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs later inferences on a wgpu adapter, with these options.
+    pub fn use_wgpu(&mut self, options: &WgpuOptions) -> Result<()> {
+        self.backend = BackendState::wgpu(&self.graph.parameters(), self.file.bytes(), options)?;
+        Ok(())
+    }
+
+    /// The backend in use, e.g. `cpu (avx512-vnni)` or `wgpu: <adapter> (Vulkan, …)`.
+    pub fn backend_description(&self) -> String {
+        self.backend.describe(self.isa())
+    }
+
+    /// Bytes of weights and parameters uploaded to the device (0 on the CPU, which reads the file in place).
+    pub fn device_bytes(&self) -> u64 {
+        self.backend.device_bytes()
+    }
+
+    fn cpu_exec(&self) -> CpuExec<'_> {
+        CpuExec {
+            cpu: &self.cpu,
+            bytes: self.file.bytes(),
+            small_chain: self.small_chain.as_ref(),
+        }
+    }
+
+    pub fn run_bert(&self, batch: &TokenBatch, keep_hidden: bool) -> Result<BertOutput> {
+        match &self.graph {
+            Graph::Bert(b) => match &self.backend {
+                BackendState::Cpu => b.forward(&self.cpu_exec(), batch, keep_hidden),
+                #[cfg(feature = "wgpu")]
+                BackendState::Wgpu(g) => b.forward(&g.exec(), batch, keep_hidden),
+                #[cfg(feature = "cuda")]
+                BackendState::Cuda(c) => b.forward(&c.exec(), batch, keep_hidden),
+            },
+            Graph::Mlp(_) => Err(RuntimeError::Input(
+                "this model is an MLP: it takes features, not text".into(),
+            )),
+        }
+    }
+
+    pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        match &self.graph {
+            Graph::Mlp(m) => match &self.backend {
+                BackendState::Cpu => m.forward(&self.cpu_exec(), x, rows),
+                #[cfg(feature = "wgpu")]
+                BackendState::Wgpu(g) => m.forward(&g.exec(), x, rows),
+                #[cfg(feature = "cuda")]
+                BackendState::Cuda(c) => m.forward(&c.exec(), x, rows),
+            },
+            Graph::Bert(_) => Err(RuntimeError::Input(
+                "this model is a BERT encoder: it takes text, not features".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The op set: the [`Backend`] trait the graphs are written against, a small set of ops on activation tensors
+//! that live wherever the backend keeps them (host memory for the CPU, device buffers for wgpu and CUDA), and
+//! the ops' argument types (module `args`, re-exported here). A backend implements these ops, never a model
+//! (`../shared/DESIGN.md`).
+
+mod args;
+
+pub use args::{
+    ActQuant, Affine, Embeddings, Linear, Norm, Parameters, Pooling, RowOp, TokenBatch,
+};
+
+use crate::error::{Result, RuntimeError};
+
+/// An element-wise activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU `0.5 x (1 + erf(x / √2))`.
+    Gelu,
+    Tanh,
+    Relu,
+}
+
+/// The ops of the BERT and MLP graphs. Tensors are row-major `[rows, cols]` f32 activations; the graph
+/// knows their shapes and passes them along.
+pub trait Backend {
+    type Tensor;
+
+    /// A host array as a tensor (MLP features).
+    fn input(&self, x: &[f32]) -> Result<Self::Tensor>;
+    /// The tensor's values on the host (GPU backends submit their recorded work here and wait).
+    fn output(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
+
+    /// BERT embeddings: word + position + token type rows gathered from the tables, then LayerNorm.
+    fn embeddings(&self, e: &Embeddings, batch: &TokenBatch, eps: f32) -> Result<Self::Tensor>;
+    /// `quant(x) · Wᵀ + b` for `x: [rows, in]`.
+    fn linear(&self, x: &Self::Tensor, rows: usize, layer: &Linear) -> Result<Self::Tensor>;
+    /// Three linear layers on one input (query, key, value): backends may quantize the input once.
+    fn linear3(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        layers: [&Linear; 3],
+    ) -> Result<[Self::Tensor; 3]>;
+    /// `LayerNorm(x + residual)` (or of `x` alone), row-wise over the norm's width.
+    fn add_layer_norm(
+        &self,
+        x: Self::Tensor,
+        residual: Option<&Self::Tensor>,
+        norm: &Norm,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
+    /// Masked multi-head self-attention: `q`, `k`, `v` are `[batch * seq, heads * dim]`, `mask` `[batch, seq]`
+    /// (1 = token, 0 = padding: padded keys get no weight).
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Result<Self::Tensor>;
+    fn activation(&self, x: Self::Tensor, f: Activation) -> Result<Self::Tensor>;
+    /// A feed-forward block, `linear(f(linear(x, up)), down)`; a backend may fuse it (the CPU runs it one
+    /// panel of rows at a time so the wide intermediate never leaves the cache).
+    fn feed_forward(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        up: &Linear,
+        f: Activation,
+        down: &Linear,
+    ) -> Result<Self::Tensor> {
+        let hidden = self.linear_activation(x, rows, up, f)?;
+        let out = self.linear(&hidden, rows, down)?;
+        self.recycle(hidden);
+        Ok(out)
+    }
+    /// A tensor the graph no longer needs; a backend may keep its memory for the next op.
+    fn recycle(&self, x: Self::Tensor) {
+        drop(x);
+    }
+    /// `activation(linear(x))`; a backend may fuse the two (the CPU applies GELU while outputs are in cache).
+    fn linear_activation(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        layer: &Linear,
+        f: Activation,
+    ) -> Result<Self::Tensor> {
+        let y = self.linear(x, rows, layer)?;
+        self.activation(y, f)
+    }
+    /// Row 0 of each sequence: `[batch * seq, width]` → `[batch, width]`.
+    fn first_tokens(
+        &self,
+        x: &Self::Tensor,
+        batch: usize,
+        seq: usize,
+        width: usize,
+    ) -> Result<Self::Tensor>;
+    /// Sentence embeddings: masked mean, CLS or masked max over each sequence, optionally L2-normalised.
+    #[allow(clippy::too_many_arguments)]
+    fn pool_sentences(
+        &self,
+        x: &Self::Tensor,
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        width: usize,
+        pooling: &Pooling,
+        normalize: bool,
+    ) -> Result<Self::Tensor>;
+    /// `x * scale + shift` per column (folded BatchNorm).
+    fn affine(&self, x: Self::Tensor, width: usize, a: &Affine) -> Result<Self::Tensor>;
+    /// Softmax over each `width`-wide row.
+    fn softmax_rows(&self, x: Self::Tensor, width: usize) -> Result<Self::Tensor>;
+    /// A chain of row-wise ops on `x: [rows, inputs]` (checked to hold `rows * inputs` values). Rows are
+    /// independent, so a backend may split the batch or run a prepared form of the chain (the CPU does both);
+    /// every way gives the values of [`run_row_ops`].
+    fn row_chain(&self, ops: &[RowOp], inputs: usize, x: &[f32], rows: usize) -> Result<Vec<f32>>
+    where
+        Self: Sized,
+    {
+        run_row_ops(self, ops, inputs, x, rows)
+    }
+}
+
+/// The row-wise chain op by op: the one MLP forward pass. `x` must hold `rows * inputs` values.
+pub fn run_row_ops<B: Backend>(
+    be: &B,
+    ops: &[RowOp],
+    inputs: usize,
+    x: &[f32],
+    rows: usize,
+) -> Result<Vec<f32>> {
+    if x.len() != rows * inputs {
+        return Err(RuntimeError::Input(format!(
+            "{rows} rows of {inputs} features need {} values, got {}",
+            rows * inputs,
+            x.len()
+        )));
+    }
+    let mut cur = be.input(x)?;
+    let mut width = inputs;
+    for op in ops {
+        cur = match op {
+            RowOp::Linear(l) => {
+                width = l.bias.len();
+                let y = be.linear(&cur, rows, l)?;
+                be.recycle(cur);
+                y
+            }
+            RowOp::Affine(a) => be.affine(cur, width, a)?,
+            RowOp::Relu => be.activation(cur, Activation::Relu)?,
+            RowOp::Softmax => be.softmax_rows(cur, width)?,
+        };
+    }
+    be.output(&cur)
+}
