@@ -4,7 +4,7 @@
 use anyhow::Result;
 use mxrt_runtime::Model;
 
-use crate::tokenize::TextEncoder;
+use mxrt_runtime::TextEncoder;
 
 /// One output row per text (`[width]` each), in input order; `after_batch` runs after every batch (memory
 /// sampling).

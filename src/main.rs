@@ -11,7 +11,6 @@ mod memory_report;
 mod plot;
 mod task;
 mod threads;
-mod tokenize;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

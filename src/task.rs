@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use mxrt_converter::prune::SplitMix64;
+use mxrt_converter::rng::SplitMix64;
 use mxrt_runtime::Head;
 use mxrt_runtime::{Graph, Model};
 use serde_json::{json, Value};
 
 use crate::infer::{argmax, run_texts, softmax};
-use crate::tokenize::TextEncoder;
+use mxrt_runtime::TextEncoder;
 
 /// What to evaluate on, and how to feed it.
 #[derive(clap::Args, Clone)]

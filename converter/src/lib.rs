@@ -14,6 +14,7 @@ pub mod model_convert;
 pub mod prune;
 pub mod raw;
 pub mod recipe;
+pub mod rng;
 
 /// Name and version recorded in every file's provenance.
 pub const CONVERTER: &str = concat!("mxrt-converter ", env!("CARGO_PKG_VERSION"));

@@ -1,4 +1,8 @@
-//! The runtime's error type: opening, model description, and inputs.
+//! The runtime's errors: one enum whose variants carry the facts (names, sizes, values), not prose. The
+//! messages are for people: names are quoted, absent values are said in words, and no variant prints Rust
+//! `Debug` text (`Some("x")`, `None`).
+
+use std::fmt;
 
 use crate::mapped::OpenError;
 
@@ -6,10 +10,15 @@ use crate::mapped::OpenError;
 pub enum RuntimeError {
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error("{path}: cannot run this model: {reason}")]
-    Model { path: String, reason: String },
+    /// The file is valid, but its description or tensors do not make a model this runtime runs.
+    #[error("{path}: cannot run this model: {problem}")]
+    Model { path: String, problem: ModelProblem },
+    /// The input does not fit the model.
     #[error("input: {0}")]
-    Input(String),
+    Input(#[from] InputError),
+    /// Text cannot be encoded with the model's embedded tokenizer.
+    #[error(transparent)]
+    Text(#[from] TextError),
     /// The backend was compiled out, or the machine has no device for it.
     #[error("the {backend} backend is unavailable: {reason}")]
     BackendUnavailable {
@@ -28,3 +37,326 @@ pub enum RuntimeError {
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// Why a valid file is not a model this runtime runs (FORMAT.md section 9 against the tensors).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelProblem {
+    #[error(
+        "no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)"
+    )]
+    NoArchitecture,
+    #[error("architecture {} is not supported (bert, mlp)", Quoted(.0))]
+    UnknownArchitecture(String),
+    /// A field the architecture needs is absent or not of the right type.
+    #[error("{architecture}: {field} missing")]
+    MissingField {
+        architecture: &'static str,
+        field: String,
+    },
+    /// A field holds a value this runtime does not support.
+    #[error("{architecture}: {field} {} unsupported", Described(.value))]
+    Unsupported {
+        architecture: &'static str,
+        field: &'static str,
+        /// The value as written (`None`: absent or not a string).
+        value: Option<String>,
+    },
+    /// An MLP op (its JSON text) lacks a field.
+    #[error("op {op} lacks {}", Quoted(.field))]
+    OpField { op: String, field: &'static str },
+    #[error("unknown MLP op {}", Described(.0))]
+    UnknownOp(Option<String>),
+    /// A recipe layer's activation setting does not parse.
+    #[error("recipe layer {layer}: {reason}")]
+    Recipe { layer: String, reason: String },
+    #[error("tensor {} is missing", Quoted(.name))]
+    MissingTensor { name: String },
+    #[error("tensor {} has shape {}, the model needs {}", Quoted(.name), Dims(.found), Dims(.needed))]
+    TensorShape {
+        name: String,
+        found: Vec<u64>,
+        needed: Vec<u64>,
+    },
+    #[error("tensor {} is raw {encoding}, not a numeric encoding", Quoted(.name))]
+    RawTensor { name: String, encoding: String },
+}
+
+/// Why an input does not fit the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("{rows} rows of {inputs} features need {} values, got {got}", rows * inputs)]
+    FeatureCount {
+        rows: usize,
+        inputs: usize,
+        got: usize,
+    },
+    #[error("a batch of {batch}x{seq} needs {} ids, type ids and mask values", batch * seq)]
+    BatchShape { batch: usize, seq: usize },
+    #[error("sequence length {seq} exceeds the model's {positions} positions")]
+    SequenceTooLong { seq: usize, positions: usize },
+    #[error("token id {id} is outside the vocabulary of {vocab}")]
+    TokenOutOfVocabulary { id: u32, vocab: usize },
+    #[error("token type {id} is outside the model's {types} types")]
+    TokenTypeOutOfRange { id: u32, types: usize },
+    #[error("every sequence needs at least one unmasked token")]
+    EmptySequence,
+    #[error("this model is an MLP: it takes features, not text")]
+    NotText,
+    #[error("this model is a BERT encoder: it takes text, not features")]
+    NotFeatures,
+    /// MXINT8 codes and scales of the wrong length for `rows × cols`.
+    #[error("{rows}x{cols} MXINT8 needs {} codes and {} scales", rows * cols.div_ceil(32) * 32, rows * cols.div_ceil(32))]
+    Mxint8Shape { rows: usize, cols: usize },
+}
+
+/// Why text cannot be turned into token ids with the model's embedded tokenizer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("this model file has no embedded tokenizer (it was converted with --no-tokenizer)")]
+    NoTokenizer,
+    /// The description lists no file of this name.
+    #[error("embedded tokenizer lacks {0}")]
+    MissingFile(String),
+    /// The description names a raw tensor the file does not hold.
+    #[error("tensor {0} is missing")]
+    MissingTensor(String),
+    #[error("unknown embedded tokenizer format {}", Described(.0))]
+    UnknownFormat(Option<String>),
+    /// A tokenizer file, or the tokenizer built from it, is unusable.
+    #[error("{what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
+    #[error("tokenizing: {0}")]
+    Encoding(String),
+}
+
+/// A name in double quotes (as `{:?}` would print a plain string, without exposing Rust types).
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.escape_debug())
+    }
+}
+
+/// A value that may be absent: quoted, or "(none)".
+struct Described<'a>(&'a Option<String>);
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => Quoted(v).fmt(f),
+            None => f.write_str("(none)"),
+        }
+    }
+}
+
+/// A shape as `[a, b]`.
+struct Dims<'a>(&'a [u64]);
+
+impl fmt::Display for Dims<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(problem: ModelProblem) -> String {
+        RuntimeError::Model {
+            path: "m.mxrt".into(),
+            problem,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn model_problems_read_as_sentences_without_debug_text() {
+        let cases = [
+            (
+                ModelProblem::NoArchitecture,
+                "m.mxrt: cannot run this model: no architecture: this file holds bare tensors (convert the \
+                 checkpoint directory to get a model)",
+            ),
+            (
+                ModelProblem::UnknownArchitecture("gpt".into()),
+                "m.mxrt: cannot run this model: architecture \"gpt\" is not supported (bert, mlp)",
+            ),
+            (
+                ModelProblem::MissingField {
+                    architecture: "bert",
+                    field: "hidden_size".into(),
+                },
+                "m.mxrt: cannot run this model: bert: hidden_size missing",
+            ),
+            (
+                ModelProblem::Unsupported {
+                    architecture: "bert",
+                    field: "pooling",
+                    value: Some("embedding".into()),
+                },
+                "m.mxrt: cannot run this model: bert: pooling \"embedding\" unsupported",
+            ),
+            (
+                ModelProblem::Unsupported {
+                    architecture: "bert",
+                    field: "head type",
+                    value: None,
+                },
+                "m.mxrt: cannot run this model: bert: head type (none) unsupported",
+            ),
+            (
+                ModelProblem::OpField {
+                    op: r#"{"op":"linear"}"#.into(),
+                    field: "weight",
+                },
+                "m.mxrt: cannot run this model: op {\"op\":\"linear\"} lacks \"weight\"",
+            ),
+            (
+                ModelProblem::UnknownOp(Some("conv".into())),
+                "m.mxrt: cannot run this model: unknown MLP op \"conv\"",
+            ),
+            (
+                ModelProblem::UnknownOp(None),
+                "m.mxrt: cannot run this model: unknown MLP op (none)",
+            ),
+            (
+                ModelProblem::Recipe {
+                    layer: "fc1".into(),
+                    reason: "unknown encoding".into(),
+                },
+                "m.mxrt: cannot run this model: recipe layer fc1: unknown encoding",
+            ),
+            (
+                ModelProblem::MissingTensor {
+                    name: "fc1.weight".into(),
+                },
+                "m.mxrt: cannot run this model: tensor \"fc1.weight\" is missing",
+            ),
+            (
+                ModelProblem::TensorShape {
+                    name: "fc1.weight".into(),
+                    found: vec![64, 16],
+                    needed: vec![32, 16],
+                },
+                "m.mxrt: cannot run this model: tensor \"fc1.weight\" has shape [64, 16], the model needs [32, 16]",
+            ),
+            (
+                ModelProblem::RawTensor {
+                    name: "vocab".into(),
+                    encoding: "raw:u8".into(),
+                },
+                "m.mxrt: cannot run this model: tensor \"vocab\" is raw raw:u8, not a numeric encoding",
+            ),
+        ];
+        for (problem, want) in cases {
+            let got = model(problem);
+            assert_eq!(got, want);
+            assert!(!got.contains("Some(") && !got.contains("None"), "{got}");
+        }
+    }
+
+    #[test]
+    fn input_errors_name_the_sizes() {
+        let cases = [
+            (
+                InputError::FeatureCount {
+                    rows: 2,
+                    inputs: 16,
+                    got: 31,
+                },
+                "input: 2 rows of 16 features need 32 values, got 31",
+            ),
+            (
+                InputError::BatchShape { batch: 2, seq: 8 },
+                "input: a batch of 2x8 needs 16 ids, type ids and mask values",
+            ),
+            (
+                InputError::SequenceTooLong {
+                    seq: 600,
+                    positions: 512,
+                },
+                "input: sequence length 600 exceeds the model's 512 positions",
+            ),
+            (
+                InputError::TokenOutOfVocabulary {
+                    id: 31000,
+                    vocab: 30522,
+                },
+                "input: token id 31000 is outside the vocabulary of 30522",
+            ),
+            (
+                InputError::TokenTypeOutOfRange { id: 2, types: 2 },
+                "input: token type 2 is outside the model's 2 types",
+            ),
+            (
+                InputError::EmptySequence,
+                "input: every sequence needs at least one unmasked token",
+            ),
+            (
+                InputError::NotText,
+                "input: this model is an MLP: it takes features, not text",
+            ),
+            (
+                InputError::NotFeatures,
+                "input: this model is a BERT encoder: it takes text, not features",
+            ),
+            (
+                InputError::Mxint8Shape { rows: 3, cols: 40 },
+                "input: 3x40 MXINT8 needs 192 codes and 6 scales",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(RuntimeError::from(e).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn text_errors_say_what_is_missing_without_debug_text() {
+        let cases = [
+            (
+                TextError::NoTokenizer,
+                "this model file has no embedded tokenizer (it was converted with --no-tokenizer)",
+            ),
+            (
+                TextError::MissingFile("vocab.txt".into()),
+                "embedded tokenizer lacks vocab.txt",
+            ),
+            (
+                TextError::MissingTensor("tokenizer/vocab.txt".into()),
+                "tensor tokenizer/vocab.txt is missing",
+            ),
+            (
+                TextError::UnknownFormat(Some("sentencepiece".into())),
+                "unknown embedded tokenizer format \"sentencepiece\"",
+            ),
+            (
+                TextError::UnknownFormat(None),
+                "unknown embedded tokenizer format (none)",
+            ),
+            (
+                TextError::Invalid {
+                    what: "vocab.txt",
+                    reason: "lacks [CLS]".into(),
+                },
+                "vocab.txt: lacks [CLS]",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(RuntimeError::from(e).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn quoted_names_escape_what_would_break_the_line() {
+        assert_eq!(Quoted("a\"b\nc").to_string(), "\"a\\\"b\\nc\"");
+    }
+}

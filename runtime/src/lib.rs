@@ -35,11 +35,12 @@ mod device_tests;
 #[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
 mod test_seed;
 
-pub use error::{Result, RuntimeError};
+pub use error::{InputError, ModelProblem, Result, RuntimeError, TextError};
 pub use graphs::bert::{BertOutput, Head};
 pub use graphs::Graph;
 pub use mapped::{MappedFile, OpenError};
 pub use model::backend_choice::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
+pub use model::text::TextEncoder;
 pub use model::Model;
 pub use ops::{ActQuant, Activation, Backend, Pooling, TokenBatch};
 pub use weights::TensorRef;

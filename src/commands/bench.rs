@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use mxrt_converter::prune::SplitMix64;
+use mxrt_converter::rng::SplitMix64;
 use mxrt_format::ReadOptions;
 use mxrt_runtime::{Graph, TokenBatch};
 use serde_json::json;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::fmt::outln;
 use crate::infer::{argmax, run_texts, softmax};
-use crate::tokenize::TextEncoder;
+use mxrt_runtime::TextEncoder;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -65,6 +65,14 @@ const KERNELS: [&str; 16] = [
     "pool",
 ];
 
+/// A failure to build the bandwidth benchmark's synthetic weight file.
+fn bench_weight(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Backend {
+        backend: "cuda",
+        reason: format!("building the benchmark weight: {e}"),
+    }
+}
+
 pub(crate) fn unavailable(reason: impl Into<String>) -> RuntimeError {
     RuntimeError::BackendUnavailable {
         backend: "cuda",
@@ -382,11 +390,7 @@ impl Cuda {
     ) -> Result<Vec<f32>> {
         let bpr = cols.div_ceil(32);
         if codes.len() != rows * bpr * 32 || scales.len() != rows * bpr {
-            return Err(RuntimeError::Input(format!(
-                "{rows}x{cols} MXINT8 needs {} codes and {} scales",
-                rows * bpr * 32,
-                rows * bpr
-            )));
+            return Err(crate::error::InputError::Mxint8Shape { rows, cols }.into());
         }
         // SAFETY: the planes hold exactly what a rows x cols dequantization reads (checked above).
         unsafe { self.dequantize_mxint8_unchecked(codes, scales, rows, cols) }
@@ -458,20 +462,16 @@ impl Cuda {
             Rounding::Nearest,
             SparsePolicy::Never,
         )
-        .map_err(|e| RuntimeError::Input(e.to_string()))?;
+        .map_err(bench_weight)?;
         drop(values);
-        let mut fb = FileBuilder::new(serde_json::Map::new())
-            .map_err(|e| RuntimeError::Input(e.to_string()))?;
-        fb.push(t).map_err(|e| RuntimeError::Input(e.to_string()))?;
-        let bytes = fb
-            .to_bytes()
-            .map_err(|e| RuntimeError::Input(e.to_string()))?;
+        let mut fb = FileBuilder::new(serde_json::Map::new()).map_err(bench_weight)?;
+        fb.push(t).map_err(bench_weight)?;
+        let bytes = fb.to_bytes().map_err(bench_weight)?;
         let tref = {
-            let f = MxrtFile::parse(&bytes, ReadOptions::default())
-                .map_err(|e| RuntimeError::Input(e.to_string()))?;
+            let f = MxrtFile::parse(&bytes, ReadOptions::default()).map_err(bench_weight)?;
             TensorRef::from_view(
                 f.tensor("w")
-                    .ok_or_else(|| RuntimeError::Input("no w".into()))?,
+                    .ok_or_else(|| bench_weight("the weight is missing from its file"))?,
             )
         };
         self.weight(&tref, &bytes)?;

@@ -2,7 +2,7 @@
 //! module with `load` and `forward`, written against the backend ops. No parsing or I/O here: the model
 //! loader hands over tensor references and the configuration (FORMAT.md section 9).
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{InputError, Result};
 use crate::graphs::params::Params;
 use crate::ops::{Activation, Backend, Embeddings, Linear, Norm, Parameters, Pooling, TokenBatch};
 
@@ -212,34 +212,33 @@ impl Bert {
 }
 
 fn check_batch(c: &BertConfig, t: &TokenBatch) -> Result<()> {
-    let bad = |m: String| Err(RuntimeError::Input(m));
     let n = t.batch * t.seq;
     if t.ids.len() != n || t.type_ids.len() != n || t.mask.len() != n {
-        return bad(format!(
-            "a batch of {}x{} needs {n} ids, type ids and mask values",
-            t.batch, t.seq
-        ));
+        return Err(InputError::BatchShape {
+            batch: t.batch,
+            seq: t.seq,
+        }
+        .into());
     }
     if t.seq > c.max_positions {
-        return bad(format!(
-            "sequence length {} exceeds the model's {} positions",
-            t.seq, c.max_positions
-        ));
+        return Err(InputError::SequenceTooLong {
+            seq: t.seq,
+            positions: c.max_positions,
+        }
+        .into());
     }
     if let Some(&id) = t.ids.iter().find(|&&i| i as usize >= c.vocab) {
-        return bad(format!(
-            "token id {id} is outside the vocabulary of {}",
-            c.vocab
-        ));
+        return Err(InputError::TokenOutOfVocabulary { id, vocab: c.vocab }.into());
     }
     if let Some(&id) = t.type_ids.iter().find(|&&i| i as usize >= c.type_vocab) {
-        return bad(format!(
-            "token type {id} is outside the model's {} types",
-            c.type_vocab
-        ));
+        return Err(InputError::TokenTypeOutOfRange {
+            id,
+            types: c.type_vocab,
+        }
+        .into());
     }
     if (0..t.batch).any(|i| t.mask[i * t.seq..(i + 1) * t.seq].iter().all(|&m| m == 0)) {
-        return bad("every sequence needs at least one unmasked token".into());
+        return Err(InputError::EmptySequence.into());
     }
     Ok(())
 }

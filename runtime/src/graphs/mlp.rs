@@ -1,6 +1,6 @@
 //! MLPs: the ops of FORMAT.md section 9 (`linear`, `affine`, `relu`, `softmax`) applied in order.
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{ModelProblem, Result};
 use crate::graphs::params::Params;
 use crate::ops::{ActQuant, Affine, Backend, Linear, Parameters, RowOp};
 
@@ -19,15 +19,16 @@ impl Mlp {
         ops: &[serde_json::Value],
         p: &Params<'_>,
     ) -> Result<Mlp> {
-        let bad = |reason: String| RuntimeError::Model {
-            path: p.path.to_string(),
-            reason,
-        };
-        let field = |o: &serde_json::Value, k: &str| -> Result<String> {
+        let field = |o: &serde_json::Value, k: &'static str| -> Result<String> {
             o.get(k)
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
-                .ok_or_else(|| bad(format!("op {o} lacks {k:?}")))
+                .ok_or_else(|| {
+                    p.error(ModelProblem::OpField {
+                        op: o.to_string(),
+                        field: k,
+                    })
+                })
         };
         let mut width = inputs;
         let mut out = Vec::with_capacity(ops.len());
@@ -60,7 +61,7 @@ impl Mlp {
                 }
                 Some("relu") => RowOp::Relu,
                 Some("softmax") => RowOp::Softmax,
-                other => return Err(bad(format!("unknown MLP op {other:?}"))),
+                other => return Err(p.error(ModelProblem::UnknownOp(other.map(str::to_string)))),
             });
         }
         Ok(Mlp {

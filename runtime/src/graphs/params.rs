@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use mxrt_format::Encoding;
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{ModelProblem, Result, RuntimeError};
 use crate::ops::{ActQuant, Linear, Norm};
 use crate::weights::TensorRef;
 
@@ -18,29 +18,31 @@ pub struct Params<'a> {
 }
 
 impl Params<'_> {
-    fn error(&self, reason: String) -> RuntimeError {
+    pub(crate) fn error(&self, problem: ModelProblem) -> RuntimeError {
         RuntimeError::Model {
             path: self.path.to_string(),
-            reason,
+            problem,
         }
     }
 
     fn get(&self, name: &str, shape: &[u64]) -> Result<&TensorRef> {
-        let t = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| self.error(format!("tensor {name:?} is missing")))?;
+        let t = self.tensors.get(name).ok_or_else(|| {
+            self.error(ModelProblem::MissingTensor {
+                name: name.to_string(),
+            })
+        })?;
         if t.shape != shape {
-            return Err(self.error(format!(
-                "tensor {name:?} has shape {:?}, the model needs {shape:?}",
-                t.shape
-            )));
+            return Err(self.error(ModelProblem::TensorShape {
+                name: name.to_string(),
+                found: t.shape.clone(),
+                needed: shape.to_vec(),
+            }));
         }
         if matches!(t.encoding, Encoding::Raw(_)) {
-            return Err(self.error(format!(
-                "tensor {name:?} is raw {}, not a numeric encoding",
-                t.encoding
-            )));
+            return Err(self.error(ModelProblem::RawTensor {
+                name: name.to_string(),
+                encoding: t.encoding.to_string(),
+            }));
         }
         Ok(t)
     }

@@ -6,31 +6,48 @@ use std::collections::HashMap;
 use mxrt_format::{EncodingSpec, Rounding};
 use serde_json::{Map, Value};
 
+use crate::error::ModelProblem;
 use crate::graphs::bert::{BertConfig, Head};
 use crate::ops::{ActQuant, Pooling};
 
-pub(super) fn bert_config(hp: &Value) -> std::result::Result<BertConfig, String> {
+fn missing(field: impl Into<String>) -> ModelProblem {
+    ModelProblem::MissingField {
+        architecture: "bert",
+        field: field.into(),
+    }
+}
+
+fn unsupported(field: &'static str, value: Option<&str>) -> ModelProblem {
+    ModelProblem::Unsupported {
+        architecture: "bert",
+        field,
+        value: value.map(str::to_string),
+    }
+}
+
+/// The BERT configuration from the description's hyperparameters.
+pub(super) fn bert_config(hp: &Value) -> Result<BertConfig, ModelProblem> {
     let n = |k: &str| {
         hp.get(k)
             .and_then(Value::as_u64)
             .map(|v| v as usize)
-            .ok_or_else(|| format!("bert: {k} missing"))
+            .ok_or_else(|| missing(k))
     };
-    let head = hp.get("head").ok_or("bert: head missing")?;
+    let head = hp.get("head").ok_or_else(|| missing("head"))?;
     let head = match head.get("type").and_then(Value::as_str) {
         Some("sequence_classification") => {
             let map = head
                 .get("id2label")
                 .and_then(Value::as_object)
-                .ok_or("bert: id2label missing")?;
+                .ok_or_else(|| missing("id2label"))?;
             let labels = (0..map.len())
                 .map(|i| {
                     map.get(&i.to_string())
                         .and_then(Value::as_str)
                         .map(str::to_string)
-                        .ok_or(format!("bert: id2label lacks {i}"))
+                        .ok_or_else(|| missing(format!("id2label entry {i}")))
                 })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
             Head::Classification { labels }
         }
         Some("sentence_embedding") => Head::Embedding {
@@ -38,7 +55,7 @@ pub(super) fn bert_config(hp: &Value) -> std::result::Result<BertConfig, String>
                 Some("mean") => Pooling::Mean,
                 Some("cls") => Pooling::Cls,
                 Some("max") => Pooling::Max,
-                other => return Err(format!("bert: pooling {other:?} unsupported")),
+                other => return Err(unsupported("pooling", other)),
             },
             normalize: head
                 .get("normalize")
@@ -49,7 +66,7 @@ pub(super) fn bert_config(hp: &Value) -> std::result::Result<BertConfig, String>
                 .and_then(Value::as_u64)
                 .map(|v| v as usize),
         },
-        other => return Err(format!("bert: head type {other:?} unsupported")),
+        other => return Err(unsupported("head type", other)),
     };
     Ok(BertConfig {
         prefix: hp
@@ -75,7 +92,7 @@ pub(super) fn bert_config(hp: &Value) -> std::result::Result<BertConfig, String>
 /// Input quantization per layer, from `recipe.layers`.
 pub(super) fn activation_settings(
     meta: &Map<String, Value>,
-) -> std::result::Result<HashMap<String, ActQuant>, String> {
+) -> Result<HashMap<String, ActQuant>, ModelProblem> {
     let mut out = HashMap::new();
     let layers = meta
         .get("recipe")
@@ -88,15 +105,17 @@ pub(super) fn activation_settings(
         ) else {
             continue;
         };
-        let spec: EncodingSpec = act
-            .parse()
-            .map_err(|e| format!("recipe layer {name}: {e}"))?;
+        let recipe = |e: &dyn std::fmt::Display| ModelProblem::Recipe {
+            layer: name.to_string(),
+            reason: e.to_string(),
+        };
+        let spec: EncodingSpec = act.parse().map_err(|e| recipe(&e))?;
         let rounding: Rounding = l
             .get("rounding")
             .and_then(Value::as_str)
             .unwrap_or("nearest")
             .parse()
-            .map_err(|e| format!("{e}"))?;
+            .map_err(|e| recipe(&e))?;
         out.insert(
             name.to_string(),
             ActQuant {

@@ -4,6 +4,7 @@
 
 pub mod backend_choice;
 mod description;
+pub mod text;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::cpu::small_chain::SmallChain;
 use crate::cpu::{Cpu, CpuExec};
-use crate::error::{Result, RuntimeError};
+use crate::error::{InputError, ModelProblem, Result, RuntimeError};
 use crate::graphs::bert::{Bert, BertOutput};
 use crate::graphs::params::Params;
 use crate::graphs::{Graph, Mlp};
@@ -59,9 +60,15 @@ impl Model {
             (parsed.metadata().clone(), tensors)
         };
         let p = path.display().to_string();
-        let bad = |reason: String| RuntimeError::Model {
+        let bad = |problem: ModelProblem| RuntimeError::Model {
             path: p.clone(),
-            reason,
+            problem,
+        };
+        let mlp_missing = |field: &str| {
+            bad(ModelProblem::MissingField {
+                architecture: "mlp",
+                field: field.to_string(),
+            })
         };
         let activations = activation_settings(&metadata).map_err(bad)?;
         let params = Params {
@@ -75,15 +82,32 @@ impl Model {
             .cloned()
             .unwrap_or(Value::Null);
         let graph = match metadata.get("architecture").and_then(Value::as_str) {
-            Some("bert") => Graph::Bert(Box::new(Bert::load(bert_config(&hp).map_err(bad)?, &params)?)),
+            Some("bert") => Graph::Bert(Box::new(Bert::load(
+                bert_config(&hp).map_err(bad)?,
+                &params,
+            )?)),
             Some("mlp") => {
-                let inputs = hp.get("num_features").and_then(Value::as_u64).ok_or_else(|| bad("mlp: num_features missing".into()))?;
-                let labels = hp.get("labels").and_then(Value::as_array).map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()).unwrap_or_default();
-                let ops = hp.get("ops").and_then(Value::as_array).ok_or_else(|| bad("mlp: ops missing".into()))?;
+                let inputs = hp
+                    .get("num_features")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| mlp_missing("num_features"))?;
+                let labels = hp
+                    .get("labels")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|l| l.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let ops = hp
+                    .get("ops")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| mlp_missing("ops"))?;
                 Graph::Mlp(Mlp::load(inputs as usize, labels, ops, &params)?)
             }
-            Some(other) => return Err(bad(format!("architecture {other:?} is not supported (bert, mlp)"))),
-            None => return Err(bad("no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)".into())),
+            Some(other) => return Err(bad(ModelProblem::UnknownArchitecture(other.to_string()))),
+            None => return Err(bad(ModelProblem::NoArchitecture)),
         };
         let small_chain = match &graph {
             Graph::Mlp(m) => SmallChain::build(&m.ops, m.inputs, file.bytes()),
@@ -177,9 +201,7 @@ impl Model {
                 #[cfg(feature = "cuda")]
                 BackendState::Cuda(c) => b.forward(&c.exec(), batch, keep_hidden),
             },
-            Graph::Mlp(_) => Err(RuntimeError::Input(
-                "this model is an MLP: it takes features, not text".into(),
-            )),
+            Graph::Mlp(_) => Err(InputError::NotText.into()),
         }
     }
 
@@ -192,9 +214,7 @@ impl Model {
                 #[cfg(feature = "cuda")]
                 BackendState::Cuda(c) => m.forward(&c.exec(), x, rows),
             },
-            Graph::Bert(_) => Err(RuntimeError::Input(
-                "this model is a BERT encoder: it takes text, not features".into(),
-            )),
+            Graph::Bert(_) => Err(InputError::NotFeatures.into()),
         }
     }
 }

@@ -9,7 +9,7 @@ pub use args::{
     ActQuant, Affine, Embeddings, Linear, Norm, Parameters, Pooling, RowOp, TokenBatch,
 };
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{InputError, Result};
 
 /// An element-wise activation function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,11 +138,12 @@ pub fn run_row_ops<B: Backend>(
     rows: usize,
 ) -> Result<Vec<f32>> {
     if x.len() != rows * inputs {
-        return Err(RuntimeError::Input(format!(
-            "{rows} rows of {inputs} features need {} values, got {}",
-            rows * inputs,
-            x.len()
-        )));
+        return Err(InputError::FeatureCount {
+            rows,
+            inputs,
+            got: x.len(),
+        }
+        .into());
     }
     let mut cur = be.input(x)?;
     let mut width = inputs;

@@ -1,14 +1,17 @@
 //! Text to token batches with the tokenizer embedded in the model file: `tokenizer.json` through the
-//! `tokenizers` crate, or a WordPiece vocabulary (`vocab.txt`) assembled as BERT's tokenizer.
+//! `tokenizers` crate, or a WordPiece vocabulary (`vocab.txt`) assembled as BERT's tokenizer. The one way
+//! text reaches a model: the CLI, and every binding after it, encode through here.
 
-use anyhow::{anyhow, bail, Context, Result};
-use mxrt_runtime::{Model, TokenBatch};
 use serde_json::Value;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{Tokenizer, TruncationParams};
+
+use super::Model;
+use crate::error::{Result, TextError};
+use crate::ops::TokenBatch;
 
 /// The model's tokenizer, truncating at `max_length` tokens (special tokens included).
 pub struct TextEncoder {
@@ -18,27 +21,27 @@ pub struct TextEncoder {
 impl TextEncoder {
     pub fn from_model(model: &Model, max_length: Option<usize>) -> Result<TextEncoder> {
         let meta = model.metadata();
-        let tok = meta.get("tokenizer").ok_or_else(|| {
-            anyhow!(
-                "this model file has no embedded tokenizer (it was converted with --no-tokenizer)"
-            )
-        })?;
+        let tok = meta.get("tokenizer").ok_or(TextError::NoTokenizer)?;
         let file = |name: &str| -> Result<&[u8]> {
             let tensor = tok["files"]
                 .get(name)
                 .and_then(Value::as_str)
-                .ok_or_else(|| anyhow!("embedded tokenizer lacks {name}"))?;
+                .ok_or_else(|| TextError::MissingFile(name.to_string()))?;
             model
                 .raw_bytes(tensor)
-                .ok_or_else(|| anyhow!("tensor {tensor} is missing"))
+                .ok_or_else(|| TextError::MissingTensor(tensor.to_string()).into())
         };
         let mut tokenizer = match tok.get("format").and_then(Value::as_str) {
-            Some("tokenizer.json") => Tokenizer::from_bytes(file("tokenizer.json")?)
-                .map_err(|e| anyhow!("embedded tokenizer.json: {e}"))?,
+            Some("tokenizer.json") => {
+                Tokenizer::from_bytes(file("tokenizer.json")?).map_err(|e| TextError::Invalid {
+                    what: "embedded tokenizer.json",
+                    reason: e.to_string(),
+                })?
+            }
             Some("wordpiece-vocab") => {
                 wordpiece(file("vocab.txt")?, file("tokenizer_config.json").ok())?
             }
-            other => bail!("unknown embedded tokenizer format {other:?}"),
+            other => return Err(TextError::UnknownFormat(other.map(str::to_string)).into()),
         };
         let hp = &meta["hyperparameters"];
         let positions = hp["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
@@ -52,7 +55,10 @@ impl TextEncoder {
         };
         tokenizer
             .with_truncation(Some(truncation))
-            .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
+            .map_err(|e| TextError::Invalid {
+                what: "tokenizer truncation",
+                reason: e.to_string(),
+            })?;
         tokenizer.with_padding(None);
         Ok(TextEncoder { tokenizer })
     }
@@ -62,7 +68,7 @@ impl TextEncoder {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| anyhow!("tokenizing: {e}"))?;
+            .map_err(|e| TextError::Encoding(e.to_string()))?;
         let seq = encodings
             .iter()
             .map(|e| e.get_ids().len())
@@ -97,17 +103,20 @@ impl TextEncoder {
 /// BERT's tokenizer from a WordPiece vocabulary: BertNormalizer (lowercasing per tokenizer_config.json's
 /// `do_lower_case`, default true), BertPreTokenizer, WordPiece with `[UNK]`, `[CLS] ... [SEP]`.
 fn wordpiece(vocab_txt: &[u8], config: Option<&[u8]>) -> Result<Tokenizer> {
-    let text = std::str::from_utf8(vocab_txt).context("vocab.txt is not UTF-8")?;
+    let text = std::str::from_utf8(vocab_txt).map_err(|e| TextError::Invalid {
+        what: "vocab.txt",
+        reason: format!("not UTF-8 ({e})"),
+    })?;
     let vocab: ahash::AHashMap<String, u32> = text
         .lines()
         .enumerate()
         .map(|(i, t)| (t.trim_end().to_string(), i as u32))
         .collect();
     let id = |t: &str| {
-        vocab
-            .get(t)
-            .copied()
-            .ok_or_else(|| anyhow!("vocab.txt lacks {t}"))
+        vocab.get(t).copied().ok_or_else(|| TextError::Invalid {
+            what: "vocab.txt",
+            reason: format!("lacks {t}"),
+        })
     };
     let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
     id("[UNK]")?;
@@ -119,7 +128,10 @@ fn wordpiece(vocab_txt: &[u8], config: Option<&[u8]>) -> Result<Tokenizer> {
         .vocab(vocab)
         .unk_token("[UNK]".into())
         .build()
-        .map_err(|e| anyhow!("WordPiece: {e}"))?;
+        .map_err(|e| TextError::Invalid {
+            what: "WordPiece",
+            reason: e.to_string(),
+        })?;
     let mut tokenizer = Tokenizer::new(model);
     tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
