@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use mxrt_converter::rng::SplitMix64;
+use mxrt_format::description::{Hyperparameters, MlpOp};
 use mxrt_runtime::Head;
 use mxrt_runtime::{Graph, Model};
 use serde_json::{json, Value};
@@ -406,7 +407,10 @@ pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) 
             rows, labels, note, ..
         } => {
             result["task"] = json!("jsc");
-            let softmax_out = matches!(model.metadata()["hyperparameters"]["ops"].as_array().and_then(|o| o.last()), Some(op) if op["op"] == "softmax");
+            let softmax_out = matches!(
+                &model.description().hyperparameters,
+                Hyperparameters::Mlp(hp) if hp.ops.last() == Some(&MlpOp::Softmax)
+            );
             classification(&mut result, softmax_out, labels.as_ref());
             result["examples"] = json!(rows);
             result["note"] = json!(note);

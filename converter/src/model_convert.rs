@@ -104,7 +104,7 @@ impl Source {
     }
 
     pub fn architecture(&self) -> &str {
-        self.desc.architecture
+        self.desc.hyperparameters.architecture()
     }
 
     pub fn layers(&self) -> &[model::Layer] {
@@ -224,7 +224,8 @@ impl Source {
         let ckpt = &self.ckpt;
         let mut sources: Vec<Value> = ckpt.files().iter().map(|f| f.provenance()).collect();
         sources.push(side_file_provenance(&ckpt.config_path)?);
-        let tokenizer = if desc.architecture == "bert" && options.embed_tokenizer {
+        let tokenizer = if desc.hyperparameters.architecture() == "bert" && options.embed_tokenizer
+        {
             Some(embed_tokenizer(ckpt, &mut builder, &mut sources)?)
         } else {
             None
@@ -239,11 +240,11 @@ impl Source {
             "if-smaller"
         });
         let mut meta = Map::new();
-        meta.insert("architecture".into(), json!(desc.architecture));
         meta.insert(
-            "hyperparameters".into(),
-            Value::Object(desc.hyperparameters.clone()),
+            "architecture".into(),
+            json!(desc.hyperparameters.architecture()),
         );
+        meta.insert("hyperparameters".into(), desc.hyperparameters.to_value());
         meta.insert("recipe".into(), recipe_json);
         meta.insert(
             "provenance".into(),
@@ -263,7 +264,7 @@ impl Source {
             .min_by(|a, b| a.1.total_cmp(&b.1));
         let report = ModelReport {
             output: output.to_path_buf(),
-            architecture: desc.architecture.to_string(),
+            architecture: desc.hyperparameters.architecture().to_string(),
             layers,
             tensors: reports,
             notes: desc.notes.clone(),

@@ -6,6 +6,7 @@
 
 pub mod bits;
 mod decode;
+pub mod description;
 mod encode;
 pub mod encoding;
 mod error;

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use mxrt_format::description::DescriptionError;
+
 use crate::mapped::OpenError;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,31 +43,12 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 /// Why a valid file is not a model this runtime runs (FORMAT.md section 9 against the tensors).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelProblem {
-    #[error(
-        "no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)"
-    )]
-    NoArchitecture,
-    #[error("architecture {} is not supported (bert, mlp)", Quoted(.0))]
-    UnknownArchitecture(String),
-    /// A field the architecture needs is absent or not of the right type.
-    #[error("{architecture}: {field} missing")]
-    MissingField {
-        architecture: &'static str,
-        field: String,
-    },
-    /// A field holds a value this runtime does not support.
-    #[error("{architecture}: {field} {} unsupported", Described(.value))]
-    Unsupported {
-        architecture: &'static str,
-        field: &'static str,
-        /// The value as written (`None`: absent or not a string).
-        value: Option<String>,
-    },
-    /// An MLP op (its JSON text) lacks a field.
-    #[error("op {op} lacks {}", Quoted(.field))]
-    OpField { op: String, field: &'static str },
-    #[error("unknown MLP op {}", Described(.0))]
-    UnknownOp(Option<String>),
+    /// The description itself (architecture, hyperparameters, recipe layers, tokenizer) is malformed.
+    #[error(transparent)]
+    Description(#[from] DescriptionError),
+    /// A size in the description does not fit this machine's address space.
+    #[error("{field} {value} is too large")]
+    TooLarge { field: &'static str, value: u64 },
     /// A recipe layer's activation setting does not parse.
     #[error("recipe layer {layer}: {reason}")]
     Recipe { layer: String, reason: String },
@@ -120,8 +103,8 @@ pub enum TextError {
     /// The description names a raw tensor the file does not hold.
     #[error("tensor {0} is missing")]
     MissingTensor(String),
-    #[error("unknown embedded tokenizer format {}", Described(.0))]
-    UnknownFormat(Option<String>),
+    #[error("unknown embedded tokenizer format {}", Quoted(.0))]
+    UnknownFormat(String),
     /// A tokenizer file, or the tokenizer built from it, is unusable.
     #[error("{what}: {reason}")]
     Invalid { what: &'static str, reason: String },
@@ -135,18 +118,6 @@ struct Quoted<'a>(&'a str);
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{}\"", self.0.escape_debug())
-    }
-}
-
-/// A value that may be absent: quoted, or "(none)".
-struct Described<'a>(&'a Option<String>);
-
-impl fmt::Display for Described<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(v) => Quoted(v).fmt(f),
-            None => f.write_str("(none)"),
-        }
     }
 }
 
@@ -182,51 +153,27 @@ mod tests {
     fn model_problems_read_as_sentences_without_debug_text() {
         let cases = [
             (
-                ModelProblem::NoArchitecture,
+                ModelProblem::Description(DescriptionError::NoArchitecture),
                 "m.mxrt: cannot run this model: no architecture: this file holds bare tensors (convert the \
                  checkpoint directory to get a model)",
             ),
             (
-                ModelProblem::UnknownArchitecture("gpt".into()),
+                ModelProblem::Description(DescriptionError::UnknownArchitecture("gpt".into())),
                 "m.mxrt: cannot run this model: architecture \"gpt\" is not supported (bert, mlp)",
             ),
             (
-                ModelProblem::MissingField {
-                    architecture: "bert",
-                    field: "hidden_size".into(),
+                ModelProblem::Description(DescriptionError::Section {
+                    section: "hyperparameters",
+                    reason: "missing field `hidden_size`".into(),
+                }),
+                "m.mxrt: cannot run this model: hyperparameters: missing field `hidden_size`",
+            ),
+            (
+                ModelProblem::TooLarge {
+                    field: "vocab_size",
+                    value: u64::MAX,
                 },
-                "m.mxrt: cannot run this model: bert: hidden_size missing",
-            ),
-            (
-                ModelProblem::Unsupported {
-                    architecture: "bert",
-                    field: "pooling",
-                    value: Some("embedding".into()),
-                },
-                "m.mxrt: cannot run this model: bert: pooling \"embedding\" unsupported",
-            ),
-            (
-                ModelProblem::Unsupported {
-                    architecture: "bert",
-                    field: "head type",
-                    value: None,
-                },
-                "m.mxrt: cannot run this model: bert: head type (none) unsupported",
-            ),
-            (
-                ModelProblem::OpField {
-                    op: r#"{"op":"linear"}"#.into(),
-                    field: "weight",
-                },
-                "m.mxrt: cannot run this model: op {\"op\":\"linear\"} lacks \"weight\"",
-            ),
-            (
-                ModelProblem::UnknownOp(Some("conv".into())),
-                "m.mxrt: cannot run this model: unknown MLP op \"conv\"",
-            ),
-            (
-                ModelProblem::UnknownOp(None),
-                "m.mxrt: cannot run this model: unknown MLP op (none)",
+                "m.mxrt: cannot run this model: vocab_size 18446744073709551615 is too large",
             ),
             (
                 ModelProblem::Recipe {
@@ -335,12 +282,8 @@ mod tests {
                 "tensor tokenizer/vocab.txt is missing",
             ),
             (
-                TextError::UnknownFormat(Some("sentencepiece".into())),
+                TextError::UnknownFormat("sentencepiece".into()),
                 "unknown embedded tokenizer format \"sentencepiece\"",
-            ),
-            (
-                TextError::UnknownFormat(None),
-                "unknown embedded tokenizer format (none)",
             ),
             (
                 TextError::Invalid {

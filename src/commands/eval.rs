@@ -44,15 +44,11 @@ fn is_fp32(model: &Model) -> bool {
         .tensors()
         .values()
         .all(|t| matches!(t.encoding, Encoding::F32 | Encoding::Raw(_)));
-    let layers = model
-        .metadata()
-        .get("recipe")
-        .and_then(|r| r.get("layers"))
-        .and_then(Value::as_array);
-    let acts_f32 = layers
-        .into_iter()
-        .flatten()
-        .all(|l| l["activations"].is_null() || l["activations"] == "f32");
+    let acts_f32 = model
+        .description()
+        .recipe_layers
+        .iter()
+        .all(|l| l.activations.as_deref().is_none_or(|a| a == "f32"));
     tensors_f32 && acts_f32
 }
 

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+use mxrt_format::description::{BertHead, BertHyperparameters, Hyperparameters, SentencePooling};
 
 use super::{Layer, LayerKind, ModelDescription, PlannedTensor, Role, TensorTaker};
 use crate::error::ConvertError;
@@ -97,10 +99,10 @@ fn read_config(path: &Path, c: &Value) -> Result<Config, ConvertError> {
 /// The head on top of the encoder.
 enum Head {
     Classification {
-        id2label: Map<String, Value>,
+        id2label: BTreeMap<String, String>,
     },
     Embedding {
-        pooling: &'static str,
+        pooling: SentencePooling,
         normalize: bool,
         max_seq_length: Option<u64>,
     },
@@ -124,12 +126,20 @@ fn read_head(
         .collect();
     match archs.as_slice() {
         ["BertForSequenceClassification"] => {
-            let id2label = match c.get("id2label") {
-                Some(Value::Object(m)) => m.clone(),
+            let id2label: BTreeMap<String, String> = match c.get("id2label") {
+                Some(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(label) => Ok((k.clone(), label.clone())),
+                        other => Err(unsupported(format!(
+                            "id2label[{k:?}] must be a label name, found {other}"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
                 None => {
                     let n = config_u64(c, "num_labels", Some(2), path)?;
                     (0..n)
-                        .map(|i| (i.to_string(), json!(format!("LABEL_{i}"))))
+                        .map(|i| (i.to_string(), format!("LABEL_{i}")))
                         .collect()
                 }
                 Some(v) => {
@@ -145,10 +155,22 @@ fn read_head(
                     )));
                 }
             }
+            // The runtime reads labels 0 .. n: say so now rather than when the file is run.
+            BertHead::SequenceClassification {
+                num_labels: id2label.len() as u64,
+                id2label: id2label.clone(),
+            }
+            .labels()
+            .map_err(|e| unsupported(e.to_string()))?;
             Ok(Head::Classification { id2label })
         }
         [] | ["BertModel"] => {
             let (pooling, normalize, max_seq_length) = sentence_transformers_head(side)?;
+            let pooling = match pooling {
+                "mean" => SentencePooling::Mean,
+                "max" => SentencePooling::Max,
+                _ => SentencePooling::Cls,
+            };
             Ok(Head::Embedding {
                 pooling,
                 normalize,
@@ -372,7 +394,7 @@ pub fn describe(
     }
     let pooler = format!("{prefix}pooler.dense");
     let has_pooler = taker.has(&format!("{pooler}.weight"));
-    let head_json = match &head {
+    let head = match head {
         Head::Classification { id2label } => {
             let (w, p) = linear(vec![h, h]);
             add(&mut taker, pooler, LayerKind::Pooler, w, &p)?;
@@ -384,7 +406,10 @@ pub fn describe(
                 w,
                 &p,
             )?;
-            json!({"type": "sequence_classification", "num_labels": id2label.len(), "id2label": id2label})
+            BertHead::SequenceClassification {
+                num_labels: id2label.len() as u64,
+                id2label,
+            }
         }
         Head::Embedding {
             pooling,
@@ -396,30 +421,31 @@ pub fn describe(
                 let (w, p) = linear(vec![h, h]);
                 add(&mut taker, pooler, LayerKind::Pooler, w, &p)?;
             }
-            json!({"type": "sentence_embedding", "pooling": pooling, "normalize": normalize, "max_seq_length": max_seq_length})
+            BertHead::SentenceEmbedding {
+                pooling,
+                normalize,
+                max_seq_length,
+            }
         }
     };
     taker.finish("bert")?;
 
-    let mut hp = Map::new();
-    hp.insert("tensor_prefix".into(), json!(prefix));
-    hp.insert("vocab_size".into(), json!(cfg.vocab));
-    hp.insert("hidden_size".into(), json!(cfg.hidden));
-    hp.insert("num_hidden_layers".into(), json!(cfg.layers));
-    hp.insert("num_attention_heads".into(), json!(cfg.heads));
-    hp.insert("intermediate_size".into(), json!(cfg.intermediate));
-    hp.insert("hidden_act".into(), json!("gelu"));
-    hp.insert("layer_norm_eps".into(), json!(cfg.eps));
-    hp.insert("max_position_embeddings".into(), json!(cfg.max_positions));
-    hp.insert("type_vocab_size".into(), json!(cfg.type_vocab));
-    hp.insert(
-        "pad_token_id".into(),
-        c.get("pad_token_id").cloned().unwrap_or(json!(0)),
-    );
-    hp.insert("head".into(), head_json);
+    let hp = BertHyperparameters {
+        tensor_prefix: prefix.to_string(),
+        vocab_size: cfg.vocab,
+        hidden_size: cfg.hidden,
+        num_hidden_layers: cfg.layers,
+        num_attention_heads: cfg.heads,
+        intermediate_size: cfg.intermediate,
+        hidden_act: "gelu".into(),
+        layer_norm_eps: cfg.eps,
+        max_position_embeddings: cfg.max_positions,
+        type_vocab_size: cfg.type_vocab,
+        pad_token_id: c.get("pad_token_id").cloned().unwrap_or(json!(0)),
+        head,
+    };
     Ok(ModelDescription {
-        architecture: "bert",
-        hyperparameters: hp,
+        hyperparameters: Hyperparameters::Bert(hp),
         layers,
         tensors: planned,
         notes,

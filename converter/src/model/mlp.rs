@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+
+use mxrt_format::description::{Hyperparameters, MlpHyperparameters, MlpOp};
 
 use super::{Layer, LayerKind, ModelDescription, PlannedTensor, Role, TensorTaker};
 use crate::error::ConvertError;
@@ -107,11 +109,12 @@ pub fn describe(
         .and_then(Value::as_u64)
         .filter(|&n| n > 0)
         .ok_or_else(|| bad("\"num_features\" must be a positive integer".into()))?;
+    let num_features = dim;
     let ops = parse_ops(path, c)?;
     let mut taker = TensorTaker::new(tensors);
     let mut layers = Vec::new();
     let mut planned = Vec::new();
-    let mut ops_json = Vec::new();
+    let mut ops_out = Vec::new();
     let mut notes = Vec::new();
     let mut i = 0;
     while i < ops.len() {
@@ -163,8 +166,11 @@ pub fn describe(
                     layer,
                     role: Role::Parameter,
                 });
-                ops_json
-                    .push(json!({"op": "linear", "name": name, "weight": wname, "bias": bname}));
+                ops_out.push(MlpOp::Linear {
+                    name: name.clone(),
+                    weight: wname.clone(),
+                    bias: bname.clone(),
+                });
                 dim = out;
             }
             Op::BatchNorm { name, eps } => {
@@ -193,30 +199,37 @@ pub fn describe(
                     layer,
                     role: Role::Parameter,
                 });
-                ops_json.push(json!({"op": "affine", "name": name, "scale": sn, "shift": hn}));
+                ops_out.push(MlpOp::Affine {
+                    name: name.clone(),
+                    scale: sn.clone(),
+                    shift: hn.clone(),
+                });
                 notes.push(format!(
                     "{name}: BatchNorm kept as a per-channel affine op (no linear right before it)"
                 ));
             }
-            Op::Relu => ops_json.push(json!({"op": "relu"})),
-            Op::Softmax => ops_json.push(json!({"op": "softmax"})),
+            Op::Relu => ops_out.push(MlpOp::Relu),
+            Op::Softmax => ops_out.push(MlpOp::Softmax),
         }
         i += 1;
     }
     taker.finish("mlp")?;
-    let mut hp = Map::new();
-    hp.insert("num_features".into(), c["num_features"].clone());
-    hp.insert("num_outputs".into(), json!(dim));
-    if let Some(labels) = c.get("labels") {
-        hp.insert("labels".into(), labels.clone());
-    }
-    if let Some(task) = c.get("task") {
-        hp.insert("task".into(), task.clone());
-    }
-    hp.insert("ops".into(), Value::Array(ops_json));
+    let labels = match c.get("labels") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<Vec<String>>(v.clone())
+                .map_err(|_| bad(format!("\"labels\" must be a list of names, found {v}")))?,
+        ),
+    };
+    let hp = MlpHyperparameters {
+        num_features,
+        num_outputs: dim,
+        labels,
+        task: c.get("task").cloned(),
+        ops: ops_out,
+    };
     Ok(ModelDescription {
-        architecture: "mlp",
-        hyperparameters: hp,
+        hyperparameters: Hyperparameters::Mlp(hp),
         layers,
         tensors: planned,
         notes,

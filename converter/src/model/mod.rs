@@ -6,7 +6,9 @@ pub mod mlp;
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use mxrt_format::description::Hyperparameters;
 
 use crate::error::ConvertError;
 use crate::input::SourceTensor;
@@ -97,8 +99,8 @@ pub struct Layer {
 /// A model ready for the recipe: layers, tensors, and the metadata the runtime needs.
 #[derive(Debug)]
 pub struct ModelDescription {
-    pub architecture: &'static str,
-    pub hyperparameters: Map<String, Value>,
+    /// The architecture and its hyperparameters, as `mxrt-format` types them (FORMAT.md section 9).
+    pub hyperparameters: Hyperparameters,
     pub layers: Vec<Layer>,
     pub tensors: Vec<PlannedTensor>,
     /// Things the user should know (buffers ignored, BatchNorms folded).

@@ -1,6 +1,8 @@
 //! MLPs: the ops of FORMAT.md section 9 (`linear`, `affine`, `relu`, `softmax`) applied in order.
 
-use crate::error::{ModelProblem, Result};
+use mxrt_format::description::MlpOp;
+
+use crate::error::Result;
 use crate::graphs::params::Params;
 use crate::ops::{ActQuant, Affine, Backend, Linear, Parameters, RowOp};
 
@@ -12,56 +14,37 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// `ops` is the metadata's op list; shapes are checked along the chain.
-    pub fn load(
-        inputs: usize,
-        labels: Vec<String>,
-        ops: &[serde_json::Value],
-        p: &Params<'_>,
-    ) -> Result<Mlp> {
-        let field = |o: &serde_json::Value, k: &'static str| -> Result<String> {
-            o.get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    p.error(ModelProblem::OpField {
-                        op: o.to_string(),
-                        field: k,
-                    })
-                })
-        };
+    /// `ops` is the description's op list; shapes are checked along the chain.
+    pub fn load(inputs: usize, labels: Vec<String>, ops: &[MlpOp], p: &Params<'_>) -> Result<Mlp> {
         let mut width = inputs;
         let mut out = Vec::with_capacity(ops.len());
-        for o in ops {
-            out.push(match o.get("op").and_then(|v| v.as_str()) {
-                Some("linear") => {
-                    let (name, weight) = (field(o, "name")?, field(o, "weight")?);
+        for op in ops {
+            out.push(match op {
+                MlpOp::Linear { name, weight, bias } => {
+                    // The weight's rows give the layer's width; `matrix` checks its columns against the
+                    // width so far.
                     let n = p
                         .tensors
-                        .get(&weight)
+                        .get(weight)
                         .and_then(|w| w.shape.first())
                         .copied()
                         .unwrap_or(0) as usize;
                     let linear = Linear {
                         name: name.clone(),
-                        weight: p.matrix(&weight, n, width)?,
-                        bias: p.vector(&field(o, "bias")?, n)?,
-                        act: p.activations.get(&name).copied().unwrap_or(ActQuant::NONE),
+                        weight: p.matrix(weight, n, width)?,
+                        bias: p.vector(bias, n)?,
+                        act: p.activations.get(name).copied().unwrap_or(ActQuant::NONE),
                     };
                     width = n;
                     RowOp::Linear(linear)
                 }
-                Some("affine") => {
-                    let scale = field(o, "scale")?;
-                    RowOp::Affine(Affine {
-                        scale: p.vector(&scale, width)?,
-                        shift: p.vector(&field(o, "shift")?, width)?,
-                        name: scale,
-                    })
-                }
-                Some("relu") => RowOp::Relu,
-                Some("softmax") => RowOp::Softmax,
-                other => return Err(p.error(ModelProblem::UnknownOp(other.map(str::to_string)))),
+                MlpOp::Affine { scale, shift, .. } => RowOp::Affine(Affine {
+                    scale: p.vector(scale, width)?,
+                    shift: p.vector(shift, width)?,
+                    name: scale.clone(),
+                }),
+                MlpOp::Relu => RowOp::Relu,
+                MlpOp::Softmax => RowOp::Softmax,
             });
         }
         Ok(Mlp {

@@ -1,123 +1,79 @@
-//! Reading the model description (FORMAT.md section 9) from the file's metadata: the BERT configuration and
-//! the recipe's input quantization per layer.
+//! From the file's typed model description (`mxrt_format::description`, FORMAT.md section 9) to what the
+//! graphs load with: the BERT configuration and the recipe's input quantization per layer.
 
 use std::collections::HashMap;
 
+use mxrt_format::description::{BertHead, BertHyperparameters, RecipeLayer, SentencePooling};
 use mxrt_format::{EncodingSpec, Rounding};
-use serde_json::{Map, Value};
 
 use crate::error::ModelProblem;
 use crate::graphs::bert::{BertConfig, Head};
 use crate::ops::{ActQuant, Pooling};
 
-fn missing(field: impl Into<String>) -> ModelProblem {
-    ModelProblem::MissingField {
-        architecture: "bert",
-        field: field.into(),
-    }
+/// A size from the description as `usize` (it is checked against the tensors' shapes at load).
+fn size(field: &'static str, v: u64) -> Result<usize, ModelProblem> {
+    usize::try_from(v).map_err(|_| ModelProblem::TooLarge { field, value: v })
 }
 
-fn unsupported(field: &'static str, value: Option<&str>) -> ModelProblem {
-    ModelProblem::Unsupported {
-        architecture: "bert",
-        field,
-        value: value.map(str::to_string),
-    }
-}
-
-/// The BERT configuration from the description's hyperparameters.
-pub(super) fn bert_config(hp: &Value) -> Result<BertConfig, ModelProblem> {
-    let n = |k: &str| {
-        hp.get(k)
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-            .ok_or_else(|| missing(k))
-    };
-    let head = hp.get("head").ok_or_else(|| missing("head"))?;
-    let head = match head.get("type").and_then(Value::as_str) {
-        Some("sequence_classification") => {
-            let map = head
-                .get("id2label")
-                .and_then(Value::as_object)
-                .ok_or_else(|| missing("id2label"))?;
-            let labels = (0..map.len())
-                .map(|i| {
-                    map.get(&i.to_string())
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .ok_or_else(|| missing(format!("id2label entry {i}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Head::Classification { labels }
-        }
-        Some("sentence_embedding") => Head::Embedding {
-            pooling: match head.get("pooling").and_then(Value::as_str) {
-                Some("mean") => Pooling::Mean,
-                Some("cls") => Pooling::Cls,
-                Some("max") => Pooling::Max,
-                other => return Err(unsupported("pooling", other)),
-            },
-            normalize: head
-                .get("normalize")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            max_seq_length: head
-                .get("max_seq_length")
-                .and_then(Value::as_u64)
-                .map(|v| v as usize),
+/// The BERT configuration the graph loads with.
+pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelProblem> {
+    let head = match &hp.head {
+        BertHead::SequenceClassification { .. } => Head::Classification {
+            labels: hp.head.labels()?,
         },
-        other => return Err(unsupported("head type", other)),
+        BertHead::SentenceEmbedding {
+            pooling,
+            normalize,
+            max_seq_length,
+        } => Head::Embedding {
+            pooling: match pooling {
+                SentencePooling::Mean => Pooling::Mean,
+                SentencePooling::Cls => Pooling::Cls,
+                SentencePooling::Max => Pooling::Max,
+            },
+            normalize: *normalize,
+            max_seq_length: max_seq_length
+                .map(|v| size("head.max_seq_length", v))
+                .transpose()?,
+        },
     };
     Ok(BertConfig {
-        prefix: hp
-            .get("tensor_prefix")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        vocab: n("vocab_size")?,
-        hidden: n("hidden_size")?,
-        layers: n("num_hidden_layers")?,
-        heads: n("num_attention_heads")?,
-        intermediate: n("intermediate_size")?,
-        eps: hp
-            .get("layer_norm_eps")
-            .and_then(Value::as_f64)
-            .unwrap_or(1e-12) as f32,
-        max_positions: n("max_position_embeddings")?,
-        type_vocab: n("type_vocab_size")?,
+        prefix: hp.tensor_prefix.clone(),
+        vocab: size("vocab_size", hp.vocab_size)?,
+        hidden: size("hidden_size", hp.hidden_size)?,
+        layers: size("num_hidden_layers", hp.num_hidden_layers)?,
+        heads: size("num_attention_heads", hp.num_attention_heads)?,
+        intermediate: size("intermediate_size", hp.intermediate_size)?,
+        eps: hp.layer_norm_eps as f32,
+        max_positions: size("max_position_embeddings", hp.max_position_embeddings)?,
+        type_vocab: size("type_vocab_size", hp.type_vocab_size)?,
         head,
     })
 }
 
-/// Input quantization per layer, from `recipe.layers`.
+/// Input quantization per layer, from `recipe.layers` (layers without an `activations` setting are left
+/// out: their input stays f32).
 pub(super) fn activation_settings(
-    meta: &Map<String, Value>,
+    layers: &[RecipeLayer],
 ) -> Result<HashMap<String, ActQuant>, ModelProblem> {
     let mut out = HashMap::new();
-    let layers = meta
-        .get("recipe")
-        .and_then(|r| r.get("layers"))
-        .and_then(Value::as_array);
-    for l in layers.into_iter().flatten() {
-        let (Some(name), Some(act)) = (
-            l.get("name").and_then(Value::as_str),
-            l.get("activations").and_then(Value::as_str),
-        ) else {
+    for l in layers {
+        let Some(act) = &l.activations else {
             continue;
         };
         let recipe = |e: &dyn std::fmt::Display| ModelProblem::Recipe {
-            layer: name.to_string(),
+            layer: l.name.clone(),
             reason: e.to_string(),
         };
         let spec: EncodingSpec = act.parse().map_err(|e| recipe(&e))?;
         let rounding: Rounding = l
-            .get("rounding")
-            .and_then(Value::as_str)
+            .rounding
+            .as_deref()
             .unwrap_or("nearest")
             .parse()
             .map_err(|e| recipe(&e))?;
         out.insert(
-            name.to_string(),
+            l.name.clone(),
             ActQuant {
                 encoding: spec.encoding,
                 rounding,

@@ -9,6 +9,7 @@ pub mod text;
 use std::collections::HashMap;
 use std::path::Path;
 
+use mxrt_format::description::{Hyperparameters, ModelDescription};
 use mxrt_format::{Encoding, ReadOptions};
 use serde_json::{Map, Value};
 
@@ -28,6 +29,7 @@ use description::{activation_settings, bert_config};
 pub struct Model {
     file: MappedFile,
     metadata: Map<String, Value>,
+    description: ModelDescription,
     tensors: HashMap<String, TensorRef>,
     graph: Graph,
     cpu: Cpu,
@@ -64,50 +66,30 @@ impl Model {
             path: p.clone(),
             problem,
         };
-        let mlp_missing = |field: &str| {
-            bad(ModelProblem::MissingField {
-                architecture: "mlp",
-                field: field.to_string(),
-            })
-        };
-        let activations = activation_settings(&metadata).map_err(bad)?;
+        let description = ModelDescription::from_metadata(&metadata)
+            .map_err(|e| bad(ModelProblem::Description(e)))?;
+        let activations = activation_settings(&description.recipe_layers).map_err(bad)?;
         let params = Params {
             path: &p,
             bytes: file.bytes(),
             tensors: &tensors,
             activations: &activations,
         };
-        let hp = metadata
-            .get("hyperparameters")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let graph = match metadata.get("architecture").and_then(Value::as_str) {
-            Some("bert") => Graph::Bert(Box::new(Bert::load(
-                bert_config(&hp).map_err(bad)?,
+        let graph = match &description.hyperparameters {
+            Hyperparameters::Bert(hp) => Graph::Bert(Box::new(Bert::load(
+                bert_config(hp).map_err(bad)?,
                 &params,
             )?)),
-            Some("mlp") => {
-                let inputs = hp
-                    .get("num_features")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| mlp_missing("num_features"))?;
-                let labels = hp
-                    .get("labels")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|l| l.as_str().map(str::to_string))
-                            .collect()
+            Hyperparameters::Mlp(hp) => {
+                let inputs = usize::try_from(hp.num_features).map_err(|_| {
+                    bad(ModelProblem::TooLarge {
+                        field: "num_features",
+                        value: hp.num_features,
                     })
-                    .unwrap_or_default();
-                let ops = hp
-                    .get("ops")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| mlp_missing("ops"))?;
-                Graph::Mlp(Mlp::load(inputs as usize, labels, ops, &params)?)
+                })?;
+                let labels = hp.labels.clone().unwrap_or_default();
+                Graph::Mlp(Mlp::load(inputs, labels, &hp.ops, &params)?)
             }
-            Some(other) => return Err(bad(ModelProblem::UnknownArchitecture(other.to_string()))),
-            None => return Err(bad(ModelProblem::NoArchitecture)),
         };
         let small_chain = match &graph {
             Graph::Mlp(m) => SmallChain::build(&m.ops, m.inputs, file.bytes()),
@@ -116,6 +98,7 @@ impl Model {
         Ok(Model {
             file,
             metadata,
+            description,
             tensors,
             graph,
             cpu: Cpu::from_env()?,
@@ -126,6 +109,11 @@ impl Model {
 
     pub fn metadata(&self) -> &Map<String, Value> {
         &self.metadata
+    }
+
+    /// The file's model description (FORMAT.md section 9), as read and checked at open.
+    pub fn description(&self) -> &ModelDescription {
+        &self.description
     }
 
     pub fn graph(&self) -> &Graph {

@@ -9,6 +9,8 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use mxrt_format::description::{BertHead, Hyperparameters};
+
 use super::Model;
 use crate::error::{Result, TextError};
 use crate::ops::TokenBatch;
@@ -20,34 +22,49 @@ pub struct TextEncoder {
 
 impl TextEncoder {
     pub fn from_model(model: &Model, max_length: Option<usize>) -> Result<TextEncoder> {
-        let meta = model.metadata();
-        let tok = meta.get("tokenizer").ok_or(TextError::NoTokenizer)?;
+        let description = model.description();
+        let tok = description
+            .tokenizer
+            .as_ref()
+            .ok_or(TextError::NoTokenizer)?;
         let file = |name: &str| -> Result<&[u8]> {
-            let tensor = tok["files"]
+            let tensor = tok
+                .files
                 .get(name)
-                .and_then(Value::as_str)
                 .ok_or_else(|| TextError::MissingFile(name.to_string()))?;
             model
                 .raw_bytes(tensor)
                 .ok_or_else(|| TextError::MissingTensor(tensor.to_string()).into())
         };
-        let mut tokenizer = match tok.get("format").and_then(Value::as_str) {
-            Some("tokenizer.json") => {
+        let mut tokenizer = match tok.format.as_str() {
+            "tokenizer.json" => {
                 Tokenizer::from_bytes(file("tokenizer.json")?).map_err(|e| TextError::Invalid {
                     what: "embedded tokenizer.json",
                     reason: e.to_string(),
                 })?
             }
-            Some("wordpiece-vocab") => {
-                wordpiece(file("vocab.txt")?, file("tokenizer_config.json").ok())?
-            }
-            other => return Err(TextError::UnknownFormat(other.map(str::to_string)).into()),
+            "wordpiece-vocab" => wordpiece(file("vocab.txt")?, file("tokenizer_config.json").ok())?,
+            other => return Err(TextError::UnknownFormat(other.to_string()).into()),
         };
-        let hp = &meta["hyperparameters"];
-        let positions = hp["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
-        let default = hp["head"]["max_seq_length"]
-            .as_u64()
-            .map_or(512, |v| v as usize);
+        // Truncation: the asked length, else the sentence-embedding head's, else 512; never past the
+        // model's positions.
+        let (positions, default) = match &description.hyperparameters {
+            Hyperparameters::Bert(hp) => (
+                hp.max_position_embeddings,
+                match hp.head {
+                    BertHead::SentenceEmbedding {
+                        max_seq_length: Some(n),
+                        ..
+                    } => n,
+                    _ => 512,
+                },
+            ),
+            Hyperparameters::Mlp(_) => (512, 512),
+        };
+        let (positions, default) = (
+            usize::try_from(positions).unwrap_or(usize::MAX),
+            usize::try_from(default).unwrap_or(usize::MAX),
+        );
         let max_length = max_length.unwrap_or(default).min(positions);
         let truncation = TruncationParams {
             max_length,

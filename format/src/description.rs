@@ -1,0 +1,384 @@
+//! The model description of FORMAT.md section 9, typed: what the converter writes into a file's metadata and
+//! the runtime and the CLI read back, all through these types. They describe format version 1 files (the
+//! description changes only with the file's version; section 9 says which fields each version has).
+//!
+//! [`ModelDescription::from_metadata`] reads the parts a program runs a model from (architecture and
+//! hyperparameters, the recipe's per-layer settings, the embedded tokenizer) and rejects a description that
+//! does not make a model with a [`DescriptionError`] naming the section and the field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why a file's metadata is not a model description this version reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DescriptionError {
+    #[error(
+        "no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)"
+    )]
+    NoArchitecture,
+    #[error("architecture \"{0}\" is not supported (bert, mlp)")]
+    UnknownArchitecture(String),
+    /// A section does not have the fields and types section 9 gives it.
+    #[error("{section}: {reason}")]
+    Section {
+        /// `hyperparameters`, `recipe.layers`, `tokenizer` or `architecture`.
+        section: &'static str,
+        reason: String,
+    },
+    /// The fields parse, but do not fit together (e.g. `id2label` lacks an index).
+    #[error("{section}: {reason}")]
+    Inconsistent {
+        section: &'static str,
+        reason: String,
+    },
+}
+
+/// The parts of a file's description a program needs to run its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDescription {
+    pub hyperparameters: Hyperparameters,
+    /// `recipe.layers`, in model order (empty when the recipe has none).
+    pub recipe_layers: Vec<RecipeLayer>,
+    /// `tokenizer` (BERT files converted with their tokenizer).
+    pub tokenizer: Option<TokenizerDescription>,
+}
+
+/// `architecture` with its `hyperparameters`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hyperparameters {
+    Bert(BertHyperparameters),
+    Mlp(MlpHyperparameters),
+}
+
+impl Hyperparameters {
+    /// The `architecture` value.
+    pub fn architecture(&self) -> &'static str {
+        match self {
+            Hyperparameters::Bert(_) => "bert",
+            Hyperparameters::Mlp(_) => "mlp",
+        }
+    }
+
+    /// The `hyperparameters` object as written.
+    pub fn to_value(&self) -> Value {
+        let v = match self {
+            Hyperparameters::Bert(h) => serde_json::to_value(h),
+            Hyperparameters::Mlp(h) => serde_json::to_value(h),
+        };
+        // Serializing these types cannot fail: every field is a string, number, bool, list or map.
+        v.unwrap_or(Value::Null)
+    }
+}
+
+/// `hyperparameters` of `architecture: "bert"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertHyperparameters {
+    /// `"bert."` or `""`: prepended to the tensor names.
+    #[serde(default)]
+    pub tensor_prefix: String,
+    pub vocab_size: u64,
+    pub hidden_size: u64,
+    pub num_hidden_layers: u64,
+    pub num_attention_heads: u64,
+    pub intermediate_size: u64,
+    /// `"gelu"`: exact erf GELU (the only activation written).
+    #[serde(default = "gelu")]
+    pub hidden_act: String,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    pub max_position_embeddings: u64,
+    pub type_vocab_size: u64,
+    /// As the checkpoint's config gives it (informational).
+    #[serde(default)]
+    pub pad_token_id: Value,
+    pub head: BertHead,
+}
+
+fn gelu() -> String {
+    "gelu".into()
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
+/// `hyperparameters.head`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BertHead {
+    /// CLS token → pooler (`pooler.dense`, tanh) → `classifier`.
+    SequenceClassification {
+        num_labels: u64,
+        /// Label names by index (`"0"`, `"1"`, …).
+        id2label: BTreeMap<String, String>,
+    },
+    SentenceEmbedding {
+        pooling: SentencePooling,
+        #[serde(default)]
+        normalize: bool,
+        #[serde(default)]
+        max_seq_length: Option<u64>,
+    },
+}
+
+impl BertHead {
+    /// Label names in index order (classifiers), checking that `id2label` holds exactly `0 .. n`.
+    pub fn labels(&self) -> Result<Vec<String>, DescriptionError> {
+        let BertHead::SequenceClassification { id2label, .. } = self else {
+            return Ok(Vec::new());
+        };
+        (0..id2label.len())
+            .map(|i| {
+                id2label.get(&i.to_string()).cloned().ok_or_else(|| {
+                    DescriptionError::Inconsistent {
+                        section: "hyperparameters",
+                        reason: format!(
+                            "head.id2label has {} labels but no label {i}",
+                            id2label.len()
+                        ),
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// How a sentence embedding pools the last hidden states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentencePooling {
+    Mean,
+    Cls,
+    Max,
+}
+
+/// `hyperparameters` of `architecture: "mlp"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpHyperparameters {
+    pub num_features: u64,
+    pub num_outputs: u64,
+    /// Output names, when the checkpoint's config has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// As the checkpoint's config gives it (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Value>,
+    pub ops: Vec<MlpOp>,
+}
+
+/// One op of an MLP, applied in order; the values name tensors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum MlpOp {
+    /// `y = x Wᵀ + b`.
+    Linear {
+        name: String,
+        weight: String,
+        bias: String,
+    },
+    /// `y = x * scale + shift` per channel.
+    Affine {
+        name: String,
+        scale: String,
+        shift: String,
+    },
+    Relu,
+    Softmax,
+}
+
+/// One entry of `recipe.layers`, as far as running the model needs it (other fields are kept in the file
+/// and ignored here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeLayer {
+    pub name: String,
+    /// How the layer's input is quantized (`"f32"`, an MX encoding, `"fixed:W.F"`; `None`: not applicable).
+    #[serde(default)]
+    pub activations: Option<String>,
+    /// `"nearest"` (default) or `"even"`.
+    #[serde(default)]
+    pub rounding: Option<String>,
+}
+
+/// `tokenizer`: the embedded tokenizer's format and its files, each a raw `u8` tensor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenizerDescription {
+    /// `"tokenizer.json"` or `"wordpiece-vocab"` (kept as written: readers say which they do not know).
+    pub format: String,
+    /// File name → tensor name.
+    pub files: BTreeMap<String, String>,
+}
+
+fn section<T: for<'de> Deserialize<'de>>(
+    name: &'static str,
+    value: Value,
+) -> Result<T, DescriptionError> {
+    serde_json::from_value(value).map_err(|e| DescriptionError::Section {
+        section: name,
+        reason: e.to_string(),
+    })
+}
+
+impl ModelDescription {
+    /// The description in `metadata` (a file's metadata object).
+    pub fn from_metadata(metadata: &Map<String, Value>) -> Result<Self, DescriptionError> {
+        let hp = metadata
+            .get("hyperparameters")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let hyperparameters = match metadata.get("architecture") {
+            None | Some(Value::Null) => return Err(DescriptionError::NoArchitecture),
+            Some(Value::String(a)) if a == "bert" => {
+                let h: BertHyperparameters = section("hyperparameters", hp)?;
+                h.head.labels()?;
+                Hyperparameters::Bert(h)
+            }
+            Some(Value::String(a)) if a == "mlp" => {
+                Hyperparameters::Mlp(section("hyperparameters", hp)?)
+            }
+            Some(Value::String(a)) => return Err(DescriptionError::UnknownArchitecture(a.clone())),
+            Some(other) => {
+                return Err(DescriptionError::Section {
+                    section: "architecture",
+                    reason: format!("expected a name, found {other}"),
+                })
+            }
+        };
+        let recipe_layers = match metadata.get("recipe").and_then(|r| r.get("layers")) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(layers) => section("recipe.layers", layers.clone())?,
+        };
+        let tokenizer = match metadata.get("tokenizer") {
+            None | Some(Value::Null) => None,
+            Some(t) => Some(section("tokenizer", t.clone())?),
+        };
+        Ok(ModelDescription {
+            hyperparameters,
+            recipe_layers,
+            tokenizer,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("test metadata is an object"),
+        }
+    }
+
+    fn bert_hp() -> Value {
+        json!({
+            "tensor_prefix": "bert.", "vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6,
+            "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu",
+            "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "type_vocab_size": 2, "pad_token_id": 0,
+            "head": {"type": "sequence_classification", "num_labels": 2,
+                     "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}
+        })
+    }
+
+    #[test]
+    fn a_bert_description_reads_and_writes_back_the_same_json() {
+        let m = meta(json!({"architecture": "bert", "hyperparameters": bert_hp(),
+            "recipe": {"layers": [{"name": "bert.encoder.layer.0.attention.self.query", "kind": "attention",
+                                   "weights": "mxint8", "activations": "mxint8", "rounding": "nearest",
+                                   "prune": null}]},
+            "tokenizer": {"format": "wordpiece-vocab", "files": {"vocab.txt": "tokenizer/vocab.txt"}}}));
+        let d = ModelDescription::from_metadata(&m).unwrap();
+        let Hyperparameters::Bert(h) = &d.hyperparameters else {
+            panic!("not bert")
+        };
+        assert_eq!((h.hidden_size, h.num_hidden_layers), (384, 6));
+        assert_eq!(h.head.labels().unwrap(), ["NEGATIVE", "POSITIVE"]);
+        assert_eq!(d.hyperparameters.to_value(), bert_hp());
+        assert_eq!(d.recipe_layers[0].activations.as_deref(), Some("mxint8"));
+        assert_eq!(
+            d.tokenizer.unwrap().files["vocab.txt"],
+            "tokenizer/vocab.txt"
+        );
+    }
+
+    #[test]
+    fn an_mlp_description_round_trips_with_its_ops() {
+        let hp = json!({"num_features": 16, "num_outputs": 5, "labels": ["g", "q", "t", "w", "z"],
+            "ops": [{"op": "linear", "name": "fc1", "weight": "fc1.weight", "bias": "fc1.bias"},
+                    {"op": "affine", "name": "bn", "scale": "bn.scale", "shift": "bn.shift"},
+                    {"op": "relu"}, {"op": "softmax"}]});
+        let d = ModelDescription::from_metadata(&meta(
+            json!({"architecture": "mlp", "hyperparameters": hp}),
+        ))
+        .unwrap();
+        let Hyperparameters::Mlp(m) = &d.hyperparameters else {
+            panic!("not mlp")
+        };
+        assert_eq!(m.ops.len(), 4);
+        assert_eq!(m.ops[2], MlpOp::Relu);
+        assert_eq!(d.hyperparameters.to_value(), hp);
+        assert!(d.recipe_layers.is_empty() && d.tokenizer.is_none());
+    }
+
+    #[test]
+    fn each_error_names_its_section_and_field() {
+        let err = |v: Value| {
+            ModelDescription::from_metadata(&meta(v))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(json!({"architecture": null})),
+            "no architecture: this file holds bare tensors (convert the checkpoint directory to get a model)"
+        );
+        assert_eq!(
+            err(json!({"architecture": "gpt2"})),
+            "architecture \"gpt2\" is not supported (bert, mlp)"
+        );
+        assert_eq!(
+            err(json!({"architecture": 7})),
+            "architecture: expected a name, found 7"
+        );
+        let mut hp = bert_hp();
+        hp.as_object_mut().unwrap().remove("hidden_size");
+        assert_eq!(
+            err(json!({"architecture": "bert", "hyperparameters": hp})),
+            "hyperparameters: missing field `hidden_size`"
+        );
+        let mut hp = bert_hp();
+        hp["head"] = json!({"type": "sentence_embedding", "pooling": "embedding"});
+        let e = err(json!({"architecture": "bert", "hyperparameters": hp}));
+        assert!(
+            e.starts_with("hyperparameters: unknown variant `embedding`, expected one of `mean`, `cls`, `max`"),
+            "{e}"
+        );
+        assert!(!e.contains("Some("), "{e}");
+        let mut hp = bert_hp();
+        hp["head"]["id2label"] = json!({"0": "a", "2": "c"});
+        assert_eq!(
+            err(json!({"architecture": "bert", "hyperparameters": hp})),
+            "hyperparameters: head.id2label has 2 labels but no label 1"
+        );
+        let e = err(json!({"architecture": "mlp", "hyperparameters":
+            {"num_features": 4, "num_outputs": 2, "ops": [{"op": "conv"}]}}));
+        assert!(
+            e.starts_with("hyperparameters: unknown variant `conv`"),
+            "{e}"
+        );
+        let e = err(json!({"architecture": "mlp", "hyperparameters":
+            {"num_features": 4, "num_outputs": 2, "ops": [{"op": "linear", "name": "fc"}]}}));
+        assert!(
+            e.starts_with("hyperparameters: missing field `weight`"),
+            "{e}"
+        );
+        let e = err(json!({"architecture": "mlp", "hyperparameters":
+            {"num_features": 4, "num_outputs": 2, "ops": []}, "recipe": {"layers": [{"kind": "linear"}]}}));
+        assert!(e.starts_with("recipe.layers: missing field `name`"), "{e}");
+        let e = err(json!({"architecture": "mlp", "hyperparameters":
+            {"num_features": 4, "num_outputs": 2, "ops": []}, "tokenizer": {"format": "x"}}));
+        assert!(e.starts_with("tokenizer: missing field `files`"), "{e}");
+    }
+}
