@@ -1,28 +1,45 @@
 //! Decoding a validated tensor back to binary32: exactly the values every runtime backend computes with.
 
-use crate::bits::{read_code, sign_extend};
+use crate::bits::read_code;
 use crate::encode::EncodedTensor;
 use crate::encoding::{Encoding, RawDtype};
 use crate::error::{Error, Result};
-use crate::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_SCALES};
+use crate::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS};
 use crate::mx::{self, BLOCK};
 use crate::reader::{read_mask, read_row_offset, TensorView};
+use crate::rows::RowDecoder;
 use crate::shape::ShapeTerms;
-use crate::{fixed, float};
-
-/// Decodes one code given its row and block index (the MX scale depends on both).
-type CodeDecoder<'a> = Box<dyn Fn(u32, u64, u64) -> f32 + 'a>;
 
 impl TensorView<'_> {
-    /// All elements as binary32 in row-major order (elements a sparse tensor does not store are +0.0). Raw tensors are refused: they are
-    /// not numeric encodings of f32 values (read them with [`TensorView::plane`]).
+    /// All elements as binary32 in row-major order (elements a sparse tensor does not store are +0.0), decoded
+    /// row by row with the one row decoder ([`RowDecoder`]). Raw tensors are refused: they are not numeric
+    /// encodings of f32 values (read them with [`TensorView::plane`]).
     pub fn dequantize(&self) -> Result<Vec<f32>> {
-        let value = self.value_fn()?;
+        let table = match self.encoding {
+            Encoding::Mx(elem) => mx::code_table(elem),
+            Encoding::Raw(d) => {
+                return Err(Error::Unsupported {
+                    tensor: self.name.to_string(),
+                    reason: format!("raw {} tensors are copied as is, not dequantized", d.name()),
+                })
+            }
+            _ => Vec::new(),
+        };
+        let decoder = self.row_decoder(&table);
         let mut out = vec![0.0f32; self.terms.numel as usize];
-        self.for_each_code(|r, c, code| {
-            out[(r * self.terms.cols + c) as usize] = value(code, r, c / BLOCK as u64)
-        });
+        let cols = self.terms.cols as usize;
+        if cols > 0 {
+            for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+                decoder.decode_row(r, row);
+            }
+        }
         Ok(out)
+    }
+
+    /// The row decoder over this tensor's planes; `table` is `mx::code_table` of its element type for MX
+    /// encodings (ignored otherwise).
+    pub fn row_decoder<'t>(&'t self, table: &'t [f32]) -> RowDecoder<'t> {
+        RowDecoder::new(self.encoding, self.sparse, self.terms, self.planes, table)
     }
 
     /// Number of elements whose value is zero (±0) after encoding, padding excluded.
@@ -69,37 +86,6 @@ impl TensorView<'_> {
                 }
             }
         }
-    }
-
-    /// The decoder of one code, given its row and block (used by MX scales).
-    fn value_fn(&self) -> Result<CodeDecoder<'_>> {
-        Ok(match self.encoding {
-            Encoding::F32 => Box::new(|c, _, _| f32::from_bits(c)),
-            Encoding::F16 => Box::new(|c, _, _| float::f16_value(c as u16)),
-            Encoding::Bf16 => Box::new(|c, _, _| float::bf16_value(c as u16)),
-            Encoding::Fixed { frac, .. } => {
-                let bits = self.encoding.element_bits();
-                Box::new(move |c, _, _| fixed::dequantize(sign_extend(c, bits), frac))
-            }
-            Encoding::Mx(elem) => {
-                let table = mx::code_table(elem);
-                let scales = self.planes[PLANE_SCALES];
-                let bpr = self.terms.blocks_per_row;
-                Box::new(move |c, r, b| {
-                    let s = scales
-                        .get((r * bpr + b) as usize)
-                        .copied()
-                        .unwrap_or(mx::SCALE_NAN);
-                    table[c as usize] * mx::scale_value(s)
-                })
-            }
-            Encoding::Raw(d) => {
-                return Err(Error::Unsupported {
-                    tensor: self.name.to_string(),
-                    reason: format!("raw {} tensors are copied as is, not dequantized", d.name()),
-                })
-            }
-        })
     }
 }
 

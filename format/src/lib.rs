@@ -17,6 +17,7 @@ pub mod layout;
 mod metadata;
 pub mod mx;
 mod reader;
+pub mod rows;
 mod shape;
 mod writer;
 
