@@ -243,3 +243,62 @@ fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
     }
     out
 }
+
+/// Operations per iteration of [`peak_i8`]: four `tdpbssd` of 16 × 16 outputs over K = 64 (a multiply-add
+/// counts two).
+pub const PEAK_OPS_I8: f64 = (4 * 2 * 16 * 16 * 64) as f64;
+
+/// The tile unit's int8 ceiling: `iterations` rounds of `tdpbssd` into four independent 16 × 16 accumulator
+/// tiles (so the instruction's latency overlaps), the operands loaded once.
+pub fn peak_i8(iterations: u64) -> i32 {
+    assert!(enabled(), "peak_i8 needs AMX");
+    // SAFETY: `enabled()` confirmed AMX-TILE, AMX-INT8 and the OS tile state.
+    unsafe { peak_tiles(iterations) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn peak_tiles(iterations: u64) -> i32 {
+    // Palette 1; tiles 0-3 accumulators (16 rows of 16 i32), 4 and 5 the operands (16 rows of 64 bytes):
+    // the shapes tdpbssd needs for M = N = 16, K = 64.
+    let mut c = [0u8; 64];
+    c[0] = 1;
+    for t in 0..6 {
+        c[16 + 2 * t..18 + 2 * t].copy_from_slice(&64u16.to_le_bytes());
+        c[48 + t] = 16;
+    }
+    let config = TileConfig(c);
+    let operand = [1u8; 1024];
+    let mut result = ResultTiles([[0; 256]; 2]);
+    // SAFETY: a valid palette-1 configuration (6 tiles of 16 rows × 64 bytes); the operand loads read 16
+    // rows of 64 bytes from the 1 KiB `operand`; tdpbssd touches only tiles; the store writes 16 rows of 64
+    // bytes into the 64-byte aligned 1 KiB `result.0[0]`; the tile state is released at the end.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack));
+        asm!(
+            "tileloadd tmm4, [{a} + {s}*1]",
+            "tileloadd tmm5, [{a} + {s}*1]",
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            a = in(reg) operand.as_ptr(), s = in(reg) 64usize,
+            options(nostack),
+        );
+        for _ in 0..iterations {
+            asm!(
+                "tdpbssd tmm0, tmm4, tmm5",
+                "tdpbssd tmm1, tmm4, tmm5",
+                "tdpbssd tmm2, tmm4, tmm5",
+                "tdpbssd tmm3, tmm4, tmm5",
+                options(nostack, nomem),
+            );
+        }
+        asm!(
+            "tilestored [{d} + {s}*1], tmm0",
+            d = in(reg) result.0[0].as_mut_ptr(), s = in(reg) 64usize,
+            options(nostack),
+        );
+        asm!("tilerelease", options(nostack));
+    }
+    result.0[0][0]
+}

@@ -681,3 +681,80 @@ unsafe fn dot_i8_avx2(a: &[u8], b: &[u8]) -> i32 {
     }
     sum
 }
+
+/// Independent FMA chains in the peak loops: enough to cover the FMA latency on both ports (4 cycles × 2).
+const PEAK_CHAINS: usize = 10;
+
+/// `iterations` rounds of 8-lane FMAs on [`PEAK_CHAINS`] independent registers: the AVX2 tier's f32 ceiling.
+#[target_feature(enable = "avx2,fma")]
+fn peak_f32_avx2(iterations: u64) -> f32 {
+    let a = _mm256_set1_ps(std::hint::black_box(0.999_999_9));
+    let b = _mm256_set1_ps(std::hint::black_box(1e-7));
+    let mut acc = [_mm256_set1_ps(1.0); PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    let mut total = 0.0;
+    for v in acc {
+        // SAFETY: `lanes` holds 8 floats, one 256-bit store.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        total += lanes.iter().sum::<f32>();
+    }
+    total
+}
+
+/// i8 × i8 on AVX2 without VNNI, as the integer kernels multiply: `vpmaddubsw` (pairs into i16), `vpmaddwd`
+/// with ones (into i32), `vpaddd`: 32 multiply-adds per three instructions.
+#[target_feature(enable = "avx2")]
+fn peak_i8_avx2(iterations: u64) -> i32 {
+    let b = _mm256_set1_epi8(std::hint::black_box(-2));
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_set1_epi8(std::hint::black_box(3)); PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            // The accumulator's bytes are the next unsigned operand: each chain depends on itself, so the
+            // compiler cannot hoist the multiplies out of the loop (the values themselves do not matter).
+            let pairs = _mm256_maddubs_epi16(*v, b);
+            *v = _mm256_add_epi32(*v, _mm256_madd_epi16(pairs, ones));
+        }
+    }
+    acc.iter()
+        .fold(0, |s, v| s.wrapping_add(_mm256_extract_epi32::<0>(*v)))
+}
+
+/// i8 × i8 with AVX-VNNI: one `vpdpbusd` per 32 multiply-adds.
+#[target_feature(enable = "avx2,avxvnni")]
+fn peak_i8_vnni(iterations: u64) -> i32 {
+    let a = _mm256_set1_epi8(std::hint::black_box(3));
+    let b = _mm256_set1_epi8(std::hint::black_box(-2));
+    let mut acc = [_mm256_setzero_si256(); PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = _mm256_dpbusd_avx_epi32(*v, a, b);
+        }
+    }
+    acc.iter()
+        .fold(0, |s, v| s.wrapping_add(_mm256_extract_epi32::<0>(*v)))
+}
+
+/// Operations per iteration of the AVX2 tier's peak loops (a multiply-add counts two).
+pub(super) const PEAK_OPS_F32: f64 = (2 * 8 * PEAK_CHAINS) as f64;
+pub(super) const PEAK_OPS_I8: f64 = (2 * 32 * PEAK_CHAINS) as f64;
+
+pub(super) fn peak_f32(iterations: u64) -> f32 {
+    // SAFETY: only placed in a table after AVX2 and FMA were detected.
+    unsafe { peak_f32_avx2(iterations) }
+}
+
+pub(super) fn peak_i8(iterations: u64) -> i32 {
+    // SAFETY: only placed in a table after AVX2 was detected.
+    unsafe { peak_i8_avx2(iterations) }
+}
+
+pub(super) fn peak_i8_vnni_entry(iterations: u64) -> i32 {
+    // SAFETY: only placed in a table after AVX2 and AVX-VNNI were detected.
+    unsafe { peak_i8_vnni(iterations) }
+}

@@ -620,3 +620,49 @@ unsafe fn mxint8_dot_f32_avx512(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
     _mm512_reduce_add_ps(total)
         + super::reference::mxint8_dot_f32(&codes[32 * whole..], &steps[whole..], &x[32 * whole..])
 }
+
+/// Independent FMA chains in the peak loops (4-cycle latency × 2 ports, plus margin).
+const PEAK_CHAINS: usize = 10;
+
+/// `iterations` rounds of 16-lane FMAs on [`PEAK_CHAINS`] registers: the AVX-512 tier's f32 ceiling.
+#[target_feature(enable = "avx512f")]
+fn peak_f32_avx512(iterations: u64) -> f32 {
+    let a = _mm512_set1_ps(std::hint::black_box(0.999_999_9));
+    let b = _mm512_set1_ps(std::hint::black_box(1e-7));
+    let mut acc = [_mm512_set1_ps(1.0); PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+}
+
+/// i8 × i8 with AVX-512 VNNI: one `vpdpbusd` per 64 multiply-adds.
+#[target_feature(enable = "avx512f,avx512vnni")]
+fn peak_i8_avx512(iterations: u64) -> i32 {
+    let a = _mm512_set1_epi8(std::hint::black_box(3));
+    let b = _mm512_set1_epi8(std::hint::black_box(-2));
+    let mut acc = [_mm512_setzero_si512(); PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = _mm512_dpbusd_epi32(*v, a, b);
+        }
+    }
+    acc.iter()
+        .fold(0, |s, v| s.wrapping_add(_mm512_reduce_add_epi32(*v)))
+}
+
+/// Operations per iteration of the AVX-512 tier's peak loops (a multiply-add counts two).
+pub(super) const PEAK_OPS_F32: f64 = (2 * 16 * PEAK_CHAINS) as f64;
+pub(super) const PEAK_OPS_I8: f64 = (2 * 64 * PEAK_CHAINS) as f64;
+
+pub(super) fn peak_f32(iterations: u64) -> f32 {
+    // SAFETY: only placed in a table after AVX-512F was detected.
+    unsafe { peak_f32_avx512(iterations) }
+}
+
+pub(super) fn peak_i8(iterations: u64) -> i32 {
+    // SAFETY: only placed in a table after AVX-512F and AVX-512 VNNI were detected.
+    unsafe { peak_i8_avx512(iterations) }
+}

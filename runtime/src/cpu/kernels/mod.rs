@@ -37,6 +37,21 @@ pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usi
 /// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
 pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
 
+/// A tier's compute-ceiling loops: independent multiply-add chains in registers, no memory traffic.
+/// `mxrt bench --kernels` runs them on every thread to report its kernels against this machine's peak.
+#[derive(Clone, Copy)]
+pub struct PeakLoops {
+    /// `iterations` rounds of f32 multiply-adds (returns a value of every chain, so no work is dropped).
+    pub f32: fn(u64) -> f32,
+    /// Operations per round of `f32` (a multiply-add counts two).
+    pub f32_ops: f64,
+    /// `iterations` rounds of i8 × i8 multiply-adds into i32.
+    pub i8: fn(u64) -> i32,
+    pub i8_ops: f64,
+    /// What the loops execute, for reports.
+    pub what: &'static str,
+}
+
 /// The kernel tiers, plainest first, as `MXRT_CPU` (and `MXRT_REQUIRE_SIMD` in the tests) spell them.
 pub const TIERS: [&str; 5] = ["reference", "avx2", "avx2vnni", "avx512", "amx"];
 
@@ -79,6 +94,8 @@ pub struct Kernels {
     pub softmax_masked: fn(&mut [f32], &[u8], f32),
     /// Sparse weight row (values, column indices) · dense row.
     pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
+    /// The tier's compute-ceiling loops (benchmarks only).
+    pub peaks: PeakLoops,
 }
 
 impl Kernels {
@@ -100,6 +117,13 @@ impl Kernels {
             softmax_masked: reference::softmax_masked,
             layer_norm_row: reference::layer_norm_row,
             sparse_dot: reference::sparse_dot,
+            peaks: PeakLoops {
+                f32: reference::peak_f32,
+                f32_ops: reference::PEAK_OPS,
+                i8: reference::peak_i8,
+                i8_ops: reference::PEAK_OPS,
+                what: "scalar multiply-add loops (as compiled for the baseline target)",
+            },
         }
     }
 
@@ -208,6 +232,13 @@ fn x86_tables() -> Vec<Kernels> {
         softmax_masked: reference::softmax_masked,
         layer_norm_row: reference::layer_norm_row,
         sparse_dot: avx2::sparse_dot,
+        peaks: PeakLoops {
+            f32: avx2::peak_f32,
+            f32_ops: avx2::PEAK_OPS_F32,
+            i8: avx2::peak_i8,
+            i8_ops: avx2::PEAK_OPS_I8,
+            what: "vfmadd (ymm) and vpmaddubsw+vpmaddwd (ymm) loops",
+        },
     };
     out.push(avx2_table);
     if is_x86_feature_detected!("avxvnni") {
@@ -216,6 +247,11 @@ fn x86_tables() -> Vec<Kernels> {
             tier: "avx2vnni",
             mxint8_rows: avx2::mxint8_rows_vnni_entry,
             mxint8_rows2: avx2::mxint8_rows2_vnni_entry,
+            peaks: PeakLoops {
+                i8: avx2::peak_i8_vnni_entry,
+                what: "vfmadd (ymm) and vpdpbusd (ymm) loops",
+                ..avx2_table.peaks
+            },
             ..avx2_table
         });
     }
@@ -237,6 +273,13 @@ fn x86_tables() -> Vec<Kernels> {
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
             mxint8_dot_f32: avx512::mxint8_dot_f32_avx512_entry,
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
+            peaks: PeakLoops {
+                f32: avx512::peak_f32,
+                f32_ops: avx512::PEAK_OPS_F32,
+                i8: avx512::peak_i8,
+                i8_ops: avx512::PEAK_OPS_I8,
+                what: "vfmadd (zmm) and vpdpbusd (zmm) loops",
+            },
             ..*out.last().unwrap_or(&avx2_table)
         });
         // MXRT_NO_AMX=1 leaves the matrix unit out (to compare the AVX-512 VNNI path on the same machine).
@@ -246,6 +289,12 @@ fn x86_tables() -> Vec<Kernels> {
                 isa: "avx512vnni+amx",
                 tier: "amx",
                 mxint8_panel: Some(amx::mxint8_panel),
+                peaks: PeakLoops {
+                    i8: amx::peak_i8,
+                    i8_ops: amx::PEAK_OPS_I8,
+                    what: "vfmadd (zmm) and tdpbssd (AMX tiles) loops",
+                    ..out.last().map_or(avx2_table.peaks, |k| k.peaks)
+                },
                 ..*out.last().unwrap_or(&avx2_table)
             });
         }

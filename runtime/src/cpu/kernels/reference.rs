@@ -245,3 +245,41 @@ pub fn mxint8_panel(
         }
     }
 }
+
+/// Independent multiply-add chains, as many as a wide core keeps in flight: the compute ceiling the peak
+/// loops measure (each chain's dependency forces one op after another; the chains overlap).
+const PEAK_CHAINS: usize = 32;
+
+/// `iterations` rounds of f32 multiply-adds on 32 independent chains, in plain code (what the
+/// compiler makes of it for the baseline target): the reference tier's compute ceiling. Returns a value
+/// derived from every chain, so the work cannot be dropped.
+pub fn peak_f32(iterations: u64) -> f32 {
+    let (a, b) = (
+        std::hint::black_box(0.999_999_9f32),
+        std::hint::black_box(1e-7f32),
+    );
+    let mut acc = [1.0f32; PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            *v = *v * a + b;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// The same for i8 × i8 products accumulated in i32.
+pub fn peak_i8(iterations: u64) -> i32 {
+    let b = i32::from(std::hint::black_box(-2i8));
+    let mut acc = [std::hint::black_box(3i32); PEAK_CHAINS];
+    for _ in 0..iterations {
+        for v in &mut acc {
+            // The accumulator's low byte is the next i8 operand: each chain depends on itself, so the
+            // multiply stays in the loop.
+            *v = v.wrapping_add(i32::from(*v as i8) * b);
+        }
+    }
+    acc.iter().fold(0, |s, v| s.wrapping_add(*v))
+}
+
+/// Operations (a multiply-add counts two) per iteration of [`peak_f32`] and [`peak_i8`].
+pub const PEAK_OPS: f64 = 2.0 * PEAK_CHAINS as f64;
