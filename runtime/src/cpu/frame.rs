@@ -6,13 +6,10 @@ use rayon::prelude::*;
 
 use crate::cpu::kernels::Kernels;
 use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
+use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
 use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
 use crate::ops::ActQuant;
 use crate::weights::WeightView;
-
-/// From this many activation rows on, dense non-integer linear layers pack their weights per call (measured:
-/// at 128 rows packing costs more than it saves, at 256 it pays).
-const PACK_ROWS: usize = 256;
 
 /// The CPU backend: a kernel table chosen once for this CPU.
 #[derive(Clone, Copy)]
@@ -40,11 +37,8 @@ impl Default for Cpu {
 }
 
 impl Cpu {
-    /// `y = quant(x) · Wᵀ + b` for `x: [m, k]`, `W: [n, k]`; returns `[m, n]`.
-    ///
-    /// Many rows (`m >= 2 * ROW_TILE`): tiles of `ROW_TILE` input rows are spread over the cores, and each tile
-    /// walks all weight rows (decoded once per tile), so a tile's activations stay in cache. Few rows: the
-    /// weight rows are spread over the cores instead.
+    /// `y = quant(x) · Wᵀ + b` for `x: [m, k]`, `W: [n, k]`; returns `[m, n]`, by the first route of
+    /// `cpu::routes::ROUTES` that applies to the shape and encodings.
     pub fn linear(
         &self,
         x: &[f32],
@@ -53,14 +47,9 @@ impl Cpu {
         bias: Option<&[f32]>,
         act: ActQuant,
     ) -> Vec<f32> {
-        const ROW_TILE: usize = 64;
         let (n, kdim) = (w.rows(), w.cols());
         debug_assert_eq!(x.len(), m * kdim);
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
-        if integer_mxint8(w, act) {
-            let acts = self.quantize_mxint8_input(x, kdim, act);
-            return self.linear_mxint8(&acts, m, w, bias, None);
-        }
         // Fixed point with both widths <= 8: i8 codes, exact i32 dot products, one scale 2^-(Fw+Fa) at the end.
         let fixed_path = match (w.tensor.encoding, act.encoding) {
             (
@@ -77,6 +66,22 @@ impl Cpu {
             }
             _ => None,
         };
+        // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
+        let sparse_kernel = w.tensor.sparse
+            && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
+        let dense_decoded = fixed_path.is_none() && !sparse_kernel;
+        let shape = LinearShape {
+            m,
+            n,
+            k: kdim,
+            integer_mxint8: integer_mxint8(w, act),
+            dense_decoded,
+        };
+        let route = shape.route();
+        if route == Route::IntegerMxint8 {
+            let acts = self.quantize_mxint8_input(x, kdim, act);
+            return self.linear_mxint8(&acts, m, w, bias, None);
+        }
         let fixed_codes: Vec<u8> = match (fixed_path, act.encoding) {
             (Some(_), Encoding::Fixed { width, frac }) => x
                 .iter()
@@ -94,70 +99,80 @@ impl Cpu {
             fake_quantize_rows(&mut quantized, kdim, act);
         }
         let xs: &[f32] = if quantized.is_empty() { x } else { &quantized };
-        // Gathering pays only for really sparse weights; moderately sparse ones are faster decoded densely.
-        let sparse_kernel = w.tensor.sparse
-            && (w.tensor.stored_elements as f64) < 0.3 * w.tensor.terms.numel as f64;
+        let row_kernel = RowKernel::choose(
+            fixed_path.is_some(),
+            sparse_kernel,
+            m,
+            w.tensor.encoding == Encoding::Mx(MxElem::Int8) && !w.tensor.sparse,
+        );
         // Output of weight row `r` for input rows `rows`, handed to `put(i, value)`.
         let weight_row = |sc: &mut Scratch,
                           r: usize,
                           rows: std::ops::Range<usize>,
                           put: &mut dyn FnMut(usize, f32)| {
-            if let Some(scale) = fixed_path {
-                sc.codes.resize(kdim, 0);
-                w.fixed_i8_row(r, &mut sc.codes);
-                for i in rows {
-                    let d =
-                        (self.kernels.dot_i8)(&fixed_codes[i * kdim..(i + 1) * kdim], &sc.codes);
-                    put(i, d as f32 * scale + bias_of(r));
-                }
-            } else if sparse_kernel {
-                // Stored entries only: work proportional to the non-zeros, not to the row length.
-                w.sparse_row(r, &mut sc.cols, &mut sc.values);
-                for i in rows {
-                    put(
-                        i,
-                        (self.kernels.sparse_dot)(
-                            &sc.values,
-                            &sc.cols,
-                            &xs[i * kdim..(i + 1) * kdim],
-                        ) + bias_of(r),
-                    );
-                }
-            } else if let (true, Some((codes, scales))) = (m < 4, w.mxint8_row(r)) {
-                // Few activation rows: decode MXINT8 in registers instead of into a row buffer.
-                sc.scales.clear();
-                sc.scales.extend(
-                    scales
-                        .iter()
-                        .map(|&s| mxrt_format::mx::scale_value(s) / 64.0),
-                );
-                for i in rows {
-                    let x_i = &xs[i * kdim..(i + 1) * kdim];
-                    put(
-                        i,
-                        (self.kernels.mxint8_dot_f32)(codes, &sc.scales, x_i) + bias_of(r),
-                    );
-                }
-            } else {
-                let row = match w.f32_row(r) {
-                    Some(row) => row,
-                    None => {
-                        sc.row.resize(kdim, 0.0);
-                        w.decode_row(r, &mut sc.row);
-                        &sc.row
+            match (row_kernel, fixed_path, w.mxint8_row(r)) {
+                (RowKernel::FixedI8, Some(scale), _) => {
+                    sc.codes.resize(kdim, 0);
+                    w.fixed_i8_row(r, &mut sc.codes);
+                    for i in rows {
+                        let d = (self.kernels.dot_i8)(
+                            &fixed_codes[i * kdim..(i + 1) * kdim],
+                            &sc.codes,
+                        );
+                        put(i, d as f32 * scale + bias_of(r));
                     }
-                };
-                for i in rows {
-                    put(
-                        i,
-                        (self.kernels.dot_f32)(row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                }
+                (RowKernel::SparseGather, _, _) => {
+                    // Stored entries only: work proportional to the non-zeros, not to the row length.
+                    w.sparse_row(r, &mut sc.cols, &mut sc.values);
+                    for i in rows {
+                        put(
+                            i,
+                            (self.kernels.sparse_dot)(
+                                &sc.values,
+                                &sc.cols,
+                                &xs[i * kdim..(i + 1) * kdim],
+                            ) + bias_of(r),
+                        );
+                    }
+                }
+                (RowKernel::Mxint8InRegisters, _, Some((codes, scales))) => {
+                    // Few activation rows: decode MXINT8 in registers instead of into a row buffer.
+                    sc.scales.clear();
+                    sc.scales.extend(
+                        scales
+                            .iter()
+                            .map(|&s| mxrt_format::mx::scale_value(s) / 64.0),
                     );
+                    for i in rows {
+                        let x_i = &xs[i * kdim..(i + 1) * kdim];
+                        put(
+                            i,
+                            (self.kernels.mxint8_dot_f32)(codes, &sc.scales, x_i) + bias_of(r),
+                        );
+                    }
+                }
+                _ => {
+                    let row = match w.f32_row(r) {
+                        Some(row) => row,
+                        None => {
+                            sc.row.resize(kdim, 0.0);
+                            w.decode_row(r, &mut sc.row);
+                            &sc.row
+                        }
+                    };
+                    for i in rows {
+                        put(
+                            i,
+                            (self.kernels.dot_f32)(row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                        );
+                    }
                 }
             }
         };
         // One row against a small matrix (MLPs called per sample): each output straight from `weight_row`,
         // without the row grouping and transposition below (which give the same values).
-        if m == 1 && n * kdim < PARALLEL_WORK {
+        if route == Route::SingleRow {
             let mut sc = Scratch::new();
             let mut out = vec![0.0f32; n];
             for (r, o) in out.iter_mut().enumerate() {
@@ -165,16 +180,15 @@ impl Cpu {
             }
             return out;
         }
-        let dense_decoded = fixed_path.is_none() && !sparse_kernel;
         // Few inputs per row (small MLPs): dot products of length k would be mostly horizontal sums, so the
         // weights are transposed into a packed [k, n] panel once and rows are multiplied by broadcasting.
-        if dense_decoded && kdim <= 64 && m >= 4 {
+        if route == Route::PackedSmallK {
             return self.linear_packed(xs, m, w, bias);
         }
         // Many rows: the weight matrix decoded into packed panels and multiplied by broadcasting, every
         // panel value reused across a block of rows (no horizontal sums, 16 FMAs per 10 loads). Packing
         // touches every weight once per call, so it pays only when many rows share it.
-        if dense_decoded && m >= PACK_ROWS {
+        if route == Route::PackedPanels {
             return self.linear_panels_f32(xs, m, w, bias);
         }
         // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
@@ -202,8 +216,8 @@ impl Cpu {
                 }
             }
         };
-        let parallel = n * m * kdim >= PARALLEL_WORK;
-        if parallel && m >= 2 * ROW_TILE {
+        let parallel = shape.parallel();
+        if route == Route::RowTiles {
             let mut out = vec![0.0f32; m * n];
             out.par_chunks_mut(ROW_TILE * n).enumerate().for_each_init(
                 Scratch::new,
@@ -507,7 +521,6 @@ impl Cpu {
             return out;
         }
         let (a_codes, a_scales) = (&acts.codes[..], &acts.factors[..]);
-        const ROW_TILE: usize = 64;
         let (n, kdim) = (w.rows(), w.cols());
         let bpr = kdim.div_ceil(32);
         let mut out = vec![0.0f32; m * n];

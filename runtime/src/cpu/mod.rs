@@ -1,10 +1,12 @@
 //! The CPU backend: the [`Backend`] ops on host vectors, through the kernels of [`Cpu`] with weights read in
 //! place from the mapped file.
 //!
-//! - `frame`: the linear op and the other row ops over a kernel table (which route a shape and encoding takes);
+//! - `frame`: the linear op and the other row ops over a kernel table; `routes`: which way the linear op
+//!   computes a product, a table of named strategies chosen by shape and encoding;
 //! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time);
-//! - `rows`: the parallel threshold and bias epilogue all routes share; `quant`: activation quantizers; `buffers`: reuse of activation buffers; `workers`: keeping the thread
-//!   pool's workers awake during an inference; `small_chain`: the batch-1 form of small row-op chains;
+//! - `rows`: the parallel threshold and bias epilogue all routes share; `quant`: activation quantizers;
+//!   `buffers`: reuse of activation buffers; `workers`: keeping the thread pool's workers awake during an
+//!   inference; `small_chain`: the batch-1 form of small row-op chains;
 //! - `kernels`: the kernel tables, one file per instruction-set tier.
 
 pub(crate) mod buffers;
@@ -12,6 +14,7 @@ pub(crate) mod frame;
 pub(crate) mod kernels;
 pub(crate) mod panels;
 pub(crate) mod quant;
+pub(crate) mod routes;
 pub(crate) mod rows;
 pub(crate) mod small_chain;
 pub(crate) mod workers;
