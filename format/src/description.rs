@@ -33,6 +33,39 @@ pub enum DescriptionError {
         section: &'static str,
         reason: String,
     },
+    /// A tensor the description needs is not in the file.
+    #[error("tensor \"{}\" is missing", .name.escape_debug())]
+    MissingTensor { name: String },
+    /// A tensor the description needs has another shape.
+    #[error("tensor \"{}\" has shape {}, the model needs {}", .name.escape_debug(), dims(.found), dims(.needed))]
+    TensorShape {
+        name: String,
+        found: Vec<u64>,
+        needed: Vec<u64>,
+    },
+    /// A tensor the description reads as numbers is a raw tensor.
+    #[error("tensor \"{}\" is raw {encoding}, not a numeric encoding", .name.escape_debug())]
+    RawTensor { name: String, encoding: String },
+}
+
+/// A shape as `[a, b]`.
+fn dims(d: &[u64]) -> String {
+    let parts: Vec<String> = d.iter().map(u64::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A tensor a description reads: its name and the shape it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededTensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+}
+
+fn needed(name: String, shape: &[u64]) -> NeededTensor {
+    NeededTensor {
+        name,
+        shape: shape.to_vec(),
+    }
 }
 
 /// The parts of a file's description a program needs to run its model.
@@ -104,6 +137,55 @@ fn default_layer_norm_eps() -> f64 {
     1e-12
 }
 
+impl BertHyperparameters {
+    /// Every tensor a BERT model of this description reads, with its shape (FORMAT.md section 9; the pooler
+    /// of a sentence-embedding head is not read).
+    pub fn tensors(&self) -> Vec<NeededTensor> {
+        let (p, h, i) = (
+            &self.tensor_prefix,
+            self.hidden_size,
+            self.intermediate_size,
+        );
+        let e = format!("{p}embeddings");
+        let mut out = vec![
+            needed(format!("{e}.word_embeddings.weight"), &[self.vocab_size, h]),
+            needed(
+                format!("{e}.position_embeddings.weight"),
+                &[self.max_position_embeddings, h],
+            ),
+            needed(
+                format!("{e}.token_type_embeddings.weight"),
+                &[self.type_vocab_size, h],
+            ),
+        ];
+        let linear = |out: &mut Vec<NeededTensor>, name: String, rows: u64, cols: u64| {
+            out.push(needed(format!("{name}.weight"), &[rows, cols]));
+            out.push(needed(format!("{name}.bias"), &[rows]));
+        };
+        let norm = |out: &mut Vec<NeededTensor>, name: String| {
+            out.push(needed(format!("{name}.weight"), &[h]));
+            out.push(needed(format!("{name}.bias"), &[h]));
+        };
+        norm(&mut out, format!("{e}.LayerNorm"));
+        for layer in 0..self.num_hidden_layers {
+            let l = format!("{p}encoder.layer.{layer}");
+            for part in ["query", "key", "value"] {
+                linear(&mut out, format!("{l}.attention.self.{part}"), h, h);
+            }
+            linear(&mut out, format!("{l}.attention.output.dense"), h, h);
+            norm(&mut out, format!("{l}.attention.output.LayerNorm"));
+            linear(&mut out, format!("{l}.intermediate.dense"), i, h);
+            linear(&mut out, format!("{l}.output.dense"), h, i);
+            norm(&mut out, format!("{l}.output.LayerNorm"));
+        }
+        if let BertHead::SequenceClassification { id2label, .. } = &self.head {
+            linear(&mut out, format!("{p}pooler.dense"), h, h);
+            linear(&mut out, "classifier".into(), id2label.len() as u64, h);
+        }
+        out
+    }
+}
+
 /// `hyperparameters.head`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -126,9 +208,22 @@ pub enum BertHead {
 impl BertHead {
     /// Label names in index order (classifiers), checking that `id2label` holds exactly `0 .. n`.
     pub fn labels(&self) -> Result<Vec<String>, DescriptionError> {
-        let BertHead::SequenceClassification { id2label, .. } = self else {
+        let BertHead::SequenceClassification {
+            id2label,
+            num_labels,
+        } = self
+        else {
             return Ok(Vec::new());
         };
+        if *num_labels != id2label.len() as u64 {
+            return Err(DescriptionError::Inconsistent {
+                section: "hyperparameters",
+                reason: format!(
+                    "head.num_labels is {num_labels} but head.id2label has {} labels",
+                    id2label.len()
+                ),
+            });
+        }
         (0..id2label.len())
             .map(|i| {
                 id2label.get(&i.to_string()).cloned().ok_or_else(|| {
@@ -166,6 +261,46 @@ pub struct MlpHyperparameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Value>,
     pub ops: Vec<MlpOp>,
+}
+
+impl MlpHyperparameters {
+    /// Every tensor the op chain reads, with its shape. A linear layer's output width is its weight's row
+    /// count, so the shapes follow the chain from `num_features` through `rows_of` (a weight's first
+    /// dimension in the file; `None` when the file lacks it, reported as missing).
+    pub fn tensors(
+        &self,
+        rows_of: impl Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<NeededTensor>, DescriptionError> {
+        let mut width = self.num_features;
+        let mut out = Vec::new();
+        for op in &self.ops {
+            match op {
+                MlpOp::Linear { weight, bias, .. } => {
+                    let rows = rows_of(weight).ok_or_else(|| DescriptionError::MissingTensor {
+                        name: weight.clone(),
+                    })?;
+                    out.push(needed(weight.clone(), &[rows, width]));
+                    out.push(needed(bias.clone(), &[rows]));
+                    width = rows;
+                }
+                MlpOp::Affine { scale, shift, .. } => {
+                    out.push(needed(scale.clone(), &[width]));
+                    out.push(needed(shift.clone(), &[width]));
+                }
+                MlpOp::Relu | MlpOp::Softmax => {}
+            }
+        }
+        if width != self.num_outputs {
+            return Err(DescriptionError::Inconsistent {
+                section: "hyperparameters",
+                reason: format!(
+                    "num_outputs is {}, but the ops end {width} wide",
+                    self.num_outputs
+                ),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// One op of an MLP, applied in order; the values name tensors.
@@ -221,6 +356,39 @@ fn section<T: for<'de> Deserialize<'de>>(
 }
 
 impl ModelDescription {
+    /// Checks `file` against the description: every tensor the model reads is present, numeric (not raw)
+    /// and of the shape the description needs, and the MLP chain's widths meet `num_outputs`. After this a
+    /// runtime can load the model without meeting a tensor it cannot use.
+    pub fn check_tensors(&self, file: &crate::MxrtFile<'_>) -> Result<(), DescriptionError> {
+        let list = match &self.hyperparameters {
+            Hyperparameters::Bert(h) => h.tensors(),
+            Hyperparameters::Mlp(h) => {
+                h.tensors(|name| file.tensor(name).and_then(|t| t.shape.first().copied()))?
+            }
+        };
+        for t in list {
+            let found = file
+                .tensor(&t.name)
+                .ok_or_else(|| DescriptionError::MissingTensor {
+                    name: t.name.clone(),
+                })?;
+            if found.shape != t.shape {
+                return Err(DescriptionError::TensorShape {
+                    name: t.name,
+                    found: found.shape.clone(),
+                    needed: t.shape,
+                });
+            }
+            if let crate::Encoding::Raw(_) = found.encoding {
+                return Err(DescriptionError::RawTensor {
+                    name: t.name,
+                    encoding: found.encoding.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The description in `metadata` (a file's metadata object).
     pub fn from_metadata(metadata: &Map<String, Value>) -> Result<Self, DescriptionError> {
         let hp = metadata
@@ -321,6 +489,146 @@ mod tests {
         assert_eq!(m.ops[2], MlpOp::Relu);
         assert_eq!(d.hyperparameters.to_value(), hp);
         assert!(d.recipe_layers.is_empty() && d.tokenizer.is_none());
+    }
+
+    /// An in-memory file holding `tensors` (name, shape), f32 unless the name starts with "raw".
+    fn file_with(tensors: &[(&str, &[u64])]) -> Vec<u8> {
+        use crate::{
+            encode_f32, encode_raw, Encoding, FileBuilder, RawDtype, Rounding, SparsePolicy,
+        };
+        let mut b = FileBuilder::new(Map::new()).unwrap();
+        for (name, shape) in tensors {
+            let n = shape.iter().product::<u64>() as usize;
+            let t = if name.starts_with("raw") {
+                encode_raw(name, shape, RawDtype::U8, vec![0; n]).unwrap()
+            } else {
+                let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
+                encode_f32(
+                    name,
+                    shape,
+                    &values,
+                    Encoding::F32,
+                    Rounding::Nearest,
+                    SparsePolicy::Never,
+                )
+                .unwrap()
+            };
+            b.push(t).unwrap();
+        }
+        b.to_bytes().unwrap()
+    }
+
+    fn mlp(ops: Value, outputs: u64) -> ModelDescription {
+        let hp = json!({"num_features": 4, "num_outputs": outputs, "ops": ops});
+        ModelDescription::from_metadata(&meta(
+            json!({"architecture": "mlp", "hyperparameters": hp}),
+        ))
+        .unwrap()
+    }
+
+    fn check(d: &ModelDescription, tensors: &[(&str, &[u64])]) -> Result<(), DescriptionError> {
+        let bytes = file_with(tensors);
+        let file = crate::MxrtFile::parse(&bytes, crate::ReadOptions::default()).unwrap();
+        d.check_tensors(&file)
+    }
+
+    #[test]
+    fn an_mlp_is_checked_against_its_tensors_along_the_chain() {
+        let ops = json!([
+            {"op": "linear", "name": "fc1", "weight": "fc1.w", "bias": "fc1.b"},
+            {"op": "affine", "name": "bn", "scale": "bn.s", "shift": "bn.t"},
+            {"op": "relu"},
+            {"op": "linear", "name": "fc2", "weight": "fc2.w", "bias": "fc2.b"}
+        ]);
+        let d = mlp(ops.clone(), 2);
+        let good: [(&str, &[u64]); 6] = [
+            ("fc1.w", &[8, 4]),
+            ("fc1.b", &[8]),
+            ("bn.s", &[8]),
+            ("bn.t", &[8]),
+            ("fc2.w", &[2, 8]),
+            ("fc2.b", &[2]),
+        ];
+        assert_eq!(check(&d, &good), Ok(()));
+        assert_eq!(
+            check(&d, &good[..5]),
+            Err(DescriptionError::MissingTensor {
+                name: "fc2.b".into()
+            })
+        );
+        let mut wrong = good;
+        wrong[4] = ("fc2.w", &[2, 7]);
+        assert_eq!(
+            check(&d, &wrong).unwrap_err().to_string(),
+            "tensor \"fc2.w\" has shape [2, 7], the model needs [2, 8]"
+        );
+        let mut short_affine = good;
+        short_affine[2] = ("bn.s", &[4]);
+        assert!(matches!(
+            check(&d, &short_affine),
+            Err(DescriptionError::TensorShape { name, .. }) if name == "bn.s"
+        ));
+        assert_eq!(
+            check(&mlp(ops, 3), &good).unwrap_err().to_string(),
+            "hyperparameters: num_outputs is 3, but the ops end 2 wide"
+        );
+        let raw = mlp(
+            json!([{"op": "linear", "name": "x", "weight": "raw.w", "bias": "x.b"}]),
+            8,
+        );
+        assert_eq!(
+            check(&raw, &[("raw.w", &[8, 4]), ("x.b", &[8])])
+                .unwrap_err()
+                .to_string(),
+            "tensor \"raw.w\" is raw raw-u8, not a numeric encoding"
+        );
+    }
+
+    #[test]
+    fn a_bert_description_lists_every_tensor_it_reads() {
+        let mut hp = bert_hp();
+        hp["num_hidden_layers"] = json!(2);
+        let d = ModelDescription::from_metadata(&meta(
+            json!({"architecture": "bert", "hyperparameters": hp}),
+        ))
+        .unwrap();
+        let Hyperparameters::Bert(h) = &d.hyperparameters else {
+            panic!("not bert")
+        };
+        let list = h.tensors();
+        // 3 tables + the embeddings' norm, 16 per layer, pooler and classifier.
+        assert_eq!(list.len(), 3 + 2 + 2 * 16 + 4);
+        assert_eq!(
+            list[0],
+            NeededTensor {
+                name: "bert.embeddings.word_embeddings.weight".into(),
+                shape: vec![30522, 384]
+            }
+        );
+        assert!(list.contains(&NeededTensor {
+            name: "bert.encoder.layer.1.intermediate.dense.weight".into(),
+            shape: vec![1536, 384]
+        }));
+        assert_eq!(
+            list.last().unwrap(),
+            &NeededTensor {
+                name: "classifier.bias".into(),
+                shape: vec![2]
+            }
+        );
+        let names: std::collections::BTreeSet<&str> =
+            list.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names.len(), list.len(), "a tensor is listed twice");
+        let mut hp = bert_hp();
+        hp["head"]["num_labels"] = json!(3);
+        let e = ModelDescription::from_metadata(&meta(
+            json!({"architecture": "bert", "hyperparameters": hp}),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hyperparameters: head.num_labels is 3 but head.id2label has 2 labels"
+        );
     }
 
     #[test]

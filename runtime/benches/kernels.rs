@@ -1,8 +1,8 @@
 //! Kernel benchmarks (`cargo bench -p mxrt-runtime`): the linear op on BERT-base-like MiniLM shapes for every
 //! weight/activation path, a GEMV over a weight matrix far larger than the L2 caches, and attention. Counters:
 //! multiply-adds × 2 as "items" (so items/s is FLOP/s or integer OP/s), bytes of weights read for GEMV.
-//! This machine's peaks for comparison (2 cores): FP32 FMA ~180 GFLOP/s (AVX2), int8 multiply-add ~345 GOP/s,
-//! DRAM ~17 GB/s; `scripts/bench-kernels.sh` turns the output into fractions of those peaks.
+//! `scripts/bench-kernels.sh` turns the output into fractions of this machine's peaks, measured in the same
+//! run (`mxrt_runtime::bench::measure_peaks`, through `mxrt bench --kernels`).
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};

@@ -199,9 +199,9 @@ mod tests {
             (
                 ModelProblem::RawTensor {
                     name: "vocab".into(),
-                    encoding: "raw:u8".into(),
+                    encoding: "raw-u8".into(),
                 },
-                "m.mxrt: cannot run this model: tensor \"vocab\" is raw raw:u8, not a numeric encoding",
+                "m.mxrt: cannot run this model: tensor \"vocab\" is raw raw-u8, not a numeric encoding",
             ),
         ];
         for (problem, want) in cases {

@@ -52,22 +52,25 @@ impl Model {
     fn load(file: MappedFile, options: ReadOptions) -> Result<Model> {
         let path = file.path().to_path_buf();
         let path = path.as_path();
-        let (metadata, tensors) = {
-            let parsed = file.validate(options)?;
-            let tensors: HashMap<String, TensorRef> = parsed
-                .tensors()
-                .iter()
-                .map(|t| (t.name.to_string(), TensorRef::from_view(t)))
-                .collect();
-            (parsed.metadata().clone(), tensors)
-        };
         let p = path.display().to_string();
         let bad = |problem: ModelProblem| RuntimeError::Model {
             path: p.clone(),
             problem,
         };
-        let description = ModelDescription::from_metadata(&metadata)
-            .map_err(|e| bad(ModelProblem::Description(e)))?;
+        // The description, and the file checked against it: every tensor the model reads is there, numeric
+        // and of the shape the description needs (mxrt-format's checks, before any graph looks).
+        let (metadata, description, tensors) = {
+            let parsed = file.validate(options)?;
+            let description = ModelDescription::from_metadata(parsed.metadata())
+                .and_then(|d| d.check_tensors(&parsed).map(|()| d))
+                .map_err(|e| bad(ModelProblem::Description(e)))?;
+            let tensors: HashMap<String, TensorRef> = parsed
+                .tensors()
+                .iter()
+                .map(|t| (t.name.to_string(), TensorRef::from_view(t)))
+                .collect();
+            (parsed.metadata().clone(), description, tensors)
+        };
         let activations = activation_settings(&description.recipe_layers).map_err(bad)?;
         let params = Params {
             path: &p,
