@@ -17,51 +17,15 @@ pub(super) fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]
     unsafe { dot_f32_rows3_avx2(x, k, w, out) }
 }
 
-/// Register-blocked: four activation rows × three weight rows = 12 accumulators of 8 lanes, so each loaded
-/// vector feeds three or four FMAs (the single dot product feeds one). Ragged `k % 8` in scalar code.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_f32_rows3_avx2(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
-    let rows = out.len() / 3;
-    assert!(x.len() >= rows * k && w.iter().all(|r| r.len() >= k));
-    let pw = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr()];
-    let k8 = k - k % 8;
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(4);
-        let mut acc = [[_mm256_setzero_ps(); 3]; 4];
-        let px: [*const f32; 4] = std::array::from_fn(|g| x[(i + g.min(group - 1)) * k..].as_ptr());
-        let mut j = 0;
-        while j < k8 {
-            // SAFETY: j + 8 <= k8 <= k, and every weight row and activation row (clamped to the group) holds k values.
-            let wv = unsafe {
-                [
-                    _mm256_loadu_ps(pw[0].add(j)),
-                    _mm256_loadu_ps(pw[1].add(j)),
-                    _mm256_loadu_ps(pw[2].add(j)),
-                ]
-            };
-            for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                // SAFETY: as above: row i + g < rows.
-                let xv = unsafe { _mm256_loadu_ps(px[g].add(j)) };
-                acc[0] = _mm256_fmadd_ps(xv, wv[0], acc[0]);
-                acc[1] = _mm256_fmadd_ps(xv, wv[1], acc[1]);
-                acc[2] = _mm256_fmadd_ps(xv, wv[2], acc[2]);
-            }
-            j += 8;
-        }
-        for (g, acc) in acc.iter().enumerate().take(group) {
-            let xr = &x[(i + g) * k..(i + g + 1) * k];
-            for c in 0..3 {
-                let mut sum = hsum_reference_order(acc[c]);
-                for t in k8..k {
-                    sum += xr[t] * w[c][t];
-                }
-                out[3 * (i + g) + c] = sum;
-            }
-        }
-        i += group;
-    }
-}
+dot_f32_rows3_kernel!(
+    dot_f32_rows3_avx2,
+    "avx2,fma",
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_fmadd_ps,
+    hsum_reference_order
+);
 
 /// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
 /// slice holds what the SIMD loops read and write through raw pointers.
@@ -489,48 +453,13 @@ pub(super) fn gelu_in_place(x: &mut [f32]) {
     unsafe { gelu_in_place_avx2(x) }
 }
 
-/// e^x, 8 lanes (the Cephes expf scheme): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is
-/// exact), e^r by a degree-6 polynomial, times 2^n built in the exponent bits. Inputs are clamped to
-/// [-87.3, 88.7] (results stay normal; below, e^x is under 1.2e-38 and the true value is smaller still).
-#[target_feature(enable = "avx2,fma")]
-fn exp8(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
-        _mm256_set1_ps(88.7),
-    );
-    let n = _mm256_floor_ps(_mm256_fmadd_ps(
-        x,
-        _mm256_set1_ps(std::f32::consts::LOG2_E),
-        _mm256_set1_ps(0.5),
-    ));
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-    }
-    let p = _mm256_fmadd_ps(
-        _mm256_mul_ps(p, r),
-        r,
-        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-    );
-    // 2^n as 2^h · 2^(n-h), h = floor(n/2): n is in [-126, 128] after the clamp, so both factors are normal
-    // powers of two built in the exponent bits (2^n alone would overflow at n = 128).
-    let half = _mm256_floor_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
-    let pow = |e: __m256| {
-        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(e),
-            _mm256_set1_epi32(127),
-        )))
-    };
-    _mm256_mul_ps(_mm256_mul_ps(p, pow(half)), pow(_mm256_sub_ps(n, half)))
-}
+exp_kernel!(
+    exp8, "avx2,fma", __m256,
+    splat: _mm256_set1_ps, splat_i: _mm256_set1_epi32, min: _mm256_min_ps, max: _mm256_max_ps,
+    floor: _mm256_floor_ps, fmadd: _mm256_fmadd_ps, fnmadd: _mm256_fnmadd_ps, mul: _mm256_mul_ps,
+    add: _mm256_add_ps, sub: _mm256_sub_ps, to_int: _mm256_cvtps_epi32, add_i: _mm256_add_epi32,
+    shift_left_23: _mm256_slli_epi32::<23>, bits_to_float: _mm256_castsi256_ps
+);
 
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn exp_in_place_avx2(x: &mut [f32]) {

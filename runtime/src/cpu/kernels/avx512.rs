@@ -14,51 +14,15 @@ pub(super) fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], ou
     unsafe { dot_f32_rows3_avx512(x, k, w, out) }
 }
 
-/// [`dot_f32_rows3_avx2`] with 16-lane registers: four activation rows × three weight rows, 12 accumulators;
-/// the ragged `k % 16` in scalar code.
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn dot_f32_rows3_avx512(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
-    let rows = out.len() / 3;
-    assert!(x.len() >= rows * k && w.iter().all(|r| r.len() >= k));
-    let pw = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr()];
-    let k16 = k - k % 16;
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(4);
-        let mut acc = [[_mm512_setzero_ps(); 3]; 4];
-        let px: [*const f32; 4] = std::array::from_fn(|g| x[(i + g.min(group - 1)) * k..].as_ptr());
-        let mut j = 0;
-        while j < k16 {
-            // SAFETY: j + 16 <= k16 <= k, and every weight row and activation row holds k values.
-            let wv = unsafe {
-                [
-                    _mm512_loadu_ps(pw[0].add(j)),
-                    _mm512_loadu_ps(pw[1].add(j)),
-                    _mm512_loadu_ps(pw[2].add(j)),
-                ]
-            };
-            for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                // SAFETY: as above: row i + g < rows.
-                let xv = unsafe { _mm512_loadu_ps(px[g].add(j)) };
-                acc[0] = _mm512_fmadd_ps(xv, wv[0], acc[0]);
-                acc[1] = _mm512_fmadd_ps(xv, wv[1], acc[1]);
-                acc[2] = _mm512_fmadd_ps(xv, wv[2], acc[2]);
-            }
-            j += 16;
-        }
-        for (g, acc) in acc.iter().enumerate().take(group) {
-            let xr = &x[(i + g) * k..(i + g + 1) * k];
-            for c in 0..3 {
-                let mut sum = _mm512_reduce_add_ps(acc[c]);
-                for t in k16..k {
-                    sum += xr[t] * w[c][t];
-                }
-                out[3 * (i + g) + c] = sum;
-            }
-        }
-        i += group;
-    }
-}
+dot_f32_rows3_kernel!(
+    dot_f32_rows3_avx512,
+    "avx512f,avx2,fma",
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_fmadd_ps,
+    _mm512_reduce_add_ps
+);
 
 pub(super) fn mxint8_rows2_avx512_entry(
     a_codes: &[u8],
@@ -194,48 +158,19 @@ pub(super) fn gelu_in_place_avx512_entry(x: &mut [f32]) {
     unsafe { gelu_in_place_avx512(x) }
 }
 
-/// [`exp8`] on 16 lanes: the same constants and steps.
+/// `floor` on 16 lanes (`vrndscaleps` toward -inf: the same values as `vroundps`' floor on 8).
 #[target_feature(enable = "avx512f")]
-fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(
-        _mm512_max_ps(x, _mm512_set1_ps(-87.3)),
-        _mm512_set1_ps(88.7),
-    );
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_fmadd_ps(
-        x,
-        _mm512_set1_ps(std::f32::consts::LOG2_E),
-        _mm512_set1_ps(0.5),
-    ));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    let p = _mm512_fmadd_ps(
-        _mm512_mul_ps(p, r),
-        r,
-        _mm512_add_ps(r, _mm512_set1_ps(1.0)),
-    );
-    // 2^n in two normal halves, as in exp8 (`vscalefps` would do it in one step, but this keeps the lanes
-    // bit-identical to the 8-lane version).
-    let half = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(n, _mm512_set1_ps(0.5)),
-    );
-    let pow = |e: __m512| {
-        _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-            _mm512_cvtps_epi32(e),
-            _mm512_set1_epi32(127),
-        )))
-    };
-    _mm512_mul_ps(_mm512_mul_ps(p, pow(half)), pow(_mm512_sub_ps(n, half)))
+fn floor16(x: __m512) -> __m512 {
+    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(x)
 }
+
+exp_kernel!(
+    exp16, "avx512f", __m512,
+    splat: _mm512_set1_ps, splat_i: _mm512_set1_epi32, min: _mm512_min_ps, max: _mm512_max_ps,
+    floor: floor16, fmadd: _mm512_fmadd_ps, fnmadd: _mm512_fnmadd_ps, mul: _mm512_mul_ps,
+    add: _mm512_add_ps, sub: _mm512_sub_ps, to_int: _mm512_cvtps_epi32, add_i: _mm512_add_epi32,
+    shift_left_23: _mm512_slli_epi32::<23>, bits_to_float: _mm512_castsi512_ps
+);
 
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn exp_in_place_avx512(x: &mut [f32]) {

@@ -8,6 +8,10 @@
 
 use crate::error::{Result, RuntimeError};
 
+// The width-generic kernel templates the AVX2 and AVX-512 files instantiate (declared first: macros).
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod x86_templates;
 #[cfg(target_arch = "x86_64")]
 mod amx;
 #[cfg(target_arch = "x86_64")]
