@@ -361,6 +361,18 @@ impl ModelDescription {
     /// runtime can load the model without meeting a tensor it cannot use.
     pub fn check_tensors(&self, file: &crate::MxrtFile<'_>) -> Result<(), DescriptionError> {
         let list = match &self.hyperparameters {
+            // Every layer has 16 tensors: a layer count beyond what the file holds is refused before the
+            // list is built (a lying count would otherwise allocate without bound).
+            Hyperparameters::Bert(h) if h.num_hidden_layers > file.tensors().len() as u64 => {
+                return Err(DescriptionError::Inconsistent {
+                    section: "hyperparameters",
+                    reason: format!(
+                        "num_hidden_layers is {}, but the file holds only {} tensors",
+                        h.num_hidden_layers,
+                        file.tensors().len()
+                    ),
+                })
+            }
             Hyperparameters::Bert(h) => h.tensors(),
             Hyperparameters::Mlp(h) => {
                 h.tensors(|name| file.tensor(name).and_then(|t| t.shape.first().copied()))?
@@ -400,6 +412,17 @@ impl ModelDescription {
             Some(Value::String(a)) if a == "bert" => {
                 let h: BertHyperparameters = section("hyperparameters", hp)?;
                 h.head.labels()?;
+                if h.num_attention_heads == 0
+                    || !h.hidden_size.is_multiple_of(h.num_attention_heads)
+                {
+                    return Err(DescriptionError::Inconsistent {
+                        section: "hyperparameters",
+                        reason: format!(
+                            "hidden_size {} is not a positive multiple of num_attention_heads {}",
+                            h.hidden_size, h.num_attention_heads
+                        ),
+                    });
+                }
                 Hyperparameters::Bert(h)
             }
             Some(Value::String(a)) if a == "mlp" => {
@@ -619,6 +642,29 @@ mod tests {
         let names: std::collections::BTreeSet<&str> =
             list.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names.len(), list.len(), "a tensor is listed twice");
+        let mut hp = bert_hp();
+        hp["num_attention_heads"] = json!(0);
+        assert_eq!(
+            ModelDescription::from_metadata(&meta(
+                json!({"architecture": "bert", "hyperparameters": hp})
+            ))
+            .unwrap_err()
+            .to_string(),
+            "hyperparameters: hidden_size 384 is not a positive multiple of num_attention_heads 0"
+        );
+        let mut hp = bert_hp();
+        hp["num_hidden_layers"] = json!(u64::MAX);
+        let lying = ModelDescription::from_metadata(&meta(
+            json!({"architecture": "bert", "hyperparameters": hp}),
+        ))
+        .unwrap();
+        assert_eq!(
+            check(&lying, &[("x", &[1])]).unwrap_err().to_string(),
+            format!(
+                "hyperparameters: num_hidden_layers is {}, but the file holds only 1 tensors",
+                u64::MAX
+            )
+        );
         let mut hp = bert_hp();
         hp["head"]["num_labels"] = json!(3);
         let e = ModelDescription::from_metadata(&meta(

@@ -52,16 +52,6 @@ pub enum ModelProblem {
     /// A recipe layer's activation setting does not parse.
     #[error("recipe layer {layer}: {reason}")]
     Recipe { layer: String, reason: String },
-    #[error("tensor {} is missing", Quoted(.name))]
-    MissingTensor { name: String },
-    #[error("tensor {} has shape {}, the model needs {}", Quoted(.name), Dims(.found), Dims(.needed))]
-    TensorShape {
-        name: String,
-        found: Vec<u64>,
-        needed: Vec<u64>,
-    },
-    #[error("tensor {} is raw {encoding}, not a numeric encoding", Quoted(.name))]
-    RawTensor { name: String, encoding: String },
 }
 
 /// Why an input does not fit the model.
@@ -121,22 +111,6 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// A shape as `[a, b]`.
-struct Dims<'a>(&'a [u64]);
-
-impl fmt::Display for Dims<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,24 +157,24 @@ mod tests {
                 "m.mxrt: cannot run this model: recipe layer fc1: unknown encoding",
             ),
             (
-                ModelProblem::MissingTensor {
+                ModelProblem::Description(DescriptionError::MissingTensor {
                     name: "fc1.weight".into(),
-                },
+                }),
                 "m.mxrt: cannot run this model: tensor \"fc1.weight\" is missing",
             ),
             (
-                ModelProblem::TensorShape {
+                ModelProblem::Description(DescriptionError::TensorShape {
                     name: "fc1.weight".into(),
                     found: vec![64, 16],
                     needed: vec![32, 16],
-                },
+                }),
                 "m.mxrt: cannot run this model: tensor \"fc1.weight\" has shape [64, 16], the model needs [32, 16]",
             ),
             (
-                ModelProblem::RawTensor {
+                ModelProblem::Description(DescriptionError::RawTensor {
                     name: "vocab".into(),
                     encoding: "raw-u8".into(),
-                },
+                }),
                 "m.mxrt: cannot run this model: tensor \"vocab\" is raw raw-u8, not a numeric encoding",
             ),
         ];

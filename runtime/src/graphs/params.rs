@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use mxrt_format::Encoding;
 
+use mxrt_format::description::DescriptionError;
+
 use crate::error::{ModelProblem, Result, RuntimeError};
 use crate::ops::{ActQuant, Linear, Norm};
 use crate::weights::TensorRef;
@@ -27,22 +29,24 @@ impl Params<'_> {
 
     fn get(&self, name: &str, shape: &[u64]) -> Result<&TensorRef> {
         let t = self.tensors.get(name).ok_or_else(|| {
-            self.error(ModelProblem::MissingTensor {
+            self.error(ModelProblem::from(DescriptionError::MissingTensor {
                 name: name.to_string(),
-            })
+            }))
         })?;
         if t.shape != shape {
-            return Err(self.error(ModelProblem::TensorShape {
-                name: name.to_string(),
-                found: t.shape.clone(),
-                needed: shape.to_vec(),
-            }));
+            return Err(
+                self.error(ModelProblem::from(DescriptionError::TensorShape {
+                    name: name.to_string(),
+                    found: t.shape.clone(),
+                    needed: shape.to_vec(),
+                })),
+            );
         }
         if matches!(t.encoding, Encoding::Raw(_)) {
-            return Err(self.error(ModelProblem::RawTensor {
+            return Err(self.error(ModelProblem::from(DescriptionError::RawTensor {
                 name: name.to_string(),
                 encoding: t.encoding.to_string(),
-            }));
+            })));
         }
         Ok(t)
     }

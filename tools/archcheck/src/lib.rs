@@ -284,7 +284,7 @@ fn crate_modules(tree: &Tree, src: &str) -> BTreeMap<Vec<String>, Module> {
         let code = strip_tests(&blank_comments_and_strings(text));
         let imports = find_paths(&code.text)
             .into_iter()
-            .filter_map(|raw| absolute(&segments, path, &raw).map(|abs| (abs, raw)))
+            .filter_map(|raw| absolute(&segments, &raw).map(|abs| (abs, raw)))
             .collect();
         modules.insert(
             segments,
@@ -310,16 +310,15 @@ fn crate_modules(tree: &Tree, src: &str) -> BTreeMap<Vec<String>, Module> {
     modules
 }
 
-/// `raw` (`crate::a::b`, `super::c`, `$crate::d`) as segments from the crate root, for module `at` (whose
-/// file is `file`); `None` for paths that do not start at the crate or a parent.
-fn absolute(at: &[String], file: &str, raw: &str) -> Option<Vec<String>> {
+/// `raw` (`crate::a::b`, `super::c`, `$crate::d`) as segments from the crate root, for module `at`; `None`
+/// for paths that do not start at the crate or a parent.
+fn absolute(at: &[String], raw: &str) -> Option<Vec<String>> {
     let mut parts = raw.split("::").map(str::trim).filter(|p| !p.is_empty());
     let first = parts.next()?;
     let mut base: Vec<String> = match first {
         "crate" | "$crate" => Vec::new(),
         "super" => {
             // A file module's `super` is its parent (for `a/mod.rs` and `a.rs` alike: the module is `a`).
-            let _ = file;
             let mut b = at.to_vec();
             b.pop()?;
             b
