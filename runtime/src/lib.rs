@@ -3,14 +3,15 @@
 //! adapter or on a CUDA device.
 //!
 //! Layers, top to bottom (`../shared/DESIGN.md`, "Inside the runtime"; `tools/archcheck` checks them):
-//! - facade ([`model`]): open, validate, choose a backend, run;
-//! - graphs ([`graphs`]): BERT and MLP, the only code that knows a model;
-//! - op set ([`ops`]): the [`Backend`] trait and its argument types, knowing no model;
+//! - facade (`model`: [`Model`]): open, validate, choose a backend, run;
+//! - graphs (`graphs`: [`Graph`]): BERT and MLP, the only code that knows a model;
+//! - op set (`ops`): the [`Backend`] trait and its argument types, knowing no model;
 //! - backends: `cpu` (its kernels in `cpu/kernels`), `wgpu`, `cuda`, and the device upload plan the two GPU
 //!   backends share;
-//! - the file: [`mapped`], `weights` (a tensor in the mapped file), and `mxrt-format` below all of them.
+//! - the file: `mapped` ([`MappedFile`]), `weights` (a tensor in the mapped file), and `mxrt-format` below all of them.
 //!
-//! [`mod@bench`] is the door for benchmarks and kernel tests, not part of the stable API.
+//! Those modules are private: the public API is what the crate root re-exports. [`mod@bench`] is the door for
+//! benchmarks and kernel tests, not part of the stable API.
 
 #![deny(unsafe_code)]
 
@@ -19,10 +20,10 @@ mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod device_upload;
 mod error;
-pub mod graphs;
-pub mod mapped;
-pub mod model;
-pub mod ops;
+mod graphs;
+mod mapped;
+mod model;
+mod ops;
 mod weights;
 #[cfg(feature = "wgpu")]
 mod wgpu;
@@ -42,5 +43,5 @@ pub use mapped::{MappedFile, OpenError};
 pub use model::backend_choice::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
 pub use model::text::TextEncoder;
 pub use model::Model;
-pub use ops::{ActQuant, Activation, Backend, Pooling, TokenBatch};
+pub use ops::{ActQuant, Activation, Pooling, TokenBatch};
 pub use weights::TensorRef;

@@ -112,7 +112,7 @@ fn dot_f32_within_the_derived_bound() {
             let n = rng.gen_range(0..700);
             let a: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
             let b: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect();
-            let (r, f) = (reference::dot_f32(&a, &b), (k.dot_f32)(&a, &b));
+            let (r, f) = (reference::dot_f32(&a, &b), k.dot_f32.dot(&a, &b));
             assert!((r - f).abs() <= dot_bound(&a, &b), "n={n}: {r} vs {f}");
         }
     }
@@ -159,7 +159,7 @@ fn sparse_dot_within_the_derived_bound() {
             let gathered: Vec<f32> = cols.iter().map(|&c| x[c as usize]).collect();
             let (r, f) = (
                 reference::sparse_dot(&vals, &cols, &x),
-                (k.sparse_dot)(&vals, &cols, &x),
+                k.sparse_dot.dot(&vals, &cols, &x),
             );
             assert!(
                 (r - f).abs() <= dot_bound(&vals, &gathered),
@@ -176,7 +176,7 @@ fn sparse_dot_refuses_out_of_range_columns() {
     let mut tables = fast_tables();
     tables.push(Kernels::reference());
     for k in tables {
-        let refused = std::panic::catch_unwind(|| (k.sparse_dot)(&[1.0], &[5], &[0.0; 3]));
+        let refused = std::panic::catch_unwind(|| k.sparse_dot.dot(&[1.0], &[5], &[0.0; 3]));
         let message = refused
             .err()
             .and_then(|p| {
@@ -202,7 +202,7 @@ fn integer_kernels_agree_exactly() {
             let n = rng.gen_range(0..300);
             let a: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
             let b: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-            assert_eq!(reference::dot_i8(&a, &b), (k.dot_i8)(&a, &b), "n={n}");
+            assert_eq!(reference::dot_i8(&a, &b), k.dot_i8.dot(&a, &b), "n={n}");
             let (blocks, rows) = (rng.gen_range(0..20), rng.gen_range(0..11));
             // Activation codes come from the quantizer: never -128 (the kernels' contract). Weight codes are any
             // byte (a file may hold -128).
@@ -600,7 +600,7 @@ fn exp_and_gelu_within_their_bounds() {
             let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-100.0..88.5)).collect();
             let (mut r, mut f) = (x.clone(), x.clone());
             reference::exp_in_place(&mut r);
-            (k.exp_in_place)(&mut f);
+            k.exp_in_place.apply(&mut f);
             for ((a, b), v) in r.iter().zip(&f).zip(&x) {
                 if *v >= -87.0 {
                     assert!((a - b).abs() <= a * 2f32.powi(-22), "exp({v}): {a} vs {b}");
@@ -615,7 +615,7 @@ fn exp_and_gelu_within_their_bounds() {
             let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-12.0..12.0)).collect();
             let (mut r, mut f) = (x.clone(), x.clone());
             reference::gelu_in_place(&mut r);
-            (k.gelu_in_place)(&mut f);
+            k.gelu_in_place.apply(&mut f);
             for ((a, b), v) in r.iter().zip(&f).zip(&x) {
                 let bound = 1e-7 * v.abs() + 4.0 * f32::EPSILON * a.abs().max(1e-30);
                 assert!((a - b).abs() <= bound, "gelu({v}): {a} vs {b}");
@@ -623,10 +623,10 @@ fn exp_and_gelu_within_their_bounds() {
         }
         // Special values: exp(0) = 1 exactly, GELU(0) = 0, large |x|: GELU(x) = x or 0.
         let mut e = vec![0.0f32; 9];
-        (k.exp_in_place)(&mut e);
+        k.exp_in_place.apply(&mut e);
         assert!(e.iter().all(|&v| v == 1.0), "{e:?}");
         let mut g = vec![0.0, 20.0, -20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 30.0];
-        (k.gelu_in_place)(&mut g);
+        k.gelu_in_place.apply(&mut g);
         assert_eq!(&g[..3], &[0.0, 20.0, 0.0]);
     }
 }
@@ -898,7 +898,7 @@ fn mxint8_dot_f32_within_the_derived_bound() {
                 .map(|e| f32::from(codes[e] as i8) * steps[e / 32])
                 .collect();
             let r = reference::mxint8_dot_f32(&codes, &steps, &x);
-            let f = (k.mxint8_dot_f32)(&codes, &steps, &x);
+            let f = k.mxint8_dot_f32.dot(&codes, &steps, &x);
             assert!(
                 (r - f).abs() <= dot_bound(&decoded, &x),
                 "cols={cols}: {r} vs {f}"
@@ -944,7 +944,7 @@ fn mxint8_routes_against_the_reference(rng: &mut StdRng, fast_cpu: &Cpu, referen
         let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
         let g = fast_cpu.linear_gelu(&x, m, &view, Some(&bias), act);
         let mut f_gelu = f.clone();
-        (fast_cpu.kernels.gelu_in_place)(&mut f_gelu);
+        fast_cpu.kernels.gelu_in_place.apply(&mut f_gelu);
         for i in 0..m {
             for o in 0..n {
                 let (exact, tol) = oracle(&w, &xq, &bias, k, (i, o));

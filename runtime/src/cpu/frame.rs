@@ -4,6 +4,7 @@
 use mxrt_format::{Encoding, MxElem};
 use rayon::prelude::*;
 
+use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
 use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
@@ -115,10 +116,10 @@ impl Cpu {
                     sc.codes.resize(kdim, 0);
                     w.fixed_i8_row(r, &mut sc.codes);
                     for i in rows {
-                        let d = (self.kernels.dot_i8)(
-                            &fixed_codes[i * kdim..(i + 1) * kdim],
-                            &sc.codes,
-                        );
+                        let d = self
+                            .kernels
+                            .dot_i8
+                            .dot(&fixed_codes[i * kdim..(i + 1) * kdim], &sc.codes);
                         put(i, d as f32 * scale + bias_of(r));
                     }
                 }
@@ -128,7 +129,7 @@ impl Cpu {
                     for i in rows {
                         put(
                             i,
-                            (self.kernels.sparse_dot)(
+                            self.kernels.sparse_dot.dot(
                                 &sc.values,
                                 &sc.cols,
                                 &xs[i * kdim..(i + 1) * kdim],
@@ -148,7 +149,7 @@ impl Cpu {
                         let x_i = &xs[i * kdim..(i + 1) * kdim];
                         put(
                             i,
-                            (self.kernels.mxint8_dot_f32)(codes, &sc.scales, x_i) + bias_of(r),
+                            self.kernels.mxint8_dot_f32.dot(codes, &sc.scales, x_i) + bias_of(r),
                         );
                     }
                 }
@@ -164,7 +165,8 @@ impl Cpu {
                     for i in rows {
                         put(
                             i,
-                            (self.kernels.dot_f32)(row, &xs[i * kdim..(i + 1) * kdim]) + bias_of(r),
+                            self.kernels.dot_f32.dot(row, &xs[i * kdim..(i + 1) * kdim])
+                                + bias_of(r),
                         );
                     }
                 }
@@ -510,14 +512,14 @@ impl Cpu {
         m: usize,
         w: &WeightView<'_>,
         bias: Option<&[f32]>,
-        post: Option<fn(&mut [f32])>,
+        post: Option<Elementwise>,
     ) -> Vec<f32> {
         if let (Some(kernel), true) = (self.kernels.mxint8_panel, acts.panels) {
             return crate::cpu::panels::linear_mxint8_panels(kernel, acts, m, w, bias, post);
         }
         if let Some(f) = post {
             let mut out = self.linear_mxint8(acts, m, w, bias, None);
-            f(&mut out);
+            f.apply(&mut out);
             return out;
         }
         let (a_codes, a_scales) = (&acts.codes[..], &acts.factors[..]);
@@ -651,9 +653,9 @@ impl Cpu {
     pub fn gelu(&self, x: &mut [f32]) {
         let f = self.kernels.gelu_in_place;
         if x.len() * 16 >= PARALLEL_WORK {
-            x.par_chunks_mut(4096).for_each(f);
+            x.par_chunks_mut(4096).for_each(|chunk| f.apply(chunk));
         } else {
-            f(x);
+            f.apply(x);
         }
     }
 
@@ -791,7 +793,7 @@ impl Cpu {
         }
         // One call over every row: narrow rows (an MLP's 5 classes) would otherwise each fall to the
         // kernel's scalar remainder.
-        (self.kernels.exp_in_place)(x);
+        self.kernels.exp_in_place.apply(x);
         for row in x.chunks_mut(cols) {
             let sum: f32 = row.iter().sum();
             row.iter_mut().for_each(|v| *v /= sum);

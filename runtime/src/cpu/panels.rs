@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::reference::PANEL_ROWS;
 use crate::cpu::kernels::MxPanel;
 use crate::cpu::quant::MxActs;
@@ -25,7 +26,7 @@ pub(crate) fn linear_mxint8_panels(
     m: usize,
     w: &WeightView<'_>,
     bias: Option<&[f32]>,
-    post: Option<fn(&mut [f32])>,
+    post: Option<Elementwise>,
 ) -> Vec<f32> {
     let (n, kdim) = (w.rows(), w.cols());
     // Every element is written below (each panel row, every weight group).
@@ -57,7 +58,7 @@ pub(crate) fn linear_mxint8_panels(
             weights.run(kernel, acts, p, 0..groups, rows, buf);
             add_bias_rows(rows, bias);
             if let Some(f) = post {
-                f(rows); // while the panel's outputs are still in cache
+                f.apply(rows); // while the panel's outputs are still in cache
             }
         };
         if parallel {
@@ -101,7 +102,7 @@ pub(crate) fn linear_mxint8_panels(
     }
     add_bias_rows(&mut out, bias);
     if let Some(f) = post {
-        f(&mut out);
+        f.apply(&mut out);
     }
     out
 }
@@ -113,7 +114,7 @@ pub(crate) struct FeedForward<'a, 'w> {
     pub up_bias: Option<&'a [f32]>,
     pub down: &'a WeightView<'w>,
     pub down_bias: Option<&'a [f32]>,
-    pub gelu: fn(&mut [f32]),
+    pub gelu: Elementwise,
     pub quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
     pub down_rounding: mxrt_format::Rounding,
 }
@@ -164,7 +165,7 @@ pub(crate) fn feed_forward_panels(
             s.hidden.resize(real * hidden_width, 0.0);
             up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf);
             add_bias_rows(&mut s.hidden, ff.up_bias);
-            (ff.gelu)(&mut s.hidden);
+            ff.gelu.apply(&mut s.hidden);
             crate::cpu::quant::quantize_mxint8_panels(
                 &s.hidden,
                 hidden_width,

@@ -120,7 +120,7 @@ pub trait Backend {
     fn softmax_rows(&self, x: Self::Tensor, width: usize) -> Result<Self::Tensor>;
     /// A chain of row-wise ops on `x: [rows, inputs]` (checked to hold `rows * inputs` values). Rows are
     /// independent, so a backend may split the batch or run a prepared form of the chain (the CPU does both);
-    /// every way gives the values of [`run_row_ops`].
+    /// every way gives the values of `run_row_ops` (the one MLP forward pass).
     fn row_chain(&self, ops: &[RowOp], inputs: usize, x: &[f32], rows: usize) -> Result<Vec<f32>>
     where
         Self: Sized,

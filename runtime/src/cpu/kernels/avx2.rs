@@ -7,8 +7,13 @@ use std::arch::x86_64::*;
 
 use mxrt_format::{mx, Rounding};
 
+use super::ragged::Elementwise;
+use super::reference;
+
+/// Whole 8-wide steps of the f32 dot product (the table's `Dot` adds the rest).
 pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: this function is only placed in the kernel table by `tables()`, after AVX2 and FMA were detected.
+    assert!(a.len() == b.len() && a.len().is_multiple_of(8));
+    // SAFETY: only placed in a table after AVX2 and FMA were detected.
     unsafe { dot_f32_avx2(a, b) }
 }
 
@@ -27,27 +32,6 @@ dot_f32_rows3_kernel!(
     hsum_reference_order
 );
 
-/// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
-/// slice holds what the SIMD loops read and write through raw pointers.
-pub(super) fn packed_gemm_stride(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    wt: &[f32],
-    n: usize,
-    out: &[f32],
-    ldo: usize,
-) -> usize {
-    let stride = n.div_ceil(16) * 16;
-    assert!(
-        x.len() >= rows * k
-            && wt.len() >= k * stride
-            && ldo >= n
-            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
-    );
-    stride
-}
-
 pub(super) fn gemm_f32_packed(
     x: &[f32],
     rows: usize,
@@ -61,85 +45,50 @@ pub(super) fn gemm_f32_packed(
     unsafe { gemm_f32_packed_avx2(x, rows, k, wt, n, out, ldo) }
 }
 
-/// Four activation rows × 16 output columns per step: each x[i][t] is broadcast and multiplied into two
-/// 8-wide columns of the packed weights (8 accumulators, no horizontal sums). Partial last column groups go
-/// through a 16-wide buffer.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_f32_packed_avx2(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    wt: &[f32],
-    n: usize,
-    out: &mut [f32],
-    ldo: usize,
-) {
-    let stride = packed_gemm_stride(x, rows, k, wt, n, out, ldo);
-    let pw = wt.as_ptr();
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(4);
-        for c0 in (0..stride).step_by(16) {
-            let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-            for t in 0..k {
-                // SAFETY: t < k and c0 + 16 <= stride: both loads are inside wt (k * stride values).
-                let (w0, w1) = unsafe {
-                    (
-                        _mm256_loadu_ps(pw.add(t * stride + c0)),
-                        _mm256_loadu_ps(pw.add(t * stride + c0 + 8)),
-                    )
-                };
-                for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                    let xb = _mm256_set1_ps(x[(i + g) * k + t]);
-                    acc[0] = _mm256_fmadd_ps(xb, w0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(xb, w1, acc[1]);
-                }
-            }
-            let width = (n - c0).min(16);
-            for (g, acc) in acc.iter().enumerate().take(group) {
-                let row = &mut out[(i + g) * ldo + c0..(i + g) * ldo + c0 + width];
-                if width == 16 {
-                    // SAFETY: the row slice holds exactly 16 values: two 8-wide stores.
-                    unsafe {
-                        _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
-                        _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
-                    }
-                } else {
-                    let mut buf = [0f32; 16];
-                    // SAFETY: buf holds 16 values: two 8-wide stores.
-                    unsafe {
-                        _mm256_storeu_ps(buf.as_mut_ptr(), acc[0]);
-                        _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc[1]);
-                    }
-                    for (o, b) in row.iter_mut().zip(buf) {
-                        *o = b;
-                    }
-                }
-            }
-        }
-        i += group;
+gemm_f32_packed_kernel!(
+    gemm_f32_packed_avx2, "avx2,fma", rows: 4, lanes: 8,
+    zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
+    store: store_first_lanes8
+);
+
+/// Writes the first `width` (1..=8) lanes of `v` at `p`.
+///
+/// # Safety
+/// `p .. p + width` must be writable.
+#[target_feature(enable = "avx2")]
+unsafe fn store_first_lanes8(p: *mut f32, width: usize, v: __m256) {
+    if width == 8 {
+        // SAFETY: the caller's range holds 8 values.
+        unsafe { _mm256_storeu_ps(p, v) };
+    } else {
+        let mut buf = [0f32; 8];
+        // SAFETY: buf holds 8 values.
+        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), v) };
+        // SAFETY: the caller's range holds `width` values; buf and out do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, width.min(8)) };
     }
 }
 
+/// Whole blocks of a dense MXINT8 row · f32 activations (the table's `MxDot` sends a ragged last block to
+/// the reference).
 pub(super) fn mxint8_dot_f32(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
-    // SAFETY: only reachable after AVX2 and FMA were detected.
+    assert!(codes.len() == 32 * steps.len() && x.len() == codes.len());
+    // SAFETY: only placed in a table after AVX2 and FMA were detected.
     unsafe { mxint8_dot_f32_avx2(codes, steps, x) }
 }
 
 /// Per whole block: the 32 codes widened to f32 in four registers and multiplied into four accumulators by
 /// x, the block's sum scaled by its step into a running 8-lane total (the weight bytes are read once, as
-/// codes: a GEMV streams a quarter of the FP32 bytes). A ragged last block goes through the reference.
+/// codes: a GEMV streams a quarter of the FP32 bytes). `codes` and `x` hold 32 values per step.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn mxint8_dot_f32_avx2(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
-    let whole = (x.len() / 32).min(steps.len());
-    assert!(codes.len() >= 32 * steps.len());
     let (pc, px) = (codes.as_ptr(), x.as_ptr());
     let mut total = _mm256_setzero_ps();
-    for (j, &step) in steps.iter().enumerate().take(whole) {
+    for (j, &step) in steps.iter().enumerate() {
         let mut block = _mm256_setzero_ps();
         for q in 0..4 {
             let at = 32 * j + 8 * q;
-            // SAFETY: at + 8 <= 32 * whole <= x.len() and <= codes.len().
+            // SAFETY: at + 8 <= 32 * steps.len() = x.len() = codes.len() (the entry checked).
             let (c, v) = unsafe {
                 (
                     _mm_loadl_epi64(pc.add(at).cast()),
@@ -151,11 +100,12 @@ unsafe fn mxint8_dot_f32_avx2(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
         total = _mm256_fmadd_ps(block, _mm256_set1_ps(step), total);
     }
     hsum_reference_order(total)
-        + super::reference::mxint8_dot_f32(&codes[32 * whole..], &steps[whole..], &x[32 * whole..])
 }
 
+/// Whole 32-byte steps of the i8 dot product (the table's `Dot` adds the rest).
 pub(super) fn dot_i8(a: &[u8], b: &[u8]) -> i32 {
-    // SAFETY: as above, only reachable after AVX2 was detected.
+    assert!(a.len() == b.len() && a.len().is_multiple_of(32));
+    // SAFETY: only placed in a table after AVX2 was detected.
     unsafe { dot_i8_avx2(a, b) }
 }
 
@@ -443,14 +393,44 @@ pub(super) fn mxint8_rows2_vnni_entry(
     unsafe { mxint8_rows2_vnni(a_codes, a_scales, rows, w, out, ldo) }
 }
 
+/// `e^x` in place: whole 8-wide vectors here, the rest by the reference (also the AVX-512 tier's rest).
+pub(super) const EXP: Elementwise = Elementwise::vectors(8, exp_vectors, reference::exp_in_place);
+
+/// Exact-erf GELU in place: whole 8-wide vectors here, the rest by the reference.
+pub(super) const GELU: Elementwise =
+    Elementwise::vectors(8, gelu_vectors, reference::gelu_in_place);
+
+/// [`EXP`] as a plain function, for the tier above's leftover values.
 pub(super) fn exp_in_place(x: &mut [f32]) {
-    // SAFETY: only reachable after AVX2 and FMA were detected.
-    unsafe { exp_in_place_avx2(x) }
+    EXP.apply(x)
 }
 
-pub(super) fn gelu_in_place(x: &mut [f32]) {
-    // SAFETY: only reachable after AVX2 and FMA were detected.
-    unsafe { gelu_in_place_avx2(x) }
+fn exp_vectors(x: &mut [f32]) {
+    assert_eq!(x.len() % 8, 0);
+    // SAFETY: only placed in a table after AVX2 and FMA were detected.
+    unsafe { exp_vectors_avx2(x) }
+}
+
+fn gelu_vectors(x: &mut [f32]) {
+    assert_eq!(x.len() % 8, 0);
+    // SAFETY: only placed in a table after AVX2 and FMA were detected.
+    unsafe { gelu_vectors_avx2(x) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn exp_vectors_avx2(x: &mut [f32]) {
+    for c in x.chunks_exact_mut(8) {
+        // SAFETY: the chunk holds exactly 8 values.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), exp8(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn gelu_vectors_avx2(x: &mut [f32]) {
+    for c in x.chunks_exact_mut(8) {
+        // SAFETY: the chunk holds exactly 8 values.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
+    }
 }
 
 exp_kernel!(
@@ -461,49 +441,21 @@ exp_kernel!(
     shift_left_23: _mm256_slli_epi32::<23>, bits_to_float: _mm256_castsi256_ps
 );
 
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn exp_in_place_avx2(x: &mut [f32]) {
-    let mut chunks = x.chunks_exact_mut(8);
-    for c in &mut chunks {
-        // SAFETY: the chunk holds exactly 8 values.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), exp8(_mm256_loadu_ps(c.as_ptr()))) };
-    }
-    super::reference::exp_in_place(chunks.into_remainder());
+/// `1 / d` for GELU's t, by a division (one per 8 values: not this tier's bottleneck).
+#[target_feature(enable = "avx2")]
+fn reciprocal8(d: __m256) -> __m256 {
+    _mm256_div_ps(_mm256_set1_ps(1.0), d)
 }
 
-/// GELU with erf(z) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^{-z²}, t = 1 / (1 + p|z|)
-/// (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7), the sign restored for negative z.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_in_place_avx2(x: &mut [f32]) {
-    let mut chunks = x.chunks_exact_mut(8);
-    let sign_mask = _mm256_set1_ps(-0.0);
-    for c in &mut chunks {
-        // SAFETY: the chunk holds exactly 8 values.
-        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
-        let z = _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-        let a = _mm256_andnot_ps(sign_mask, z);
-        let t = _mm256_div_ps(
-            _mm256_set1_ps(1.0),
-            _mm256_fmadd_ps(a, _mm256_set1_ps(0.327_591_1), _mm256_set1_ps(1.0)),
-        );
-        let mut poly = _mm256_set1_ps(1.061_405_4);
-        for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
-            poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(coef));
-        }
-        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
-        let erf_abs = _mm256_fnmadd_ps(_mm256_mul_ps(poly, t), e, _mm256_set1_ps(1.0));
-        let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, z));
-        let g = _mm256_mul_ps(
-            _mm256_mul_ps(_mm256_set1_ps(0.5), v),
-            _mm256_add_ps(_mm256_set1_ps(1.0), erf),
-        );
-        // SAFETY: as above.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), g) };
-    }
-    super::reference::gelu_in_place(chunks.into_remainder());
-}
+gelu_kernel!(
+    gelu8, "avx2,fma", __m256,
+    splat: _mm256_set1_ps, zero: _mm256_setzero_ps, mul: _mm256_mul_ps, add: _mm256_add_ps,
+    sub: _mm256_sub_ps, fmadd: _mm256_fmadd_ps, fnmadd: _mm256_fnmadd_ps, and: _mm256_and_ps,
+    and_not: _mm256_andnot_ps, or: _mm256_or_ps, exp: exp8, reciprocal: reciprocal8
+);
 
 pub(super) fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
+    assert!(values.len() == cols.len() && values.len().is_multiple_of(8));
     // The gathers below read x[cols[k]]: every index must be in bounds (a cheap, vectorised check).
     assert!(
         cols.iter().all(|&c| (c as usize) < x.len()) && x.len() <= i32::MAX as usize,
@@ -513,10 +465,11 @@ pub(super) fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
     unsafe { sparse_dot_avx2(values, cols, x) }
 }
 
-/// Eight stored entries per step: gather their activations, FMA with the values; tail in scalar code.
+/// Eight stored entries per step: gather their activations, FMA with the values. `values` and `cols` hold
+/// the same number of entries, a multiple of 8.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sparse_dot_avx2(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
-    let n = values.len().min(cols.len());
+    let n = values.len();
     let mut acc = _mm256_setzero_ps();
     let mut k = 0;
     while k + 8 <= n {
@@ -528,17 +481,14 @@ unsafe fn sparse_dot_avx2(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
         }
         k += 8;
     }
-    let mut sum = hsum_reference_order(acc);
-    for j in k..n {
-        sum += values[j] * x[cols[j] as usize];
-    }
-    sum
+    hsum_reference_order(acc)
 }
 
-/// Four 8-wide FMA accumulators, then a horizontal sum; the tail (len % 32) is done in scalar code.
+/// Four 8-wide FMA accumulators over 32 values per step, one over the last 8-wide steps, then a horizontal
+/// sum. `a` and `b` hold the same number of values, a multiple of 8.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
+    let n = a.len();
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut i = 0;
@@ -562,18 +512,15 @@ unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
         i += 8;
     }
     let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut sum = hsum_reference_order(s);
-    for k in i..n {
-        sum += a[k] * b[k];
-    }
-    sum
+    hsum_reference_order(s)
 }
 
 /// 32 i8 products per step: sign-extend to i16, multiply-add pairs into i32 (`vpmaddwd`), accumulate.
-/// Exact, like the reference (no saturation: |a*b + c*d| <= 2 * 128 * 128 fits i32 lanes).
+/// Exact, like the reference (no saturation: |a*b + c*d| <= 2 * 128 * 128 fits i32 lanes). `a` and `b` hold
+/// the same number of bytes, a multiple of 32.
 #[target_feature(enable = "avx2")]
 unsafe fn dot_i8_avx2(a: &[u8], b: &[u8]) -> i32 {
-    let n = a.len().min(b.len());
+    let n = a.len();
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc = _mm256_setzero_si256();
     let mut i = 0;
@@ -604,11 +551,7 @@ unsafe fn dot_i8_avx2(a: &[u8], b: &[u8]) -> i32 {
     let s = _mm_add_epi32(lo, hi);
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-    let mut sum = _mm_cvtsi128_si32(s);
-    for k in i..n {
-        sum += i32::from(a[k] as i8) * i32::from(b[k] as i8);
-    }
-    sum
+    _mm_cvtsi128_si32(s)
 }
 
 /// Independent FMA chains in the peak loops: enough to cover the FMA latency on both ports (4 cycles × 2).

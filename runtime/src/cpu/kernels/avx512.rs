@@ -7,7 +7,8 @@ use std::arch::x86_64::*;
 
 use mxrt_format::{mx, Rounding};
 
-use super::avx2::{exp_in_place_avx2, hsum_reference_order, packed_gemm_stride};
+use super::avx2::{self, hsum_reference_order};
+use super::ragged::Elementwise;
 
 pub(super) fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
     // SAFETY: only placed in the table after AVX-512 F (and AVX2, FMA) were detected.
@@ -148,13 +149,22 @@ unsafe fn mxint8_rows2_avx512(
     }
 }
 
-pub(super) fn exp_in_place_avx512_entry(x: &mut [f32]) {
+/// `e^x` in place: whole 16-wide vectors here, the rest by the AVX2 tier (8-wide vectors, then the reference).
+pub(super) const EXP: Elementwise = Elementwise::vectors(16, exp_vectors, avx2::exp_in_place);
+
+/// Exact-erf GELU in place, any length: the ragged end goes through the same 16-lane code under a mask, so
+/// a value's result never depends on where it sits in the slice (the linear op may apply GELU per panel or
+/// to the whole output).
+pub(super) const GELU: Elementwise = Elementwise::whole(gelu_in_place);
+
+fn exp_vectors(x: &mut [f32]) {
+    assert_eq!(x.len() % 16, 0);
     // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
-    unsafe { exp_in_place_avx512(x) }
+    unsafe { exp_vectors_avx512(x) }
 }
 
-pub(super) fn gelu_in_place_avx512_entry(x: &mut [f32]) {
-    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
+fn gelu_in_place(x: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F and AVX-512DQ were detected.
     unsafe { gelu_in_place_avx512(x) }
 }
 
@@ -172,33 +182,22 @@ exp_kernel!(
     shift_left_23: _mm512_slli_epi32::<23>, bits_to_float: _mm512_castsi512_ps
 );
 
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn exp_in_place_avx512(x: &mut [f32]) {
-    let mut chunks = x.chunks_exact_mut(16);
-    for c in &mut chunks {
+#[target_feature(enable = "avx512f")]
+fn exp_vectors_avx512(x: &mut [f32]) {
+    for c in x.chunks_exact_mut(16) {
         // SAFETY: the chunk holds exactly 16 values.
         unsafe { _mm512_storeu_ps(c.as_mut_ptr(), exp16(_mm512_loadu_ps(c.as_ptr()))) };
     }
-    // SAFETY: AVX2 and FMA are enabled here.
-    unsafe { exp_in_place_avx2(chunks.into_remainder()) };
 }
 
-/// [`gelu_in_place_avx2`] on 16 lanes: the same formula and constants; the reciprocal by `vrcp14ps`. The
-/// ragged end goes through the same 16-lane code under a mask, so a value's result never depends on where
-/// it sits in the slice (the linear op may apply GELU per panel or to the whole output).
 #[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
+fn gelu_in_place_avx512(x: &mut [f32]) {
     let n = x.len();
     let p = x.as_mut_ptr();
     let mut c = 0;
     while c < n {
-        let width = (n - c).min(16);
-        let mask: __mmask16 = if width == 16 {
-            0xFFFF
-        } else {
-            (1 << width) - 1
-        };
-        // SAFETY: masked to the `width` values at c .. c + width, inside x.
+        let mask = first_lanes16((n - c).min(16));
+        // SAFETY: masked to the values at c .. min(c + 16, n), inside x.
         unsafe {
             let v = _mm512_maskz_loadu_ps(mask, p.add(c));
             _mm512_mask_storeu_ps(p.add(c), mask, gelu16(v));
@@ -207,28 +206,29 @@ unsafe fn gelu_in_place_avx512(x: &mut [f32]) {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512dq")]
-fn gelu16(v: __m512) -> __m512 {
-    let sign_mask = _mm512_set1_ps(-0.0);
-    let z = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-    let a = _mm512_andnot_ps(sign_mask, z);
-    // t = 1 / d by `vrcp14ps` and one Newton step (relative error ~2^-28, far inside the erf bound), because
-    // a 512-bit division would be this function's slowest instruction.
-    let d = _mm512_fmadd_ps(a, _mm512_set1_ps(0.327_591_1), _mm512_set1_ps(1.0));
-    let r = _mm512_rcp14_ps(d);
-    let t = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r);
-    let mut poly = _mm512_set1_ps(1.061_405_4);
-    for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
-        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(coef));
+/// The mask of the first `width` (0..=16) of 16 lanes.
+fn first_lanes16(width: usize) -> __mmask16 {
+    if width >= 16 {
+        0xFFFF
+    } else {
+        (1 << width) - 1
     }
-    let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
-    let erf_abs = _mm512_fnmadd_ps(_mm512_mul_ps(poly, t), e, _mm512_set1_ps(1.0));
-    let erf = _mm512_or_ps(erf_abs, _mm512_and_ps(sign_mask, z));
-    _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_set1_ps(0.5), v),
-        _mm512_add_ps(_mm512_set1_ps(1.0), erf),
-    )
 }
+
+/// t = 1 / d for GELU by `vrcp14ps` and one Newton step (relative error ~2^-28, far inside the erf bound),
+/// because a 512-bit division would be the kernel's slowest instruction.
+#[target_feature(enable = "avx512f")]
+fn reciprocal16(d: __m512) -> __m512 {
+    let r = _mm512_rcp14_ps(d);
+    _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r)
+}
+
+gelu_kernel!(
+    gelu16, "avx512f,avx512dq", __m512,
+    splat: _mm512_set1_ps, zero: _mm512_setzero_ps, mul: _mm512_mul_ps, add: _mm512_add_ps,
+    sub: _mm512_sub_ps, fmadd: _mm512_fmadd_ps, fnmadd: _mm512_fnmadd_ps, and: _mm512_and_ps,
+    and_not: _mm512_andnot_ps, or: _mm512_or_ps, exp: exp16, reciprocal: reciprocal16
+);
 
 pub(super) fn gemm_f32_packed_avx512_entry(
     x: &[f32],
@@ -243,66 +243,20 @@ pub(super) fn gemm_f32_packed_avx512_entry(
     unsafe { gemm_f32_packed_avx512(x, rows, k, wt, n, out, ldo) }
 }
 
-/// Eight activation rows × 32 output columns per step (16 accumulators of 16 lanes): each x[i][t] is
-/// broadcast into two FMAs. A 16-wide last column group uses one register; columns past `n` are computed
-/// (the packed panel is zero there) and masked off at the store.
+gemm_f32_packed_kernel!(
+    gemm_f32_packed_avx512, "avx512f", rows: 8, lanes: 16,
+    zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
+    store: store_first_lanes16
+);
+
+/// Writes the first `width` (1..=16) lanes of `v` at `p` (a masked store).
+///
+/// # Safety
+/// `p .. p + width` must be writable.
 #[target_feature(enable = "avx512f")]
-unsafe fn gemm_f32_packed_avx512(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    wt: &[f32],
-    n: usize,
-    out: &mut [f32],
-    ldo: usize,
-) {
-    let stride = packed_gemm_stride(x, rows, k, wt, n, out, ldo);
-    let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(8);
-        let mut c0 = 0;
-        while c0 < stride {
-            let two = c0 + 32 <= stride;
-            let mut acc = [[_mm512_setzero_ps(); 2]; 8];
-            for t in 0..k {
-                // SAFETY: t < k and c0 + 16 (or 32 when `two`) <= stride: inside wt (k * stride values).
-                let w0 = unsafe { _mm512_loadu_ps(pw.add(t * stride + c0)) };
-                let w1 = if two {
-                    // SAFETY: as above.
-                    unsafe { _mm512_loadu_ps(pw.add(t * stride + c0 + 16)) }
-                } else {
-                    _mm512_setzero_ps()
-                };
-                for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                    // SAFETY: row i + g < rows and t < k: inside x.
-                    let xb = _mm512_set1_ps(unsafe { *px.add((i + g) * k + t) });
-                    acc[0] = _mm512_fmadd_ps(xb, w0, acc[0]);
-                    if two {
-                        acc[1] = _mm512_fmadd_ps(xb, w1, acc[1]);
-                    }
-                }
-            }
-            for (g, acc) in acc.iter().enumerate().take(group) {
-                for (h, v) in acc.iter().enumerate().take(1 + usize::from(two)) {
-                    let col = c0 + 16 * h;
-                    if col >= n {
-                        break;
-                    }
-                    let width = (n - col).min(16);
-                    let mask: __mmask16 = if width == 16 {
-                        0xFFFF
-                    } else {
-                        (1 << width) - 1
-                    };
-                    // SAFETY: row i + g < rows, columns col .. col + width <= n <= ldo: inside out (masked).
-                    unsafe { _mm512_mask_storeu_ps(po.add((i + g) * ldo + col), mask, *v) };
-                }
-            }
-            c0 += if two { 32 } else { 16 };
-        }
-        i += group;
-    }
+unsafe fn store_first_lanes16(p: *mut f32, width: usize, v: __m512) {
+    // SAFETY: the mask covers exactly the caller's `width` values.
+    unsafe { _mm512_mask_storeu_ps(p, first_lanes16(width), v) };
 }
 
 pub(super) fn softmax_masked_avx512_entry(row: &mut [f32], keep: &[u8], scale: f32) {
@@ -519,23 +473,25 @@ unsafe fn layer_norm_row_avx512(
     }
 }
 
+/// Whole blocks of a dense MXINT8 row · f32 activations (the table's `MxDot` sends a ragged last block to
+/// the reference).
 pub(super) fn mxint8_dot_f32_avx512_entry(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
+    assert!(codes.len() == 32 * steps.len() && x.len() == codes.len());
     // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
     unsafe { mxint8_dot_f32_avx512(codes, steps, x) }
 }
 
 /// [`mxint8_dot_f32_avx2`] on 16 lanes with four independent running totals (blocks j mod 4), so the FMA
-/// latency chains overlap and the weight bytes stream at memory speed. A ragged last block goes through the
-/// reference.
+/// latency chains overlap and the weight bytes stream at memory speed. `codes` and `x` hold 32 values per
+/// step.
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn mxint8_dot_f32_avx512(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
-    let whole = (x.len() / 32).min(steps.len());
-    assert!(codes.len() >= 32 * steps.len());
     let (pc, px) = (codes.as_ptr(), x.as_ptr());
     let mut totals = [_mm512_setzero_ps(); 4];
-    for (j, &step) in steps.iter().enumerate().take(whole) {
+    for (j, &step) in steps.iter().enumerate() {
         let at = 32 * j;
-        // SAFETY: at + 32 <= 32 * whole <= x.len() and <= codes.len(): two 16-code, 16-float loads.
+        // SAFETY: at + 32 <= 32 * steps.len() = x.len() = codes.len() (the entry checked): two 16-code,
+        // 16-float loads.
         let (c0, c1, x0, x1) = unsafe {
             (
                 _mm_loadu_si128(pc.add(at).cast()),
@@ -553,7 +509,6 @@ unsafe fn mxint8_dot_f32_avx512(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {
         _mm512_add_ps(totals[2], totals[3]),
     );
     _mm512_reduce_add_ps(total)
-        + super::reference::mxint8_dot_f32(&codes[32 * whole..], &steps[whole..], &x[32 * whole..])
 }
 
 /// Independent FMA chains in the peak loops (4-cycle latency × 2 ports, plus margin).

@@ -5,6 +5,9 @@
 //! once, when the tables are built. `MXRT_CPU=<tier>` picks a lower tier of those this CPU runs
 //! (`reference`, `avx2`, `avx2vnni`, `avx512`, `amx`); `MXRT_FORCE_REFERENCE=1` (the reference) and
 //! `MXRT_NO_AMX=1` (the best table without the matrix unit) are older spellings that still work.
+//!
+//! SIMD kernels that reduce or map a slice work on whole vectors; `ragged.rs` splits each call and handles
+//! the values left over, once for every tier.
 
 use crate::error::{Result, RuntimeError};
 
@@ -18,7 +21,10 @@ mod amx;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod ragged;
 pub mod reference;
+
+use ragged::{Dot, Elementwise, MxDot, SparseDot};
 
 /// `(activation codes, activation f32 scales, weight codes, weight f32 scales, out)`: one output per
 /// activation row (see `reference::mxint8_rows`).
@@ -66,16 +72,17 @@ pub struct Kernels {
     pub isa: &'static str,
     /// The tier this table is, one of [`TIERS`].
     pub tier: &'static str,
-    /// f32 dot product of two equal-length slices.
-    pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// f32 dot product of two slices over their common length (`.dot(a, b)`).
+    pub dot_f32: Dot<f32, f32>,
     /// Three weight rows against many activation rows (`reference::dot_f32_rows3`).
     pub dot_f32_rows3: F32Rows3,
     /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
     pub gemm_f32_packed: GemmF32Packed,
-    /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`).
-    pub mxint8_dot_f32: fn(&[u8], &[f32], &[f32]) -> f32,
-    /// Integer dot product of two equal-length byte slices read as two's complement i8, in i32.
-    pub dot_i8: fn(&[u8], &[u8]) -> i32,
+    /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`;
+    /// `.dot(codes, steps, x)`).
+    pub mxint8_dot_f32: MxDot,
+    /// Integer dot product of two byte slices read as two's complement i8, in i32 (`.dot(a, b)`).
+    pub dot_i8: Dot<u8, i32>,
     /// MXINT8 activation rows · one MXINT8 weight row, exactly as `reference::mxint8_rows` defines it.
     pub mxint8_rows: MxRows,
     /// The same for two weight rows at once (each activation block is loaded once for both).
@@ -87,17 +94,18 @@ pub struct Kernels {
     pub mxint8_panel: Option<MxPanel>,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
     pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
-    /// `e^x` in place (SIMD versions within 2 ulp of the reference on [-87, 88]; below, as small as it).
-    pub exp_in_place: fn(&mut [f32]),
-    /// Exact-erf GELU in place (SIMD versions: erf within 2e-7 absolute of the reference's).
-    pub gelu_in_place: fn(&mut [f32]),
+    /// `e^x` in place (`.apply(x)`; SIMD versions within 2 ulp of the reference on [-87, 88]; below, as
+    /// small as it).
+    pub exp_in_place: Elementwise,
+    /// Exact-erf GELU in place (`.apply(x)`; SIMD versions: erf within 2e-7 absolute of the reference's).
+    pub gelu_in_place: Elementwise,
     /// `(row, residual, gamma, beta, eps)`: one LayerNorm row after a residual add (`reference::layer_norm_row`;
     /// SIMD versions sum in another order, in f64).
     pub layer_norm_row: LayerNormRow,
     /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`).
     pub softmax_masked: fn(&mut [f32], &[u8], f32),
-    /// Sparse weight row (values, column indices) · dense row.
-    pub sparse_dot: fn(&[f32], &[u32], &[f32]) -> f32,
+    /// Sparse weight row (values, column indices) · dense row (`.dot(values, cols, x)`).
+    pub sparse_dot: SparseDot,
     /// The tier's compute-ceiling loops (benchmarks only).
     pub peaks: PeakLoops,
 }
@@ -107,20 +115,20 @@ impl Kernels {
         Kernels {
             isa: "reference",
             tier: "reference",
-            dot_f32: reference::dot_f32,
+            dot_f32: Dot::whole(reference::dot_f32),
             dot_f32_rows3: reference::dot_f32_rows3,
             gemm_f32_packed: reference::gemm_f32_packed,
-            mxint8_dot_f32: reference::mxint8_dot_f32,
-            dot_i8: reference::dot_i8,
+            mxint8_dot_f32: MxDot::whole(reference::mxint8_dot_f32),
+            dot_i8: Dot::whole(reference::dot_i8),
             mxint8_rows: reference::mxint8_rows,
             mxint8_rows2: reference::mxint8_rows2,
             mxint8_panel: None,
             mxint8_quantize_block: reference::mxint8_quantize_block,
-            exp_in_place: reference::exp_in_place,
-            gelu_in_place: reference::gelu_in_place,
+            exp_in_place: Elementwise::whole(reference::exp_in_place),
+            gelu_in_place: Elementwise::whole(reference::gelu_in_place),
             softmax_masked: reference::softmax_masked,
             layer_norm_row: reference::layer_norm_row,
-            sparse_dot: reference::sparse_dot,
+            sparse_dot: SparseDot::whole(reference::sparse_dot),
             peaks: PeakLoops {
                 f32: reference::peak_f32,
                 f32_ops: reference::PEAK_OPS,
@@ -222,20 +230,20 @@ fn x86_tables() -> Vec<Kernels> {
     let avx2_table = Kernels {
         isa: "avx2+fma",
         tier: "avx2",
-        dot_f32: avx2::dot_f32,
+        dot_f32: Dot::vectors(8, avx2::dot_f32),
         dot_f32_rows3: avx2::dot_f32_rows3,
         gemm_f32_packed: avx2::gemm_f32_packed,
-        mxint8_dot_f32: avx2::mxint8_dot_f32,
-        dot_i8: avx2::dot_i8,
+        mxint8_dot_f32: MxDot::blocks(avx2::mxint8_dot_f32),
+        dot_i8: Dot::vectors(32, avx2::dot_i8),
         mxint8_rows: avx2::mxint8_rows,
         mxint8_rows2: avx2::mxint8_rows2,
         mxint8_panel: None,
         mxint8_quantize_block: avx2::mxint8_quantize_block,
-        exp_in_place: avx2::exp_in_place,
-        gelu_in_place: avx2::gelu_in_place,
+        exp_in_place: avx2::EXP,
+        gelu_in_place: avx2::GELU,
         softmax_masked: reference::softmax_masked,
         layer_norm_row: reference::layer_norm_row,
-        sparse_dot: avx2::sparse_dot,
+        sparse_dot: SparseDot::vectors(8, avx2::sparse_dot),
         peaks: PeakLoops {
             f32: avx2::peak_f32,
             f32_ops: avx2::PEAK_OPS_F32,
@@ -270,12 +278,12 @@ fn x86_tables() -> Vec<Kernels> {
             tier: "avx512",
             dot_f32_rows3: avx512::dot_f32_rows3_avx512_entry,
             mxint8_rows2: avx512::mxint8_rows2_avx512_entry,
-            exp_in_place: avx512::exp_in_place_avx512_entry,
-            gelu_in_place: avx512::gelu_in_place_avx512_entry,
+            exp_in_place: avx512::EXP,
+            gelu_in_place: avx512::GELU,
             gemm_f32_packed: avx512::gemm_f32_packed_avx512_entry,
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
-            mxint8_dot_f32: avx512::mxint8_dot_f32_avx512_entry,
+            mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
             peaks: PeakLoops {
                 f32: avx512::peak_f32,

@@ -1,6 +1,7 @@
 //! Kernels written once for any x86 vector width and instantiated by the AVX2 (8 lanes) and AVX-512 (16
 //! lanes) tiers with their intrinsics: the same operations in the same order, so the two widths differ only
-//! where the lanes do (a value's result depends on its lane count, never on a copy drifting apart).
+//! where the lanes do (a value's result depends on its lane count, never on a copy drifting apart), and the
+//! bounds check the packed GEMM of both widths shares.
 
 /// `$name(x, k, w, out)`: four activation rows × three weight rows, 12 accumulators of `$lanes` lanes, so each
 /// loaded vector feeds three or four FMAs; each accumulator's lanes summed by `$hsum`, then the ragged
@@ -89,4 +90,147 @@ macro_rules! exp_kernel {
             $mul($mul(p, pow(half)), pow($sub(n, half)))
         }
     };
+}
+
+/// `$name(v)`: exact-erf GELU `0.5 v (1 + erf(v / √2))` on `$v` lanes, with
+/// erf(z) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^{-z²}, t = 1 / (1 + p|z|) (Abramowitz & Stegun
+/// 7.1.26: |error| <= 1.5e-7) and the sign restored for negative z. `$reciprocal` gives t: each tier computes 1/d its cheapest accurate way.
+macro_rules! gelu_kernel {
+    (
+        $name:ident, $features:literal, $v:ty,
+        splat: $splat:ident, zero: $zero:ident, mul: $mul:ident, add: $add:ident, sub: $sub:ident,
+        fmadd: $fmadd:ident, fnmadd: $fnmadd:ident, and: $and:ident, and_not: $and_not:ident, or: $or:ident,
+        exp: $exp:ident, reciprocal: $reciprocal:ident
+    ) => {
+        #[target_feature(enable = $features)]
+        fn $name(v: $v) -> $v {
+            let sign_mask = $splat(-0.0);
+            let z = $mul(v, $splat(std::f32::consts::FRAC_1_SQRT_2));
+            let a = $and_not(sign_mask, z);
+            let t = $reciprocal($fmadd(a, $splat(0.327_591_1), $splat(1.0)));
+            let mut poly = $splat(1.061_405_4);
+            for coef in [-1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+                poly = $fmadd(poly, t, $splat(coef));
+            }
+            let e = $exp($sub($zero(), $mul(a, a)));
+            let erf_abs = $fnmadd($mul(poly, t), e, $splat(1.0));
+            let erf = $or(erf_abs, $and(sign_mask, z));
+            $mul($mul($splat(0.5), v), $add($splat(1.0), erf))
+        }
+    };
+}
+
+/// `$name(x, rows, k, wt, n, out, ldo)` (contract: `reference::gemm_f32_packed`): `$rows` activation rows ×
+/// two `$lanes`-wide column vectors per step, so each x[i][t] is broadcast into two FMAs of `2 $rows`
+/// accumulators (no horizontal sums). The packed stride is a multiple of 16: where one `$lanes`-wide vector
+/// is left (16 lanes) it goes alone. Columns past `n` are computed (the packed panel is zero there) and left
+/// out by `$store(ptr, width, v)`, which writes the first `width` lanes of `v`. Each output is one FMA chain
+/// over t in order, whatever the width, so every tier gives the same values.
+macro_rules! gemm_f32_packed_kernel {
+    (
+        $name:ident, $features:literal, rows: $rows:literal, lanes: $lanes:literal,
+        zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, store: $store:ident
+    ) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            x: &[f32],
+            rows: usize,
+            k: usize,
+            wt: &[f32],
+            n: usize,
+            out: &mut [f32],
+            ldo: usize,
+        ) {
+            let stride = super::x86_templates::packed_gemm_stride(x, rows, k, wt, n, out, ldo);
+            let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+            let mut i = 0;
+            while i < rows {
+                let group = (rows - i).min($rows);
+                let mut c0 = 0;
+                while c0 < stride {
+                    // Two column vectors, or the last one alone: separate loops, so the hot one has no
+                    // branch on `two` inside.
+                    if c0 + 2 * $lanes <= stride {
+                        gemm_f32_column_group!(
+                            true, $rows, $lanes, $zero, $load, $splat, $fmadd, $store, i, group,
+                            c0, k, n, stride, ldo, pw, px, po
+                        );
+                        c0 += 2 * $lanes;
+                    } else {
+                        gemm_f32_column_group!(
+                            false, $rows, $lanes, $zero, $load, $splat, $fmadd, $store, i, group,
+                            c0, k, n, stride, ldo, pw, px, po
+                        );
+                        c0 += $lanes;
+                    }
+                }
+                i += group;
+            }
+        }
+    };
+}
+
+/// One column group of [`gemm_f32_packed_kernel`]: `$rows` rows × one or (`$two`) two column vectors at
+/// `c0`, accumulated over all of k, then stored.
+macro_rules! gemm_f32_column_group {
+    (
+        $two:literal, $rows:literal, $lanes:literal, $zero:ident, $load:ident, $splat:ident,
+        $fmadd:ident, $store:ident,
+        $i:ident, $group:ident, $c0:ident, $k:ident, $n:ident, $stride:ident, $ldo:ident,
+        $pw:ident, $px:ident, $po:ident
+    ) => {{
+        let mut acc = [[$zero(); 2]; $rows];
+        for t in 0..$k {
+            // SAFETY: t < k and c0 + lanes (2 lanes when `$two`) <= stride: inside wt (k * stride values,
+            // checked by packed_gemm_stride).
+            let w0 = unsafe { $load($pw.add(t * $stride + $c0)) };
+            let w1 = if $two {
+                // SAFETY: as above.
+                unsafe { $load($pw.add(t * $stride + $c0 + $lanes)) }
+            } else {
+                $zero()
+            };
+            for (g, acc) in acc.iter_mut().enumerate().take($group) {
+                // SAFETY: row i + g < rows and t < k: inside x (rows * k values, checked).
+                let xb = $splat(unsafe { *$px.add(($i + g) * $k + t) });
+                acc[0] = $fmadd(xb, w0, acc[0]);
+                if $two {
+                    acc[1] = $fmadd(xb, w1, acc[1]);
+                }
+            }
+        }
+        for (g, acc) in acc.iter().enumerate().take($group) {
+            for (h, v) in acc.iter().enumerate().take(1 + usize::from($two)) {
+                let col = $c0 + $lanes * h;
+                if col >= $n {
+                    break;
+                }
+                let width = ($n - col).min($lanes);
+                // SAFETY: row i + g < rows, columns col .. col + width <= n <= ldo: inside out
+                // ((rows - 1) * ldo + n values, checked).
+                unsafe { $store($po.add(($i + g) * $ldo + col), width, *v) };
+            }
+        }
+    }};
+}
+
+/// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
+/// slice holds what the SIMD loops read and write through raw pointers.
+pub(super) fn packed_gemm_stride(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &[f32],
+    ldo: usize,
+) -> usize {
+    let stride = n.div_ceil(16) * 16;
+    assert!(
+        x.len() >= rows * k
+            && wt.len() >= k * stride
+            && ldo >= n
+            && (rows == 0 || out.len() >= (rows - 1) * ldo + n)
+    );
+    stride
 }
