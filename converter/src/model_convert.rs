@@ -28,6 +28,8 @@ pub struct ModelOptions {
     pub embed_tokenizer: bool,
     pub allow_nonfinite: bool,
     pub no_sparse: bool,
+    /// Alignment of the data planes in the file.
+    pub plane_align: mxrt_format::PlaneAlign,
 }
 
 /// One stored tensor: what it became and what it lost.
@@ -183,7 +185,7 @@ impl Source {
         }
 
         // Encode and measure.
-        let mut builder = FileBuilder::new(Map::new())?;
+        let mut builder = FileBuilder::new(Map::new())?.plane_align(options.plane_align);
         let mut reports = Vec::with_capacity(tensors.len());
         let total = tensors.len();
         for (i, t) in tensors.iter().enumerate() {

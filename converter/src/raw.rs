@@ -24,6 +24,8 @@ pub struct Options {
     pub no_sparse: bool,
     /// Keep NaN and infinities instead of refusing them.
     pub allow_nonfinite: bool,
+    /// Alignment of the data planes in the file.
+    pub plane_align: mxrt_format::PlaneAlign,
 }
 
 /// What happened to one tensor.
@@ -89,7 +91,7 @@ pub fn convert(
         per_file.push(tensors);
     }
 
-    let mut builder = FileBuilder::new(metadata(&files, options))?;
+    let mut builder = FileBuilder::new(metadata(&files, options))?.plane_align(options.plane_align);
     let total: usize = per_file.iter().map(Vec::len).sum();
     let mut outcomes = Vec::with_capacity(total);
     for (i, t) in per_file.iter().flatten().enumerate() {

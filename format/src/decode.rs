@@ -39,7 +39,14 @@ impl TensorView<'_> {
     /// The row decoder over this tensor's planes; `table` is `mx::code_table` of its element type for MX
     /// encodings (ignored otherwise).
     pub fn row_decoder<'t>(&'t self, table: &'t [f32]) -> RowDecoder<'t> {
-        RowDecoder::new(self.encoding, self.sparse, self.terms, self.planes, table)
+        RowDecoder::new(
+            self.encoding,
+            self.sparse,
+            self.terms,
+            self.planes,
+            self.row_offset_bytes,
+            table,
+        )
     }
 
     /// Number of elements whose value is zero (±0) after encoding, padding excluded.
@@ -71,7 +78,7 @@ impl TensorView<'_> {
         let (masks, offsets) = (self.planes[PLANE_MASKS], self.planes[PLANE_ROW_OFFSETS]);
         let bpr = t.blocks_per_row as usize;
         for r in 0..t.rows as usize {
-            let mut next = read_row_offset(offsets, r);
+            let mut next = read_row_offset(offsets, self.row_offset_bytes, r);
             for j in 0..bpr {
                 let mut m = read_mask(masks, r * bpr + j);
                 while m != 0 {
@@ -126,6 +133,7 @@ impl EncodedTensor {
                 &self.planes[2],
                 &self.planes[3],
             ],
+            row_offset_bytes: if self.sparse { 8 } else { 0 },
             plane_offsets: [0; 4],
             crc32: 0,
         })

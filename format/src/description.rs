@@ -1,6 +1,7 @@
 //! The model description of FORMAT.md section 9, typed: what the converter writes into a file's metadata and
-//! the runtime and the CLI read back, all through these types. They describe format version 1 files (the
-//! description changes only with the file's version; section 9 says which fields each version has).
+//! the runtime and the CLI read back, all through these types. They describe model description 2.0 (the
+//! header's minor version; FORMAT.md section 10 says how it evolves: new fields are optional, and section 9
+//! names the minor version that added each).
 //!
 //! [`ModelDescription::from_metadata`] reads the parts a program runs a model from (architecture and
 //! hyperparameters, the recipe's per-layer settings, the embedded tokenizer) and rejects a description that
@@ -94,11 +95,14 @@ impl Hyperparameters {
         }
     }
 
-    /// The `hyperparameters` object as written.
+    /// The `hyperparameters` object as written: MLP ops leave out tensor names that are their defaults.
     pub fn to_value(&self) -> Value {
         let v = match self {
             Hyperparameters::Bert(h) => serde_json::to_value(h),
-            Hyperparameters::Mlp(h) => serde_json::to_value(h),
+            Hyperparameters::Mlp(h) => serde_json::to_value(h).map(|mut v| {
+                op_tensor_names(&mut v, OpNames::LeaveOutDefaults);
+                v
+            }),
         };
         // Serializing these types cannot fail: every field is a string, number, bool, list or map.
         v.unwrap_or(Value::Null)
@@ -303,7 +307,49 @@ impl MlpHyperparameters {
     }
 }
 
-/// One op of an MLP, applied in order; the values name tensors.
+/// What [`op_tensor_names`] does to the tensor names of MLP ops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpNames {
+    LeaveOutDefaults,
+    FillInDefaults,
+}
+
+/// The tensor fields of each op kind and the suffix of their default names: a linear op named `fc1` reads
+/// `fc1.weight` and `fc1.bias` unless it names others, an affine op `bn.scale` and `bn.shift`. Writers leave
+/// out names equal to the defaults (a description stays small for tiny models); readers fill them in, so
+/// descriptions with every name written (all files before format 2.0) read the same.
+fn op_tensor_names(hyperparameters: &mut Value, what: OpNames) {
+    let Some(Value::Array(ops)) = hyperparameters.get_mut("ops") else {
+        return;
+    };
+    for op in ops.iter_mut().filter_map(Value::as_object_mut) {
+        let fields: &[&str] = match op.get("op").and_then(Value::as_str) {
+            Some("linear") => &["weight", "bias"],
+            Some("affine") => &["scale", "shift"],
+            _ => continue,
+        };
+        let Some(name) = op.get("name").and_then(Value::as_str).map(str::to_string) else {
+            continue;
+        };
+        for field in fields {
+            let default = format!("{name}.{field}");
+            match what {
+                OpNames::LeaveOutDefaults => {
+                    if op.get(*field).and_then(Value::as_str) == Some(default.as_str()) {
+                        op.remove(*field);
+                    }
+                }
+                OpNames::FillInDefaults => {
+                    op.entry(field.to_string())
+                        .or_insert(Value::String(default));
+                }
+            }
+        }
+    }
+}
+
+/// One op of an MLP, applied in order; the values name tensors. In the file, `weight`/`bias` (linear) and
+/// `scale`/`shift` (affine) may be left out when they are `<name>.weight` and so on (description 2.0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum MlpOp {
@@ -426,6 +472,8 @@ impl ModelDescription {
                 Hyperparameters::Bert(h)
             }
             Some(Value::String(a)) if a == "mlp" => {
+                let mut hp = hp;
+                op_tensor_names(&mut hp, OpNames::FillInDefaults);
                 Hyperparameters::Mlp(section("hyperparameters", hp)?)
             }
             Some(Value::String(a)) => return Err(DescriptionError::UnknownArchitecture(a.clone())),
@@ -510,7 +558,27 @@ mod tests {
         };
         assert_eq!(m.ops.len(), 4);
         assert_eq!(m.ops[2], MlpOp::Relu);
-        assert_eq!(d.hyperparameters.to_value(), hp);
+        // Written back without the default tensor names; read again, the same ops.
+        let compact = json!({"num_features": 16, "num_outputs": 5, "labels": ["g", "q", "t", "w", "z"],
+            "ops": [{"op": "linear", "name": "fc1"}, {"op": "affine", "name": "bn"},
+                    {"op": "relu"}, {"op": "softmax"}]});
+        assert_eq!(d.hyperparameters.to_value(), compact);
+        let again = ModelDescription::from_metadata(&meta(
+            json!({"architecture": "mlp", "hyperparameters": compact}),
+        ))
+        .unwrap();
+        assert_eq!(again.hyperparameters, d.hyperparameters);
+        // A name that is not the default is kept.
+        let mut other = hp.clone();
+        other["ops"][0]["bias"] = json!("shared.bias");
+        let d = ModelDescription::from_metadata(&meta(
+            json!({"architecture": "mlp", "hyperparameters": other}),
+        ))
+        .unwrap();
+        assert_eq!(
+            d.hyperparameters.to_value()["ops"][0],
+            json!({"op": "linear", "name": "fc1", "bias": "shared.bias"})
+        );
         assert!(d.recipe_layers.is_empty() && d.tokenizer.is_none());
     }
 
@@ -723,9 +791,10 @@ mod tests {
             "{e}"
         );
         let e = err(json!({"architecture": "mlp", "hyperparameters":
-            {"num_features": 4, "num_outputs": 2, "ops": [{"op": "linear", "name": "fc"}]}}));
+            {"num_features": 4, "num_outputs": 2, "ops": [{"op": "linear", "weight": "fc.weight"}]}}));
+        // (Without a name there are no default tensor names to fill in.)
         assert!(
-            e.starts_with("hyperparameters: missing field `weight`"),
+            e.starts_with("hyperparameters: missing field `name`"),
             "{e}"
         );
         let e = err(json!({"architecture": "mlp", "hyperparameters":

@@ -5,7 +5,7 @@ use crate::encoding::{Encoding, RawDtype, Rounding};
 use crate::error::{Error, Result};
 use crate::layout::{PLANE_ELEMENTS, PLANE_MASKS, PLANE_ROW_OFFSETS, PLANE_SCALES};
 use crate::mx::{self, BLOCK};
-use crate::shape::ShapeTerms;
+use crate::shape::{row_offset_bytes_for, ShapeTerms};
 use crate::{fixed, float};
 
 /// Whether the writer may store a tensor sparse (FORMAT.md section 6).
@@ -34,9 +34,24 @@ pub struct EncodedTensor {
 }
 
 impl EncodedTensor {
-    /// Bytes of all planes (what the tensor costs in the file, before alignment padding).
+    /// Bytes of all planes as the (version 2) writer stores them, before alignment padding: sparse row
+    /// offsets in the narrowest width that holds them.
     pub fn stored_bytes(&self) -> u64 {
-        self.planes.iter().map(|p| p.len() as u64).sum()
+        let all: u64 = self.planes.iter().map(|p| p.len() as u64).sum();
+        if !self.sparse {
+            return all;
+        }
+        let offsets = self.planes[PLANE_ROW_OFFSETS].len() as u64;
+        all - offsets + offsets / 8 * u64::from(row_offset_bytes_for(self.last_row_offset()))
+    }
+
+    /// A sparse tensor's last row offset: its stored element count (0 for dense tensors). In memory the
+    /// row offsets are u64 (version 1's width); writers narrow them.
+    pub fn last_row_offset(&self) -> u64 {
+        let p = &self.planes[PLANE_ROW_OFFSETS];
+        p.len().checked_sub(8).map_or(0, |at| {
+            u64::from_le_bytes(p[at..].try_into().unwrap_or([0; 8]))
+        })
     }
 }
 
@@ -74,7 +89,7 @@ pub fn encode_f32(
         SparsePolicy::IfSmaller => {
             let stored = codes.codes.iter().filter(|&&c| !is_removable(c)).count() as u64;
             let sparse_len: u64 = terms
-                .sparse_plane_lens(encoding, stored, name)?
+                .sparse_plane_lens(encoding, stored, row_offset_bytes_for(stored), name)?
                 .iter()
                 .sum();
             let dense_len: u64 = terms.dense_plane_lens(encoding, name)?.iter().sum();

@@ -15,10 +15,31 @@ pub enum Error {
     },
     #[error("not an .mxrt file: bad magic bytes {found:02x?}")]
     BadMagic { found: [u8; 8] },
-    #[error("unsupported .mxrt version {major}.{minor} (this reader understands 1.x)")]
+    #[error(
+        "this file is .mxrt format {major}.{minor}; this reader (mxrt-format {}) reads formats 1.x and \
+         2.0 to 2.{}: a newer mxrt is needed",
+        env!("CARGO_PKG_VERSION"),
+        crate::layout::VERSION_MINOR
+    )]
     UnsupportedVersion { major: u16, minor: u16 },
-    #[error("unknown header flags 0x{flags:08x} (no flags are defined in version 1)")]
+    #[error(
+        "this file (.mxrt format {major}.{minor}) requires {feature:?}, which this reader (format 2.0 to \
+         2.{}) does not implement: a newer mxrt is needed",
+        crate::layout::VERSION_MINOR
+    )]
+    RequiresFeature {
+        feature: String,
+        major: u16,
+        minor: u16,
+    },
+    #[error("unknown header flags 0x{flags:08x} (no flags are defined in versions 1 and 2)")]
     UnknownFlags { flags: u32 },
+    #[error("plane alignment 2^{log2} is outside 2^3 ..= 2^16 (header byte 96)")]
+    BadPlaneAlignment { log2: u8 },
+    #[error(
+        "the tensor table places {placed} bytes of planes, but the data section holds {actual}"
+    )]
+    DataLengthMismatch { placed: u64, actual: u64 },
     #[error("{what} checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x} (file corrupted)")]
     ChecksumMismatch {
         what: String,
@@ -27,7 +48,7 @@ pub enum Error {
     },
     #[error("header says the file is {header} bytes, but it is {actual} bytes")]
     FileLengthMismatch { header: u64, actual: u64 },
-    #[error("{section} section: header says offset {found}, but version 1 requires {expected}")]
+    #[error("{section} section: header says offset {found}, but the layout requires {expected}")]
     SectionMisplaced {
         section: &'static str,
         found: u64,
@@ -104,6 +125,8 @@ pub enum Error {
     },
     #[error("tensor {tensor:?}: {reason}")]
     Unsupported { tensor: String, reason: String },
+    #[error("plane alignment {spec:?} is not `auto` or a power of two from 8 to 65536")]
+    BadPlaneAlignmentSpec { spec: String },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

@@ -19,13 +19,15 @@ pub mod mx;
 mod reader;
 pub mod rows;
 mod shape;
+mod table;
 mod writer;
 
 pub use encode::{encode_f32, encode_raw, EncodedTensor, SparsePolicy};
 pub use encoding::{Encoding, EncodingSpec, MxElem, RawDtype, Rounding};
 pub use error::{Error, Result};
 pub use file_io::{open_regular_file, write_atomically};
+pub use layout::FormatVersion;
 pub use metadata::{parse_metadata, validate_metadata};
-pub use reader::{MxrtFile, ReadOptions, TensorView};
-pub use shape::ShapeTerms;
-pub use writer::FileBuilder;
+pub use reader::{read_row_offset, MxrtFile, ReadOptions, TensorView};
+pub use shape::{row_offset_bytes_for, ShapeTerms};
+pub use writer::{FileBuilder, PlaneAlign};

@@ -15,6 +15,11 @@ pub fn validate_metadata(meta: &Map<String, Value>) -> Result<()> {
             ))
         }
     }
+    match meta.get("requires") {
+        None => {}
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => {}
+        Some(v) => return bad(format!("`requires` must be an array of strings, found {v}")),
+    }
     for key in ["hyperparameters", "recipe", "provenance"] {
         match meta.get(key) {
             None | Some(Value::Object(_)) => {}
@@ -79,6 +84,29 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<Map<String, Value>> {
     };
     validate_metadata(&map)?;
     Ok(map)
+}
+
+/// Features of the model description a reader must implement to compute a file's results correctly (FORMAT.md
+/// section 10). None is defined in description 2.0; a later minor version that adds a field which changes
+/// results names it here and in the files that use it, so older readers refuse those files instead of
+/// silently ignoring the field.
+pub const KNOWN_FEATURES: &[&str] = &[];
+
+/// Refuses a file whose `requires` names a feature this reader does not implement, naming the file's version.
+pub fn check_required_features(meta: &Map<String, Value>, version: (u16, u16)) -> Result<()> {
+    let Some(Value::Array(list)) = meta.get("requires") else {
+        return Ok(());
+    };
+    for feature in list.iter().filter_map(Value::as_str) {
+        if !KNOWN_FEATURES.contains(&feature) {
+            return Err(Error::RequiresFeature {
+                feature: feature.to_string(),
+                major: version.0,
+                minor: version.1,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use crate::encoding::{MxElem, Rounding};
 
-/// Elements per block (fixed by OCP MX v1.0 and by format version 1).
+/// Elements per block (fixed by OCP MX v1.0 and by every .mxrt layout version).
 pub const BLOCK: usize = 32;
 /// Scale byte meaning NaN (E8M0 0xFF).
 pub const SCALE_NAN: u8 = 0xFF;

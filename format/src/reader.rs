@@ -10,9 +10,10 @@ use crate::bits::{read_code, sign_extend};
 use crate::encoding::{Encoding, Rounding};
 use crate::error::{add, align_up, mul, Error, Result};
 use crate::layout::*;
-use crate::metadata::parse_metadata;
+use crate::metadata::{check_required_features, parse_metadata};
 use crate::mx::BLOCK;
 use crate::shape::ShapeTerms;
+use crate::table::{v1_entries, v2_entries, EntryFields, Placement};
 
 /// How much to check at open.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +34,8 @@ impl Default for ReadOptions {
 #[derive(Debug)]
 pub struct MxrtFile<'a> {
     version: (u16, u16),
+    layout: FormatVersion,
+    plane_align: u64,
     file_len: u64,
     metadata: Map<String, Value>,
     tensors: Vec<TensorView<'a>>,
@@ -51,6 +54,8 @@ pub struct TensorView<'a> {
     pub terms: ShapeTerms,
     pub(crate) planes: [&'a [u8]; 4],
     pub(crate) plane_offsets: [u64; 4],
+    /// Sparse: bytes per row offset in plane 3 (8 in version 1; 2, 4 or 8 in version 2); dense: 0.
+    pub row_offset_bytes: u8,
     pub(crate) crc32: u32,
 }
 
@@ -73,18 +78,24 @@ impl<'a> TensorView<'a> {
     /// Number of stored elements (sparse: the non-zero ones).
     pub fn stored_elements(&self) -> u64 {
         if self.sparse {
-            read_row_offset(self.planes[PLANE_ROW_OFFSETS], self.terms.rows as usize)
+            read_row_offset(
+                self.planes[PLANE_ROW_OFFSETS],
+                self.row_offset_bytes,
+                self.terms.rows as usize,
+            )
         } else {
             self.terms.numel
         }
     }
 }
 
-/// Row offset `row` of a sparse tensor's plane 3 (0 past the end; the reader validated the length).
-pub(crate) fn read_row_offset(plane: &[u8], row: usize) -> u64 {
+/// Row offset `row` of a sparse tensor's plane 3, stored in `width` bytes (2, 4 or 8) little-endian (0 past
+/// the end; the reader validated the length).
+pub fn read_row_offset(plane: &[u8], width: u8, row: usize) -> u64 {
+    let width = usize::from(width.min(8));
     let mut b = [0u8; 8];
-    if let Some(src) = plane.get(row * 8..row * 8 + 8) {
-        b.copy_from_slice(src);
+    if let Some(src) = plane.get(row * width..(row + 1) * width) {
+        b[..width].copy_from_slice(src);
     }
     u64::from_le_bytes(b)
 }
@@ -99,7 +110,7 @@ pub(crate) fn read_mask(plane: &[u8], block: usize) -> u32 {
 }
 
 impl<'a> MxrtFile<'a> {
-    /// Validates `bytes` as a whole `.mxrt` file.
+    /// Validates `bytes` as a whole `.mxrt` file of layout version 1 or 2.
     pub fn parse(bytes: &'a [u8], options: ReadOptions) -> Result<MxrtFile<'a>> {
         let actual = bytes.len() as u64;
         let Some(head) = bytes.get(..HEADER_LEN as usize) else {
@@ -118,12 +129,16 @@ impl<'a> MxrtFile<'a> {
             return Err(Error::BadMagic { found: h.magic });
         }
         let version = (h.version_major.get(), h.version_minor.get());
-        if version.0 != VERSION_MAJOR {
-            return Err(Error::UnsupportedVersion {
-                major: version.0,
-                minor: version.1,
-            });
-        }
+        let layout = match version.0 {
+            1 => FormatVersion::V1,
+            2 => FormatVersion::V2,
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    major: version.0,
+                    minor: version.1,
+                })
+            }
+        };
         check_crc(
             "header",
             h.header_crc32.get(),
@@ -134,7 +149,20 @@ impl<'a> MxrtFile<'a> {
                 flags: h.flags.get(),
             });
         }
-        check_zero(&h.reserved, "header reserved bytes", 96)?;
+        let plane_align = match layout {
+            FormatVersion::V1 => {
+                check_zero(&h.reserved, "header reserved bytes", 96)?;
+                PLANE_ALIGN
+            }
+            FormatVersion::V2 => {
+                let log2 = h.reserved[0];
+                if !(MIN_PLANE_ALIGN_LOG2..=MAX_PLANE_ALIGN_LOG2).contains(&log2) {
+                    return Err(Error::BadPlaneAlignment { log2 });
+                }
+                check_zero(&h.reserved[1..], "header reserved bytes", 97)?;
+                1u64 << log2
+            }
+        };
         if h.file_len.get() != actual {
             return Err(Error::FileLengthMismatch {
                 header: h.file_len.get(),
@@ -142,18 +170,30 @@ impl<'a> MxrtFile<'a> {
             });
         }
 
-        // Canonical section positions.
+        // Canonical section positions. Version 1 entries have a fixed size; version 2 entries a size of their
+        // own, so its table ends where the header says and the entries must fill it exactly (checked below).
         let metadata_len = h.metadata_len.get();
         let count = h.tensor_count.get();
         let metadata_end = add(HEADER_LEN, metadata_len, "metadata end")?;
         let table_offset = align_up(metadata_end, TABLE_ALIGN, "table offset")?;
-        let strings_offset = add(
+        let min_table_len = match layout {
+            FormatVersion::V1 => ENTRY_LEN,
+            FormatVersion::V2 => ENTRY_V2_HEAD_LEN,
+        };
+        let min_strings_offset = add(
             table_offset,
-            mul(count, ENTRY_LEN, "tensor table length")?,
+            mul(count, min_table_len, "tensor table length")?,
             "strings offset",
         )?;
+        let strings_offset = match layout {
+            FormatVersion::V1 => min_strings_offset,
+            FormatVersion::V2 if h.strings_offset.get() >= min_strings_offset => {
+                h.strings_offset.get()
+            }
+            FormatVersion::V2 => min_strings_offset,
+        };
         let strings_end = add(strings_offset, h.strings_len.get(), "strings end")?;
-        let data_offset = align_up(strings_end, PLANE_ALIGN, "data offset")?;
+        let data_offset = align_up(strings_end, plane_align, "data offset")?;
         placed("metadata", h.metadata_offset.get(), HEADER_LEN)?;
         placed("tensor table", h.table_offset.get(), table_offset)?;
         placed("strings", h.strings_offset.get(), strings_offset)?;
@@ -190,6 +230,7 @@ impl<'a> MxrtFile<'a> {
             crc32fast::hash(metadata_bytes),
         )?;
         let metadata = parse_metadata(metadata_bytes)?;
+        check_required_features(&metadata, version)?;
 
         let table = slice(table_offset, strings_offset);
         let strings = slice(strings_offset, strings_end);
@@ -198,26 +239,43 @@ impl<'a> MxrtFile<'a> {
         crc.update(strings);
         check_crc("tensor table", h.table_crc32.get(), crc.finalize())?;
 
+        let entries = match layout {
+            FormatVersion::V1 => v1_entries(table)?,
+            FormatVersion::V2 => {
+                let (entries, used) = v2_entries(table, count)?;
+                placed(
+                    "strings",
+                    strings_offset,
+                    add(table_offset, used, "strings offset")?,
+                )?;
+                entries
+            }
+        };
         let ctx = Context {
             bytes,
             strings,
             data_offset,
             file_len: actual,
+            plane_align,
+            cursor: std::cell::Cell::new(data_offset),
         };
         let mut tensors = Vec::with_capacity(count as usize);
         let mut by_name = HashMap::with_capacity(count as usize);
-        for (index, raw) in table.chunks_exact(ENTRY_LEN as usize).enumerate() {
-            let entry = RawEntry::ref_from_bytes(raw).map_err(|_| Error::InvalidEntry {
-                index: index as u64,
-                reason: "table entry is not 152 bytes".into(),
-            })?;
-            let view = ctx.entry(index as u64, entry)?;
+        for entry in &entries {
+            let view = ctx.entry(entry)?;
             if by_name.insert(view.name, tensors.len()).is_some() {
                 return Err(Error::DuplicateName {
                     name: view.name.to_string(),
                 });
             }
             tensors.push(view);
+        }
+        if layout == FormatVersion::V2 && ctx.cursor.get() != actual {
+            // Canonical placement: the data section ends with the last plane.
+            return Err(Error::DataLengthMismatch {
+                placed: ctx.cursor.get() - data_offset,
+                actual: actual - data_offset,
+            });
         }
         check_data_section(bytes, data_offset, &tensors)?;
         for t in &tensors {
@@ -232,6 +290,8 @@ impl<'a> MxrtFile<'a> {
         }
         Ok(MxrtFile {
             version,
+            layout,
+            plane_align,
             file_len: actual,
             metadata,
             tensors,
@@ -239,8 +299,18 @@ impl<'a> MxrtFile<'a> {
         })
     }
 
+    /// The layout version (`major`) and the model-description version (`minor`) of the file.
     pub fn version(&self) -> (u16, u16) {
         self.version
+    }
+
+    pub fn layout(&self) -> FormatVersion {
+        self.layout
+    }
+
+    /// The alignment of every data plane in this file (256 in version 1; chosen by the writer in version 2).
+    pub fn plane_align(&self) -> u64 {
+        self.plane_align
     }
 
     pub fn file_len(&self) -> u64 {
@@ -301,21 +371,25 @@ struct Context<'a> {
     strings: &'a [u8],
     data_offset: u64,
     file_len: u64,
+    plane_align: u64,
+    /// Version 2: where the next plane goes (planes follow each other in table order).
+    cursor: std::cell::Cell<u64>,
 }
 
 impl<'a> Context<'a> {
-    fn entry(&self, index: u64, e: &RawEntry) -> Result<TensorView<'a>> {
+    fn entry(&self, e: &EntryFields<'_>) -> Result<TensorView<'a>> {
+        let index = e.index;
         let invalid = |reason: String| Error::InvalidEntry { index, reason };
-        if e.reserved != [0, 0] {
+        if !e.reserved_zero {
             return Err(invalid("reserved bytes are not zero".into()));
         }
-        let name_len = e.name_len.get();
+        let name_len = e.name_len;
         if name_len == 0 || name_len > MAX_NAME_LEN {
             return Err(invalid(format!(
                 "name length {name_len} is outside 1..={MAX_NAME_LEN}"
             )));
         }
-        let name_start = e.name_offset.get();
+        let name_start = e.name_offset;
         let name_end = name_start
             .checked_add(u64::from(name_len))
             .filter(|&end| end <= self.strings.len() as u64);
@@ -327,7 +401,6 @@ impl<'a> Context<'a> {
         };
         let name = std::str::from_utf8(&self.strings[name_start as usize..name_end as usize])
             .map_err(|_| invalid("name is not valid UTF-8".into()))?;
-
         let encoding =
             Encoding::from_codes(e.encoding, e.param0, e.param1).map_err(|(unknown, reason)| {
                 if unknown {
@@ -362,39 +435,64 @@ impl<'a> Context<'a> {
         if rank > MAX_RANK {
             return Err(bad_entry(format!("rank {rank} is above {MAX_RANK}")));
         }
-        if e.dims[rank..].iter().any(|d| d.get() != 0) {
+        if e.dims[rank.min(e.dims.len())..].iter().any(|&d| d != 0) {
             return Err(bad_entry(format!("dims beyond rank {rank} are not zero")));
         }
-        let shape: Vec<u64> = e.dims[..rank].iter().map(|d| d.get()).collect();
+        let shape: Vec<u64> = e.dims[..rank].to_vec();
         let terms = ShapeTerms::new(&shape, &format!("shape {shape:?} of tensor {name:?}"))?;
 
-        // Plane lengths follow from the entry; for sparse tensors, from the row offsets.
         let what = format!("planes of tensor {name:?}");
-        let mut planes: [&'a [u8]; 4] = [&[]; 4];
-        let mut offsets = [0u64; 4];
-        let expected = if sparse {
-            let lens = terms.sparse_plane_lens(encoding, 0, &what)?;
-            for role in [PLANE_SCALES, PLANE_MASKS, PLANE_ROW_OFFSETS] {
-                (planes[role], offsets[role]) =
-                    self.plane(name, role, &e.planes[role], lens[role])?;
+        let (planes, offsets, row_offset_bytes) = match e.placement {
+            Placement::Explicit(raw) => {
+                self.explicit_planes(name, raw, encoding, sparse, &terms)?
             }
-            let stored = read_row_offset(planes[PLANE_ROW_OFFSETS], terms.rows as usize);
-            if stored > terms.numel {
-                return Err(Error::BadSparse {
-                    tensor: name.to_string(),
-                    reason: format!("{stored} stored elements in a tensor of {}", terms.numel),
-                });
+            Placement::Canonical {
+                row_offset_bytes,
+                stored_elements,
+            } => {
+                if sparse && ![2, 4, 8].contains(&row_offset_bytes) {
+                    return Err(bad_entry(format!(
+                        "sparse row offsets of {row_offset_bytes} bytes (2, 4 or 8 are defined)"
+                    )));
+                }
+                if !sparse && (row_offset_bytes, stored_elements) != (0, 0) {
+                    return Err(bad_entry(
+                        "a dense tensor with a row-offset width or stored-element count".into(),
+                    ));
+                }
+                if stored_elements > terms.numel {
+                    return Err(Error::BadSparse {
+                        tensor: name.to_string(),
+                        reason: format!(
+                            "{stored_elements} stored elements in a tensor of {}",
+                            terms.numel
+                        ),
+                    });
+                }
+                let lens = if sparse {
+                    terms.sparse_plane_lens(encoding, stored_elements, row_offset_bytes, &what)?
+                } else {
+                    terms.dense_plane_lens(encoding, &what)?
+                };
+                let (planes, offsets) = self.canonical_planes(name, lens)?;
+                if sparse {
+                    let last = read_row_offset(
+                        planes[PLANE_ROW_OFFSETS],
+                        row_offset_bytes,
+                        terms.rows as usize,
+                    );
+                    if last != stored_elements {
+                        return Err(Error::BadSparse {
+                            tensor: name.to_string(),
+                            reason: format!(
+                                "the last row offset is {last}, the entry says {stored_elements} stored elements"
+                            ),
+                        });
+                    }
+                }
+                (planes, offsets, row_offset_bytes)
             }
-            terms.sparse_plane_lens(encoding, stored, &what)?
-        } else {
-            terms.dense_plane_lens(encoding, &what)?
         };
-        for role in 0..4 {
-            if !(sparse && role != PLANE_ELEMENTS) {
-                (planes[role], offsets[role]) =
-                    self.plane(name, role, &e.planes[role], expected[role])?;
-            }
-        }
         Ok(TensorView {
             name,
             shape,
@@ -404,8 +502,78 @@ impl<'a> Context<'a> {
             terms,
             planes,
             plane_offsets: offsets,
-            crc32: e.crc32.get(),
+            row_offset_bytes,
+            crc32: e.crc32,
         })
+    }
+
+    /// Version 1: each plane where the entry puts it (checked), of exactly the length the entry implies;
+    /// a sparse tensor's element count comes from its (u64) row offsets.
+    #[allow(clippy::type_complexity)]
+    fn explicit_planes(
+        &self,
+        name: &str,
+        raw: &[RawPlane; 4],
+        encoding: Encoding,
+        sparse: bool,
+        terms: &ShapeTerms,
+    ) -> Result<([&'a [u8]; 4], [u64; 4], u8)> {
+        let what = format!("planes of tensor {name:?}");
+        let mut planes: [&'a [u8]; 4] = [&[]; 4];
+        let mut offsets = [0u64; 4];
+        let expected = if sparse {
+            let lens = terms.sparse_plane_lens(encoding, 0, 8, &what)?;
+            for role in [PLANE_SCALES, PLANE_MASKS, PLANE_ROW_OFFSETS] {
+                (planes[role], offsets[role]) = self.plane(name, role, &raw[role], lens[role])?;
+            }
+            let stored = read_row_offset(planes[PLANE_ROW_OFFSETS], 8, terms.rows as usize);
+            if stored > terms.numel {
+                return Err(Error::BadSparse {
+                    tensor: name.to_string(),
+                    reason: format!("{stored} stored elements in a tensor of {}", terms.numel),
+                });
+            }
+            terms.sparse_plane_lens(encoding, stored, 8, &what)?
+        } else {
+            terms.dense_plane_lens(encoding, &what)?
+        };
+        for role in 0..4 {
+            if !(sparse && role != PLANE_ELEMENTS) {
+                (planes[role], offsets[role]) =
+                    self.plane(name, role, &raw[role], expected[role])?;
+            }
+        }
+        Ok((planes, offsets, if sparse { 8 } else { 0 }))
+    }
+
+    /// Version 2: the used planes (`len > 0`) in role order, each at the next multiple of the file's plane
+    /// alignment after the previous plane.
+    fn canonical_planes(&self, name: &str, lens: [u64; 4]) -> Result<([&'a [u8]; 4], [u64; 4])> {
+        let mut planes: [&'a [u8]; 4] = [&[]; 4];
+        let mut offsets = [0u64; 4];
+        for role in 0..4 {
+            let len = lens[role];
+            if len == 0 {
+                continue;
+            }
+            let offset = align_up(self.cursor.get(), self.plane_align, "plane offset")?;
+            let end = add(offset, len, "plane end")?;
+            if end > self.file_len {
+                return Err(Error::BadPlane {
+                    tensor: name.to_string(),
+                    plane: role,
+                    role: PLANE_ROLES[role],
+                    reason: format!(
+                        "of {len} bytes at {offset} runs past the end of the file ({} bytes)",
+                        self.file_len
+                    ),
+                });
+            }
+            planes[role] = &self.bytes[offset as usize..end as usize];
+            offsets[role] = offset;
+            self.cursor.set(end);
+        }
+        Ok((planes, offsets))
     }
 
     /// Checks one plane's position and length and returns its bytes.
@@ -572,7 +740,8 @@ fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
     };
     let terms = &t.terms;
     let (masks, offsets) = (t.planes[PLANE_MASKS], t.planes[PLANE_ROW_OFFSETS]);
-    if read_row_offset(offsets, 0) != 0 {
+    let width = t.row_offset_bytes;
+    if read_row_offset(offsets, width, 0) != 0 {
         return bad("row offset 0 is not 0".into());
     }
     let bpr = terms.blocks_per_row as usize;
@@ -594,7 +763,7 @@ fn validate_sparse(t: &TensorView<'_>) -> Result<()> {
             }
             stored += u64::from(m.count_ones());
         }
-        let next = read_row_offset(offsets, r + 1);
+        let next = read_row_offset(offsets, width, r + 1);
         if next != stored {
             return bad(format!(
                 "row offset {} is {next}, the masks of rows 0..={r} hold {stored} elements",

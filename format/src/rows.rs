@@ -26,8 +26,9 @@ pub struct RowDecoder<'a> {
     pub scales: &'a [u8],
     /// Sparse masks (u32 little-endian, one per block; empty when dense).
     pub masks: &'a [u8],
-    /// Sparse row offsets (u64 little-endian, `rows + 1`; empty when dense).
+    /// Sparse row offsets (`rows + 1`, little-endian, `row_offset_bytes` each; empty when dense).
     pub row_offsets: &'a [u8],
+    pub row_offset_bytes: u8,
     /// Value of each MX element code (`mx::code_table`; empty for other encodings).
     pub table: &'a [f32],
 }
@@ -39,6 +40,7 @@ impl<'a> RowDecoder<'a> {
         sparse: bool,
         terms: ShapeTerms,
         planes: [&'a [u8]; 4],
+        row_offset_bytes: u8,
         table: &'a [f32],
     ) -> Self {
         RowDecoder {
@@ -49,6 +51,7 @@ impl<'a> RowDecoder<'a> {
             scales: planes[PLANE_SCALES],
             masks: planes[PLANE_MASKS],
             row_offsets: planes[PLANE_ROW_OFFSETS],
+            row_offset_bytes,
             table,
         }
     }
@@ -162,7 +165,7 @@ impl<'a> RowDecoder<'a> {
     pub fn for_each_stored(&self, r: usize, mut f: impl FnMut(usize, f32)) {
         let bits = self.encoding.element_bits();
         let bpr = self.terms.blocks_per_row as usize;
-        let mut next = read_row_offset(self.row_offsets, r);
+        let mut next = read_row_offset(self.row_offsets, self.row_offset_bytes, r);
         for j in 0..bpr {
             let mut m = read_mask(self.masks, r * bpr + j);
             if let (8, Encoding::Mx(_)) = (bits, self.encoding) {

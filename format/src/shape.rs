@@ -57,17 +57,23 @@ impl ShapeTerms {
         Ok([elements, scales, 0, 0])
     }
 
-    /// Exact plane lengths of the sparse layout holding `stored` elements.
+    /// Exact plane lengths of the sparse layout holding `stored` elements, with row offsets of
+    /// `row_offset_bytes` each.
     pub fn sparse_plane_lens(
         &self,
         encoding: Encoding,
         stored: u64,
+        row_offset_bytes: u8,
         what: &str,
     ) -> Result<[u64; 4]> {
         let elements = packed(stored, encoding.element_bits(), what)?;
         let scales = if encoding.is_mx() { self.blocks } else { 0 };
         let masks = mul(self.blocks, 4, what)?;
-        let row_offsets = mul(crate::error::add(self.rows, 1, what)?, 8, what)?;
+        let row_offsets = mul(
+            crate::error::add(self.rows, 1, what)?,
+            u64::from(row_offset_bytes),
+            what,
+        )?;
         Ok([elements, scales, masks, row_offsets])
     }
 }
@@ -76,6 +82,18 @@ fn packed(count: u64, bits: u32, what: &str) -> Result<u64> {
     packed_len(count, bits).ok_or_else(|| crate::Error::Overflow {
         what: what.to_string(),
     })
+}
+
+/// The narrowest row-offset width (2, 4 or 8 bytes) that holds `stored`, the largest row offset of a sparse
+/// tensor: what the version 2 writer stores.
+pub fn row_offset_bytes_for(stored: u64) -> u8 {
+    if stored <= u64::from(u16::MAX) {
+        2
+    } else if stored <= u64::from(u32::MAX) {
+        4
+    } else {
+        8
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Hostile files: every truncation, 10 000 random mutations, and crafted headers and table entries whose
-//! checksums are valid but whose offsets, lengths, shapes or counts lie. Each must be an error naming the
+//! Hostile files: every truncation and 10 000 random mutations (of a version 1 and a version 2 file), and
+//! crafted version 1 headers and table entries whose checksums are valid but whose offsets, lengths, shapes
+//! or counts lie (version 2's own fields: `tests/version2.rs`). Each must be an error naming the
 //! problem; none may panic or read out of bounds (the reader only uses checked slicing, so an out-of-bounds
 //! read would be a panic, which fails these tests).
 
@@ -7,17 +8,23 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mxrt_format::layout::{RawEntry, RawHeader, ENTRY_LEN, HEADER_CRC_OFFSET, HEADER_LEN};
 use mxrt_format::{
-    encode_f32, encode_raw, Encoding, Error, FileBuilder, MxElem, MxrtFile, RawDtype, ReadOptions,
+    encode_f32, encode_raw, Encoding, Error, FileBuilder, FormatVersion, MxElem, MxrtFile,
+    RawDtype, ReadOptions,
 };
 use mxrt_format::{Rounding, SparsePolicy};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use zerocopy::{FromBytes, IntoBytes};
 
-/// A small file exercising every layout: MX dense, sparse fixed point, packed widths, f16, scalar, empty, raw.
+/// The version 1 file the crafted lies below edit (their offsets are version 1's).
 fn valid_file() -> Vec<u8> {
+    valid_file_of(FormatVersion::V1)
+}
+
+/// A small file exercising every layout: MX dense, sparse fixed point, packed widths, f16, scalar, empty, raw.
+pub fn valid_file_of(version: FormatVersion) -> Vec<u8> {
     let mut meta = serde_json::Map::new();
     meta.insert("architecture".into(), serde_json::Value::Null);
-    let mut b = FileBuilder::new(meta).unwrap();
+    let mut b = FileBuilder::new(meta).unwrap().format_version(version);
     let n = |k: usize| {
         (0..k)
             .map(|i| ((i * 7919) % 23) as f32 / 4.0 - 2.0)
@@ -133,8 +140,15 @@ fn parse_guarded(bytes: &[u8], what: &str) -> mxrt_format::Result<()> {
 
 #[test]
 fn the_valid_file_is_valid() {
-    let bytes = valid_file();
+    for version in [FormatVersion::V1, FormatVersion::V2] {
+        the_valid_file_is_valid_in(version);
+    }
+}
+
+fn the_valid_file_is_valid_in(version: FormatVersion) {
+    let bytes = valid_file_of(version);
     let f = MxrtFile::parse(&bytes, ReadOptions::default()).unwrap();
+    assert_eq!(f.layout(), version);
     assert_eq!(f.tensors().len(), 9);
     assert_eq!(f.tensor("p3").unwrap().plane(0).len(), 2); // 5 codes x 3 bits: bit 15 unused
     assert!(f.tensor("sp").unwrap().sparse);
@@ -151,7 +165,13 @@ fn the_valid_file_is_valid() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    let bytes = valid_file();
+    for version in [FormatVersion::V1, FormatVersion::V2] {
+        every_truncation_is_an_error_in(version);
+    }
+}
+
+fn every_truncation_is_an_error_in(version: FormatVersion) {
+    let bytes = valid_file_of(version);
     for len in 0..bytes.len() {
         let err = parse_guarded(&bytes[..len], &format!("truncation to {len}")).unwrap_err();
         let ok = match len {
@@ -170,7 +190,13 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn ten_thousand_random_mutations_are_all_detected() {
-    let bytes = valid_file();
+    for version in [FormatVersion::V1, FormatVersion::V2] {
+        ten_thousand_random_mutations_are_all_detected_in(version);
+    }
+}
+
+fn ten_thousand_random_mutations_are_all_detected_in(version: FormatVersion) {
+    let bytes = valid_file_of(version);
     let mut rng = StdRng::seed_from_u64(0x5eed);
     for i in 0..10_000 {
         let mut m = bytes.clone();
@@ -187,7 +213,7 @@ fn ten_thousand_random_mutations_are_all_detected() {
             };
         }
         let what = format!(
-            "mutation {i} at byte {at} ({:#04x} -> {:#04x})",
+            "{version:?}: mutation {i} at byte {at} ({:#04x} -> {:#04x})",
             bytes[at], m[at]
         );
         let err = parse_guarded(&m, &what).expect_err(&what);
@@ -271,9 +297,10 @@ macro_rules! assert_err {
 #[test]
 fn lying_headers() {
     assert_err!(header_lie(|h| h.magic[0] = b'X'), Error::BadMagic { .. });
+    // Version 2 is read now (a version 1 file relabelled 2 fails on the layout); 3 is unknown.
     assert_err!(
-        header_lie(|h| h.version_major = 2.into()),
-        Error::UnsupportedVersion { major: 2, .. }
+        header_lie(|h| h.version_major = 3.into()),
+        Error::UnsupportedVersion { major: 3, .. }
     );
     assert_err!(
         header_lie(|h| h.version_major = 0.into()),

@@ -53,8 +53,9 @@ fn refuse(backend: &'static str, t: &TensorRef, reason: String) -> RuntimeError 
 /// Where each row's element codes lie in a weight's element plane, and what rows cost on a device.
 struct RowSpans<'a> {
     sparse: bool,
-    /// Sparse row offsets (u64 little-endian; empty when dense).
+    /// Sparse row offsets (little-endian, `offset_bytes` each; empty when dense).
     offsets: &'a [u8],
+    offset_bytes: u8,
     /// Codes per dense row (MX rows padded to whole blocks).
     stride: u64,
     bits: u64,
@@ -65,6 +66,7 @@ impl<'a> RowSpans<'a> {
         RowSpans {
             sparse: t.sparse,
             offsets: t.plane(file, PLANE_ROW_OFFSETS),
+            offset_bytes: t.row_offset_bytes,
             stride: t.terms.dense_row_stride(t.encoding),
             bits: u64::from(t.encoding.element_bits()),
         }
@@ -72,10 +74,7 @@ impl<'a> RowSpans<'a> {
 
     /// Index of sparse row `r`'s first stored code.
     fn row_offset(&self, r: u64) -> u64 {
-        let at = (r * 8) as usize;
-        self.offsets
-            .get(at..at + 8)
-            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        mxrt_format::read_row_offset(self.offsets, self.offset_bytes, r as usize)
     }
 
     /// Index of row `r`'s first code in the element plane.

@@ -18,6 +18,8 @@ pub struct TensorRef {
     table: Vec<f32>,
     /// Elements actually stored (all of them for dense tensors).
     pub stored_elements: u64,
+    /// Sparse: bytes per row offset in plane 3 (2, 4 or 8); dense: 0.
+    pub row_offset_bytes: u8,
 }
 
 impl TensorRef {
@@ -38,6 +40,7 @@ impl TensorRef {
                 _ => Vec::new(),
             },
             stored_elements: v.stored_elements(),
+            row_offset_bytes: v.row_offset_bytes,
         }
     }
 
@@ -71,6 +74,7 @@ impl TensorRef {
                 self.sparse,
                 self.terms,
                 [0, 1, 2, 3].map(plane), // indexed by layout::PLANE_*
+                self.row_offset_bytes,
                 &self.table,
             ),
         }
@@ -150,7 +154,7 @@ impl WeightView<'_> {
     }
 
     /// Dense f32 weights: row `r` read in place from the file (no copy), when the bytes are aligned for f32
-    /// (planes are 64-byte aligned in the file, so they are whenever the file image is) and the machine is
+    /// (the format aligns planes to at least 8 bytes, so they are whenever the file image is) and the machine is
     /// little-endian like the format.
     pub fn f32_row(&self, r: usize) -> Option<&[f32]> {
         let t = self.tensor;

@@ -75,6 +75,7 @@ fn reference_model(
             embed_tokenizer: true,
             allow_nonfinite: false,
             no_sparse: true,
+            plane_align: mxrt_format::PlaneAlign::Auto,
         };
         convert_model(&[r.to_path_buf()], &out, &options, &mut |_, _, _| {})
             .with_context(|| format!("converting the reference {}", r.display()))?;

@@ -45,6 +45,8 @@ struct Totals {
 struct Inspection {
     file: String,
     version: String,
+    /// Alignment of every data plane (bytes).
+    plane_align: u64,
     metadata: serde_json::Map<String, Value>,
     tensors: Vec<TensorRow>,
     totals: Totals,
@@ -93,6 +95,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let inspection = Inspection {
         file: a.file.display().to_string(),
         version: format!("{major}.{minor}"),
+        plane_align: file.plane_align(),
         metadata: file.metadata().clone(),
         tensors,
         totals,
@@ -185,8 +188,9 @@ fn print_text(i: &Inspection) -> std::io::Result<()> {
         t.saving_percent
     )?;
     outln!(
-        "file: {} bytes including header, metadata and 256-byte alignment: saving {:.1} % against FP32",
+        "file: {} bytes including header, metadata and {}-byte alignment: saving {:.1} % against FP32",
         grouped(t.file_bytes),
+        i.plane_align,
         t.file_saving_percent
     )?;
     Ok(())

@@ -418,6 +418,7 @@ impl Sweep<'_> {
             embed_tokenizer: true,
             allow_nonfinite: false,
             no_sparse: false,
+            plane_align: mxrt_format::PlaneAlign::Auto,
         }
     }
 
