@@ -8,6 +8,7 @@ mod fmt;
 mod infer;
 mod memory;
 mod memory_report;
+mod outputs;
 mod plot;
 mod task;
 mod threads;
@@ -67,6 +68,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    outputs::remove_partial_files_on_signals();
     threads::init_global();
     let result = match cli.command {
         Command::Convert(a) => commands::convert::run(a),

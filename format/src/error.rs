@@ -127,6 +127,8 @@ pub enum Error {
     Unsupported { tensor: String, reason: String },
     #[error("plane alignment {spec:?} is not `auto` or a power of two from 8 to 65536")]
     BadPlaneAlignmentSpec { spec: String },
+    #[error("refusing to write {path}: {reason}")]
+    UnsafeOutput { path: PathBuf, reason: String },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

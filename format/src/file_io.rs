@@ -1,11 +1,169 @@
 //! Files on disk: opening inputs (regular files only) and writing outputs atomically, through a temporary file
 //! in the target directory renamed over the target only once complete, so an error never leaves a partial file.
+//! Outputs are checked before anything is replaced: never one of the inputs, never a device, FIFO or directory.
+//! Temporary files carry the writer's process id in their name (`.mxrt-partial-<pid>-…`): a signal handler can
+//! remove those of a running write ([`remove_partial_files`]), and the next write into a directory removes those
+//! a killed process left behind.
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+
+/// Name prefix of every temporary file this crate writes.
+pub const PARTIAL_PREFIX: &str = ".mxrt-partial-";
+
+/// Temporary files of writes in progress in this process (for [`remove_partial_files`]).
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the temporary files of every write in progress in this process and returns how many it removed: for
+/// a SIGINT/SIGTERM handler that then exits (the targets themselves are untouched).
+pub fn remove_partial_files() -> usize {
+    let paths = match IN_PROGRESS.lock() {
+        Ok(mut list) => std::mem::take(&mut *list),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    paths
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+/// Registers a temporary file while its write is in progress.
+struct InProgress(PathBuf);
+
+impl InProgress {
+    fn new(path: &Path) -> InProgress {
+        if let Ok(mut list) = IN_PROGRESS.lock() {
+            list.push(path.to_path_buf());
+        }
+        InProgress(path.to_path_buf())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if let Ok(mut list) = IN_PROGRESS.lock() {
+            list.retain(|p| p != &self.0);
+        }
+    }
+}
+
+/// Refuses an output path that is one of `inputs`, or a file directly inside an input directory (a
+/// checkpoint's own files), compared by identity (device and inode on Unix), not by spelling; and an existing
+/// output that is not a regular file. Call it for every output of a command before writing any of them.
+pub fn check_output(path: &Path, inputs: &[&Path]) -> Result<()> {
+    let refuse = |reason: String| {
+        Err(Error::UnsafeOutput {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let Ok(target) = std::fs::metadata(path) else {
+        return Ok(()); // a new file (a missing directory is reported when writing)
+    };
+    if !target.is_file() {
+        return refuse(format!(
+            "it exists and is not a regular file ({}); an output is only ever written as a regular file",
+            kind_of(&target)
+        ));
+    }
+    for input in inputs {
+        let Ok(meta) = std::fs::metadata(input) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let inside = std::fs::read_dir(input)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| std::fs::metadata(p).is_ok_and(|m| same_file(&m, &target)));
+            if let Some(p) = inside {
+                return refuse(format!(
+                    "it is {}, a file of the input {}",
+                    p.display(),
+                    input.display()
+                ));
+            }
+        } else if same_file(&meta, &target) {
+            return refuse(format!("it is the input {}", input.display()));
+        }
+    }
+    Ok(())
+}
+
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    // Without inode numbers: same length and modification time is the best cheap evidence; callers also
+    // compare canonical paths where they have them.
+    a.len() == b.len()
+        && a.modified().ok() == b.modified().ok()
+        && a.created().ok() == b.created().ok()
+}
+
+/// Removes temporary files in `dir` that a process which no longer runs left behind (killed mid-write). On
+/// Linux a writer is alive while `/proc/<pid>` exists; elsewhere, partial files older than a day are stale.
+fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PARTIAL_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue; // not ours (or written before the pid was part of the name)
+        };
+        if pid != me && writer_is_gone(pid, &entry) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn writer_is_gone(pid: u32, entry: &std::fs::DirEntry) -> bool {
+    if Path::new("/proc/self").exists() {
+        return !Path::new(&format!("/proc/{pid}")).exists();
+    }
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
 
 /// Opens `path` for reading, refusing directories and other non-regular files with a clear error (mapping a
 /// directory would otherwise fail with an obscure "No such device").
@@ -42,9 +200,11 @@ pub fn write_atomically(
         );
         return Err(io(missing));
     }
+    check_output(path, &[])?;
+    remove_stale_partials(dir);
     // tempfile's own message names the random temporary file; the kind of failure is what a user needs.
     let mut tmp = tempfile::Builder::new()
-        .prefix(".mxrt-partial-")
+        .prefix(&format!("{PARTIAL_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .map_err(|e| {
             io(std::io::Error::new(
@@ -56,6 +216,7 @@ pub fn write_atomically(
                 ),
             ))
         })?;
+    let _in_progress = InProgress::new(tmp.path());
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         fill(&mut buffered).map_err(io)?;
@@ -87,5 +248,73 @@ fn final_permissions(path: &Path, tmp: &std::fs::File) -> std::io::Result<std::f
     #[cfg(not(unix))]
     {
         tmp.metadata().map(|m| m.permissions())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry of writes in progress is per process: these tests take turns so that one's
+    /// `remove_partial_files` never sees another's write.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn a_signal_handler_can_remove_the_partial_file_of_a_write_in_progress() {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.mxrt");
+        std::fs::write(&target, b"old").unwrap();
+        let partials = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX))
+                .count()
+        };
+        let result = write_atomically(&target, |w| {
+            w.write_all(b"new, half written")?;
+            assert_eq!(partials(), 1);
+            // What the CLI's SIGINT/SIGTERM handler does before exiting.
+            assert_eq!(remove_partial_files(), 1);
+            assert_eq!(partials(), 0);
+            Err(std::io::Error::other("interrupted"))
+        });
+        assert!(result.is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        assert_eq!(remove_partial_files(), 0, "nothing stays registered");
+    }
+
+    #[test]
+    fn partial_files_of_dead_writers_are_removed_by_the_next_write() {
+        if !Path::new("/proc/self").exists() {
+            return; // the liveness test needs /proc (elsewhere: age; not worth a day's wait here)
+        }
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(format!("{PARTIAL_PREFIX}4000000000-abc")); // above any pid_max
+        let alive = dir.path().join(format!("{PARTIAL_PREFIX}1-abc")); // init never exits
+        let foreign = dir.path().join(format!("{PARTIAL_PREFIX}abc")); // not of our naming
+        for p in [&dead, &alive, &foreign] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        write_atomically(&dir.path().join("out"), |w| w.write_all(b"ok")).unwrap();
+        assert!(!dead.exists());
+        assert!(alive.exists() && foreign.exists());
+    }
+
+    #[test]
+    fn existing_special_files_are_never_replaced() {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let e = write_atomically(dir.path(), |w| w.write_all(b"x")).unwrap_err();
+        assert!(matches!(e, Error::UnsafeOutput { .. }), "{e}");
+        assert!(e.to_string().contains("(a directory)"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = write_atomically(Path::new("/dev/null"), |w| w.write_all(b"x")).unwrap_err();
+            assert!(e.to_string().contains("(a device)"), "{e}");
+            assert!(!Path::new("/dev/null").is_file());
+        }
     }
 }

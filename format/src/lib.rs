@@ -25,7 +25,9 @@ mod writer;
 pub use encode::{encode_f32, encode_raw, EncodedTensor, SparsePolicy};
 pub use encoding::{Encoding, EncodingSpec, MxElem, RawDtype, Rounding};
 pub use error::{Error, Result};
-pub use file_io::{open_regular_file, write_atomically};
+pub use file_io::{
+    check_output, open_regular_file, remove_partial_files, write_atomically, PARTIAL_PREFIX,
+};
 pub use layout::FormatVersion;
 pub use metadata::{parse_metadata, validate_metadata};
 pub use reader::{read_row_offset, MxrtFile, ReadOptions, TensorView};

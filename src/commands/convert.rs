@@ -92,6 +92,11 @@ fn progress_bar(hidden: bool) -> ProgressBar {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
+    let inputs: Vec<&std::path::Path> = a.inputs.iter().map(|p| p.as_path()).collect();
+    let outputs: Vec<&std::path::Path> = std::iter::once(a.output.as_path())
+        .chain(a.report.as_deref())
+        .collect();
+    crate::outputs::check_outputs(&outputs, &inputs)?;
     let bar = progress_bar(a.quiet || a.json);
     let mut progress = |done: usize, total: usize, name: &str| {
         bar.set_length(total as u64);

@@ -33,6 +33,7 @@ fn raw_dtype(d: RawDtype) -> Dtype {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
+    crate::outputs::check_outputs(&[&a.output], &[&a.file])?;
     let mapped = MappedFile::open(&a.file)?;
     let file = mapped.validate(ReadOptions::default())?;
     // (name, dtype, shape, bytes): floating-point encodings decoded to F32, raw tensors copied.
