@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
+use image::ImageEncoder;
+use mxrt_format::write_atomically;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -45,15 +47,30 @@ fn register_font() {
     });
 }
 
-/// Writes `<stem>.png` and `<stem>.svg`.
+/// Writes `<stem>.png` and `<stem>.svg`. Both are drawn in memory first and written atomically, so a failed
+/// write (a full disk) leaves no truncated image, and the error is the I/O error, named with the file.
 pub fn write(chart: &Chart, stem: &Path) -> Result<()> {
     register_font();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)
-        .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
-    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)
-        .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+        chart,
+    )
+    .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+    let mut encoded = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut encoded)
+        .write_image(&pixels, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+        .map_err(|e| anyhow!("encoding {}: {e}", png.display()))?;
+    write_atomically(&png, |w| w.write_all(&encoded))?;
+    let mut text = String::new();
+    draw(
+        SVGBackend::with_string(&mut text, SIZE).into_drawing_area(),
+        chart,
+    )
+    .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    write_atomically(&svg, |w| w.write_all(text.as_bytes()))?;
     Ok(())
 }
 
