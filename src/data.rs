@@ -29,10 +29,62 @@ fn fields(line: &str, tab: bool) -> Vec<String> {
     out
 }
 
+/// Largest input data file read (texts, features): a bound on memory, far above any evaluation set.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// The bytes of an input data file: a regular file (checked before opening, so a FIFO never blocks and
+/// `/dev/zero` is never read), or standard input for `-`; at most [`MAX_INPUT_BYTES`] either way.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = || {
+        anyhow::anyhow!(
+            "{} is larger than {} MiB: split it (an input file is read into memory whole)",
+            path.display(),
+            MAX_INPUT_BYTES >> 20
+        )
+    };
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
+    } else {
+        let file = mxrt_format::open_regular_file(path).with_context(|| {
+            format!(
+                "cannot read {} (give a regular file, or - for standard input)",
+                path.display()
+            )
+        })?;
+        if file.metadata().is_ok_and(|m| m.len() > MAX_INPUT_BYTES) {
+            return Err(too_large());
+        }
+        file.take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// [`read_input`] as UTF-8 text.
+pub fn read_input_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_input(path)?)
+        .map_err(|e| anyhow::anyhow!("{} is not UTF-8 text ({})", path.display(), e.utf8_error()))
+}
+
 fn read_lines(path: &Path) -> Result<(Vec<String>, bool)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let tab = path.extension().is_none_or(|e| e != "csv");
+    let text = read_input_text(path)?;
+    // `.csv` is comma-separated, other names tab-separated; standard input by its first line.
+    let tab = if path.as_os_str() == "-" {
+        text.lines()
+            .next()
+            .is_none_or(|l| l.contains('\t') || !l.contains(','))
+    } else {
+        path.extension().is_none_or(|e| e != "csv")
+    };
     Ok((
         text.lines()
             .filter(|l| !l.trim().is_empty())
@@ -166,7 +218,7 @@ pub fn read_csv_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
 
 /// A 1-D or 2-D little-endian f32/f64/i64 `.npy` array (C order) as f32: `(values, rows, cols)`.
 pub fn read_npy(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_input(path)?;
     let bad = |m: &str| anyhow::anyhow!("{}: {m}", path.display());
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file"));

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use mxrt_converter::rng::SplitMix64;
 use mxrt_format::description::{Hyperparameters, MlpOp};
 use mxrt_runtime::Head;
@@ -143,8 +143,7 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
                 (t, _) => bail!("task {t:?} does not fit a text model (sst2, stsb, embed)"),
             };
             if task == "embed" {
-                let text = std::fs::read_to_string(data)
-                    .with_context(|| format!("cannot read {}", data.display()))?;
+                let text = crate::data::read_input_text(data)?;
                 let texts: Vec<String> = text
                     .lines()
                     .map(str::trim)
@@ -175,6 +174,9 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
         Graph::Mlp(mlp) => {
             if !matches!(a.task.as_str(), "auto" | "jsc") {
                 bail!("task {:?} does not fit an MLP (jsc)", a.task);
+            }
+            if let Some(n) = a.synthetic {
+                model.check_working_memory(&format!("--synthetic {n}"), n, 1)?;
             }
             mlp_inputs(a, mlp.inputs, mlp.outputs)
         }

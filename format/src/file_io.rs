@@ -166,8 +166,15 @@ fn writer_is_gone(pid: u32, entry: &std::fs::DirEntry) -> bool {
 }
 
 /// Opens `path` for reading, refusing directories and other non-regular files with a clear error (mapping a
-/// directory would otherwise fail with an obscure "No such device").
+/// directory would otherwise fail with an obscure "No such device"). The type is checked before opening, so a
+/// FIFO is refused instead of blocking in `open` until a writer appears; and again on the open file.
 pub fn open_regular_file(path: &Path) -> std::io::Result<File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let file = File::open(path)?;
     if file.metadata()?.is_file() {
         Ok(file)
@@ -301,6 +308,20 @@ mod tests {
         write_atomically(&dir.path().join("out"), |w| w.write_all(b"ok")).unwrap();
         assert!(!dead.exists());
         assert!(alive.exists() && foreign.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return; // no mkfifo here: nothing to test
+        }
+        // Opening a FIFO for reading blocks until a writer appears: this returning at all is the test.
+        let e = open_regular_file(&fifo).unwrap_err();
+        assert_eq!(e.to_string(), "not a regular file");
     }
 
     #[test]

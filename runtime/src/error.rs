@@ -57,13 +57,13 @@ pub enum ModelProblem {
 /// Why an input does not fit the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    #[error("{rows} rows of {inputs} features need {} values, got {got}", rows * inputs)]
+    #[error("{rows} rows of {inputs} features need {} values, got {got}", rows.saturating_mul(*inputs))]
     FeatureCount {
         rows: usize,
         inputs: usize,
         got: usize,
     },
-    #[error("a batch of {batch}x{seq} needs {} ids, type ids and mask values", batch * seq)]
+    #[error("a batch of {batch}x{seq} needs {} ids, type ids and mask values", batch.saturating_mul(*seq))]
     BatchShape { batch: usize, seq: usize },
     #[error("sequence length {seq} exceeds the model's {positions} positions")]
     SequenceTooLong { seq: usize, positions: usize },
@@ -75,10 +75,26 @@ pub enum InputError {
     EmptySequence,
     #[error("this model is an MLP: it takes features, not text")]
     NotText,
+    /// The working memory an inference of this size needs exceeds what the machine has available (`needed`
+    /// is `None` when the estimate itself overflows 64 bits).
+    #[error(
+        "{what} needs {} of working memory; this machine has {} available",
+        needed.map_or("more than 16 EiB".to_string(), |n| format!("about {}", crate::error::human_bytes(n))),
+        crate::error::human_bytes(*available)
+    )]
+    TooLarge {
+        what: String,
+        needed: Option<u64>,
+        available: u64,
+    },
     #[error("this model is a BERT encoder: it takes text, not features")]
     NotFeatures,
     /// MXINT8 codes and scales of the wrong length for `rows × cols`.
-    #[error("{rows}x{cols} MXINT8 needs {} codes and {} scales", rows * cols.div_ceil(32) * 32, rows * cols.div_ceil(32))]
+    #[error(
+        "{rows}x{cols} MXINT8 needs {} codes and {} scales",
+        rows.saturating_mul(cols.div_ceil(32)).saturating_mul(32),
+        rows.saturating_mul(cols.div_ceil(32))
+    )]
     Mxint8Shape { rows: usize, cols: usize },
 }
 
@@ -108,6 +124,22 @@ struct Quoted<'a>(&'a str);
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{}\"", self.0.escape_debug())
+    }
+}
+
+/// `1536` → `1.5 KiB`, for messages about sizes.
+pub(crate) fn human_bytes(n: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
     }
 }
 
@@ -233,6 +265,32 @@ mod tests {
             (
                 InputError::Mxint8Shape { rows: 3, cols: 40 },
                 "input: 3x40 MXINT8 needs 192 codes and 6 scales",
+            ),
+            (
+                InputError::TooLarge {
+                    what: "--batch 100000 --seq 128".into(),
+                    needed: Some(3 << 40),
+                    available: 24 << 30,
+                },
+                "input: --batch 100000 --seq 128 needs about 3.0 TiB of working memory; this machine has \
+                 24.0 GiB available",
+            ),
+            (
+                InputError::TooLarge {
+                    what: "--batch 9223372036854775808".into(),
+                    needed: None,
+                    available: 1536,
+                },
+                "input: --batch 9223372036854775808 needs more than 16 EiB of working memory; this machine \
+                 has 1.5 KiB available",
+            ),
+            // Sizes whose products overflow are still printed, not a panic.
+            (
+                InputError::BatchShape {
+                    batch: usize::MAX,
+                    seq: 2,
+                },
+                "input: a batch of 18446744073709551615x2 needs 18446744073709551615 ids, type ids and mask values",
             ),
         ];
         for (e, want) in cases {

@@ -78,6 +78,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if a.batch == 0 || a.iterations == 0 {
         bail!("--batch and --iterations must be at least 1");
     }
+    check_iterations(&a)?;
     let pool = crate::threads::pool(a.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
     pool.install(|| -> Result<ExitCode> {
@@ -96,6 +97,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 if a.seq < 2 || a.seq > c.max_positions {
                     bail!("--seq must be in 2..={}", c.max_positions);
                 }
+                model.check_working_memory(&format!("--batch {} --seq {}", a.batch, a.seq), a.batch, a.seq)?;
                 // [CLS] w w ... w [SEP].
                 let mut ids = Vec::with_capacity(a.batch * a.seq);
                 for _ in 0..a.batch {
@@ -110,6 +112,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 Box::new(move || model.run_bert(&batch, false).map(|_| ()).map_err(Into::into))
             }
             Graph::Mlp(mlp) => {
+                model.check_working_memory(&format!("--batch {}", a.batch), a.batch, 1)?;
                 let x: Vec<f32> = (0..a.batch * mlp.inputs).map(|_| rng.normal() as f32).collect();
                 Box::new(move || model.run_mlp(&x, a.batch).map(|_| ()).map_err(Into::into))
             }
@@ -207,7 +210,22 @@ fn kernels(a: &Args) -> Result<ExitCode> {
     use mxrt_runtime::bench::Cpu;
     use mxrt_runtime::ActQuant;
     use mxrt_runtime::TensorRef;
-    let (m, k, n) = (a.batch * a.seq, 384usize, 1536usize);
+    check_iterations(a)?;
+    let (k, n) = (384usize, 1536usize);
+    // Activations, outputs and their quantized copies: a few times (k + n) f32 per row.
+    let m = a
+        .batch
+        .checked_mul(a.seq)
+        .filter(|m| m.checked_mul((k + n) * 4 * 4).is_some_and(|b| b <= 64 << 30))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--kernels with --batch {} --seq {}: {} rows of [384 x 1536] is more than this benchmark holds \
+                 (64 GiB of activations)",
+                a.batch,
+                a.seq,
+                a.batch.saturating_mul(a.seq)
+            )
+        })?;
     let mut rng = SplitMix64(11);
     let w: Vec<f32> = (0..n * k).map(|_| (rng.normal() * 0.05) as f32).collect();
     let x: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
@@ -295,4 +313,17 @@ fn kernels(a: &Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each timed iteration is kept for the percentiles: a bound keeps that list (and the run) finite.
+fn check_iterations(a: &Args) -> Result<()> {
+    const MAX: usize = 10_000_000;
+    if a.iterations > MAX || a.warmup > MAX {
+        bail!(
+            "--iterations and --warmup are at most {MAX} (got {} and {})",
+            a.iterations,
+            a.warmup
+        );
+    }
+    Ok(())
 }

@@ -196,6 +196,64 @@ impl Model {
         }
     }
 
+    /// A generous estimate of the memory one inference of `batch` rows (BERT: sequences of `seq` tokens)
+    /// needs besides the mapped weights: inputs, activations, attention scores, quantized copies. `None` when
+    /// the estimate overflows 64 bits.
+    pub fn working_memory(&self, batch: usize, seq: usize) -> Option<u64> {
+        let (batch, seq) = (u64::try_from(batch).ok()?, u64::try_from(seq).ok()?);
+        let per_row = match &self.graph {
+            Graph::Bert(b) => {
+                let c = &b.config;
+                let (hidden, inter, heads) =
+                    (c.hidden as u64, c.intermediate as u64, c.heads as u64);
+                // Per token: ~4 hidden-wide buffers and one intermediate-wide one live at once, plus a row of
+                // attention scores per head; f32, doubled for quantized copies and the allocator. (Measured:
+                // FP32 minilm at batch 32 x 128 holds ~15 KB per token; this gives 37 KB.)
+                let width = hidden
+                    .checked_mul(4)?
+                    .checked_add(inter)?
+                    .checked_add(heads.checked_mul(seq)?)?;
+                seq.checked_mul(width)?.checked_mul(8)?
+            }
+            Graph::Mlp(m) => {
+                let widest = m
+                    .ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        crate::ops::RowOp::Linear(l) => {
+                            Some(l.weight.terms.rows.max(l.weight.terms.cols))
+                        }
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0)
+                    .max(m.inputs as u64);
+                widest.checked_mul(4 * 8)?
+            }
+        };
+        batch.checked_mul(per_row)
+    }
+
+    /// Refuses an inference whose [`Model::working_memory`] exceeds the memory this machine has available,
+    /// naming `what` (for example `"--batch 100000 --seq 128"`). Available memory is read only when the
+    /// estimate passes 256 MiB, so ordinary calls cost nothing.
+    pub fn check_working_memory(&self, what: &str, batch: usize, seq: usize) -> Result<()> {
+        let needed = self.working_memory(batch, seq);
+        if needed.is_some_and(|n| n <= 256 << 20) {
+            return Ok(());
+        }
+        let available = available_memory();
+        if needed.is_some_and(|n| n <= available) {
+            return Ok(());
+        }
+        Err(InputError::TooLarge {
+            what: what.to_string(),
+            needed,
+            available,
+        }
+        .into())
+    }
+
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         match &self.graph {
             Graph::Mlp(m) => match &self.backend {
@@ -208,4 +266,17 @@ impl Model {
             Graph::Bert(_) => Err(InputError::NotFeatures.into()),
         }
     }
+}
+
+/// Memory available to this process: `MemAvailable` of `/proc/meminfo` on Linux; elsewhere unknown, taken as
+/// unbounded (only an estimate that overflows is refused there).
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kib| kib.saturating_mul(1024))
 }

@@ -18,6 +18,22 @@ use crate::ops::TokenBatch;
 /// The model's tokenizer, truncating at `max_length` tokens (special tokens included).
 pub struct TextEncoder {
     tokenizer: Tokenizer,
+    /// Characters of a text kept before tokenizing (see [`CHARS_PER_TOKEN`]).
+    max_chars: usize,
+}
+
+/// Text is cut to `max_length × CHARS_PER_TOKEN` characters before the tokenizer sees it: the tokenizer's
+/// work and memory grow with the whole text (a 4 MB line of punctuation took 2.1 GB) while only the first
+/// `max_length` tokens are kept. A WordPiece token spans at most 100 characters of a word (longer words become
+/// one `[UNK]`) plus separators, so 128 per token keeps every text of ordinary words whole up to truncation.
+pub const CHARS_PER_TOKEN: usize = 128;
+
+/// `text` up to its `max_chars`-th character.
+fn cut(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
 }
 
 impl TextEncoder {
@@ -77,14 +93,18 @@ impl TextEncoder {
                 reason: e.to_string(),
             })?;
         tokenizer.with_padding(None);
-        Ok(TextEncoder { tokenizer })
+        Ok(TextEncoder {
+            tokenizer,
+            max_chars: max_length.saturating_mul(CHARS_PER_TOKEN),
+        })
     }
 
     /// Encodes `texts` (single sentences, or sentence pairs when `pairs` is given) and pads to the longest.
     pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
+        let cut_texts: Vec<&str> = texts.iter().map(|t| cut(t, self.max_chars)).collect();
         let encodings = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(cut_texts, true)
             .map_err(|e| TextError::Encoding(e.to_string()))?;
         let seq = encodings
             .iter()
@@ -157,4 +177,18 @@ fn wordpiece(vocab_txt: &[u8], config: Option<&[u8]>) -> Result<Tokenizer> {
         ("[CLS]".into(), cls),
     )));
     Ok(tokenizer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn texts_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("héllo wörld", 4), "héll");
+        assert_eq!(cut("short", 100), "short");
+        assert_eq!(cut("", 0), "");
+        let long = "!".repeat(4 << 20);
+        assert_eq!(cut(&long, 512 * super::CHARS_PER_TOKEN).len(), 65_536);
+    }
 }
