@@ -74,12 +74,12 @@ mod tests {
         let err = |outs: &[&Path], ins: &[&Path]| check_outputs(outs, ins).unwrap_err().to_string();
         // The input itself, through another spelling, and as a file of an input directory.
         let dotted = dir.path().join(".").join("model.safetensors");
-        assert!(err(&[&dotted], &[&input]).contains("it is the input"));
+        assert!(err(&[&dotted], &[&input]).contains("it is also an input"));
         assert!(err(&[&input], &[dir.path()]).contains("a file of the input"));
         // A hard link is the same file under another name.
         let link = dir.path().join("link.safetensors");
         std::fs::hard_link(&input, &link).unwrap();
-        assert!(err(&[&link], &[&input]).contains("it is the input"));
+        assert!(err(&[&link], &[&input]).contains("it is also an input"));
         // A directory, a missing directory, and one path given twice.
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();

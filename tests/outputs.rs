@@ -61,7 +61,7 @@ fn an_output_that_is_an_input_is_refused_and_left_alone() {
         "-o",
         dotted.to_str().unwrap(),
     ]);
-    assert!(e.contains("it is the input"), "{e}");
+    assert!(e.contains("it is also an input"), "{e}");
     assert_eq!(std::fs::read(&model).unwrap(), bytes);
 }
 

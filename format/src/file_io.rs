@@ -83,13 +83,13 @@ pub fn check_output(path: &Path, inputs: &[&Path]) -> Result<()> {
                 .find(|p| std::fs::metadata(p).is_ok_and(|m| same_file(&m, &target)));
             if let Some(p) = inside {
                 return refuse(format!(
-                    "it is {}, a file of the input {}",
+                    "it is also an input: {}, a file of the input {}",
                     p.display(),
                     input.display()
                 ));
             }
         } else if same_file(&meta, &target) {
-            return refuse(format!("it is the input {}", input.display()));
+            return refuse(format!("it is also an input ({})", input.display()));
         }
     }
     Ok(())
