@@ -183,7 +183,15 @@ impl Model {
         }
     }
 
+    /// One BERT forward pass. Afterwards the mapped file is checked for in-place writes (one `fstat`, small
+    /// next to any BERT inference): results computed from a file that changed underneath are refused.
     pub fn run_bert(&self, batch: &TokenBatch, keep_hidden: bool) -> Result<BertOutput> {
+        let out = self.forward_bert(batch, keep_hidden)?;
+        self.file.check_unchanged()?;
+        Ok(out)
+    }
+
+    fn forward_bert(&self, batch: &TokenBatch, keep_hidden: bool) -> Result<BertOutput> {
         match &self.graph {
             Graph::Bert(b) => match &self.backend {
                 BackendState::Cpu => b.forward(&self.cpu_exec(), batch, keep_hidden),
@@ -254,7 +262,23 @@ impl Model {
         .into())
     }
 
+    /// The MLP on `rows` feature rows. Batches of at least [`CHANGE_CHECK_VALUES`] input values are followed by
+    /// the in-place-write check of [`Model::run_bert`]; smaller calls (a JSC row takes about a microsecond,
+    /// the check half of one) skip it: check a long series of them with [`Model::check_file_unchanged`].
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let out = self.forward_mlp(x, rows)?;
+        if x.len() >= CHANGE_CHECK_VALUES {
+            self.file.check_unchanged()?;
+        }
+        Ok(out)
+    }
+
+    /// An error if the model file was written in place since it was opened.
+    pub fn check_file_unchanged(&self) -> Result<()> {
+        Ok(self.file.check_unchanged()?)
+    }
+
+    fn forward_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         match &self.graph {
             Graph::Mlp(m) => match &self.backend {
                 BackendState::Cpu => m.forward(&self.cpu_exec(), x, rows),
@@ -267,6 +291,9 @@ impl Model {
         }
     }
 }
+
+/// Input values from which an MLP call checks its file for in-place writes (see [`Model::run_mlp`]).
+pub const CHANGE_CHECK_VALUES: usize = 1 << 16;
 
 /// Memory available to this process: `MemAvailable` of `/proc/meminfo` on Linux; elsewhere unknown, taken as
 /// unbounded (only an estimate that overflows is refused there).
