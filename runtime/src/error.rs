@@ -75,6 +75,13 @@ pub enum InputError {
     EmptySequence,
     #[error("this model is an MLP: it takes features, not text")]
     NotText,
+    /// A NaN or infinite feature: the model would still produce confident-looking probabilities.
+    #[error("feature row {row}, column {col} (counting from 0) is {value}: features must be finite numbers")]
+    NonFiniteFeature {
+        row: usize,
+        col: usize,
+        value: String,
+    },
     /// The working memory an inference of this size needs exceeds what the machine has available (`needed`
     /// is `None` when the estimate itself overflows 64 bits).
     #[error(
@@ -265,6 +272,14 @@ mod tests {
             (
                 InputError::Mxint8Shape { rows: 3, cols: 40 },
                 "input: 3x40 MXINT8 needs 192 codes and 6 scales",
+            ),
+            (
+                InputError::NonFiniteFeature {
+                    row: 2,
+                    col: 5,
+                    value: f32::NAN.to_string(),
+                },
+                "input: feature row 2, column 5 (counting from 0) is NaN: features must be finite numbers",
             ),
             (
                 InputError::TooLarge {

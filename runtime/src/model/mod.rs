@@ -266,6 +266,15 @@ impl Model {
     /// the in-place-write check of [`Model::run_bert`]; smaller calls (a JSC row takes about a microsecond,
     /// the check half of one) skip it: check a long series of them with [`Model::check_file_unchanged`].
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        if let (Graph::Mlp(m), Some(at)) = (&self.graph, x.iter().position(|v| !v.is_finite())) {
+            let width = m.inputs.max(1);
+            return Err(InputError::NonFiniteFeature {
+                row: at / width,
+                col: at % width,
+                value: x[at].to_string(),
+            }
+            .into());
+        }
         let out = self.forward_mlp(x, rows)?;
         if x.len() >= CHANGE_CHECK_VALUES {
             self.file.check_unchanged()?;

@@ -81,6 +81,15 @@ impl TextEncoder {
             usize::try_from(positions).unwrap_or(usize::MAX),
             usize::try_from(default).unwrap_or(usize::MAX),
         );
+        if let Some(asked @ 0..=1) = max_length {
+            return Err(TextError::Invalid {
+                what: "max_length",
+                reason: format!(
+                    "{asked} is too short: a text needs at least 2 tokens ([CLS] and [SEP])"
+                ),
+            }
+            .into());
+        }
         let max_length = max_length.unwrap_or(default).min(positions);
         let truncation = TruncationParams {
             max_length,
