@@ -23,8 +23,6 @@ pub const PLANE_ALIGN: u64 = 256;
 /// Version 2: the plane alignment is `2^plane_align_log2` (header byte 96), chosen by the writer in this range.
 pub const MIN_PLANE_ALIGN_LOG2: u8 = 3;
 pub const MAX_PLANE_ALIGN_LOG2: u8 = 16;
-/// Header byte holding version 2's `plane_align_log2` (the first of version 1's reserved bytes).
-pub const PLANE_ALIGN_BYTE: usize = 96;
 pub const MAX_RANK: usize = 8;
 pub const MAX_NAME_LEN: u32 = 4096;
 /// Plane roles, indexed as in the table entry.
