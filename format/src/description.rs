@@ -45,7 +45,7 @@ pub enum DescriptionError {
         needed: Vec<u64>,
     },
     /// A tensor the description reads as numbers is a raw tensor.
-    #[error("tensor \"{}\" is raw {encoding}, not a numeric encoding", .name.escape_debug())]
+    #[error("tensor \"{}\" is stored as {encoding}: raw bytes, not numbers the model can compute with", .name.escape_debug())]
     RawTensor { name: String, encoding: String },
 }
 
@@ -395,10 +395,56 @@ fn section<T: for<'de> Deserialize<'de>>(
     name: &'static str,
     value: Value,
 ) -> Result<T, DescriptionError> {
-    serde_json::from_value(value).map_err(|e| DescriptionError::Section {
-        section: name,
-        reason: e.to_string(),
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = plain_words(&e.inner().to_string());
+        DescriptionError::Section {
+            section: name,
+            reason: if path == "." {
+                reason
+            } else {
+                format!("{path}: {reason}")
+            },
+        }
     })
+}
+
+/// serde's message with Rust type names put in the words of FORMAT.md section 9.
+fn plain_words(message: &str) -> String {
+    const WORDS: [(&str, &str); 11] = [
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u8", "expected a non-negative integer below 256"),
+        ("expected f64", "expected a number"),
+        ("expected usize", "expected a non-negative integer"),
+        (
+            "expected internally tagged enum MlpOp",
+            "expected an op object such as {\"op\": \"linear\", \"name\": \"fc1\"}",
+        ),
+        (
+            "expected internally tagged enum BertHead",
+            "expected a head object with a \"type\"",
+        ),
+        (
+            "expected variant identifier",
+            "expected one of the names FORMAT.md section 9 lists",
+        ),
+        ("expected a map", "expected an object"),
+        ("expected a sequence", "expected an array"),
+        ("expected a borrowed string", "expected a string"),
+    ];
+    let mut m = WORDS.iter().fold(message.to_string(), |m, (rust, plain)| {
+        m.replace(rust, plain)
+    });
+    // `expected struct RecipeLayer`: the Rust type's name means nothing to a reader of the file.
+    if let Some(at) = m.find("expected struct ") {
+        let rest = &m[at + "expected struct ".len()..];
+        let name_end = rest
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len());
+        m = format!("{}expected an object{}", &m[..at], &rest[name_end..]);
+    }
+    m
 }
 
 impl ModelDescription {
@@ -671,7 +717,7 @@ mod tests {
             check(&raw, &[("raw.w", &[8, 4]), ("x.b", &[8])])
                 .unwrap_err()
                 .to_string(),
-            "tensor \"raw.w\" is raw raw-u8, not a numeric encoding"
+            "tensor \"raw.w\" is stored as raw-u8: raw bytes, not numbers the model can compute with"
         );
     }
 
@@ -774,7 +820,7 @@ mod tests {
         hp["head"] = json!({"type": "sentence_embedding", "pooling": "embedding"});
         let e = err(json!({"architecture": "bert", "hyperparameters": hp}));
         assert!(
-            e.starts_with("hyperparameters: unknown variant `embedding`, expected one of `mean`, `cls`, `max`"),
+            e.starts_with("hyperparameters: head: unknown variant `embedding`, expected one of `mean`, `cls`, `max`"),
             "{e}"
         );
         assert!(!e.contains("Some("), "{e}");
@@ -787,19 +833,22 @@ mod tests {
         let e = err(json!({"architecture": "mlp", "hyperparameters":
             {"num_features": 4, "num_outputs": 2, "ops": [{"op": "conv"}]}}));
         assert!(
-            e.starts_with("hyperparameters: unknown variant `conv`"),
+            e.starts_with("hyperparameters: ops[0].op: unknown variant `conv`"),
             "{e}"
         );
         let e = err(json!({"architecture": "mlp", "hyperparameters":
             {"num_features": 4, "num_outputs": 2, "ops": [{"op": "linear", "weight": "fc.weight"}]}}));
         // (Without a name there are no default tensor names to fill in.)
         assert!(
-            e.starts_with("hyperparameters: missing field `name`"),
+            e.starts_with("hyperparameters: ops[0]: missing field `name`"),
             "{e}"
         );
         let e = err(json!({"architecture": "mlp", "hyperparameters":
             {"num_features": 4, "num_outputs": 2, "ops": []}, "recipe": {"layers": [{"kind": "linear"}]}}));
-        assert!(e.starts_with("recipe.layers: missing field `name`"), "{e}");
+        assert!(
+            e.starts_with("recipe.layers: [0]: missing field `name`"),
+            "{e}"
+        );
         let e = err(json!({"architecture": "mlp", "hyperparameters":
             {"num_features": 4, "num_outputs": 2, "ops": []}, "tokenizer": {"format": "x"}}));
         assert!(e.starts_with("tokenizer: missing field `files`"), "{e}");

@@ -80,6 +80,13 @@ pub fn encode_f32(
             actual: values.len() as u64,
         });
     }
+    // The planes are built in memory: a shape whose planes no allocation can hold (a sparse [2^40, 0] needs
+    // 8 TB of row offsets for no element) is an error here, not an abort inside the encoder.
+    let lens = match policy {
+        SparsePolicy::Never => terms.dense_plane_lens(encoding, name)?,
+        _ => terms.sparse_plane_lens(encoding, terms.numel, 8, name)?,
+    };
+    check_allocatable(name, &lens)?;
     let codes = compute_codes(name, &terms, values, encoding, rounding)?;
     let rounding = matches!(encoding, Encoding::Mx(_) | Encoding::Fixed { .. }).then_some(rounding);
     let dense = || dense_planes(&terms, encoding, &codes);
@@ -110,6 +117,27 @@ pub fn encode_f32(
     })
 }
 
+/// Refuses planes of `lens` bytes that this process cannot allocate (probed without touching the memory).
+fn check_allocatable(name: &str, lens: &[u64; 4]) -> Result<()> {
+    let total = lens
+        .iter()
+        .try_fold(0u64, |a, &l| a.checked_add(l))
+        .ok_or_else(|| Error::Overflow {
+            what: format!("tensor {name:?}'s plane sizes"),
+        })?;
+    let fits = usize::try_from(total)
+        .ok()
+        .is_some_and(|n| Vec::<u8>::new().try_reserve_exact(n).is_ok());
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::Unsupported {
+            tensor: name.to_string(),
+            reason: format!("its planes need {total} bytes, more than this machine can allocate"),
+        })
+    }
+}
+
 /// Wraps bytes of a non-floating-point tensor, copied as is (always dense).
 pub fn encode_raw(
     name: &str,
@@ -126,6 +154,9 @@ pub fn encode_raw(
             expected,
             actual: bytes.len() as u64,
         });
+    }
+    if dtype == RawDtype::Bool {
+        crate::reader::check_bools(name, &bytes)?;
     }
     Ok(EncodedTensor {
         name: name.to_string(),

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use zerocopy::FromBytes;
 
 use crate::bits::{read_code, sign_extend};
-use crate::encoding::{Encoding, Rounding};
+use crate::encoding::{Encoding, RawDtype, Rounding};
 use crate::error::{add, align_up, mul, Error, Result};
 use crate::layout::*;
 use crate::metadata::{check_required_features, parse_metadata};
@@ -698,6 +698,9 @@ fn validate_contents(t: &TensorView<'_>) -> Result<()> {
             }
         }
     }
+    if t.encoding == Encoding::Raw(RawDtype::Bool) {
+        check_bools(t.name, elements)?;
+    }
     if let Encoding::Fixed { width, .. } = t.encoding {
         if fixed_container(width) != width {
             let (lo, hi) = crate::fixed::code_range(width);
@@ -715,6 +718,19 @@ fn validate_contents(t: &TensorView<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A raw bool tensor holds bytes 0 and 1 only (FORMAT.md section 5): any other byte is refused, naming it.
+pub(crate) fn check_bools(tensor: &str, bytes: &[u8]) -> Result<()> {
+    match bytes.iter().position(|&b| b > 1) {
+        Some(at) => Err(Error::CodeOutOfRange {
+            tensor: tensor.to_string(),
+            index: at as u64,
+            code: i64::from(bytes[at]),
+            encoding: Encoding::Raw(RawDtype::Bool).to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Codes held by the element plane: the stored ones (sparse) or every row padded to its stride (dense).

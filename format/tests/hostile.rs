@@ -557,3 +557,62 @@ fn lying_plane_contents() {
     );
     assert_err!(parse(&bytes).unwrap_err(), Error::NonZeroPadding { .. });
 }
+
+/// FORMAT.md section 5: a raw bool holds 0 or 1. A file whose (checksummed) bool bytes hold 2 or 255 is
+/// refused at open, naming the tensor and the element; the writer refuses such bytes before writing them.
+#[test]
+fn bool_tensors_hold_only_zero_and_one() {
+    for bad in [2u8, 255] {
+        let e = encode_raw("mask", &[3], RawDtype::Bool, vec![0, bad, 1]).unwrap_err();
+        assert!(
+            matches!(&e, Error::CodeOutOfRange { tensor, index: 1, code, .. } if tensor == "mask" && *code == i64::from(bad)),
+            "{e}"
+        );
+        // The same bytes smuggled past the encoder (its output fields are public) are refused by the reader.
+        let mut t = encode_raw("mask", &[3], RawDtype::Bool, vec![0, 1, 1]).unwrap();
+        t.planes[0][1] = bad;
+        let mut b = FileBuilder::new(serde_json::Map::new()).unwrap();
+        b.push(t).unwrap();
+        let e = parse(&b.to_bytes().unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("tensor \"mask\": element 1 holds code {bad}, outside the range of raw-bool")
+        );
+    }
+    let good = encode_raw("mask", &[3], RawDtype::Bool, vec![0, 1, 1]).unwrap();
+    let mut b = FileBuilder::new(serde_json::Map::new()).unwrap();
+    b.push(good).unwrap();
+    parse(&b.to_bytes().unwrap()).unwrap();
+}
+
+/// Planes that no allocation can hold are an error from the encoder, not an abort inside it: a sparse
+/// [2^40, 0] tensor stores no element but would need 8 TB of row offsets.
+#[test]
+fn planes_beyond_memory_are_refused_by_the_encoder() {
+    let e = encode_f32(
+        "huge",
+        &[1 << 40, 0],
+        &[],
+        Encoding::Mx(MxElem::Int8),
+        Rounding::Nearest,
+        SparsePolicy::Always,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "tensor \"huge\": its planes need {} bytes, more than this machine can allocate",
+            ((1u64 << 40) + 1) * 8
+        )
+    );
+    // Dense, the same shape needs no bytes at all.
+    encode_f32(
+        "huge",
+        &[1 << 40, 0],
+        &[],
+        Encoding::Mx(MxElem::Int8),
+        Rounding::Nearest,
+        SparsePolicy::Never,
+    )
+    .unwrap();
+}

@@ -214,7 +214,7 @@ mod tests {
                     name: "vocab".into(),
                     encoding: "raw-u8".into(),
                 }),
-                "m.mxrt: cannot run this model: tensor \"vocab\" is raw raw-u8, not a numeric encoding",
+                "m.mxrt: cannot run this model: tensor \"vocab\" is stored as raw-u8: raw bytes, not numbers the model can compute with",
             ),
         ];
         for (problem, want) in cases {

@@ -82,10 +82,17 @@ fn read_config(path: &Path, c: &Value) -> Result<Config, ConvertError> {
         intermediate: config_u64(c, "intermediate_size", None, path)?,
         max_positions: config_u64(c, "max_position_embeddings", Some(512), path)?,
         type_vocab: config_u64(c, "type_vocab_size", Some(2), path)?,
-        eps: c
-            .get("layer_norm_eps")
-            .and_then(Value::as_f64)
-            .unwrap_or(1e-12),
+        eps: match c.get("layer_norm_eps") {
+            None => 1e-12,
+            Some(v) => v
+                .as_f64()
+                .filter(|e| e.is_finite() && *e > 0.0 && *e < 1.0)
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "\"layer_norm_eps\" must be a number in (0, 1) such as 1e-12, found {v}"
+                    ))
+                })?,
+        },
     };
     if !cfg.hidden.is_multiple_of(cfg.heads) {
         return Err(unsupported(format!(
