@@ -268,6 +268,113 @@ fn a_sharded_checkpoint_gives_the_same_file_as_a_single_one() {
     .unwrap();
     let err = convert_err(&sharded, &dir.path().join("c.mxrt"), &[]);
     assert_mentions(&err, &["index puts"]);
+
+    // Shard names that lead out of the checkpoint directory are refused before anything is opened: a
+    // relative path, an absolute one, and a symbolic link to a file elsewhere.
+    let outside = dir.path().join("outside.safetensors");
+    std::fs::copy(sharded.join("model-00001-of-00002.safetensors"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, sharded.join("link.safetensors")).unwrap();
+    for (shard, why) in [
+        ("../outside.safetensors", "is not a plain file name"),
+        (outside.to_str().unwrap(), "is not a plain file name"),
+        ("link.safetensors", "leads out of the checkpoint directory"),
+    ] {
+        let mut lying = map.clone();
+        for v in lying.values_mut() {
+            *v = json!(shard);
+        }
+        std::fs::write(
+            sharded.join("model.safetensors.index.json"),
+            json!({"weight_map": lying}).to_string(),
+        )
+        .unwrap();
+        let err = convert_err(&sharded, &dir.path().join("c.mxrt"), &[]);
+        assert_mentions(
+            &err,
+            &[
+                "model.safetensors.index.json",
+                &format!("shard {shard:?} {why}"),
+                "shards must be files in the checkpoint directory",
+            ],
+        );
+    }
+}
+
+/// Config values, tokenizer and label maps are checked when converting, not at first use; and what is
+/// wrong with an input path is said as it is, not as a missing config.json.
+#[test]
+fn config_tokenizer_and_paths_are_checked_at_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mxrt");
+    let model = dir.path().join("m");
+    write_tiny_bert(&model, Dtype::F32, |_| {});
+    let with_config = |edit: &dyn Fn(&mut Value)| {
+        let mut c = tiny_bert_config();
+        edit(&mut c);
+        std::fs::write(model.join("config.json"), c.to_string()).unwrap();
+    };
+    for eps in [json!(-1), json!(0), json!(2.0), json!("1e-12")] {
+        with_config(&|c| c["layer_norm_eps"] = eps.clone());
+        let err = convert_err(&model, &out, &[]);
+        assert_mentions(
+            &err,
+            &[
+                "config.json",
+                "\"layer_norm_eps\" must be a number in (0, 1)",
+                &eps.to_string(),
+            ],
+        );
+    }
+    with_config(&|c| c["hidden_size"] = json!(-8));
+    assert_mentions(
+        &convert_err(&model, &out, &[]),
+        &["\"hidden_size\" must be a positive integer, found -8"],
+    );
+    with_config(&|c| c["id2label"] = json!({"0": "a", "2": "c", "3": "d"}));
+    assert_mentions(&convert_err(&model, &out, &[]), &["no label 1"]);
+    with_config(&|_| {});
+
+    // A tokenizer.json that is JSON but not a tokenizer: refused at convert, naming it.
+    std::fs::write(
+        model.join("tokenizer.json"),
+        r#"{"version": "1.0", "model": 7}"#,
+    )
+    .unwrap();
+    assert_mentions(
+        &convert_err(&model, &out, &[]),
+        &[
+            "converted, but the runtime would refuse the result",
+            "tokenizer.json",
+        ],
+    );
+    std::fs::remove_file(model.join("tokenizer.json")).unwrap();
+    convert_json(&model, &out, &[]);
+    std::fs::remove_file(&out).unwrap();
+
+    // Paths: a directory named model.safetensors, a FIFO config.json, a symbolic-link loop, a directory
+    // we may not read (as root every directory is readable, so that case is only checked as a user).
+    std::fs::remove_file(model.join("model.safetensors")).unwrap();
+    std::fs::create_dir(model.join("model.safetensors")).unwrap();
+    assert_mentions(
+        &convert_err(&model, &out, &[]),
+        &["model.safetensors is a directory, not a file"],
+    );
+    let fifo_dir = dir.path().join("fifo");
+    std::fs::create_dir(&fifo_dir).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(fifo_dir.join("config.json"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_mentions(
+        &convert_err(&fifo_dir, &out, &[]),
+        &["config.json is not a regular file"],
+    );
+    let looped = dir.path().join("loop");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let err = convert_err(&looped, &out, &[]);
+    assert!(!err.contains("config.json"), "{err}");
+    assert_mentions(&err, &["loop", "symbolic links"]);
 }
 
 #[test]

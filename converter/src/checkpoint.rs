@@ -32,10 +32,28 @@ pub fn is_model_input(inputs: &[PathBuf]) -> bool {
 
 /// Reads and parses a JSON file; errors name the file.
 pub fn read_json(path: &Path) -> Result<Value, ConvertError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConvertError::Io {
+    use std::io::Read;
+    let io = |source| ConvertError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // A regular file (a FIFO would block), read up to a bound far above any config or index.
+    const MAX_JSON_BYTES: u64 = 256 << 20;
+    let mut text = String::new();
+    mxrt_format::open_regular_file(path)
+        .map_err(io)?
+        .take(MAX_JSON_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_JSON_BYTES {
+        return Err(ConvertError::Json {
+            path: path.to_path_buf(),
+            reason: format!(
+                "larger than {} MiB: not a config file",
+                MAX_JSON_BYTES >> 20
+            ),
+        });
+    }
     serde_json::from_str(&text).map_err(|e| ConvertError::Json {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -72,7 +90,7 @@ impl Checkpoint {
                 }
                 let shard_dir = w.parent().unwrap_or(Path::new("."));
                 for shard in names.values().collect::<BTreeSet<_>>() {
-                    files.push(SourceFile::open(&shard_dir.join(shard))?);
+                    files.push(SourceFile::open(&confined_shard(&w, shard_dir, shard)?)?);
                 }
                 weight_map = Some(names);
             } else {
@@ -139,13 +157,66 @@ impl Checkpoint {
     }
 }
 
+/// The path of shard `name` of `index`: a plain file name inside the checkpoint directory, checked before
+/// anything is opened (an index naming `../other/model.safetensors`, an absolute path, or a symbolic link
+/// leading out of the directory is refused).
+fn confined_shard(index: &Path, dir: &Path, name: &str) -> Result<PathBuf, ConvertError> {
+    let refuse = |why: &str| {
+        ConvertError::Json {
+        path: index.to_path_buf(),
+        reason: format!(
+            "shard {name:?} {why}: shards must be files in the checkpoint directory, named without a path"
+        ),
+    }
+    };
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(_)), None) => {}
+        _ => return Err(refuse("is not a plain file name")),
+    }
+    let path = dir.join(name);
+    let inside = match (dir.canonicalize(), path.canonicalize()) {
+        (Ok(d), Ok(p)) => p.parent() == Some(d.as_path()),
+        // A missing shard is reported by the open, with its path.
+        _ => true,
+    };
+    if !inside {
+        return Err(refuse(
+            "leads out of the checkpoint directory (a symbolic link)",
+        ));
+    }
+    Ok(path)
+}
+
+/// What is at `path`, for the error when it is not the regular file a checkpoint needs.
+fn not_a_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some(format!("{} is a directory, not a file", path.display())),
+        Ok(_) => Some(format!(
+            "{} is not a regular file (a device, FIFO or socket)",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// Finds config.json and the weight files among the inputs.
 fn locate(inputs: &[PathBuf]) -> Result<(PathBuf, Vec<PathBuf>), ConvertError> {
     let mut config = None;
     let mut weights = Vec::new();
     for p in inputs {
-        if p.is_dir() {
+        // A missing input, one we may not read, or a symbolic-link loop: say so, not "no config.json".
+        let meta = std::fs::metadata(p).map_err(|source| ConvertError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
             let c = p.join("config.json");
+            if let Some(problem) = not_a_file(&c) {
+                return Err(ConvertError::Options(problem));
+            }
             if !c.is_file() {
                 return Err(ConvertError::Options(format!(
                     "{} has no config.json: not a checkpoint directory",
@@ -155,6 +226,9 @@ fn locate(inputs: &[PathBuf]) -> Result<(PathBuf, Vec<PathBuf>), ConvertError> {
             config = Some(c);
             let index = p.join("model.safetensors.index.json");
             let single = p.join("model.safetensors");
+            if let Some(problem) = not_a_file(&index).or_else(|| not_a_file(&single)) {
+                return Err(ConvertError::Options(problem));
+            }
             if index.is_file() {
                 weights.push(index);
             } else if single.is_file() {

@@ -54,6 +54,8 @@ pub enum ConvertError {
     },
     #[error("recipe: {0}")]
     Recipe(String),
+    #[error("{}: converted, but the runtime would refuse the result: {reason}", checkpoint.display())]
+    Unusable { checkpoint: PathBuf, reason: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error(transparent)]

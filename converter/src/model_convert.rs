@@ -285,17 +285,28 @@ impl Source {
     }
 }
 
-/// Converts a checkpoint into one `.mxrt` file, written atomically (a failure leaves no partial output).
+/// What a caller checks in a finished file image before it is written: a runtime opening it as a model
+/// (the converter does not know the runtime), so a checkpoint whose tokenizer or labels the runtime would
+/// refuse fails at convert, not at first use. The error is the reason, in words.
+pub type ImageCheck<'a> = &'a dyn Fn(&[u8]) -> Result<(), String>;
+
+/// Converts a checkpoint into one `.mxrt` file, written atomically (a failure leaves no partial output),
+/// after `check` accepts the image.
 pub fn convert_model(
     inputs: &[PathBuf],
     output: &Path,
     options: &ModelOptions,
     progress: &mut dyn FnMut(usize, usize, &str),
+    check: ImageCheck<'_>,
 ) -> Result<ModelReport, ConvertError> {
     let start = Instant::now();
     crate::raw::reject_output_among_inputs(inputs, output)?;
     let source = Source::open(inputs, options.allow_nonfinite)?;
     let Built { bytes, mut report } = source.build(output, options, progress)?;
+    check(&bytes).map_err(|reason| ConvertError::Unusable {
+        checkpoint: source.ckpt.dir.clone(),
+        reason,
+    })?;
     write_atomically(output, |w| w.write_all(&bytes))?;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)

@@ -105,7 +105,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     if is_model_input(&a.inputs) {
         let options = model_options(&a)?;
-        let report = model_convert::convert_model(&a.inputs, &a.output, &options, &mut progress);
+        let report = model_convert::convert_model(
+            &a.inputs,
+            &a.output,
+            &options,
+            &mut progress,
+            &crate::commands::verify::check_image,
+        );
         bar.finish_and_clear();
         let report = report?;
         if let Some(path) = &a.report {

@@ -77,8 +77,14 @@ fn reference_model(
             no_sparse: true,
             plane_align: mxrt_format::PlaneAlign::Auto,
         };
-        convert_model(&[r.to_path_buf()], &out, &options, &mut |_, _, _| {})
-            .with_context(|| format!("converting the reference {}", r.display()))?;
+        convert_model(
+            &[r.to_path_buf()],
+            &out,
+            &options,
+            &mut |_, _, _| {},
+            &crate::commands::verify::check_image,
+        )
+        .with_context(|| format!("converting the reference {}", r.display()))?;
         out
     } else {
         r.to_path_buf()

@@ -81,9 +81,30 @@ fn check_model(path: &std::path::Path) -> Result<String> {
             verify_checksums: false,
         },
     )?;
+    describe_checked(&model)
+}
+
+/// `convert`'s last step before writing: the file image opened as `run` would open it (description
+/// against tensors, recipe, tokenizer built, labels). The error is the reason in words.
+pub fn check_image(bytes: &[u8]) -> std::result::Result<(), String> {
+    let model = Model::from_bytes(
+        "the converted file",
+        bytes.to_vec(),
+        ReadOptions {
+            verify_checksums: false,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    describe_checked(&model)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Builds what an opened model needs beyond its tensors (the tokenizer) and says what was checked.
+fn describe_checked(model: &Model) -> Result<String> {
     Ok(match model.graph() {
         Graph::Bert(b) => {
-            let tokenizer = match TextEncoder::from_model(&model, None) {
+            let tokenizer = match TextEncoder::from_model(model, None) {
                 Ok(_) => "tokenizer built",
                 Err(mxrt_runtime::RuntimeError::Text(mxrt_runtime::TextError::NoTokenizer)) => {
                     "no tokenizer"
