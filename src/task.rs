@@ -21,7 +21,8 @@ pub struct DataArgs {
     /// 16 features + 5 one-hot label columns (the hls4ml jet data) or a .npy feature matrix (with --labels).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Labels for a .npy feature matrix: one-hot rows or class indices (.npy).
+    /// Labels for a .npy/.npz/CSV feature matrix: one-hot rows or one class index per row (.npy, .npz or
+    /// CSV). A .npz data file may hold them itself (array `y` or `labels`).
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// MLPs without data: this many seeded N(0,1) feature rows (agreement with FP32 only, no accuracy).
@@ -41,6 +42,9 @@ pub struct DataArgs {
     /// Truncate texts to this many tokens (default: the model's max_seq_length, else 512).
     #[arg(long)]
     pub max_length: Option<usize>,
+    /// MLPs: evaluate feature rows holding NaN or infinities instead of refusing the data file.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 impl Data {
@@ -155,7 +159,11 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
                 }
                 Ok(Data::Sentences { texts })
             } else if task == "sst2" {
-                let rows = crate::data::read_sst2(data)?;
+                let classes = match &bert.config.head {
+                    Head::Classification { labels } => labels.len(),
+                    Head::Embedding { .. } => bail!("task sst2 needs a classification model"),
+                };
+                let rows = crate::data::read_sst2(data, classes)?;
                 Ok(Data::Sst2 {
                     labels: rows.iter().map(|r| r.1).collect(),
                     texts: rows.into_iter().map(|r| r.0).collect(),
@@ -197,7 +205,11 @@ pub fn outputs(
             Ok(run_texts(model, &encoder, &refs, a.batch_size, after_batch)?.0)
         }
         Data::Features { x, rows, .. } => {
-            let y = model.run_mlp(x, *rows)?;
+            let y = if a.allow_nonfinite {
+                model.run_mlp_allowing_nonfinite(x, *rows)?
+            } else {
+                model.run_mlp(x, *rows)?
+            };
             after_batch();
             let width = y.len() / rows;
             Ok(y.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
@@ -215,43 +227,35 @@ fn mlp_inputs(a: &DataArgs, inputs: usize, outputs: usize) -> Result<Data> {
     let Some(data) = &a.data else {
         bail!("give --data (CSV or .npy) or --synthetic N")
     };
-    let (values, rows, cols) = if data.extension().is_some_and(|e| e == "npy") {
-        crate::data::read_npy(data)?
+    let (features, archive_labels) = crate::data::read_features(data)?;
+    let x = crate::data::feature_columns(data, &features, inputs, outputs)?;
+    crate::data::check_finite(data, &features, a.allow_nonfinite)?;
+    let rows = features.rows;
+    let labels = if features.cols == inputs + outputs {
+        let one_hot: Vec<f32> = features
+            .values
+            .chunks(features.cols)
+            .flat_map(|r| r[inputs..].iter().copied())
+            .collect();
+        Some(crate::data::class_labels(data, &one_hot, outputs, outputs)?)
     } else {
-        crate::data::read_csv_matrix(data)?
-    };
-    if cols < inputs {
-        bail!(
-            "{}: {cols} columns, the model takes {inputs} features",
-            data.display()
-        );
-    }
-    let x: Vec<f32> = values
-        .chunks(cols)
-        .flat_map(|r| r[..inputs].iter().copied())
-        .collect();
-    let labels = if cols >= inputs + outputs {
-        Some(
-            values
-                .chunks(cols)
-                .map(|r| argmax(&r[inputs..inputs + outputs]))
-                .collect(),
-        )
-    } else if let Some(lp) = &a.labels {
-        let (l, lrows, lcols) = crate::data::read_npy(lp)?;
-        if lrows != rows {
-            bail!(
-                "{}: {lrows} label rows for {rows} feature rows",
-                lp.display()
-            );
+        let given = match &a.labels {
+            Some(lp) => Some((crate::data::read_features(lp)?.0, lp.as_path())),
+            None => archive_labels.map(|l| (l, data.as_path())),
+        };
+        match given {
+            Some((l, from)) => {
+                if l.rows != rows {
+                    bail!(
+                        "{}: {} label rows for {rows} feature rows",
+                        from.display(),
+                        l.rows
+                    );
+                }
+                Some(crate::data::class_labels(from, &l.values, l.cols, outputs)?)
+            }
+            None => None,
         }
-        Some(if lcols == 1 {
-            l.iter().map(|&v| v as usize).collect()
-        } else {
-            l.chunks(lcols).map(argmax).collect()
-        })
-    } else {
-        None
     };
     Ok(Data::Features {
         x,

@@ -355,6 +355,39 @@ fn sweep_errors_are_clear() {
     ]);
     assert_mentions(&err, &["nope"]);
     assert!(!out.exists(), "a failed sweep leaves no output directory");
+
+    // A failure after the outputs are staged (the data is read after the checkpoint) leaves neither the
+    // output directory nor the staging directory; a complete sweep leaves only the output directory.
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "1,2,3\n4,5,6\n").unwrap();
+    let err = mxrt_err(&[
+        "sweep",
+        m,
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        o,
+        "--vary",
+        "encoding=f32",
+    ]);
+    assert_mentions(&err, &["bad.csv", "rows of 3 values"]);
+    let names = || -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(), ["bad.csv", "mlp"]);
+    sweep(&dir, &out, &["--vary", "encoding=f32,mxint8", "--keep"]);
+    assert_eq!(names(), ["bad.csv", "mlp", "out"]);
+    assert!(out.join("results.csv").is_file() && out.join("models").is_dir());
+    // Into an existing directory: files replaced in place, nothing staged left behind.
+    sweep(&dir, &out, &["--vary", "encoding=f32"]);
+    assert_eq!(names(), ["bad.csv", "mlp", "out"]);
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
 }
 
 #[test]

@@ -25,10 +25,113 @@ pub fn remove_partial_files() -> usize {
         Ok(mut list) => std::mem::take(&mut *list),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
     };
-    paths
-        .iter()
-        .filter(|p| std::fs::remove_file(p).is_ok())
-        .count()
+    paths.iter().filter(|p| remove_any(p)).count()
+}
+
+/// Removes a partial file, or a staging directory with what is in it.
+fn remove_any(path: &Path) -> bool {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).is_ok()
+    } else {
+        std::fs::remove_file(path).is_ok()
+    }
+}
+
+/// Several outputs that belong together (a sweep's results, charts and models): they are written into a
+/// private staging directory beside `target`, named like our partial files (so the signal handler and the
+/// stale-partial cleanup remove it), and [`StagedDir::commit`] moves them into `target`: by one rename of the
+/// whole directory when `target` does not exist yet, else file by file (each replacement atomic). Dropped
+/// without a commit (an error, a panic), the staging directory is removed: the outputs are complete or absent.
+pub struct StagedDir {
+    stage: Option<PathBuf>,
+    target: PathBuf,
+    _in_progress: InProgress,
+}
+
+impl StagedDir {
+    pub fn new(target: &Path) -> Result<StagedDir> {
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let io = |source| Error::Io {
+            path: target.to_path_buf(),
+            source,
+        };
+        if target.exists() && !target.is_dir() {
+            return Err(Error::UnsafeOutput {
+                path: target.to_path_buf(),
+                reason: "it exists and is not a directory".into(),
+            });
+        }
+        std::fs::create_dir_all(parent).map_err(io)?;
+        remove_stale_partials(parent);
+        let stage = tempfile::Builder::new()
+            .prefix(&format!("{PARTIAL_PREFIX}{}-", std::process::id()))
+            .tempdir_in(parent)
+            .map_err(io)?
+            .keep();
+        Ok(StagedDir {
+            _in_progress: InProgress::new(&stage),
+            stage: Some(stage),
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Where to write the outputs meanwhile.
+    pub fn path(&self) -> &Path {
+        self.stage.as_deref().unwrap_or(&self.target)
+    }
+
+    /// Moves everything written into `target`.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(stage) = self.stage.take() else {
+            return Ok(());
+        };
+        let io = |path: &Path, source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !self.target.exists() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&stage, std::fs::Permissions::from_mode(0o755));
+            }
+            return std::fs::rename(&stage, &self.target).map_err(|e| io(&self.target, e));
+        }
+        let result = move_into(&stage, &self.target);
+        let _ = std::fs::remove_dir_all(&stage);
+        result.map_err(|e| io(&self.target, e))
+    }
+}
+
+/// Renames every file under `from` to the same place under `to`, creating directories as needed.
+fn move_into(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            move_into(&entry.path(), &dest)?;
+        } else {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644))?;
+            }
+            std::fs::rename(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if let Some(stage) = self.stage.take() {
+            let _ = std::fs::remove_dir_all(stage);
+        }
+    }
 }
 
 /// Registers a temporary file while its write is in progress.
@@ -148,7 +251,7 @@ fn remove_stale_partials(dir: &Path) {
             continue; // not ours (or written before the pid was part of the name)
         };
         if pid != me && writer_is_gone(pid, &entry) {
-            let _ = std::fs::remove_file(entry.path());
+            remove_any(&entry.path());
         }
     }
 }

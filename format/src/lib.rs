@@ -26,7 +26,8 @@ pub use encode::{encode_f32, encode_raw, EncodedTensor, SparsePolicy};
 pub use encoding::{Encoding, EncodingSpec, MxElem, RawDtype, Rounding};
 pub use error::{Error, Result};
 pub use file_io::{
-    check_output, open_regular_file, remove_partial_files, write_atomically, PARTIAL_PREFIX,
+    check_output, open_regular_file, remove_partial_files, write_atomically, StagedDir,
+    PARTIAL_PREFIX,
 };
 pub use layout::FormatVersion;
 pub use metadata::{parse_metadata, validate_metadata};

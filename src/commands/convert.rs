@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, requires = "sparsity")]
     prune: Option<String>,
     /// Fraction of weights to remove with --prune, in [0, 1): exactly round(s*n) per scope.
-    #[arg(long, requires = "prune")]
+    #[arg(long, requires = "prune", allow_negative_numbers = true)]
     sparsity: Option<f64>,
     /// Pruning scope: local (each tensor) or global (one threshold across the pruned layers).
     #[arg(long, default_value = "local", requires = "prune")]

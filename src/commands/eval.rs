@@ -26,6 +26,10 @@ pub struct Args {
     /// is all-FP32 (weights and activations).
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// Evaluate against a reference that was not converted from the model's own checkpoint (by default
+    /// refused: the weights' SHA-256 recorded in each file must match).
+    #[arg(long)]
+    force: bool,
     /// The backend of the evaluated model (the FP32 reference always runs on the CPU).
     #[command(flatten)]
     backend: crate::commands::run::BackendArgs,
@@ -58,6 +62,7 @@ fn reference_model(
     model: &Model,
     reference: Option<&Path>,
     tmp: &Path,
+    force: bool,
 ) -> Result<Option<Model>> {
     let Some(r) = reference else {
         if is_fp32(model) {
@@ -90,10 +95,89 @@ fn reference_model(
         r.to_path_buf()
     };
     let m = Model::open(&path, ReadOptions::default())?;
+    check_same_model(model_path, model, r, &m, force)?;
     if !is_fp32(&m) {
         bail!("the reference {} is not an FP32 model", path.display());
     }
     Ok(Some(m))
+}
+
+/// The weight files (`*.safetensors`) a model was converted from, by name, with their SHA-256
+/// (`provenance.sources` in the metadata); empty when the file does not record them.
+fn weight_sources(model: &Model) -> BTreeMap<String, String> {
+    model
+        .metadata()
+        .get("provenance")
+        .and_then(|p| p.get("sources"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let name = s.get("path")?.as_str()?;
+            let sha = s.get("sha256")?.as_str()?;
+            name.ends_with(".safetensors")
+                .then(|| (name.to_string(), sha.to_string()))
+        })
+        .collect()
+}
+
+/// Refuses a reference that is not the evaluated model's own FP32 original: another architecture, other
+/// hyper-parameters, or (where both files record it) other source weights. `force` accepts a different
+/// checkpoint of the same architecture and shape on purpose.
+fn check_same_model(
+    model_path: &Path,
+    model: &Model,
+    reference_path: &Path,
+    reference: &Model,
+    force: bool,
+) -> Result<()> {
+    let (m, r) = (model.description(), reference.description());
+    let (ma, ra) = (
+        m.hyperparameters.architecture(),
+        r.hyperparameters.architecture(),
+    );
+    if ma != ra {
+        bail!(
+            "the reference {} is a {ra} model, but {} is a {ma} model: give the checkpoint {} was converted from",
+            reference_path.display(),
+            model_path.display(),
+            model_path.display()
+        );
+    }
+    if m.hyperparameters != r.hyperparameters {
+        let (mv, rv) = (m.hyperparameters.to_value(), r.hyperparameters.to_value());
+        let differs: Vec<String> = mv
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| rv.get(k.as_str()) != Some(v))
+            .map(|(k, v)| format!("{k} {v} vs {}", rv.get(k.as_str()).unwrap_or(&Value::Null)))
+            .collect();
+        bail!(
+            "the reference {} has other hyper-parameters than {} ({}): it is a different model",
+            reference_path.display(),
+            model_path.display(),
+            differs.join(", ")
+        );
+    }
+    let (ms, rs) = (weight_sources(model), weight_sources(reference));
+    if !force && !ms.is_empty() && !rs.is_empty() && ms != rs {
+        let show = |s: &BTreeMap<String, String>| {
+            s.iter()
+                .map(|(n, h)| format!("{n} {}", &h[..h.len().min(12)]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        bail!(
+            "the reference {} was converted from other weights than {} (SHA-256 {} vs {}): pass the model's own \
+             checkpoint, or --force to compare against this one anyway",
+            reference_path.display(),
+            model_path.display(),
+            show(&rs),
+            show(&ms)
+        );
+    }
+    Ok(())
 }
 
 /// Stored bytes per encoding, and FP32 bytes, of the numeric tensors.
@@ -135,7 +219,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut peak = Peak::default();
     peak.sample();
     let out = outputs(&model, &data, &a.data, &mut || peak.sample())?;
-    let reference = reference_model(&a.model, &model, a.reference.as_deref(), tmp.path())?;
+    let reference = reference_model(
+        &a.model,
+        &model,
+        a.reference.as_deref(),
+        tmp.path(),
+        a.force,
+    )?;
     let refs = match &reference {
         Some(r) => outputs(r, &data, &a.data, &mut || {})?,
         None => out.clone(),

@@ -19,8 +19,9 @@ pub struct Args {
     /// Text(s) to run (BERT models).
     #[arg(long, num_args = 1..)]
     text: Vec<String>,
-    /// Input file: TSV/CSV with a text column (`sentence`/`text` header, else the first column) for BERT
-    /// models; CSV or .npy rows of features for MLPs.
+    /// Input file: for BERT models a .txt file (one text per line) or TSV/CSV with a text column
+    /// (`sentence`/`text` header, else the first column); for MLPs rows of features as CSV, .npy or .npz
+    /// (array `x`), each row the model's features, optionally followed by one-hot label columns.
     #[arg(long, conflicts_with = "text")]
     input: Option<PathBuf>,
     #[command(flatten)]
@@ -37,6 +38,10 @@ pub struct Args {
     /// With --json: include each text's token ids (`input_ids`).
     #[arg(long, requires = "json")]
     tokens: bool,
+    /// MLPs: run on feature values that are NaN or infinite instead of refusing them (the outputs of
+    /// such rows mean nothing; the flag exists for probing models).
+    #[arg(long)]
+    allow_nonfinite: bool,
 }
 
 /// `--backend` and `--verbose`, shared by `run`, `eval` and `bench`.
@@ -122,24 +127,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let Some(path) = &a.input else {
                 bail!("give --input with CSV or .npy features")
             };
-            let (values, rows, cols) = if path.extension().is_some_and(|e| e == "npy") {
-                crate::data::read_npy(path)?
+            let (features, _) = crate::data::read_features(path)?;
+            let x = crate::data::feature_columns(path, &features, mlp.inputs, mlp.outputs)?;
+            crate::data::check_finite(path, &features, a.allow_nonfinite)?;
+            let y = if a.allow_nonfinite {
+                model.run_mlp_allowing_nonfinite(&x, features.rows)?
             } else {
-                crate::data::read_csv_matrix(path)?
+                model.run_mlp(&x, features.rows)?
             };
-            if cols < mlp.inputs {
-                bail!(
-                    "{}: {cols} columns, the model takes {} features",
-                    path.display(),
-                    mlp.inputs
-                );
-            }
-            // Extra columns (e.g. one-hot labels after the features) are ignored.
-            let x: Vec<f32> = values
-                .chunks(cols)
-                .flat_map(|r| r[..mlp.inputs].iter().copied())
-                .collect();
-            let y = model.run_mlp(&x, rows)?;
             for out in y.chunks(mlp.outputs) {
                 let label = mlp.labels.get(argmax(out)).cloned();
                 if a.json {

@@ -265,6 +265,8 @@ impl Model {
     /// The MLP on `rows` feature rows. Batches of at least [`CHANGE_CHECK_VALUES`] input values are followed by
     /// the in-place-write check of [`Model::run_bert`]; smaller calls (a JSC row takes about a microsecond,
     /// the check half of one) skip it: check a long series of them with [`Model::check_file_unchanged`].
+    /// Feature values that are NaN or infinite are refused ([`InputError::NonFiniteFeature`], naming the row
+    /// and column): no output computed from them means anything.
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         if let (Graph::Mlp(m), Some(at)) = (&self.graph, x.iter().position(|v| !v.is_finite())) {
             let width = m.inputs.max(1);
@@ -275,6 +277,12 @@ impl Model {
             }
             .into());
         }
+        self.run_mlp_allowing_nonfinite(x, rows)
+    }
+
+    /// [`Model::run_mlp`] without the refusal of NaN and infinite features, for callers that asked for it
+    /// explicitly (`--allow-nonfinite`): their rows give whatever the arithmetic gives.
+    pub fn run_mlp_allowing_nonfinite(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let out = self.forward_mlp(x, rows)?;
         if x.len() >= CHANGE_CHECK_VALUES {
             self.file.check_unchanged()?;

@@ -15,7 +15,7 @@ use mxrt_converter::fidelity::best_fixed_frac;
 use mxrt_converter::model::Role;
 use mxrt_converter::model_convert::{ModelOptions, ModelReport, Source};
 use mxrt_converter::recipe::{Override, PruneSetting, Recipe, Settings};
-use mxrt_format::{write_atomically, Encoding, EncodingSpec, ReadOptions, Rounding};
+use mxrt_format::{write_atomically, Encoding, EncodingSpec, ReadOptions, Rounding, StagedDir};
 use mxrt_runtime::Model;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -285,6 +285,8 @@ fn available_memory() -> Option<u64> {
 
 struct Sweep<'a> {
     a: &'a Args,
+    /// Where the outputs go until the sweep is complete: a staging directory beside `--out`.
+    out: PathBuf,
     source: Source,
     base: Recipe,
     rounding: Rounding,
@@ -438,7 +440,7 @@ impl Sweep<'_> {
             .join(", ");
         let (recipe, frac, activations) = self.recipe(point)?;
         let name = format!("point-{index:03}.mxrt");
-        let out_path = self.a.out.join("models").join(&name);
+        let out_path = self.out.join("models").join(&name);
         let built = self
             .source
             .build(
@@ -547,8 +549,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let source = Source::open(std::slice::from_ref(&a.checkpoint), false)
         .with_context(|| format!("reading the checkpoint {}", a.checkpoint.display()))?;
+    // Everything is written into a staging directory and moved into --out at the end: a failed or
+    // interrupted sweep leaves no half set of results.
+    let staged = StagedDir::new(&a.out)
+        .with_context(|| format!("cannot prepare the output directory {}", a.out.display()))?;
     let sweep = Sweep {
         a: &a,
+        out: staged.path().to_path_buf(),
         source,
         base,
         rounding,
@@ -579,10 +586,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let reference_metric = reference_metrics[metric_name].as_f64();
     drop(reference);
 
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
     if a.keep {
-        std::fs::create_dir_all(a.out.join("models"))?;
+        std::fs::create_dir_all(sweep.out.join("models"))?;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // A point holds its pruned weight copies, the encoded image and the model's activations: budget three
@@ -648,6 +653,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     });
     write_outputs(
         &a,
+        &sweep.out,
         &summary,
         &rows,
         &kinds,
@@ -655,6 +661,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reference_metric,
         fp32_weight_bytes,
     )?;
+    drop(sweep);
+    staged
+        .commit()
+        .with_context(|| format!("moving the results into {}", a.out.display()))?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else if !a.quiet {

@@ -110,6 +110,7 @@ fn scaled(metric: &str, v: f64) -> f64 {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_outputs(
     a: &Args,
+    out: &std::path::Path,
     summary: &Value,
     rows: &[Row],
     kinds: &[Axis],
@@ -118,7 +119,7 @@ pub(crate) fn write_outputs(
     fp32_bytes: u64,
 ) -> Result<()> {
     let put = |name: &str, bytes: &[u8]| -> Result<()> {
-        let p = a.out.join(name);
+        let p = out.join(name);
         write_atomically(&p, |w| w.write_all(bytes))
             .with_context(|| format!("writing {}", p.display()))
     };
@@ -226,7 +227,7 @@ pub(crate) fn write_outputs(
         if chart.series.is_empty() && chart.labelled_points.is_empty() {
             continue;
         }
-        plot::write(&chart, &a.out.join(stem))?;
+        plot::write(&chart, &out.join(stem))?;
         charts.push((stem, title));
     }
     put(
