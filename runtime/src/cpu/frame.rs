@@ -525,7 +525,10 @@ impl Cpu {
         let (a_codes, a_scales) = (&acts.codes[..], &acts.factors[..]);
         let (n, kdim) = (w.rows(), w.cols());
         let bpr = kdim.div_ceil(32);
-        let mut out = vec![0.0f32; m * n];
+        // Every element is stored below (the row kernels store, they do not accumulate). Taking the buffer
+        // from the pool matters for memory as much as for speed: the dead f32 tensors this path recycles
+        // (the FFN's GELU output among them) are reused here instead of piling up in the pool.
+        let mut out = crate::cpu::buffers::take(m * n);
         if n == 0 || m == 0 {
             return out;
         }
