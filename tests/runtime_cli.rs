@@ -467,3 +467,27 @@ fn bench_kernels_reports_throughput_against_the_peaks() {
         );
     }
 }
+
+/// An MLP's bench speaks of rows, not sequences, and shows its sub-millisecond times in µs (a JSC call takes
+/// about a microsecond: "0.00 ms" hid it).
+#[test]
+fn bench_of_an_mlp_reports_rows_and_microseconds() {
+    let mlp = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/format-1.0/mlp.fixed8.4.mxrt");
+    let m = mlp.to_str().unwrap();
+    let text = mxrt_ok(&["bench", m, "--batch", "1", "--iterations", "200"]);
+    assert!(
+        text.contains(": batch of 1 rows on ")
+            && text.contains(" µs")
+            && text.contains("rows per second"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("seq") && !text.contains("sequences"),
+        "{text}"
+    );
+    let r: Value =
+        serde_json::from_str(&mxrt_ok(&["bench", m, "--iterations", "5", "--json"])).unwrap();
+    assert!(r["seq"].is_null(), "{r}");
+    assert!(r["p50_ms"].as_f64().unwrap() > 0.0);
+}

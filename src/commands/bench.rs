@@ -61,6 +61,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A duration for people: microseconds below a millisecond, else milliseconds.
+fn duration(seconds: f64) -> String {
+    if seconds < 1e-3 {
+        format!("{:.2} µs", seconds * 1e6)
+    } else {
+        format!("{:.2} ms", seconds * 1e3)
+    }
+}
+
 pub fn run(a: Args) -> Result<ExitCode> {
     if a.kernels {
         match a.backend.backend {
@@ -136,7 +145,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         times.sort_by(f64::total_cmp);
         let (p50, p90, p99) = (percentile(&times, 0.5), percentile(&times, 0.9), percentile(&times, 0.99));
         let r = json!({
-            "model": model_path.display().to_string(), "batch": a.batch, "seq": a.seq, "threads": threads, "isa": isa,
+            "model": model_path.display().to_string(), "batch": a.batch,
+            "seq": matches!(model.graph(), Graph::Bert(_)).then_some(a.seq), "threads": threads, "isa": isa,
             "backend": backend, "device_weight_bytes": model.device_bytes(),
             "open_ms": open_s * 1e3, "first_inference_ms": first_s * 1e3, "iterations": a.iterations,
             "ready_unix_s": ready_unix_s, "first_result_unix_s": first_result_unix_s,
@@ -147,9 +157,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         if a.json {
             outln!("{}", serde_json::to_string_pretty(&r)?)?;
         } else {
+            // An MLP has rows, not sequences; its calls take microseconds, which "0.00 ms" would hide.
+            let (shape, unit) = match model.graph() {
+                Graph::Bert(_) => (format!("batch {} × seq {}", a.batch, a.seq), "sequences"),
+                Graph::Mlp(_) => (format!("batch of {} rows", a.batch), "rows"),
+            };
             outln!(
-                "{}: batch {} seq {} on {}: open {:.1} ms, first inference {:.1} ms; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; {:.1} per second",
-                model_path.display(), a.batch, a.seq, if a.backend.backend == mxrt_runtime::BackendKind::Cpu { format!("{threads} threads ({isa})") } else { backend.clone() }, open_s * 1e3, first_s * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3, a.batch as f64 / p50
+                "{}: {shape} on {}: open {}, first inference {}; p50 {}, p90 {}, p99 {}; {:.1} {unit} per second",
+                model_path.display(),
+                if a.backend.backend == mxrt_runtime::BackendKind::Cpu { format!("{threads} threads ({isa})") } else { backend.clone() },
+                duration(open_s), duration(first_s), duration(p50), duration(p90), duration(p99), a.batch as f64 / p50
             )?;
         }
         Ok(ExitCode::SUCCESS)
