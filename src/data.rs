@@ -60,6 +60,16 @@ pub fn read_input_text(path: &Path) -> Result<String> {
     })
 }
 
+/// The non-blank lines of a text file, trimmed: one text each.
+pub fn read_text_lines(path: &Path) -> Result<Vec<String>> {
+    Ok(read_input_text(path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
 /// One record of a delimited file, with the line it starts on.
 struct Record {
     line: u64,
@@ -124,12 +134,7 @@ fn check_width(path: &Path, r: &Record, expected: &[usize], of: &str) -> Result<
 /// named `sentence`, `text` or `sentence1` in a header line, else the first column of every line).
 pub fn read_texts(path: &Path) -> Result<Vec<String>> {
     if path.extension().is_some_and(|e| e == "txt") {
-        let texts: Vec<String> = read_input_text(path)?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
+        let texts = read_text_lines(path)?;
         if texts.is_empty() {
             bail!("{} holds no lines", path.display());
         }
@@ -402,9 +407,9 @@ pub fn read_features(path: &Path) -> Result<(Matrix, Option<Matrix>)> {
     }
 }
 
-/// The model's `inputs` feature columns of `m`, row-major. A row is exactly the features, or the features
-/// followed by `outputs` one-hot label columns (the hls4ml jet CSV); any other width is an error.
-pub fn feature_columns(path: &Path, m: &Matrix, inputs: usize, outputs: usize) -> Result<Vec<f32>> {
+/// Refuses a matrix whose rows are neither the model's `inputs` features nor the features followed by
+/// `outputs` one-hot label columns (the hls4ml jet CSV).
+pub fn check_feature_width(path: &Path, m: &Matrix, inputs: usize, outputs: usize) -> Result<()> {
     if m.cols != inputs && m.cols != inputs + outputs {
         bail!(
             "{}: rows of {} values; the model takes {inputs} features (or {inputs} features + {outputs} \
@@ -413,13 +418,18 @@ pub fn feature_columns(path: &Path, m: &Matrix, inputs: usize, outputs: usize) -
             m.cols
         );
     }
+    Ok(())
+}
+
+/// The first `inputs` columns of each row of `m`, row-major (the matrix itself when that is all it holds).
+pub fn feature_columns(m: Matrix, inputs: usize) -> Vec<f32> {
     if m.cols == inputs {
-        return Ok(m.values.clone());
+        return m.values;
     }
-    Ok(m.values
-        .chunks(m.cols)
+    m.values
+        .chunks(m.cols.max(1))
         .flat_map(|r| r[..inputs].iter().copied())
-        .collect())
+        .collect()
 }
 
 /// Class indices from one-hot rows (`width` > 1: exactly one 1, the rest 0) or from a column of indices

@@ -147,13 +147,7 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
                 (t, _) => bail!("task {t:?} does not fit a text model (sst2, stsb, embed)"),
             };
             if task == "embed" {
-                let text = crate::data::read_input_text(data)?;
-                let texts: Vec<String> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                let texts = crate::data::read_text_lines(data)?;
                 if texts.len() < 2 {
                     bail!("{}: need at least two sentences", data.display());
                 }
@@ -228,7 +222,7 @@ fn mlp_inputs(a: &DataArgs, inputs: usize, outputs: usize) -> Result<Data> {
         bail!("give --data (CSV or .npy) or --synthetic N")
     };
     let (features, archive_labels) = crate::data::read_features(data)?;
-    let x = crate::data::feature_columns(data, &features, inputs, outputs)?;
+    crate::data::check_feature_width(data, &features, inputs, outputs)?;
     crate::data::check_finite(data, &features, a.allow_nonfinite)?;
     let rows = features.rows;
     let labels = if features.cols == inputs + outputs {
@@ -258,7 +252,7 @@ fn mlp_inputs(a: &DataArgs, inputs: usize, outputs: usize) -> Result<Data> {
         }
     };
     Ok(Data::Features {
-        x,
+        x: crate::data::feature_columns(features, inputs),
         rows,
         labels,
         note: None,

@@ -235,7 +235,10 @@ fn tensor_at_fault(bytes: &[u8]) -> Option<String> {
             .collect::<Option<_>>()?;
         let offsets = info.get("data_offsets")?.as_array()?;
         let (begin, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
-        let size = dtype_bytes(dtype)?;
+        // The crate's own names and sizes (an unknown dtype: no tensor to blame here).
+        let size = serde_json::from_value::<Dtype>(serde_json::json!(dtype))
+            .ok()?
+            .size() as u64;
         let needed = shape.iter().try_fold(size, |a, &d| a.checked_mul(d));
         match needed {
             None => {
@@ -254,16 +257,6 @@ fn tensor_at_fault(bytes: &[u8]) -> Option<String> {
         }
     }
     None
-}
-
-fn dtype_bytes(dtype: &str) -> Option<u64> {
-    Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
-        "U16" | "I16" | "F16" | "BF16" => 2,
-        "U32" | "I32" | "F32" => 4,
-        "U64" | "I64" | "F64" => 8,
-        _ => return None,
-    })
 }
 
 /// Lowercase hex SHA-256.

@@ -287,8 +287,9 @@ impl Source {
 
 /// What a caller checks in a finished file image before it is written: a runtime opening it as a model
 /// (the converter does not know the runtime), so a checkpoint whose tokenizer or labels the runtime would
-/// refuse fails at convert, not at first use. The error is the reason, in words.
-pub type ImageCheck<'a> = &'a dyn Fn(&[u8]) -> Result<(), String>;
+/// refuse fails at convert, not at first use. It takes the image and gives it back (so the check needs no
+/// copy of a file that may be hundreds of megabytes); the error is the reason, in words.
+pub type ImageCheck<'a> = &'a dyn Fn(Vec<u8>) -> Result<Vec<u8>, String>;
 
 /// Converts a checkpoint into one `.mxrt` file, written atomically (a failure leaves no partial output),
 /// after `check` accepts the image.
@@ -303,7 +304,7 @@ pub fn convert_model(
     crate::raw::reject_output_among_inputs(inputs, output)?;
     let source = Source::open(inputs, options.allow_nonfinite)?;
     let Built { bytes, mut report } = source.build(output, options, progress)?;
-    check(&bytes).map_err(|reason| ConvertError::Unusable {
+    let bytes = check(bytes).map_err(|reason| ConvertError::Unusable {
         checkpoint: source.ckpt.dir.clone(),
         reason,
     })?;

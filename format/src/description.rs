@@ -275,6 +275,14 @@ impl MlpHyperparameters {
         &self,
         rows_of: impl Fn(&str) -> Option<u64>,
     ) -> Result<Vec<NeededTensor>, DescriptionError> {
+        // A layer of width 0 computes nothing and leaves callers rows of zero values to split and rank.
+        let empty = |what: String| DescriptionError::Inconsistent {
+            section: "hyperparameters",
+            reason: format!("{what} is 0 wide: every layer of an MLP needs at least one value"),
+        };
+        if self.num_features == 0 {
+            return Err(empty("num_features".into()));
+        }
         let mut width = self.num_features;
         let mut out = Vec::new();
         for op in &self.ops {
@@ -283,6 +291,9 @@ impl MlpHyperparameters {
                     let rows = rows_of(weight).ok_or_else(|| DescriptionError::MissingTensor {
                         name: weight.clone(),
                     })?;
+                    if rows == 0 {
+                        return Err(empty(format!("the output of {weight:?}")));
+                    }
                     out.push(needed(weight.clone(), &[rows, width]));
                     out.push(needed(bias.clone(), &[rows]));
                     width = rows;

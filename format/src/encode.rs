@@ -117,17 +117,20 @@ pub fn encode_f32(
     })
 }
 
-/// Refuses planes of `lens` bytes that this process cannot allocate (probed without touching the memory).
+/// Refuses planes of `lens` bytes that this process cannot allocate (probed without touching the memory, and
+/// only for planes of 256 MiB and more: below that, the probe would be an allocation per tensor for nothing).
 fn check_allocatable(name: &str, lens: &[u64; 4]) -> Result<()> {
+    const PROBE_FROM: u64 = 256 << 20;
     let total = lens
         .iter()
         .try_fold(0u64, |a, &l| a.checked_add(l))
         .ok_or_else(|| Error::Overflow {
             what: format!("tensor {name:?}'s plane sizes"),
         })?;
-    let fits = usize::try_from(total)
-        .ok()
-        .is_some_and(|n| Vec::<u8>::new().try_reserve_exact(n).is_ok());
+    let fits = total < PROBE_FROM
+        || usize::try_from(total)
+            .ok()
+            .is_some_and(|n| Vec::<u8>::new().try_reserve_exact(n).is_ok());
     if fits {
         Ok(())
     } else {

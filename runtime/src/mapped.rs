@@ -88,6 +88,14 @@ impl MappedFile {
         &self.path
     }
 
+    /// The image of [`MappedFile::from_bytes`], given back; `None` for a mapped file.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self.bytes {
+            Backing::InMemory(bytes) => Some(bytes),
+            Backing::Mapped(..) => None,
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         match &self.bytes {
             Backing::Mapped(map, ..) => map,

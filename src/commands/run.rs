@@ -128,12 +128,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 bail!("give --input with CSV or .npy features")
             };
             let (features, _) = crate::data::read_features(path)?;
-            let x = crate::data::feature_columns(path, &features, mlp.inputs, mlp.outputs)?;
+            crate::data::check_feature_width(path, &features, mlp.inputs, mlp.outputs)?;
             crate::data::check_finite(path, &features, a.allow_nonfinite)?;
+            let rows = features.rows;
+            let x = crate::data::feature_columns(features, mlp.inputs);
             let y = if a.allow_nonfinite {
-                model.run_mlp_allowing_nonfinite(&x, features.rows)?
+                model.run_mlp_allowing_nonfinite(&x, rows)?
             } else {
-                model.run_mlp(&x, features.rows)?
+                model.run_mlp(&x, rows)?
             };
             for out in y.chunks(mlp.outputs) {
                 let label = mlp.labels.get(argmax(out)).cloned();

@@ -127,6 +127,11 @@ impl Model {
         &self.tensors
     }
 
+    /// The file image of a model made by [`Model::from_bytes`], given back; `None` for a mapped file.
+    pub fn into_image(self) -> Option<Vec<u8>> {
+        self.file.into_bytes()
+    }
+
     pub fn file_len(&self) -> u64 {
         self.file.bytes().len() as u64
     }
