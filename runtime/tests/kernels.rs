@@ -10,7 +10,7 @@ use mxrt_format::{
     encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
 };
 use mxrt_runtime::bench::Cpu;
-use mxrt_runtime::bench::{reference, Kernels, TIERS};
+use mxrt_runtime::bench::{reference, Kernels, PanelWeights, TIERS};
 use mxrt_runtime::ActQuant;
 use mxrt_runtime::TensorRef;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -259,7 +259,7 @@ fn integer_kernels_agree_exactly() {
     }
 }
 
-/// The AMX panel kernel against `reference::mxint8_panel`, bit for bit: random block counts, 1-4 weight
+/// The panel kernels (AVX-512 VNNI, AMX) against `reference::mxint8_panel`, bit for bit: random block counts, 1-4 weight
 /// groups, padding rows (factor 0), every scale byte incl. 0 and 255 (NaN), weight codes incl. -128, and an
 /// output stride wider than the groups (columns past them untouched).
 #[test]
@@ -270,8 +270,8 @@ fn mxint8_panel_agrees_exactly() {
         .collect();
     check_required(
         &tables,
-        &["amx"],
-        "the AMX panel kernel (no matrix unit here: it is not used)",
+        &["avx512", "amx"],
+        "the panel kernels (AVX-512 VNNI, AMX)",
     );
     for k in tables {
         let panel_kernel = k.mxint8_panel.expect("filtered");
@@ -304,10 +304,16 @@ fn mxint8_panel_agrees_exactly() {
             let wf: Vec<f32> = (0..groups * 16 * bpr)
                 .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
                 .collect();
+            let bias = reference::panel_unsigned_bias(&wc);
+            let w = PanelWeights {
+                codes: &wc,
+                factors: &wf,
+                unsigned_bias: if panel_kernel.unsigned { &bias } else { &[] },
+            };
             let ldo = groups * 16 + rng.gen_range(0..5);
             let (mut r, mut f) = (vec![7.0f32; 16 * ldo], vec![7.0f32; 16 * ldo]);
-            reference::mxint8_panel(&panel, &panel_factors, bpr, &wc, &wf, &mut r, ldo);
-            panel_kernel(&panel, &panel_factors, bpr, &wc, &wf, &mut f, ldo);
+            reference::mxint8_panel(&panel, &panel_factors, bpr, w, &mut r, ldo);
+            (panel_kernel.run)(&panel, &panel_factors, bpr, w, &mut f, ldo);
             for (i, (x, y)) in r.iter().zip(&f).enumerate() {
                 assert!(
                     x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
@@ -347,7 +353,12 @@ fn packed_panels_compute_the_decoded_product() {
         let (mut panel, mut pf) = (Vec::new(), Vec::new());
         mxrt_runtime::bench::pack_mxint8_panels(&a, &af, bpr, &mut panel, &mut pf);
         let mut out = vec![f32::NAN; 16 * 16];
-        reference::mxint8_panel(&panel, &pf, bpr, &w, &wf, &mut out, 16);
+        let weights = PanelWeights {
+            codes: &w,
+            factors: &wf,
+            unsigned_bias: &[],
+        };
+        reference::mxint8_panel(&panel, &pf, bpr, weights, &mut out, 16);
         for i in 0..16 {
             for r in 0..wrows {
                 let expect = if i < rows {

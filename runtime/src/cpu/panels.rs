@@ -1,12 +1,12 @@
-//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AMX): activations arrive packed in
+//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AVX-512 VNNI, AMX): activations arrive packed in
 //! panels of 16 rows; weight rows are taken 16 at a time straight from the mapped file. A ragged last group
 //! of weight rows goes through a zero-padded copy of those few rows, a ragged last panel through a buffer.
 
 use rayon::prelude::*;
 
 use crate::cpu::kernels::ragged::Elementwise;
-use crate::cpu::kernels::reference::PANEL_ROWS;
-use crate::cpu::kernels::MxPanel;
+use crate::cpu::kernels::reference::{panel_unsigned_bias, PANEL_ROWS};
+use crate::cpu::kernels::{MxPanel, PanelWeights};
 use crate::cpu::quant::MxActs;
 use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
 use crate::weights::WeightView;
@@ -43,7 +43,7 @@ pub(crate) fn linear_mxint8_panels(
         add_bias_rows(&mut out, bias);
         return out;
     }
-    let weights = Groups::new(w_codes, w_scales, n, kdim.div_ceil(32));
+    let weights = Groups::new(w_codes, w_scales, n, kdim.div_ceil(32), kernel.unsigned);
     let panels = m.div_ceil(PANEL_ROWS);
     let parallel = n * m * kdim >= PARALLEL_WORK;
     let threads = rayon::current_num_threads();
@@ -143,8 +143,20 @@ pub(crate) fn feed_forward_panels(
         add_bias_rows(&mut out, ff.down_bias);
         return out;
     }
-    let up = Groups::new(up_codes, up_scales, hidden_width, ff.up.cols().div_ceil(32));
-    let down = Groups::new(down_codes, down_scales, n, hidden_width.div_ceil(32));
+    let up = Groups::new(
+        up_codes,
+        up_scales,
+        hidden_width,
+        ff.up.cols().div_ceil(32),
+        kernel.unsigned,
+    );
+    let down = Groups::new(
+        down_codes,
+        down_scales,
+        n,
+        hidden_width.div_ceil(32),
+        kernel.unsigned,
+    );
     struct PanelScratch {
         hidden: Vec<f32>,
         buf: Vec<f32>,
@@ -187,19 +199,23 @@ pub(crate) fn feed_forward_panels(
 }
 
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
-/// group (if any) as a zero-padded copy of its rows.
+/// group (if any) as a zero-padded copy of its rows; each block's factor, and its unsigned bias where the
+/// kernel reads activations as unsigned (computed per call: one pass over the codes, small beside the
+/// product's one pass per panel, and no memory held between calls).
 struct Groups<'a> {
     codes: &'a [u8],
     factors: Vec<f32>,
+    unsigned_bias: Vec<i32>,
     tail_codes: Vec<u8>,
     tail_factors: Vec<f32>,
+    tail_bias: Vec<i32>,
     n: usize,
     bpr: usize,
     full: usize,
 }
 
 impl<'a> Groups<'a> {
-    fn new(codes: &'a [u8], scales: &[u8], n: usize, bpr: usize) -> Groups<'a> {
+    fn new(codes: &'a [u8], scales: &[u8], n: usize, bpr: usize, unsigned: bool) -> Groups<'a> {
         let factors: Vec<f32> = scales
             .iter()
             .map(|&s| mxrt_format::mx::scale_value(s))
@@ -213,11 +229,21 @@ impl<'a> Groups<'a> {
             tail_codes[..(n - first) * bpr * 32].copy_from_slice(&codes[first * bpr * 32..]);
             tail_factors[..(n - first) * bpr].copy_from_slice(&factors[first * bpr..]);
         }
+        let (unsigned_bias, tail_bias) = if unsigned {
+            (
+                panel_unsigned_bias(&codes[..full * GROUP_ROWS * bpr * 32]),
+                panel_unsigned_bias(&tail_codes),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Groups {
             codes,
             factors,
+            unsigned_bias,
             tail_codes,
             tail_factors,
+            tail_bias,
             n,
             bpr,
             full,
@@ -265,13 +291,18 @@ impl<'a> Groups<'a> {
             let cols = (full_end - g0) * GROUP_ROWS;
             let w_codes =
                 &self.codes[g0 * GROUP_ROWS * row_width..full_end * GROUP_ROWS * row_width];
-            let w_factors = &self.factors[g0 * GROUP_ROWS * bpr..full_end * GROUP_ROWS * bpr];
+            let blocks = g0 * GROUP_ROWS * bpr..full_end * GROUP_ROWS * bpr;
+            let w = PanelWeights {
+                codes: w_codes,
+                factors: &self.factors[blocks.clone()],
+                unsigned_bias: self.unsigned_bias.get(blocks).unwrap_or_default(),
+            };
             if rows == PANEL_ROWS {
-                kernel(panel, factors, bpr, w_codes, w_factors, out, ldo);
+                (kernel.run)(panel, factors, bpr, w, out, ldo);
             } else {
                 buf.clear();
                 buf.resize(PANEL_ROWS * cols, 0.0);
-                kernel(panel, factors, bpr, w_codes, w_factors, buf, cols);
+                (kernel.run)(panel, factors, bpr, w, buf, cols);
                 for (i, src) in buf.chunks(cols).take(rows).enumerate() {
                     out[i * ldo..i * ldo + cols].copy_from_slice(src);
                 }
@@ -283,15 +314,12 @@ impl<'a> Groups<'a> {
             let real = width - c0;
             buf.clear();
             buf.resize(PANEL_ROWS * GROUP_ROWS, 0.0);
-            kernel(
-                panel,
-                factors,
-                bpr,
-                &self.tail_codes,
-                &self.tail_factors,
-                buf,
-                GROUP_ROWS,
-            );
+            let w = PanelWeights {
+                codes: &self.tail_codes,
+                factors: &self.tail_factors,
+                unsigned_bias: &self.tail_bias,
+            };
+            (kernel.run)(panel, factors, bpr, w, buf, GROUP_ROWS);
             for (i, src) in buf.chunks(GROUP_ROWS).take(rows).enumerate() {
                 out[i * ldo + c0..i * ldo + c0 + real].copy_from_slice(&src[..real]);
             }

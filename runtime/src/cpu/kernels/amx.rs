@@ -109,26 +109,15 @@ pub fn mxint8_panel(
     panel: &[u8],
     factors: &[f32],
     bpr: usize,
-    w_codes: &[u8],
-    w_factors: &[f32],
+    w: super::PanelWeights<'_>,
     out: &mut [f32],
     ldo: usize,
 ) {
-    let groups = w_factors.len() / (16 * bpr).max(1);
-    assert!(
-        bpr > 0
-            && panel.len() >= bpr * 512
-            && factors.len() >= bpr * 16
-            && w_factors.len() == groups * 16 * bpr
-            && w_codes.len() >= groups * 16 * bpr * 32
-            && ldo >= groups * 16
-            && (groups == 0 || out.len() >= 15 * ldo + groups * 16),
-        "mxint8_panel: operand sizes do not match"
-    );
+    let groups = super::reference::panel_groups(panel, factors, bpr, &w, out, ldo, false);
     assert!(enabled(), "mxint8_panel needs AMX");
-    // SAFETY: `enabled()` confirmed AMX-TILE, AMX-INT8, AVX-512F and the OS tile state; the sizes were
-    // checked above, which is every bound `panel_tiles` relies on.
-    unsafe { panel_tiles(panel, factors, bpr, w_codes, w_factors, groups, out, ldo) }
+    // SAFETY: `enabled()` confirmed AMX-TILE, AMX-INT8, AVX-512F and the OS tile state; `panel_groups`
+    // checked the sizes, which is every bound `panel_tiles` relies on.
+    unsafe { panel_tiles(panel, factors, bpr, w.codes, w.factors, groups, out, ldo) }
 }
 
 #[target_feature(enable = "avx512f")]
@@ -203,7 +192,7 @@ unsafe fn panel_tiles(
                 *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, *acc);
             }
         }
-        let rows = transpose16(&acc);
+        let rows = super::avx512::transpose16(&acc);
         for (i, row) in rows.iter().enumerate() {
             // SAFETY: i < 16 and g * 16 + 16 <= ldo, out.len() >= 15 * ldo + groups * 16: in bounds.
             unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(i * ldo + g * 16), *row) };
@@ -213,36 +202,6 @@ unsafe fn panel_tiles(
     unsafe { asm!("tilerelease", options(nostack)) };
 }
 
-/// 16 × 16 f32 transpose in registers: `out[i]` lane `r` = `m[r]` lane `i`.
-#[target_feature(enable = "avx512f")]
-fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
-    let mut t = [_mm512_setzero_ps(); 16];
-    for k in 0..8 {
-        t[2 * k] = _mm512_unpacklo_ps(m[2 * k], m[2 * k + 1]);
-        t[2 * k + 1] = _mm512_unpackhi_ps(m[2 * k], m[2 * k + 1]);
-    }
-    let mut u = [_mm512_setzero_ps(); 16];
-    for q in 0..4 {
-        let b = 4 * q;
-        u[b] = _mm512_shuffle_ps::<0x44>(t[b], t[b + 2]);
-        u[b + 1] = _mm512_shuffle_ps::<0xEE>(t[b], t[b + 2]);
-        u[b + 2] = _mm512_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
-        u[b + 3] = _mm512_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
-    }
-    for h in 0..2 {
-        let b = 8 * h;
-        for c in 0..4 {
-            t[b + c] = _mm512_shuffle_f32x4::<0x88>(u[b + c], u[b + 4 + c]);
-            t[b + 4 + c] = _mm512_shuffle_f32x4::<0xDD>(u[b + c], u[b + 4 + c]);
-        }
-    }
-    let mut out = [_mm512_setzero_ps(); 16];
-    for c in 0..8 {
-        out[c] = _mm512_shuffle_f32x4::<0x88>(t[c], t[8 + c]);
-        out[c + 8] = _mm512_shuffle_f32x4::<0xDD>(t[c], t[8 + c]);
-    }
-    out
-}
 
 /// Operations per iteration of [`peak_i8`]: four `tdpbssd` of 16 × 16 outputs over K = 64 (a multiply-add
 /// counts two).

@@ -556,3 +556,116 @@ pub(super) fn peak_i8(iterations: u64) -> i32 {
     // SAFETY: only placed in a table after AVX-512F and AVX-512 VNNI were detected.
     unsafe { peak_i8_avx512(iterations) }
 }
+
+pub(super) fn mxint8_panel_avx512_entry(
+    panel: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    w: super::PanelWeights<'_>,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let groups = super::reference::panel_groups(panel, factors, bpr, &w, out, ldo, true);
+    // SAFETY: only placed in the table after AVX-512 F/BW/VNNI were detected; `panel_groups` checked every
+    // size `mxint8_panel_avx512` reads or writes by.
+    unsafe { mxint8_panel_avx512(panel, factors, bpr, w, groups, out, ldo) }
+}
+
+/// [`super::reference::mxint8_panel`] on AVX-512 VNNI, bit for bit. A panel line (64 bytes: four codes of
+/// each of the 16 rows) is one register, so `vpdpbusd` with a weight row's four codes broadcast adds four
+/// products into each row's lane: one instruction per 64 multiply-adds, where the row kernels spend about
+/// five. `vpdpbusd` reads its first operand as unsigned: the line's codes get 128 added (an XOR of the sign
+/// bit) and each (weight row, block) sum starts at `−128 · Σ codes` (`unsigned_bias`), which leaves the exact
+/// i32 block sum the reference computes (|partial sums| < 2²⁰: no overflow). Then, as the reference: convert,
+/// scale by `w_factor · a_factor`, one FMA per block in block order. Eight weight rows at a time (8 integer +
+/// 8 float accumulators); a group's 16 × 16 results are transposed in registers into the output rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn mxint8_panel_avx512(
+    panel: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    w: super::PanelWeights<'_>,
+    groups: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    const HALF: usize = 8;
+    let row_bytes = bpr * 32;
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let (pa, pf) = (panel.as_ptr(), factors.as_ptr());
+    let (wc, wf, wb) = (w.codes.as_ptr(), w.factors.as_ptr(), w.unsigned_bias.as_ptr());
+    for g in 0..groups {
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for half in 0..2 {
+            let r0 = g * 16 + half * HALF;
+            let mut facc = [_mm512_setzero_ps(); HALF];
+            for j in 0..bpr {
+                let mut iacc = [_mm512_setzero_si512(); HALF];
+                for (r, a) in iacc.iter_mut().enumerate() {
+                    // SAFETY: (r0 + r) * bpr + j < groups * 16 * bpr = unsigned_bias.len().
+                    *a = _mm512_set1_epi32(unsafe { *wb.add((r0 + r) * bpr + j) });
+                }
+                for q in 0..8 {
+                    // SAFETY: 512 * j + 64 * q + 64 <= 512 * bpr <= panel.len().
+                    let line = unsafe { _mm512_loadu_si512(pa.add(512 * j + 64 * q).cast()) };
+                    let line = _mm512_xor_si512(line, flip);
+                    for (r, a) in iacc.iter_mut().enumerate() {
+                        // SAFETY: row r0 + r < groups * 16 has row_bytes codes and 32 * j + 4 * q + 4 <=
+                        // row_bytes: a 4-byte unaligned read inside w.codes.
+                        let four = unsafe {
+                            wc.add((r0 + r) * row_bytes + 32 * j + 4 * q)
+                                .cast::<i32>()
+                                .read_unaligned()
+                        };
+                        *a = _mm512_dpbusd_epi32(*a, line, _mm512_set1_epi32(four));
+                    }
+                }
+                // SAFETY: 16 * j + 16 <= 16 * bpr <= factors.len().
+                let a_factors = unsafe { _mm512_loadu_ps(pf.add(16 * j)) };
+                for (r, (f, a)) in facc.iter_mut().zip(&iacc).enumerate() {
+                    // SAFETY: (r0 + r) * bpr + j < w.factors.len(), as above.
+                    let w_factor = unsafe { *wf.add((r0 + r) * bpr + j) };
+                    let scale = _mm512_mul_ps(_mm512_set1_ps(w_factor), a_factors);
+                    *f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(*a), scale, *f);
+                }
+            }
+            acc[half * HALF..(half + 1) * HALF].copy_from_slice(&facc);
+        }
+        let rows = transpose16(&acc);
+        for (i, row) in rows.iter().enumerate() {
+            // SAFETY: i < 16 and g * 16 + 16 <= ldo, out.len() >= 15 * ldo + groups * 16: in bounds.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(i * ldo + g * 16), *row) };
+        }
+    }
+}
+
+/// 16 × 16 f32 transpose in registers: `out[i]` lane `r` = `m[r]` lane `i`.
+#[target_feature(enable = "avx512f")]
+pub(super) fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(m[2 * k], m[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(m[2 * k], m[2 * k + 1]);
+    }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for q in 0..4 {
+        let b = 4 * q;
+        u[b] = _mm512_shuffle_ps::<0x44>(t[b], t[b + 2]);
+        u[b + 1] = _mm512_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+        u[b + 2] = _mm512_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+        u[b + 3] = _mm512_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+    }
+    for h in 0..2 {
+        let b = 8 * h;
+        for c in 0..4 {
+            t[b + c] = _mm512_shuffle_f32x4::<0x88>(u[b + c], u[b + 4 + c]);
+            t[b + 4 + c] = _mm512_shuffle_f32x4::<0xDD>(u[b + c], u[b + 4 + c]);
+        }
+    }
+    let mut out = [_mm512_setzero_ps(); 16];
+    for c in 0..8 {
+        out[c] = _mm512_shuffle_f32x4::<0x88>(t[c], t[8 + c]);
+        out[c + 8] = _mm512_shuffle_f32x4::<0xDD>(t[c], t[8 + c]);
+    }
+    out
+}

@@ -37,9 +37,30 @@ pub type F32Rows3 = fn(&[f32], usize, [&[f32]; 3], &mut [f32]);
 /// `out[i * ldo + c]` for activation row `i` and weight row `c` (see `reference::mxint8_rows2`).
 pub type MxRows2 = fn(&[u8], &[f32], usize, [(&[u8], &[f32]); 2], &mut [f32], usize);
 
-/// `(panel codes, panel factors, blocks per row, weight codes, weight factors, out, ldo)`: one panel of 16
-/// MXINT8 activation rows against groups of 16 weight rows (see `reference::mxint8_panel`).
-pub type MxPanel = fn(&[u8], &[f32], usize, &[u8], &[f32], &mut [f32], usize);
+/// Groups of 16 MXINT8 weight rows as the panel kernels read them (see `reference::mxint8_panel`).
+#[derive(Clone, Copy)]
+pub struct PanelWeights<'a> {
+    /// Codes, row after row, `32 · bpr` bytes each.
+    pub codes: &'a [u8],
+    /// The factor of row `r`, block `j` at `r · bpr + j` (`mx::scale_value` of its scale byte).
+    pub factors: &'a [f32],
+    /// `−128 · Σ codes` of row `r`, block `j` at `r · bpr + j`, for a kernel whose [`MxPanel::unsigned`]
+    /// is set (otherwise empty): `vpdpbusd` multiplies unsigned bytes by signed ones, so such a kernel reads
+    /// each activation code `a` as `a + 128` and starts the block's sum at this value to cancel the 128s.
+    pub unsigned_bias: &'a [i32],
+}
+
+/// `(panel codes, panel factors, blocks per row, weights, out, ldo)`: one panel of 16 MXINT8 activation rows
+/// against groups of 16 weight rows (see `reference::mxint8_panel`).
+pub type MxPanelFn = fn(&[u8], &[f32], usize, PanelWeights<'_>, &mut [f32], usize);
+
+/// A panel kernel and what it needs of the weights besides codes and factors.
+#[derive(Clone, Copy)]
+pub struct MxPanel {
+    pub run: MxPanelFn,
+    /// Reads activation codes as unsigned (`code + 128`), so needs [`PanelWeights::unsigned_bias`].
+    pub unsigned: bool,
+}
 
 /// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
 pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
@@ -145,7 +166,10 @@ impl Kernels {
         Kernels {
             mxint8_panel: self
                 .mxint8_panel
-                .map(|_| reference::mxint8_panel as MxPanel),
+                .map(|_| MxPanel {
+                    run: reference::mxint8_panel,
+                    unsigned: false,
+                }),
             ..Kernels::reference()
         }
     }
@@ -284,6 +308,10 @@ fn x86_tables() -> Vec<Kernels> {
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
+            mxint8_panel: Some(MxPanel {
+                run: avx512::mxint8_panel_avx512_entry,
+                unsigned: true,
+            }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
             peaks: PeakLoops {
                 f32: avx512::peak_f32,
@@ -300,7 +328,10 @@ fn x86_tables() -> Vec<Kernels> {
             out.push(Kernels {
                 isa: "avx512vnni+amx",
                 tier: "amx",
-                mxint8_panel: Some(amx::mxint8_panel),
+                mxint8_panel: Some(MxPanel {
+                    run: amx::mxint8_panel,
+                    unsigned: false,
+                }),
                 peaks: PeakLoops {
                     i8: amx::peak_i8,
                     i8_ops: amx::PEAK_OPS_I8,

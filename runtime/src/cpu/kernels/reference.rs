@@ -221,29 +221,64 @@ pub fn mxint8_panel(
     panel: &[u8],
     factors: &[f32],
     bpr: usize,
-    w_codes: &[u8],
-    w_factors: &[f32],
+    w: super::PanelWeights<'_>,
     out: &mut [f32],
     ldo: usize,
 ) {
-    let weight_rows = w_factors.len() / bpr.max(1);
+    let groups = panel_groups(panel, factors, bpr, &w, out, ldo, false);
     for i in 0..PANEL_ROWS {
-        for r in 0..weight_rows {
+        for r in 0..groups * 16 {
             let mut acc = 0.0f32;
             for j in 0..bpr {
                 let block = &panel[512 * j..512 * (j + 1)];
-                let w = &w_codes[(r * bpr + j) * 32..][..32];
+                let codes = &w.codes[(r * bpr + j) * 32..][..32];
                 let p: i32 = (0..32)
                     .map(|e| {
                         let a = block[64 * (e / 4) + 4 * i + e % 4];
-                        i32::from(a as i8) * i32::from(w[e] as i8)
+                        i32::from(a as i8) * i32::from(codes[e] as i8)
                     })
                     .sum();
-                acc = (p as f32).mul_add(w_factors[r * bpr + j] * factors[16 * j + i], acc);
+                acc = (p as f32).mul_add(w.factors[r * bpr + j] * factors[16 * j + i], acc);
             }
             out[i * ldo + r] = acc;
         }
     }
+}
+
+/// The `unsigned_bias` of `PanelWeights` for weight `codes` (whole 32-code blocks): `−128 · Σ codes` of
+/// each block, the codes read as two's complement i8.
+pub fn panel_unsigned_bias(codes: &[u8]) -> Vec<i32> {
+    codes
+        .chunks_exact(32)
+        .map(|block| -128 * block.iter().map(|&c| i32::from(c as i8)).sum::<i32>())
+        .collect()
+}
+
+/// The number of 16-row weight groups in `w`, after checking that every operand of a panel kernel has the
+/// size [`mxint8_panel`] documents (and `w.unsigned_bias` one entry per factor where `unsigned`): the bounds
+/// the SIMD panel kernels rely on. Panics (a caller's bug) when one does not.
+pub(crate) fn panel_groups(
+    panel: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    w: &super::PanelWeights<'_>,
+    out: &[f32],
+    ldo: usize,
+    unsigned: bool,
+) -> usize {
+    let groups = w.factors.len() / (16 * bpr).max(1);
+    assert!(
+        bpr > 0
+            && panel.len() >= bpr * 512
+            && factors.len() >= bpr * 16
+            && w.factors.len() == groups * 16 * bpr
+            && w.codes.len() >= groups * 16 * bpr * 32
+            && (!unsigned || w.unsigned_bias.len() == w.factors.len())
+            && ldo >= groups * 16
+            && (groups == 0 || out.len() >= 15 * ldo + groups * 16),
+        "mxint8_panel: operand sizes do not match"
+    );
+    groups
 }
 
 /// Independent multiply-add chains, as many as a wide core keeps in flight: the compute ceiling the peak
