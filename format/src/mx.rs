@@ -45,6 +45,7 @@ pub fn params(elem: MxElem) -> Params {
 pub const MXINT8_EMAX: i32 = 0;
 
 /// Exact 2^e as binary32 for e in [-149, 127] (2^-127 is subnormal, still exact).
+#[inline]
 pub fn pow2f(e: i32) -> f32 {
     debug_assert!((-149..=127).contains(&e));
     if e >= -126 {
@@ -65,6 +66,7 @@ pub fn floor_log2f(x: f32) -> f32 {
 /// NaN/infinity fields). Built once from [`floor_log2f`] itself (monotone, so a binary search per exponent);
 /// with it `floor(log2f(x))` of a normal value is its exponent plus one comparison ([`floor_log2f_fast`];
 /// GPU kernels take the same table).
+#[inline]
 pub fn log2_round_up_table() -> &'static [u32; 256] {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
@@ -93,6 +95,7 @@ pub fn log2_round_up_table() -> &'static [u32; 256] {
 
 /// [`floor_log2f`] for positive values, exactly, without a logarithm for normal ones: the exponent, plus
 /// one at and above the exponent's [`log2_round_up_table`] entry. Other values take [`floor_log2f`].
+#[inline]
 pub fn floor_log2f_fast(x: f32) -> f32 {
     let bits = x.to_bits();
     let field = (bits >> 23) as usize;
@@ -142,6 +145,7 @@ fn shared_exponent(block: &[f32], emax: i32) -> Option<i32> {
 /// The shared exponent of a block whose largest magnitude is `amax` (no NaN in the block), for an element
 /// type with `emax` (MXINT8: [`MXINT8_EMAX`]); `None` for a NaN scale. For SIMD quantizers that find `amax`
 /// themselves.
+#[inline]
 pub fn shared_exponent_of_max(amax: f32, emax: i32) -> Option<i32> {
     let amax = if amax == 0.0 { FP32_MIN_NORMAL } else { amax };
     let e = floor_log2f_fast(amax) - emax as f32;
@@ -249,6 +253,7 @@ fn decode_code(code: u32, bits: u32, p: Params) -> f32 {
 }
 
 /// The binary32 value of a scale byte: 2^(s-127), NaN for 0xFF.
+#[inline]
 pub fn scale_value(scale: u8) -> f32 {
     if scale == SCALE_NAN {
         f32::NAN

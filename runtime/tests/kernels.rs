@@ -982,8 +982,9 @@ fn mxint8_routes_against_the_reference(rng: &mut StdRng, fast_cpu: &Cpu, referen
     }
 }
 
-/// Quantizing straight into panels gives exactly what quantizing rows and then packing them gives: ragged
-/// rows (cols not a multiple of 32), a ragged last panel, both roundings, the parallel and serial routes.
+/// Quantizing straight into panels (through a tier's `mxint8_quantize_panel_row` where it has one) gives
+/// exactly what quantizing rows and then packing them gives: ragged rows (cols not a multiple of 32), a
+/// ragged last panel, NaN blocks, ties, both roundings, the parallel and serial routes.
 #[test]
 fn quantizing_into_panels_equals_quantize_then_pack() {
     let mut rng = StdRng::seed_from_u64(seed());
@@ -992,9 +993,18 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
     for k in tables {
         for _ in 0..40 {
             let (rows, cols) = (rng.gen_range(1..120), rng.gen_range(1..700));
-            let x: Vec<f32> = (0..rows * cols)
+            let mut x: Vec<f32> = (0..rows * cols)
                 .map(|_| rng.gen_range(-4.0..4.0) * 2f32.powi(rng.gen_range(-8..8)))
                 .collect();
+            // A NaN (its block's scale is NaN, its codes 0) and exact ties (halves of the code step).
+            if rng.gen_bool(0.5) {
+                let at = rng.gen_range(0..x.len());
+                x[at] = f32::NAN;
+            }
+            for _ in 0..rows {
+                let at = rng.gen_range(0..x.len());
+                x[at] = (rng.gen_range(-255i32..=255) as f32 + 0.5) / 64.0;
+            }
             for rounding in [Rounding::Nearest, Rounding::Even] {
                 let (mut codes, mut scales) = (Vec::new(), Vec::new());
                 mxrt_runtime::bench::quantize_mxint8_rows(
@@ -1019,7 +1029,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     &x,
                     cols,
                     rounding,
-                    k.mxint8_quantize_block,
+                    (k.mxint8_quantize_block, k.mxint8_quantize_panel_row),
                     &mut direct,
                     &mut direct_factors,
                 );

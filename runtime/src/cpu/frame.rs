@@ -433,6 +433,7 @@ impl Cpu {
                 down_bias: down.1,
                 gelu: self.kernels.gelu_in_place,
                 quantize_block: self.kernels.mxint8_quantize_block,
+                quantize_panel_row: self.kernels.mxint8_quantize_panel_row,
                 down_rounding: down.2.rounding,
             };
             return crate::cpu::panels::feed_forward_panels(kernel, &acts, m, &ff);
@@ -472,7 +473,10 @@ impl Cpu {
                 x,
                 kdim,
                 act.rounding,
-                self.kernels.mxint8_quantize_block,
+                (
+                    self.kernels.mxint8_quantize_block,
+                    self.kernels.mxint8_quantize_panel_row,
+                ),
                 &mut codes,
                 &mut factors,
             );

@@ -116,6 +116,7 @@ pub(crate) struct FeedForward<'a, 'w> {
     pub down_bias: Option<&'a [f32]>,
     pub gelu: Elementwise,
     pub quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    pub quantize_panel_row: Option<crate::cpu::kernels::QuantizePanelRow>,
     pub down_rounding: mxrt_format::Rounding,
 }
 
@@ -182,7 +183,7 @@ pub(crate) fn feed_forward_panels(
                 &s.hidden,
                 hidden_width,
                 ff.down_rounding,
-                ff.quantize_block,
+                (ff.quantize_block, ff.quantize_panel_row),
                 &mut s.codes,
                 &mut s.factors,
             );

@@ -157,14 +157,17 @@ pub fn pack_mxint8_panels(
 }
 
 /// [`quantize_mxint8_rows`] and [`pack_mxint8_panels`] in one pass: each block of 32 activations is quantized
-/// (`block` is the kernel table's `mxint8_quantize_block`) and its codes written straight to their places in
-/// the panel, its factor (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly
+/// (`block` is the kernel table's `mxint8_quantize_block`, or its `mxint8_quantize_panel_row` takes whole rows
+/// where it has one) and its codes written straight to their places in the panel, its factor (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly
 /// what the two steps give; the row-major codes are never materialised.
 pub fn quantize_mxint8_panels(
     x: &[f32],
     cols: usize,
     rounding: Rounding,
-    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    (block, panel_row): (
+        fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+        Option<crate::cpu::kernels::QuantizePanelRow>,
+    ),
     panel_codes: &mut Vec<u8>,
     panel_factors: &mut Vec<f32>,
 ) {
@@ -185,6 +188,10 @@ pub fn quantize_mxint8_panels(
         let mut codes = [0u8; 32];
         for i in 0..PANEL_ROWS.min(rows - first) {
             let row = &x[(first + i) * cols..(first + i + 1) * cols];
+            if let Some(quantize_row) = panel_row {
+                quantize_row(row, rounding, i, pc, pf);
+                continue;
+            }
             for (j, values) in row.chunks(mx::BLOCK).enumerate() {
                 let scale = quantize_padded(values, rounding, block, &mut codes);
                 let dst = &mut pc[512 * j..512 * (j + 1)];

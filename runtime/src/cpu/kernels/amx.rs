@@ -202,7 +202,6 @@ unsafe fn panel_tiles(
     unsafe { asm!("tilerelease", options(nostack)) };
 }
 
-
 /// Operations per iteration of [`peak_i8`]: four `tdpbssd` of 16 × 16 outputs over K = 64 (a multiply-add
 /// counts two).
 pub const PEAK_OPS_I8: f64 = (4 * 2 * 16 * 16 * 64) as f64;

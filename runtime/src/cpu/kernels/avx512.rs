@@ -353,6 +353,19 @@ unsafe fn mxint8_quantize_block_avx512(
     let p = block.as_ptr();
     // SAFETY: the block has exactly 32 values: two 16-wide loads.
     let v = unsafe { [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))] };
+    let (scale, bytes) = quantize_block_registers(v, rounding);
+    for (h, b) in bytes.iter().enumerate() {
+        // SAFETY: 16 bytes at 16 * h of the 32-byte `codes`.
+        unsafe { _mm_storeu_si128(codes.as_mut_ptr().add(16 * h).cast(), *b) };
+    }
+    scale
+}
+
+/// The quantizer of [`mxint8_quantize_block_avx512`] on a block in two registers: the scale byte and the
+/// 32 codes (two registers of 16 bytes; all zero for a NaN scale).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+fn quantize_block_registers(v: [__m512; 2], rounding: Rounding) -> (u8, [__m128i; 2]) {
     let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[0], v[0])
         | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[1], v[1]);
     let scale_exp = if nan != 0 {
@@ -362,8 +375,7 @@ unsafe fn mxint8_quantize_block_avx512(
         mx::shared_exponent_of_max(_mm512_reduce_max_ps(amax), mx::MXINT8_EMAX)
     };
     let Some(e) = scale_exp else {
-        codes.fill(0);
-        return mx::SCALE_NAN;
+        return (mx::SCALE_NAN, [_mm_setzero_si128(); 2]);
     };
     let inverse = _mm512_set1_ps(mx::pow2f(-e));
     let (half, sixty_four, limit) = (
@@ -374,8 +386,8 @@ unsafe fn mxint8_quantize_block_avx512(
     let floor =
         |x: __m512| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(x);
     let even = rounding == Rounding::Even;
-    for (h, x) in v.iter().enumerate() {
-        let t = _mm512_mul_ps(_mm512_mul_ps(*x, inverse), sixty_four);
+    let codes = v.map(|x| {
+        let t = _mm512_mul_ps(_mm512_mul_ps(x, inverse), sixty_four);
         let a = _mm512_abs_ps(t);
         let mut up = floor(_mm512_add_ps(a, half));
         if even {
@@ -390,11 +402,72 @@ unsafe fn mxint8_quantize_block_avx512(
             up,
             _mm512_andnot_ps(_mm512_set1_ps(f32::from_bits(0x7fff_ffff)), t),
         );
-        let bytes = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(signed));
-        // SAFETY: 16 bytes at 16 * h of the 32-byte `codes`.
-        unsafe { _mm_storeu_si128(codes.as_mut_ptr().add(16 * h).cast(), bytes) };
+        _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(signed))
+    });
+    ((e + 127) as u8, codes)
+}
+
+pub(super) fn mxint8_quantize_panel_row_avx512_entry(
+    row: &[f32],
+    rounding: Rounding,
+    i: usize,
+    codes: &mut [u8],
+    factors: &mut [f32],
+) {
+    let bpr = row.len().div_ceil(32);
+    assert!(
+        i < 16 && codes.len() >= bpr * 512 && factors.len() >= bpr * 16,
+        "mxint8_quantize_panel_row: operand sizes do not match"
+    );
+    // SAFETY: only placed in a table after AVX-512F/BW/DQ/VL were detected; sizes checked above.
+    unsafe { mxint8_quantize_panel_row_avx512(row, rounding, i, codes, factors) }
+}
+
+/// `reference::mxint8_quantize_panel_row` on AVX-512: each block quantized in registers (the ragged last
+/// one loaded under a mask, so its padding is zeros) and its eight groups of four codes stored straight to
+/// their places in the panel.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn mxint8_quantize_panel_row_avx512(
+    row: &[f32],
+    rounding: Rounding,
+    i: usize,
+    codes: &mut [u8],
+    factors: &mut [f32],
+) {
+    for (j, values) in row.chunks(32).enumerate() {
+        let p = values.as_ptr();
+        let n = values.len();
+        let mask = |from: usize| -> __mmask16 {
+            let left = n.saturating_sub(from).min(16);
+            ((1u32 << left) - 1) as __mmask16
+        };
+        // SAFETY: each masked load reads only the lanes below `values.len()`.
+        let v = unsafe {
+            [
+                _mm512_maskz_loadu_ps(mask(0), p),
+                _mm512_maskz_loadu_ps(mask(16), p.wrapping_add(16)),
+            ]
+        };
+        let (scale, bytes) = quantize_block_registers(v, rounding);
+        let dst = codes.as_mut_ptr().wrapping_add(512 * j + 4 * i);
+        for (h, b) in bytes.iter().enumerate() {
+            let four = [
+                _mm_cvtsi128_si32(*b),
+                _mm_extract_epi32::<1>(*b),
+                _mm_extract_epi32::<2>(*b),
+                _mm_extract_epi32::<3>(*b),
+            ];
+            for (t, word) in four.iter().enumerate() {
+                // SAFETY: code group q = 4h + t of panel row i: byte 512 j + 64 q + 4 i + 4 <= 512 bpr.
+                unsafe {
+                    dst.add(64 * (4 * h + t))
+                        .cast::<i32>()
+                        .write_unaligned(*word)
+                };
+            }
+        }
+        factors[16 * j + i] = super::reference::act_scale(scale);
     }
-    (e + 127) as u8
 }
 
 pub(super) fn layer_norm_row_avx512_entry(
@@ -595,7 +668,11 @@ unsafe fn mxint8_panel_avx512(
 ) {
     let row_bytes = bpr * 32;
     let flip = _mm512_set1_epi8(i8::MIN);
-    let (wc, wf, wb) = (w.codes.as_ptr(), w.factors.as_ptr(), w.unsigned_bias.as_ptr());
+    let (wc, wf, wb) = (
+        w.codes.as_ptr(),
+        w.factors.as_ptr(),
+        w.unsigned_bias.as_ptr(),
+    );
     for g in 0..groups {
         let r0 = g * 16;
         let mut acc = [_mm512_setzero_ps(); 16];

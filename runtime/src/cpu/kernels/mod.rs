@@ -62,6 +62,9 @@ pub struct MxPanel {
     pub unsigned: bool,
 }
 
+/// `(row, rounding, panel row i < 16, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel_row`].
+pub type QuantizePanelRow = fn(&[f32], mxrt_format::Rounding, usize, &mut [u8], &mut [f32]);
+
 /// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
 pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
 
@@ -115,6 +118,11 @@ pub struct Kernels {
     pub mxint8_panel: Option<MxPanel>,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
     pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    /// Where the tier has one: a row of activations quantized block by block straight into row `i` of a
+    /// panel (codes and factors in the layout of `reference::mxint8_panel`), exactly what
+    /// `mxint8_quantize_block` on each zero-padded block, then packing, gives; without it the quantizer
+    /// goes through `mxint8_quantize_block` (`quant::quantize_mxint8_panels`).
+    pub mxint8_quantize_panel_row: Option<QuantizePanelRow>,
     /// `e^x` in place (`.apply(x)`; SIMD versions within 2 ulp of the reference on [-87, 88]; below, as
     /// small as it).
     pub exp_in_place: Elementwise,
@@ -145,6 +153,7 @@ impl Kernels {
             mxint8_rows2: reference::mxint8_rows2,
             mxint8_panel: None,
             mxint8_quantize_block: reference::mxint8_quantize_block,
+            mxint8_quantize_panel_row: None,
             exp_in_place: Elementwise::whole(reference::exp_in_place),
             gelu_in_place: Elementwise::whole(reference::gelu_in_place),
             softmax_masked: reference::softmax_masked,
@@ -164,12 +173,10 @@ impl Kernels {
     /// the two tables must agree bit for bit on that integer path.
     pub fn reference_for(&self) -> Kernels {
         Kernels {
-            mxint8_panel: self
-                .mxint8_panel
-                .map(|_| MxPanel {
-                    run: reference::mxint8_panel,
-                    unsigned: false,
-                }),
+            mxint8_panel: self.mxint8_panel.map(|_| MxPanel {
+                run: reference::mxint8_panel,
+                unsigned: false,
+            }),
             ..Kernels::reference()
         }
     }
@@ -263,6 +270,7 @@ fn x86_tables() -> Vec<Kernels> {
         mxint8_rows2: avx2::mxint8_rows2,
         mxint8_panel: None,
         mxint8_quantize_block: avx2::mxint8_quantize_block,
+        mxint8_quantize_panel_row: None,
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
         softmax_masked: reference::softmax_masked,
@@ -307,6 +315,7 @@ fn x86_tables() -> Vec<Kernels> {
             gemm_f32_packed: avx512::gemm_f32_packed_avx512_entry,
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
+            mxint8_quantize_panel_row: Some(avx512::mxint8_quantize_panel_row_avx512_entry),
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             mxint8_panel: Some(MxPanel {
                 run: avx512::mxint8_panel_avx512_entry,
