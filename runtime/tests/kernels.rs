@@ -304,11 +304,20 @@ fn mxint8_panel_agrees_exactly() {
             let wf: Vec<f32> = (0..groups * 16 * bpr)
                 .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
                 .collect();
-            let bias = reference::panel_unsigned_bias(&wc);
+            let mut bias = Vec::new();
+            if let Some(unsigned_bias) = panel_kernel.unsigned_bias {
+                bias = vec![0; wc.len() / 32];
+                unsigned_bias(&wc, &mut bias);
+                // Odd block counts too (the tier's own bias routine against the reference).
+                let odd = &wc[..wc.len() - 32];
+                let mut odd_bias = vec![0; odd.len() / 32];
+                unsigned_bias(odd, &mut odd_bias);
+                assert_eq!(odd_bias, reference::panel_unsigned_bias(odd), "{}", k.isa);
+            }
             let w = PanelWeights {
                 codes: &wc,
                 factors: &wf,
-                unsigned_bias: if panel_kernel.unsigned { &bias } else { &[] },
+                unsigned_bias: &bias,
             };
             let ldo = groups * 16 + rng.gen_range(0..5);
             let (mut r, mut f) = (vec![7.0f32; 16 * ldo], vec![7.0f32; 16 * ldo]);

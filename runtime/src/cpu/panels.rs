@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::kernels::ragged::Elementwise;
-use crate::cpu::kernels::reference::{panel_unsigned_bias, PANEL_ROWS};
+use crate::cpu::kernels::reference::PANEL_ROWS;
 use crate::cpu::kernels::{MxPanel, PanelWeights};
 use crate::cpu::quant::MxActs;
 use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
@@ -43,7 +43,13 @@ pub(crate) fn linear_mxint8_panels(
         add_bias_rows(&mut out, bias);
         return out;
     }
-    let weights = Groups::new(w_codes, w_scales, n, kdim.div_ceil(32), kernel.unsigned);
+    let weights = Groups::new(
+        w_codes,
+        w_scales,
+        n,
+        kdim.div_ceil(32),
+        kernel.unsigned_bias,
+    );
     let panels = m.div_ceil(PANEL_ROWS);
     let parallel = n * m * kdim >= PARALLEL_WORK;
     let threads = rayon::current_num_threads();
@@ -149,14 +155,14 @@ pub(crate) fn feed_forward_panels(
         up_scales,
         hidden_width,
         ff.up.cols().div_ceil(32),
-        kernel.unsigned,
+        kernel.unsigned_bias,
     );
     let down = Groups::new(
         down_codes,
         down_scales,
         n,
         hidden_width.div_ceil(32),
-        kernel.unsigned,
+        kernel.unsigned_bias,
     );
     struct PanelScratch {
         hidden: Vec<f32>,
@@ -216,7 +222,13 @@ struct Groups<'a> {
 }
 
 impl<'a> Groups<'a> {
-    fn new(codes: &'a [u8], scales: &[u8], n: usize, bpr: usize, unsigned: bool) -> Groups<'a> {
+    fn new(
+        codes: &'a [u8],
+        scales: &[u8],
+        n: usize,
+        bpr: usize,
+        unsigned_bias: Option<fn(&[u8], &mut [i32])>,
+    ) -> Groups<'a> {
         let factors: Vec<f32> = scales
             .iter()
             .map(|&s| mxrt_format::mx::scale_value(s))
@@ -230,14 +242,18 @@ impl<'a> Groups<'a> {
             tail_codes[..(n - first) * bpr * 32].copy_from_slice(&codes[first * bpr * 32..]);
             tail_factors[..(n - first) * bpr].copy_from_slice(&factors[first * bpr..]);
         }
-        let (unsigned_bias, tail_bias) = if unsigned {
-            (
-                panel_unsigned_bias(&codes[..full * GROUP_ROWS * bpr * 32]),
-                panel_unsigned_bias(&tail_codes),
-            )
-        } else {
-            (Vec::new(), Vec::new())
+        let bias_of = |codes: &[u8]| match unsigned_bias {
+            Some(f) => {
+                let mut out = vec![0; codes.len() / 32];
+                f(codes, &mut out);
+                out
+            }
+            None => Vec::new(),
         };
+        let (unsigned_bias, tail_bias) = (
+            bias_of(&codes[..full * GROUP_ROWS * bpr * 32]),
+            bias_of(&tail_codes),
+        );
         Groups {
             codes,
             factors,

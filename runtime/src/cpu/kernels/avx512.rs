@@ -752,3 +752,34 @@ pub(super) fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
     }
     out
 }
+
+pub(super) fn unsigned_bias_avx512_entry(codes: &[u8], out: &mut [i32]) {
+    assert!(
+        out.len() == codes.len() / 32,
+        "unsigned_bias: one entry per block"
+    );
+    // SAFETY: only placed in a table after AVX-512 F/BW were detected.
+    unsafe { unsigned_bias_avx512(codes, out) }
+}
+
+/// `reference::panel_unsigned_bias` on AVX-512: `vpsadbw` against zero sums the codes read as unsigned
+/// (`code + 128`, after an XOR of the sign bit) eight at a time; four such sums make a block's, and
+/// `Σ codes = Σ (code + 128) − 32 · 128`. Two blocks per register; an odd last block goes through the
+/// reference.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn unsigned_bias_avx512(codes: &[u8], out: &mut [i32]) {
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let pairs = codes.len() / 64;
+    for (p, two) in out.chunks_exact_mut(2).take(pairs).enumerate() {
+        // SAFETY: bytes 64 p .. 64 p + 64 lie inside `codes` (p < codes.len() / 64).
+        let v = unsafe { _mm512_loadu_si512(codes.as_ptr().add(64 * p).cast()) };
+        let sums = _mm512_sad_epu8(_mm512_xor_si512(v, flip), _mm512_setzero_si512());
+        for (h, slot) in two.iter_mut().enumerate() {
+            let unsigned = _mm512_mask_reduce_add_epi64(0x0F << (4 * h), sums) as i32;
+            *slot = -128 * (unsigned - 32 * 128);
+        }
+    }
+    if out.len() > 2 * pairs {
+        out[2 * pairs] = super::reference::panel_unsigned_bias(&codes[64 * pairs..][..32])[0];
+    }
+}

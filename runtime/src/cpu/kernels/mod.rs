@@ -44,8 +44,8 @@ pub struct PanelWeights<'a> {
     pub codes: &'a [u8],
     /// The factor of row `r`, block `j` at `r · bpr + j` (`mx::scale_value` of its scale byte).
     pub factors: &'a [f32],
-    /// `−128 · Σ codes` of row `r`, block `j` at `r · bpr + j`, for a kernel whose [`MxPanel::unsigned`]
-    /// is set (otherwise empty): `vpdpbusd` multiplies unsigned bytes by signed ones, so such a kernel reads
+    /// `−128 · Σ codes` of row `r`, block `j` at `r · bpr + j`, for a kernel with an [`MxPanel::unsigned_bias`]
+    /// (otherwise empty): `vpdpbusd` multiplies unsigned bytes by signed ones, so such a kernel reads
     /// each activation code `a` as `a + 128` and starts the block's sum at this value to cancel the 128s.
     pub unsigned_bias: &'a [i32],
 }
@@ -58,8 +58,10 @@ pub type MxPanelFn = fn(&[u8], &[f32], usize, PanelWeights<'_>, &mut [f32], usiz
 #[derive(Clone, Copy)]
 pub struct MxPanel {
     pub run: MxPanelFn,
-    /// Reads activation codes as unsigned (`code + 128`), so needs [`PanelWeights::unsigned_bias`].
-    pub unsigned: bool,
+    /// For a kernel that reads activation codes as unsigned (`code + 128`): what computes its
+    /// [`PanelWeights::unsigned_bias`] from weight codes (whole blocks; one entry per block into `out`),
+    /// exactly `reference::panel_unsigned_bias`. `None`: the kernel needs no bias.
+    pub unsigned_bias: Option<fn(&[u8], &mut [i32])>,
 }
 
 /// `(row, rounding, panel row i < 16, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel_row`].
@@ -175,7 +177,7 @@ impl Kernels {
         Kernels {
             mxint8_panel: self.mxint8_panel.map(|_| MxPanel {
                 run: reference::mxint8_panel,
-                unsigned: false,
+                unsigned_bias: None,
             }),
             ..Kernels::reference()
         }
@@ -319,7 +321,7 @@ fn x86_tables() -> Vec<Kernels> {
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             mxint8_panel: Some(MxPanel {
                 run: avx512::mxint8_panel_avx512_entry,
-                unsigned: true,
+                unsigned_bias: Some(avx512::unsigned_bias_avx512_entry),
             }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
             peaks: PeakLoops {
@@ -339,7 +341,7 @@ fn x86_tables() -> Vec<Kernels> {
                 tier: "amx",
                 mxint8_panel: Some(MxPanel {
                     run: amx::mxint8_panel,
-                    unsigned: false,
+                    unsigned_bias: None,
                 }),
                 peaks: PeakLoops {
                     i8: amx::peak_i8,
