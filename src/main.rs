@@ -5,6 +5,7 @@
 mod commands;
 mod data;
 mod fmt;
+mod heap;
 mod infer;
 mod memory;
 mod memory_report;

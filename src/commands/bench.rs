@@ -126,6 +126,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 Box::new(move || model.run_mlp(&x, a.batch).map(|_| ()).map_err(Into::into))
             }
         };
+        // The heap the inferences take beyond the open model and its inputs, over every run (the first fills
+        // the buffer pool that later ones reuse).
+        crate::heap::reset_peak();
         let t1 = Instant::now();
         infer()?;
         let first_s = t1.elapsed().as_secs_f64();
@@ -142,6 +145,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             infer()?;
             times.push(t.elapsed().as_secs_f64());
         }
+        let activation_bytes = crate::heap::peak_since_reset();
         times.sort_by(f64::total_cmp);
         let (p50, p90, p99) = (percentile(&times, 0.5), percentile(&times, 0.9), percentile(&times, 0.99));
         let r = json!({
@@ -150,7 +154,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             "backend": backend, "device_weight_bytes": model.device_bytes(),
             "open_ms": open_s * 1e3, "first_inference_ms": first_s * 1e3, "iterations": a.iterations,
             "ready_unix_s": ready_unix_s, "first_result_unix_s": first_result_unix_s,
-            "peak_rss_bytes": crate::memory::rss().map(|r| r.0),
+            "peak_rss_bytes": crate::memory::rss().map(|r| r.0), "activation_bytes": activation_bytes,
             "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3,
             "throughput_per_s": a.batch as f64 / p50,
         });
@@ -163,10 +167,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 Graph::Mlp(_) => (format!("batch of {} rows", a.batch), "rows"),
             };
             outln!(
-                "{}: {shape} on {}: open {}, first inference {}; p50 {}, p90 {}, p99 {}; {:.1} {unit} per second",
+                "{}: {shape} on {}: open {}, first inference {}; p50 {}, p90 {}, p99 {}; {:.1} {unit} per second; \
+                 activations {:.1} MB",
                 model_path.display(),
                 if a.backend.backend == mxrt_runtime::BackendKind::Cpu { format!("{threads} threads ({isa})") } else { backend.clone() },
-                duration(open_s), duration(first_s), duration(p50), duration(p90), duration(p99), a.batch as f64 / p50
+                duration(open_s), duration(first_s), duration(p50), duration(p90), duration(p99), a.batch as f64 / p50,
+                activation_bytes as f64 / 1e6
             )?;
         }
         Ok(ExitCode::SUCCESS)
