@@ -11,6 +11,7 @@ mod memory;
 mod memory_report;
 mod outputs;
 mod plot;
+mod rows_file;
 mod task;
 mod threads;
 

@@ -14,7 +14,7 @@ use crate::infer::{argmax, run_texts, softmax};
 use mxrt_runtime::TextEncoder;
 
 /// What to evaluate on, and how to feed it.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct DataArgs {
     /// Data: SST-2 TSV (`sentence<TAB>label`), STS-B TSV (pairs with gold scores), a .txt file of sentences
     /// (encoders: cosine to FP32 and nearest-neighbour agreement), or for MLPs a CSV of
@@ -45,6 +45,40 @@ pub struct DataArgs {
     /// MLPs: evaluate feature rows holding NaN or infinities instead of refusing the data file.
     #[arg(long)]
     pub allow_nonfinite: bool,
+}
+
+impl DataArgs {
+    /// These options as command-line arguments again, for a child `mxrt` process that must read the same data
+    /// the same way (`eval` runs its FP32 reference in one).
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        let mut push = |flag: &str, value: std::ffi::OsString| {
+            out.push(flag.into());
+            out.push(value);
+        };
+        if let Some(d) = &self.data {
+            push("--data", d.into());
+        }
+        if let Some(l) = &self.labels {
+            push("--labels", l.into());
+        }
+        if let Some(n) = self.synthetic {
+            push("--synthetic", n.to_string().into());
+        }
+        push("--seed", self.seed.to_string().into());
+        push("--task", self.task.clone().into());
+        if let Some(n) = self.limit {
+            push("--limit", n.to_string().into());
+        }
+        push("--batch-size", self.batch_size.to_string().into());
+        if let Some(n) = self.max_length {
+            push("--max-length", n.to_string().into());
+        }
+        if self.allow_nonfinite {
+            out.push("--allow-nonfinite".into());
+        }
+        out
+    }
 }
 
 impl Data {
@@ -417,4 +451,49 @@ pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) 
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        data: super::DataArgs,
+    }
+
+    /// A child process given `to_args` reads the data exactly as the parent was told to.
+    #[test]
+    fn data_args_survive_the_trip_to_a_child_process() {
+        let every = [
+            "--data",
+            "d.tsv",
+            "--labels",
+            "l.npy",
+            "--synthetic",
+            "7",
+            "--seed",
+            "3",
+            "--task",
+            "jsc",
+            "--limit",
+            "9",
+            "--batch-size",
+            "5",
+            "--max-length",
+            "64",
+            "--allow-nonfinite",
+        ];
+        let parsed = Wrap::parse_from(std::iter::once("mxrt").chain(every)).data;
+        let args: Vec<String> = parsed
+            .to_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, every);
+        let defaults = Wrap::parse_from(["mxrt"]).data;
+        let again = Wrap::parse_from(std::iter::once("mxrt".into()).chain(defaults.to_args())).data;
+        assert_eq!(again, defaults);
+    }
 }

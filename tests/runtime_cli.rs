@@ -310,6 +310,20 @@ fn eval_metrics_match_an_independent_computation() {
     let saving = r["memory"]["saving_percent"].as_f64().unwrap();
     assert!((74.0..74.3).contains(&saving), "{saving}");
     assert!(r["kl"].as_f64().unwrap() >= 0.0);
+    // The FP32 reference ran in its own process (issue 18, item 4): its file-backed peak holds its ~91 MB of
+    // f32 weights, while the model's own holds its ~24 MB file and the executable, and not the reference's.
+    let m = &r["memory"];
+    let fp32_weights = m["fp32_weight_bytes"].as_u64().unwrap();
+    let reference_file = m["reference_peak_rss_file_bytes"].as_u64().unwrap();
+    assert!(reference_file >= fp32_weights * 9 / 10, "{m}");
+    assert!(
+        m["peak_rss_file_bytes"].as_u64().unwrap() < fp32_weights * 6 / 10,
+        "{m}"
+    );
+    assert!(
+        m["reference_peak_rss_bytes"].as_u64().unwrap() >= reference_file,
+        "{m}"
+    );
 }
 
 #[test]

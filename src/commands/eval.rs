@@ -40,6 +40,11 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Internal: run this (FP32) model on the data, write its outputs to this file and its peak RSS to
+    /// stdout, nothing else. `eval` runs its reference this way, in a child process, so that each peak RSS
+    /// is measured alone.
+    #[arg(long, hide = true)]
+    reference_run: Option<PathBuf>,
 }
 
 /// True when every numeric tensor is f32 and no layer quantizes its input: the file is its own reference.
@@ -63,7 +68,7 @@ fn reference_model(
     reference: Option<&Path>,
     tmp: &Path,
     force: bool,
-) -> Result<Option<Model>> {
+) -> Result<Option<(Model, PathBuf)>> {
     let Some(r) = reference else {
         if is_fp32(model) {
             return Ok(None); // the model is its own reference
@@ -99,7 +104,49 @@ fn reference_model(
     if !is_fp32(&m) {
         bail!("the reference {} is not an FP32 model", path.display());
     }
-    Ok(Some(m))
+    Ok(Some((m, path)))
+}
+
+/// The reference's outputs and peak RSS, from a child `mxrt eval --reference-run` on the same data: its
+/// memory is its own, neither the evaluated model's nor this process's (which a second model in the same
+/// process would have only added to).
+fn reference_in_child(
+    reference: &Path,
+    data: &DataArgs,
+    tmp: &Path,
+) -> Result<(Vec<Vec<f32>>, Peak)> {
+    let out = tmp.join("reference-outputs.bin");
+    let exe =
+        std::env::current_exe().context("finding this mxrt executable to run the reference")?;
+    let child = std::process::Command::new(&exe)
+        .arg("eval")
+        .arg(reference)
+        .args(data.to_args())
+        .arg("--reference-run")
+        .arg(&out)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {} for the reference", exe.display()))?;
+    if !child.status.success() {
+        bail!(
+            "the FP32 reference {} failed in its process ({})",
+            reference.display(),
+            child.status
+        );
+    }
+    let peak: Value =
+        serde_json::from_slice(&child.stdout).context("reading the reference process's report")?;
+    let field = |k: &str| peak[k].as_u64().unwrap_or(0);
+    let peak = Peak {
+        hwm: field("peak_rss_bytes"),
+        file: field("peak_rss_file_bytes"),
+        anon: field("peak_rss_anon_bytes"),
+    };
+    let bytes = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+    Ok((
+        crate::rows_file::decode_rows(&bytes).context("the reference process's outputs")?,
+        peak,
+    ))
 }
 
 /// The weight files (`*.safetensors`) a model was converted from, by name, with their SHA-256
@@ -215,10 +262,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let data = load_data(&a.data, &model)?;
-    // The model runs first, so the peak RSS measured is the model's own, not the reference's.
+    // The model runs first, so the peak RSS measured is the model's own; the reference runs in a child.
     let mut peak = Peak::default();
     peak.sample();
     let out = outputs(&model, &data, &a.data, &mut || peak.sample())?;
+    if let Some(path) = &a.reference_run {
+        std::fs::write(path, crate::rows_file::encode_rows(&out))
+            .with_context(|| format!("writing {}", path.display()))?;
+        outln!(
+            "{}",
+            json!({"peak_rss_bytes": peak.hwm, "peak_rss_file_bytes": peak.file, "peak_rss_anon_bytes": peak.anon})
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let reference = reference_model(
         &a.model,
         &model,
@@ -226,9 +282,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         tmp.path(),
         a.force,
     )?;
-    let refs = match &reference {
-        Some(r) => outputs(r, &data, &a.data, &mut || {})?,
-        None => out.clone(),
+    let (refs, reference_peak) = match reference {
+        Some((r, path)) => {
+            drop(r); // opened to check it is this model's reference; it runs in its own process
+            reference_in_child(&path, &a.data, tmp.path())?
+        }
+        None => (out.clone(), peak),
     };
     let mut result = crate::task::compare(&model, &data, &out, &refs);
     result["model"] = json!(a.model.display().to_string());
@@ -238,13 +297,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "fp32_weight_bytes": fp32, "saving_percent": 100.0 * (1.0 - weight_bytes as f64 / fp32.max(1) as f64),
         "peak_rss_bytes": (peak.hwm > 0).then_some(peak.hwm), "peak_rss_file_bytes": (peak.hwm > 0).then_some(peak.file),
         "peak_rss_anon_bytes": (peak.hwm > 0).then_some(peak.anon),
+        "reference_peak_rss_bytes": (reference_peak.hwm > 0).then_some(reference_peak.hwm),
+        "reference_peak_rss_file_bytes": (reference_peak.hwm > 0).then_some(reference_peak.file),
+        "reference_peak_rss_anon_bytes": (reference_peak.hwm > 0).then_some(reference_peak.anon),
     });
     result["reference"] = json!(a
         .reference
         .as_ref()
-        .map_or("the model itself (FP32)".to_string(), |r| r
-            .display()
-            .to_string()));
+        .map_or(SELF_REFERENCE.to_string(), |r| r.display().to_string()));
     result["isa"] = json!(model.isa());
     result["backend"] = json!(model.backend_description());
     if a.json {
@@ -321,9 +381,21 @@ fn print_text(r: &Value) -> std::io::Result<()> {
         }
     }
     outln!(
-        "peak RSS {} bytes (file-backed {}, anonymous {}), measured before the reference ran",
+        "peak RSS {} bytes (file-backed {}, anonymous {})",
         b("peak_rss_bytes"),
         b("peak_rss_file_bytes"),
-        b("peak_rss_anon_bytes")
-    )
+        b("peak_rss_anon_bytes"),
+    )?;
+    if r["reference"].as_str() != Some(SELF_REFERENCE) {
+        outln!(
+            "FP32 reference's peak RSS, measured in its own process: {} bytes (file-backed {}, anonymous {})",
+            b("reference_peak_rss_bytes"),
+            b("reference_peak_rss_file_bytes"),
+            b("reference_peak_rss_anon_bytes")
+        )?;
+    }
+    Ok(())
 }
+
+/// What `reference` says when the model (all FP32) is its own reference.
+const SELF_REFERENCE: &str = "the model itself (FP32)";

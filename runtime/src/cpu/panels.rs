@@ -227,7 +227,7 @@ impl<'a> Groups<'a> {
         scales: &[u8],
         n: usize,
         bpr: usize,
-        unsigned_bias: Option<fn(&[u8], &mut [i32])>,
+        unsigned_bias: Option<crate::cpu::kernels::UnsignedBias>,
     ) -> Groups<'a> {
         let factors: Vec<f32> = scales
             .iter()

@@ -165,7 +165,7 @@ pub fn quantize_mxint8_panels(
     cols: usize,
     rounding: Rounding,
     (block, panel_row): (
-        fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+        crate::cpu::kernels::QuantizeBlock,
         Option<crate::cpu::kernels::QuantizePanelRow>,
     ),
     panel_codes: &mut Vec<u8>,

@@ -54,6 +54,12 @@ pub struct PanelWeights<'a> {
 /// against groups of 16 weight rows (see `reference::mxint8_panel`).
 pub type MxPanelFn = fn(&[u8], &[f32], usize, PanelWeights<'_>, &mut [f32], usize);
 
+/// `(weight codes, out)`: one `unsigned_bias` entry per 32-code block (see [`MxPanel::unsigned_bias`]).
+pub type UnsignedBias = fn(&[u8], &mut [i32]);
+
+/// `(block, rounding, codes) -> scale byte`: see `reference::mxint8_quantize_block`.
+pub type QuantizeBlock = fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8;
+
 /// A panel kernel and what it needs of the weights besides codes and factors.
 #[derive(Clone, Copy)]
 pub struct MxPanel {
@@ -61,7 +67,7 @@ pub struct MxPanel {
     /// For a kernel that reads activation codes as unsigned (`code + 128`): what computes its
     /// [`PanelWeights::unsigned_bias`] from weight codes (whole blocks; one entry per block into `out`),
     /// exactly `reference::panel_unsigned_bias`. `None`: the kernel needs no bias.
-    pub unsigned_bias: Option<fn(&[u8], &mut [i32])>,
+    pub unsigned_bias: Option<UnsignedBias>,
 }
 
 /// `(row, rounding, panel row i < 16, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel_row`].
