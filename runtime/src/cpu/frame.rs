@@ -387,7 +387,7 @@ impl Cpu {
         out
     }
 
-    /// [`Cpu::linear`] followed by exact-erf GELU. On the AMX panel path the GELU runs on each panel's
+    /// [`Cpu::linear`] followed by exact-erf GELU. On the panel path (AVX2, AVX-512, AMX) the GELU runs on each panel's
     /// outputs as soon as they exist (in cache) instead of in a second pass over the whole output; the values
     /// are the same either way (the same kernel on the same numbers).
     pub fn linear_gelu(
@@ -408,7 +408,7 @@ impl Cpu {
     }
 
     /// A feed-forward block `linear(gelu(linear(x, up)), down)`. Where both layers are MXINT8 × MXINT8 on
-    /// the AMX panel kernel and the input has at least two panels per core, it runs fused one panel at a time
+    /// a panel kernel and the input has at least two panels per core, it runs fused one panel at a time
     /// (`panels::feed_forward_panels`, bit for bit the unfused result); otherwise as the two ops.
     #[allow(clippy::too_many_arguments)]
     pub fn feed_forward_gelu(

@@ -30,7 +30,7 @@ pub(crate) struct LinearShape {
 /// A way to compute the product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// MXINT8 × MXINT8 with exact integer block sums (row kernels, or AMX panels where the table has them).
+    /// MXINT8 × MXINT8 with exact integer block sums (panels where the table has a panel kernel, else row kernels).
     IntegerMxint8,
     /// One activation row against a small matrix (MLPs run per sample): each output straight from its
     /// weight row, no grouping or transposition.

@@ -212,7 +212,8 @@ pub const PANEL_ROWS: usize = 16;
 ///
 /// The panel (written by `quant::pack_mxint8_panels`): block `j` at byte `512 j`, in it code `32 j + 4 q + t`
 /// of panel row `i` at byte `64 q + 4 i + t` (`q < 8`, `t < 4`); `factors[16 j + i]` is that block's
-/// [`act_scale`] (0 for padding rows). Weight rows: codes row-major, `32 · bpr` bytes each; the factor of
+/// [`act_scale`] (0 for padding rows); activation codes are never −128 (the quantizer's range is ±127;
+/// the AVX2 kernel relies on it). Weight rows: codes row-major, `32 · bpr` bytes each; the factor of
 /// weight row `r`, block `j` is `w_factors[r · bpr + j]` (`mx::scale_value`). Result: `out[i · ldo + r]` is
 /// `acc` after every block `j` in order, starting from 0, of `acc = fma(p as f32, w_factor · a_factor, acc)`
 /// where `p` is the exact i32 sum of the block's 32 products (exact in f32 too, as its magnitude is at most
