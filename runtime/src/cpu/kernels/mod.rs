@@ -284,7 +284,7 @@ fn x86_tables() -> Vec<Kernels> {
         mxint8_quantize_panel_row: None,
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
-        softmax_masked: reference::softmax_masked,
+        softmax_masked: avx2::softmax_masked,
         layer_norm_row: reference::layer_norm_row,
         sparse_dot: SparseDot::vectors(8, avx2::sparse_dot),
         peaks: PeakLoops {
