@@ -34,8 +34,9 @@ class Server:
     """A process speaking the `--serve` protocol (`mxrt bench --serve`, `ort-jsc`): a JSON line when ready,
     then one inference per line written, answered with its latency in ms (timed inside the process)."""
 
-    def __init__(self, cmd):
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    def __init__(self, cmd, env=None):
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                     env=env)
         self.hello = json.loads(self.proc.stdout.readline())
 
     def __call__(self):
@@ -48,9 +49,11 @@ class Server:
         self.proc.wait()
 
 
-def MxrtServer(mxrt, model, batch, seq, threads):
+def MxrtServer(mxrt, model, batch, seq, threads, tier=None):
+    """`tier`: the kernel tier to force (`MXRT_CPU`); None: the best this CPU runs."""
+    env = None if tier is None else {**os.environ, "MXRT_CPU": tier}
     return Server([mxrt, "bench", str(model), "--batch", str(batch), "--seq", str(seq), "--threads", str(threads),
-                   "--warmup", "3", "--serve"])
+                   "--warmup", "3", "--serve"], env=env)
 
 
 def ort_session(path, threads):
@@ -145,6 +148,30 @@ def bert_latency(a, work, threads, batch, seq, rounds):
     for m in mx.values():
         m.close()
     return summarise(f"minilm-sst2 batch {batch} / seq {seq}, {threads} thread(s)", times, batch)
+
+
+def cpu_tiers():
+    """The kernel tiers this CPU's flags announce (scripts/cpu-tiers.sh), plainest first."""
+    script = Path(__file__).resolve().parent.parent / "cpu-tiers.sh"
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout.strip()
+    return [t for t in out.split(",") if t]
+
+
+def per_tier(a, work, threads, batch, seq, rounds):
+    """mxrt FP32 against mxrt MXINT8 (w+a) with both forced to each kernel tier this CPU runs (ONNX Runtime
+    cannot be forced down a tier, so this table is mxrt against itself)."""
+    rows = []
+    for tier in cpu_tiers():
+        mx = {name: MxrtServer(a.mxrt, work / f"minilm-{name}.mxrt", batch, seq, threads, tier)
+              for name in ("fp32", "mxint8")}
+        isa = mx["fp32"].hello["isa"]
+        runners = {f"mxrt FP32 [{tier}: {isa}]": mx["fp32"], f"mxrt MXINT8 (w+a) [{tier}: {isa}]": mx["mxint8"]}
+        times = interleave(runners, rounds, gap=0.05)
+        for m in mx.values():
+            m.close()
+        rows += summarise(f"per kernel tier: minilm-sst2 batch {batch} / seq {seq}, {threads} thread(s), "
+                          f"tier {tier}", times, batch)
+    return rows
 
 
 def read_sst2(path):
@@ -337,6 +364,79 @@ def markdown(info, rows, note):
     return "\n".join(out) + "\n"
 
 
+def targets(rows, threads):
+    """Issue 18's targets, each as a ratio of medians from the rows above (> 1: mxrt faster)."""
+    median = {(r["case"], r["runtime"]): r["median_s"] for r in rows}
+
+    def ratio(case, mine, peer):
+        m, p = median.get((case, mine)), median.get((case, peer))
+        return None if m is None or p is None else (m, p, p / m)
+
+    bert = lambda b: f"minilm-sst2 batch {b} / seq 128, {threads} thread(s)"
+    jsc_case = lambda b: f"jsc-3layer batch {b}, {threads} thread(s)"
+    out = []
+
+    def add(target, found, accept, goal=None):
+        if found is None:
+            return
+        m, p, x = found
+        fmt = (lambda t: f"{t*1e6:.1f} µs") if m < 1e-3 else (lambda t: f"{t*1e3:.2f} ms")
+        met = "yes" if x >= accept else "no"
+        if goal is not None:
+            met += f" (goal {goal}×: {'yes' if x >= goal else 'no'})"
+        out.append((target, f"{fmt(m)} vs {fmt(p)}", f"{x:.2f}×", met))
+
+    for b in (1, 32):
+        add(f"MXINT8 (w+a) ≥ 1.0× ORT int8, batch {b}", ratio(bert(b), "mxrt MXINT8 (w+a)",
+                                                           "ORT int8 (fused, per-channel)"), 1.0, 1.5)
+    for b in (1, 32):
+        add(f"FP32 ≥ 1.0× ORT FP32, batch {b}", ratio(bert(b), "mxrt FP32", "ORT FP32 (fused)"), 1.0)
+    tier_cases = sorted({r["case"] for r in rows if r["case"].startswith("per kernel tier")})
+    for case in tier_cases:
+        tier = case.rsplit("tier ", 1)[1]
+        batch = int(case.split("batch ")[1].split(" ")[0])
+        names = [r["runtime"] for r in rows if r["case"] == case]
+        fp32 = next(n for n in names if n.startswith("mxrt FP32"))
+        mx8 = next(n for n in names if n.startswith("mxrt MXINT8"))
+        if tier == "avx2":
+            if batch != 32:
+                continue
+            accept = 1.3
+        else:
+            accept = 2.0 if batch == 32 else 1.5
+        add(f"MXINT8 (w+a) ≥ {accept}× mxrt FP32, tier {tier}, batch {batch}", ratio(case, mx8, fp32), accept)
+    for b, accept in ((1, 10.0), (1024, 1.5), (65536, 2.0)):
+        add(f"JSC MXINT8 ≥ {accept}× ORT's C API, batch {b}",
+            ratio(jsc_case(b), "mxrt MXINT8 (from Rust)", "ORT FP32 (C API from Rust)"), accept)
+    lines = [f"## Targets (issue 18), {threads} thread(s)", "",
+             "Generated from the tables above (medians; ratio = peer or FP32 time / mxrt MXINT8 time).", "",
+             "| target | mxrt vs other (median) | ratio | met |", "|---|---|---:|---|"]
+    lines += [f"| {t} | {m} | {x} | {met} |" for t, m, x, met in out]
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(info, rows, threads):
+    """The README's figures, from this run (scripts/bench-peers.sh writes them between its markers)."""
+    median = {(r["case"], r["runtime"]): r for r in rows}
+    parts = []
+    for b in (1, 32):
+        case = f"minilm-sst2 batch {b} / seq 128, {threads} thread(s)"
+        get = lambda n: median.get((case, n))
+        names = ["mxrt FP32", "mxrt MXINT8 (w+a)", "ORT FP32 (fused)", "ORT int8 (fused, per-channel)"]
+        if not all(get(n) for n in names):
+            continue
+        if b == 1:
+            vals = ", ".join(f"{n} {get(n)['median_s']*1e3:.1f} ms" for n in names)
+        else:
+            vals = ", ".join(f"{n} {get(n)['items_per_s']:.1f} seq/s" for n in names)
+        parts.append(f"| MiniLM-SST2 batch {b} / seq 128, {threads} threads | {vals} |")
+    cpu = info.get("Model name", "?")
+    tier = info.get("mxrt kernel tier (best here)", "?")
+    return (f"Measured by `scripts/bench-peers.sh` on {cpu} (mxrt kernels: {tier}); every case, the per-tier "
+            f"tables and the targets are in [`BENCHMARKS.md`](BENCHMARKS.md).\n\n| case | medians |\n|---|---|\n"
+            + "\n".join(parts) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mxrt", required=True)
@@ -361,6 +461,9 @@ def main():
             print(f"jsc batch {batch}, {threads} thread(s) ...", file=sys.stderr)
             rows += jsc(a, a.work, threads, batch, rounds if not a.quick else 3)
     threads = int(a.threads.split(",")[0])
+    for batch in (1, 32):
+        print(f"minilm batch {batch} per kernel tier, {threads} thread(s) ...", file=sys.stderr)
+        rows += per_tier(a, a.work, threads, batch, 128, rounds if not a.quick else 3)
     print("SST-2 end to end ...", file=sys.stderr)
     rows += sst2_end_to_end(a, a.work, threads, 1 if a.quick else 3)
     print("cold start ...", file=sys.stderr)
@@ -371,12 +474,25 @@ def main():
             "inside its own process (`mxrt bench --serve`); the peers by `time.perf_counter` around one call from "
             "Python, except \"ORT FP32 (C API from Rust)\": ONNX Runtime's C API called from a Rust harness "
             "(`scripts/peers/ort-jsc`), timed in-process like mxrt. Cold start: warm page cache, each runtime a "
-            "fresh process.")
+            "fresh process. \"per kernel tier\" tables: mxrt alone, FP32 and MXINT8 (w+a) both forced to the "
+            "tier with `MXRT_CPU` (the peers cannot be forced down a tier).")
     info = machine()
+    hello = subprocess.run([a.mxrt, "bench", str(a.work / "jsc-3layer-fp32.mxrt"), "--iterations", "1", "--json"],
+                           capture_output=True, text=True, check=True).stdout
+    info["mxrt kernel tier (best here)"] = json.loads(hello)["isa"]
+    info["kernel tiers this CPU runs"] = ", ".join(cpu_tiers())
     # The kernel section (scripts/bench-kernels.sh) lives at the end of the same file: keep it.
     previous = a.out.read_text() if a.out.exists() else ""
     kernels = previous[previous.index("\n## Kernels"):] if "\n## Kernels" in previous else ""
-    a.out.write_text(markdown(info, rows, note) + kernels)
+    if "\n## Targets" in kernels:  # an older file kept its targets after the kernels: regenerated above
+        kernels = kernels[:kernels.index("\n## Targets")] + "\n"
+    a.out.write_text(markdown(info, rows, note) + targets(rows, threads) + kernels)
+    readme = Path(__file__).resolve().parent.parent.parent / "README.md"
+    begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
+    text = readme.read_text() if readme.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        readme.write_text(head + begin + "\n" + readme_block(info, rows, threads) + end + rest.split(end, 1)[1])
     a.out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     print(markdown(info, rows, note))
 
