@@ -366,7 +366,7 @@ def markdown(info, rows, note):
 
 def targets(rows, threads):
     """Issue 18's targets, each as a ratio of medians from the rows above (> 1: mxrt faster)."""
-    median = {(r["case"], r["runtime"]): r["median_s"] for r in rows}
+    median = {(r["case"], r["runtime"]): r["median_s"] for r in rows if "median_s" in r}
 
     def ratio(case, mine, peer):
         m, p = median.get((case, mine)), median.get((case, peer))
@@ -486,6 +486,7 @@ def main():
     kernels = previous[previous.index("\n## Kernels"):] if "\n## Kernels" in previous else ""
     if "\n## Targets" in kernels:  # an older file kept its targets after the kernels: regenerated above
         kernels = kernels[:kernels.index("\n## Targets")] + "\n"
+    a.out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     a.out.write_text(markdown(info, rows, note) + targets(rows, threads) + kernels)
     readme = Path(__file__).resolve().parent.parent.parent / "README.md"
     begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
@@ -493,7 +494,6 @@ def main():
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         readme.write_text(head + begin + "\n" + readme_block(info, rows, threads) + end + rest.split(end, 1)[1])
-    a.out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     print(markdown(info, rows, note))
 
 

@@ -1,6 +1,7 @@
-//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AVX2, AVX-512 VNNI, AMX): activations arrive packed in
-//! panels of 16 rows; weight rows are taken 16 at a time straight from the mapped file. A ragged last group
-//! of weight rows goes through a zero-padded copy of those few rows, a ragged last panel through a buffer.
+//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AVX2, AVX-512 VNNI, AMX):
+//! activations arrive packed in panels of 16 rows; weight rows are taken 16 at a time straight from the
+//! mapped file. A ragged last group of weight rows goes through a zero-padded copy of those few rows, a
+//! ragged last panel through a buffer.
 
 use rayon::prelude::*;
 
@@ -121,7 +122,7 @@ pub(crate) struct FeedForward<'a, 'w> {
     pub down: &'a WeightView<'w>,
     pub down_bias: Option<&'a [f32]>,
     pub gelu: Elementwise,
-    pub quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
+    pub quantize_block: crate::cpu::kernels::QuantizeBlock,
     pub quantize_panel_row: Option<crate::cpu::kernels::QuantizePanelRow>,
     pub down_rounding: mxrt_format::Rounding,
 }
