@@ -409,7 +409,7 @@ def targets(rows, threads):
         add(f"JSC MXINT8 ≥ {accept}× ORT's C API, batch {b}",
             ratio(jsc_case(b), "mxrt MXINT8 (from Rust)", "ORT FP32 (C API from Rust)"), accept)
     lines = [f"## Targets (issue 18), {threads} thread(s)", "",
-             "Generated from the tables above (medians; ratio = peer or FP32 time / mxrt MXINT8 time).", "",
+             "Generated from the tables above (medians; ratio = the other runtime's time / mxrt's: above 1, mxrt is faster).", "",
              "| target | mxrt vs other (median) | ratio | met |", "|---|---|---:|---|"]
     lines += [f"| {t} | {m} | {x} | {met} |" for t, m, x, met in out]
     return "\n".join(lines) + "\n"
