@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use mxrt_format::{mx, Rounding};
 
-use super::avx2::{self, hsum_reference_order};
+use super::avx2;
 use super::ragged::Elementwise;
 
 pub(super) fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
@@ -24,130 +24,6 @@ dot_f32_rows3_kernel!(
     _mm512_fmadd_ps,
     _mm512_reduce_add_ps
 );
-
-pub(super) fn mxint8_rows2_avx512_entry(
-    a_codes: &[u8],
-    a_scales: &[f32],
-    rows: usize,
-    w: [(&[u8], &[f32]); 2],
-    out: &mut [f32],
-    ldo: usize,
-) {
-    // SAFETY: only placed in the table after AVX-512 F/BW/DQ/VNNI (and AVX2, FMA) were detected.
-    unsafe { mxint8_rows2_avx512(a_codes, a_scales, rows, w, out, ldo) }
-}
-
-/// `[s[0]; 8] ++ [s[1]; 8]`: two consecutive block scales spread over the two halves of a register.
-#[target_feature(enable = "avx512f")]
-unsafe fn scale_pair(s: *const f32) -> __m512 {
-    // SAFETY: the caller guarantees two readable f32 at `s`; an 8-byte unaligned load.
-    let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s.cast())) };
-    _mm512_permutexvar_ps(
-        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-        _mm512_castps128_ps512(two),
-    )
-}
-
-/// The two-weight-row kernel on AVX-512 VNNI: one 512-bit register holds two blocks, so even blocks land in
-/// lanes 0..8 and odd blocks in lanes 8..16 — exactly the reference's 16 accumulators. Four activation rows ×
-/// two weight rows (8 accumulators). `vpsignb` has no 512-bit form: x is negated under the mask of w's sign
-/// bits instead (where w is 0, |w| is 0 and the product vanishes anyway). A trailing odd block updates only
-/// the low lanes (masked FMA), as the reference does.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
-unsafe fn mxint8_rows2_avx512(
-    a_codes: &[u8],
-    a_scales: &[f32],
-    rows: usize,
-    w: [(&[u8], &[f32]); 2],
-    out: &mut [f32],
-    ldo: usize,
-) {
-    let blocks = w[0].1.len();
-    assert!(
-        w.iter()
-            .all(|(c, s)| c.len() >= blocks * 32 && s.len() == blocks)
-            && a_codes.len() >= rows * blocks * 32
-            && a_scales.len() >= rows * blocks
-            && (rows == 0 || out.len() >= (rows - 1) * ldo + 2)
-    );
-    let (pa, psa) = (a_codes.as_ptr(), a_scales.as_ptr());
-    let pw = [w[0].0.as_ptr(), w[1].0.as_ptr()];
-    let pws = [w[0].1.as_ptr(), w[1].1.as_ptr()];
-    let zero = _mm512_setzero_si512();
-    let pairs = blocks / 2;
-    let mut i = 0;
-    while i < rows {
-        let group = (rows - i).min(4);
-        let mut acc = [[_mm512_setzero_ps(); 2]; 4];
-        for p in 0..pairs {
-            let j = 2 * p;
-            // SAFETY: j + 2 <= blocks: 64 code bytes and two scales of each weight row are in bounds.
-            let (wv, ws) = unsafe {
-                (
-                    [
-                        _mm512_loadu_si512(pw[0].add(32 * j).cast()),
-                        _mm512_loadu_si512(pw[1].add(32 * j).cast()),
-                    ],
-                    [scale_pair(pws[0].add(j)), scale_pair(pws[1].add(j))],
-                )
-            };
-            let abs = [_mm512_abs_epi8(wv[0]), _mm512_abs_epi8(wv[1])];
-            let neg = [_mm512_movepi8_mask(wv[0]), _mm512_movepi8_mask(wv[1])];
-            for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                let at = (i + g) * blocks + j;
-                // SAFETY: row i + g < rows and j + 2 <= blocks: 64 codes and two scales at `at` are in bounds.
-                let (x, sa) = unsafe {
-                    (
-                        _mm512_loadu_si512(pa.add(32 * at).cast()),
-                        scale_pair(psa.add(at)),
-                    )
-                };
-                for c in 0..2 {
-                    let signed = _mm512_mask_sub_epi8(x, neg[c], zero, x);
-                    let lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, abs[c], signed));
-                    acc[c] = _mm512_fmadd_ps(lanes, _mm512_mul_ps(sa, ws[c]), acc[c]);
-                }
-            }
-        }
-        if blocks % 2 == 1 {
-            let j = blocks - 1;
-            let low = 0xFFFF_FFFFu64; // the first 32 bytes
-                                      // SAFETY: j < blocks: 32 code bytes and one scale of each weight row are in bounds (masked loads
-                                      // touch only the low 32 bytes).
-            let wv = unsafe {
-                [
-                    _mm512_maskz_loadu_epi8(low, pw[0].add(32 * j).cast()),
-                    _mm512_maskz_loadu_epi8(low, pw[1].add(32 * j).cast()),
-                ]
-            };
-            let ws = [w[0].1[j], w[1].1[j]];
-            let abs = [_mm512_abs_epi8(wv[0]), _mm512_abs_epi8(wv[1])];
-            let neg = [_mm512_movepi8_mask(wv[0]), _mm512_movepi8_mask(wv[1])];
-            for (g, acc) in acc.iter_mut().enumerate().take(group) {
-                let at = (i + g) * blocks + j;
-                // SAFETY: as above, for activation row i + g.
-                let x = unsafe { _mm512_maskz_loadu_epi8(low, pa.add(32 * at).cast()) };
-                let sa = a_scales[at];
-                for c in 0..2 {
-                    let signed = _mm512_mask_sub_epi8(x, neg[c], zero, x);
-                    let lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, abs[c], signed));
-                    acc[c] =
-                        _mm512_mask3_fmadd_ps(lanes, _mm512_set1_ps(sa * ws[c]), acc[c], 0x00FF);
-                }
-            }
-        }
-        for (g, acc) in acc.iter().enumerate().take(group) {
-            for c in 0..2 {
-                let t = _mm256_add_ps(
-                    _mm512_castps512_ps256(acc[c]),
-                    _mm512_extractf32x8_ps::<1>(acc[c]),
-                );
-                out[(i + g) * ldo + c] = hsum_reference_order(t);
-            }
-        }
-        i += group;
-    }
-}
 
 /// `e^x` in place: whole 16-wide vectors here, the rest by the AVX2 tier (8-wide vectors, then the reference).
 pub(super) const EXP: Elementwise = Elementwise::vectors(16, exp_vectors, avx2::exp_in_place);

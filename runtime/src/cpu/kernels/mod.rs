@@ -119,10 +119,11 @@ pub struct Kernels {
     pub mxint8_rows: MxRows,
     /// The same for two weight rows at once (each activation block is loaded once for both).
     pub mxint8_rows2: MxRows2,
-    /// Where the CPU has a matrix unit (AMX): MXINT8 × MXINT8 a panel of 16 activation rows at a time, each
-    /// block summed exactly before it is scaled (`reference::mxint8_panel`). The ops then pack activations
-    /// into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose per-lane order differs in the
-    /// last bits, so a table uses one or the other for every MXINT8 × MXINT8 product).
+    /// Where the tier has one (AVX2, AVX-512 VNNI, AMX): MXINT8 × MXINT8 a panel of 16 activation rows at a
+    /// time, each block summed exactly before it is scaled (`reference::mxint8_panel`). The ops then pack
+    /// activations into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose per-lane order
+    /// differs in the last bits, so a table uses one or the other for every MXINT8 × MXINT8 product; the row
+    /// kernels serve the tables without one: the reference and AVX-VNNI).
     pub mxint8_panel: Option<MxPanel>,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
     pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
@@ -323,7 +324,6 @@ fn x86_tables() -> Vec<Kernels> {
             isa: "avx512vnni",
             tier: "avx512",
             dot_f32_rows3: avx512::dot_f32_rows3_avx512_entry,
-            mxint8_rows2: avx512::mxint8_rows2_avx512_entry,
             exp_in_place: avx512::EXP,
             gelu_in_place: avx512::GELU,
             gemm_f32_packed: avx512::gemm_f32_packed_avx512_entry,

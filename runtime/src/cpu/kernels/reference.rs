@@ -207,8 +207,8 @@ pub fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
 /// Activation rows per panel in the layout [`mxint8_panel`] reads.
 pub const PANEL_ROWS: usize = 16;
 
-/// MXINT8 × MXINT8 for one panel of 16 activation rows against `w_factors.len() / (16 · bpr)` groups of 16
-/// weight rows (the AMX tile shape; tables without AMX use [`mxint8_rows`] instead).
+/// MXINT8 × MXINT8 for one panel of 16 activation rows against `w.factors.len() / (16 · bpr)` groups of 16
+/// weight rows (the AMX tile shape; tables without a panel kernel use [`mxint8_rows`] instead).
 ///
 /// The panel (written by `quant::pack_mxint8_panels`): block `j` at byte `512 j`, in it code `32 j + 4 q + t`
 /// of panel row `i` at byte `64 q + 4 i + t` (`q < 8`, `t < 4`); `factors[16 j + i]` is that block's
