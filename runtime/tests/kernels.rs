@@ -259,7 +259,7 @@ fn integer_kernels_agree_exactly() {
     }
 }
 
-/// The panel kernels (AVX2, AVX-512 VNNI, AMX) against `reference::mxint8_panel`, bit for bit: random block counts, 1-4 weight
+/// The panel kernels (AVX2, AVX-VNNI, AVX-512 VNNI, AMX) against `reference::mxint8_panel`, bit for bit: random block counts, 1-4 weight
 /// groups, padding rows (factor 0), every scale byte incl. 0 and 255 (NaN), weight codes incl. -128, and an
 /// output stride wider than the groups (columns past them untouched).
 #[test]
@@ -270,8 +270,8 @@ fn mxint8_panel_agrees_exactly() {
         .collect();
     check_required(
         &tables,
-        &["avx2", "avx512", "amx"],
-        "the panel kernels (AVX2, AVX-512 VNNI, AMX)",
+        &["avx2", "avx2vnni", "avx512", "amx"],
+        "the panel kernels (AVX2, AVX-VNNI, AVX-512 VNNI, AMX)",
     );
     for k in tables {
         let panel_kernel = k.mxint8_panel.expect("filtered");

@@ -645,96 +645,206 @@ pub(super) fn mxint8_panel(
     unsafe { mxint8_panel_avx2(panel, factors, bpr, w, groups, out, ldo) }
 }
 
-/// Weight rows per pass of [`mxint8_panel_avx2`] (16 registers: 8 integer accumulators for 4 rows × the two
-/// halves of a panel line, the line, and temporaries).
-const AVX2_PANEL_ROWS: usize = 4;
-
-/// [`reference::mxint8_panel`] on AVX2, bit for bit. A panel line is two registers (rows 0-7, 8-15), each
-/// 32-bit lane four codes of one row. Against a weight row's four codes broadcast: `vpmaddubsw` multiplies
-/// |w| (unsigned, ≤ 128) by the activation codes carrying w's sign (`vpsignb`; activation codes are never
-/// −128, so they stay in i8) and adds pairs into i16 (|pair| ≤ 2 · 128 · 127 < 2¹⁵: no saturation), then
-/// `vpmaddwd` by ones adds those into the lane's i32: the exact sum of its four products, so the block's
-/// sum is the reference's exact i32. Then, as the reference: convert, scale by `w_factor · a_factor`, one
-/// FMA per block in block order (float accumulators in memory, four weight rows at a time).
-#[target_feature(enable = "avx2,fma")]
-unsafe fn mxint8_panel_avx2(
+pub(super) fn mxint8_panel_vnni_entry(
     panel: &[u8],
     factors: &[f32],
     bpr: usize,
     w: super::PanelWeights<'_>,
-    groups: usize,
     out: &mut [f32],
     ldo: usize,
 ) {
-    const R: usize = AVX2_PANEL_ROWS;
-    let row_bytes = bpr * 32;
-    let ones = _mm256_set1_epi16(1);
-    let (wc, wf) = (w.codes.as_ptr(), w.factors.as_ptr());
-    // acc[r][i]: weight row r of the group, panel row i.
-    let mut acc = [[0.0f32; 16]; 16];
-    for g in 0..groups {
-        for quad in 0..16 / R {
-            let r0 = g * 16 + quad * R;
-            let mut facc = [[_mm256_setzero_ps(); 2]; R];
-            let mut rows: [*const u8; R] =
-                std::array::from_fn(|r| wc.wrapping_add((r0 + r) * row_bytes));
-            let (mut line, mut a_factor, mut w_factor) =
-                (panel.as_ptr(), factors.as_ptr(), wf.wrapping_add(r0 * bpr));
-            for _ in 0..bpr {
-                let mut sums = [[_mm256_setzero_si256(); 2]; R];
-                for q in 0..8 {
-                    // SAFETY: line q of this block: 64 bytes inside the panel (512 * bpr <= panel.len()).
-                    let halves = unsafe {
-                        [
-                            _mm256_loadu_si256(line.add(64 * q).cast()),
-                            _mm256_loadu_si256(line.add(64 * q + 32).cast()),
-                        ]
-                    };
-                    for (sum, row) in sums.iter_mut().zip(&rows) {
-                        // SAFETY: codes 4q..4q+4 of this block of weight row r0 + r < groups * 16, inside
-                        // w.codes: a 4-byte unaligned read.
-                        let four = unsafe { row.add(4 * q).cast::<i32>().read_unaligned() };
-                        let wv = _mm256_set1_epi32(four);
-                        let magnitude = _mm256_abs_epi8(wv);
-                        for (s, half) in sum.iter_mut().zip(&halves) {
-                            let signed = _mm256_sign_epi8(*half, wv);
-                            let pairs = _mm256_maddubs_epi16(magnitude, signed);
-                            *s = _mm256_add_epi32(*s, _mm256_madd_epi16(pairs, ones));
+    let groups = reference::panel_groups(panel, factors, bpr, &w, out, ldo, true);
+    // SAFETY: only placed in a table after AVX2, FMA and AVX-VNNI were detected; `panel_groups` checked
+    // every size `mxint8_panel_vnni` reads or writes by (the unsigned bias included).
+    unsafe { mxint8_panel_vnni(panel, factors, bpr, w, groups, out, ldo) }
+}
+
+/// Weight rows per pass of the panel kernels below (16 registers: 8 integer accumulators for 4 rows × the
+/// two halves of a panel line, the line, and temporaries).
+const AVX2_PANEL_ROWS: usize = 4;
+
+/// One panel kernel per way of multiplying a panel line's half (8 rows × 4 codes) by a weight row's four
+/// codes broadcast: `$unsigned` says whether `$prepare` makes the line unsigned (then each block's sum
+/// starts at the weight's `unsigned_bias`), `$multiply_add(sum, half, w)` adds the four products of each
+/// lane into its i32. Both variants leave the exact i32 block sum the reference computes; then, as the
+/// reference: convert, scale by `w_factor · a_factor`, one FMA per block in block order (float
+/// accumulators in memory, four weight rows at a time).
+macro_rules! mxint8_panel_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $unsigned:expr, $prepare:ident, $multiply_add:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            panel: &[u8],
+            factors: &[f32],
+            bpr: usize,
+            w: super::PanelWeights<'_>,
+            groups: usize,
+            out: &mut [f32],
+            ldo: usize,
+        ) {
+            const R: usize = AVX2_PANEL_ROWS;
+            let row_bytes = bpr * 32;
+            let (wc, wf, wb) = (
+                w.codes.as_ptr(),
+                w.factors.as_ptr(),
+                w.unsigned_bias.as_ptr(),
+            );
+            // acc[r][i]: weight row r of the group, panel row i.
+            let mut acc = [[0.0f32; 16]; 16];
+            for g in 0..groups {
+                for quad in 0..16 / R {
+                    let r0 = g * 16 + quad * R;
+                    let mut facc = [[_mm256_setzero_ps(); 2]; R];
+                    let mut rows: [*const u8; R] =
+                        std::array::from_fn(|r| wc.wrapping_add((r0 + r) * row_bytes));
+                    let (mut line, mut a_factor, mut w_factor, mut bias) = (
+                        panel.as_ptr(),
+                        factors.as_ptr(),
+                        wf.wrapping_add(r0 * bpr),
+                        wb.wrapping_add(r0 * bpr),
+                    );
+                    for _ in 0..bpr {
+                        let sums: [[__m256i; 2]; R] = std::array::from_fn(|r| {
+                            if $unsigned {
+                                // SAFETY: entry (r0 + r) * bpr + j of unsigned_bias (j: this block),
+                                // in bounds (`panel_groups` checked its length for unsigned kernels).
+                                [_mm256_set1_epi32(unsafe { *bias.add(r * bpr) }); 2]
+                            } else {
+                                [_mm256_setzero_si256(); 2]
+                            }
+                        });
+                        let mut sums = sums;
+                        for q in 0..8 {
+                            // SAFETY: line q of this block: 64 bytes inside the panel
+                            // (512 * bpr <= panel.len()).
+                            let halves = unsafe {
+                                [
+                                    $prepare(_mm256_loadu_si256(line.add(64 * q).cast())),
+                                    $prepare(_mm256_loadu_si256(line.add(64 * q + 32).cast())),
+                                ]
+                            };
+                            for (sum, row) in sums.iter_mut().zip(&rows) {
+                                // SAFETY: codes 4q..4q+4 of this block of weight row r0 + r < groups *
+                                // 16, inside w.codes: a 4-byte unaligned read.
+                                let four = unsafe { row.add(4 * q).cast::<i32>().read_unaligned() };
+                                let wv = _mm256_set1_epi32(four);
+                                for (s, half) in sum.iter_mut().zip(&halves) {
+                                    *s = $multiply_add(*s, *half, wv);
+                                }
+                            }
+                        }
+                        let a_factors =
+                            // SAFETY: this block's 16 activation factors (16 * bpr <= factors.len()).
+                            unsafe { [_mm256_loadu_ps(a_factor), _mm256_loadu_ps(a_factor.add(8))] };
+                        for (r, (f, sum)) in facc.iter_mut().zip(&sums).enumerate() {
+                            // SAFETY: entry (r0 + r) * bpr + j of w.factors, in bounds.
+                            let scale = _mm256_set1_ps(unsafe { *w_factor.add(r * bpr) });
+                            for h in 0..2 {
+                                let s = _mm256_mul_ps(scale, a_factors[h]);
+                                f[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), s, f[h]);
+                            }
+                        }
+                        for row in &mut rows {
+                            *row = row.wrapping_add(32);
+                        }
+                        line = line.wrapping_add(512);
+                        a_factor = a_factor.wrapping_add(16);
+                        w_factor = w_factor.wrapping_add(1);
+                        bias = bias.wrapping_add(1);
+                    }
+                    for (r, f) in facc.iter().enumerate() {
+                        let dst = &mut acc[quad * R + r];
+                        // SAFETY: two 8-lane stores into the 16 floats of this row of `acc`.
+                        unsafe {
+                            _mm256_storeu_ps(dst.as_mut_ptr(), f[0]);
+                            _mm256_storeu_ps(dst.as_mut_ptr().add(8), f[1]);
                         }
                     }
                 }
-                // SAFETY: this block's 16 activation factors (16 * bpr <= factors.len()).
-                let a_factors =
-                    unsafe { [_mm256_loadu_ps(a_factor), _mm256_loadu_ps(a_factor.add(8))] };
-                for (r, (f, sum)) in facc.iter_mut().zip(&sums).enumerate() {
-                    // SAFETY: entry (r0 + r) * bpr + j of w.factors, in bounds.
-                    let scale = _mm256_set1_ps(unsafe { *w_factor.add(r * bpr) });
-                    for h in 0..2 {
-                        let s = _mm256_mul_ps(scale, a_factors[h]);
-                        f[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), s, f[h]);
+                for i in 0..16 {
+                    for (r, column) in acc.iter().enumerate() {
+                        out[i * ldo + g * 16 + r] = column[i];
                     }
                 }
-                for row in &mut rows {
-                    *row = row.wrapping_add(32);
-                }
-                line = line.wrapping_add(512);
-                a_factor = a_factor.wrapping_add(16);
-                w_factor = w_factor.wrapping_add(1);
-            }
-            for (r, f) in facc.iter().enumerate() {
-                let dst = &mut acc[quad * R + r];
-                // SAFETY: two 8-lane stores into the 16 floats of this row of `acc`.
-                unsafe {
-                    _mm256_storeu_ps(dst.as_mut_ptr(), f[0]);
-                    _mm256_storeu_ps(dst.as_mut_ptr().add(8), f[1]);
-                }
             }
         }
-        for i in 0..16 {
-            for (r, column) in acc.iter().enumerate() {
-                out[i * ldo + g * 16 + r] = column[i];
-            }
-        }
+    };
+}
+
+mxint8_panel_kernel!(
+    /// [`reference::mxint8_panel`] on AVX2, bit for bit. A panel line is two registers (rows 0-7, 8-15),
+    /// each 32-bit lane four codes of one row. Against a weight row's four codes broadcast: `vpmaddubsw`
+    /// multiplies |w| (unsigned, ≤ 128) by the activation codes carrying w's sign (`vpsignb`; activation
+    /// codes are never −128, so they stay in i8) and adds pairs into i16 (|pair| ≤ 2 · 128 · 127 < 2¹⁵: no
+    /// saturation), then `vpmaddwd` by ones adds those into the lane's i32: the exact sum of its four
+    /// products.
+    mxint8_panel_avx2,
+    "avx2,fma",
+    false,
+    line_as_is,
+    multiply_add_signed
+);
+
+mxint8_panel_kernel!(
+    /// [`reference::mxint8_panel`] on AVX-VNNI, bit for bit: one `vpdpbusd` per half line and weight row
+    /// (the AVX2 kernel spends four instructions there). `vpdpbusd` reads the line as unsigned: its codes
+    /// get 128 added (an XOR of the sign bit) and each (weight row, block) sum starts at `−128 · Σ codes`
+    /// (`unsigned_bias`), which leaves the exact i32 block sum (|partial sums| < 2²⁰: no overflow), as the
+    /// AVX-512 kernel does with 16 rows per register.
+    mxint8_panel_vnni,
+    "avx2,fma,avxvnni",
+    true,
+    line_unsigned,
+    multiply_add_vnni
+);
+
+#[target_feature(enable = "avx2")]
+fn line_as_is(half: __m256i) -> __m256i {
+    half
+}
+
+/// Codes + 128 as unsigned bytes (an XOR of the sign bit).
+#[target_feature(enable = "avx2")]
+fn line_unsigned(half: __m256i) -> __m256i {
+    _mm256_xor_si256(half, _mm256_set1_epi8(i8::MIN))
+}
+
+#[target_feature(enable = "avx2")]
+fn multiply_add_signed(sum: __m256i, half: __m256i, w: __m256i) -> __m256i {
+    let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(half, w));
+    _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+fn multiply_add_vnni(sum: __m256i, half: __m256i, w: __m256i) -> __m256i {
+    _mm256_dpbusd_avx_epi32(sum, half, w)
+}
+
+pub(super) fn unsigned_bias_entry(codes: &[u8], out: &mut [i32]) {
+    assert!(
+        out.len() == codes.len() / 32,
+        "unsigned_bias: one entry per block"
+    );
+    // SAFETY: only placed in a table after AVX2 was detected.
+    unsafe { unsigned_bias_avx2(codes, out) }
+}
+
+/// `reference::panel_unsigned_bias` on AVX2: `vpsadbw` against zero sums a block's codes read as unsigned
+/// (`code + 128`, after an XOR of the sign bit) into four partial sums, and
+/// `Σ codes = Σ (code + 128) − 32 · 128`.
+#[target_feature(enable = "avx2")]
+fn unsigned_bias_avx2(codes: &[u8], out: &mut [i32]) {
+    let flip = _mm256_set1_epi8(i8::MIN);
+    for (block, slot) in codes.chunks_exact(32).zip(out) {
+        // SAFETY: `block` is 32 bytes.
+        let v = unsafe { _mm256_loadu_si256(block.as_ptr().cast()) };
+        let sums = _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256());
+        let pair = _mm_add_epi64(
+            _mm256_castsi256_si128(sums),
+            _mm256_extracti128_si256::<1>(sums),
+        );
+        let unsigned = (_mm_cvtsi128_si64(pair) + _mm_extract_epi64::<1>(pair)) as i32;
+        *slot = -128 * (unsigned - 32 * 128);
     }
 }
 

@@ -303,9 +303,10 @@ fn x86_tables() -> Vec<Kernels> {
             tier: "avx2vnni",
             mxint8_rows: avx2::mxint8_rows_vnni_entry,
             mxint8_rows2: avx2::mxint8_rows2_vnni_entry,
-            // Not measured on an AVX-VNNI machine yet: the VNNI row kernels, as before, rather than the
-            // AVX2 panel kernel (whose `vpmaddubsw` steps VNNI would do in one).
-            mxint8_panel: None,
+            mxint8_panel: Some(MxPanel {
+                run: avx2::mxint8_panel_vnni_entry,
+                unsigned_bias: Some(avx2::unsigned_bias_entry),
+            }),
             peaks: PeakLoops {
                 i8: avx2::peak_i8_vnni_entry,
                 what: "vfmadd (ymm) and vpdpbusd (ymm) loops",
