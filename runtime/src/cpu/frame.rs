@@ -387,9 +387,9 @@ impl Cpu {
         out
     }
 
-    /// [`Cpu::linear`] followed by exact-erf GELU. On the panel path (AVX2, AVX-512, AMX) the GELU runs on each
-    /// panel's outputs as soon as they exist (in cache) instead of in a second pass over the whole output; the
-    /// values are the same either way (the same kernel on the same numbers).
+    /// [`Cpu::linear`] followed by exact-erf GELU. On the panel path (AVX2, AVX-VNNI, AVX-512, AMX) the GELU
+    /// runs on each panel's outputs as soon as they exist (in cache) instead of in a second pass over the
+    /// whole output; the values are the same either way (the same kernel on the same numbers).
     pub fn linear_gelu(
         &self,
         x: &[f32],

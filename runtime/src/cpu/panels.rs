@@ -1,4 +1,4 @@
-//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AVX2, AVX-512 VNNI, AMX):
+//! The MXINT8 × MXINT8 linear op on a kernel table with `mxint8_panel` (AVX2, AVX-VNNI, AVX-512 VNNI, AMX):
 //! activations arrive packed in panels of 16 rows; weight rows are taken 16 at a time straight from the
 //! mapped file. A ragged last group of weight rows goes through a zero-padded copy of those few rows, a
 //! ragged last panel through a buffer.

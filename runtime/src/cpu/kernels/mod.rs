@@ -119,11 +119,11 @@ pub struct Kernels {
     pub mxint8_rows: MxRows,
     /// The same for two weight rows at once (each activation block is loaded once for both).
     pub mxint8_rows2: MxRows2,
-    /// Where the tier has one (AVX2, AVX-512 VNNI, AMX): MXINT8 × MXINT8 a panel of 16 activation rows at a
-    /// time, each block summed exactly before it is scaled (`reference::mxint8_panel`). The ops then pack
-    /// activations into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose per-lane order
-    /// differs in the last bits, so a table uses one or the other for every MXINT8 × MXINT8 product; the row
-    /// kernels serve the tables without one: the reference and AVX-VNNI).
+    /// Where the tier has one (AVX2, AVX-VNNI, AVX-512 VNNI, AMX): MXINT8 × MXINT8 a panel of 16 activation
+    /// rows at a time, each block summed exactly before it is scaled (`reference::mxint8_panel`). The ops
+    /// then pack activations into panels and use this instead of `mxint8_rows`/`mxint8_rows2` (whose
+    /// per-lane order differs in the last bits, so a table uses one or the other for every MXINT8 × MXINT8
+    /// product; the row kernels serve the table without one: the reference).
     pub mxint8_panel: Option<MxPanel>,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
     pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
