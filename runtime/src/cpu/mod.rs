@@ -25,11 +25,25 @@ use crate::error::Result;
 use crate::ops::{
     run_row_ops, Activation, Affine, Backend, Embeddings, Linear, Norm, Pooling, RowOp, TokenBatch,
 };
+use rows::PARALLEL_WORK;
 use small_chain::SmallChain;
 
-/// Rows per block when a large row-op chain (an MLP batch) is split (the widest JSC activation block,
+/// The most rows per block when a row-op chain (an MLP batch) is split (the widest JSC activation block,
 /// 1024 × 64 floats, is 256 KiB: inside L2).
 const CHAIN_BLOCK_ROWS: usize = 1024;
+
+/// Multiply-adds per row of a row-op chain on `inputs` features (its linear layers).
+fn chain_work_per_row(ops: &[RowOp], inputs: usize) -> usize {
+    let mut width = inputs;
+    let mut work = 0usize;
+    for op in ops {
+        if let RowOp::Linear(l) = op {
+            work = work.saturating_add(width.saturating_mul(l.bias.len()));
+            width = l.bias.len();
+        }
+    }
+    work
+}
 
 /// One inference's view of the CPU backend: the kernel table, the mapped file's bytes and, for a small
 /// row-op chain, its batch-1 form prepared at open.
@@ -220,18 +234,27 @@ impl Backend for CpuExec<'_> {
                 return Ok(small.forward(self.cpu, x));
             }
         }
-        // Small batches run on the calling thread; waking the pool would cost more.
-        if rows < 2 * CHAIN_BLOCK_ROWS || x.len() != rows * inputs {
+        // Chains with less work than one parallel op run on the calling thread (each of their ops is then
+        // below `PARALLEL_WORK` too, so none of them wakes the pool).
+        let threads = rayon::current_num_threads();
+        let work = rows.saturating_mul(chain_work_per_row(ops, inputs));
+        if threads < 2 || work < PARALLEL_WORK || x.len() != rows * inputs {
             return run_row_ops(self, ops, inputs, x, rows); // its error names the sizes
         }
-        // Large batches: rows are independent, so blocks of rows run the whole chain each, spread over the
-        // cores, with every intermediate activation in cache (the same values as one pass over all rows:
-        // every op works row by row).
+        // Otherwise rows are independent, so blocks of rows run the whole chain each, at least one block
+        // per core, with every intermediate activation in cache (the same values as one pass over all
+        // rows: every op works row by row). One split per call, on workers kept awake: letting each op of
+        // the chain split its own rows instead woke a parked worker per op (jsc-3layer, batch 1024, 2
+        // threads: slower than 1 thread, a third of the time in futex calls).
         workers::keep_workers_warm();
         use rayon::prelude::*;
         let width = inputs.max(1);
+        let block = rows
+            .div_ceil(threads)
+            .next_multiple_of(16)
+            .min(CHAIN_BLOCK_ROWS);
         let blocks: Vec<Vec<f32>> = x
-            .par_chunks(CHAIN_BLOCK_ROWS * width)
+            .par_chunks(block * width)
             .map(|xb| run_row_ops(self, ops, inputs, xb, xb.len() / width))
             .collect::<Result<_>>()?;
         Ok(blocks.concat())
