@@ -1001,7 +1001,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
     tables.push(Kernels::reference());
     for k in tables {
         for _ in 0..40 {
-            let (rows, cols) = (rng.gen_range(1..120), rng.gen_range(1..700));
+            let (rows, cols): (usize, usize) = (rng.gen_range(1..120), rng.gen_range(1..700));
             let mut x: Vec<f32> = (0..rows * cols)
                 .map(|_| rng.gen_range(-4.0..4.0) * 2f32.powi(rng.gen_range(-8..8)))
                 .collect();
@@ -1013,6 +1013,27 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
             for _ in 0..rows {
                 let at = rng.gen_range(0..x.len());
                 x[at] = (rng.gen_range(-255i32..=255) as f32 + 0.5) / 64.0;
+            }
+            // Blocks whose largest magnitude takes the shared exponent's edge cases: zero, subnormal,
+            // infinite, the largest finite value, and just below a power of two (where the binary32
+            // logarithm rounds up to the next integer).
+            for _ in 0..rows.min(8) {
+                let (r, b) = (rng.gen_range(0..rows), rng.gen_range(0..cols.div_ceil(32)));
+                let block = &mut x[r * cols + 32 * b..(r * cols + 32 * b + 32).min((r + 1) * cols)];
+                let edge = match rng.gen_range(0..5) {
+                    0 => 0.0,
+                    1 => f32::from_bits(rng.gen_range(1..0x0080_0000)),
+                    2 => f32::INFINITY,
+                    3 => f32::MAX,
+                    _ => f32::from_bits(((rng.gen_range(1..254u32)) << 23) | 0x007f_ffff),
+                };
+                for v in block.iter_mut() {
+                    // Smaller than the edge value (never NaN: 0 < u < 1).
+                    let u: f32 = rng.gen_range(0.01..0.99);
+                    *v = edge * if rng.gen_bool(0.5) { u } else { -u };
+                }
+                let at = rng.gen_range(0..block.len());
+                block[at] = if rng.gen_bool(0.5) { edge } else { -edge };
             }
             for rounding in [Rounding::Nearest, Rounding::Even] {
                 let (mut codes, mut scales) = (Vec::new(), Vec::new());
@@ -1042,7 +1063,18 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     &mut direct,
                     &mut direct_factors,
                 );
-                assert_eq!(packed, direct, "{}: codes rows={rows} cols={cols}", k.isa);
+                if let Some(at) = packed.iter().zip(&direct).position(|(a, b)| a != b) {
+                    let (p, rest) = (
+                        at / (cols.div_ceil(32) * 512),
+                        at % (cols.div_ceil(32) * 512),
+                    );
+                    let (j, line) = (rest / 512, rest % 512);
+                    let (q, i) = (line / 64, (line % 64) / 4);
+                    let row = p * 16 + i;
+                    let block =
+                        &x[row * cols + 32 * j..(row * cols + 32 * j + 32).min((row + 1) * cols)];
+                    panic!("{}: differs at row {row} block {j} group {q}: {:?} vs {:?}; block {block:?}", k.isa, &packed[at..at + 4], &direct[at..at + 4]);
+                }
                 assert_eq!(
                     packed_factors
                         .iter()

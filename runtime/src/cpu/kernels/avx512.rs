@@ -242,17 +242,84 @@ unsafe fn mxint8_quantize_block_avx512(
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
 fn quantize_block_registers(v: [__m512; 2], rounding: Rounding) -> (u8, [__m128i; 2]) {
+    match block_exponent(v) {
+        Some(e) => ((e + 127) as u8, block_codes(v, e, rounding)),
+        None => (mx::SCALE_NAN, [_mm_setzero_si128(); 2]),
+    }
+}
+
+/// The block's shared exponent (`mx::shared_exponent_of_max` of its largest magnitude), `None` for a NaN
+/// scale (a NaN in the block, or an exponent past the scale's range).
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn block_exponent(v: [__m512; 2]) -> Option<i32> {
     let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[0], v[0])
         | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[1], v[1]);
-    let scale_exp = if nan != 0 {
-        None
-    } else {
-        let amax = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1]));
-        mx::shared_exponent_of_max(_mm512_reduce_max_ps(amax), mx::MXINT8_EMAX)
-    };
-    let Some(e) = scale_exp else {
-        return (mx::SCALE_NAN, [_mm_setzero_si128(); 2]);
-    };
+    if nan != 0 {
+        return None;
+    }
+    let amax = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1]));
+    mx::shared_exponent_of_max(_mm512_reduce_max_ps(amax), mx::MXINT8_EMAX)
+}
+
+/// The largest of 16 lanes holding no NaN, by halving (`_mm512_reduce_max_ps` compiled to a chain of
+/// scalar maxima here: it keeps NaN semantics the callers do not need).
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn max_lane(v: __m512) -> f32 {
+    let m = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps::<1>(v));
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
+}
+
+/// `mx::shared_exponent_of_max` of up to 16 blocks' largest magnitudes at once (`None` for the blocks
+/// flagged in `nan` and past `count`): for normal maxima the exponent field plus one where the value lies
+/// at or above the field's `mx::log2_round_up_table` entry (a gather), minus `MXINT8_EMAX`, at least −127
+/// (`None` past 127); zero is the smallest normal; subnormal and infinite maxima take the scalar function.
+#[target_feature(enable = "avx512f")]
+fn group_exponents(amax: &[f32; 16], nan: u32, count: usize) -> [Option<i32>; 16] {
+    let table = mx::log2_round_up_table();
+    // SAFETY: 16 floats from a 16-float array.
+    let v = unsafe { _mm512_loadu_ps(amax.as_ptr()) };
+    let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, _mm512_setzero_ps());
+    let v = _mm512_mask_mov_ps(v, zero, _mm512_set1_ps(f32::MIN_POSITIVE));
+    let bits = _mm512_castps_si512(v);
+    let field = _mm512_srli_epi32::<23>(bits);
+    // SAFETY: every lane's field is below 256 (the maxima are not negative): inside the 256-entry table.
+    let threshold = unsafe { _mm512_i32gather_epi32::<4>(field, table.as_ptr().cast()) };
+    let up = _mm512_cmpge_epu32_mask(bits, threshold);
+    let floor = _mm512_mask_add_epi32(
+        _mm512_sub_epi32(field, _mm512_set1_epi32(127)),
+        up,
+        field,
+        _mm512_set1_epi32(1 - 127),
+    );
+    let e = _mm512_max_epi32(
+        _mm512_sub_epi32(floor, _mm512_set1_epi32(mx::MXINT8_EMAX)),
+        _mm512_set1_epi32(-127),
+    );
+    let special = _mm512_cmpeq_epi32_mask(field, _mm512_setzero_si512())
+        | _mm512_cmpeq_epi32_mask(field, _mm512_set1_epi32(255));
+    let mut lanes = [0i32; 16];
+    // SAFETY: 16 i32 into a 16-i32 array.
+    unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), e) };
+    std::array::from_fn(|b| {
+        if b >= count || nan & (1 << b) != 0 {
+            None
+        } else if special & (1 << b) != 0 {
+            mx::shared_exponent_of_max(amax[b], mx::MXINT8_EMAX)
+        } else {
+            // Past the scale's range (the largest finite values round up to 2^128): a NaN scale.
+            Some(lanes[b]).filter(|&e| e <= 127)
+        }
+    })
+}
+
+/// The block's 32 codes for shared exponent `e` (the reference's rounding, clamped to ±127).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+fn block_codes(v: [__m512; 2], e: i32, rounding: Rounding) -> [__m128i; 2] {
     let inverse = _mm512_set1_ps(mx::pow2f(-e));
     let (half, sixty_four, limit) = (
         _mm512_set1_ps(0.5),
@@ -262,7 +329,7 @@ fn quantize_block_registers(v: [__m512; 2], rounding: Rounding) -> (u8, [__m128i
     let floor =
         |x: __m512| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(x);
     let even = rounding == Rounding::Even;
-    let codes = v.map(|x| {
+    v.map(|x| {
         let t = _mm512_mul_ps(_mm512_mul_ps(x, inverse), sixty_four);
         let a = _mm512_abs_ps(t);
         let mut up = floor(_mm512_add_ps(a, half));
@@ -279,8 +346,7 @@ fn quantize_block_registers(v: [__m512; 2], rounding: Rounding) -> (u8, [__m128i
             _mm512_andnot_ps(_mm512_set1_ps(f32::from_bits(0x7fff_ffff)), t),
         );
         _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(signed))
-    });
-    ((e + 127) as u8, codes)
+    })
 }
 
 pub(super) fn mxint8_quantize_panel_row_avx512_entry(
@@ -310,39 +376,65 @@ unsafe fn mxint8_quantize_panel_row_avx512(
     codes: &mut [u8],
     factors: &mut [f32],
 ) {
-    for (j, values) in row.chunks(32).enumerate() {
-        let p = values.as_ptr();
-        let n = values.len();
+    // Sixteen blocks at a time, in two passes: first each block's shared exponent, then its codes. One
+    // pass per block made each block one long dependency chain (maximum, exponent, scale, codes) and
+    // the core overlapped few of them: 18.4 ns per block on Sapphire Rapids; split, the exponent chains
+    // of a group run side by side.
+    const GROUP: usize = 16;
+    let n = row.len();
+    let load = |j: usize| -> [__m512; 2] {
+        let p = row.as_ptr().wrapping_add(32 * j);
         let mask = |from: usize| -> __mmask16 {
-            let left = n.saturating_sub(from).min(16);
+            let left = n.saturating_sub(32 * j + from).min(16);
             ((1u32 << left) - 1) as __mmask16
         };
-        // SAFETY: each masked load reads only the lanes below `values.len()`.
-        let v = unsafe {
+        // SAFETY: each masked load reads only the lanes below `row.len()` (block j starts inside the
+        // row).
+        unsafe {
             [
                 _mm512_maskz_loadu_ps(mask(0), p),
                 _mm512_maskz_loadu_ps(mask(16), p.wrapping_add(16)),
             ]
-        };
-        let (scale, bytes) = quantize_block_registers(v, rounding);
-        let dst = codes.as_mut_ptr().wrapping_add(512 * j + 4 * i);
-        for (h, b) in bytes.iter().enumerate() {
-            let four = [
-                _mm_cvtsi128_si32(*b),
-                _mm_extract_epi32::<1>(*b),
-                _mm_extract_epi32::<2>(*b),
-                _mm_extract_epi32::<3>(*b),
-            ];
-            for (t, word) in four.iter().enumerate() {
-                // SAFETY: code group q = 4h + t of panel row i: byte 512 j + 64 q + 4 i + 4 <= 512 bpr.
-                unsafe {
-                    dst.add(64 * (4 * h + t))
-                        .cast::<i32>()
-                        .write_unaligned(*word)
-                };
-            }
         }
-        factors[16 * j + i] = super::reference::act_scale(scale);
+    };
+    let blocks = n.div_ceil(32);
+    for first in (0..blocks).step_by(GROUP) {
+        let count = (blocks - first).min(GROUP);
+        let mut amax = [0.0f32; GROUP];
+        let mut nan = 0u32;
+        for (b, m) in amax.iter_mut().enumerate().take(count) {
+            let v = load(first + b);
+            let unordered = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[0], v[0])
+                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[1], v[1]);
+            nan |= u32::from(unordered != 0) << b;
+            *m = max_lane(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+        }
+        let exponents = group_exponents(&amax, nan, count);
+        for (b, e) in exponents.iter().enumerate().take(count) {
+            let j = first + b;
+            let (scale, bytes) = match *e {
+                Some(e) => ((e + 127) as u8, block_codes(load(j), e, rounding)),
+                None => (mx::SCALE_NAN, [_mm_setzero_si128(); 2]),
+            };
+            let dst = codes.as_mut_ptr().wrapping_add(512 * j + 4 * i);
+            for (h, b) in bytes.iter().enumerate() {
+                let four = [
+                    _mm_cvtsi128_si32(*b),
+                    _mm_extract_epi32::<1>(*b),
+                    _mm_extract_epi32::<2>(*b),
+                    _mm_extract_epi32::<3>(*b),
+                ];
+                for (t, word) in four.iter().enumerate() {
+                    // SAFETY: code group q = 4h + t of panel row i: byte 512 j + 64 q + 4 i + 4 <= 512 bpr.
+                    unsafe {
+                        dst.add(64 * (4 * h + t))
+                            .cast::<i32>()
+                            .write_unaligned(*word)
+                    };
+                }
+            }
+            factors[16 * j + i] = super::reference::act_scale(scale);
+        }
     }
 }
 
