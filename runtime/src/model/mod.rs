@@ -273,7 +273,7 @@ impl Model {
     /// Feature values that are NaN or infinite are refused ([`InputError::NonFiniteFeature`], naming the row
     /// and column): no output computed from them means anything.
     pub fn run_mlp(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        if let (Graph::Mlp(m), Some(at)) = (&self.graph, x.iter().position(|v| !v.is_finite())) {
+        if let (Graph::Mlp(m), Some(at)) = (&self.graph, first_nonfinite(x)) {
             let width = m.inputs.max(1);
             return Err(InputError::NonFiniteFeature {
                 row: at / width,
@@ -314,6 +314,18 @@ impl Model {
     }
 }
 
+/// The index of the first NaN or infinite value of `x`. Chunks are checked with a fold the compiler
+/// vectorizes (an early-exit search compares one value at a time: 4 % of a 65,536-row JSC batch).
+fn first_nonfinite(x: &[f32]) -> Option<usize> {
+    const CHUNK: usize = 1024;
+    x.chunks(CHUNK)
+        .position(|c| c.iter().fold(false, |bad, v| bad | !v.is_finite()))
+        .and_then(|chunk| {
+            let at = chunk * CHUNK;
+            x[at..].iter().position(|v| !v.is_finite()).map(|i| at + i)
+        })
+}
+
 /// Input values from which an MLP call checks its file for in-place writes (see [`Model::run_mlp`]).
 pub const CHANGE_CHECK_VALUES: usize = 1 << 16;
 
@@ -328,4 +340,32 @@ fn available_memory() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(u64::MAX, |kib| kib.saturating_mul(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_nonfinite;
+
+    #[test]
+    fn first_nonfinite_finds_the_first_bad_value_across_chunks() {
+        let mut x = vec![1.5f32; 5000];
+        assert_eq!(first_nonfinite(&x), None);
+        assert_eq!(first_nonfinite(&[]), None);
+        for (at, bad) in [
+            (0, f32::NAN),
+            (1023, f32::INFINITY),
+            (1024, f32::NEG_INFINITY),
+            (4999, f32::NAN),
+        ] {
+            let mut y = x.clone();
+            y[at] = bad;
+            assert_eq!(first_nonfinite(&y), Some(at));
+        }
+        // Two bad values in different chunks: the first is named.
+        x[3000] = f32::NAN;
+        x[2047] = f32::INFINITY;
+        assert_eq!(first_nonfinite(&x), Some(2047));
+        x[100] = f32::MAX; // finite
+        assert_eq!(first_nonfinite(&x), Some(2047));
+    }
 }

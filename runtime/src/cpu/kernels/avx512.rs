@@ -259,7 +259,7 @@ fn block_exponent(v: [__m512; 2]) -> Option<i32> {
         return None;
     }
     let amax = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1]));
-    mx::shared_exponent_of_max(_mm512_reduce_max_ps(amax), mx::MXINT8_EMAX)
+    mx::shared_exponent_of_max(max_lane(amax), mx::MXINT8_EMAX)
 }
 
 /// The largest of 16 lanes holding no NaN, by halving (`_mm512_reduce_max_ps` compiled to a chain of
