@@ -48,6 +48,27 @@ impl Cpu {
         bias: Option<&[f32]>,
         act: ActQuant,
     ) -> Vec<f32> {
+        self.linear_then(x, m, w, bias, act, None)
+    }
+
+    /// [`Cpu::linear`] followed by the elementwise `post` (an activation): the same values as applying it
+    /// to the returned rows, but the routes that produce their output in blocks apply it to each block
+    /// while it is in cache (an MLP's ReLU was a pass of its own over the whole batch).
+    pub fn linear_then(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        act: ActQuant,
+        post: Option<Elementwise>,
+    ) -> Vec<f32> {
+        let finish = |mut y: Vec<f32>| {
+            if let Some(f) = post {
+                f.apply(&mut y);
+            }
+            y
+        };
         let (n, kdim) = (w.rows(), w.cols());
         debug_assert_eq!(x.len(), m * kdim);
         let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
@@ -81,7 +102,7 @@ impl Cpu {
         let route = shape.route();
         if route == Route::IntegerMxint8 {
             let acts = self.quantize_mxint8_input(x, kdim, act);
-            return self.linear_mxint8(&acts, m, w, bias, None);
+            return self.linear_mxint8(&acts, m, w, bias, post);
         }
         let fixed_codes: Vec<u8> = match (fixed_path, act.encoding) {
             (Some(_), Encoding::Fixed { width, frac }) => x
@@ -180,18 +201,18 @@ impl Cpu {
             for (r, o) in out.iter_mut().enumerate() {
                 weight_row(&mut sc, r, 0..1, &mut |_, v| *o = v);
             }
-            return out;
+            return finish(out);
         }
         // Few inputs per row (small MLPs): dot products of length k would be mostly horizontal sums, so the
         // weights are transposed into a packed [k, n] panel once and rows are multiplied by broadcasting.
         if route == Route::PackedSmallK {
-            return self.linear_packed(xs, m, w, bias);
+            return self.linear_packed(xs, m, w, bias, post);
         }
         // Many rows: the weight matrix decoded into packed panels and multiplied by broadcasting, every
         // panel value reused across a block of rows (no horizontal sums, 16 FMAs per 10 loads). Packing
         // touches every weight once per call, so it pays only when many rows share it.
         if route == Route::PackedPanels {
-            return self.linear_panels_f32(xs, m, w, bias);
+            return self.linear_panels_f32(xs, m, w, bias, post);
         }
         // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
         // the register-blocked kernel, into `sc.out` ([rows, 3], bias included).
@@ -239,6 +260,9 @@ impl Cpu {
                     for r in r..n {
                         weight_row(sc, r, rows.clone(), &mut |i, v| chunk[(i - i0) * n + r] = v);
                     }
+                    if let Some(f) = post {
+                        f.apply(chunk);
+                    }
                 },
             );
             return out;
@@ -273,7 +297,7 @@ impl Cpu {
                 .enumerate()
                 .for_each(|go| group(&mut sc, go));
         }
-        transpose(out_t, n, m)
+        finish(transpose(out_t, n, m))
     }
 
     /// [`Cpu::linear`] through `gemm_f32_packed`: the weight matrix decoded once into a transposed panel
@@ -284,6 +308,7 @@ impl Cpu {
         m: usize,
         w: &WeightView<'_>,
         bias: Option<&[f32]>,
+        post: Option<Elementwise>,
     ) -> Vec<f32> {
         const ROWS: usize = 256;
         let (n, k) = (w.rows(), w.cols());
@@ -309,6 +334,9 @@ impl Cpu {
                 n,
             );
             add_bias_rows(o, bias);
+            if let Some(f) = post {
+                f.apply(o);
+            }
         };
         if m * n * k >= PARALLEL_WORK && n > 0 {
             out.par_chunks_mut(ROWS * n).enumerate().for_each(block);
@@ -328,6 +356,7 @@ impl Cpu {
         m: usize,
         w: &WeightView<'_>,
         bias: Option<&[f32]>,
+        post: Option<Elementwise>,
     ) -> Vec<f32> {
         const PANEL: usize = 64;
         let (n, k) = (w.rows(), w.cols());
@@ -335,6 +364,9 @@ impl Cpu {
         if n == 0 || k == 0 {
             out.fill(0.0);
             add_bias_rows(&mut out, bias);
+            if let Some(f) = post {
+                f.apply(&mut out);
+            }
             return out;
         }
         let parallel = m * n * k >= PARALLEL_WORK;
@@ -374,6 +406,9 @@ impl Cpu {
                 (self.kernels.gemm_f32_packed)(xb, rows, k, panel, r1 - r0, &mut o[r0..], n);
             }
             add_bias_rows(o, bias);
+            if let Some(f) = post {
+                f.apply(o);
+            }
         };
         if parallel {
             out.par_chunks_mut(rows_per_block * n)
@@ -643,8 +678,7 @@ impl Cpu {
 
     /// `max(v, 0)` for every value, written as a select the compiler vectorizes (NaN gives 0, as `f32::max`).
     pub fn relu(&self, x: &mut [f32]) {
-        x.iter_mut()
-            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+        relu_in_place(x);
     }
 
     /// `v · scale + shift` per column of the `scale.len()`-wide rows of `x` (inference BatchNorm).
@@ -865,3 +899,12 @@ fn transpose(src: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
     }
     out
 }
+
+/// ReLU in place: `max(v, 0)`, NaN and −0 to +0.
+pub(crate) fn relu_in_place(x: &mut [f32]) {
+    x.iter_mut()
+        .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+}
+
+/// [`relu_in_place`] as a post-op for [`Cpu::linear_then`].
+pub(crate) const RELU: Elementwise = Elementwise::whole(relu_in_place);

@@ -189,6 +189,16 @@ impl Backend for CpuExec<'_> {
         l: &Linear,
         f: Activation,
     ) -> Result<Vec<f32>> {
+        if f == Activation::Relu {
+            return Ok(self.cpu.linear_then(
+                x,
+                rows,
+                &l.weight.view(self.bytes),
+                Some(&l.bias),
+                l.act,
+                Some(frame::RELU),
+            ));
+        }
         if f != Activation::Gelu {
             let y = self.linear(x, rows, l)?;
             return self.activation(y, f);

@@ -147,11 +147,18 @@ pub fn run_row_ops<B: Backend>(
     }
     let mut cur = be.input(x)?;
     let mut width = inputs;
-    for op in ops {
+    let mut ops = ops.iter().peekable();
+    while let Some(op) = ops.next() {
         cur = match op {
             RowOp::Linear(l) => {
                 width = l.bias.len();
-                let y = be.linear(&cur, rows, l)?;
+                // A linear layer followed by ReLU goes to the backend as one op (it may fuse them).
+                let y = if matches!(ops.peek(), Some(RowOp::Relu)) {
+                    ops.next();
+                    be.linear_activation(&cur, rows, l, Activation::Relu)?
+                } else {
+                    be.linear(&cur, rows, l)?
+                };
                 be.recycle(cur);
                 y
             }
