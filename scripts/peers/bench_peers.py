@@ -430,6 +430,16 @@ def readme_block(info, rows, threads):
         else:
             vals = ", ".join(f"{n} {get(n)['items_per_s']:.1f} seq/s" for n in names)
         parts.append(f"| MiniLM-SST2 batch {b} / seq 128, {threads} threads | {vals} |")
+    cold = lambda n: median.get((f"cold start, batch 1 / seq 128, {threads} thread(s)", n))
+    if cold("mxrt MXINT8 (w+a)") and cold("ORT int8 (fused, Python)"):
+        vals = "; ".join(f"{n} {cold(n)['first_result_median_s']*1e3:.0f} ms / {cold(n)['peak_rss_bytes']/1e6:.0f} MB"
+                         for n in ("mxrt MXINT8 (w+a)", "ORT int8 (fused, Python)"))
+        parts.append(f"| cold start to first result / peak RSS | {vals} |")
+    jsc = lambda n: median.get((f"jsc-3layer batch 1, {threads} thread(s)", n))
+    if jsc("mxrt MXINT8 (from Rust)") and jsc("ORT FP32 (C API from Rust)"):
+        vals = "; ".join(f"{n} {jsc(n)['median_s']*1e6:.1f} µs"
+                         for n in ("mxrt MXINT8 (from Rust)", "ORT FP32 (C API from Rust)"))
+        parts.append(f"| jsc-3layer, one call at batch 1, {threads} threads | {vals} |")
     cpu = info.get("Model name", "?")
     tier = info.get("mxrt kernel tier (best here)", "?")
     return (f"Measured by `scripts/bench-peers.sh` on {cpu} (mxrt kernels: {tier}); every case, the per-tier "
