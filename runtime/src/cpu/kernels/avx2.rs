@@ -631,34 +631,6 @@ pub(super) fn peak_i8_vnni_entry(iterations: u64) -> i32 {
     unsafe { peak_i8_vnni(iterations) }
 }
 
-pub(super) fn mxint8_panel(
-    panel: &[u8],
-    factors: &[f32],
-    bpr: usize,
-    w: super::PanelWeights<'_>,
-    out: &mut [f32],
-    ldo: usize,
-) {
-    let groups = reference::panel_groups(panel, factors, bpr, &w, out, ldo, false);
-    // SAFETY: only placed in a table after AVX2 and FMA were detected; `panel_groups` checked every size
-    // `mxint8_panel_avx2` reads or writes by.
-    unsafe { mxint8_panel_avx2(panel, factors, bpr, w, groups, out, ldo) }
-}
-
-pub(super) fn mxint8_panel_vnni_entry(
-    panel: &[u8],
-    factors: &[f32],
-    bpr: usize,
-    w: super::PanelWeights<'_>,
-    out: &mut [f32],
-    ldo: usize,
-) {
-    let groups = reference::panel_groups(panel, factors, bpr, &w, out, ldo, true);
-    // SAFETY: only placed in a table after AVX2, FMA and AVX-VNNI were detected; `panel_groups` checked
-    // every size `mxint8_panel_vnni` reads or writes by (the unsigned bias included).
-    unsafe { mxint8_panel_vnni(panel, factors, bpr, w, groups, out, ldo) }
-}
-
 /// Weight rows per pass of the panel kernels below (16 registers: 8 integer accumulators for 4 rows × the
 /// two halves of a panel line, the line, and temporaries).
 const AVX2_PANEL_ROWS: usize = 4;
@@ -670,7 +642,25 @@ const AVX2_PANEL_ROWS: usize = 4;
 /// reference: convert, scale by `w_factor · a_factor`, one FMA per block in block order (float
 /// accumulators in memory, four weight rows at a time).
 macro_rules! mxint8_panel_kernel {
-    ($(#[$doc:meta])* $name:ident, $features:literal, $unsigned:expr, $prepare:ident, $multiply_add:ident) => {
+    (
+        $(#[$doc:meta])* $entry:ident, $name:ident, $features:literal, $unsigned:expr, $prepare:ident,
+        $multiply_add:ident
+    ) => {
+        pub(super) fn $entry(
+            panel: &[u8],
+            factors: &[f32],
+            bpr: usize,
+            w: super::PanelWeights<'_>,
+            out: &mut [f32],
+            ldo: usize,
+        ) {
+            let groups = reference::panel_groups(panel, factors, bpr, &w, out, ldo, $unsigned);
+            // SAFETY: only placed in a table after the CPU features `$features` were detected;
+            // `panel_groups` checked every size the kernel reads or writes by (the unsigned bias too where
+            // the kernel reads one).
+            unsafe { $name(panel, factors, bpr, w, groups, out, ldo) }
+        }
+
         $(#[$doc])*
         #[target_feature(enable = $features)]
         unsafe fn $name(
@@ -778,6 +768,7 @@ mxint8_panel_kernel!(
     /// codes are never −128, so they stay in i8) and adds pairs into i16 (|pair| ≤ 2 · 128 · 127 < 2¹⁵: no
     /// saturation), then `vpmaddwd` by ones adds those into the lane's i32: the exact sum of its four
     /// products.
+    mxint8_panel,
     mxint8_panel_avx2,
     "avx2,fma",
     false,
@@ -791,6 +782,7 @@ mxint8_panel_kernel!(
     /// get 128 added (an XOR of the sign bit) and each (weight row, block) sum starts at `−128 · Σ codes`
     /// (`unsigned_bias`), which leaves the exact i32 block sum (|partial sums| < 2²⁰: no overflow), as the
     /// AVX-512 kernel does with 16 rows per register.
+    mxint8_panel_vnni_entry,
     mxint8_panel_vnni,
     "avx2,fma,avxvnni",
     true,
@@ -821,10 +813,7 @@ fn multiply_add_vnni(sum: __m256i, half: __m256i, w: __m256i) -> __m256i {
 }
 
 pub(super) fn unsigned_bias_entry(codes: &[u8], out: &mut [i32]) {
-    assert!(
-        out.len() == codes.len() / 32,
-        "unsigned_bias: one entry per block"
-    );
+    reference::check_unsigned_bias_sizes(codes, out);
     // SAFETY: only placed in a table after AVX2 was detected.
     unsafe { unsigned_bias_avx2(codes, out) }
 }

@@ -722,10 +722,7 @@ pub(super) fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
 }
 
 pub(super) fn unsigned_bias_avx512_entry(codes: &[u8], out: &mut [i32]) {
-    assert!(
-        out.len() == codes.len() / 32,
-        "unsigned_bias: one entry per block"
-    );
+    super::reference::check_unsigned_bias_sizes(codes, out);
     // SAFETY: only placed in a table after AVX-512 F/BW were detected.
     unsafe { unsigned_bias_avx512(codes, out) }
 }

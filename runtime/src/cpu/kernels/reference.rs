@@ -255,6 +255,15 @@ pub fn panel_unsigned_bias(codes: &[u8]) -> Vec<i32> {
         .collect()
 }
 
+/// The sizes an [`super::MxPanel::unsigned_bias`] routine relies on: one output per 32-code block (the
+/// codes' tail past the last whole block is not read). Panics (a caller's bug) when they do not match.
+pub(crate) fn check_unsigned_bias_sizes(codes: &[u8], out: &[i32]) {
+    assert!(
+        out.len() == codes.len() / 32,
+        "unsigned_bias: one entry per block"
+    );
+}
+
 /// The number of 16-row weight groups in `w`, after checking that every operand of a panel kernel has the
 /// size [`mxint8_panel`] documents (and `w.unsigned_bias` one entry per factor where `unsigned`): the bounds
 /// the SIMD panel kernels rely on. Panics (a caller's bug) when one does not.
