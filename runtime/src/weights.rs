@@ -169,6 +169,25 @@ impl WeightView<'_> {
         <[f32] as zerocopy::FromBytes>::ref_from_bytes(bytes).ok()
     }
 
+    /// Dense f32 weights stored without row padding: rows `rows` read in place as one `[rows.len(), cols]`
+    /// slice (the kernels that take several weight rows as one matrix), under the same conditions as
+    /// [`WeightView::f32_row`].
+    pub fn f32_rows(&self, rows: std::ops::Range<usize>) -> Option<&[f32]> {
+        let t = self.tensor;
+        if t.encoding != Encoding::F32 || t.sparse || cfg!(target_endian = "big") {
+            return None;
+        }
+        let cols = self.cols();
+        if t.terms.dense_row_stride(t.encoding) as usize != cols || rows.end > self.rows() {
+            return None;
+        }
+        let bytes = self
+            .rows
+            .elements
+            .get(rows.start * cols * 4..rows.end * cols * 4)?;
+        <[f32] as zerocopy::FromBytes>::ref_from_bytes(bytes).ok()
+    }
+
     /// Decodes row `r` into `out` (`cols` values): exactly the values `mxrt dequantize` gives (the same
     /// decoder, `mxrt_format::rows`).
     pub fn decode_row(&self, r: usize, out: &mut [f32]) {

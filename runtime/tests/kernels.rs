@@ -521,10 +521,11 @@ fn linear_against_the_oracle(rng: &mut StdRng, fast_cpu: &Cpu, reference_cpu: &C
                     rounding: Rounding::Nearest,
                 },
             ] {
-                // Few activation rows (per-weight-row work), many (tiles of 64 rows across the cores), or
-                // enough for the packed-panel GEMM (512 and more).
+                // Few activation rows (per-weight-row work), a few dozen to hundreds (the activations
+                // transposed into panels; tiles of 64 rows across the cores where the weights are sparse or
+                // fixed point), or enough for packing the weights (512 and more).
                 let m = match rng.gen_range(0..10) {
-                    0..=2 => rng.gen_range(128..200),
+                    0..=2 => rng.gen_range(16..300),
                     3..=4 => rng.gen_range(512..700),
                     _ => rng.gen_range(1..9),
                 };

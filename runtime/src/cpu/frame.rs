@@ -8,7 +8,7 @@ use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
 use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
-use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
+use crate::cpu::rows::{add_bias_rows, transpose_into, PARALLEL_WORK};
 use crate::ops::ActQuant;
 use crate::weights::WeightView;
 
@@ -214,6 +214,10 @@ impl Cpu {
         if route == Route::PackedPanels {
             return self.linear_panels_f32(xs, m, w, bias, post);
         }
+        // Fewer rows: the activations (m × k, cheap) are transposed instead, the weights read in place.
+        if route == Route::ActivationPanels {
+            return self.linear_activation_panels_f32(xs, m, w, bias, post);
+        }
         // Weight rows r, r+1, r+2 (dense, read in place or decoded) against activation rows `rows` through
         // the register-blocked kernel, into `sc.out` ([rows, 3], bias included).
         let three_rows = |sc: &mut Scratch, r: usize, rows: std::ops::Range<usize>| {
@@ -346,6 +350,80 @@ impl Cpu {
         out
     }
 
+    /// [`Cpu::linear`] for dense weights and a few dozen to a few hundred rows, as `gemm_f32_packed` with the
+    /// roles swapped: each block of up to 64 activation rows is transposed into a packed `[k, 64]` panel
+    /// (the layout `gemm_f32_packed` broadcasts against), and groups of [`WEIGHT_ROWS`] weight rows, read
+    /// in place from the file (or decoded), are multiplied against it into a small tile (weight rows ×
+    /// activation rows) that is transposed into the block's outputs with the bias. Nothing of the weight
+    /// size is copied or packed per call; the blocks go to the cores (each walks all weight rows).
+    fn linear_activation_panels_f32(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &WeightView<'_>,
+        bias: Option<&[f32]>,
+        post: Option<Elementwise>,
+    ) -> Vec<f32> {
+        /// Weight rows per kernel call: their rows (48 × k) and the tile (48 × 64 outputs) stay in cache.
+        const WEIGHT_ROWS: usize = 48;
+        let (n, k) = (w.rows(), w.cols());
+        let mut out = crate::cpu::buffers::take(m * n); // every element written below
+        if n == 0 || k == 0 {
+            out.fill(0.0);
+            add_bias_rows(&mut out, bias);
+            if let Some(f) = post {
+                f.apply(&mut out);
+            }
+            return out;
+        }
+        let threads = rayon::current_num_threads();
+        let block_rows = (m.div_ceil(threads).div_ceil(16) * 16).clamp(16, 64);
+        let block = |(b, o): (usize, &mut [f32])| {
+            let rows = o.len() / n;
+            let first = b * block_rows;
+            let stride = rows.div_ceil(16) * 16;
+            // [k, stride]: column i is activation row first + i; columns past `rows` stay zero.
+            let mut panel = vec![0.0f32; k * stride];
+            transpose_into(
+                &x[first * k..(first + rows) * k],
+                k,
+                rows,
+                k,
+                &mut panel,
+                stride,
+            );
+            let mut tile = vec![0.0f32; WEIGHT_ROWS * rows];
+            let mut decoded = Vec::new();
+            for r0 in (0..n).step_by(WEIGHT_ROWS) {
+                let r1 = (r0 + WEIGHT_ROWS).min(n);
+                let weights = match w.f32_rows(r0..r1) {
+                    Some(weights) => weights,
+                    None => {
+                        decoded.resize((r1 - r0) * k, 0.0);
+                        for (r, d) in (r0..r1).zip(decoded.chunks_exact_mut(k)) {
+                            w.decode_row(r, d);
+                        }
+                        &decoded[..]
+                    }
+                };
+                (self.kernels.gemm_f32_packed)(weights, r1 - r0, k, &panel, rows, &mut tile, rows);
+                transpose_into(&tile, rows, r1 - r0, rows, &mut o[r0..], n);
+            }
+            add_bias_rows(o, bias);
+            if let Some(f) = post {
+                f.apply(o);
+            }
+        };
+        if m * n * k >= PARALLEL_WORK {
+            out.par_chunks_mut(block_rows * n)
+                .enumerate()
+                .for_each(block);
+        } else {
+            out.chunks_mut(block_rows * n).enumerate().for_each(block);
+        }
+        out
+    }
+
     /// [`Cpu::linear`] for dense weights and many rows, as a blocked GEMM: the weight matrix is decoded once
     /// into transposed panels of `PANEL` weight rows (`k × PANEL` each, the layout of `gemm_f32_packed`),
     /// then blocks of activation rows go to the cores, each block walking every panel (block and panel stay
@@ -376,19 +454,17 @@ impl Cpu {
             let (r0, r1) = (p * PANEL, ((p + 1) * PANEL).min(n));
             let stride = (r1 - r0).div_ceil(16) * 16;
             let mut decoded = Vec::new();
-            for r in r0..r1 {
-                let row = match w.f32_row(r) {
-                    Some(row) => row,
-                    None => {
-                        decoded.resize(k, 0.0);
-                        w.decode_row(r, &mut decoded);
-                        &decoded
+            let rows = match w.f32_rows(r0..r1) {
+                Some(rows) => rows,
+                None => {
+                    decoded.resize((r1 - r0) * k, 0.0);
+                    for (r, d) in (r0..r1).zip(decoded.chunks_exact_mut(k)) {
+                        w.decode_row(r, d);
                     }
-                };
-                for (slot, v) in panel.iter_mut().skip(r - r0).step_by(stride).zip(row) {
-                    *slot = *v;
+                    &decoded[..]
                 }
-            }
+            };
+            transpose_into(rows, k, r1 - r0, k, panel, stride);
         };
         if parallel {
             packed.par_chunks_mut(k * PANEL).enumerate().for_each(pack);

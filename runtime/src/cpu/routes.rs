@@ -7,9 +7,15 @@ use crate::cpu::rows::PARALLEL_WORK;
 /// Rows per tile of [`Route::RowTiles`].
 pub(crate) const ROW_TILE: usize = 64;
 
-/// From this many activation rows on, dense non-integer linear layers pack their weights per call (measured:
-/// at 128 rows packing costs more than it saves, at 256 it pays).
-pub(crate) const PACK_ROWS: usize = 256;
+/// From this many activation rows on, dense non-integer linear layers pack their weights per call; below, they
+/// transpose the activations instead ([`Route::ActivationPanels`]). Measured on MiniLM FP32 (Sapphire Rapids,
+/// 2 threads): at 256 rows (batch 2 × 128) packing the weights took 31 ms against 26 ms, at 512 rows 49 ms
+/// against 52 ms, at 4,096 rows 401 ms against 475 ms.
+pub(crate) const PACK_ROWS: usize = 512;
+
+/// From this many activation rows on (and below [`PACK_ROWS`]), dense non-integer linear layers transpose the
+/// activations instead of the weights: a 16-row panel is the narrowest the packed GEMM fills.
+pub(crate) const ACTIVATION_PANEL_ROWS: usize = 16;
 
 /// What the choice looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,10 @@ pub(crate) enum Route {
     PackedSmallK,
     /// Many rows: the weights decoded into packed panels, each value reused across a block of rows.
     PackedPanels,
+    /// Fewer rows than packing the weights pays for (a sequence at batch 1): each block of up to 64
+    /// activation rows transposed into a packed panel (m × k values: cheap), the weight rows multiplied
+    /// against it where they lie (or decoded), each tile of outputs transposed into place.
+    ActivationPanels,
     /// Many rows, enough work for the cores: tiles of [`ROW_TILE`] activation rows spread over them, each
     /// walking all weight rows (so a tile's activations stay in cache).
     RowTiles,
@@ -52,7 +62,7 @@ pub(crate) enum Route {
 type Applies = fn(&LinearShape) -> bool;
 
 /// The routes in the order they are tried, with their names; the last always applies.
-pub(crate) const ROUTES: [(Route, &str, Applies); 6] = [
+pub(crate) const ROUTES: [(Route, &str, Applies); 7] = [
     (Route::IntegerMxint8, "integer-mxint8", |s| s.integer_mxint8),
     (Route::SingleRow, "single-row", |s| {
         s.m == 1 && s.n * s.k < PARALLEL_WORK
@@ -62,6 +72,9 @@ pub(crate) const ROUTES: [(Route, &str, Applies); 6] = [
     }),
     (Route::PackedPanels, "packed-panels", |s| {
         s.dense_decoded && s.m >= PACK_ROWS
+    }),
+    (Route::ActivationPanels, "activation-panels", |s| {
+        s.dense_decoded && s.m >= ACTIVATION_PANEL_ROWS
     }),
     (Route::RowTiles, "row-tiles", |s| {
         s.parallel() && s.m >= 2 * ROW_TILE
@@ -141,10 +154,13 @@ mod tests {
         // A JSC batch: short rows.
         assert_eq!(shape(1024, 64, 16).route(), Route::PackedSmallK);
         assert_eq!(shape(3, 64, 16).route(), Route::WeightRowGroups);
-        // MiniLM at batch 8 x 32 tokens: packing pays from 256 rows on, not at 128.
-        assert_eq!(shape(256, 1536, 384).route(), Route::PackedPanels);
-        assert_eq!(shape(128, 1536, 384).route(), Route::RowTiles);
-        assert_eq!(shape(127, 1536, 384).route(), Route::WeightRowGroups);
+        // MiniLM: packing the weights pays from 512 rows on; from 16 rows up to there the activations are
+        // transposed instead; below 16 rows, groups of weight rows.
+        assert_eq!(shape(512, 1536, 384).route(), Route::PackedPanels);
+        assert_eq!(shape(511, 1536, 384).route(), Route::ActivationPanels);
+        assert_eq!(shape(128, 1536, 384).route(), Route::ActivationPanels);
+        assert_eq!(shape(16, 1536, 384).route(), Route::ActivationPanels);
+        assert_eq!(shape(15, 1536, 384).route(), Route::WeightRowGroups);
         // Sparse or fixed-point weights are never packed.
         let sparse = LinearShape {
             dense_decoded: false,

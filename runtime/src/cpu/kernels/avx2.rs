@@ -46,7 +46,7 @@ pub(super) fn gemm_f32_packed(
 }
 
 gemm_f32_packed_kernel!(
-    gemm_f32_packed_avx2, "avx2,fma", rows: 4, lanes: 8,
+    gemm_f32_packed_avx2, "avx2,fma", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 2, lanes: 8,
     zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
     store: store_first_lanes8
 );

@@ -120,7 +120,7 @@ pub(super) fn gemm_f32_packed_avx512_entry(
 }
 
 gemm_f32_packed_kernel!(
-    gemm_f32_packed_avx512, "avx512f", rows: 8, lanes: 16,
+    gemm_f32_packed_avx512, "avx512f", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 4, lanes: 16,
     zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
     store: store_first_lanes16
 );

@@ -120,15 +120,19 @@ macro_rules! gelu_kernel {
     };
 }
 
-/// `$name(x, rows, k, wt, n, out, ldo)` (contract: `reference::gemm_f32_packed`): `$rows` activation rows ×
-/// two `$lanes`-wide column vectors per step, so each x[i][t] is broadcast into two FMAs of `2 $rows`
-/// accumulators (no horizontal sums). The packed stride is a multiple of 16: where one `$lanes`-wide vector
-/// is left (16 lanes) it goes alone. Columns past `n` are computed (the packed panel is zero there) and left
-/// out by `$store(ptr, width, v)`, which writes the first `width` lanes of `v`. Each output is one FMA chain
-/// over t in order, whatever the width, so every tier gives the same values.
+/// `$name(x, rows, k, wt, n, out, ldo)` (contract: `reference::gemm_f32_packed`): tiles of `$rows` activation
+/// rows × `$vectors` `$lanes`-wide column vectors, so each loaded panel vector feeds `$rows` FMAs and each
+/// broadcast x[i][t] feeds `$vectors` (no horizontal sums). Every tile is a separate monomorphic function
+/// (`tile::<R, V>`): the row and vector counts are constants, so its accumulators stay in registers and its
+/// loop over t has no branch per row (a runtime row count put a compare and a stack reload beside every
+/// FMA pair). Row remainders (`$partial`) get their own smaller tiles; where fewer than `$vectors` vectors
+/// of the packed stride are left, they go one at a time. Columns past `n` are computed (the packed panel is
+/// zero there) and left out by `$store(ptr, width, v)`, which writes the first `width` lanes of `v`. Each
+/// output is one FMA chain over t in order, whatever the tile, so every tier gives the same values.
 macro_rules! gemm_f32_packed_kernel {
     (
-        $name:ident, $features:literal, rows: $rows:literal, lanes: $lanes:literal,
+        $name:ident, $features:literal, rows: $rows:literal, partial: [$($partial:literal),*],
+        vectors: $vectors:literal, lanes: $lanes:literal,
         zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, store: $store:ident
     ) => {
         #[target_feature(enable = $features)]
@@ -141,26 +145,77 @@ macro_rules! gemm_f32_packed_kernel {
             out: &mut [f32],
             ldo: usize,
         ) {
+            /// `R` rows of x from `px` (row length k) × `V` vectors of the packed panel from `pw` (row
+            /// stride `stride`), into `po` (row stride `ldo`), storing the first `cols` columns.
+            ///
+            /// # Safety
+            /// x rows `0..R` (k values each), panel rows `0..k` (`V * lanes` values each) and out rows
+            /// `0..R` (`cols` values each) must lie inside their slices.
+            #[target_feature(enable = $features)]
+            unsafe fn tile<const R: usize, const V: usize>(
+                px: *const f32,
+                k: usize,
+                pw: *const f32,
+                stride: usize,
+                cols: usize,
+                po: *mut f32,
+                ldo: usize,
+            ) {
+                let mut acc = [[$zero(); V]; R];
+                for t in 0..k {
+                    let mut w = [$zero(); V];
+                    for (v, w) in w.iter_mut().enumerate() {
+                        // SAFETY: t < k and v < V: inside the panel (caller's contract).
+                        *w = unsafe { $load(pw.add(t * stride + v * $lanes)) };
+                    }
+                    for (g, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: g < R and t < k: inside x (caller's contract).
+                        let xb = $splat(unsafe { *px.add(g * k + t) });
+                        for (a, w) in acc.iter_mut().zip(&w) {
+                            *a = $fmadd(xb, *w, *a);
+                        }
+                    }
+                }
+                for (g, acc) in acc.iter().enumerate() {
+                    for (v, a) in acc.iter().enumerate() {
+                        let col = v * $lanes;
+                        if col >= cols {
+                            break;
+                        }
+                        // SAFETY: row g < R, columns col .. col + width <= cols: inside out (caller's
+                        // contract).
+                        unsafe { $store(po.add(g * ldo + col), (cols - col).min($lanes), *a) };
+                    }
+                }
+            }
+
             let stride = super::x86_templates::packed_gemm_stride(x, rows, k, wt, n, out, ldo);
             let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
             let mut i = 0;
             while i < rows {
                 let group = (rows - i).min($rows);
                 let mut c0 = 0;
-                while c0 < stride {
-                    // Two column vectors, or the last one alone: separate loops, so the hot one has no
-                    // branch on `two` inside.
-                    if c0 + 2 * $lanes <= stride {
-                        gemm_f32_column_group!(
-                            true, $rows, $lanes, $zero, $load, $splat, $fmadd, $store, i, group,
-                            c0, k, n, stride, ldo, pw, px, po
-                        );
-                        c0 += 2 * $lanes;
+                while c0 < n {
+                    let wide = c0 + $vectors * $lanes <= stride;
+                    let cols = (n - c0).min(if wide { $vectors * $lanes } else { $lanes });
+                    // SAFETY (every call below): rows i .. i + group <= rows of x (rows * k values), panel
+                    // columns c0 .. c0 + V lanes <= stride over k rows (k * stride values), out rows
+                    // i .. i + group, columns c0 .. c0 + cols <= n (inside (rows - 1) * ldo + n values):
+                    // all checked by packed_gemm_stride.
+                    let (x0, w0, o0) = unsafe { (px.add(i * k), pw.add(c0), po.add(i * ldo + c0)) };
+                    macro_rules! run {
+                        ($v:literal) => {
+                            match group {
+                                $($partial => unsafe { tile::<$partial, $v>(x0, k, w0, stride, cols, o0, ldo) },)*
+                                _ => unsafe { tile::<$rows, $v>(x0, k, w0, stride, cols, o0, ldo) },
+                            }
+                        };
+                    }
+                    if wide {
+                        run!($vectors);
+                        c0 += $vectors * $lanes;
                     } else {
-                        gemm_f32_column_group!(
-                            false, $rows, $lanes, $zero, $load, $splat, $fmadd, $store, i, group,
-                            c0, k, n, stride, ldo, pw, px, po
-                        );
+                        run!(1);
                         c0 += $lanes;
                     }
                 }
@@ -168,50 +223,6 @@ macro_rules! gemm_f32_packed_kernel {
             }
         }
     };
-}
-
-/// One column group of [`gemm_f32_packed_kernel`]: `$rows` rows × one or (`$two`) two column vectors at
-/// `c0`, accumulated over all of k, then stored.
-macro_rules! gemm_f32_column_group {
-    (
-        $two:literal, $rows:literal, $lanes:literal, $zero:ident, $load:ident, $splat:ident,
-        $fmadd:ident, $store:ident,
-        $i:ident, $group:ident, $c0:ident, $k:ident, $n:ident, $stride:ident, $ldo:ident,
-        $pw:ident, $px:ident, $po:ident
-    ) => {{
-        let mut acc = [[$zero(); 2]; $rows];
-        for t in 0..$k {
-            // SAFETY: t < k and c0 + lanes (2 lanes when `$two`) <= stride: inside wt (k * stride values,
-            // checked by packed_gemm_stride).
-            let w0 = unsafe { $load($pw.add(t * $stride + $c0)) };
-            let w1 = if $two {
-                // SAFETY: as above.
-                unsafe { $load($pw.add(t * $stride + $c0 + $lanes)) }
-            } else {
-                $zero()
-            };
-            for (g, acc) in acc.iter_mut().enumerate().take($group) {
-                // SAFETY: row i + g < rows and t < k: inside x (rows * k values, checked).
-                let xb = $splat(unsafe { *$px.add(($i + g) * $k + t) });
-                acc[0] = $fmadd(xb, w0, acc[0]);
-                if $two {
-                    acc[1] = $fmadd(xb, w1, acc[1]);
-                }
-            }
-        }
-        for (g, acc) in acc.iter().enumerate().take($group) {
-            for (h, v) in acc.iter().enumerate().take(1 + usize::from($two)) {
-                let col = $c0 + $lanes * h;
-                if col >= $n {
-                    break;
-                }
-                let width = ($n - col).min($lanes);
-                // SAFETY: row i + g < rows, columns col .. col + width <= n <= ldo: inside out
-                // ((rows - 1) * ldo + n values, checked).
-                unsafe { $store($po.add(($i + g) * $ldo + col), width, *v) };
-            }
-        }
-    }};
 }
 
 /// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
