@@ -866,8 +866,13 @@ fn gemm_f32_packed_within_the_derived_bound() {
     let mut rng = StdRng::seed_from_u64(seed());
     for k in fast_tables() {
         for _ in 0..300 {
+            // Depths past the kernels' 128-step passes as well as short ones.
             let (kd, n, rows): (usize, usize, usize) = (
-                rng.gen_range(0..70),
+                if rng.gen_bool(0.2) {
+                    rng.gen_range(120..300)
+                } else {
+                    rng.gen_range(0..70)
+                },
                 rng.gen_range(1..80),
                 rng.gen_range(0..20),
             );
@@ -1190,6 +1195,53 @@ fn a_layer_without_inputs_outputs_its_bias() {
                         for row in y.chunks(n) {
                             assert_eq!(row, &bias[..], "{} {enc} m={m} {a:?}", cpu.kernels.isa);
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transpose_f32_moves_every_value_and_nothing_else() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    for k in tables {
+        // Whole 8- and 16-blocks, ragged strips on either side, empty shapes.
+        for (rows, cols) in [
+            (0, 5),
+            (5, 0),
+            (1, 1),
+            (16, 16),
+            (8, 24),
+            (17, 33),
+            (48, 64),
+            (3, 70),
+            (70, 3),
+        ] {
+            let (src_ld, dst_ld) = (cols + rng.gen_range(0..3), rows + rng.gen_range(0..3));
+            let src: Vec<f32> = (0..rows * src_ld)
+                .map(|_| rng.gen_range(-1e3..1e3))
+                .collect();
+            let mut dst = vec![f32::NAN; cols * dst_ld];
+            (k.transpose_f32)(&src, src_ld, rows, cols, &mut dst, dst_ld);
+            for c in 0..cols {
+                for r in 0..dst_ld {
+                    let got = dst[c * dst_ld + r];
+                    if r < rows {
+                        assert_eq!(
+                            got.to_bits(),
+                            src[r * src_ld + c].to_bits(),
+                            "{} {rows}x{cols} ({r}, {c})",
+                            k.isa
+                        );
+                    } else {
+                        assert!(
+                            got.is_nan(),
+                            "{} {rows}x{cols}: wrote past row {rows}",
+                            k.isa
+                        );
                     }
                 }
             }

@@ -8,7 +8,7 @@ use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
 use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
-use crate::cpu::rows::{add_bias_rows, transpose_into, PARALLEL_WORK};
+use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
 use crate::ops::ActQuant;
 use crate::weights::WeightView;
 
@@ -384,7 +384,7 @@ impl Cpu {
             let stride = rows.div_ceil(16) * 16;
             // [k, stride]: column i is activation row first + i; columns past `rows` stay zero.
             let mut panel = vec![0.0f32; k * stride];
-            transpose_into(
+            (self.kernels.transpose_f32)(
                 &x[first * k..(first + rows) * k],
                 k,
                 rows,
@@ -407,7 +407,7 @@ impl Cpu {
                     }
                 };
                 (self.kernels.gemm_f32_packed)(weights, r1 - r0, k, &panel, rows, &mut tile, rows);
-                transpose_into(&tile, rows, r1 - r0, rows, &mut o[r0..], n);
+                (self.kernels.transpose_f32)(&tile, rows, r1 - r0, rows, &mut o[r0..], n);
             }
             add_bias_rows(o, bias);
             if let Some(f) = post {
@@ -464,7 +464,7 @@ impl Cpu {
                     &decoded[..]
                 }
             };
-            transpose_into(rows, k, r1 - r0, k, panel, stride);
+            (self.kernels.transpose_f32)(rows, k, r1 - r0, k, panel, stride);
         };
         if parallel {
             packed.par_chunks_mut(k * PANEL).enumerate().for_each(pack);

@@ -51,6 +51,55 @@ gemm_f32_packed_kernel!(
     store: store_first_lanes8
 );
 
+pub(super) fn transpose_f32(
+    src: &[f32],
+    src_ld: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_ld: usize,
+) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { transpose_f32_avx2(src, src_ld, rows, cols, dst, dst_ld) }
+}
+
+transpose_f32_kernel!(
+    transpose_f32_avx2, "avx2", 8, __m256, load: _mm256_loadu_ps, store: _mm256_storeu_ps,
+    transpose: transpose8
+);
+
+/// 8 × 8 f32 transpose in registers: `out[i]` lane `r` = `m[r]` lane `i` (pairs interleaved, then pairs of
+/// pairs, then the 128-bit halves exchanged).
+#[target_feature(enable = "avx2")]
+fn transpose8(m: &[__m256; 8]) -> [__m256; 8] {
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (m[i & !1], m[i | 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // u[4q + j]: from t[4q + (j / 2)] and t[4q + 2 + (j / 2)], low (j even) or high pairs.
+    let u: [__m256; 8] = std::array::from_fn(|i| {
+        let (q, j) = (i / 4, i % 4);
+        let (a, b) = (t[4 * q + j / 2], t[4 * q + 2 + j / 2]);
+        if j % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xEE>(a, b)
+        }
+    });
+    std::array::from_fn(|i| {
+        let (a, b) = (u[i % 4], u[4 + i % 4]);
+        if i < 4 {
+            _mm256_permute2f128_ps::<0x20>(a, b)
+        } else {
+            _mm256_permute2f128_ps::<0x31>(a, b)
+        }
+    })
+}
+
 /// Writes the first `width` (1..=8) lanes of `v` at `p`.
 ///
 /// # Safety

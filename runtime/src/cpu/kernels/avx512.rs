@@ -125,6 +125,23 @@ gemm_f32_packed_kernel!(
     store: store_first_lanes16
 );
 
+pub(super) fn transpose_f32_avx512_entry(
+    src: &[f32],
+    src_ld: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_ld: usize,
+) {
+    // SAFETY: only placed in a table after AVX-512F was detected.
+    unsafe { transpose_f32_avx512(src, src_ld, rows, cols, dst, dst_ld) }
+}
+
+transpose_f32_kernel!(
+    transpose_f32_avx512, "avx512f", 16, __m512, load: _mm512_loadu_ps, store: _mm512_storeu_ps,
+    transpose: transpose16
+);
+
 /// Writes the first `width` (1..=16) lanes of `v` at `p` (a masked store).
 ///
 /// # Safety

@@ -76,6 +76,9 @@ pub type QuantizePanelRow = fn(&[f32], mxrt_format::Rounding, usize, &mut [u8], 
 /// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
 pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
 
+/// `(src, src_ld, rows, cols, dst, dst_ld)`: see `reference::transpose_f32`.
+pub type TransposeF32 = fn(&[f32], usize, usize, usize, &mut [f32], usize);
+
 /// `(row, residual, gamma, beta, eps)`: see `reference::layer_norm_row`.
 pub type LayerNormRow = fn(&mut [f32], Option<&[f32]>, &[f32], &[f32], f32);
 
@@ -110,6 +113,9 @@ pub struct Kernels {
     pub dot_f32_rows3: F32Rows3,
     /// Activations × a transposed, packed weight matrix (`reference::gemm_f32_packed`).
     pub gemm_f32_packed: GemmF32Packed,
+    /// A block of f32 rows transposed into another matrix (`reference::transpose_f32`; exact: values are
+    /// only moved).
+    pub transpose_f32: TransposeF32,
     /// A dense MXINT8 weight row · f32 activations, decoded in registers (`reference::mxint8_dot_f32`;
     /// `.dot(codes, steps, x)`).
     pub mxint8_dot_f32: MxDot,
@@ -156,6 +162,7 @@ impl Kernels {
             dot_f32: Dot::whole(reference::dot_f32),
             dot_f32_rows3: reference::dot_f32_rows3,
             gemm_f32_packed: reference::gemm_f32_packed,
+            transpose_f32: reference::transpose_f32,
             mxint8_dot_f32: MxDot::whole(reference::mxint8_dot_f32),
             dot_i8: Dot::whole(reference::dot_i8),
             mxint8_rows: reference::mxint8_rows,
@@ -273,6 +280,7 @@ fn x86_tables() -> Vec<Kernels> {
         dot_f32: Dot::vectors(8, avx2::dot_f32),
         dot_f32_rows3: avx2::dot_f32_rows3,
         gemm_f32_packed: avx2::gemm_f32_packed,
+        transpose_f32: avx2::transpose_f32,
         mxint8_dot_f32: MxDot::blocks(avx2::mxint8_dot_f32),
         dot_i8: Dot::vectors(32, avx2::dot_i8),
         mxint8_rows: avx2::mxint8_rows,
@@ -328,6 +336,7 @@ fn x86_tables() -> Vec<Kernels> {
             exp_in_place: avx512::EXP,
             gelu_in_place: avx512::GELU,
             gemm_f32_packed: avx512::gemm_f32_packed_avx512_entry,
+            transpose_f32: avx512::transpose_f32_avx512_entry,
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
             mxint8_quantize_panel_row: Some(avx512::mxint8_quantize_panel_row_avx512_entry),

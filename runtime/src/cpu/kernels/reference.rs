@@ -115,6 +115,49 @@ pub fn gemm_f32_packed(
     }
 }
 
+/// `dst[c · dst_ld + r] = src[r · src_ld + c]` for `r < rows`, `c < cols` (other entries of `dst` are left
+/// alone), in 16 × 16 blocks: a block's 16 source and 16 destination lines stay in L1 while it is copied.
+pub fn transpose_f32(
+    src: &[f32],
+    src_ld: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_ld: usize,
+) {
+    check_transpose_sizes(src, src_ld, rows, cols, dst, dst_ld);
+    const B: usize = 16;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * dst_ld + r] = src[r * src_ld + c];
+                }
+            }
+        }
+    }
+}
+
+/// Asserts that `src` holds `rows` rows of `cols` values `src_ld` apart and `dst` holds `cols` rows of
+/// `rows` values `dst_ld` apart: what every `transpose_f32` reads and writes.
+pub fn check_transpose_sizes(
+    src: &[f32],
+    src_ld: usize,
+    rows: usize,
+    cols: usize,
+    dst: &[f32],
+    dst_ld: usize,
+) {
+    if rows > 0 && cols > 0 {
+        assert!(
+            src_ld >= cols
+                && dst_ld >= rows
+                && src.len() >= (rows - 1) * src_ld + cols
+                && dst.len() >= (cols - 1) * dst_ld + rows
+        );
+    }
+}
+
 /// One dense MXINT8 weight row · f32 activations: `Σ_j step_j · Σ_e code_je · x_je` with `step_j` the block's
 /// value of one code step (`mx::scale_value(s) / 64`). `x` may end inside the last (zero-padded) block.
 pub fn mxint8_dot_f32(codes: &[u8], steps: &[f32], x: &[f32]) -> f32 {

@@ -245,3 +245,58 @@ pub(super) fn packed_gemm_stride(
     );
     stride
 }
+
+/// `$name(src, src_ld, rows, cols, dst, dst_ld)` (contract: `reference::transpose_f32`): whole `$lanes` ×
+/// `$lanes` blocks as `$lanes` vector loads, an in-register transpose (`$transpose`) and `$lanes` vector
+/// stores; the ragged right and bottom strips through the reference.
+macro_rules! transpose_f32_kernel {
+    ($name:ident, $features:literal, $lanes:literal, $v:ty, load: $load:ident, store: $store:ident,
+     transpose: $transpose:ident) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            src: &[f32],
+            src_ld: usize,
+            rows: usize,
+            cols: usize,
+            dst: &mut [f32],
+            dst_ld: usize,
+        ) {
+            super::reference::check_transpose_sizes(src, src_ld, rows, cols, dst, dst_ld);
+            let (whole_rows, whole_cols) = (rows - rows % $lanes, cols - cols % $lanes);
+            let (ps, pd) = (src.as_ptr(), dst.as_mut_ptr());
+            for r0 in (0..whole_rows).step_by($lanes) {
+                for c0 in (0..whole_cols).step_by($lanes) {
+                    let block: [$v; $lanes] = std::array::from_fn(|r| {
+                        // SAFETY: row r0 + r < rows, columns c0 .. c0 + lanes <= cols: inside src (checked).
+                        unsafe { $load(ps.add((r0 + r) * src_ld + c0)) }
+                    });
+                    for (c, v) in $transpose(&block).iter().enumerate() {
+                        // SAFETY: row c0 + c < cols of dst, columns r0 .. r0 + lanes <= rows: inside dst
+                        // (checked).
+                        unsafe { $store(pd.add((c0 + c) * dst_ld + r0), *v) };
+                    }
+                }
+            }
+            if whole_cols < cols && whole_rows > 0 {
+                super::reference::transpose_f32(
+                    &src[whole_cols..],
+                    src_ld,
+                    whole_rows,
+                    cols - whole_cols,
+                    &mut dst[whole_cols * dst_ld..],
+                    dst_ld,
+                );
+            }
+            if whole_rows < rows {
+                super::reference::transpose_f32(
+                    &src[whole_rows * src_ld..],
+                    src_ld,
+                    rows - whole_rows,
+                    cols,
+                    &mut dst[whole_rows..],
+                    dst_ld,
+                );
+            }
+        }
+    };
+}
