@@ -48,8 +48,21 @@ pub(super) fn gemm_f32_packed(
 gemm_f32_packed_kernel!(
     gemm_f32_packed_avx2, "avx2,fma", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 2, lanes: 8,
     zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
-    store: store_first_lanes8
+    store: store_first_lanes8, load_first: load_first_lanes8
 );
+
+/// The first `width` (1..=8) values at `p` in the low lanes, zeros above.
+///
+/// # Safety
+/// `p .. p + width` must be readable.
+#[target_feature(enable = "avx2")]
+unsafe fn load_first_lanes8(p: *const f32, width: usize) -> __m256 {
+    let mut buf = [0f32; 8];
+    // SAFETY: the caller's range holds `width` values; buf holds 8.
+    unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), width.min(8)) };
+    // SAFETY: buf holds 8 values.
+    unsafe { _mm256_loadu_ps(buf.as_ptr()) }
+}
 
 pub(super) fn transpose_f32(
     src: &[f32],

@@ -122,8 +122,18 @@ pub(super) fn gemm_f32_packed_avx512_entry(
 gemm_f32_packed_kernel!(
     gemm_f32_packed_avx512, "avx512f", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 4, lanes: 16,
     zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
-    store: store_first_lanes16
+    store: store_first_lanes16, load_first: load_first_lanes16
 );
+
+/// The first `width` (1..=16) values at `p` in the low lanes, zeros above (a masked load).
+///
+/// # Safety
+/// `p .. p + width` must be readable.
+#[target_feature(enable = "avx512f")]
+unsafe fn load_first_lanes16(p: *const f32, width: usize) -> __m512 {
+    // SAFETY: the mask covers exactly the caller's `width` values.
+    unsafe { _mm512_maskz_loadu_ps(first_lanes16(width), p) }
+}
 
 pub(super) fn transpose_f32_avx512_entry(
     src: &[f32],

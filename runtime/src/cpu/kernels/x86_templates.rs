@@ -133,7 +133,8 @@ macro_rules! gemm_f32_packed_kernel {
     (
         $name:ident, $features:literal, rows: $rows:literal, partial: [$($partial:literal),*],
         vectors: $vectors:literal, lanes: $lanes:literal,
-        zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, store: $store:ident
+        zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, store: $store:ident,
+        load_first: $load_first:ident
     ) => {
         #[target_feature(enable = $features)]
         unsafe fn $name(
@@ -145,32 +146,48 @@ macro_rules! gemm_f32_packed_kernel {
             out: &mut [f32],
             ldo: usize,
         ) {
-            /// `R` rows of x from `px` (row length k) × `V` vectors of the packed panel from `pw` (row
-            /// stride `stride`), into `po` (row stride `ldo`), storing the first `cols` columns.
+            /// `R` rows of x from `px` (row stride `ldx`) × `V` vectors of the packed panel from `pw` (row
+            /// stride `stride`) over `depth` steps of t, into `po` (row stride `ldo`), storing the first
+            /// `cols` columns. With `resume`, the accumulators start from what `po` holds (the same FMA
+            /// chains continued: a depth split into passes gives the values of one pass), else from zero.
             ///
             /// # Safety
-            /// x rows `0..R` (k values each), panel rows `0..k` (`V * lanes` values each) and out rows
-            /// `0..R` (`cols` values each) must lie inside their slices.
+            /// x rows `0..R` (`depth` values each), panel rows `0..depth` (`V * lanes` values each) and
+            /// out rows `0..R` (`cols` values each) must lie inside their slices.
             #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
             unsafe fn tile<const R: usize, const V: usize>(
                 px: *const f32,
-                k: usize,
+                ldx: usize,
+                depth: usize,
                 pw: *const f32,
                 stride: usize,
                 cols: usize,
                 po: *mut f32,
                 ldo: usize,
+                resume: bool,
             ) {
                 let mut acc = [[$zero(); V]; R];
-                for t in 0..k {
+                if resume {
+                    for (g, acc) in acc.iter_mut().enumerate() {
+                        for (v, a) in acc.iter_mut().enumerate() {
+                            let col = v * $lanes;
+                            if col < cols {
+                                // SAFETY: row g < R, columns col .. col + width <= cols (caller's contract).
+                                *a = unsafe { $load_first(po.add(g * ldo + col), (cols - col).min($lanes)) };
+                            }
+                        }
+                    }
+                }
+                for t in 0..depth {
                     let mut w = [$zero(); V];
                     for (v, w) in w.iter_mut().enumerate() {
-                        // SAFETY: t < k and v < V: inside the panel (caller's contract).
+                        // SAFETY: t < depth and v < V: inside the panel (caller's contract).
                         *w = unsafe { $load(pw.add(t * stride + v * $lanes)) };
                     }
                     for (g, acc) in acc.iter_mut().enumerate() {
-                        // SAFETY: g < R and t < k: inside x (caller's contract).
-                        let xb = $splat(unsafe { *px.add(g * k + t) });
+                        // SAFETY: g < R and t < depth: inside x (caller's contract).
+                        let xb = $splat(unsafe { *px.add(g * ldx + t) });
                         for (a, w) in acc.iter_mut().zip(&w) {
                             *a = $fmadd(xb, *w, *a);
                         }
@@ -190,36 +207,56 @@ macro_rules! gemm_f32_packed_kernel {
             }
 
             let stride = super::x86_templates::packed_gemm_stride(x, rows, k, wt, n, out, ldo);
+            // Few rows of x (the activation-panels route: a group of weight rows against a 64-column
+            // panel of activations): the depth in passes of 128 steps, so the panel's slice (32 KB) stays
+            // in L1 while the row groups pass over it (measured +6 % there; with hundreds of rows, as
+            // when the weights are packed, one pass over the whole depth was faster).
+            let pass = if rows <= 64 { 128 } else { k.max(1) };
             let (pw, px, po) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
-            let mut i = 0;
-            while i < rows {
-                let group = (rows - i).min($rows);
+            let mut t0 = 0;
+            loop {
+                // At least one pass, so that k = 0 stores zeros.
+                let depth = (k - t0).min(pass);
                 let mut c0 = 0;
                 while c0 < n {
                     let wide = c0 + $vectors * $lanes <= stride;
                     let cols = (n - c0).min(if wide { $vectors * $lanes } else { $lanes });
-                    // SAFETY (every call below): rows i .. i + group <= rows of x (rows * k values), panel
-                    // columns c0 .. c0 + V lanes <= stride over k rows (k * stride values), out rows
-                    // i .. i + group, columns c0 .. c0 + cols <= n (inside (rows - 1) * ldo + n values):
-                    // all checked by packed_gemm_stride.
-                    let (x0, w0, o0) = unsafe { (px.add(i * k), pw.add(c0), po.add(i * ldo + c0)) };
-                    macro_rules! run {
-                        ($v:literal) => {
-                            match group {
-                                $($partial => unsafe { tile::<$partial, $v>(x0, k, w0, stride, cols, o0, ldo) },)*
-                                _ => unsafe { tile::<$rows, $v>(x0, k, w0, stride, cols, o0, ldo) },
-                            }
-                        };
+                    let mut i = 0;
+                    while i < rows {
+                        let group = (rows - i).min($rows);
+                        // SAFETY (every call below): rows i .. i + group <= rows of x (rows * k values),
+                        // from column t0 for depth <= k - t0 values; panel rows t0 .. t0 + depth <= k,
+                        // columns c0 .. c0 + V lanes <= stride (k * stride values); out rows i .. i + group,
+                        // columns c0 .. c0 + cols <= n (inside (rows - 1) * ldo + n values): all checked
+                        // by packed_gemm_stride.
+                        let (x0, w0, o0) =
+                            unsafe { (px.add(i * k + t0), pw.add(t0 * stride + c0), po.add(i * ldo + c0)) };
+                        let resume = t0 > 0;
+                        macro_rules! run {
+                            ($v:literal) => {
+                                match group {
+                                    $($partial => unsafe {
+                                        tile::<$partial, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume)
+                                    },)*
+                                    _ => unsafe {
+                                        tile::<$rows, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume)
+                                    },
+                                }
+                            };
+                        }
+                        if wide {
+                            run!($vectors);
+                        } else {
+                            run!(1);
+                        }
+                        i += group;
                     }
-                    if wide {
-                        run!($vectors);
-                        c0 += $vectors * $lanes;
-                    } else {
-                        run!(1);
-                        c0 += $lanes;
-                    }
+                    c0 += if wide { $vectors * $lanes } else { $lanes };
                 }
-                i += group;
+                t0 += depth;
+                if t0 >= k {
+                    break;
+                }
             }
         }
     };
