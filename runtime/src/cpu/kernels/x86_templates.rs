@@ -224,20 +224,23 @@ macro_rules! gemm_f32_packed_kernel {
                     let mut i = 0;
                     while i < rows {
                         let group = (rows - i).min($rows);
-                        // SAFETY (every call below): rows i .. i + group <= rows of x (rows * k values),
-                        // from column t0 for depth <= k - t0 values; panel rows t0 .. t0 + depth <= k,
-                        // columns c0 .. c0 + V lanes <= stride (k * stride values); out rows i .. i + group,
-                        // columns c0 .. c0 + cols <= n (inside (rows - 1) * ldo + n values): all checked
-                        // by packed_gemm_stride.
-                        let (x0, w0, o0) =
-                            unsafe { (px.add(i * k + t0), pw.add(t0 * stride + c0), po.add(i * ldo + c0)) };
+                        // SAFETY: rows i .. i + group <= rows of x (rows * k values), from column t0 for
+                        // depth <= k - t0 values; panel rows t0 .. t0 + depth <= k, columns c0 .. c0 + V
+                        // lanes <= stride (k * stride values); out rows i .. i + group, columns c0 .. c0 +
+                        // cols <= n (inside (rows - 1) * ldo + n values): all checked by packed_gemm_stride.
+                        // The offsets below and every tile call stay inside those ranges.
+                        let (x0, w0, o0) = unsafe {
+                            (px.add(i * k + t0), pw.add(t0 * stride + c0), po.add(i * ldo + c0))
+                        };
                         let resume = t0 > 0;
                         macro_rules! run {
                             ($v:literal) => {
                                 match group {
+                                    // SAFETY: the ranges checked above.
                                     $($partial => unsafe {
                                         tile::<$partial, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume)
                                     },)*
+                                    // SAFETY: the ranges checked above.
                                     _ => unsafe {
                                         tile::<$rows, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume)
                                     },
