@@ -91,7 +91,10 @@ impl SmallChain {
     /// through `gemm_f32_packed` on one row.
     pub(crate) fn forward(&self, cpu: &Cpu, x: &[f32]) -> Vec<f32> {
         let kernels: &Kernels = &cpu.kernels;
-        let (mut a, mut b) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
+        let (mut first, mut second) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
+        // The buffers trade roles by swapping these references (swapping the arrays copied 2 KB per layer:
+        // a fifth of a sample's time).
+        let (mut a, mut b) = (&mut first, &mut second);
         a[..self.inputs].copy_from_slice(&x[..self.inputs]);
         let mut width = self.inputs;
         for step in &self.steps {

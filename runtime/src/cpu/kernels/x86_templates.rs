@@ -126,7 +126,7 @@ macro_rules! gelu_kernel {
 /// (`tile::<R, V>`): the row and vector counts are constants, so its accumulators stay in registers and its
 /// loop over t has no branch per row (a runtime row count put a compare and a stack reload beside every
 /// FMA pair). Row remainders (`$partial`) get their own smaller tiles; where fewer than `$vectors` vectors
-/// of the packed stride are left, they go one at a time. Columns past `n` are computed (the packed panel is
+/// of the packed stride are left, they go two or one at a time. Columns past `n` are computed (the packed panel is
 /// zero there) and left out by `$store(ptr, width, v)`, which writes the first `width` lanes of `v`. Each
 /// output is one FMA chain over t in order, whatever the tile, so every tier gives the same values.
 macro_rules! gemm_f32_packed_kernel {
@@ -219,8 +219,16 @@ macro_rules! gemm_f32_packed_kernel {
                 let depth = (k - t0).min(pass);
                 let mut c0 = 0;
                 while c0 < n {
-                    let wide = c0 + $vectors * $lanes <= stride;
-                    let cols = (n - c0).min(if wide { $vectors * $lanes } else { $lanes });
+                    // The widest tile the packed stride still holds: all vectors, two (so one row's chains
+                    // are not one vector at a time), or one.
+                    let vectors = if c0 + $vectors * $lanes <= stride {
+                        $vectors
+                    } else if c0 + 2 * $lanes <= stride {
+                        2
+                    } else {
+                        1
+                    };
+                    let cols = (n - c0).min(vectors * $lanes);
                     let mut i = 0;
                     while i < rows {
                         let group = (rows - i).min($rows);
@@ -247,14 +255,16 @@ macro_rules! gemm_f32_packed_kernel {
                                 }
                             };
                         }
-                        if wide {
+                        if vectors == $vectors {
                             run!($vectors);
+                        } else if vectors == 2 {
+                            run!(2);
                         } else {
                             run!(1);
                         }
                         i += group;
                     }
-                    c0 += if wide { $vectors * $lanes } else { $lanes };
+                    c0 += vectors * $lanes;
                 }
                 t0 += depth;
                 if t0 >= k {
