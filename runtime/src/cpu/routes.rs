@@ -50,8 +50,9 @@ pub(crate) enum Route {
     /// activation rows transposed into a packed panel (m × k values: cheap), the weight rows multiplied
     /// against it where they lie (or decoded), each tile of outputs transposed into place.
     ActivationPanels,
-    /// Many rows, enough work for the cores: tiles of [`ROW_TILE`] activation rows spread over them, each
-    /// walking all weight rows (so a tile's activations stay in cache).
+    /// Many rows of work for the cores on weights the GEMM routes do not take (sparse gathers, fixed-point
+    /// codes): tiles of [`ROW_TILE`] activation rows spread over them, each walking all weight rows (so a
+    /// tile's activations stay in cache).
     RowTiles,
     /// Otherwise: groups of three weight rows against all activation rows (over the cores when the work
     /// pays), transposed at the end.

@@ -719,6 +719,7 @@ unsafe fn mxint8_panel_avx512(
 
 /// 16 × 16 f32 transpose in registers: `out[i]` lane `r` = `m[r]` lane `i`.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub(super) fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
     let mut t = [_mm512_setzero_ps(); 16];
     for k in 0..8 {
