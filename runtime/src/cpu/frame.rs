@@ -367,15 +367,10 @@ impl Cpu {
         /// Weight rows per kernel call: their rows (48 × k) and the tile (48 × 64 outputs) stay in cache.
         const WEIGHT_ROWS: usize = 48;
         let (n, k) = (w.rows(), w.cols());
-        let mut out = crate::cpu::buffers::take(m * n); // every element written below
         if n == 0 || k == 0 {
-            out.fill(0.0);
-            add_bias_rows(&mut out, bias);
-            if let Some(f) = post {
-                f.apply(&mut out);
-            }
-            return out;
+            return outputs_of_an_empty_product(m * n, bias, post);
         }
+        let mut out = crate::cpu::buffers::take(m * n); // every element written below
         let threads = rayon::current_num_threads();
         let block_rows = (m.div_ceil(threads).div_ceil(16) * 16).clamp(16, 64);
         let block = |(b, o): (usize, &mut [f32])| {
@@ -396,16 +391,7 @@ impl Cpu {
             let mut decoded = Vec::new();
             for r0 in (0..n).step_by(WEIGHT_ROWS) {
                 let r1 = (r0 + WEIGHT_ROWS).min(n);
-                let weights = match w.f32_rows(r0..r1) {
-                    Some(weights) => weights,
-                    None => {
-                        decoded.resize((r1 - r0) * k, 0.0);
-                        for (r, d) in (r0..r1).zip(decoded.chunks_exact_mut(k)) {
-                            w.decode_row(r, d);
-                        }
-                        &decoded[..]
-                    }
-                };
+                let weights = dense_rows(w, r0..r1, &mut decoded);
                 (self.kernels.gemm_f32_packed)(weights, r1 - r0, k, &panel, rows, &mut tile, rows);
                 (self.kernels.transpose_f32)(&tile, rows, r1 - r0, rows, &mut o[r0..], n);
             }
@@ -438,15 +424,10 @@ impl Cpu {
     ) -> Vec<f32> {
         const PANEL: usize = 64;
         let (n, k) = (w.rows(), w.cols());
-        let mut out = crate::cpu::buffers::take(m * n); // every element written below
         if n == 0 || k == 0 {
-            out.fill(0.0);
-            add_bias_rows(&mut out, bias);
-            if let Some(f) = post {
-                f.apply(&mut out);
-            }
-            return out;
+            return outputs_of_an_empty_product(m * n, bias, post);
         }
+        let mut out = crate::cpu::buffers::take(m * n); // every element written below
         let parallel = m * n * k >= PARALLEL_WORK;
         let panels = n.div_ceil(PANEL);
         let mut packed = vec![0.0f32; panels * k * PANEL];
@@ -454,16 +435,7 @@ impl Cpu {
             let (r0, r1) = (p * PANEL, ((p + 1) * PANEL).min(n));
             let stride = (r1 - r0).div_ceil(16) * 16;
             let mut decoded = Vec::new();
-            let rows = match w.f32_rows(r0..r1) {
-                Some(rows) => rows,
-                None => {
-                    decoded.resize((r1 - r0) * k, 0.0);
-                    for (r, d) in (r0..r1).zip(decoded.chunks_exact_mut(k)) {
-                        w.decode_row(r, d);
-                    }
-                    &decoded[..]
-                }
-            };
+            let rows = dense_rows(w, r0..r1, &mut decoded);
             (self.kernels.transpose_f32)(rows, k, r1 - r0, k, panel, stride);
         };
         if parallel {
@@ -972,6 +944,39 @@ fn transpose(src: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
         for c in 0..cols {
             out[c * rows + r] = src[r * cols + c];
         }
+    }
+    out
+}
+
+/// Weight rows `rows` as one `[rows.len(), cols]` matrix: read in place where the file stores them so,
+/// else decoded into `decoded`.
+fn dense_rows<'a>(
+    w: &'a WeightView<'_>,
+    rows: std::ops::Range<usize>,
+    decoded: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    if let Some(in_place) = w.f32_rows(rows.clone()) {
+        return in_place;
+    }
+    let k = w.cols();
+    decoded.resize(rows.len() * k, 0.0);
+    for (r, d) in rows.zip(decoded.chunks_exact_mut(k.max(1))) {
+        w.decode_row(r, d);
+    }
+    decoded
+}
+
+/// The output of a product with no weight rows or no inputs per row: `len` values of bias (zero without
+/// one), through `post`.
+fn outputs_of_an_empty_product(
+    len: usize,
+    bias: Option<&[f32]>,
+    post: Option<Elementwise>,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; len];
+    add_bias_rows(&mut out, bias);
+    if let Some(f) = post {
+        f.apply(&mut out);
     }
     out
 }
