@@ -301,7 +301,12 @@ impl Cpu {
                 .enumerate()
                 .for_each(|go| group(&mut sc, go));
         }
-        finish(transpose(out_t, n, m))
+        if n <= 1 || m <= 1 {
+            return finish(out_t); // the same layout either way
+        }
+        let mut out = vec![0.0f32; m * n];
+        (self.kernels.transpose_f32)(&out_t, m, n, m, &mut out, n);
+        finish(out)
     }
 
     /// [`Cpu::linear`] through `gemm_f32_packed`: the weight matrix decoded once into a transposed panel
@@ -933,19 +938,6 @@ struct HeadScratch {
 /// The integer MXINT8 × MXINT8 path applies: MXINT8 activations and dense MXINT8 weights with rows.
 fn integer_mxint8(w: &WeightView<'_>, act: ActQuant) -> bool {
     act.encoding == Encoding::Mx(MxElem::Int8) && w.rows() > 0 && w.mxint8_row(0).is_some()
-}
-
-fn transpose(src: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
-    if rows <= 1 || cols <= 1 {
-        return src; // the same layout either way
-    }
-    let mut out = vec![0.0f32; src.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = src[r * cols + c];
-        }
-    }
-    out
 }
 
 /// Weight rows `rows` as one `[rows.len(), cols]` matrix: read in place where the file stores them so,
