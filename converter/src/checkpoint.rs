@@ -1,5 +1,5 @@
-//! Locating and opening a checkpoint: a directory (config.json + model.safetensors or a sharded
-//! model.safetensors.index.json), or the same files named one by one.
+//! Locating and opening a checkpoint: a directory (config.json + model.safetensors, pytorch_model.bin, or
+//! a sharded index of either), or the same files named one by one (any PyTorch file: `.ckpt`, `.pt`, …).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,15 +9,15 @@ use serde_json::Value;
 use crate::error::ConvertError;
 use crate::input::{SourceFile, SourceTensor};
 
-/// An opened checkpoint: its config and its safetensors files (mapped).
+/// An opened checkpoint: its config and its weight files (mapped).
 pub struct Checkpoint {
     /// The directory holding config.json (side files such as the tokenizer are looked up here).
     pub dir: PathBuf,
     pub config_path: PathBuf,
     pub config: Value,
     files: Vec<SourceFile>,
-    /// For sharded checkpoints: tensor name -> shard file name, from the index.
-    weight_map: Option<BTreeMap<String, String>>,
+    /// For sharded checkpoints: the index, and tensor name -> shard file name from it.
+    weight_map: Option<(PathBuf, BTreeMap<String, String>)>,
 }
 
 /// True when `inputs` describe a model (a directory, a config.json or a sharded index) rather than bare
@@ -92,7 +92,7 @@ impl Checkpoint {
                 for shard in names.values().collect::<BTreeSet<_>>() {
                     files.push(SourceFile::open(&confined_shard(&w, shard_dir, shard)?)?);
                 }
-                weight_map = Some(names);
+                weight_map = Some((w.clone(), names));
             } else {
                 files.push(SourceFile::open(&w)?);
             }
@@ -110,13 +110,19 @@ impl Checkpoint {
         &self.files
     }
 
-    /// Every tensor of every file by name. A name in two files, or a sharded index that disagrees with its
-    /// shards, is an error.
-    pub fn tensors(&self) -> Result<BTreeMap<String, SourceTensor<'_>>, ConvertError> {
+    /// Every tensor of every file by name, and notes on how the files were read. A name in two files, or a
+    /// sharded index that disagrees with its shards, is an error.
+    #[allow(clippy::type_complexity)]
+    pub fn tensors(
+        &self,
+    ) -> Result<(BTreeMap<String, SourceTensor<'_>>, Vec<String>), ConvertError> {
         let mut all: BTreeMap<String, SourceTensor<'_>> = BTreeMap::new();
         let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut notes = Vec::new();
         for f in &self.files {
-            for t in f.tensors()? {
+            let (tensors, file_notes) = f.read()?;
+            notes.extend(file_notes);
+            for t in tensors {
                 if let Some(first) = origin.insert(t.name.clone(), f.path.clone()) {
                     return Err(ConvertError::DuplicateTensor {
                         name: t.name,
@@ -127,7 +133,7 @@ impl Checkpoint {
                 all.insert(t.name.clone(), t);
             }
         }
-        if let Some(map) = &self.weight_map {
+        if let Some((index, map)) = &self.weight_map {
             for (name, shard) in map {
                 let found = origin
                     .get(name)
@@ -135,19 +141,19 @@ impl Checkpoint {
                     .map(|n| n.to_string_lossy().into_owned());
                 if found.as_deref() != Some(shard.as_str()) {
                     return Err(ConvertError::Json {
-                        path: self.dir.join("model.safetensors.index.json"),
+                        path: index.clone(),
                         reason: format!("index puts {name:?} in {shard}, but it is not there"),
                     });
                 }
             }
             if let Some(stray) = origin.keys().find(|n| !map.contains_key(*n)) {
                 return Err(ConvertError::Json {
-                    path: self.dir.join("model.safetensors.index.json"),
+                    path: index.clone(),
                     reason: format!("tensor {stray:?} is in a shard but not in the index"),
                 });
             }
         }
-        Ok(all)
+        Ok((all, notes))
     }
 
     /// A side file of the checkpoint directory, if present.
@@ -224,20 +230,35 @@ fn locate(inputs: &[PathBuf]) -> Result<(PathBuf, Vec<PathBuf>), ConvertError> {
                 )));
             }
             config = Some(c);
-            let index = p.join("model.safetensors.index.json");
-            let single = p.join("model.safetensors");
-            if let Some(problem) = not_a_file(&index).or_else(|| not_a_file(&single)) {
-                return Err(ConvertError::Options(problem));
+            // Safetensors first (what the hub prefers when both exist), then PyTorch's own files.
+            let candidates = [
+                "model.safetensors.index.json",
+                "model.safetensors",
+                "pytorch_model.bin.index.json",
+                "pytorch_model.bin",
+            ];
+            let mut found = None;
+            for name in candidates {
+                let path = p.join(name);
+                if let Some(problem) = not_a_file(&path) {
+                    return Err(ConvertError::Options(problem));
+                }
+                if path.is_file() {
+                    found = Some(path);
+                    break;
+                }
             }
-            if index.is_file() {
-                weights.push(index);
-            } else if single.is_file() {
-                weights.push(single);
-            } else {
-                return Err(ConvertError::Options(format!(
-                    "{} has neither model.safetensors nor model.safetensors.index.json",
-                    p.display()
-                )));
+            match found {
+                Some(path) => weights.push(path),
+                None => {
+                    return Err(ConvertError::Options(format!(
+                        "{} has no weights: none of {} (a Lightning .ckpt or another .pt file: name it \
+                         after the directory, e.g. `mxrt convert {} best.ckpt`)",
+                        p.display(),
+                        candidates.join(", "),
+                        p.join("config.json").display()
+                    )))
+                }
             }
         } else if p.file_name().is_some_and(|n| n == "config.json") {
             config = Some(p.clone());
@@ -249,7 +270,7 @@ fn locate(inputs: &[PathBuf]) -> Result<(PathBuf, Vec<PathBuf>), ConvertError> {
         config.ok_or_else(|| ConvertError::Options("no config.json among the inputs".into()))?;
     if weights.is_empty() {
         return Err(ConvertError::Options(
-            "no safetensors file among the inputs".into(),
+            "no weight file (safetensors or PyTorch) among the inputs".into(),
         ));
     }
     Ok((config, weights))

@@ -11,6 +11,8 @@ pub enum ConvertError {
     },
     #[error("{path} is not a valid safetensors file: {reason}")]
     Safetensors { path: PathBuf, reason: String },
+    #[error("{path} is not a PyTorch checkpoint mxrt can read: {reason}")]
+    Torch { path: PathBuf, reason: String },
     #[error("tensor {name:?} appears in both {first} and {second}")]
     DuplicateTensor {
         name: String,

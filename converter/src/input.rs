@@ -1,5 +1,8 @@
-//! Reading safetensors checkpoints: memory-mapped, validated by the safetensors crate, hashed for provenance.
+//! Reading weight files: safetensors (validated by the safetensors crate) and PyTorch zip checkpoints
+//! ([`crate::torch`]), memory-mapped and hashed for provenance. The format is told by the file's first bytes,
+//! not its name.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -15,13 +18,13 @@ pub struct SourceFile {
     map: Mmap,
 }
 
-/// One tensor of an input file, borrowing its bytes from the mapping.
+/// One tensor of an input file, borrowing its bytes from the mapping (a copy only for a strided PyTorch view).
 pub struct SourceTensor<'a> {
     pub name: String,
     pub shape: Vec<u64>,
     /// `F32`, `F16` or `BF16` for floating-point tensors; `Raw(..)` for tensors copied as is.
     pub dtype: Encoding,
-    pub data: &'a [u8],
+    pub data: Cow<'a, [u8]>,
 }
 
 impl SourceFile {
@@ -57,6 +60,56 @@ impl SourceFile {
 
     /// The tensors, sorted by name (safetensors itself has no order of its own).
     pub fn tensors(&self) -> Result<Vec<SourceTensor<'_>>, ConvertError> {
+        Ok(self.read()?.0)
+    }
+
+    /// The tensors, sorted by name, and notes on how the file was interpreted (PyTorch checkpoints: the
+    /// entry the weights came from, a dropped module prefix).
+    pub fn read(&self) -> Result<(Vec<SourceTensor<'_>>, Vec<String>), ConvertError> {
+        if self.map.starts_with(crate::torch::ZIP_MAGIC) {
+            return self.read_torch();
+        }
+        if crate::torch::is_legacy(&self.map) {
+            return Err(ConvertError::Torch {
+                path: self.path.clone(),
+                reason: "a PyTorch checkpoint in the legacy format (torch < 1.6, or saved with \
+                         _use_new_zipfile_serialization=False), which mxrt does not read: load it in \
+                         Python and save it again with torch.save(state_dict, path) (or \
+                         safetensors.torch.save_file)"
+                    .into(),
+            });
+        }
+        Ok((self.read_safetensors()?, Vec::new()))
+    }
+
+    fn read_torch(&self) -> Result<(Vec<SourceTensor<'_>>, Vec<String>), ConvertError> {
+        let (tensors, notes) =
+            crate::torch::read(&self.map).map_err(|reason| ConvertError::Torch {
+                path: self.path.clone(),
+                reason,
+            })?;
+        let mut out: Vec<SourceTensor<'_>> = tensors
+            .into_iter()
+            .map(|t| SourceTensor {
+                name: t.name,
+                shape: t.shape,
+                dtype: t.dtype,
+                data: t.data,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = out.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(ConvertError::Torch {
+                path: self.path.clone(),
+                reason: format!("tensor {:?} appears twice", w[0].name),
+            });
+        }
+        let name = self.path.display();
+        let notes = notes.into_iter().map(|n| format!("{name}: {n}")).collect();
+        Ok((out, notes))
+    }
+
+    fn read_safetensors(&self) -> Result<Vec<SourceTensor<'_>>, ConvertError> {
         let st = SafeTensors::deserialize(&self.map).map_err(|e| ConvertError::Safetensors {
             path: self.path.clone(),
             reason: explain_safetensors_error(&e, &self.map),
@@ -88,7 +141,7 @@ impl SourceFile {
             out.push(SourceTensor {
                 shape: view.shape().iter().map(|&d| d as u64).collect(),
                 dtype,
-                data: view.data(),
+                data: Cow::Borrowed(view.data()),
                 name,
             });
         }

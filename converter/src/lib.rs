@@ -1,5 +1,5 @@
 #![deny(unsafe_code)]
-//! `mxrt-converter`: checkpoints (safetensors) to `.mxrt` files.
+//! `mxrt-converter`: checkpoints (safetensors, PyTorch zip files and Lightning `.ckpt`) to `.mxrt` files.
 //!
 //! Two paths: [`raw::convert`] packs the tensors of safetensors files without a model description;
 //! [`model_convert::convert_model`] reads a checkpoint directory (config.json), describes the model
@@ -15,6 +15,7 @@ pub mod prune;
 pub mod raw;
 pub mod recipe;
 pub mod rng;
+pub mod torch;
 
 /// Name and version recorded in every file's provenance.
 pub const CONVERTER: &str = concat!("mxrt-converter ", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/torch/: tiny, randomly initialised PyTorch checkpoints in the files torch and
+Lightning write, with what PyTorch computes from them, so the Rust tests check the PyTorch reader and its
+numerics without PyTorch installed. Needs torch and transformers (the peers' venv has both:
+`~/.cache/mxrt-peers/bin/python scripts/make-torch-fixtures.py`). Seeded: a rerun writes the same bytes
+(except legacy.pt, whose storage keys are object addresses); commit what it writes.
+
+What it writes (all small):
+  mlp/config.json      a MASE-style JSC MLP (nn.Sequential named seq_blocks.N): BN(16) ReLU Linear(16,8)
+                       ReLU Linear(8,5), softmax
+  mlp/best.ckpt        a Lightning training checkpoint of it: epoch, optimizer state, AttributeDict
+                       hyper-parameters, weights under state_dict with the LightningModule's `model.` prefix
+  mlp/state_dict.pt    the plain state dict (what goes in a pytorch_model.bin)
+  mlp/expected.json    inputs and torch's FP32 outputs (softmax probabilities)
+  views.pt / views.safetensors   storages shared between tensors, a slice with an offset, a transposed
+                       (strided) tensor, F16/BF16/I64/bool storages, a scalar, an empty tensor; the
+                       safetensors twin holds the same values, contiguous
+  legacy.pt            the pre-1.6 format (refused)
+  evil.pt              a state dict whose pickle calls os.system (refused, naming it)
+  module.pt            a whole nn.Module saved with torch.save(model) (refused, naming its class)
+  bert/                a tiny BertForSequenceClassification saved by transformers as pytorch_model.bin,
+                       its WordPiece vocab.txt, and expected.json (texts, input ids, torch's logits)
+"""
+import json
+import os
+import sys
+import types
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "torch"
+torch.manual_seed(20261203)
+
+
+def mlp_fixture():
+    d = OUT / "mlp"
+    d.mkdir(parents=True, exist_ok=True)
+    net = torch.nn.Module()
+    net.seq_blocks = torch.nn.Sequential(
+        torch.nn.BatchNorm1d(16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 5),
+    )
+    bn = net.seq_blocks[0]
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(16) * 0.5)
+        bn.running_var.copy_(torch.rand(16) + 0.5)
+        bn.weight.copy_(torch.rand(16) + 0.5)
+        bn.bias.copy_(torch.randn(16) * 0.1)
+        bn.num_batches_tracked.fill_(123)
+    net.eval()
+    config = {
+        "model_type": "mlp",
+        "task": "jet-substructure",
+        "num_features": 16,
+        "labels": ["g", "q", "W", "Z", "t"],
+        "layers": [
+            {"op": "batch_norm", "name": "seq_blocks.0", "eps": 1e-5},
+            {"op": "relu"},
+            {"op": "linear", "name": "seq_blocks.2"},
+            {"op": "relu"},
+            {"op": "linear", "name": "seq_blocks.4"},
+            {"op": "softmax"},
+        ],
+        "source": "scripts/make-torch-fixtures.py (random weights)",
+    }
+    (d / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    state = net.state_dict()
+    torch.save(state, d / "state_dict.pt")
+
+    # Lightning's AttributeDict, as lightning_fabric defines it (a dict subclass), without Lightning.
+    fabric = types.ModuleType("lightning_fabric.utilities.data")
+
+    class AttributeDict(dict):
+        pass
+
+    AttributeDict.__module__ = "lightning_fabric.utilities.data"
+    AttributeDict.__qualname__ = "AttributeDict"
+    fabric.AttributeDict = AttributeDict
+    for parent in ("lightning_fabric", "lightning_fabric.utilities"):
+        sys.modules.setdefault(parent, types.ModuleType(parent))
+    sys.modules["lightning_fabric.utilities.data"] = fabric
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randn(8, 16)
+    # A training step changes the weights and the BatchNorm statistics: keep them, record the optimizer
+    # state only.
+    saved = {k: v.clone() for k, v in state.items()}
+    net.train()
+    loss = net.seq_blocks(x).sum()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            v.copy_(saved[k])
+    net.eval()
+    ckpt = {
+        "epoch": 4,
+        "global_step": 1234,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": OrderedDict(("model." + k, v) for k, v in net.state_dict().items()),
+        "loops": {},
+        "callbacks": {},
+        "optimizer_states": [opt.state_dict()],
+        "lr_schedulers": [],
+        "hparams_name": "kwargs",
+        "hyper_parameters": AttributeDict(learning_rate=1e-3, batch_size=256, model="jsc-toy"),
+    }
+    torch.save(ckpt, d / "best.ckpt")
+    for name in ("lightning_fabric.utilities.data", "lightning_fabric.utilities", "lightning_fabric"):
+        del sys.modules[name]
+
+    inputs = torch.randn(6, 16) * 1.5
+    with torch.no_grad():
+        probs = torch.softmax(net.seq_blocks(inputs), dim=-1)
+    (d / "expected.json").write_text(
+        json.dumps({"inputs": inputs.tolist(), "probabilities": probs.tolist()}) + "\n"
+    )
+
+
+def views_fixture():
+    base = torch.randn(6, 4)
+    w = torch.randn(3, 5)
+    half = torch.randn(7).half()
+    bf = torch.randn(2, 3).bfloat16()
+    state = OrderedDict(
+        [
+            ("base", base),
+            ("rows_1_to_3", base[1:3]),  # shares base's storage, offset 4
+            ("column_2", base[:, 2]),  # strided: stride 4
+            ("transposed", w.t()),  # strided 2-D view
+            ("half", half),
+            ("half_tail", half[3:]),
+            ("bf16", bf),
+            ("ids", torch.arange(5, dtype=torch.int64)),
+            ("mask", torch.tensor([True, False, True])),
+            ("scalar", torch.tensor(3.5)),
+            ("empty", torch.zeros(0, 4)),
+        ]
+    )
+    torch.save(state, OUT / "views.pt")
+    save_file({k: v.contiguous().clone() for k, v in state.items()}, OUT / "views.safetensors")
+    torch.save({"w": base}, OUT / "legacy.pt", _use_new_zipfile_serialization=False)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo this should never run",))
+
+
+def hostile_fixtures():
+    torch.save({"w": torch.ones(2), "payload": Evil()}, OUT / "evil.pt")
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), OUT / "module.pt")
+
+
+def bert_fixture():
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    d = OUT / "bert"
+    d.mkdir(parents=True, exist_ok=True)
+    words = "the a movie film was is good great bad awful not very plot acting fun boring love hate".split()
+    pieces = ["##s", "##ing", "##ed", "##ly"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + pieces + list("abcdefghijklmnopqrstuvwxyz.,!")
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+        # Far above BERT's 0.02, so that the outputs differ clearly between texts (a parity check that
+        # cannot pass by accident).
+        initializer_range=0.3,
+        architectures=["BertForSequenceClassification"],
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    # What hub fine-tunes without safetensors ship (transformers 5 itself writes only safetensors).
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
+    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**enc).logits
+    (d / "expected.json").write_text(
+        json.dumps(
+            {
+                "texts": texts,
+                "input_ids": [
+                    [i for i, m in zip(ids, mask) if m]
+                    for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+                ],
+                "logits": logits.tolist(),
+            }
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    mlp_fixture()
+    views_fixture()
+    hostile_fixtures()
+    bert_fixture()
+    for p in sorted(OUT.rglob("*")):
+        if p.is_file():
+            print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -1,0 +1,226 @@
+//! PyTorch checkpoints end to end, on the fixtures `scripts/make-torch-fixtures.py` wrote with torch 2.15 /
+//! transformers 5.24 (committed; no PyTorch needed here): a Lightning `.ckpt` of a MASE-style MLP, the same
+//! weights as a plain state dict in a `pytorch_model.bin` directory, a BERT classifier's
+//! `pytorch_model.bin`, storages shared between views, and the files that must be refused.
+//! Numerics: FP32 outputs against what torch computed from the same files, max |difference| ≤ 1e-4.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
+}
+
+fn expected(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn convert_json(inputs: &[&Path], out: &Path) -> Value {
+    let mut args = vec!["convert"];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["-o", out.to_str().unwrap(), "--weights", "f32", "--json"]);
+    serde_json::from_str(&mxrt_ok(&args)).unwrap()
+}
+
+/// `mxrt run --json` on the MLP fixture's inputs: one output vector per row.
+fn run_mlp(model: &Path, dir: &Path) -> Vec<Vec<f32>> {
+    let exp = expected(&fixtures().join("mlp/expected.json"));
+    let csv: String = exp["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            floats(row)
+                .iter()
+                .map(|v| format!("{v:e}"))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let input = dir.join("x.csv");
+    std::fs::write(&input, csv).unwrap();
+    mxrt_ok(&[
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--json",
+    ])
+    .lines()
+    .map(|l| floats(&serde_json::from_str::<Value>(l).unwrap()["outputs"]))
+    .collect()
+}
+
+#[test]
+fn a_lightning_checkpoint_converts_and_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let out = dir.path().join("mlp.mxrt");
+    let report = convert_json(
+        &[&f.join("mlp/config.json"), &f.join("mlp/best.ckpt")],
+        &out,
+    );
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("\"state_dict\" entry")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("starts with \"model.\"")),
+        "{notes:?}"
+    );
+    let got = run_mlp(&out, dir.path());
+    let want = expected(&f.join("mlp/expected.json"));
+    let want: Vec<Vec<f32>> = want["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(max_abs_diff(g, w) <= 1e-4, "{g:?} vs torch {w:?}");
+    }
+
+    // The same weights as a plain state dict, in a checkpoint directory as pytorch_model.bin: the same file
+    // content (tensor for tensor) as from the Lightning checkpoint.
+    let model_dir = dir.path().join("mlp-bin");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    std::fs::copy(f.join("mlp/config.json"), model_dir.join("config.json")).unwrap();
+    std::fs::copy(
+        f.join("mlp/state_dict.pt"),
+        model_dir.join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let out_bin = dir.path().join("mlp-bin.mxrt");
+    convert_json(&[&model_dir], &out_bin);
+    let (a, b) = (dir.path().join("a.st"), dir.path().join("b.st"));
+    for (m, st) in [(&out, &a), (&out_bin, &b)] {
+        mxrt_ok(&[
+            "dequantize",
+            m.to_str().unwrap(),
+            "-o",
+            st.to_str().unwrap(),
+        ]);
+    }
+    assert_eq!(read_f32_tensors(&a), read_f32_tensors(&b));
+}
+
+#[test]
+fn a_bert_pytorch_model_bin_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("bert");
+    let out = dir.path().join("bert.mxrt");
+    convert_json(&[&f], &out);
+    let exp = expected(&f.join("expected.json"));
+    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+    let texts: Vec<&str> = exp["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for t in &texts {
+        args.extend(["--text", t]);
+    }
+    let lines: Vec<Value> = mxrt_ok(&args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), texts.len());
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["input_ids"], exp["input_ids"][i], "text {i}");
+        let (got, want) = (floats(&line["logits"]), floats(&exp["logits"][i]));
+        assert!(
+            max_abs_diff(&got, &want) <= 1e-4,
+            "text {i}: {got:?} vs torch {want:?}"
+        );
+    }
+}
+
+/// Shared storages, offsets, strided views and every storage type a state dict holds, read from the torch
+/// file, give exactly the tensors torch wrote (contiguous) to the safetensors twin.
+#[test]
+fn views_and_storage_types_read_as_torch_wrote_them() {
+    let f = fixtures();
+    let torch = mxrt_converter::SourceFile::open(&f.join("views.pt")).unwrap();
+    let twin = mxrt_converter::SourceFile::open(&f.join("views.safetensors")).unwrap();
+    let (a, b) = (torch.tensors().unwrap(), twin.tensors().unwrap());
+    let summary =
+        |ts: &[mxrt_converter::SourceTensor<'_>]| -> Vec<(String, Vec<u64>, String, Vec<u8>)> {
+            ts.iter()
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        t.shape.clone(),
+                        t.dtype.to_string(),
+                        t.data.to_vec(),
+                    )
+                })
+                .collect()
+        };
+    assert_eq!(a.len(), 11);
+    assert_eq!(summary(&a), summary(&b));
+}
+
+#[test]
+fn legacy_hostile_and_whole_module_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let out = dir.path().join("x.mxrt");
+    let refuse = |file: &str, needles: &[&str]| {
+        let e = mxrt_err(&[
+            "convert",
+            f.join(file).to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_mentions(&e, needles);
+        assert!(!out.exists());
+    };
+    refuse("legacy.pt", &["legacy.pt", "legacy format", "torch.save"]);
+    // os.system pickles as posix.system on Linux.
+    refuse(
+        "evil.pt",
+        &["evil.pt", "posix.system", "never runs pickled code"],
+    );
+    refuse(
+        "module.pt",
+        &[
+            "module.pt",
+            "torch.nn.modules.container.Sequential",
+            "state_dict",
+        ],
+    );
+    // Truncated: half a Lightning checkpoint.
+    let bytes = std::fs::read(f.join("mlp/best.ckpt")).unwrap();
+    let cut = dir.path().join("cut.ckpt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = mxrt_err(&[
+        "convert",
+        f.join("mlp/config.json").to_str().unwrap(),
+        cut.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_mentions(&e, &["cut.ckpt", "not a PyTorch checkpoint mxrt can read"]);
+    assert!(!out.exists());
+}
