@@ -36,9 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pack safetensors files into one .mxrt file.
+    /// Pack a checkpoint (safetensors, PyTorch .bin/.pt/.pth, Lightning .ckpt) into one .mxrt file.
     #[command(
-        long_about = "Pack every tensor of the input safetensors file(s) into one .mxrt file.\n\n\
+        long_about = "Pack a checkpoint, or every tensor of the input weight file(s), into one .mxrt file. \
+        Weight files are safetensors or PyTorch zip checkpoints (pytorch_model.bin, .pt, .pth, Lightning .ckpt: \
+        read without running pickled code; anything but tensors and plain containers is refused, naming the \
+        class).\n\n\
         Floating-point tensors (F32, F16, BF16) get the --weights encoding, except, unless --all-tensors is given, \
         1-D tensors (biases, norms) and tensors the encoding would not make smaller than their source: those are \
         kept in their source type, exactly. Other tensors (integers, bool, F64) are copied as they are. A tensor \

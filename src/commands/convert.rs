@@ -17,8 +17,9 @@ use crate::fmt::{grouped, saving_percent, shape, Table};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A checkpoint directory (config.json + model.safetensors or a sharded index), its files, or bare
-    /// safetensors files (packed tensor by tensor, without a model description).
+    /// A checkpoint directory (config.json + model.safetensors, pytorch_model.bin, or a sharded index of
+    /// either), its files (e.g. config.json best.ckpt: a Lightning checkpoint's weights are its state_dict),
+    /// or bare weight files (packed tensor by tensor, without a model description).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Output .mxrt file (replaced atomically if it exists).
