@@ -654,3 +654,134 @@ fn batch_norm_after_a_linear_is_folded_exactly() {
     let err = convert_err(&model, &dir.path().join("bad.mxrt"), &[]);
     assert_mentions(&err, &["bn1.running_var", "channel 2"]);
 }
+
+/// Checkpoints as found in the wild give the model the plain one gives: TensorFlow-style LayerNorm
+/// gamma/beta names, a config without model_type or architectures (inferred from the tensors, classifier
+/// included), pre-training heads beside the encoder, and an unmerged PEFT/LoRA checkpoint (merged here with
+/// adapter_config.json's scale; refused with how to merge when that file is missing).
+#[test]
+fn checkpoints_in_the_wild_convert_to_the_plain_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let dequantized = |model: &Path, name: &str| {
+        let out = dir.path().join(format!("{name}.mxrt"));
+        let report = convert_json(model, &out, &["--weights", "f32"]);
+        let st = dir.path().join(format!("{name}.safetensors"));
+        mxrt_ok(&[
+            "dequantize",
+            out.to_str().unwrap(),
+            "-o",
+            st.to_str().unwrap(),
+        ]);
+        let notes: Vec<String> = report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        (read_f32_tensors(&st), notes)
+    };
+    let plain = dir.path().join("plain");
+    write_tiny_bert(&plain, Dtype::F32, |_| {});
+    let (want, _) = dequantized(&plain, "plain");
+
+    // TensorFlow names, pre-training heads, no model_type and no architectures.
+    let old = dir.path().join("old");
+    write_tiny_bert(&old, Dtype::F32, |ts| {
+        for t in ts.iter_mut() {
+            t.0 =
+                t.0.replace("LayerNorm.weight", "LayerNorm.gamma")
+                    .replace("LayerNorm.bias", "LayerNorm.beta");
+        }
+        for (n, s) in [
+            ("cls.predictions.bias", vec![40]),
+            ("cls.predictions.transform.dense.weight", vec![8, 8]),
+            ("cls.seq_relationship.weight", vec![2, 8]),
+        ] {
+            let b = to_bytes(&values(s.iter().product(), 99), Dtype::F32);
+            ts.push((n.to_string(), s, Dtype::F32, b));
+        }
+    });
+    let mut cfg = tiny_bert_config();
+    let obj = cfg.as_object_mut().unwrap();
+    obj.remove("model_type");
+    obj.remove("architectures");
+    std::fs::write(old.join("config.json"), cfg.to_string()).unwrap();
+    let (got, notes) = dequantized(&old, "old");
+    assert_eq!(got, want);
+    for needle in [
+        "no \"model_type\": bert inferred from the tensor names",
+        "read as BertForSequenceClassification",
+        "10 LayerNorm tensors named gamma/beta",
+        "3 tensors of pre-training heads",
+    ] {
+        assert!(
+            notes.iter().any(|n| n.contains(needle)),
+            "{needle}: {notes:?}"
+        );
+    }
+
+    // PEFT: every name under base_model.model., LoRA on one query projection, the classifier trained as
+    // modules_to_save beside its original.
+    let query = "bert.encoder.layer.0.attention.self.query";
+    let peft = dir.path().join("peft");
+    let (a, b) = (values(2 * 8, 51), values(8 * 2, 52));
+    write_tiny_bert(&peft, Dtype::F32, |ts| {
+        for t in ts.iter_mut() {
+            if t.0.starts_with(query) {
+                t.0 = t.0.replace(query, &format!("{query}.base_layer"));
+            } else if t.0.starts_with("classifier.") {
+                t.0 =
+                    t.0.replace("classifier.", "classifier.modules_to_save.default.");
+            }
+        }
+        ts.push((
+            format!("{query}.lora_A.default.weight"),
+            vec![2, 8],
+            Dtype::F32,
+            to_bytes(&a, Dtype::F32),
+        ));
+        ts.push((
+            format!("{query}.lora_B.default.weight"),
+            vec![8, 2],
+            Dtype::F32,
+            to_bytes(&b, Dtype::F32),
+        ));
+        ts.push((
+            "classifier.original_module.weight".into(),
+            vec![3, 8],
+            Dtype::F32,
+            to_bytes(&values(24, 77), Dtype::F32),
+        ));
+        for t in ts.iter_mut() {
+            t.0 = format!("base_model.model.{}", t.0);
+        }
+    });
+    let e = convert_err(&peft, &dir.path().join("peft.mxrt"), &[]);
+    assert_mentions(&e, &["LoRA", "adapter_config.json", "merge_and_unload"]);
+    std::fs::write(
+        peft.join("adapter_config.json"),
+        r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["query"]}"#,
+    )
+    .unwrap();
+    let (got, notes) = dequantized(&peft, "peft");
+    assert!(notes
+        .iter()
+        .any(|n| n.contains("LoRA adapters merged into 1 weight matrices")));
+    assert!(notes.iter().any(|n| n.contains("modules_to_save")));
+    let w = &want[&format!("{query}.weight")].1;
+    let merged: Vec<f32> = (0..8)
+        .flat_map(|o| (0..8).map(move |i| (o, i)))
+        .map(|(o, i)| {
+            let delta: f64 = (0..2)
+                .map(|k| f64::from(b[o * 2 + k]) * f64::from(a[k * 8 + i]))
+                .sum();
+            (f64::from(w[o * 8 + i]) + delta * 2.0) as f32
+        })
+        .collect();
+    assert_eq!(got[&format!("{query}.weight")].1, merged);
+    for (name, t) in &want {
+        if name != &format!("{query}.weight") {
+            assert_eq!(&got[name], t, "{name}");
+        }
+    }
+}

@@ -94,8 +94,9 @@ impl Source {
     /// Reads the checkpoint and describes the model; non-finite weights are refused unless `allow_nonfinite`.
     pub fn open(inputs: &[PathBuf], allow_nonfinite: bool) -> Result<Source, ConvertError> {
         let ckpt = Checkpoint::open(inputs)?;
-        let (source_tensors, read_notes) = ckpt.tensors()?;
+        let (mut source_tensors, mut read_notes) = ckpt.tensors()?;
         let side = |rel: &str| ckpt.side_file(rel);
+        read_notes.extend(model::names::normalize(&mut source_tensors, &side)?);
         let mut desc = model::describe(&ckpt.config_path, &ckpt.config, &source_tensors, &side)?;
         desc.notes.splice(0..0, read_notes);
         if !allow_nonfinite {

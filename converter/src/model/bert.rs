@@ -119,6 +119,8 @@ fn read_head(
     path: &Path,
     c: &Value,
     side: &dyn Fn(&str) -> Option<PathBuf>,
+    classifier_rows: Option<u64>,
+    notes: &mut Vec<String>,
 ) -> Result<Head, ConvertError> {
     let unsupported = |reason: String| ConvertError::UnsupportedConfig {
         path: path.to_path_buf(),
@@ -131,6 +133,17 @@ fn read_head(
         .flatten()
         .filter_map(Value::as_str)
         .collect();
+    // No architectures, but a classifier among the tensors: a sequence classifier all the same.
+    let archs = match (archs.as_slice(), classifier_rows) {
+        ([], Some(rows)) => {
+            notes.push(format!(
+                "config.json names no architecture; the tensors hold a classifier ({rows} labels): read as \
+                 BertForSequenceClassification"
+            ));
+            vec!["BertForSequenceClassification"]
+        }
+        _ => archs,
+    };
     match archs.as_slice() {
         ["BertForSequenceClassification"] => {
             let id2label: BTreeMap<String, String> = match c.get("id2label") {
@@ -144,7 +157,7 @@ fn read_head(
                     })
                     .collect::<Result<_, _>>()?,
                 None => {
-                    let n = config_u64(c, "num_labels", Some(2), path)?;
+                    let n = config_u64(c, "num_labels", classifier_rows.or(Some(2)), path)?;
                     (0..n)
                         .map(|i| (i.to_string(), format!("LABEL_{i}")))
                         .collect()
@@ -171,7 +184,7 @@ fn read_head(
             .map_err(|e| unsupported(e.to_string()))?;
             Ok(Head::Classification { id2label })
         }
-        [] | ["BertModel"] => {
+        [] | ["BertModel"] | ["BertForPreTraining"] | ["BertForMaskedLM"] => {
             let (pooling, normalize, max_seq_length) = sentence_transformers_head(side)?;
             let pooling = match pooling {
                 "mean" => SentencePooling::Mean,
@@ -185,7 +198,8 @@ fn read_head(
             })
         }
         other => Err(unsupported(format!(
-            "architectures {other:?} are not supported (BertForSequenceClassification or BertModel)"
+            "architectures {other:?} are not supported (BertForSequenceClassification, or BertModel / \
+             BertForPreTraining / BertForMaskedLM read as a sentence encoder)"
         ))),
     }
 }
@@ -239,7 +253,11 @@ pub fn describe(
     side: &dyn Fn(&str) -> Option<PathBuf>,
 ) -> Result<ModelDescription, ConvertError> {
     let cfg = read_config(path, c)?;
-    let head = read_head(path, c, side)?;
+    let mut notes = Vec::new();
+    let classifier_rows = tensors
+        .get("classifier.weight")
+        .and_then(|t| t.shape.first().copied());
+    let head = read_head(path, c, side, classifier_rows, &mut notes)?;
     let prefix = if tensors.keys().any(|k| k.starts_with("bert.")) {
         "bert."
     } else {
@@ -248,7 +266,6 @@ pub fn describe(
     let mut taker = TensorTaker::new(tensors);
     let mut layers: Vec<Layer> = Vec::new();
     let mut planned: Vec<PlannedTensor> = Vec::new();
-    let mut notes = Vec::new();
     let h = cfg.hidden;
 
     // One layer with its weight matrix (or table) and parameters.
@@ -435,6 +452,23 @@ pub fn describe(
             }
         }
     };
+    // Pre-training heads (masked-LM and next-sentence) of a BertForPreTraining / BertForMaskedLM checkpoint:
+    // nothing an encoder or a classifier computes.
+    let pretraining: Vec<String> = tensors
+        .keys()
+        .filter(|k| k.starts_with("cls.predictions.") || k.starts_with("cls.seq_relationship."))
+        .cloned()
+        .collect();
+    if !pretraining.is_empty() {
+        for k in &pretraining {
+            taker.ignore(k);
+        }
+        notes.push(format!(
+            "{} tensors of pre-training heads (cls.predictions, cls.seq_relationship: masked LM, next \
+             sentence) skipped: not used by the encoder or its classifier",
+            pretraining.len()
+        ));
+    }
     taker.finish("bert")?;
 
     let hp = BertHyperparameters {

@@ -3,6 +3,7 @@
 
 pub mod bert;
 pub mod mlp;
+pub mod names;
 
 use std::collections::BTreeMap;
 
@@ -118,14 +119,66 @@ pub fn describe(
         path: config_path.to_path_buf(),
         reason,
     };
-    match config.get("model_type").and_then(Value::as_str) {
-        Some("bert") => bert::describe(config_path, config, tensors, side),
-        Some("mlp") => mlp::describe(config_path, config, tensors),
-        Some(other) => Err(unsupported(format!(
+    let (model_type, inferred) = match config.get("model_type").and_then(Value::as_str) {
+        Some(t) => (t.to_string(), None),
+        None => match infer_model_type(config, tensors) {
+            Some((t, why)) => (t.to_string(), Some(why)),
+            None => {
+                return Err(unsupported(
+                    "no \"model_type\" in config, and neither its \"architectures\" nor the tensor names \
+                     say which model it is (add \"model_type\": \"bert\" or \"mlp\")"
+                        .into(),
+                ))
+            }
+        },
+    };
+    let mut desc = match model_type.as_str() {
+        "bert" => bert::describe(config_path, config, tensors, side),
+        "mlp" => mlp::describe(config_path, config, tensors),
+        other => Err(unsupported(format!(
             "model_type {other:?} is not supported (supported: \"bert\", \"mlp\")"
         ))),
-        None => Err(unsupported("no \"model_type\" in config".into())),
+    }?;
+    if let Some(why) = inferred {
+        desc.notes.insert(
+            0,
+            format!("config.json has no \"model_type\": {model_type} inferred from {why}"),
+        );
     }
+    Ok(desc)
+}
+
+/// The model type of a config without `model_type` (older bert-tiny style configs): from `architectures`
+/// (`Bert…`), else from the tensor names (a BERT word embedding table), else from an MLP config's `layers`.
+fn infer_model_type(
+    config: &Value,
+    tensors: &BTreeMap<String, SourceTensor<'_>>,
+) -> Option<(&'static str, String)> {
+    let archs: Vec<&str> = config
+        .get("architectures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if let Some(a) = archs.iter().find(|a| a.starts_with("Bert")) {
+        return Some(("bert", format!("architectures {a:?}")));
+    }
+    if archs.is_empty() {
+        for name in [
+            "bert.embeddings.word_embeddings.weight",
+            "embeddings.word_embeddings.weight",
+        ] {
+            if tensors.contains_key(name) && config.get("hidden_size").is_some() {
+                return Some(("bert", format!("the tensor names ({name})")));
+            }
+        }
+        if config.get("layers").is_some_and(Value::is_array) && config.get("num_features").is_some()
+        {
+            return Some(("mlp", "its \"layers\" and \"num_features\"".into()));
+        }
+    }
+    None
 }
 
 /// Takes the tensors named in the description out of the checkpoint, checking shapes and finiteness
