@@ -122,6 +122,22 @@ fn a_lightning_checkpoint_converts_and_matches_pytorch() {
         ]);
     }
     assert_eq!(read_f32_tensors(&a), read_f32_tensors(&b));
+
+    // Dropout and identity ops (nothing at inference) change nothing but the notes.
+    let mut cfg = expected(&f.join("mlp/config.json"));
+    let layers = cfg["layers"].as_array_mut().unwrap();
+    layers.insert(3, serde_json::json!({"op": "dropout", "p": 0.2}));
+    layers.insert(1, serde_json::json!({"op": "identity"}));
+    let cfg_path = dir.path().join("config.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let out_drop = dir.path().join("mlp-dropout.mxrt");
+    let report = convert_json(&[&cfg_path, &f.join("mlp/best.ckpt")], &out_drop);
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("dropout: nothing to run at inference")
+            && notes.contains("identity: nothing")
+    );
+    assert_eq!(run_mlp(&out_drop, dir.path()), got);
 }
 
 #[test]

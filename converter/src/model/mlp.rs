@@ -1,4 +1,4 @@
-//! MLPs described by a config.json with `model_type: "mlp"` (see `../shared/models/README.md`): ops in order
+//! MLPs described by a config.json with `model_type: "mlp"` (see `docs/mlp-config.md`): ops in order
 //! on `[batch, num_features]`. BatchNorm right after a Linear is folded into it (exact in real arithmetic:
 //! `W' = W * s`, `b' = (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`, computed in f64); any other
 //! BatchNorm becomes a per-channel affine op `x * scale + shift` with the same `s`.
@@ -15,10 +15,18 @@ use crate::error::ConvertError;
 use crate::input::SourceTensor;
 
 enum Op {
-    Linear { name: String },
-    BatchNorm { name: String, eps: f64 },
+    Linear {
+        name: String,
+    },
+    BatchNorm {
+        name: String,
+        eps: f64,
+    },
     Relu,
     Softmax,
+    /// `dropout` (identity at inference) or `identity` (a layer a search removed): nothing to run; the
+    /// string says which, for the note.
+    Nothing(&'static str),
 }
 
 fn parse_ops(path: &Path, config: &Value) -> Result<Vec<Op>, ConvertError> {
@@ -47,8 +55,11 @@ fn parse_ops(path: &Path, config: &Value) -> Result<Vec<Op>, ConvertError> {
             }),
             Some("relu") => Ok(Op::Relu),
             Some("softmax") => Ok(Op::Softmax),
+            Some("dropout") => Ok(Op::Nothing("dropout")),
+            Some("identity") => Ok(Op::Nothing("identity")),
             Some(other) => Err(bad(format!(
-                "layers[{i}]: op {other:?} is not supported (linear, batch_norm, relu, softmax)"
+                "layers[{i}]: op {other:?} is not supported (linear, batch_norm, relu, softmax, dropout, \
+                 identity)"
             ))),
             None => Err(bad(format!("layers[{i}] has no \"op\""))),
         })
@@ -135,7 +146,12 @@ pub fn describe(
                 } else {
                     vec![0.0; out as usize]
                 };
-                if let Some(Op::BatchNorm { name: bn, eps }) = ops.get(i + 1) {
+                // Dropout and identity between the two change nothing at inference: fold across them.
+                let mut next = i + 1;
+                while let Some(Op::Nothing(_)) = ops.get(next) {
+                    next += 1;
+                }
+                if let Some(Op::BatchNorm { name: bn, eps }) = ops.get(next) {
                     let s = batch_norm_stats(&mut taker, bn, out, *eps)?;
                     for (o, row) in w.chunks_mut(dim as usize).enumerate() {
                         row.iter_mut()
@@ -145,7 +161,12 @@ pub fn describe(
                     notes.push(format!(
                         "{bn}: BatchNorm folded into the preceding linear {name}"
                     ));
-                    i += 1;
+                    for skipped in &ops[i + 1..next] {
+                        if let Op::Nothing(what) = skipped {
+                            notes.push(format!("{what}: nothing to run at inference, left out"));
+                        }
+                    }
+                    i = next;
                 }
                 let layer = layers.len();
                 layers.push(Layer {
@@ -210,6 +231,9 @@ pub fn describe(
             }
             Op::Relu => ops_out.push(MlpOp::Relu),
             Op::Softmax => ops_out.push(MlpOp::Softmax),
+            Op::Nothing(what) => {
+                notes.push(format!("{what}: nothing to run at inference, left out"))
+            }
         }
         i += 1;
     }
