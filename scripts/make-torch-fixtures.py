@@ -19,7 +19,9 @@ What it writes (all small):
   evil.pt              a state dict whose pickle calls os.system (refused, naming it)
   module.pt            a whole nn.Module saved with torch.save(model) (refused, naming its class)
   bert/                a tiny BertForSequenceClassification saved by transformers as pytorch_model.bin,
-                       its WordPiece vocab.txt, and expected.json (texts, input ids, torch's logits)
+                       its WordPiece vocab.txt, and expected.json (texts and sentence pairs, input ids,
+                       torch's logits)
+  bert-regression/     a one-label regression head (an STS-B cross-encoder) and torch's scores for pairs
 """
 import json
 import os
@@ -188,22 +190,50 @@ def bert_fixture():
     torch.save(model.state_dict(), d / "pytorch_model.bin")
     tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
     texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
-    enc = tok(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        logits = model(**enc).logits
-    (d / "expected.json").write_text(
-        json.dumps(
-            {
-                "texts": texts,
-                "input_ids": [
-                    [i for i, m in zip(ids, mask) if m]
-                    for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
-                ],
-                "logits": logits.tolist(),
-            }
-        )
-        + "\n"
+    # Sentence pairs: [CLS] a [SEP] b [SEP], token types 0 then 1 (what a cross-encoder reads).
+    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
+    expected = {"texts": texts, "pairs": pairs}
+    for key, inputs in (("", texts), ("pair_", pairs)):
+        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits
+        expected[key + "input_ids"] = [
+            [i for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+        ]
+        expected[key + "logits"] = logits.tolist()
+    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+
+    # A one-label regression head (an STS-B cross-encoder), smaller still.
+    d = OUT / "bert-regression"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=1,
+        problem_type="regression",
+        initializer_range=0.3,
+        architectures=["BertForSequenceClassification"],
     )
+    model = BertForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    pairs = [
+        ("the movie was good", "a great film"),
+        ("boring plot", "the acting was fun!"),
+        ("i love this film", "i hate this movie"),
+        ("a good film", "a good movie"),
+        ("not very fun", "awful and boring"),
+    ]
+    enc = tok(*zip(*pairs), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        scores = model(**enc).logits[:, 0]
+    (d / "expected.json").write_text(json.dumps({"pairs": pairs, "scores": scores.tolist()}) + "\n")
 
 
 if __name__ == "__main__":

@@ -130,39 +130,124 @@ fn check_width(path: &Path, r: &Record, expected: &[usize], of: &str) -> Result<
     )
 }
 
+/// The header names of the two text columns of sentence-pair files: GLUE's RTE/STS-B/WNLI, QNLI, QQP and
+/// MRPC spellings, then the NLI and `text_a`/`text_b` conventions.
+const PAIR_COLUMNS: [(&str, &str); 6] = [
+    ("sentence1", "sentence2"),
+    ("question", "sentence"),
+    ("question1", "question2"),
+    ("#1 String", "#2 String"),
+    ("premise", "hypothesis"),
+    ("text_a", "text_b"),
+];
+
+/// Header names of a single text column.
+const TEXT_COLUMNS: [&str; 3] = ["sentence", "text", "sentence1"];
+
 /// The texts to run: a `.txt` file (one text per line), or the text column of a TSV/CSV file (the column
-/// named `sentence`, `text` or `sentence1` in a header line, else the first column of every line).
-pub fn read_texts(path: &Path) -> Result<Vec<String>> {
+/// named `sentence` or `text` in a header line, else the first column of every line). A header naming two
+/// text columns (`sentence1`/`sentence2`, `question`/`sentence`, …) gives sentence pairs.
+pub fn read_text_inputs(path: &Path) -> Result<Vec<(String, Option<String>)>> {
     if path.extension().is_some_and(|e| e == "txt") {
         let texts = read_text_lines(path)?;
         if texts.is_empty() {
             bail!("{} holds no lines", path.display());
         }
-        return Ok(texts);
+        return Ok(texts.into_iter().map(|t| (t, None)).collect());
     }
     let records = read_records(path)?;
     let Some(first) = records.first() else {
         bail!("{} holds no lines", path.display())
     };
-    let named = first
-        .fields
-        .iter()
-        .position(|h| ["sentence", "text", "sentence1"].contains(&h.trim()));
+    let width = first.fields.len();
+    let header: Vec<&str> = first.fields.iter().map(|h| h.trim()).collect();
+    if let Some((a, b)) = pair_columns(&header) {
+        return records[1..]
+            .iter()
+            .map(|r| {
+                check_width(path, r, &[width], "the header")?;
+                Ok((
+                    r.fields[a].trim().to_string(),
+                    Some(r.fields[b].trim().to_string()),
+                ))
+            })
+            .collect();
+    }
+    let named = header.iter().position(|h| TEXT_COLUMNS.contains(h));
     let (column, skip, of) = match named {
         Some(c) => (c, 1, "the header"),
         None => (0, 0, "the first line"),
     };
-    let width = first.fields.len();
     records[skip..]
         .iter()
         .map(|r| {
             check_width(path, r, &[width], of)?;
-            Ok(r.fields[column].trim().to_string())
+            Ok((r.fields[column].trim().to_string(), None))
         })
         .collect()
 }
 
-/// SST-2: `sentence<TAB>label` with a header line; labels are class indices below `num_labels`.
+/// The columns of the first pair of [`PAIR_COLUMNS`] both present in `header`.
+fn pair_columns(header: &[&str]) -> Option<(usize, usize)> {
+    PAIR_COLUMNS.iter().find_map(|(a, b)| {
+        Some((
+            header.iter().position(|h| h == a)?,
+            header.iter().position(|h| h == b)?,
+        ))
+    })
+}
+
+/// A labelled sentence-pair file (GLUE MRPC, QNLI, RTE, STS-B, or any TSV/CSV with a header naming two text
+/// columns as [`read_text_inputs`] knows them and a `label`, `Quality` or `score` column): the pairs and
+/// each row's label as written, with the line it is on (for messages).
+pub struct LabelledPairs {
+    pub pairs: Vec<(String, String)>,
+    pub labels: Vec<(String, u64)>,
+}
+
+pub fn read_labelled_pairs(path: &Path) -> Result<LabelledPairs> {
+    let records = read_records(path)?;
+    let header: Vec<&str> = records
+        .first()
+        .map(|r| r.fields.iter().map(|h| h.trim()).collect())
+        .unwrap_or_default();
+    let Some((a, b)) = pair_columns(&header) else {
+        bail!(
+            "{}: expected a header naming two text columns ({})",
+            path.display(),
+            PAIR_COLUMNS
+                .iter()
+                .map(|(a, b)| format!("{a}/{b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let Some(l) = ["label", "Quality", "score"]
+        .iter()
+        .find_map(|name| header.iter().position(|h| h == name))
+    else {
+        bail!(
+            "{}: expected a `label`, `Quality` or `score` column in the header",
+            path.display()
+        )
+    };
+    let mut out = LabelledPairs {
+        pairs: Vec::new(),
+        labels: Vec::new(),
+    };
+    for r in &records[1..] {
+        check_width(path, r, &[header.len()], "the header")?;
+        out.pairs.push((
+            r.fields[a].trim().to_string(),
+            r.fields[b].trim().to_string(),
+        ));
+        out.labels.push((r.fields[l].trim().to_string(), r.line));
+    }
+    Ok(out)
+}
+
+/// SST-2: `sentence<TAB>label` with a header line (or `text,label`, as IMDb CSVs have it); labels are
+/// class indices below `num_labels`.
 pub fn read_sst2(path: &Path, num_labels: usize) -> Result<Vec<(String, usize)>> {
     let records = read_records(path)?;
     let header: Vec<&str> = records
@@ -170,11 +255,12 @@ pub fn read_sst2(path: &Path, num_labels: usize) -> Result<Vec<(String, usize)>>
         .map(|r| r.fields.iter().map(|h| h.trim()).collect())
         .unwrap_or_default();
     let (Some(s), Some(l)) = (
-        header.iter().position(|h| *h == "sentence"),
+        header.iter().position(|h| TEXT_COLUMNS.contains(h)),
         header.iter().position(|h| *h == "label"),
     ) else {
         bail!(
-            "{}: expected a header with `sentence` and `label` columns (GLUE SST-2 format)",
+            "{}: expected a header with `sentence` (or `text`) and `label` columns (GLUE SST-2 format, \
+             IMDb as `text,label`)",
             path.display()
         )
     };
@@ -519,7 +605,52 @@ mod tests {
             "t.csv",
             "\u{feff}text,id\n\"a, b\",1\n\"say \"\"hi\"\"\nthere\",2\n".as_bytes(),
         );
-        assert_eq!(read_texts(&p).unwrap(), vec!["a, b", "say \"hi\"\nthere"]);
+        assert_eq!(
+            read_text_inputs(&p).unwrap(),
+            vec![
+                ("a, b".to_string(), None),
+                ("say \"hi\"\nthere".to_string(), None)
+            ]
+        );
+        // Two text columns: pairs (RTE's layout), whatever other columns there are.
+        let p = file(
+            &dir,
+            "rte.tsv",
+            b"index\tsentence1\tsentence2\tlabel\n0\tA cat sat.\tA cat is sitting.\tentailment\n",
+        );
+        assert_eq!(
+            read_text_inputs(&p).unwrap(),
+            vec![(
+                "A cat sat.".to_string(),
+                Some("A cat is sitting.".to_string())
+            )]
+        );
+        let pairs = read_labelled_pairs(&p).unwrap();
+        assert_eq!(pairs.labels, vec![("entailment".to_string(), 2)]);
+        // MRPC names its columns `#1 String`, `#2 String` and its label `Quality`.
+        let p = file(
+            &dir,
+            "mrpc.tsv",
+            "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t7\t8\tHe said so.\tHe said it.\n"
+                .as_bytes(),
+        );
+        let pairs = read_labelled_pairs(&p).unwrap();
+        assert_eq!(
+            pairs.pairs,
+            vec![("He said so.".to_string(), "He said it.".to_string())]
+        );
+        assert_eq!(pairs.labels[0].0, "1");
+        let e = read_labelled_pairs(&file(&dir, "x.tsv", b"a\tb\n1\t2\n"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("two text columns"), "{e}");
+        // IMDb-style `text,label` CSVs evaluate like SST-2.
+        let p = file(&dir, "imdb.csv", b"text,label\ngreat,1\nawful,0\n");
+        assert_eq!(
+            read_sst2(&p, 2).unwrap(),
+            vec![("great".to_string(), 1), ("awful".to_string(), 0)]
+        );
         let p = file(
             &dir,
             "t.tsv",

@@ -15,13 +15,25 @@ pub fn run_texts(
     batch_size: usize,
     after_batch: &mut dyn FnMut(),
 ) -> Result<(Vec<Vec<f32>>, usize)> {
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| texts[i].len());
-    let mut out = vec![Vec::new(); texts.len()];
+    let inputs: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (*t, None)).collect();
+    run_text_inputs(model, encoder, &inputs, batch_size, after_batch)
+}
+
+/// As [`run_texts`], for texts and sentence pairs (`(a, Some(b))`).
+pub fn run_text_inputs(
+    model: &Model,
+    encoder: &TextEncoder,
+    inputs: &[(&str, Option<&str>)],
+    batch_size: usize,
+    after_batch: &mut dyn FnMut(),
+) -> Result<(Vec<Vec<f32>>, usize)> {
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| inputs[i].0.len() + inputs[i].1.map_or(0, str::len));
+    let mut out = vec![Vec::new(); inputs.len()];
     let mut width = 0;
     for chunk in order.chunks(batch_size.max(1)) {
-        let batch_texts: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-        let batch = encoder.batch(&batch_texts)?;
+        let batch_inputs: Vec<(&str, Option<&str>)> = chunk.iter().map(|&i| inputs[i]).collect();
+        let batch = encoder.batch_inputs(&batch_inputs)?;
         let result = model.run_bert(&batch, false)?;
         width = result.width;
         for (k, &i) in chunk.iter().enumerate() {

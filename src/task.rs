@@ -3,22 +3,24 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use mxrt_converter::rng::SplitMix64;
 use mxrt_format::description::{Hyperparameters, MlpOp};
 use mxrt_runtime::Head;
 use mxrt_runtime::{Graph, Model};
 use serde_json::{json, Value};
 
-use crate::infer::{argmax, run_texts, softmax};
+use crate::infer::{argmax, run_text_inputs, run_texts, softmax};
 use mxrt_runtime::TextEncoder;
 
 /// What to evaluate on, and how to feed it.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct DataArgs {
-    /// Data: SST-2 TSV (`sentence<TAB>label`), STS-B TSV (pairs with gold scores), a .txt file of sentences
-    /// (encoders: cosine to FP32 and nearest-neighbour agreement), or for MLPs a CSV of
-    /// 16 features + 5 one-hot label columns (the hls4ml jet data) or a .npy feature matrix (with --labels).
+    /// Data: SST-2 TSV (`sentence<TAB>label`, or a `text,label` CSV), sentence pairs with labels (GLUE
+    /// MRPC, QNLI, RTE: accuracy, F1 for two classes; STS-B with a one-label regression head: Pearson and
+    /// Spearman), STS-B TSV for sentence encoders (cosine of embeddings against gold scores), a .txt file of
+    /// sentences (encoders: cosine to FP32 and nearest-neighbour agreement), or for MLPs a CSV of 16
+    /// features + 5 one-hot label columns (the hls4ml jet data) or a .npy feature matrix (with --labels).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Labels for a .npy/.npz/CSV feature matrix: one-hot rows or one class index per row (.npy, .npz or
@@ -31,7 +33,9 @@ pub struct DataArgs {
     /// Seed for --synthetic.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// sst2, stsb, embed, jsc, or auto (from the model and the data).
+    /// sst2, pairs (sentence-pair classification: MRPC, QNLI, RTE, ...), stsb, embed, jsc, or auto (from
+    /// the model and the data: a classifier on a file whose header names two text columns is `pairs`, a
+    /// one-label regression model is `stsb`).
     #[arg(long, default_value = "auto")]
     pub task: String,
     /// Use only the first N examples (pairs for STS-B).
@@ -87,6 +91,7 @@ impl Data {
         match self {
             Data::Sentences { texts } | Data::Sst2 { texts, .. } => texts.len(),
             Data::Stsb { gold, .. } => gold.len(),
+            Data::Pairs { pairs, .. } | Data::PairScores { pairs, .. } => pairs.len(),
             Data::Features { rows, .. } => *rows,
         }
     }
@@ -101,6 +106,14 @@ impl Data {
             }
             Data::Stsb { texts, gold } => {
                 texts.truncate(2 * n);
+                gold.truncate(n);
+            }
+            Data::Pairs { pairs, labels, .. } => {
+                pairs.truncate(n);
+                labels.truncate(n);
+            }
+            Data::PairScores { pairs, gold } => {
+                pairs.truncate(n);
                 gold.truncate(n);
             }
             Data::Features {
@@ -123,7 +136,8 @@ impl Data {
         match self {
             Data::Sentences { .. } => ("embed", "mean_embedding_cosine_to_reference"),
             Data::Sst2 { .. } => ("sst2", "accuracy"),
-            Data::Stsb { .. } => ("stsb", "spearman"),
+            Data::Stsb { .. } | Data::PairScores { .. } => ("stsb", "spearman"),
+            Data::Pairs { .. } => ("pairs", "accuracy"),
             Data::Features {
                 labels: Some(_), ..
             } => ("jsc", "accuracy"),
@@ -144,6 +158,17 @@ pub enum Data {
     },
     Stsb {
         texts: Vec<String>,
+        gold: Vec<f64>,
+    },
+    /// Sentence pairs with classes (MRPC, QNLI, RTE, ...), for a classifier.
+    Pairs {
+        pairs: Vec<(String, String)>,
+        labels: Vec<usize>,
+        classes: usize,
+    },
+    /// Sentence pairs with gold scores, for a one-label regression head (STS-B cross-encoders).
+    PairScores {
+        pairs: Vec<(String, String)>,
         gold: Vec<f64>,
     },
     Features {
@@ -172,39 +197,99 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
                 bail!("--data is required for text models (SST-2 or STS-B TSV)")
             };
             let plain_text = data.extension().is_some_and(|e| e == "txt");
+            let classes = match &bert.config.head {
+                Head::Classification { labels } => Some(labels),
+                Head::Embedding { .. } => None,
+            };
+            let regression = classes.is_some_and(|l| l.len() == 1);
             let task = match (a.task.as_str(), &bert.config.head) {
                 ("auto", Head::Embedding { .. }) if plain_text => "embed",
                 ("embed", Head::Embedding { .. }) => "embed",
                 ("embed", _) => bail!("task embed needs a sentence-embedding model"),
+                ("auto" | "stsb", Head::Classification { .. }) if regression => "stsb-regression",
+                ("auto", Head::Classification { .. }) if has_pair_header(data) => "pairs",
+                ("pairs" | "mrpc" | "qnli" | "rte", _) => "pairs",
                 ("auto", Head::Classification { .. }) | ("sst2", _) => "sst2",
                 ("auto", Head::Embedding { .. }) | ("stsb", _) => "stsb",
-                (t, _) => bail!("task {t:?} does not fit a text model (sst2, stsb, embed)"),
+                (t, _) => bail!(
+                    "task {t:?} does not fit a text model (sst2, pairs, mrpc, qnli, rte, stsb, embed)"
+                ),
             };
-            if task == "embed" {
-                let texts = crate::data::read_text_lines(data)?;
-                if texts.len() < 2 {
-                    bail!("{}: need at least two sentences", data.display());
+            match task {
+                "embed" => {
+                    let texts = crate::data::read_text_lines(data)?;
+                    if texts.len() < 2 {
+                        bail!("{}: need at least two sentences", data.display());
+                    }
+                    Ok(Data::Sentences { texts })
                 }
-                Ok(Data::Sentences { texts })
-            } else if task == "sst2" {
-                let classes = match &bert.config.head {
-                    Head::Classification { labels } => labels.len(),
-                    Head::Embedding { .. } => bail!("task sst2 needs a classification model"),
-                };
-                let rows = crate::data::read_sst2(data, classes)?;
-                Ok(Data::Sst2 {
-                    labels: rows.iter().map(|r| r.1).collect(),
-                    texts: rows.into_iter().map(|r| r.0).collect(),
-                })
-            } else {
-                if !matches!(bert.config.head, Head::Embedding { .. }) {
-                    bail!("STS-B needs a sentence-embedding model");
+                "sst2" => {
+                    let Some(classes) = classes else {
+                        bail!("task sst2 needs a classification model")
+                    };
+                    let rows = crate::data::read_sst2(data, classes.len())?;
+                    Ok(Data::Sst2 {
+                        labels: rows.iter().map(|r| r.1).collect(),
+                        texts: rows.into_iter().map(|r| r.0).collect(),
+                    })
                 }
-                let pairs = crate::data::read_stsb(data)?;
-                Ok(Data::Stsb {
-                    gold: pairs.iter().map(|p| p.2).collect(),
-                    texts: pairs.into_iter().flat_map(|(x, y, _)| [x, y]).collect(),
-                })
+                "pairs" => {
+                    let Some(classes) = classes.filter(|_| !regression) else {
+                        bail!("sentence-pair classification needs a classifier with two or more labels")
+                    };
+                    let rows = crate::data::read_labelled_pairs(data)?;
+                    let labels = rows
+                        .labels
+                        .iter()
+                        .map(|(text, line)| class_of(data, text, *line, classes))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Data::Pairs {
+                        pairs: rows.pairs,
+                        labels,
+                        classes: classes.len(),
+                    })
+                }
+                "stsb-regression" => {
+                    // GLUE's STS-B (a header with sentence1, sentence2, score) or the STS Benchmark's
+                    // own layout (no header, seven or nine columns).
+                    let (pairs, gold) = if has_pair_header(data) {
+                        let rows = crate::data::read_labelled_pairs(data)?;
+                        let gold = rows
+                            .labels
+                            .iter()
+                            .map(|(text, line)| {
+                                text.parse::<f64>()
+                                    .ok()
+                                    .filter(|v| v.is_finite())
+                                    .with_context(|| {
+                                        format!(
+                                            "{} line {line}: score {text:?} is not a number",
+                                            data.display()
+                                        )
+                                    })
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        (rows.pairs, gold)
+                    } else {
+                        crate::data::read_stsb(data)?
+                            .into_iter()
+                            .map(|(x, y, g)| ((x, y), g))
+                            .unzip()
+                    };
+                    Ok(Data::PairScores { pairs, gold })
+                }
+                _ => {
+                    if !matches!(bert.config.head, Head::Embedding { .. }) {
+                        bail!(
+                            "STS-B needs a sentence-embedding model or a one-label regression head"
+                        );
+                    }
+                    let pairs = crate::data::read_stsb(data)?;
+                    Ok(Data::Stsb {
+                        gold: pairs.iter().map(|p| p.2).collect(),
+                        texts: pairs.into_iter().flat_map(|(x, y, _)| [x, y]).collect(),
+                    })
+                }
             }
         }
         Graph::Mlp(mlp) => {
@@ -216,6 +301,34 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
             }
             mlp_inputs(a, mlp.inputs, mlp.outputs)
         }
+    }
+}
+
+/// Whether `path` is a TSV/CSV whose header names two text columns (a sentence-pair file).
+fn has_pair_header(path: &std::path::Path) -> bool {
+    path.extension().is_none_or(|e| e != "txt") && crate::data::read_labelled_pairs(path).is_ok()
+}
+
+/// The class a label of a pair file stands for: an index below the model's label count, or one of the
+/// model's label names (any case: `entailment`), or GLUE's order for entailment tasks (`entailment` 0,
+/// `not_entailment` 1) when the model's labels are unnamed.
+fn class_of(path: &std::path::Path, text: &str, line: u64, labels: &[String]) -> Result<usize> {
+    if let Some(i) = text.parse::<usize>().ok().filter(|&i| i < labels.len()) {
+        return Ok(i);
+    }
+    if let Some(i) = labels.iter().position(|l| l.eq_ignore_ascii_case(text)) {
+        return Ok(i);
+    }
+    let unnamed = labels.iter().all(|l| l.starts_with("LABEL_"));
+    match text {
+        "entailment" if unnamed && labels.len() == 2 => Ok(0),
+        "not_entailment" if unnamed && labels.len() == 2 => Ok(1),
+        _ => bail!(
+            "{} line {line}: label {text:?} is neither a class index below {} nor one of the model's labels ({})",
+            path.display(),
+            labels.len(),
+            labels.join(", ")
+        ),
     }
 }
 
@@ -231,6 +344,14 @@ pub fn outputs(
             let encoder = TextEncoder::from_model(model, a.max_length)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             Ok(run_texts(model, &encoder, &refs, a.batch_size, after_batch)?.0)
+        }
+        Data::Pairs { pairs, .. } | Data::PairScores { pairs, .. } => {
+            let encoder = TextEncoder::from_model(model, a.max_length)?;
+            let refs: Vec<(&str, Option<&str>)> = pairs
+                .iter()
+                .map(|(x, y)| (x.as_str(), Some(y.as_str())))
+                .collect();
+            Ok(run_text_inputs(model, &encoder, &refs, a.batch_size, after_batch)?.0)
         }
         Data::Features { x, rows, .. } => {
             let y = if a.allow_nonfinite {
@@ -291,6 +412,34 @@ fn mlp_inputs(a: &DataArgs, inputs: usize, outputs: usize) -> Result<Data> {
         labels,
         note: None,
     })
+}
+
+/// Pearson correlation.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().max(1) as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// F1 of class 1 (the positive class of MRPC and QQP: paraphrase).
+pub fn f1(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
+    for (o, &l) in outputs.iter().zip(labels) {
+        match (argmax(o) == 1, l == 1) {
+            (true, true) => tp += 1.0,
+            (true, false) => fp += 1.0,
+            (false, true) => fneg += 1.0,
+            _ => {}
+        }
+    }
+    if tp == 0.0 {
+        0.0
+    } else {
+        2.0 * tp / (2.0 * tp + fp + fneg)
+    }
 }
 
 /// Spearman rank correlation (average ranks for ties).
@@ -384,8 +533,9 @@ pub fn accuracy(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
 /// The task's metrics for `out` against the FP32 `refs` on the same data (JSON keys as `mxrt eval` prints
 /// them; metrics that do not apply are null).
 pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) -> Value {
-    let mut result = json!({"accuracy": null, "reference_accuracy": null,
-        "spearman": null, "reference_spearman": null, "agreement": null, "mean_abs_logit_diff": null,
+    let mut result = json!({"accuracy": null, "reference_accuracy": null, "f1": null, "reference_f1": null,
+        "spearman": null, "reference_spearman": null, "pearson": null, "reference_pearson": null,
+        "agreement": null, "mean_abs_logit_diff": null,
         "max_abs_logit_diff": null, "kl": null, "note": null});
     let classification = |result: &mut Value, probabilities: bool, labels: Option<&Vec<usize>>| {
         let (agree, mean, max, kl) = compare_logits(out, refs, probabilities);
@@ -435,6 +585,36 @@ pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) 
                 json!(cos.iter().sum::<f64>() / cos.len().max(1) as f64);
             result["min_embedding_cosine_to_reference"] =
                 json!(cos.iter().copied().fold(f64::INFINITY, f64::min));
+            result["examples"] = json!(gold.len());
+        }
+        Data::Pairs {
+            labels, classes, ..
+        } => {
+            result["task"] = json!("pairs");
+            classification(&mut result, false, Some(labels));
+            if *classes == 2 {
+                result["f1"] = json!(f1(out, labels));
+                result["reference_f1"] = json!(f1(refs, labels));
+            }
+            result["examples"] = json!(labels.len());
+        }
+        Data::PairScores { gold, .. } => {
+            result["task"] = json!("stsb");
+            let scores =
+                |o: &[Vec<f32>]| -> Vec<f64> { o.iter().map(|v| f64::from(v[0])).collect() };
+            let (mine, theirs) = (scores(out), scores(refs));
+            result["spearman"] = json!(spearman(&mine, gold));
+            result["reference_spearman"] = json!(spearman(&theirs, gold));
+            result["pearson"] = json!(pearson(&mine, gold));
+            result["reference_pearson"] = json!(pearson(&theirs, gold));
+            let diffs: Vec<f64> = mine
+                .iter()
+                .zip(&theirs)
+                .map(|(x, y)| (x - y).abs())
+                .collect();
+            result["mean_abs_logit_diff"] =
+                json!(diffs.iter().sum::<f64>() / diffs.len().max(1) as f64);
+            result["max_abs_logit_diff"] = json!(diffs.iter().copied().fold(0.0, f64::max));
             result["examples"] = json!(gold.len());
         }
         Data::Features {

@@ -489,8 +489,8 @@ fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
         ),
         (
             "architectures",
-            json!(["BertForMaskedLM"]),
-            "BertForMaskedLM",
+            json!(["BertForTokenClassification"]),
+            "BertForTokenClassification",
         ),
         (
             "position_embedding_type",

@@ -240,3 +240,166 @@ fn legacy_hostile_and_whole_module_files_are_refused_by_name() {
     assert_mentions(&e, &["cut.ckpt", "not a PyTorch checkpoint mxrt can read"]);
     assert!(!out.exists());
 }
+
+fn run_json(args: &[&str]) -> Vec<Value> {
+    mxrt_ok(args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn spearman_ranks(v: &[f64]) -> Vec<f64> {
+    // No ties in these fixtures: a rank is the count of smaller values.
+    v.iter()
+        .map(|x| v.iter().filter(|y| *y < x).count() as f64)
+        .collect()
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Sentence pairs: `run --text A --text-pair B` and pair files give torch's token ids (token types 0/1
+/// included, or the logits would differ) and logits; `eval` on an MRPC-layout file reports the accuracy and
+/// F1 those logits give.
+#[test]
+fn sentence_pairs_run_and_evaluate_as_pytorch_computes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("bert");
+    let out = dir.path().join("bert.mxrt");
+    convert_json(&[&f], &out);
+    let exp = expected(&f.join("expected.json"));
+    let pairs: Vec<(String, String)> = exp["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+    for (a, _) in &pairs {
+        args.extend(["--text", a.as_str()]);
+    }
+    for (_, b) in &pairs {
+        args.extend(["--text-pair", b.as_str()]);
+    }
+    let lines = run_json(&args);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["input_ids"], exp["pair_input_ids"][i], "pair {i}");
+        assert_eq!(line["text_pair"], pairs[i].1.as_str());
+        let (got, want) = (floats(&line["logits"]), floats(&exp["pair_logits"][i]));
+        assert!(
+            max_abs_diff(&got, &want) <= 1e-4,
+            "pair {i}: {got:?} vs {want:?}"
+        );
+    }
+    // The same pairs from a file (RTE's column names), with a label column to evaluate on.
+    let logits: Vec<Vec<f32>> = (0..pairs.len())
+        .map(|i| floats(&exp["pair_logits"][i]))
+        .collect();
+    let predicted: Vec<usize> = logits.iter().map(|l| usize::from(l[1] > l[0])).collect();
+    // Labels: the first as predicted, the second the other way: accuracy 1/2.
+    let labels = [predicted[0], 1 - predicted[1]];
+    let tsv = dir.path().join("dev.tsv");
+    let mut text = String::from("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n");
+    for ((a, b), l) in pairs.iter().zip(labels) {
+        text += &format!("{l}\t1\t2\t{a}\t{b}\n");
+    }
+    std::fs::write(&tsv, text).unwrap();
+    let lines = run_json(&[
+        "run",
+        out.to_str().unwrap(),
+        "--input",
+        tsv.to_str().unwrap(),
+        "--json",
+    ]);
+    for (i, line) in lines.iter().enumerate() {
+        assert!(max_abs_diff(&floats(&line["logits"]), &logits[i]) <= 1e-4);
+    }
+    let report: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        out.to_str().unwrap(),
+        "--data",
+        tsv.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["task"], "pairs");
+    assert_eq!(report["accuracy"], 0.5);
+    let (tp, fp, fneg) = (0..2).fold((0.0, 0.0, 0.0), |(tp, fp, fneg), i| {
+        match (predicted[i] == 1, labels[i] == 1) {
+            (true, true) => (tp + 1.0, fp, fneg),
+            (true, false) => (tp, fp + 1.0, fneg),
+            (false, true) => (tp, fp, fneg + 1.0),
+            _ => (tp, fp, fneg),
+        }
+    });
+    let f1 = if tp == 0.0 {
+        0.0
+    } else {
+        2.0 * tp / (2.0 * tp + fp + fneg)
+    };
+    assert_eq!(report["f1"].as_f64().unwrap(), f1);
+    assert_eq!(report["agreement"], 1.0);
+}
+
+/// A one-label regression head (an STS-B cross-encoder): `run` prints the score, `eval` on GLUE's STS-B
+/// layout reports Pearson and Spearman of those scores against the gold ones.
+#[test]
+fn a_regression_head_scores_pairs_as_pytorch_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("bert-regression");
+    let out = dir.path().join("sts.mxrt");
+    let report = convert_json(&[&f], &out);
+    assert!(report["notes"].to_string().contains("regression head"));
+    let exp = expected(&f.join("expected.json"));
+    let want: Vec<f64> = floats(&exp["scores"])
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let gold = [0.5, 3.0, 1.0, 4.5, 2.5];
+    let tsv = dir.path().join("sts-dev.tsv");
+    let mut text = String::from("index\tgenre\tsentence1\tsentence2\tscore\n");
+    for (i, p) in exp["pairs"].as_array().unwrap().iter().enumerate() {
+        text += &format!(
+            "{i}\tmain\t{}\t{}\t{}\n",
+            p[0].as_str().unwrap(),
+            p[1].as_str().unwrap(),
+            gold[i]
+        );
+    }
+    std::fs::write(&tsv, text).unwrap();
+    let lines = run_json(&[
+        "run",
+        out.to_str().unwrap(),
+        "--input",
+        tsv.to_str().unwrap(),
+        "--json",
+    ]);
+    let got: Vec<f64> = lines.iter().map(|l| l["score"].as_f64().unwrap()).collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4, "{got:?} vs torch {want:?}");
+    }
+    let report: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        out.to_str().unwrap(),
+        "--data",
+        tsv.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["task"], "stsb");
+    let spearman = pearson(&spearman_ranks(&want), &spearman_ranks(&gold));
+    assert!((report["spearman"].as_f64().unwrap() - spearman).abs() < 1e-12);
+    assert!((report["pearson"].as_f64().unwrap() - pearson(&want, &gold)).abs() < 1e-4);
+}

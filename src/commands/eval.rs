@@ -330,17 +330,19 @@ fn print_text(r: &Value) -> std::io::Result<()> {
         outln!("note: {n}")?;
     }
     // Only the metrics that apply to this task.
-    let lines: [(&str, Option<String>, Option<String>); 6] = [
+    let lines: [(&str, Option<String>, Option<String>); 8] = [
         (
             "accuracy",
             pct(&r["accuracy"]),
             pct(&r["reference_accuracy"]),
         ),
+        ("F1", pct(&r["f1"]), pct(&r["reference_f1"])),
         (
             "spearman",
             num(&r["spearman"]),
             num(&r["reference_spearman"]),
         ),
+        ("pearson", num(&r["pearson"]), num(&r["reference_pearson"])),
         ("agreement with FP32 (top-1)", pct(&r["agreement"]), None),
         (
             "mean / max |output difference|",
@@ -357,7 +359,9 @@ fn print_text(r: &Value) -> std::io::Result<()> {
     for (label, v, second) in lines {
         if let Some(v) = v {
             match (label, second) {
-                ("accuracy" | "spearman", Some(s)) => outln!("{label}: {v} (FP32 reference: {s})")?,
+                ("accuracy" | "F1" | "spearman" | "pearson", Some(s)) => {
+                    outln!("{label}: {v} (FP32 reference: {s})")?
+                }
                 (_, Some(s)) => outln!("{label}: {v} / {s}")?,
                 (_, None) => outln!("{label}: {v}")?,
             }

@@ -9,7 +9,7 @@ use mxrt_runtime::{BackendKind, Graph, Model};
 use serde_json::json;
 
 use crate::fmt::outln;
-use crate::infer::{argmax, run_texts, softmax};
+use crate::infer::{argmax, run_text_inputs, softmax};
 use mxrt_runtime::TextEncoder;
 
 #[derive(clap::Args)]
@@ -19,9 +19,15 @@ pub struct Args {
     /// Text(s) to run (BERT models).
     #[arg(long, num_args = 1..)]
     text: Vec<String>,
+    /// Second text of a sentence pair, one per --text (cross-encoders and pair classifiers such as MRPC,
+    /// QNLI, RTE or STS-B models): each --text A --text-pair B runs as `[CLS] A [SEP] B [SEP]`.
+    #[arg(long, num_args = 1.., requires = "text")]
+    text_pair: Vec<String>,
     /// Input file: for BERT models a .txt file (one text per line) or TSV/CSV with a text column
-    /// (`sentence`/`text` header, else the first column); for MLPs rows of features as CSV, .npy or .npz
-    /// (array `x`), each row the model's features, optionally followed by one-hot label columns.
+    /// (`sentence`/`text` header, else the first column) or two (sentence pairs: `sentence1`/`sentence2`,
+    /// `question`/`sentence`, `question1`/`question2`, `#1 String`/`#2 String`, `premise`/`hypothesis`);
+    /// for MLPs rows of features as CSV, .npy or .npz (array `x`), each row the model's features,
+    /// optionally followed by one-hot label columns.
     #[arg(long, conflicts_with = "text")]
     input: Option<PathBuf>,
     #[command(flatten)]
@@ -74,47 +80,87 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let model = a.backend.open(&a.model)?;
     match model.graph() {
         Graph::Bert(bert) => {
-            let texts: Vec<String> = match &a.input {
-                Some(p) => crate::data::read_texts(p)?,
-                None if !a.text.is_empty() => a.text.clone(),
+            let inputs: Vec<(String, Option<String>)> = match &a.input {
+                Some(p) => crate::data::read_text_inputs(p)?,
+                None if !a.text.is_empty() => {
+                    if !a.text_pair.is_empty() && a.text_pair.len() != a.text.len() {
+                        bail!(
+                            "{} --text-pair for {} --text: give one second text per text",
+                            a.text_pair.len(),
+                            a.text.len()
+                        );
+                    }
+                    a.text
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.clone(), a.text_pair.get(i).cloned()))
+                        .collect()
+                }
                 None => bail!("give --text or --input"),
             };
             let encoder = TextEncoder::from_model(&model, a.max_length)?;
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let (outputs, _) = run_texts(&model, &encoder, &refs, a.batch_size, &mut || {})?;
+            let refs: Vec<(&str, Option<&str>)> = inputs
+                .iter()
+                .map(|(t, p)| (t.as_str(), p.as_deref()))
+                .collect();
+            let (outputs, _) = run_text_inputs(&model, &encoder, &refs, a.batch_size, &mut || {})?;
             let labels = match &bert.config.head {
                 mxrt_runtime::Head::Classification { labels } => Some(labels),
                 mxrt_runtime::Head::Embedding { .. } => None,
             };
-            for (text, out) in texts.iter().zip(&outputs) {
+            for ((text, pair), out) in refs.iter().zip(&outputs) {
                 let ids = if a.tokens {
-                    Some(encoder.batch(&[text.as_str()])?.ids)
+                    Some(encoder.batch_inputs(&[(text, *pair)])?.ids)
                 } else {
                     None
                 };
+                let shown = match pair {
+                    Some(p) => format!("{text}\t{p}"),
+                    None => text.to_string(),
+                };
                 match labels {
+                    // One output: a regression head (STS-B style): the score itself.
+                    Some(labels) if labels.len() == 1 => {
+                        if a.json {
+                            outln!(
+                                "{}",
+                                with_pair(
+                                    json!({"text": text, "score": out[0], "logits": out, "input_ids": ids}),
+                                    *pair
+                                )
+                            )?;
+                        } else {
+                            outln!("{:.4}\t{shown}", out[0])?;
+                        }
+                    }
                     Some(labels) => {
                         let p = softmax(out);
                         let best = argmax(out);
                         if a.json {
                             outln!(
                                 "{}",
-                                json!({"text": text, "label": labels[best], "probabilities": p, "logits": out, "input_ids": ids})
+                                with_pair(
+                                    json!({"text": text, "label": labels[best], "probabilities": p, "logits": out, "input_ids": ids}),
+                                    *pair
+                                )
                             )?;
                         } else {
-                            outln!("{}\t{:.4}\t{}", labels[best], p[best], text)?;
+                            outln!("{}\t{:.4}\t{shown}", labels[best], p[best])?;
                         }
                     }
                     None => {
                         if a.json {
                             outln!(
                                 "{}",
-                                json!({"text": text, "embedding": out, "input_ids": ids})
+                                with_pair(
+                                    json!({"text": text, "embedding": out, "input_ids": ids}),
+                                    *pair
+                                )
                             )?;
                         } else {
                             let head: Vec<String> =
                                 out.iter().take(4).map(|v| format!("{v:.4}")).collect();
-                            outln!("[{}, ...] ({} dims)\t{}", head.join(", "), out.len(), text)?;
+                            outln!("[{}, ...] ({} dims)\t{shown}", head.join(", "), out.len())?;
                         }
                     }
                 }
@@ -149,4 +195,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `line` with `"text_pair"` added for a sentence pair (single texts keep the keys they always had).
+fn with_pair(mut line: serde_json::Value, pair: Option<&str>) -> serde_json::Value {
+    if let Some(p) = pair {
+        line["text_pair"] = json!(p);
+    }
+    line
 }

@@ -168,12 +168,28 @@ fn read_head(
                     )))
                 }
             };
-            if let Some(p) = c.get("problem_type").and_then(Value::as_str) {
-                if p != "single_label_classification" {
+            // Hugging Face: one label is a regression head (STS-B: the score itself), more are classes.
+            match c.get("problem_type").and_then(Value::as_str) {
+                None | Some("single_label_classification") => {}
+                Some("regression") if id2label.len() == 1 => {}
+                Some("regression") => {
                     return Err(unsupported(format!(
-                        "problem_type {p:?} is not supported (only single_label_classification)"
-                    )));
+                        "problem_type \"regression\" with {} labels: mxrt runs single-score regression \
+                         heads (num_labels 1)",
+                        id2label.len()
+                    )))
                 }
+                Some(p) => {
+                    return Err(unsupported(format!(
+                        "problem_type {p:?} is not supported (single_label_classification, or \
+                         regression with one label)"
+                    )))
+                }
+            }
+            if id2label.len() == 1 {
+                notes.push(
+                    "one label: a regression head (outputs are scores, e.g. STS-B similarity)".into(),
+                );
             }
             // The runtime reads labels 0 .. n: say so now rather than when the file is run.
             BertHead::SequenceClassification {

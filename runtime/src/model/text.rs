@@ -108,12 +108,29 @@ impl TextEncoder {
         })
     }
 
-    /// Encodes `texts` (single sentences, or sentence pairs when `pairs` is given) and pads to the longest.
+    /// Encodes `texts` (single sentences) and pads to the longest.
     pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
-        let cut_texts: Vec<&str> = texts.iter().map(|t| cut(t, self.max_chars)).collect();
+        let inputs: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (*t, None)).collect();
+        self.batch_inputs(&inputs)
+    }
+
+    /// Encodes texts and sentence pairs (`(a, Some(b))`: `[CLS] a [SEP] b [SEP]` with token type 0 for the
+    /// first part and 1 for the second, as BERT's tokenizer does; truncation takes tokens from the longer
+    /// side first) and pads to the longest.
+    pub fn batch_inputs(&self, inputs: &[(&str, Option<&str>)]) -> Result<TokenBatch> {
+        let cut_inputs: Vec<tokenizers::EncodeInput<'_>> = inputs
+            .iter()
+            .map(|(a, b)| {
+                let a = cut(a, self.max_chars);
+                match b {
+                    Some(b) => (a, cut(b, self.max_chars)).into(),
+                    None => a.into(),
+                }
+            })
+            .collect();
         let encodings = self
             .tokenizer
-            .encode_batch(cut_texts, true)
+            .encode_batch(cut_inputs, true)
             .map_err(|e| TextError::Encoding(e.to_string()))?;
         let seq = encodings
             .iter()

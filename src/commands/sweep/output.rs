@@ -92,6 +92,7 @@ fn other_settings(row: &Row, axis: Axis) -> String {
 fn metric_axis_label(task: &str, metric: &str) -> String {
     match (task, metric) {
         ("sst2", _) => "SST-2 accuracy (%)".into(),
+        ("pairs", "accuracy") => "sentence-pair accuracy (%)".into(),
         ("jsc", "accuracy") => "accuracy (%)".into(),
         (_, "agreement") => "top-1 agreement with FP32 (%)".into(),
         (_, "spearman") => "STS-B Spearman correlation".into(),
