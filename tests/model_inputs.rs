@@ -785,3 +785,116 @@ fn checkpoints_in_the_wild_convert_to_the_plain_model() {
         }
     }
 }
+
+/// A MASE quantization pass config used as the recipe: fixed-point weights, inputs and biases on every
+/// linear, rounded half to even, and a BatchNorm after a QAT-trained linear kept apart so that weights on
+/// the 1/16 grid stay exactly on it (folded, fixed:8.4 would move them).
+#[test]
+fn a_mase_quantization_config_converts_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp");
+    std::fs::create_dir_all(&model).unwrap();
+    let cfg = json!({"model_type": "mlp", "num_features": 4, "labels": ["x", "y"], "layers": [
+        {"op": "linear", "name": "fc1"}, {"op": "batch_norm", "name": "bn1", "eps": 1e-5}, {"op": "relu"},
+        {"op": "linear", "name": "out"}]});
+    std::fs::write(model.join("config.json"), cfg.to_string()).unwrap();
+    // Weights on the fixed:8.4 grid (multiples of 1/16), biases off it.
+    let on_grid = |n: usize, salt: u64| -> Vec<f32> {
+        values(n, salt)
+            .iter()
+            .map(|v| (v * 64.0).round() / 16.0)
+            .collect()
+    };
+    let (w1, w2) = (on_grid(6 * 4, 1), on_grid(2 * 6, 2));
+    let (b1, b2) = (values(6, 3), values(2, 4));
+    let var: Vec<f32> = values(6, 6).iter().map(|v| v + 0.6).collect();
+    let t =
+        |n: &str, s: Vec<usize>, v: &[f32]| (n.to_string(), s, Dtype::F32, to_bytes(v, Dtype::F32));
+    write_safetensors(
+        &model.join("model.safetensors"),
+        &[
+            t("fc1.weight", vec![6, 4], &w1),
+            t("fc1.bias", vec![6], &b1),
+            t("bn1.weight", vec![6], &values(6, 7)),
+            t("bn1.bias", vec![6], &values(6, 8)),
+            t("bn1.running_mean", vec![6], &values(6, 9)),
+            t("bn1.running_var", vec![6], &var),
+            t("out.weight", vec![2, 6], &w2),
+            t("out.bias", vec![2], &b2),
+        ],
+    );
+    let recipe = dir.path().join("mase.toml");
+    std::fs::write(
+        &recipe,
+        r#"
+[passes.quantize]
+by = "type"
+[passes.quantize.default.config]
+name = "NA"
+[passes.quantize.linear.config]
+name = "integer"
+data_in_width = 8
+data_in_frac_width = 4
+weight_width = 8
+weight_frac_width = 4
+bias_width = 8
+bias_frac_width = 4
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("mase.mxrt");
+    let report = convert_json(&model, &out, &["--recipe", recipe.to_str().unwrap()]);
+    assert!(report["notes"]
+        .to_string()
+        .contains("bn1: BatchNorm kept as a per-channel affine op (fold_batch_norm = false)"));
+    for t in report["tensors"].as_array().unwrap() {
+        match t["name"].as_str().unwrap() {
+            // Exactly on the grid already: nothing lost.
+            "fc1.weight" | "out.weight" => {
+                assert_eq!(t["encoding"], "fixed:8.4");
+                assert!(t["sqnr_db"].is_null(), "{t}");
+            }
+            "fc1.bias" | "out.bias" => assert_eq!(t["encoding"], "fixed:8.4"),
+            _ => {}
+        }
+    }
+    let deq = dir.path().join("mase.safetensors");
+    mxrt_ok(&[
+        "dequantize",
+        out.to_str().unwrap(),
+        "-o",
+        deq.to_str().unwrap(),
+    ]);
+    let got = read_f32_tensors(&deq);
+    assert_eq!(got["fc1.weight"].1, w1);
+    // Biases rounded half to even onto the 1/16 grid.
+    let expect: Vec<f32> = b1
+        .iter()
+        .map(|v| (v * 16.0).round_ties_even() / 16.0)
+        .collect();
+    assert_eq!(got["fc1.bias"].1, expect);
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    let layers = inspect["metadata"]["recipe"]["layers"].as_array().unwrap();
+    let fc1 = layers.iter().find(|l| l["name"] == "fc1").unwrap();
+    assert_eq!(fc1["activations"], "fixed:8.4");
+    assert_eq!(fc1["biases"], "fixed:8.4");
+    assert_eq!(fc1["rounding"], "even");
+    assert_eq!(inspect["metadata"]["recipe"]["fold_batch_norm"], false);
+    // Quantized biases are a description 2.1 field: the header says so.
+    assert_eq!(inspect["version"], "2.1");
+
+    // The same model folded (the default): the weights leave the grid and lose something.
+    let folded = dir.path().join("folded.mxrt");
+    let report = convert_json(&model, &folded, &["--weights", "fixed:8.4"]);
+    let fc1 = report["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "fc1.weight")
+        .unwrap();
+    assert!(fc1["rmse"].as_f64().unwrap() > 0.0, "{fc1}");
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", folded.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(inspect["version"], "2.0");
+}

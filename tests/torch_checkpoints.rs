@@ -403,3 +403,47 @@ fn a_regression_head_scores_pairs_as_pytorch_does() {
     assert!((report["spearman"].as_f64().unwrap() - spearman).abs() < 1e-12);
     assert!((report["pearson"].as_f64().unwrap() - pearson(&want, &gold)).abs() < 1e-4);
 }
+
+/// `mxrt sweep --embeddings f32` keeps the embedding tables exact (as MASE, which quantizes linear layers
+/// only) while the varied encoding applies to every linear layer; the default quantizes them too.
+#[test]
+fn sweeps_can_leave_the_embeddings_unquantized() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev.tsv");
+    std::fs::write(&data, "sentence\tlabel\na great film\t1\nboring plot\t0\n").unwrap();
+    let model = fixtures().join("bert");
+    let weights_of = |extra: &[&str]| -> Vec<(String, String)> {
+        let out = dir.path().join("sweep");
+        let mut args = vec![
+            "sweep",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+            "--vary",
+            "encoding=mxint8",
+        ];
+        args.extend_from_slice(extra);
+        let v: Value = serde_json::from_str(&mxrt_ok(&args)).unwrap();
+        v["points"][0]["recipe"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["kind"] == "embedding" || l["kind"] == "attention")
+            .map(|l| {
+                (
+                    l["kind"].as_str().unwrap().to_string(),
+                    l["weights"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let kept = weights_of(&["--embeddings", "f32"]);
+    assert!(kept
+        .iter()
+        .all(|(k, w)| w == if k == "embedding" { "f32" } else { "mxint8" }));
+    assert_eq!(kept.iter().filter(|(k, _)| k == "embedding").count(), 3);
+    assert!(weights_of(&[]).iter().all(|(_, w)| w == "mxint8"));
+}

@@ -93,11 +93,27 @@ pub struct Built {
 impl Source {
     /// Reads the checkpoint and describes the model; non-finite weights are refused unless `allow_nonfinite`.
     pub fn open(inputs: &[PathBuf], allow_nonfinite: bool) -> Result<Source, ConvertError> {
+        Source::open_with(inputs, allow_nonfinite, true)
+    }
+
+    /// As [`Source::open`]; `fold_batch_norm = false` keeps a BatchNorm that follows a Linear as its own
+    /// affine op (the recipe's `fold_batch_norm`).
+    pub fn open_with(
+        inputs: &[PathBuf],
+        allow_nonfinite: bool,
+        fold_batch_norm: bool,
+    ) -> Result<Source, ConvertError> {
         let ckpt = Checkpoint::open(inputs)?;
         let (mut source_tensors, mut read_notes) = ckpt.tensors()?;
         let side = |rel: &str| ckpt.side_file(rel);
         read_notes.extend(model::names::normalize(&mut source_tensors, &side)?);
-        let mut desc = model::describe(&ckpt.config_path, &ckpt.config, &source_tensors, &side)?;
+        let mut desc = model::describe(
+            &ckpt.config_path,
+            &ckpt.config,
+            &source_tensors,
+            &side,
+            fold_batch_norm,
+        )?;
         desc.notes.splice(0..0, read_notes);
         if !allow_nonfinite {
             for t in &desc.tensors {
@@ -187,14 +203,23 @@ impl Source {
         }
 
         // Encode and measure.
-        let mut builder = FileBuilder::new(Map::new())?.plane_align(options.plane_align);
+        // Quantized biases (the recipe layers' `biases`) and an unfolded BatchNorm (`fold_batch_norm`) are
+        // description 2.1 fields; files without them stay 2.0.
+        let minor = u16::from(
+            layers.iter().any(|l| l.biases.is_some()) || !options.recipe.folds_batch_norm(),
+        );
+        let mut builder = FileBuilder::new(Map::new())?
+            .plane_align(options.plane_align)
+            .description_minor(minor);
         let mut reports = Vec::with_capacity(tensors.len());
         let total = tensors.len();
         for (i, t) in tensors.iter().enumerate() {
             progress(i, total, &t.name);
             let lr = &layers[t.layer];
-            let (encoding, sparse_allowed) = match (t.role, lr.weights) {
-                (Role::Weight, Some(spec)) => (spec.encoding, !options.no_sparse),
+            let (encoding, sparse_allowed) = match (t.role, lr.weights, lr.biases) {
+                (Role::Weight, Some(spec), _) => (spec.encoding, !options.no_sparse),
+                // The recipe's bias encoding (MASE quantizes biases too); other parameters stay f32.
+                (Role::Parameter, _, Some(b)) if t.name.ends_with(".bias") => (b, false),
                 _ => (Encoding::F32, false),
             };
             let policy = if sparse_allowed {
@@ -304,7 +329,11 @@ pub fn convert_model(
 ) -> Result<ModelReport, ConvertError> {
     let start = Instant::now();
     crate::raw::reject_output_among_inputs(inputs, output)?;
-    let source = Source::open(inputs, options.allow_nonfinite)?;
+    let source = Source::open_with(
+        inputs,
+        options.allow_nonfinite,
+        options.recipe.folds_batch_norm(),
+    )?;
     let Built { bytes, mut report } = source.build(output, options, progress)?;
     let bytes = check(bytes).map_err(|reason| ConvertError::Unusable {
         checkpoint: source.ckpt.dir.clone(),

@@ -14,6 +14,10 @@
 //! weights = "f32"
 //! prune = false
 //! ```
+//!
+//! Besides: `biases` (per layer: the encoding of linear layers' biases, default f32), `fold_batch_norm`
+//! (top level, default true: a BatchNorm right after a Linear is folded into it), and a MASE quantization
+//! pass config (`[passes.quantize]`, see [`mase`]) read as the recipe it describes.
 
 use mxrt_format::{Encoding, EncodingSpec, Rounding};
 use serde::Deserialize;
@@ -23,11 +27,15 @@ use crate::error::ConvertError;
 use crate::model::{Layer, LayerKind};
 use crate::prune::{Method, Prune, Scope};
 
+pub mod mase;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub weights: Option<String>,
     pub activations: Option<String>,
+    /// Encoding of the biases of linear-like layers (`f32`, `fixed:W.F` or an MX type).
+    pub biases: Option<String>,
     pub rounding: Option<String>,
     pub prune: Option<PruneSetting>,
 }
@@ -58,15 +66,26 @@ pub struct Override {
     pub kind: Option<String>,
     #[serde(flatten)]
     pub settings: Settings,
+    /// Written by an import (one override per layer kind a MASE section covers): matching no layer is
+    /// expected, not worth a warning.
+    #[serde(skip)]
+    pub may_match_nothing: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
+    /// Fold a BatchNorm that follows a Linear into it (default) or keep it as a per-channel affine op after
+    /// the (quantized) linear, as MASE computes a QAT-trained model.
+    pub fold_batch_norm: Option<bool>,
     #[serde(default)]
     pub default: Settings,
     #[serde(default, rename = "layer")]
     pub overrides: Vec<Override>,
+    /// Warnings from reading an imported configuration (MASE sections mxrt does not apply), reported with
+    /// the resolved recipe's.
+    #[serde(skip)]
+    pub imported_warnings: Vec<String>,
 }
 
 /// The settings of one layer after resolution.
@@ -80,6 +99,12 @@ pub struct LayerRecipe {
     /// Encoding of the layer's input activations (`None`: not applicable, e.g. embeddings).
     #[serde(serialize_with = "ser_encoding")]
     pub activations: Option<Encoding>,
+    /// Encoding of the layer's bias (`None`: f32, or no bias). Stored only when set (description 2.1).
+    #[serde(
+        serialize_with = "ser_encoding",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub biases: Option<Encoding>,
     #[serde(serialize_with = "ser_rounding")]
     pub rounding: Rounding,
     pub prune: Option<Prune>,
@@ -153,6 +178,20 @@ fn parse_activations(s: &str, at: &str) -> Result<Encoding, ConvertError> {
     }
 }
 
+/// A bias encoding: `None` for f32 (the default: nothing to record), else fixed point or an MX type.
+fn parse_biases(s: &str, at: &str) -> Result<Option<Encoding>, ConvertError> {
+    let spec: EncodingSpec = s.parse().map_err(|e| bad(format!("{at}: {e}")))?;
+    match spec.encoding {
+        Encoding::F32 if !spec.sparse_requested => Ok(None),
+        Encoding::Mx(_) | Encoding::Fixed { .. } if !spec.sparse_requested => {
+            Ok(Some(spec.encoding))
+        }
+        _ => Err(bad(format!(
+            "{at}: biases can be f32, fixed:W.F or an MX type, not {s:?}"
+        ))),
+    }
+}
+
 fn parse_prune(p: &PruneSetting, at: &str) -> Result<Option<Prune>, ConvertError> {
     match p {
         PruneSetting::Off(false) => Ok(None),
@@ -184,6 +223,9 @@ fn check_settings(s: &Settings, at: &str) -> Result<(), ConvertError> {
     if let Some(a) = &s.activations {
         parse_activations(a, &format!("{at} activations"))?;
     }
+    if let Some(b) = &s.biases {
+        parse_biases(b, &format!("{at} biases"))?;
+    }
     if let Some(r) = &s.rounding {
         r.parse::<Rounding>()
             .map_err(|e| bad(format!("{at}: {e}")))?;
@@ -198,7 +240,22 @@ impl Recipe {
     /// Parses and checks a recipe: every encoding, rounding and pruning setting is validated here, so errors
     /// surface before any work (with the caller naming the file).
     pub fn from_toml(text: &str) -> Result<Recipe, ConvertError> {
+        let value: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if value.contains_key("passes") {
+            return mase::recipe(&value);
+        }
         let recipe: Recipe = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        recipe.check()?;
+        Ok(recipe)
+    }
+
+    /// Whether a BatchNorm after a Linear is folded into it (the default).
+    pub fn folds_batch_norm(&self) -> bool {
+        self.fold_batch_norm.unwrap_or(true)
+    }
+
+    fn check(&self) -> Result<(), ConvertError> {
+        let recipe = self;
         check_settings(&recipe.default, "[default]")?;
         for (i, o) in recipe.overrides.iter().enumerate() {
             if o.name.is_none() && o.kind.is_none() {
@@ -219,7 +276,7 @@ impl Recipe {
                 }
             }
         }
-        Ok(recipe)
+        Ok(())
     }
 
     /// Settings per layer. Weight defaults to f32, activations to f32, rounding to nearest; the default
@@ -246,6 +303,10 @@ impl Recipe {
             Some(p) => parse_prune(p, "[default] prune")?,
             None => None,
         };
+        let biases = match &d.biases {
+            Some(b) => parse_biases(b, "[default] biases")?,
+            None => None,
+        };
         let mut matched = vec![false; self.overrides.len()];
         let mut out = Vec::with_capacity(layers.len());
         for (li, layer) in layers.iter().enumerate() {
@@ -254,6 +315,7 @@ impl Recipe {
                 kind: layer.kind,
                 weights: Some(weights),
                 activations: Some(activations),
+                biases,
                 rounding,
                 prune: if layer.kind.is_linear_like() {
                     prune
@@ -276,6 +338,9 @@ impl Recipe {
                 if let Some(a) = &s.activations {
                     r.activations = Some(parse_activations(a, &at)?);
                 }
+                if let Some(b) = &s.biases {
+                    r.biases = parse_biases(b, &at)?;
+                }
                 if let Some(x) = &s.rounding {
                     r.rounding = x.parse().map_err(|e| bad(format!("{at}: {e}")))?;
                 }
@@ -289,22 +354,29 @@ impl Recipe {
             }
             if !layer.kind.is_linear_like() {
                 r.activations = None;
+                r.biases = None;
             }
             out.push(r);
         }
-        let warnings = matched
+        let warnings = self
+            .imported_warnings
             .iter()
-            .enumerate()
-            .filter(|(_, m)| !**m)
-            .map(|(i, _)| {
-                let o = &self.overrides[i];
-                format!(
-                    "layer override #{} (name {:?}, kind {:?}) matched no layer",
-                    i + 1,
-                    o.name,
-                    o.kind
-                )
-            })
+            .cloned()
+            .chain(
+                matched
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, m)| !**m && !self.overrides[*i].may_match_nothing)
+                    .map(|(i, _)| {
+                        let o = &self.overrides[i];
+                        format!(
+                            "layer override #{} (name {:?}, kind {:?}) matched no layer",
+                            i + 1,
+                            o.name,
+                            o.kind
+                        )
+                    }),
+            )
             .collect();
         Ok((out, warnings))
     }
@@ -312,13 +384,18 @@ impl Recipe {
     /// The recipe as stored in the file's metadata (with the resolved layers added by the caller).
     pub fn to_json(&self) -> Value {
         let settings = |s: &Settings| {
-            json!({
+            let mut v = json!({
                 "weights": s.weights, "activations": s.activations, "rounding": s.rounding,
                 "prune": s.prune.as_ref().map(|p| match p {
                     PruneSetting::Off(b) => json!(b),
                     PruneSetting::On { method, sparsity, scope, seed } => json!({"method": method, "sparsity": sparsity, "scope": scope, "seed": seed}),
                 }),
-            })
+            });
+            // Description 2.1: recorded only when biases are quantized.
+            if let Some(b) = s.biases.as_ref().filter(|b| b.as_str() != "f32") {
+                v["biases"] = json!(b);
+            }
+            v
         };
         let overrides: Vec<Value> = self
             .overrides
@@ -330,7 +407,12 @@ impl Recipe {
                 v
             })
             .collect();
-        json!({"default": settings(&self.default), "overrides": overrides})
+        let mut out = json!({"default": settings(&self.default), "overrides": overrides});
+        if !self.folds_batch_norm() {
+            // Recorded only when set (description 2.1), so that other files stay 2.0.
+            out["fold_batch_norm"] = json!(false);
+        }
+        out
     }
 }
 

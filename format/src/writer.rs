@@ -21,6 +21,7 @@ pub struct FileBuilder {
     names: HashSet<String>,
     version: FormatVersion,
     plane_align: PlaneAlign,
+    description_minor: u16,
 }
 
 impl Default for FileBuilder {
@@ -31,6 +32,7 @@ impl Default for FileBuilder {
             names: HashSet::new(),
             version: FormatVersion::V2,
             plane_align: PlaneAlign::Auto,
+            description_minor: 0,
         }
     }
 }
@@ -114,6 +116,14 @@ impl FileBuilder {
     /// Writes layout version `version` (default: 2). Version 1 ignores the plane alignment (always 256).
     pub fn format_version(mut self, version: FormatVersion) -> FileBuilder {
         self.version = version;
+        self
+    }
+
+    /// The model-description version a layout 2 file declares (its header's minor version; default 0):
+    /// the oldest that has every field the metadata uses (FORMAT.md section 10). At most
+    /// [`VERSION_MINOR`]; layout 1 files are always description 2.0 (minor 0).
+    pub fn description_minor(mut self, minor: u16) -> FileBuilder {
+        self.description_minor = minor.min(VERSION_MINOR);
         self
     }
 
@@ -265,7 +275,7 @@ impl FileBuilder {
             version_major: self.version.major().into(),
             version_minor: match self.version {
                 FormatVersion::V1 => 0,
-                FormatVersion::V2 => VERSION_MINOR,
+                FormatVersion::V2 => self.description_minor,
             }
             .into(),
             flags: 0.into(),

@@ -110,6 +110,7 @@ pub fn describe(
     path: &Path,
     c: &Value,
     tensors: &BTreeMap<String, SourceTensor<'_>>,
+    fold_batch_norm: bool,
 ) -> Result<ModelDescription, ConvertError> {
     let bad = |reason: String| ConvertError::UnsupportedConfig {
         path: path.to_path_buf(),
@@ -151,7 +152,9 @@ pub fn describe(
                 while let Some(Op::Nothing(_)) = ops.get(next) {
                     next += 1;
                 }
-                if let Some(Op::BatchNorm { name: bn, eps }) = ops.get(next) {
+                if let (true, Some(Op::BatchNorm { name: bn, eps })) =
+                    (fold_batch_norm, ops.get(next))
+                {
                     let s = batch_norm_stats(&mut taker, bn, out, *eps)?;
                     for (o, row) in w.chunks_mut(dim as usize).enumerate() {
                         row.iter_mut()
@@ -225,9 +228,11 @@ pub fn describe(
                     scale: sn.clone(),
                     shift: hn.clone(),
                 });
-                notes.push(format!(
-                    "{name}: BatchNorm kept as a per-channel affine op (no linear right before it)"
-                ));
+                notes.push(if fold_batch_norm {
+                    format!("{name}: BatchNorm kept as a per-channel affine op (no linear right before it)")
+                } else {
+                    format!("{name}: BatchNorm kept as a per-channel affine op (fold_batch_norm = false)")
+                });
             }
             Op::Relu => ops_out.push(MlpOp::Relu),
             Op::Softmax => ops_out.push(MlpOp::Softmax),

@@ -114,6 +114,7 @@ pub fn describe(
     config: &Value,
     tensors: &BTreeMap<String, SourceTensor<'_>>,
     side: &dyn Fn(&str) -> Option<std::path::PathBuf>,
+    fold_batch_norm: bool,
 ) -> Result<ModelDescription, ConvertError> {
     let unsupported = |reason: String| ConvertError::UnsupportedConfig {
         path: config_path.to_path_buf(),
@@ -134,7 +135,7 @@ pub fn describe(
     };
     let mut desc = match model_type.as_str() {
         "bert" => bert::describe(config_path, config, tensors, side),
-        "mlp" => mlp::describe(config_path, config, tensors),
+        "mlp" => mlp::describe(config_path, config, tensors, fold_batch_norm),
         other => Err(unsupported(format!(
             "model_type {other:?} is not supported (supported: \"bert\", \"mlp\")"
         ))),

@@ -51,7 +51,13 @@ pub struct Args {
     /// Seed for random pruning.
     #[arg(long, default_value_t = 0)]
     prune_seed: u64,
-    /// Base recipe (TOML). The varied setting replaces its `[default]`; its per-layer overrides still apply.
+    /// Embedding tables at each point: `quantized` (the point's weight encoding, the default: the whole
+    /// model is compressed) or `f32` (kept exact, as MASE's quantization pass, which quantizes linear
+    /// layers only).
+    #[arg(long, default_value = "quantized", value_parser = ["quantized", "f32"])]
+    embeddings: String,
+    /// Base recipe (TOML, or a MASE quantization pass config). The varied setting replaces its `[default]`;
+    /// its per-layer overrides still apply.
     #[arg(long)]
     recipe: Option<PathBuf>,
     /// Input activations of the linear layers: f32, an encoding (mxint8, fixed:8.4), or `same` (the point's
@@ -346,6 +352,19 @@ impl Sweep<'_> {
             other => other.to_string(),
         };
         d.activations = Some(activations.clone());
+        if self.a.embeddings == "f32" {
+            recipe.overrides.push(Override {
+                name: None,
+                kind: Some("embedding".into()),
+                settings: Settings {
+                    weights: Some("f32".into()),
+                    prune: Some(PruneSetting::Off(false)),
+                    ..Settings::default()
+                },
+                // MLPs have no embeddings.
+                may_match_nothing: true,
+            });
+        }
         let mut frac_label = None;
         if let Some(w) = width {
             if self.a.frac == "auto" {
@@ -401,6 +420,7 @@ impl Sweep<'_> {
                     weights: Some(format!("fixed:{width}.{f}")),
                     ..Settings::default()
                 },
+                may_match_nothing: false,
             })
             .collect();
         let lo = chosen.iter().map(|c| c.1).min().unwrap_or(0);
@@ -547,8 +567,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if show {
         eprintln!("reading {} ...", a.checkpoint.display());
     }
-    let source = Source::open(std::slice::from_ref(&a.checkpoint), false)
-        .with_context(|| format!("reading the checkpoint {}", a.checkpoint.display()))?;
+    let source = Source::open_with(
+        std::slice::from_ref(&a.checkpoint),
+        false,
+        base.folds_batch_norm(),
+    )
+    .with_context(|| format!("reading the checkpoint {}", a.checkpoint.display()))?;
     // Everything is written into a staging directory and moved into --out at the end: a failed or
     // interrupted sweep leaves no half set of results.
     let staged = StagedDir::new(&a.out)
