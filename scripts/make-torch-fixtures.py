@@ -22,6 +22,7 @@ What it writes (all small):
                        its WordPiece vocab.txt, and expected.json (texts and sentence pairs, input ids,
                        torch's logits)
   bert-regression/     a one-label regression head (an STS-B cross-encoder) and torch's scores for pairs
+  mlp-leaky/           Linear, LeakyReLU(0.2), Dropout, Linear as a .pt state dict, and torch's outputs
 """
 import json
 import os
@@ -236,12 +237,42 @@ def bert_fixture():
     (d / "expected.json").write_text(json.dumps({"pairs": pairs, "scores": scores.tolist()}) + "\n")
 
 
+def leaky_fixture():
+    d = OUT / "mlp-leaky"
+    d.mkdir(parents=True, exist_ok=True)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(16, 8),
+        torch.nn.LeakyReLU(0.2),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(8, 5),
+    ).eval()
+    config = {
+        "model_type": "mlp",
+        "num_features": 16,
+        "layers": [
+            {"op": "linear", "name": "0"},
+            {"op": "leaky_relu", "negative_slope": 0.2},
+            {"op": "dropout", "p": 0.1},
+            {"op": "linear", "name": "3"},
+        ],
+    }
+    (d / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    torch.save(net.state_dict(), d / "model.pt")
+    inputs = torch.randn(6, 16) * 1.5
+    with torch.no_grad():
+        outputs = net(inputs)
+    (d / "expected.json").write_text(
+        json.dumps({"inputs": inputs.tolist(), "outputs": outputs.tolist()}) + "\n"
+    )
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     mlp_fixture()
     views_fixture()
     hostile_fixtures()
     bert_fixture()
+    leaky_fixture()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -447,3 +447,81 @@ fn sweeps_can_leave_the_embeddings_unquantized() {
     assert_eq!(kept.iter().filter(|(k, _)| k == "embedding").count(), 3);
     assert!(weights_of(&[]).iter().all(|(_, w)| w == "mxint8"));
 }
+
+/// `leaky_relu` (slope from the config) and `dropout` in an MLP config: outputs as torch's; the file is
+/// description 2.1 and lists `leaky_relu` in `requires` (a 2.0 reader refuses it by name).
+#[test]
+fn a_leaky_relu_mlp_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("mlp-leaky");
+    let out = dir.path().join("leaky.mxrt");
+    convert_json(&[&f.join("config.json"), &f.join("model.pt")], &out);
+    let exp = expected(&f.join("expected.json"));
+    let csv: String = exp["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            floats(row)
+                .iter()
+                .map(|v| format!("{v:e}"))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let input = dir.path().join("x.csv");
+    std::fs::write(&input, csv).unwrap();
+    for backend_tier in ["reference", "avx2"] {
+        let lines = run_json_env(
+            &[
+                "run",
+                out.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--json",
+            ],
+            backend_tier,
+        );
+        assert_eq!(lines.len(), 6);
+        for (i, line) in lines.iter().enumerate() {
+            let (got, want) = (floats(&line["outputs"]), floats(&exp["outputs"][i]));
+            assert!(
+                max_abs_diff(&got, &want) <= 1e-5,
+                "row {i}: {got:?} vs torch {want:?}"
+            );
+        }
+    }
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(inspect["version"], "2.1");
+    assert_eq!(
+        inspect["metadata"]["requires"],
+        serde_json::json!(["leaky_relu"])
+    );
+    let ops = &inspect["metadata"]["hyperparameters"]["ops"];
+    assert_eq!(
+        ops[1],
+        serde_json::json!({"op": "leaky_relu", "negative_slope": 0.2f32})
+    );
+    assert_eq!(ops.as_array().unwrap().len(), 3, "dropout left out: {ops}");
+}
+
+/// `mxrt ... --json` with MXRT_CPU set: one JSON value per line.
+fn run_json_env(args: &[&str], tier: &str) -> Vec<Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxrt"))
+        .args(args)
+        .env("MXRT_CPU", tier)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -241,3 +241,30 @@ fn the_cli_runs_on_wgpu_and_reports_the_adapter() {
         "{err}"
     );
 }
+
+/// An MLP with `leaky_relu` (computed on the host between the GPU's linear layers) gives the CPU's outputs.
+#[test]
+fn a_leaky_relu_mlp_matches_the_cpu_backend() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/mlp-leaky");
+    let file = dir.path().join("leaky.mxrt");
+    mxrt_ok(&[
+        "convert",
+        f.join("config.json").to_str().unwrap(),
+        f.join("model.pt").to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+        "--weights",
+        "f32",
+        "--quiet",
+    ]);
+    let (cpu, gpu) = open_pair(&file, &WgpuOptions::default());
+    let (inputs, _) = mlp_inputs(&cpu, 37);
+    let want = cpu.run_mlp(&inputs, 37).unwrap();
+    let got = gpu.run_mlp(&inputs, 37).unwrap();
+    let d = max_abs_diff(&want, &got);
+    assert!(d < 1e-5, "outputs differ by {d}");
+}

@@ -205,8 +205,14 @@ impl Source {
         // Encode and measure.
         // Quantized biases (the recipe layers' `biases`) and an unfolded BatchNorm (`fold_batch_norm`) are
         // description 2.1 fields; files without them stay 2.0.
+        // A leaky ReLU changes results: 2.1, and listed in `requires` so that 2.0 readers refuse the file by
+        // name instead of misreading it.
+        let leaky = matches!(&desc.hyperparameters, mxrt_format::description::Hyperparameters::Mlp(hp)
+            if hp.ops.iter().any(|o| matches!(o, mxrt_format::description::MlpOp::LeakyRelu { .. })));
         let minor = u16::from(
-            layers.iter().any(|l| l.biases.is_some()) || !options.recipe.folds_batch_norm(),
+            layers.iter().any(|l| l.biases.is_some())
+                || !options.recipe.folds_batch_norm()
+                || leaky,
         );
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
@@ -275,6 +281,9 @@ impl Source {
         );
         meta.insert("hyperparameters".into(), desc.hyperparameters.to_value());
         meta.insert("recipe".into(), recipe_json);
+        if leaky {
+            meta.insert("requires".into(), json!(["leaky_relu"]));
+        }
         meta.insert(
             "provenance".into(),
             json!({"converter": crate::CONVERTER, "sources": sources, "notes": desc.notes}),

@@ -302,7 +302,15 @@ impl MlpHyperparameters {
                     out.push(needed(scale.clone(), &[width]));
                     out.push(needed(shift.clone(), &[width]));
                 }
-                MlpOp::Relu | MlpOp::Softmax => {}
+                MlpOp::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
+                    return Err(DescriptionError::Inconsistent {
+                        section: "hyperparameters",
+                        reason: format!(
+                            "leaky_relu negative_slope {negative_slope} is not a finite number"
+                        ),
+                    })
+                }
+                MlpOp::Relu | MlpOp::LeakyRelu { .. } | MlpOp::Softmax => {}
             }
         }
         if width != self.num_outputs {
@@ -361,7 +369,7 @@ fn op_tensor_names(hyperparameters: &mut Value, what: OpNames) {
 
 /// One op of an MLP, applied in order; the values name tensors. In the file, `weight`/`bias` (linear) and
 /// `scale`/`shift` (affine) may be left out when they are `<name>.weight` and so on (description 2.0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum MlpOp {
     /// `y = x Wᵀ + b`.
@@ -377,6 +385,12 @@ pub enum MlpOp {
         shift: String,
     },
     Relu,
+    /// `y = x` for `x ≥ 0`, `negative_slope · x` below (since 2.1; files using it list the feature
+    /// `leaky_relu` in `requires`, so that 2.0 readers refuse them by name).
+    #[serde(rename = "leaky_relu")]
+    LeakyRelu {
+        negative_slope: f32,
+    },
     Softmax,
 }
 

@@ -23,6 +23,7 @@ enum Op {
         eps: f64,
     },
     Relu,
+    LeakyRelu(f32),
     Softmax,
     /// `dropout` (identity at inference) or `identity` (a layer a search removed): nothing to run; the
     /// string says which, for the note.
@@ -55,11 +56,23 @@ fn parse_ops(path: &Path, config: &Value) -> Result<Vec<Op>, ConvertError> {
             }),
             Some("relu") => Ok(Op::Relu),
             Some("softmax") => Ok(Op::Softmax),
+            Some("leaky_relu") => {
+                // PyTorch's LeakyReLU(negative_slope=0.01) unless the config says otherwise.
+                let slope = match l.get("negative_slope") {
+                    None => 0.01,
+                    Some(v) => v.as_f64().filter(|s| s.is_finite()).ok_or_else(|| {
+                        bad(format!(
+                            "layers[{i}]: negative_slope must be a finite number, found {v}"
+                        ))
+                    })?,
+                };
+                Ok(Op::LeakyRelu(slope as f32))
+            }
             Some("dropout") => Ok(Op::Nothing("dropout")),
             Some("identity") => Ok(Op::Nothing("identity")),
             Some(other) => Err(bad(format!(
-                "layers[{i}]: op {other:?} is not supported (linear, batch_norm, relu, softmax, dropout, \
-                 identity)"
+                "layers[{i}]: op {other:?} is not supported (linear, batch_norm, relu, leaky_relu, \
+                 softmax, dropout, identity)"
             ))),
             None => Err(bad(format!("layers[{i}] has no \"op\""))),
         })
@@ -235,6 +248,7 @@ pub fn describe(
                 });
             }
             Op::Relu => ops_out.push(MlpOp::Relu),
+            Op::LeakyRelu(s) => ops_out.push(MlpOp::LeakyRelu { negative_slope: *s }),
             Op::Softmax => ops_out.push(MlpOp::Softmax),
             Op::Nothing(what) => {
                 notes.push(format!("{what}: nothing to run at inference, left out"))

@@ -161,6 +161,11 @@ impl Backend for CpuExec<'_> {
         buffers::recycle(x);
     }
 
+    fn leaky_relu(&self, mut x: Vec<f32>, slope: f32) -> Result<Vec<f32>> {
+        crate::ops::leaky_relu_in_place(&mut x, slope);
+        Ok(x)
+    }
+
     fn feed_forward(
         &self,
         x: &Vec<f32>,

@@ -28,6 +28,7 @@ enum Step {
         shift: Vec<f32>,
     },
     Relu,
+    LeakyRelu(f32),
     Softmax,
 }
 
@@ -77,6 +78,7 @@ impl SmallChain {
                     shift: a.shift.clone(),
                 },
                 RowOp::Relu => Step::Relu,
+                RowOp::LeakyRelu(s) => Step::LeakyRelu(*s),
                 RowOp::Softmax => Step::Softmax,
             });
         }
@@ -109,6 +111,7 @@ impl SmallChain {
                 }
                 Step::Affine { scale, shift } => cpu.affine(&mut a[..width], scale, shift),
                 Step::Relu => cpu.relu(&mut a[..width]),
+                Step::LeakyRelu(s) => crate::ops::leaky_relu_in_place(&mut a[..width], *s),
                 Step::Softmax => cpu.softmax_rows(&mut a[..width], width),
             }
         }

@@ -1,4 +1,4 @@
-//! MLPs: the ops of FORMAT.md section 9 (`linear`, `affine`, `relu`, `softmax`) applied in order.
+//! MLPs: the ops of FORMAT.md section 9 (`linear`, `affine`, `relu`, `leaky_relu`, `softmax`) applied in order.
 
 use mxrt_format::description::MlpOp;
 
@@ -44,6 +44,8 @@ impl Mlp {
                     name: scale.clone(),
                 }),
                 MlpOp::Relu => RowOp::Relu,
+                // The description checked the slope (a finite number).
+                MlpOp::LeakyRelu { negative_slope } => RowOp::LeakyRelu(*negative_slope),
                 MlpOp::Softmax => RowOp::Softmax,
             });
         }

@@ -80,6 +80,8 @@ pub enum RowOp {
     Linear(Linear),
     Affine(Affine),
     Relu,
+    /// `x` for `x ≥ 0`, `slope · x` below.
+    LeakyRelu(f32),
     Softmax,
 }
 

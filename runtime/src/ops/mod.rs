@@ -79,6 +79,15 @@ pub trait Backend {
         self.recycle(hidden);
         Ok(out)
     }
+    /// `x` where `x ≥ 0`, `slope · x` elsewhere (PyTorch's `LeakyReLU`), element-wise. By default on the host,
+    /// through [`Backend::output`] and [`Backend::input`]: the GPU backends take that round trip for the few
+    /// MLPs with this op; the CPU computes it in place.
+    fn leaky_relu(&self, x: Self::Tensor, slope: f32) -> Result<Self::Tensor> {
+        let mut v = self.output(&x)?;
+        self.recycle(x);
+        leaky_relu_in_place(&mut v, slope);
+        self.input(&v)
+    }
     /// A tensor the graph no longer needs; a backend may keep its memory for the next op.
     fn recycle(&self, x: Self::Tensor) {
         drop(x);
@@ -129,6 +138,15 @@ pub trait Backend {
     }
 }
 
+/// [`Backend::leaky_relu`] on host values: the one definition every backend computes.
+pub fn leaky_relu_in_place(x: &mut [f32], slope: f32) {
+    for v in x {
+        if *v < 0.0 {
+            *v *= slope;
+        }
+    }
+}
+
 /// The row-wise chain op by op: the one MLP forward pass. `x` must hold `rows * inputs` values.
 pub fn run_row_ops<B: Backend>(
     be: &B,
@@ -164,6 +182,7 @@ pub fn run_row_ops<B: Backend>(
             }
             RowOp::Affine(a) => be.affine(cur, width, a)?,
             RowOp::Relu => be.activation(cur, Activation::Relu)?,
+            RowOp::LeakyRelu(slope) => be.leaky_relu(cur, *slope)?,
             RowOp::Softmax => be.softmax_rows(cur, width)?,
         };
     }
