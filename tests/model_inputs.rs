@@ -508,6 +508,21 @@ fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
         assert!(err.contains(needle), "{key}: {err}");
     }
 
+    // A sentencepiece model alone: refused, saying how to get a tokenizer.json.
+    let m = case("sentencepiece", &|_| {});
+    std::fs::remove_file(m.join("vocab.txt")).unwrap();
+    std::fs::write(m.join("sentencepiece.bpe.model"), b"\x0a\x00").unwrap();
+    let err = convert_err(&m, &out, &[]);
+    assert_mentions(
+        &err,
+        &[
+            "sentencepiece.bpe.model",
+            "tokenizer.json",
+            "save_pretrained",
+            "--no-tokenizer",
+        ],
+    );
+
     let m = case("no-tokenizer", &|_| {});
     std::fs::remove_file(m.join("vocab.txt")).unwrap();
     let err = convert_err(&m, &out, &[]);

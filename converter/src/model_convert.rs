@@ -361,6 +361,10 @@ fn side_file_provenance(path: &Path) -> Result<Value, ConvertError> {
     Ok(provenance_entry(path, &bytes))
 }
 
+/// The names Hugging Face checkpoints give their sentencepiece models (XLM-R/CamemBERT, ALBERT/T5, XLNet).
+const SENTENCEPIECE_FILES: [&str; 3] =
+    ["sentencepiece.bpe.model", "spiece.model", "tokenizer.model"];
+
 /// Stores the tokenizer files as raw u8 tensors named `tokenizer/<file>`; returns the metadata entry.
 /// `tokenizer.json` is preferred; else `vocab.txt` (a WordPiece vocabulary) with `tokenizer_config.json`.
 fn embed_tokenizer(
@@ -386,6 +390,16 @@ fn embed_tokenizer(
                 "special_tokens_map.json",
             ],
         )
+    } else if let Some(model) = SENTENCEPIECE_FILES
+        .iter()
+        .find(|name| ckpt.side_file(name).is_some())
+    {
+        return Err(ConvertError::Tokenizer(format!(
+            "{} has a sentencepiece model ({model}) but no tokenizer.json; mxrt reads tokenizers through \
+             tokenizer.json: write one with `AutoTokenizer.from_pretrained(dir).save_pretrained(dir)` \
+             (transformers converts sentencepiece models to tokenizer.json), or pass --no-tokenizer",
+            ckpt.dir.display()
+        )));
     } else {
         return Err(ConvertError::Tokenizer(format!(
             "{} has neither tokenizer.json nor vocab.txt (pass --no-tokenizer to convert without one)",
