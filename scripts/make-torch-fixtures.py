@@ -23,6 +23,8 @@ What it writes (all small):
                        torch's logits)
   bert-regression/     a one-label regression head (an STS-B cross-encoder) and torch's scores for pairs
   mlp-leaky/           Linear, LeakyReLU(0.2), Dropout, Linear as a .pt state dict, and torch's outputs
+  roberta/             a tiny RobertaForSequenceClassification (3 labels) with a byte-level BPE tokenizer.json
+                       trained here, and torch's logits for texts and pairs
 """
 import json
 import os
@@ -266,6 +268,59 @@ def leaky_fixture():
     )
 
 
+def roberta_fixture():
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
+
+    d = OUT / "roberta"
+    d.mkdir(parents=True, exist_ok=True)
+    corpus = [
+        "the movie was very good and the acting was great fun",
+        "a boring plot, awful acting, not fun at all",
+        "i love this film; i hate that movie!",
+    ] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        corpus, vocab_size=300, min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    bpe.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    bpe.save(str(d / "tokenizer.json"))
+    tok = RobertaTokenizerFast(tokenizer_file=str(d / "tokenizer.json"))
+    config = RobertaConfig(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=3,
+        initializer_range=0.3,
+        architectures=["RobertaForSequenceClassification"],
+    )
+    model = RobertaForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
+    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
+    expected = {"texts": texts, "pairs": pairs}
+    for key, inputs in (("", texts), ("pair_", pairs)):
+        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        expected[key + "input_ids"] = [
+            [i for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+        ]
+        expected[key + "logits"] = logits.tolist()
+    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     mlp_fixture()
@@ -273,6 +328,7 @@ if __name__ == "__main__":
     hostile_fixtures()
     bert_fixture()
     leaky_fixture()
+    roberta_fixture()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

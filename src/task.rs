@@ -198,7 +198,7 @@ fn load_all(a: &DataArgs, model: &Model) -> Result<Data> {
             };
             let plain_text = data.extension().is_some_and(|e| e == "txt");
             let classes = match &bert.config.head {
-                Head::Classification { labels } => Some(labels),
+                Head::Classification { labels, .. } => Some(labels),
                 Head::Embedding { .. } => None,
             };
             let regression = classes.is_some_and(|l| l.len() == 1);

@@ -525,3 +525,55 @@ fn run_json_env(args: &[&str], tier: &str) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A RoBERTa classifier (position ids from padding_idx + 1, one token type, the dense + tanh + out_proj
+/// head, a byte-level BPE tokenizer.json): texts and sentence pairs give torch's token ids and logits.
+#[test]
+fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("roberta");
+    let out = dir.path().join("roberta.mxrt");
+    let report = convert_json(&[&f], &out);
+    assert!(report["notes"].to_string().contains("padding_idx + 1 = 2"));
+    let exp = expected(&f.join("expected.json"));
+    let texts: Vec<&str> = exp["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+    for t in &texts {
+        args.extend(["--text", t]);
+    }
+    for (i, line) in run_json(&args).iter().enumerate() {
+        assert_eq!(line["input_ids"], exp["input_ids"][i], "text {i}");
+        let (got, want) = (floats(&line["logits"]), floats(&exp["logits"][i]));
+        assert!(
+            max_abs_diff(&got, &want) <= 1e-4,
+            "text {i}: {got:?} vs torch {want:?}"
+        );
+    }
+    let pairs = exp["pairs"].as_array().unwrap();
+    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+    for p in pairs {
+        args.extend(["--text", p[0].as_str().unwrap()]);
+    }
+    for p in pairs {
+        args.extend(["--text-pair", p[1].as_str().unwrap()]);
+    }
+    for (i, line) in run_json(&args).iter().enumerate() {
+        assert_eq!(line["input_ids"], exp["pair_input_ids"][i], "pair {i}");
+        let (got, want) = (floats(&line["logits"]), floats(&exp["pair_logits"][i]));
+        assert!(
+            max_abs_diff(&got, &want) <= 1e-4,
+            "pair {i}: {got:?} vs torch {want:?}"
+        );
+    }
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(inspect["version"], "2.1");
+    let head = &inspect["metadata"]["hyperparameters"]["head"];
+    assert_eq!(head["pooler"], "classifier.dense");
+    assert_eq!(head["classifier"], "classifier.out_proj");
+}

@@ -203,17 +203,8 @@ impl Source {
         }
 
         // Encode and measure.
-        // Quantized biases (the recipe layers' `biases`) and an unfolded BatchNorm (`fold_batch_norm`) are
-        // description 2.1 fields; files without them stay 2.0.
-        // A leaky ReLU changes results: 2.1, and listed in `requires` so that 2.0 readers refuse the file by
-        // name instead of misreading it.
-        let leaky = matches!(&desc.hyperparameters, mxrt_format::description::Hyperparameters::Mlp(hp)
-            if hp.ops.iter().any(|o| matches!(o, mxrt_format::description::MlpOp::LeakyRelu { .. })));
-        let minor = u16::from(
-            layers.iter().any(|l| l.biases.is_some())
-                || !options.recipe.folds_batch_norm()
-                || leaky,
-        );
+        let leaky = uses_leaky_relu(&desc.hyperparameters);
+        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe);
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
             .description_minor(minor);
@@ -319,6 +310,33 @@ impl Source {
         };
         Ok(Built { bytes, report })
     }
+}
+
+/// Whether an MLP uses `leaky_relu`: a field that changes results, so the file lists it in `requires` and
+/// 2.0 readers refuse it by name instead of misreading it.
+fn uses_leaky_relu(hp: &mxrt_format::description::Hyperparameters) -> bool {
+    use mxrt_format::description::{Hyperparameters, MlpOp};
+    matches!(hp, Hyperparameters::Mlp(mlp)
+        if mlp.ops.iter().any(|o| matches!(o, MlpOp::LeakyRelu { .. })))
+}
+
+/// The model-description version a file needs (FORMAT.md section 10): 1 when it uses a field of 2.1 —
+/// quantized biases (the recipe layers' `biases`), an unfolded BatchNorm (`fold_batch_norm`), the MLP op
+/// `leaky_relu`, or a classification head's layer names (the RoBERTa family) — else 0.
+fn description_minor(
+    hp: &mxrt_format::description::Hyperparameters,
+    layers: &[LayerRecipe],
+    recipe: &Recipe,
+) -> u16 {
+    use mxrt_format::description::{BertHead, Hyperparameters};
+    let named_head = matches!(hp, Hyperparameters::Bert(bert)
+        if matches!(&bert.head, BertHead::SequenceClassification { pooler: Some(_), .. }));
+    u16::from(
+        layers.iter().any(|l| l.biases.is_some())
+            || !recipe.folds_batch_norm()
+            || uses_leaky_relu(hp)
+            || named_head,
+    )
 }
 
 /// What a caller checks in a finished file image before it is written: a runtime opening it as a model

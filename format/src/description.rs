@@ -183,10 +183,30 @@ impl BertHyperparameters {
             norm(&mut out, format!("{l}.output.LayerNorm"));
         }
         if let BertHead::SequenceClassification { id2label, .. } = &self.head {
-            linear(&mut out, format!("{p}pooler.dense"), h, h);
-            linear(&mut out, "classifier".into(), id2label.len() as u64, h);
+            let (pooler, classifier) = self.head_layers();
+            linear(&mut out, pooler, h, h);
+            linear(&mut out, classifier, id2label.len() as u64, h);
         }
         out
+    }
+
+    /// The classification head's two layers: the pooler (dense + tanh on the first token) and the output
+    /// layer, by name (`<prefix>pooler.dense` and `classifier` unless the head names others).
+    pub fn head_layers(&self) -> (String, String) {
+        match &self.head {
+            BertHead::SequenceClassification {
+                pooler, classifier, ..
+            } => (
+                pooler
+                    .clone()
+                    .unwrap_or_else(|| format!("{}pooler.dense", self.tensor_prefix)),
+                classifier.clone().unwrap_or_else(|| "classifier".into()),
+            ),
+            BertHead::SentenceEmbedding { .. } => (
+                format!("{}pooler.dense", self.tensor_prefix),
+                "classifier".into(),
+            ),
+        }
     }
 }
 
@@ -199,6 +219,14 @@ pub enum BertHead {
         num_labels: u64,
         /// Label names by index (`"0"`, `"1"`, …).
         id2label: BTreeMap<String, String>,
+        /// Since 2.1: the name of the dense + tanh layer on the first token when it is not
+        /// `<prefix>pooler.dense` (RoBERTa's head: `classifier.dense`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pooler: Option<String>,
+        /// Since 2.1: the name of the output layer when it is not `classifier` (RoBERTa:
+        /// `classifier.out_proj`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classifier: Option<String>,
     },
     SentenceEmbedding {
         pooling: SentencePooling,
@@ -215,6 +243,7 @@ impl BertHead {
         let BertHead::SequenceClassification {
             id2label,
             num_labels,
+            ..
         } = self
         else {
             return Ok(Vec::new());

@@ -105,7 +105,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 .collect();
             let (outputs, _) = run_text_inputs(&model, &encoder, &refs, a.batch_size, &mut || {})?;
             let labels = match &bert.config.head {
-                mxrt_runtime::Head::Classification { labels } => Some(labels),
+                mxrt_runtime::Head::Classification { labels, .. } => Some(labels),
                 mxrt_runtime::Head::Embedding { .. } => None,
             };
             for ((text, pair), out) in refs.iter().zip(&outputs) {

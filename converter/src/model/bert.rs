@@ -12,6 +12,51 @@ use super::{Layer, LayerKind, ModelDescription, PlannedTensor, Role, TensorTaker
 use crate::error::ConvertError;
 use crate::input::SourceTensor;
 
+/// The encoder families read as BERT: the same layers under other names and conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Bert,
+    /// RoBERTa, XLM-RoBERTa, CamemBERT: tensors under `roberta.`, position ids from `padding_idx + 1`, one
+    /// token type, and a head whose `classifier.dense` (tanh) and `classifier.out_proj` are BERT's pooler
+    /// and classifier.
+    Roberta,
+}
+
+impl Family {
+    /// The family of a `model_type`, if it is one of these.
+    pub fn of(model_type: &str) -> Option<Family> {
+        match model_type {
+            "bert" => Some(Family::Bert),
+            "roberta" | "xlm-roberta" | "camembert" => Some(Family::Roberta),
+            _ => None,
+        }
+    }
+
+    /// Prefixes of the `architectures` names of the family's models.
+    fn architecture_prefixes(self) -> &'static [&'static str] {
+        match self {
+            Family::Bert => &["Bert"],
+            Family::Roberta => &["Roberta", "XLMRoberta", "Camembert"],
+        }
+    }
+
+    /// The module the encoder's tensors are under in the family's task models.
+    fn module(self) -> &'static str {
+        match self {
+            Family::Bert => "bert.",
+            Family::Roberta => "roberta.",
+        }
+    }
+
+    /// The output layer of the sequence-classification head.
+    fn classifier(self) -> &'static str {
+        match self {
+            Family::Bert => "classifier",
+            Family::Roberta => "classifier.out_proj",
+        }
+    }
+}
+
 struct Config {
     vocab: u64,
     hidden: u64,
@@ -120,6 +165,7 @@ fn read_head(
     c: &Value,
     side: &dyn Fn(&str) -> Option<PathBuf>,
     classifier_rows: Option<u64>,
+    family: Family,
     notes: &mut Vec<String>,
 ) -> Result<Head, ConvertError> {
     let unsupported = |reason: String| ConvertError::UnsupportedConfig {
@@ -132,6 +178,25 @@ fn read_head(
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
+        .collect();
+    // The family's names for the same models read as BERT's (RobertaForSequenceClassification →
+    // BertForSequenceClassification, XLMRobertaModel → BertModel).
+    let archs: Vec<&str> = archs
+        .into_iter()
+        .map(|a| {
+            let stem = family
+                .architecture_prefixes()
+                .iter()
+                .find_map(|p| a.strip_prefix(p))
+                .unwrap_or("");
+            match stem {
+                "ForSequenceClassification" => "BertForSequenceClassification",
+                "Model" => "BertModel",
+                "ForMaskedLM" => "BertForMaskedLM",
+                "ForPreTraining" => "BertForPreTraining",
+                _ => a,
+            }
+        })
         .collect();
     // No architectures, but a classifier among the tensors: a sequence classifier all the same.
     let archs = match (archs.as_slice(), classifier_rows) {
@@ -195,6 +260,8 @@ fn read_head(
             BertHead::SequenceClassification {
                 num_labels: id2label.len() as u64,
                 id2label: id2label.clone(),
+                pooler: None,
+                classifier: None,
             }
             .labels()
             .map_err(|e| unsupported(e.to_string()))?;
@@ -267,18 +334,46 @@ pub fn describe(
     c: &Value,
     tensors: &BTreeMap<String, SourceTensor<'_>>,
     side: &dyn Fn(&str) -> Option<PathBuf>,
+    family: Family,
 ) -> Result<ModelDescription, ConvertError> {
-    let cfg = read_config(path, c)?;
+    let mut cfg = read_config(path, c)?;
     let mut notes = Vec::new();
     let classifier_rows = tensors
-        .get("classifier.weight")
+        .get(&format!("{}.weight", family.classifier()))
         .and_then(|t| t.shape.first().copied());
-    let head = read_head(path, c, side, classifier_rows, &mut notes)?;
-    let prefix = if tensors.keys().any(|k| k.starts_with("bert.")) {
-        "bert."
+    let head = read_head(path, c, side, classifier_rows, family, &mut notes)?;
+    let prefix = if tensors.keys().any(|k| k.starts_with(family.module())) {
+        family.module()
     } else {
         ""
     };
+    // RoBERTa numbers positions from padding_idx + 1 (HF's create_position_ids_from_input_ids): the runtime
+    // numbers them from 0, so the table is stored from that row on, which gives the same rows exactly.
+    let position_offset = match family {
+        Family::Bert => 0,
+        Family::Roberta => {
+            let pad = c.get("pad_token_id").and_then(Value::as_u64).unwrap_or(1);
+            pad + 1
+        }
+    };
+    let checkpoint_positions = cfg.max_positions;
+    if position_offset > 0 {
+        if position_offset >= cfg.max_positions {
+            return Err(ConvertError::UnsupportedConfig {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "pad_token_id + 1 = {position_offset} leaves no rows of the {} positions",
+                    cfg.max_positions
+                ),
+            });
+        }
+        cfg.max_positions -= position_offset;
+        notes.push(format!(
+            "RoBERTa-style positions start at padding_idx + 1 = {position_offset}: the position table is \
+             stored from that row ({} of its {checkpoint_positions} rows)",
+            cfg.max_positions
+        ));
+    }
     let mut taker = TensorTaker::new(tensors);
     let mut layers: Vec<Layer> = Vec::new();
     let mut planned: Vec<PlannedTensor> = Vec::new();
@@ -333,9 +428,10 @@ pub fn describe(
         &mut taker,
         format!("{e}.position_embeddings"),
         LayerKind::Embedding,
-        Some(("weight", vec![cfg.max_positions, h])),
+        Some(("weight", vec![checkpoint_positions, h])),
         &[],
     )?;
+
     add(
         &mut taker,
         format!("{e}.token_type_embeddings"),
@@ -436,19 +532,31 @@ pub fn describe(
     let has_pooler = taker.has(&format!("{pooler}.weight"));
     let head = match head {
         Head::Classification { id2label } => {
+            // RoBERTa's head: dense + tanh on <s> (BERT's pooler), then out_proj (BERT's classifier).
+            let (head_pooler, head_classifier) = match family {
+                Family::Bert => (pooler, "classifier".to_string()),
+                Family::Roberta => (
+                    "classifier.dense".to_string(),
+                    "classifier.out_proj".to_string(),
+                ),
+            };
             let (w, p) = linear(vec![h, h]);
-            add(&mut taker, pooler, LayerKind::Pooler, w, &p)?;
+            add(&mut taker, head_pooler.clone(), LayerKind::Pooler, w, &p)?;
             let (w, p) = linear(vec![id2label.len() as u64, h]);
             add(
                 &mut taker,
-                "classifier".to_string(),
+                head_classifier.clone(),
                 LayerKind::Classifier,
                 w,
                 &p,
             )?;
+            // Named only when they are not BERT's (description 2.1).
+            let named = family != Family::Bert;
             BertHead::SequenceClassification {
                 num_labels: id2label.len() as u64,
                 id2label,
+                pooler: named.then_some(head_pooler),
+                classifier: named.then_some(head_classifier),
             }
         }
         Head::Embedding {
@@ -486,6 +594,15 @@ pub fn describe(
         ));
     }
     taker.finish("bert")?;
+    if position_offset > 0 {
+        let table = format!("{e}.position_embeddings.weight");
+        let t = planned
+            .iter_mut()
+            .find(|t| t.name == table)
+            .expect("the position table is planned");
+        t.values.drain(..(position_offset * h) as usize);
+        t.shape = vec![cfg.max_positions, h];
+    }
 
     let hp = BertHyperparameters {
         tensor_prefix: prefix.to_string(),

@@ -134,10 +134,14 @@ pub fn describe(
         },
     };
     let mut desc = match model_type.as_str() {
-        "bert" => bert::describe(config_path, config, tensors, side),
+        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+            let family = bert::Family::of(&model_type).expect("a family of the match arm");
+            bert::describe(config_path, config, tensors, side, family)
+        }
         "mlp" => mlp::describe(config_path, config, tensors, fold_batch_norm),
         other => Err(unsupported(format!(
-            "model_type {other:?} is not supported (supported: \"bert\", \"mlp\")"
+            "model_type {other:?} is not supported (supported: \"bert\", \"roberta\", \"xlm-roberta\", \
+             \"camembert\", \"mlp\")"
         ))),
     }?;
     if let Some(why) = inferred {
@@ -162,16 +166,24 @@ fn infer_model_type(
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    if let Some(a) = archs.iter().find(|a| a.starts_with("Bert")) {
-        return Some(("bert", format!("architectures {a:?}")));
+    for (prefix, model_type) in [
+        ("Bert", "bert"),
+        ("XLMRoberta", "xlm-roberta"),
+        ("Roberta", "roberta"),
+        ("Camembert", "camembert"),
+    ] {
+        if let Some(a) = archs.iter().find(|a| a.starts_with(prefix)) {
+            return Some((model_type, format!("architectures {a:?}")));
+        }
     }
     if archs.is_empty() {
-        for name in [
-            "bert.embeddings.word_embeddings.weight",
-            "embeddings.word_embeddings.weight",
+        for (name, model_type) in [
+            ("bert.embeddings.word_embeddings.weight", "bert"),
+            ("roberta.embeddings.word_embeddings.weight", "roberta"),
+            ("embeddings.word_embeddings.weight", "bert"),
         ] {
             if tensors.contains_key(name) && config.get("hidden_size").is_some() {
-                return Some(("bert", format!("the tensor names ({name})")));
+                return Some((model_type, format!("the tensor names ({name})")));
             }
         }
         if config.get("layers").is_some_and(Value::is_array) && config.get("num_features").is_some()

@@ -10,6 +10,9 @@ use crate::ops::{Activation, Backend, Embeddings, Linear, Norm, Parameters, Pool
 pub enum Head {
     Classification {
         labels: Vec<String>,
+        /// The dense + tanh layer on the first token, and the output layer (tensor name stems).
+        pooler: String,
+        classifier: String,
     },
     Embedding {
         pooling: Pooling,
@@ -96,9 +99,13 @@ impl Bert {
             });
         }
         let (pooler, classifier) = match &config.head {
-            Head::Classification { labels } => (
-                Some(p.linear(&format!("{pre}pooler.dense"), h, h)?),
-                Some(p.linear("classifier", labels.len(), h)?),
+            Head::Classification {
+                labels,
+                pooler,
+                classifier,
+            } => (
+                Some(p.linear(pooler, h, h)?),
+                Some(p.linear(classifier, labels.len(), h)?),
             ),
             Head::Embedding { .. } => (None, None),
         };
@@ -181,7 +188,7 @@ impl Bert {
             }
         }
         let (values, width) = match (&c.head, &self.pooler, &self.classifier) {
-            (Head::Classification { labels }, Some(pooler), Some(classifier)) => {
+            (Head::Classification { labels, .. }, Some(pooler), Some(classifier)) => {
                 let cls = be.first_tokens(&x, b, s, h)?;
                 let pooled = be.activation(be.linear(&cls, b, pooler)?, Activation::Tanh)?;
                 (

@@ -18,9 +18,14 @@ fn size(field: &'static str, v: u64) -> Result<usize, ModelProblem> {
 /// The BERT configuration the graph loads with.
 pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelProblem> {
     let head = match &hp.head {
-        BertHead::SequenceClassification { .. } => Head::Classification {
-            labels: hp.head.labels()?,
-        },
+        BertHead::SequenceClassification { .. } => {
+            let (pooler, classifier) = hp.head_layers();
+            Head::Classification {
+                labels: hp.head.labels()?,
+                pooler,
+                classifier,
+            }
+        }
         BertHead::SentenceEmbedding {
             pooling,
             normalize,
