@@ -25,6 +25,8 @@ What it writes (all small):
   mlp-leaky/           Linear, LeakyReLU(0.2), Dropout, Linear as a .pt state dict, and torch's outputs
   roberta/             a tiny RobertaForSequenceClassification (3 labels) with a byte-level BPE tokenizer.json
                        trained here, and torch's logits for texts and pairs
+  distilbert/          a tiny DistilBertForSequenceClassification (WordPiece vocab.txt) and torch's logits for
+                       texts and pairs
 """
 import json
 import os
@@ -321,6 +323,43 @@ def roberta_fixture():
     (d / "expected.json").write_text(json.dumps(expected) + "\n")
 
 
+def distilbert_fixture():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
+
+    d = OUT / "distilbert"
+    d.mkdir(parents=True, exist_ok=True)
+    vocab = (OUT / "bert" / "vocab.txt").read_text()
+    (d / "vocab.txt").write_text(vocab)
+    config = DistilBertConfig(
+        vocab_size=len(vocab.splitlines()),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        initializer_range=0.3,
+        architectures=["DistilBertForSequenceClassification"],
+    )
+    model = DistilBertForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    tok = DistilBertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
+    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
+    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
+    expected = {"texts": texts, "pairs": pairs}
+    for key, inputs in (("", texts), ("pair_", pairs)):
+        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        expected[key + "input_ids"] = [
+            [i for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+        ]
+        expected[key + "logits"] = logits.tolist()
+    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     mlp_fixture()
@@ -329,6 +368,7 @@ if __name__ == "__main__":
     bert_fixture()
     leaky_fixture()
     roberta_fixture()
+    distilbert_fixture()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -526,15 +526,12 @@ fn run_json_env(args: &[&str], tier: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A RoBERTa classifier (position ids from padding_idx + 1, one token type, the dense + tanh + out_proj
-/// head, a byte-level BPE tokenizer.json): texts and sentence pairs give torch's token ids and logits.
-#[test]
-fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = fixtures().join("roberta");
-    let out = dir.path().join("roberta.mxrt");
+/// Converts fixture `name` (a classifier with texts and sentence pairs in its expected.json), runs both,
+/// checks token ids and logits against torch's; returns the converter's report and the file.
+fn family_matches_pytorch(name: &str, dir: &Path) -> (Value, PathBuf) {
+    let f = fixtures().join(name);
+    let out = dir.join(format!("{name}.mxrt"));
     let report = convert_json(&[&f], &out);
-    assert!(report["notes"].to_string().contains("padding_idx + 1 = 2"));
     let exp = expected(&f.join("expected.json"));
     let texts: Vec<&str> = exp["texts"]
         .as_array()
@@ -547,11 +544,11 @@ fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
         args.extend(["--text", t]);
     }
     for (i, line) in run_json(&args).iter().enumerate() {
-        assert_eq!(line["input_ids"], exp["input_ids"][i], "text {i}");
+        assert_eq!(line["input_ids"], exp["input_ids"][i], "{name} text {i}");
         let (got, want) = (floats(&line["logits"]), floats(&exp["logits"][i]));
         assert!(
             max_abs_diff(&got, &want) <= 1e-4,
-            "text {i}: {got:?} vs torch {want:?}"
+            "{name} text {i}: {got:?} vs torch {want:?}"
         );
     }
     let pairs = exp["pairs"].as_array().unwrap();
@@ -563,17 +560,48 @@ fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
         args.extend(["--text-pair", p[1].as_str().unwrap()]);
     }
     for (i, line) in run_json(&args).iter().enumerate() {
-        assert_eq!(line["input_ids"], exp["pair_input_ids"][i], "pair {i}");
+        assert_eq!(
+            line["input_ids"], exp["pair_input_ids"][i],
+            "{name} pair {i}"
+        );
         let (got, want) = (floats(&line["logits"]), floats(&exp["pair_logits"][i]));
         assert!(
             max_abs_diff(&got, &want) <= 1e-4,
-            "pair {i}: {got:?} vs torch {want:?}"
+            "{name} pair {i}: {got:?} vs torch {want:?}"
         );
     }
+    (report, out)
+}
+
+/// A RoBERTa classifier (position ids from padding_idx + 1, one token type, the dense + tanh + out_proj
+/// head, a byte-level BPE tokenizer.json): texts and sentence pairs give torch's token ids and logits.
+#[test]
+fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, out) = family_matches_pytorch("roberta", dir.path());
+    assert!(report["notes"].to_string().contains("padding_idx + 1 = 2"));
     let inspect: Value =
         serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(inspect["version"], "2.1");
     let head = &inspect["metadata"]["hyperparameters"]["head"];
     assert_eq!(head["pooler"], "classifier.dense");
     assert_eq!(head["classifier"], "classifier.out_proj");
+}
+
+/// A DistilBERT classifier (its own layer names, no token types, pre_classifier + ReLU): texts and sentence
+/// pairs (types all 0, as DistilBERT takes none) give torch's token ids and logits.
+#[test]
+fn a_distilbert_classifier_matches_pytorch_on_texts_and_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, out) = family_matches_pytorch("distilbert", dir.path());
+    assert!(report["notes"]
+        .to_string()
+        .contains("DistilBERT has no token types"));
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(inspect["version"], "2.1");
+    let hp = &inspect["metadata"]["hyperparameters"];
+    assert_eq!(hp["layer_names"], "distilbert");
+    assert_eq!(hp["head"]["pooler"], "pre_classifier");
+    assert_eq!(hp["head"]["pooler_activation"], "relu");
 }

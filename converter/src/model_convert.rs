@@ -322,7 +322,8 @@ fn uses_leaky_relu(hp: &mxrt_format::description::Hyperparameters) -> bool {
 
 /// The model-description version a file needs (FORMAT.md section 10): 1 when it uses a field of 2.1 —
 /// quantized biases (the recipe layers' `biases`), an unfolded BatchNorm (`fold_batch_norm`), the MLP op
-/// `leaky_relu`, or a classification head's layer names (the RoBERTa family) — else 0.
+/// `leaky_relu`, a classification head's layer names or activation (RoBERTa, DistilBERT), or DistilBERT's
+/// layer names — else 0.
 fn description_minor(
     hp: &mxrt_format::description::Hyperparameters,
     layers: &[LayerRecipe],
@@ -330,7 +331,8 @@ fn description_minor(
 ) -> u16 {
     use mxrt_format::description::{BertHead, Hyperparameters};
     let named_head = matches!(hp, Hyperparameters::Bert(bert)
-        if matches!(&bert.head, BertHead::SequenceClassification { pooler: Some(_), .. }));
+        if matches!(&bert.head, BertHead::SequenceClassification { pooler: Some(_), .. })
+            || bert.layer_names != mxrt_format::description::LayerNames::Bert);
     u16::from(
         layers.iter().any(|l| l.biases.is_some())
             || !recipe.folds_batch_norm()

@@ -131,6 +131,73 @@ pub struct BertHyperparameters {
     #[serde(default)]
     pub pad_token_id: Value,
     pub head: BertHead,
+    /// Since 2.1: how the encoder layers' tensors are named (`bert` when absent).
+    #[serde(default, skip_serializing_if = "LayerNames::is_bert")]
+    pub layer_names: LayerNames,
+}
+
+/// The naming schemes of encoder layers (the same computation under other names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerNames {
+    /// `encoder.layer.i.attention.self.query`, …
+    #[default]
+    Bert,
+    /// DistilBERT's `transformer.layer.i.attention.q_lin`, `sa_layer_norm`, `ffn.lin1`, …
+    DistilBert,
+}
+
+impl LayerNames {
+    fn is_bert(&self) -> bool {
+        *self == LayerNames::Bert
+    }
+}
+
+/// The tensor-name stems of encoder layer `i` (each `<stem>.weight` and `<stem>.bias`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncoderLayerNames {
+    pub query: String,
+    pub key: String,
+    pub value: String,
+    pub attention_output: String,
+    pub attention_norm: String,
+    pub intermediate: String,
+    pub output: String,
+    pub output_norm: String,
+}
+
+impl EncoderLayerNames {
+    /// Layer `i`'s stems under `prefix` in naming scheme `names`.
+    pub fn of(names: LayerNames, p: &str, i: u64) -> EncoderLayerNames {
+        match names {
+            LayerNames::Bert => {
+                let l = format!("{p}encoder.layer.{i}");
+                EncoderLayerNames {
+                    query: format!("{l}.attention.self.query"),
+                    key: format!("{l}.attention.self.key"),
+                    value: format!("{l}.attention.self.value"),
+                    attention_output: format!("{l}.attention.output.dense"),
+                    attention_norm: format!("{l}.attention.output.LayerNorm"),
+                    intermediate: format!("{l}.intermediate.dense"),
+                    output: format!("{l}.output.dense"),
+                    output_norm: format!("{l}.output.LayerNorm"),
+                }
+            }
+            LayerNames::DistilBert => {
+                let l = format!("{p}transformer.layer.{i}");
+                EncoderLayerNames {
+                    query: format!("{l}.attention.q_lin"),
+                    key: format!("{l}.attention.k_lin"),
+                    value: format!("{l}.attention.v_lin"),
+                    attention_output: format!("{l}.attention.out_lin"),
+                    attention_norm: format!("{l}.sa_layer_norm"),
+                    intermediate: format!("{l}.ffn.lin1"),
+                    output: format!("{l}.ffn.lin2"),
+                    output_norm: format!("{l}.output_layer_norm"),
+                }
+            }
+        }
+    }
 }
 
 fn gelu() -> String {
@@ -142,6 +209,11 @@ fn default_layer_norm_eps() -> f64 {
 }
 
 impl BertHyperparameters {
+    /// The stems of encoder layer `i`'s tensors.
+    pub fn layer(&self, i: u64) -> EncoderLayerNames {
+        EncoderLayerNames::of(self.layer_names, &self.tensor_prefix, i)
+    }
+
     /// Every tensor a BERT model of this description reads, with its shape (FORMAT.md section 9; the pooler
     /// of a sentence-embedding head is not read).
     pub fn tensors(&self) -> Vec<NeededTensor> {
@@ -172,15 +244,14 @@ impl BertHyperparameters {
         };
         norm(&mut out, format!("{e}.LayerNorm"));
         for layer in 0..self.num_hidden_layers {
-            let l = format!("{p}encoder.layer.{layer}");
-            for part in ["query", "key", "value"] {
-                linear(&mut out, format!("{l}.attention.self.{part}"), h, h);
+            let l = self.layer(layer);
+            for name in [l.query, l.key, l.value, l.attention_output] {
+                linear(&mut out, name, h, h);
             }
-            linear(&mut out, format!("{l}.attention.output.dense"), h, h);
-            norm(&mut out, format!("{l}.attention.output.LayerNorm"));
-            linear(&mut out, format!("{l}.intermediate.dense"), i, h);
-            linear(&mut out, format!("{l}.output.dense"), h, i);
-            norm(&mut out, format!("{l}.output.LayerNorm"));
+            norm(&mut out, l.attention_norm);
+            linear(&mut out, l.intermediate, i, h);
+            linear(&mut out, l.output, h, i);
+            norm(&mut out, l.output_norm);
         }
         if let BertHead::SequenceClassification { id2label, .. } = &self.head {
             let (pooler, classifier) = self.head_layers();
@@ -227,6 +298,10 @@ pub enum BertHead {
         /// `classifier.out_proj`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         classifier: Option<String>,
+        /// Since 2.1: the pooler's activation when it is not `tanh`: `relu` (DistilBERT's
+        /// pre_classifier) or `gelu` (ELECTRA's head).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pooler_activation: Option<String>,
     },
     SentenceEmbedding {
         pooling: SentencePooling,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use mxrt_format::description::{BertHead, BertHyperparameters, Hyperparameters, SentencePooling};
+use mxrt_format::description::{
+    BertHead, BertHyperparameters, EncoderLayerNames, Hyperparameters, LayerNames, SentencePooling,
+};
 
 use super::{Layer, LayerKind, ModelDescription, PlannedTensor, Role, TensorTaker};
 use crate::error::ConvertError;
@@ -20,6 +22,10 @@ pub enum Family {
     /// token type, and a head whose `classifier.dense` (tanh) and `classifier.out_proj` are BERT's pooler
     /// and classifier.
     Roberta,
+    /// DistilBERT: its own layer names (`transformer.layer.i.attention.q_lin`, …), no token types (a zero
+    /// table of one row is stored so the embeddings are computed as BERT's), and `pre_classifier` + ReLU as
+    /// the pooler.
+    DistilBert,
 }
 
 impl Family {
@@ -28,6 +34,7 @@ impl Family {
         match model_type {
             "bert" => Some(Family::Bert),
             "roberta" | "xlm-roberta" | "camembert" => Some(Family::Roberta),
+            "distilbert" => Some(Family::DistilBert),
             _ => None,
         }
     }
@@ -37,6 +44,7 @@ impl Family {
         match self {
             Family::Bert => &["Bert"],
             Family::Roberta => &["Roberta", "XLMRoberta", "Camembert"],
+            Family::DistilBert => &["DistilBert"],
         }
     }
 
@@ -45,6 +53,7 @@ impl Family {
         match self {
             Family::Bert => "bert.",
             Family::Roberta => "roberta.",
+            Family::DistilBert => "distilbert.",
         }
     }
 
@@ -53,6 +62,26 @@ impl Family {
         match self {
             Family::Bert => "classifier",
             Family::Roberta => "classifier.out_proj",
+            Family::DistilBert => "classifier",
+        }
+    }
+
+    /// The config.json key of each size (DistilBERT has its own names).
+    fn key(self, bert_key: &'static str) -> &'static str {
+        match (self, bert_key) {
+            (Family::DistilBert, "hidden_size") => "dim",
+            (Family::DistilBert, "num_hidden_layers") => "n_layers",
+            (Family::DistilBert, "num_attention_heads") => "n_heads",
+            (Family::DistilBert, "intermediate_size") => "hidden_dim",
+            (Family::DistilBert, "hidden_act") => "activation",
+            _ => bert_key,
+        }
+    }
+
+    fn layer_names(self) -> LayerNames {
+        match self {
+            Family::DistilBert => LayerNames::DistilBert,
+            _ => LayerNames::Bert,
         }
     }
 }
@@ -89,13 +118,14 @@ fn config_u64(
     }
 }
 
-fn read_config(path: &Path, c: &Value) -> Result<Config, ConvertError> {
+fn read_config(path: &Path, c: &Value, family: Family) -> Result<Config, ConvertError> {
     let unsupported = |reason: String| ConvertError::UnsupportedConfig {
         path: path.to_path_buf(),
         reason,
     };
+    let k = |key| family.key(key);
     let act = c
-        .get("hidden_act")
+        .get(k("hidden_act"))
         .and_then(Value::as_str)
         .unwrap_or("gelu");
     if act != "gelu" {
@@ -121,12 +151,16 @@ fn read_config(path: &Path, c: &Value) -> Result<Config, ConvertError> {
     }
     let cfg = Config {
         vocab: config_u64(c, "vocab_size", None, path)?,
-        hidden: config_u64(c, "hidden_size", None, path)?,
-        layers: config_u64(c, "num_hidden_layers", None, path)?,
-        heads: config_u64(c, "num_attention_heads", None, path)?,
-        intermediate: config_u64(c, "intermediate_size", None, path)?,
+        hidden: config_u64(c, k("hidden_size"), None, path)?,
+        layers: config_u64(c, k("num_hidden_layers"), None, path)?,
+        heads: config_u64(c, k("num_attention_heads"), None, path)?,
+        intermediate: config_u64(c, k("intermediate_size"), None, path)?,
         max_positions: config_u64(c, "max_position_embeddings", Some(512), path)?,
-        type_vocab: config_u64(c, "type_vocab_size", Some(2), path)?,
+        // DistilBERT has no token types: one (zero) row, stored by describe.
+        type_vocab: match family {
+            Family::DistilBert => 1,
+            _ => config_u64(c, "type_vocab_size", Some(2), path)?,
+        },
         eps: match c.get("layer_norm_eps") {
             None => 1e-12,
             Some(v) => v
@@ -262,6 +296,7 @@ fn read_head(
                 id2label: id2label.clone(),
                 pooler: None,
                 classifier: None,
+                pooler_activation: None,
             }
             .labels()
             .map_err(|e| unsupported(e.to_string()))?;
@@ -336,7 +371,7 @@ pub fn describe(
     side: &dyn Fn(&str) -> Option<PathBuf>,
     family: Family,
 ) -> Result<ModelDescription, ConvertError> {
-    let mut cfg = read_config(path, c)?;
+    let mut cfg = read_config(path, c, family)?;
     let mut notes = Vec::new();
     let classifier_rows = tensors
         .get(&format!("{}.weight", family.classifier()))
@@ -350,7 +385,7 @@ pub fn describe(
     // RoBERTa numbers positions from padding_idx + 1 (HF's create_position_ids_from_input_ids): the runtime
     // numbers them from 0, so the table is stored from that row on, which gives the same rows exactly.
     let position_offset = match family {
-        Family::Bert => 0,
+        Family::Bert | Family::DistilBert => 0,
         Family::Roberta => {
             let pad = c.get("pad_token_id").and_then(Value::as_u64).unwrap_or(1);
             pad + 1
@@ -432,13 +467,17 @@ pub fn describe(
         &[],
     )?;
 
-    add(
-        &mut taker,
-        format!("{e}.token_type_embeddings"),
-        LayerKind::Embedding,
-        Some(("weight", vec![cfg.type_vocab, h])),
-        &[],
-    )?;
+    let token_types = format!("{e}.token_type_embeddings");
+    // DistilBERT's zero token-type table is added once the closure below is done with the lists.
+    if family != Family::DistilBert {
+        add(
+            &mut taker,
+            token_types.clone(),
+            LayerKind::Embedding,
+            Some(("weight", vec![cfg.type_vocab, h])),
+            &[],
+        )?;
+    }
     // Buffers the runtime recomputes: positions 0, 1, 2, ... and token types 0. A checkpoint whose buffers say
     // otherwise would compute something else, so they are checked rather than trusted.
     for (buffer, expect_arange) in [
@@ -481,48 +520,25 @@ pub fn describe(
         &norm_params,
     )?;
     for i in 0..cfg.layers {
-        let l = format!("{prefix}encoder.layer.{i}");
-        for part in [
-            "attention.self.query",
-            "attention.self.key",
-            "attention.self.value",
-            "attention.output.dense",
-        ] {
+        let l = EncoderLayerNames::of(family.layer_names(), prefix, i);
+        for name in [&l.query, &l.key, &l.value, &l.attention_output] {
             let (w, p) = linear(vec![h, h]);
-            add(
-                &mut taker,
-                format!("{l}.{part}"),
-                LayerKind::Attention,
-                w,
-                &p,
-            )?;
+            add(&mut taker, name.clone(), LayerKind::Attention, w, &p)?;
         }
         add(
             &mut taker,
-            format!("{l}.attention.output.LayerNorm"),
+            l.attention_norm.clone(),
             LayerKind::LayerNorm,
             None,
             &norm_params,
         )?;
         let (w, p) = linear(vec![cfg.intermediate, h]);
-        add(
-            &mut taker,
-            format!("{l}.intermediate.dense"),
-            LayerKind::Ffn,
-            w,
-            &p,
-        )?;
+        add(&mut taker, l.intermediate.clone(), LayerKind::Ffn, w, &p)?;
         let (w, p) = linear(vec![h, cfg.intermediate]);
+        add(&mut taker, l.output.clone(), LayerKind::Ffn, w, &p)?;
         add(
             &mut taker,
-            format!("{l}.output.dense"),
-            LayerKind::Ffn,
-            w,
-            &p,
-        )?;
-        add(
-            &mut taker,
-            format!("{l}.output.LayerNorm"),
+            l.output_norm.clone(),
             LayerKind::LayerNorm,
             None,
             &norm_params,
@@ -539,6 +555,7 @@ pub fn describe(
                     "classifier.dense".to_string(),
                     "classifier.out_proj".to_string(),
                 ),
+                Family::DistilBert => ("pre_classifier".to_string(), "classifier".to_string()),
             };
             let (w, p) = linear(vec![h, h]);
             add(&mut taker, head_pooler.clone(), LayerKind::Pooler, w, &p)?;
@@ -557,6 +574,7 @@ pub fn describe(
                 id2label,
                 pooler: named.then_some(head_pooler),
                 classifier: named.then_some(head_classifier),
+                pooler_activation: (family == Family::DistilBert).then(|| "relu".to_string()),
             }
         }
         Head::Embedding {
@@ -594,6 +612,40 @@ pub fn describe(
         ));
     }
     taker.finish("bert")?;
+    if family == Family::DistilBert {
+        // No segments in DistilBERT: a zero row added to every token leaves its embeddings as they are.
+        // Third layer, as in BERT (after the word and position tables).
+        for t in &mut planned {
+            if t.layer >= 2 {
+                t.layer += 1;
+            }
+        }
+        layers.insert(
+            2,
+            Layer {
+                name: token_types.clone(),
+                kind: LayerKind::Embedding,
+            },
+        );
+        let at = planned
+            .iter()
+            .position(|t| t.layer > 2)
+            .unwrap_or(planned.len());
+        planned.insert(
+            at,
+            PlannedTensor {
+                name: format!("{token_types}.weight"),
+                shape: vec![1, h],
+                values: vec![0.0; h as usize],
+                layer: 2,
+                role: Role::Weight,
+            },
+        );
+        notes.push(format!(
+            "DistilBERT has no token types: {token_types}.weight is stored as one row of zeros (the \
+             embeddings are word + position, as DistilBERT computes them)"
+        ));
+    }
     if position_offset > 0 {
         let table = format!("{e}.position_embeddings.weight");
         let t = planned
@@ -617,6 +669,7 @@ pub fn describe(
         type_vocab_size: cfg.type_vocab,
         pad_token_id: c.get("pad_token_id").cloned().unwrap_or(json!(0)),
         head,
+        layer_names: family.layer_names(),
     };
     Ok(ModelDescription {
         hyperparameters: Hyperparameters::Bert(hp),

@@ -134,14 +134,14 @@ pub fn describe(
         },
     };
     let mut desc = match model_type.as_str() {
-        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+        "bert" | "roberta" | "xlm-roberta" | "camembert" | "distilbert" => {
             let family = bert::Family::of(&model_type).expect("a family of the match arm");
             bert::describe(config_path, config, tensors, side, family)
         }
         "mlp" => mlp::describe(config_path, config, tensors, fold_batch_norm),
         other => Err(unsupported(format!(
             "model_type {other:?} is not supported (supported: \"bert\", \"roberta\", \"xlm-roberta\", \
-             \"camembert\", \"mlp\")"
+             \"camembert\", \"distilbert\", \"mlp\")"
         ))),
     }?;
     if let Some(why) = inferred {
@@ -171,6 +171,7 @@ fn infer_model_type(
         ("XLMRoberta", "xlm-roberta"),
         ("Roberta", "roberta"),
         ("Camembert", "camembert"),
+        ("DistilBert", "distilbert"),
     ] {
         if let Some(a) = archs.iter().find(|a| a.starts_with(prefix)) {
             return Some((model_type, format!("architectures {a:?}")));
@@ -180,6 +181,7 @@ fn infer_model_type(
         for (name, model_type) in [
             ("bert.embeddings.word_embeddings.weight", "bert"),
             ("roberta.embeddings.word_embeddings.weight", "roberta"),
+            ("distilbert.embeddings.word_embeddings.weight", "distilbert"),
             ("embeddings.word_embeddings.weight", "bert"),
         ] {
             if tensors.contains_key(name) && config.get("hidden_size").is_some() {

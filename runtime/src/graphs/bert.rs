@@ -10,8 +10,10 @@ use crate::ops::{Activation, Backend, Embeddings, Linear, Norm, Parameters, Pool
 pub enum Head {
     Classification {
         labels: Vec<String>,
-        /// The dense + tanh layer on the first token, and the output layer (tensor name stems).
+        /// The dense layer on the first token (its activation: tanh unless the description says
+        /// otherwise), and the output layer (tensor name stems).
         pooler: String,
+        pooler_activation: Activation,
         classifier: String,
     },
     Embedding {
@@ -24,6 +26,8 @@ pub enum Head {
 #[derive(Debug, Clone)]
 pub struct BertConfig {
     pub prefix: String,
+    /// The tensor-name stems of each encoder layer (BERT's or DistilBERT's scheme).
+    pub layer_names: Vec<mxrt_format::description::EncoderLayerNames>,
     pub vocab: usize,
     pub hidden: usize,
     pub layers: usize,
@@ -81,21 +85,16 @@ impl Bert {
         )?;
         let embeddings_norm = p.norm(&format!("{e}.LayerNorm"), h)?;
         let mut layers = Vec::with_capacity(config.layers);
-        for i in 0..config.layers {
-            let l = format!("{pre}encoder.layer.{i}");
+        for l in &config.layer_names {
             layers.push(EncoderLayer {
-                query: p.linear(&format!("{l}.attention.self.query"), h, h)?,
-                key: p.linear(&format!("{l}.attention.self.key"), h, h)?,
-                value: p.linear(&format!("{l}.attention.self.value"), h, h)?,
-                attention_output: p.linear(&format!("{l}.attention.output.dense"), h, h)?,
-                attention_norm: p.norm(&format!("{l}.attention.output.LayerNorm"), h)?,
-                intermediate: p.linear(
-                    &format!("{l}.intermediate.dense"),
-                    config.intermediate,
-                    h,
-                )?,
-                output: p.linear(&format!("{l}.output.dense"), h, config.intermediate)?,
-                output_norm: p.norm(&format!("{l}.output.LayerNorm"), h)?,
+                query: p.linear(&l.query, h, h)?,
+                key: p.linear(&l.key, h, h)?,
+                value: p.linear(&l.value, h, h)?,
+                attention_output: p.linear(&l.attention_output, h, h)?,
+                attention_norm: p.norm(&l.attention_norm, h)?,
+                intermediate: p.linear(&l.intermediate, config.intermediate, h)?,
+                output: p.linear(&l.output, h, config.intermediate)?,
+                output_norm: p.norm(&l.output_norm, h)?,
             });
         }
         let (pooler, classifier) = match &config.head {
@@ -103,6 +102,7 @@ impl Bert {
                 labels,
                 pooler,
                 classifier,
+                ..
             } => (
                 Some(p.linear(pooler, h, h)?),
                 Some(p.linear(classifier, labels.len(), h)?),
@@ -188,9 +188,17 @@ impl Bert {
             }
         }
         let (values, width) = match (&c.head, &self.pooler, &self.classifier) {
-            (Head::Classification { labels, .. }, Some(pooler), Some(classifier)) => {
+            (
+                Head::Classification {
+                    labels,
+                    pooler_activation,
+                    ..
+                },
+                Some(pooler),
+                Some(classifier),
+            ) => {
                 let cls = be.first_tokens(&x, b, s, h)?;
-                let pooled = be.activation(be.linear(&cls, b, pooler)?, Activation::Tanh)?;
+                let pooled = be.activation(be.linear(&cls, b, pooler)?, *pooler_activation)?;
                 (
                     be.output(&be.linear(&pooled, b, classifier)?)?,
                     labels.len(),

@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 
-use mxrt_format::description::{BertHead, BertHyperparameters, RecipeLayer, SentencePooling};
+use mxrt_format::description::{
+    BertHead, BertHyperparameters, DescriptionError, RecipeLayer, SentencePooling,
+};
 use mxrt_format::{EncodingSpec, Rounding};
 
 use crate::error::ModelProblem;
 use crate::graphs::bert::{BertConfig, Head};
-use crate::ops::{ActQuant, Pooling};
+use crate::ops::{ActQuant, Activation, Pooling};
 
 /// A size from the description as `usize` (it is checked against the tensors' shapes at load).
 fn size(field: &'static str, v: u64) -> Result<usize, ModelProblem> {
@@ -18,11 +20,28 @@ fn size(field: &'static str, v: u64) -> Result<usize, ModelProblem> {
 /// The BERT configuration the graph loads with.
 pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelProblem> {
     let head = match &hp.head {
-        BertHead::SequenceClassification { .. } => {
+        BertHead::SequenceClassification {
+            pooler_activation, ..
+        } => {
             let (pooler, classifier) = hp.head_layers();
+            let pooler_activation = match pooler_activation.as_deref() {
+                None | Some("tanh") => Activation::Tanh,
+                Some("relu") => Activation::Relu,
+                Some("gelu") => Activation::Gelu,
+                Some(other) => {
+                    return Err(DescriptionError::Inconsistent {
+                        section: "hyperparameters",
+                        reason: format!(
+                            "head.pooler_activation {other:?} is not one of tanh, relu, gelu"
+                        ),
+                    }
+                    .into())
+                }
+            };
             Head::Classification {
                 labels: hp.head.labels()?,
                 pooler,
+                pooler_activation,
                 classifier,
             }
         }
@@ -44,6 +63,7 @@ pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelP
     };
     Ok(BertConfig {
         prefix: hp.tensor_prefix.clone(),
+        layer_names: (0..hp.num_hidden_layers).map(|i| hp.layer(i)).collect(),
         vocab: size("vocab_size", hp.vocab_size)?,
         hidden: size("hidden_size", hp.hidden_size)?,
         layers: size("num_hidden_layers", hp.num_hidden_layers)?,

@@ -18,6 +18,9 @@ use crate::ops::TokenBatch;
 /// The model's tokenizer, truncating at `max_length` tokens (special tokens included).
 pub struct TextEncoder {
     tokenizer: Tokenizer,
+    /// The model has one token type (RoBERTa, DistilBERT: no segment embeddings to tell a pair's parts
+    /// apart): every token gets type 0, whatever the tokenizer's pair template says.
+    single_type: bool,
     /// Characters of a text kept before tokenizing (see [`CHARS_PER_TOKEN`]).
     max_chars: usize,
 }
@@ -64,6 +67,8 @@ impl TextEncoder {
         };
         // Truncation: the asked length, else the sentence-embedding head's, else 512; never past the
         // model's positions.
+        let single_type = matches!(&description.hyperparameters,
+            Hyperparameters::Bert(hp) if hp.type_vocab_size == 1);
         let (positions, default) = match &description.hyperparameters {
             Hyperparameters::Bert(hp) => (
                 hp.max_position_embeddings,
@@ -104,6 +109,7 @@ impl TextEncoder {
         tokenizer.with_padding(None);
         Ok(TextEncoder {
             tokenizer,
+            single_type,
             max_chars: max_length.saturating_mul(CHARS_PER_TOKEN),
         })
     }
@@ -155,7 +161,7 @@ impl TextEncoder {
                 .enumerate()
             {
                 out.ids[i * seq + j] = id;
-                out.type_ids[i * seq + j] = ty;
+                out.type_ids[i * seq + j] = if self.single_type { 0 } else { ty };
                 out.mask[i * seq + j] = m as u8;
             }
         }
