@@ -27,6 +27,8 @@ What it writes (all small):
                        trained here, and torch's logits for texts and pairs
   distilbert/          a tiny DistilBertForSequenceClassification (WordPiece vocab.txt) and torch's logits for
                        texts and pairs
+  electra/             a tiny ElectraForSequenceClassification with embeddings narrower than its hidden size
+                       (projected), and torch's logits for texts and pairs
 """
 import json
 import os
@@ -360,6 +362,44 @@ def distilbert_fixture():
     (d / "expected.json").write_text(json.dumps(expected) + "\n")
 
 
+def electra_fixture():
+    from transformers import BertTokenizer, ElectraConfig, ElectraForSequenceClassification
+
+    d = OUT / "electra"
+    d.mkdir(parents=True, exist_ok=True)
+    vocab = (OUT / "bert" / "vocab.txt").read_text()
+    (d / "vocab.txt").write_text(vocab)
+    config = ElectraConfig(
+        vocab_size=len(vocab.splitlines()),
+        embedding_size=16,  # narrower than the hidden size: the embeddings are projected
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        initializer_range=0.3,
+        architectures=["ElectraForSequenceClassification"],
+    )
+    model = ElectraForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
+    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
+    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
+    expected = {"texts": texts, "pairs": pairs}
+    for key, inputs in (("", texts), ("pair_", pairs)):
+        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits
+        expected[key + "input_ids"] = [
+            [i for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+        ]
+        expected[key + "logits"] = logits.tolist()
+    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     mlp_fixture()
@@ -369,6 +409,7 @@ if __name__ == "__main__":
     leaky_fixture()
     roberta_fixture()
     distilbert_fixture()
+    electra_fixture()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -605,3 +605,16 @@ fn a_distilbert_classifier_matches_pytorch_on_texts_and_pairs() {
     assert_eq!(hp["head"]["pooler"], "pre_classifier");
     assert_eq!(hp["head"]["pooler_activation"], "relu");
 }
+
+/// An ELECTRA discriminator classifier whose embeddings (16 wide) are projected to its hidden size (32), with
+/// the dense + GELU + out_proj head: texts and pairs give torch's token ids and logits.
+#[test]
+fn an_electra_classifier_matches_pytorch_on_texts_and_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = family_matches_pytorch("electra", dir.path());
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    let hp = &inspect["metadata"]["hyperparameters"];
+    assert_eq!(hp["embedding_size"], 16);
+    assert_eq!(hp["head"]["pooler_activation"], "gelu");
+}

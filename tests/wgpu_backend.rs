@@ -268,3 +268,52 @@ fn a_leaky_relu_mlp_matches_the_cpu_backend() {
     let d = max_abs_diff(&want, &got);
     assert!(d < 1e-5, "outputs differ by {d}");
 }
+
+/// The RoBERTa, DistilBERT and ELECTRA classifiers (other layer names, a ReLU or GELU pooler, projected
+/// embeddings) give the CPU's logits on wgpu, for texts and sentence pairs.
+#[test]
+fn encoder_families_match_the_cpu_backend() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for family in ["roberta", "distilbert", "electra"] {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/torch")
+            .join(family);
+        let file = dir.path().join(format!("{family}.mxrt"));
+        convert_quiet(&f, &file, &["--weights", "f32"]);
+        let logits = |backend: &str| -> Vec<f32> {
+            mxrt_ok(&[
+                "run",
+                file.to_str().unwrap(),
+                "--backend",
+                backend,
+                "--json",
+                "--text",
+                "the movie was very good!",
+                "--text",
+                "boring plot",
+                "--text-pair",
+                "a great film",
+                "--text-pair",
+                "the acting was fun!",
+            ])
+            .lines()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["logits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+        };
+        let (cpu, gpu) = (logits("cpu"), logits("wgpu"));
+        assert_eq!(cpu.len(), gpu.len());
+        let d = max_abs_diff(&cpu, &gpu);
+        assert!(d < 1e-4, "{family}: logits differ by {d}");
+    }
+}

@@ -332,7 +332,8 @@ fn description_minor(
     use mxrt_format::description::{BertHead, Hyperparameters};
     let named_head = matches!(hp, Hyperparameters::Bert(bert)
         if matches!(&bert.head, BertHead::SequenceClassification { pooler: Some(_), .. })
-            || bert.layer_names != mxrt_format::description::LayerNames::Bert);
+            || bert.layer_names != mxrt_format::description::LayerNames::Bert
+            || bert.embedding_size.is_some());
     u16::from(
         layers.iter().any(|l| l.biases.is_some())
             || !recipe.folds_batch_norm()

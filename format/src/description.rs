@@ -131,6 +131,10 @@ pub struct BertHyperparameters {
     #[serde(default)]
     pub pad_token_id: Value,
     pub head: BertHead,
+    /// Since 2.1: the width of the embedding tables when it is not `hidden_size` (ELECTRA-small: 128 for a
+    /// hidden size of 256); the embeddings are then projected by `<prefix>embeddings_project`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<u64>,
     /// Since 2.1: how the encoder layers' tensors are named (`bert` when absent).
     #[serde(default, skip_serializing_if = "LayerNames::is_bert")]
     pub layer_names: LayerNames,
@@ -223,15 +227,19 @@ impl BertHyperparameters {
             self.intermediate_size,
         );
         let e = format!("{p}embeddings");
+        let width = self.embedding_size.unwrap_or(h);
         let mut out = vec![
-            needed(format!("{e}.word_embeddings.weight"), &[self.vocab_size, h]),
+            needed(
+                format!("{e}.word_embeddings.weight"),
+                &[self.vocab_size, width],
+            ),
             needed(
                 format!("{e}.position_embeddings.weight"),
-                &[self.max_position_embeddings, h],
+                &[self.max_position_embeddings, width],
             ),
             needed(
                 format!("{e}.token_type_embeddings.weight"),
-                &[self.type_vocab_size, h],
+                &[self.type_vocab_size, width],
             ),
         ];
         let linear = |out: &mut Vec<NeededTensor>, name: String, rows: u64, cols: u64| {
@@ -242,7 +250,11 @@ impl BertHyperparameters {
             out.push(needed(format!("{name}.weight"), &[h]));
             out.push(needed(format!("{name}.bias"), &[h]));
         };
-        norm(&mut out, format!("{e}.LayerNorm"));
+        out.push(needed(format!("{e}.LayerNorm.weight"), &[width]));
+        out.push(needed(format!("{e}.LayerNorm.bias"), &[width]));
+        if self.embedding_size.is_some() {
+            linear(&mut out, format!("{p}embeddings_project"), h, width);
+        }
         for layer in 0..self.num_hidden_layers {
             let l = self.layer(layer);
             for name in [l.query, l.key, l.value, l.attention_output] {

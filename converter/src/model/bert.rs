@@ -26,6 +26,9 @@ pub enum Family {
     /// table of one row is stored so the embeddings are computed as BERT's), and `pre_classifier` + ReLU as
     /// the pooler.
     DistilBert,
+    /// ELECTRA (the discriminator): BERT's layers under `electra.`, embeddings possibly narrower than the
+    /// hidden size (then `embeddings_project`), and a head of `classifier.dense` + GELU, `out_proj`.
+    Electra,
 }
 
 impl Family {
@@ -35,6 +38,7 @@ impl Family {
             "bert" => Some(Family::Bert),
             "roberta" | "xlm-roberta" | "camembert" => Some(Family::Roberta),
             "distilbert" => Some(Family::DistilBert),
+            "electra" => Some(Family::Electra),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl Family {
             Family::Bert => &["Bert"],
             Family::Roberta => &["Roberta", "XLMRoberta", "Camembert"],
             Family::DistilBert => &["DistilBert"],
+            Family::Electra => &["Electra"],
         }
     }
 
@@ -54,6 +59,7 @@ impl Family {
             Family::Bert => "bert.",
             Family::Roberta => "roberta.",
             Family::DistilBert => "distilbert.",
+            Family::Electra => "electra.",
         }
     }
 
@@ -61,7 +67,7 @@ impl Family {
     fn classifier(self) -> &'static str {
         match self {
             Family::Bert => "classifier",
-            Family::Roberta => "classifier.out_proj",
+            Family::Roberta | Family::Electra => "classifier.out_proj",
             Family::DistilBert => "classifier",
         }
     }
@@ -385,13 +391,28 @@ pub fn describe(
     // RoBERTa numbers positions from padding_idx + 1 (HF's create_position_ids_from_input_ids): the runtime
     // numbers them from 0, so the table is stored from that row on, which gives the same rows exactly.
     let position_offset = match family {
-        Family::Bert | Family::DistilBert => 0,
+        Family::Bert | Family::DistilBert | Family::Electra => 0,
         Family::Roberta => {
             let pad = c.get("pad_token_id").and_then(Value::as_u64).unwrap_or(1);
             pad + 1
         }
     };
     let checkpoint_positions = cfg.max_positions;
+    // ELECTRA's embeddings may be narrower than the hidden layers: projected by `embeddings_project`.
+    let embedding_size = match c.get("embedding_size") {
+        Some(v) if family == Family::Electra => {
+            let e =
+                v.as_u64()
+                    .filter(|&e| e > 0)
+                    .ok_or_else(|| ConvertError::UnsupportedConfig {
+                        path: path.to_path_buf(),
+                        reason: format!("\"embedding_size\" must be a positive integer, found {v}"),
+                    })?;
+            (e != cfg.hidden).then_some(e)
+        }
+        _ => None,
+    };
+    let width = embedding_size.unwrap_or(cfg.hidden);
     if position_offset > 0 {
         if position_offset >= cfg.max_positions {
             return Err(ConvertError::UnsupportedConfig {
@@ -456,14 +477,14 @@ pub fn describe(
         &mut taker,
         format!("{e}.word_embeddings"),
         LayerKind::Embedding,
-        Some(("weight", vec![cfg.vocab, h])),
+        Some(("weight", vec![cfg.vocab, width])),
         &[],
     )?;
     add(
         &mut taker,
         format!("{e}.position_embeddings"),
         LayerKind::Embedding,
-        Some(("weight", vec![checkpoint_positions, h])),
+        Some(("weight", vec![checkpoint_positions, width])),
         &[],
     )?;
 
@@ -474,7 +495,7 @@ pub fn describe(
             &mut taker,
             token_types.clone(),
             LayerKind::Embedding,
-            Some(("weight", vec![cfg.type_vocab, h])),
+            Some(("weight", vec![cfg.type_vocab, width])),
             &[],
         )?;
     }
@@ -517,8 +538,18 @@ pub fn describe(
         format!("{e}.LayerNorm"),
         LayerKind::LayerNorm,
         None,
-        &norm_params,
+        &[("weight", vec![width]), ("bias", vec![width])],
     )?;
+    if embedding_size.is_some() {
+        let (w, p) = linear(vec![h, width]);
+        add(
+            &mut taker,
+            format!("{prefix}embeddings_project"),
+            LayerKind::Linear,
+            w,
+            &p,
+        )?;
+    }
     for i in 0..cfg.layers {
         let l = EncoderLayerNames::of(family.layer_names(), prefix, i);
         for name in [&l.query, &l.key, &l.value, &l.attention_output] {
@@ -556,6 +587,10 @@ pub fn describe(
                     "classifier.out_proj".to_string(),
                 ),
                 Family::DistilBert => ("pre_classifier".to_string(), "classifier".to_string()),
+                Family::Electra => (
+                    "classifier.dense".to_string(),
+                    "classifier.out_proj".to_string(),
+                ),
             };
             let (w, p) = linear(vec![h, h]);
             add(&mut taker, head_pooler.clone(), LayerKind::Pooler, w, &p)?;
@@ -574,7 +609,11 @@ pub fn describe(
                 id2label,
                 pooler: named.then_some(head_pooler),
                 classifier: named.then_some(head_classifier),
-                pooler_activation: (family == Family::DistilBert).then(|| "relu".to_string()),
+                pooler_activation: match family {
+                    Family::DistilBert => Some("relu".to_string()),
+                    Family::Electra => Some("gelu".to_string()),
+                    Family::Bert | Family::Roberta => None,
+                },
             }
         }
         Head::Embedding {
@@ -652,8 +691,8 @@ pub fn describe(
             .iter_mut()
             .find(|t| t.name == table)
             .expect("the position table is planned");
-        t.values.drain(..(position_offset * h) as usize);
-        t.shape = vec![cfg.max_positions, h];
+        t.values.drain(..(position_offset * width) as usize);
+        t.shape = vec![cfg.max_positions, width];
     }
 
     let hp = BertHyperparameters {
@@ -670,6 +709,7 @@ pub fn describe(
         pad_token_id: c.get("pad_token_id").cloned().unwrap_or(json!(0)),
         head,
         layer_names: family.layer_names(),
+        embedding_size,
     };
     Ok(ModelDescription {
         hyperparameters: Hyperparameters::Bert(hp),

@@ -134,14 +134,14 @@ pub fn describe(
         },
     };
     let mut desc = match model_type.as_str() {
-        "bert" | "roberta" | "xlm-roberta" | "camembert" | "distilbert" => {
+        "bert" | "roberta" | "xlm-roberta" | "camembert" | "distilbert" | "electra" => {
             let family = bert::Family::of(&model_type).expect("a family of the match arm");
             bert::describe(config_path, config, tensors, side, family)
         }
         "mlp" => mlp::describe(config_path, config, tensors, fold_batch_norm),
         other => Err(unsupported(format!(
             "model_type {other:?} is not supported (supported: \"bert\", \"roberta\", \"xlm-roberta\", \
-             \"camembert\", \"distilbert\", \"mlp\")"
+             \"camembert\", \"distilbert\", \"electra\", \"mlp\")"
         ))),
     }?;
     if let Some(why) = inferred {
@@ -172,6 +172,7 @@ fn infer_model_type(
         ("Roberta", "roberta"),
         ("Camembert", "camembert"),
         ("DistilBert", "distilbert"),
+        ("Electra", "electra"),
     ] {
         if let Some(a) = archs.iter().find(|a| a.starts_with(prefix)) {
             return Some((model_type, format!("architectures {a:?}")));
@@ -182,6 +183,7 @@ fn infer_model_type(
             ("bert.embeddings.word_embeddings.weight", "bert"),
             ("roberta.embeddings.word_embeddings.weight", "roberta"),
             ("distilbert.embeddings.word_embeddings.weight", "distilbert"),
+            ("electra.embeddings.word_embeddings.weight", "electra"),
             ("embeddings.word_embeddings.weight", "bert"),
         ] {
             if tensors.contains_key(name) && config.get("hidden_size").is_some() {

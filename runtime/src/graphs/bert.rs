@@ -26,6 +26,8 @@ pub enum Head {
 #[derive(Debug, Clone)]
 pub struct BertConfig {
     pub prefix: String,
+    /// The embedding tables' width when it is not `hidden` (then projected to `hidden`).
+    pub embedding_size: Option<usize>,
     /// The tensor-name stems of each encoder layer (BERT's or DistilBERT's scheme).
     pub layer_names: Vec<mxrt_format::description::EncoderLayerNames>,
     pub vocab: usize,
@@ -64,6 +66,8 @@ pub struct Bert {
     pub config: BertConfig,
     pub(crate) embeddings: Embeddings,
     pub(crate) layers: Vec<EncoderLayer>,
+    /// ELECTRA's projection of narrower embeddings to the hidden width.
+    pub(crate) project: Option<Linear>,
     pub(crate) pooler: Option<Linear>,
     pub(crate) classifier: Option<Linear>,
 }
@@ -72,18 +76,23 @@ impl Bert {
     pub fn load(config: BertConfig, p: &Params<'_>) -> Result<Bert> {
         let (h, pre) = (config.hidden, config.prefix.clone());
         let e = format!("{pre}embeddings");
-        let word = p.matrix(&format!("{e}.word_embeddings.weight"), config.vocab, h)?;
+        let width = config.embedding_size.unwrap_or(h);
+        let word = p.matrix(&format!("{e}.word_embeddings.weight"), config.vocab, width)?;
         let position = p.matrix(
             &format!("{e}.position_embeddings.weight"),
             config.max_positions,
-            h,
+            width,
         )?;
         let token_type = p.matrix(
             &format!("{e}.token_type_embeddings.weight"),
             config.type_vocab,
-            h,
+            width,
         )?;
-        let embeddings_norm = p.norm(&format!("{e}.LayerNorm"), h)?;
+        let embeddings_norm = p.norm(&format!("{e}.LayerNorm"), width)?;
+        let project = match config.embedding_size {
+            Some(w) => Some(p.linear(&format!("{pre}embeddings_project"), h, w)?),
+            None => None,
+        };
         let mut layers = Vec::with_capacity(config.layers);
         for l in &config.layer_names {
             layers.push(EncoderLayer {
@@ -118,6 +127,7 @@ impl Bert {
                 norm: embeddings_norm,
             },
             layers,
+            project,
             pooler,
             classifier,
         })
@@ -143,7 +153,11 @@ impl Bert {
                 &l.output,
             ]
         });
-        for l in linears.chain(&self.pooler).chain(&self.classifier) {
+        for l in linears
+            .chain(&self.project)
+            .chain(&self.pooler)
+            .chain(&self.classifier)
+        {
             p.linear(l);
         }
         p
@@ -161,6 +175,10 @@ impl Bert {
         check_batch(c, batch)?;
         let rows = b * s;
         let mut x = be.embeddings(&self.embeddings, batch, c.eps)?;
+        if let Some(project) = &self.project {
+            let projected = be.linear(&x, rows, project)?;
+            be.recycle(std::mem::replace(&mut x, projected));
+        }
         let mut hidden_states = Vec::new();
         if keep_hidden {
             hidden_states.push(be.output(&x)?);

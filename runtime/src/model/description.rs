@@ -64,6 +64,10 @@ pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelP
     Ok(BertConfig {
         prefix: hp.tensor_prefix.clone(),
         layer_names: (0..hp.num_hidden_layers).map(|i| hp.layer(i)).collect(),
+        embedding_size: hp
+            .embedding_size
+            .map(|v| size("embedding_size", v))
+            .transpose()?,
         vocab: size("vocab_size", hp.vocab_size)?,
         hidden: size("hidden_size", hp.hidden_size)?,
         layers: size("num_hidden_layers", hp.num_hidden_layers)?,
