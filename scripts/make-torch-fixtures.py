@@ -29,6 +29,7 @@ What it writes (all small):
                        texts and pairs
   electra/             a tiny ElectraForSequenceClassification with embeddings narrower than its hidden size
                        (projected), and torch's logits for texts and pairs
+  bert-relu/           a tiny BERT classifier with hidden_act relu and torch's logits
 """
 import json
 import os
@@ -400,6 +401,44 @@ def electra_fixture():
     (d / "expected.json").write_text(json.dumps(expected) + "\n")
 
 
+def bert_relu_fixture():
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    d = OUT / "bert-relu"
+    d.mkdir(parents=True, exist_ok=True)
+    vocab = (OUT / "bert" / "vocab.txt").read_text()
+    (d / "vocab.txt").write_text(vocab)
+    config = BertConfig(
+        vocab_size=len(vocab.splitlines()),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        hidden_act="relu",
+        num_labels=2,
+        initializer_range=0.3,
+        architectures=["BertForSequenceClassification"],
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
+    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
+    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
+    expected = {"texts": texts, "pairs": pairs}
+    for key, inputs in (("", texts), ("pair_", pairs)):
+        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits
+        expected[key + "input_ids"] = [
+            [i for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+        ]
+        expected[key + "logits"] = logits.tolist()
+    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     mlp_fixture()
@@ -410,6 +449,7 @@ if __name__ == "__main__":
     roberta_fixture()
     distilbert_fixture()
     electra_fixture()
+    bert_relu_fixture()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -618,3 +618,19 @@ fn an_electra_classifier_matches_pytorch_on_texts_and_pairs() {
     assert_eq!(hp["embedding_size"], 16);
     assert_eq!(hp["head"]["pooler_activation"], "gelu");
 }
+
+/// A BERT classifier with `hidden_act: relu`: torch's logits; the file requires `hidden_act_relu` (a 2.0
+/// reader, which knows GELU only, refuses it by name).
+#[test]
+fn a_relu_bert_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = family_matches_pytorch("bert-relu", dir.path());
+    let inspect: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(inspect["metadata"]["hyperparameters"]["hidden_act"], "relu");
+    assert_eq!(
+        inspect["metadata"]["requires"],
+        serde_json::json!(["hidden_act_relu"])
+    );
+    assert_eq!(inspect["version"], "2.1");
+}

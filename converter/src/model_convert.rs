@@ -203,7 +203,6 @@ impl Source {
         }
 
         // Encode and measure.
-        let leaky = uses_leaky_relu(&desc.hyperparameters);
         let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe);
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
@@ -272,8 +271,9 @@ impl Source {
         );
         meta.insert("hyperparameters".into(), desc.hyperparameters.to_value());
         meta.insert("recipe".into(), recipe_json);
-        if leaky {
-            meta.insert("requires".into(), json!(["leaky_relu"]));
+        let requires = required_features(&desc.hyperparameters);
+        if !requires.is_empty() {
+            meta.insert("requires".into(), json!(requires));
         }
         meta.insert(
             "provenance".into(),
@@ -320,6 +320,19 @@ fn uses_leaky_relu(hp: &mxrt_format::description::Hyperparameters) -> bool {
         if mlp.ops.iter().any(|o| matches!(o, MlpOp::LeakyRelu { .. })))
 }
 
+/// The features a 2.0 reader lacks and would silently compute otherwise (FORMAT.md section 10).
+fn required_features(hp: &mxrt_format::description::Hyperparameters) -> Vec<&'static str> {
+    use mxrt_format::description::Hyperparameters;
+    let mut out = Vec::new();
+    if uses_leaky_relu(hp) {
+        out.push("leaky_relu");
+    }
+    if matches!(hp, Hyperparameters::Bert(bert) if bert.hidden_act == "relu") {
+        out.push("hidden_act_relu");
+    }
+    out
+}
+
 /// The model-description version a file needs (FORMAT.md section 10): 1 when it uses a field of 2.1 —
 /// quantized biases (the recipe layers' `biases`), an unfolded BatchNorm (`fold_batch_norm`), the MLP op
 /// `leaky_relu`, a classification head's layer names or activation (RoBERTa, DistilBERT), or DistilBERT's
@@ -337,7 +350,7 @@ fn description_minor(
     u16::from(
         layers.iter().any(|l| l.biases.is_some())
             || !recipe.folds_batch_norm()
-            || uses_leaky_relu(hp)
+            || !required_features(hp).is_empty()
             || named_head,
     )
 }

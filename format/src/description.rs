@@ -120,7 +120,8 @@ pub struct BertHyperparameters {
     pub num_hidden_layers: u64,
     pub num_attention_heads: u64,
     pub intermediate_size: u64,
-    /// `"gelu"`: exact erf GELU (the only activation written).
+    /// `"gelu"`: exact erf GELU; since 2.1 also `"relu"` (a file using it lists `hidden_act_relu` in
+    /// `requires`: a 2.0 reader would compute GELU).
     #[serde(default = "gelu")]
     pub hidden_act: String,
     #[serde(default = "default_layer_norm_eps")]

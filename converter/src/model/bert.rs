@@ -93,6 +93,8 @@ impl Family {
 }
 
 struct Config {
+    /// The feed-forward activation: `gelu` or `relu`.
+    act: String,
     vocab: u64,
     hidden: u64,
     layers: u64,
@@ -134,9 +136,10 @@ fn read_config(path: &Path, c: &Value, family: Family) -> Result<Config, Convert
         .get(k("hidden_act"))
         .and_then(Value::as_str)
         .unwrap_or("gelu");
-    if act != "gelu" {
+    if act != "gelu" && act != "relu" {
         return Err(unsupported(format!(
-            "hidden_act {act:?} is not supported (only \"gelu\", the exact erf GELU)"
+            "hidden_act {act:?} is not supported (\"gelu\", the exact erf GELU, or \"relu\"; the tanh \
+             approximations gelu_new / gelu_pytorch_tanh are not implemented)"
         )));
     }
     let pos = c
@@ -156,6 +159,7 @@ fn read_config(path: &Path, c: &Value, family: Family) -> Result<Config, Convert
         ));
     }
     let cfg = Config {
+        act: act.to_string(),
         vocab: config_u64(c, "vocab_size", None, path)?,
         hidden: config_u64(c, k("hidden_size"), None, path)?,
         layers: config_u64(c, k("num_hidden_layers"), None, path)?,
@@ -702,7 +706,7 @@ pub fn describe(
         num_hidden_layers: cfg.layers,
         num_attention_heads: cfg.heads,
         intermediate_size: cfg.intermediate,
-        hidden_act: "gelu".into(),
+        hidden_act: cfg.act.clone(),
         layer_norm_eps: cfg.eps,
         max_position_embeddings: cfg.max_positions,
         type_vocab_size: cfg.type_vocab,

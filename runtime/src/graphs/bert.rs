@@ -26,6 +26,8 @@ pub enum Head {
 #[derive(Debug, Clone)]
 pub struct BertConfig {
     pub prefix: String,
+    /// The feed-forward activation (`hidden_act`: GELU or ReLU).
+    pub activation: Activation,
     /// The embedding tables' width when it is not `hidden` (then projected to `hidden`).
     pub embedding_size: Option<usize>,
     /// The tensor-name stems of each encoder layer (BERT's or DistilBERT's scheme).
@@ -195,7 +197,7 @@ impl Bert {
                 &attended,
                 rows,
                 &layer.intermediate,
-                Activation::Gelu,
+                c.activation,
                 &layer.output,
             )?;
             let next = be.add_layer_norm(down, Some(&attended), &layer.output_norm, c.eps)?;

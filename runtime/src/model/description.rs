@@ -61,8 +61,20 @@ pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelP
                 .transpose()?,
         },
     };
+    let activation = match hp.hidden_act.as_str() {
+        "gelu" => Activation::Gelu,
+        "relu" => Activation::Relu,
+        other => {
+            return Err(DescriptionError::Inconsistent {
+                section: "hyperparameters",
+                reason: format!("hidden_act {other:?} is not one of gelu, relu"),
+            }
+            .into())
+        }
+    };
     Ok(BertConfig {
         prefix: hp.tensor_prefix.clone(),
+        activation,
         layer_names: (0..hp.num_hidden_layers).map(|i| hp.layer(i)).collect(),
         embedding_size: hp
             .embedding_size
