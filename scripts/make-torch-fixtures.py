@@ -45,6 +45,27 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "torch"
 torch.manual_seed(20261203)
 
 
+TEXTS = ["the movie was very good!", "not fun, boring plot", "a great film"]
+PAIRS = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
+
+
+def write_expected(d, model, tok, token_types):
+    """d/expected.json: the texts and sentence pairs, their token ids and the model's logits. Models without
+    segment embeddings (RoBERTa, DistilBERT) get no token_type_ids, as their pipelines give none."""
+    expected = {"texts": TEXTS, "pairs": PAIRS}
+    for key, inputs in (("", TEXTS), ("pair_", PAIRS)):
+        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
+        args = dict(enc) if token_types else {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        with torch.no_grad():
+            logits = model(**args).logits
+        expected[key + "input_ids"] = [
+            [i for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+        ]
+        expected[key + "logits"] = logits.tolist()
+    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+
+
 def mlp_fixture():
     d = OUT / "mlp"
     d.mkdir(parents=True, exist_ok=True)
@@ -197,20 +218,8 @@ def bert_fixture():
     # What hub fine-tunes without safetensors ship (transformers 5 itself writes only safetensors).
     torch.save(model.state_dict(), d / "pytorch_model.bin")
     tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
-    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
     # Sentence pairs: [CLS] a [SEP] b [SEP], token types 0 then 1 (what a cross-encoder reads).
-    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
-    expected = {"texts": texts, "pairs": pairs}
-    for key, inputs in (("", texts), ("pair_", pairs)):
-        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**enc).logits
-        expected[key + "input_ids"] = [
-            [i for i, m in zip(ids, mask) if m]
-            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
-        ]
-        expected[key + "logits"] = logits.tolist()
-    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+    write_expected(d, model, tok, token_types=True)
 
     # A one-label regression head (an STS-B cross-encoder), smaller still.
     d = OUT / "bert-regression"
@@ -311,19 +320,7 @@ def roberta_fixture():
     model = RobertaForSequenceClassification(config).eval()
     model.config.save_pretrained(d)
     torch.save(model.state_dict(), d / "pytorch_model.bin")
-    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
-    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
-    expected = {"texts": texts, "pairs": pairs}
-    for key, inputs in (("", texts), ("pair_", pairs)):
-        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-        expected[key + "input_ids"] = [
-            [i for i, m in zip(ids, mask) if m]
-            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
-        ]
-        expected[key + "logits"] = logits.tolist()
-    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+    write_expected(d, model, tok, token_types=False)
 
 
 def distilbert_fixture():
@@ -348,19 +345,7 @@ def distilbert_fixture():
     model.config.save_pretrained(d)
     torch.save(model.state_dict(), d / "pytorch_model.bin")
     tok = DistilBertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
-    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
-    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
-    expected = {"texts": texts, "pairs": pairs}
-    for key, inputs in (("", texts), ("pair_", pairs)):
-        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-        expected[key + "input_ids"] = [
-            [i for i, m in zip(ids, mask) if m]
-            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
-        ]
-        expected[key + "logits"] = logits.tolist()
-    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+    write_expected(d, model, tok, token_types=False)
 
 
 def electra_fixture():
@@ -386,19 +371,7 @@ def electra_fixture():
     model.config.save_pretrained(d)
     torch.save(model.state_dict(), d / "pytorch_model.bin")
     tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
-    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
-    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
-    expected = {"texts": texts, "pairs": pairs}
-    for key, inputs in (("", texts), ("pair_", pairs)):
-        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**enc).logits
-        expected[key + "input_ids"] = [
-            [i for i, m in zip(ids, mask) if m]
-            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
-        ]
-        expected[key + "logits"] = logits.tolist()
-    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+    write_expected(d, model, tok, token_types=True)
 
 
 def bert_relu_fixture():
@@ -424,19 +397,7 @@ def bert_relu_fixture():
     model.config.save_pretrained(d)
     torch.save(model.state_dict(), d / "pytorch_model.bin")
     tok = BertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
-    texts = ["the movie was very good!", "not fun, boring plot", "a great film"]
-    pairs = [("the movie was good", "a great film"), ("boring plot", "the acting was fun!")]
-    expected = {"texts": texts, "pairs": pairs}
-    for key, inputs in (("", texts), ("pair_", pairs)):
-        enc = tok(*zip(*inputs), padding=True, return_tensors="pt") if key else tok(inputs, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**enc).logits
-        expected[key + "input_ids"] = [
-            [i for i, m in zip(ids, mask) if m]
-            for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
-        ]
-        expected[key + "logits"] = logits.tolist()
-    (d / "expected.json").write_text(json.dumps(expected) + "\n")
+    write_expected(d, model, tok, token_types=True)
 
 
 if __name__ == "__main__":

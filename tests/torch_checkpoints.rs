@@ -34,11 +34,9 @@ fn convert_json(inputs: &[&Path], out: &Path) -> Value {
     serde_json::from_str(&mxrt_ok(&args)).unwrap()
 }
 
-/// `mxrt run --json` on the MLP fixture's inputs: one output vector per row.
-fn run_mlp(model: &Path, dir: &Path) -> Vec<Vec<f32>> {
-    let exp = expected(&fixtures().join("mlp/expected.json"));
-    let csv: String = exp["inputs"]
-        .as_array()
+/// Feature rows (a JSON array of arrays) as CSV lines.
+fn features_csv(rows: &Value) -> String {
+    rows.as_array()
         .unwrap()
         .iter()
         .map(|row| {
@@ -49,7 +47,13 @@ fn run_mlp(model: &Path, dir: &Path) -> Vec<Vec<f32>> {
                 .join(",")
                 + "\n"
         })
-        .collect();
+        .collect()
+}
+
+/// `mxrt run --json` on the MLP fixture's inputs: one output vector per row.
+fn run_mlp(model: &Path, dir: &Path) -> Vec<Vec<f32>> {
+    let exp = expected(&fixtures().join("mlp/expected.json"));
+    let csv = features_csv(&exp["inputs"]);
     let input = dir.join("x.csv");
     std::fs::write(&input, csv).unwrap();
     mxrt_ok(&[
@@ -457,19 +461,7 @@ fn a_leaky_relu_mlp_matches_pytorch() {
     let out = dir.path().join("leaky.mxrt");
     convert_json(&[&f.join("config.json"), &f.join("model.pt")], &out);
     let exp = expected(&f.join("expected.json"));
-    let csv: String = exp["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            floats(row)
-                .iter()
-                .map(|v| format!("{v:e}"))
-                .collect::<Vec<_>>()
-                .join(",")
-                + "\n"
-        })
-        .collect();
+    let csv = features_csv(&exp["inputs"]);
     let input = dir.path().join("x.csv");
     std::fs::write(&input, csv).unwrap();
     for backend_tier in ["reference", "avx2"] {

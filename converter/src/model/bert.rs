@@ -216,13 +216,7 @@ fn read_head(
         path: path.to_path_buf(),
         reason,
     };
-    let archs: Vec<&str> = c
-        .get("architectures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let archs = super::architectures(c);
     // The family's names for the same models read as BERT's (RobertaForSequenceClassification →
     // BertForSequenceClassification, XLMRobertaModel → BertModel).
     let archs: Vec<&str> = archs

@@ -153,19 +153,24 @@ pub fn describe(
     Ok(desc)
 }
 
+/// The names in a config's `architectures` list (empty when there is none).
+pub(crate) fn architectures(config: &Value) -> Vec<&str> {
+    config
+        .get("architectures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// The model type of a config without `model_type` (older bert-tiny style configs): from `architectures`
 /// (`Bert…`), else from the tensor names (a BERT word embedding table), else from an MLP config's `layers`.
 fn infer_model_type(
     config: &Value,
     tensors: &BTreeMap<String, SourceTensor<'_>>,
 ) -> Option<(&'static str, String)> {
-    let archs: Vec<&str> = config
-        .get("architectures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let archs = architectures(config);
     for (prefix, model_type) in [
         ("Bert", "bert"),
         ("XLMRoberta", "xlm-roberta"),
