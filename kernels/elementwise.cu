@@ -1,5 +1,5 @@
-// Element-wise ops in place (GELU with erf, tanh, ReLU, the per-column affine of folded BatchNorm) and the
-// row softmax of MLP outputs.
+// Element-wise ops in place (GELU with erf, GELU's tanh approximation, tanh, ReLU, leaky ReLU, the per-column
+// affine of folded BatchNorm) and the row softmax of MLP outputs.
 
 __device__ __forceinline__ size_t element_index() {
     return (size_t)grid_index() * blockDim.x + threadIdx.x;
@@ -13,6 +13,14 @@ extern "C" __global__ void gelu(float* x, u32 len) {
     }
 }
 
+extern "C" __global__ void gelu_tanh(float* x, u32 len) {
+    const size_t i = element_index();
+    if (i < len) {
+        const float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
 extern "C" __global__ void tanh_op(float* x, u32 len) {
     const size_t i = element_index();
     if (i < len) x[i] = tanhf(x[i]);
@@ -21,6 +29,14 @@ extern "C" __global__ void tanh_op(float* x, u32 len) {
 extern "C" __global__ void relu(float* x, u32 len) {
     const size_t i = element_index();
     if (i < len) x[i] = fmaxf(x[i], 0.0f);
+}
+
+extern "C" __global__ void leaky_relu(float* x, u32 len, float slope) {
+    const size_t i = element_index();
+    if (i < len) {
+        const float v = x[i];
+        x[i] = v < 0.0f ? slope * v : v;
+    }
 }
 
 extern "C" __global__ void affine(float* x, const float* scale, const float* shift, u32 len, u32 width) {

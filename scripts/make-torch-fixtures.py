@@ -30,6 +30,17 @@ What it writes (all small):
   electra/             a tiny ElectraForSequenceClassification with embeddings narrower than its hidden size
                        (projected), and torch's logits for texts and pairs
   bert-relu/           a tiny BERT classifier with hidden_act relu and torch's logits
+  */model.safetensors  beside the pytorch_model.bin of bert, roberta, distilbert and electra: the same
+                       tensors as safetensors (so each family is checked from both file formats)
+  xlm-roberta/         a tiny XLMRobertaForSequenceClassification with hidden_act gelu_new, saved by
+                       transformers (model.safetensors) and as pytorch_model.bin, roberta's tokenizer.json
+  camembert/           a tiny CamembertForSequenceClassification with hidden_act gelu_pytorch_tanh and a
+                       byte-level BPE tokenizer given as vocab.json + merges.txt only (no tokenizer.json);
+                       token ids from transformers' Python RobertaTokenizer
+  st-roberta/          a sentence-transformers encoder on RobertaModel (modules.json, mean pooling,
+                       Normalize, max_seq_length 24) in model.safetensors, and its embeddings
+  st-distilbert/       a sentence-transformers encoder on DistilBertModel (CLS pooling, no Normalize) in
+                       pytorch_model.bin, and its embeddings
 """
 import json
 import os
@@ -400,6 +411,163 @@ def bert_relu_fixture():
     write_expected(d, model, tok, token_types=True)
 
 
+def safetensors_twins():
+    """model.safetensors beside each family's pytorch_model.bin: the same tensors (no randomness used, so
+    the fixtures written before stay byte-identical)."""
+    for name in ("bert", "roberta", "distilbert", "electra"):
+        d = OUT / name
+        state = torch.load(d / "pytorch_model.bin", weights_only=True)
+        save_file({k: v.contiguous() for k, v in state.items()}, d / "model.safetensors", metadata={"format": "pt"})
+
+
+def xlm_roberta_fixture():
+    from transformers import RobertaTokenizerFast, XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    d = OUT / "xlm-roberta"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "tokenizer.json").write_bytes((OUT / "roberta" / "tokenizer.json").read_bytes())
+    tok = RobertaTokenizerFast(tokenizer_file=str(d / "tokenizer.json"))
+    config = XLMRobertaConfig(
+        vocab_size=tok.backend_tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_act="gelu_new",
+        num_labels=2,
+        initializer_range=0.3,
+        architectures=["XLMRobertaForSequenceClassification"],
+    )
+    model = XLMRobertaForSequenceClassification(config).eval()
+    model.save_pretrained(d)  # config.json and model.safetensors, as transformers writes them
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    write_expected(d, model, tok, token_types=False)
+
+
+def camembert_fixture():
+    from tokenizers import Tokenizer
+    from transformers import CamembertConfig, CamembertForSequenceClassification, RobertaTokenizer
+
+    d = OUT / "camembert"
+    d.mkdir(parents=True, exist_ok=True)
+    # The roberta fixture's byte-level BPE as the two files RoBERTa-style checkpoints ship.
+    Tokenizer.from_file(str(OUT / "roberta" / "tokenizer.json")).model.save(str(d))
+    tok = RobertaTokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+    config = CamembertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_act="gelu_pytorch_tanh",
+        num_labels=3,
+        initializer_range=0.3,
+        architectures=["CamembertForSequenceClassification"],
+    )
+    model = CamembertForSequenceClassification(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    write_expected(d, model, tok, token_types=False)
+
+
+def write_embeddings(d, model, tok, pooling, normalize, max_length):
+    """d/expected.json: texts, their token ids and sentence-transformers' embedding (pooling over the
+    tokens of the last hidden state, then L2 normalisation when the pipeline has Normalize)."""
+    texts = TEXTS + ["a much longer text about a movie whose plot was boring and whose acting was awful " * 3]
+    enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    if pooling == "mean":
+        emb = (hidden * mask).sum(1) / mask.sum(1)
+    else:
+        emb = hidden[:, 0]
+    if normalize:
+        emb = torch.nn.functional.normalize(emb, dim=1)
+    ids = [[i for i, m in zip(r, k) if m] for r, k in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())]
+    (d / "expected.json").write_text(json.dumps({"texts": texts, "input_ids": ids, "embeddings": emb.tolist()}) + "\n")
+
+
+def sentence_transformers_files(d, pooling, normalize, max_length):
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (d / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (d / "1_Pooling").mkdir(exist_ok=True)
+    (d / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 32,
+        "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }, indent=2) + "\n")
+    (d / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}) + "\n")
+
+
+def st_roberta_fixture():
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    d = OUT / "st-roberta"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "tokenizer.json").write_bytes((OUT / "roberta" / "tokenizer.json").read_bytes())
+    tok = RobertaTokenizerFast(tokenizer_file=str(d / "tokenizer.json"))
+    config = RobertaConfig(
+        vocab_size=tok.backend_tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        initializer_range=0.3,
+        architectures=["RobertaModel"],
+    )
+    model = RobertaModel(config).eval()
+    model.save_pretrained(d)
+    sentence_transformers_files(d, "mean", True, 24)
+    write_embeddings(d, model, tok, "mean", True, 24)
+
+
+def st_distilbert_fixture():
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizer
+
+    d = OUT / "st-distilbert"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "vocab.txt").write_text((OUT / "bert" / "vocab.txt").read_text())
+    config = DistilBertConfig(
+        vocab_size=len((d / "vocab.txt").read_text().splitlines()),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=64,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+        architectures=["DistilBertModel"],
+    )
+    model = DistilBertModel(config).eval()
+    model.config.save_pretrained(d)
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    tok = DistilBertTokenizer(str(d / "vocab.txt"), do_lower_case=True)
+    sentence_transformers_files(d, "cls", False, 64)
+    write_embeddings(d, model, tok, "cls", False, 64)
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     mlp_fixture()
@@ -411,6 +579,11 @@ if __name__ == "__main__":
     distilbert_fixture()
     electra_fixture()
     bert_relu_fixture()
+    safetensors_twins()
+    xlm_roberta_fixture()
+    camembert_fixture()
+    st_roberta_fixture()
+    st_distilbert_fixture()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -1,4 +1,5 @@
-// Element-wise ops in place: exact GELU, tanh, ReLU, and the per-column affine of folded BatchNorm.
+// Element-wise ops in place: exact GELU, GELU's tanh approximation, tanh, leaky ReLU, ReLU, and the
+// per-column affine of folded BatchNorm.
 // One invocation per element on a 2-D grid (large tensors exceed 65535 workgroups in one dimension).
 
 struct Params {
@@ -35,15 +36,27 @@ fn gelu(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// tanh by (1 - e^-2|v|) / (1 + e^-2|v|), odd-symmetric: no overflow for large |v|.
+fn tanh_stable(v: f32) -> f32 {
+    let e = exp(-2.0 * abs(v));
+    let r = (1.0 - e) / (1.0 + e);
+    return select(r, -r, v < 0.0);
+}
+
+@compute @workgroup_size(256)
+fn gelu_tanh(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if (i < p.len) {
+        let v = x[i];
+        x[i] = 0.5 * v * (1.0 + tanh_stable(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    }
+}
+
 @compute @workgroup_size(256)
 fn tanh_op(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
     if (i < p.len) {
-        // (1 - e^-2|v|) / (1 + e^-2|v|): no overflow for large |v|
-        let v = x[i];
-        let e = exp(-2.0 * abs(v));
-        let r = (1.0 - e) / (1.0 + e);
-        x[i] = select(r, -r, v < 0.0);
+        x[i] = tanh_stable(x[i]);
     }
 }
 
@@ -52,6 +65,16 @@ fn relu(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
     if (i < p.len) {
         x[i] = max(x[i], 0.0);
+    }
+}
+
+// Leaky ReLU: the slope's f32 bits travel in the `width` parameter.
+@compute @workgroup_size(256)
+fn leaky_relu(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if (i < p.len) {
+        let v = x[i];
+        x[i] = select(v, bitcast<f32>(p.width) * v, v < 0.0);
     }
 }
 

@@ -144,6 +144,53 @@ fn jsc_models_match_the_cpu_backend() {
     }
 }
 
+/// An MLP with `leaky_relu` (the element-wise kernel between the linear layers) gives the CPU's outputs.
+#[test]
+fn a_leaky_relu_mlp_matches_the_cpu_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/mlp-leaky");
+    let file = dir.path().join("leaky.mxrt");
+    mxrt_ok(&[
+        "convert",
+        f.join("config.json").to_str().unwrap(),
+        f.join("model.pt").to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+        "--weights",
+        "f32",
+        "--quiet",
+    ]);
+    let Some((cpu, cuda)) = open_pair(&file) else {
+        return;
+    };
+    let (inputs, _) = mlp_inputs(&cpu, 37);
+    let d = max_abs_diff(
+        &cpu.run_mlp(&inputs, 37).unwrap(),
+        &cuda.run_mlp(&inputs, 37).unwrap(),
+    );
+    assert!(d < 1e-5, "outputs differ by {d}");
+}
+
+/// The encoder fixtures (RoBERTa, XLM-R, CamemBERT, DistilBERT, ELECTRA; GELU, its tanh approximation and
+/// ReLU; classifiers and sentence-transformers encoders) give the CPU's outputs on CUDA, for texts and pairs.
+#[test]
+fn encoder_families_match_the_cpu_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ENCODER_FIXTURES {
+        let file = convert_encoder_fixture(name, dir.path());
+        if open_pair(&file).is_none() {
+            return;
+        }
+        let (cpu, cuda) = (
+            encoder_outputs(&file, "cpu"),
+            encoder_outputs(&file, "cuda"),
+        );
+        assert_eq!(cpu.len(), cuda.len());
+        let d = max_abs_diff(&cpu, &cuda);
+        assert!(d < 1e-4, "{name}: outputs differ by {d}");
+    }
+}
+
 /// The CLI on the CUDA backend: `run` gives the CPU's labels, `bench` reports the device and the weights on it.
 #[test]
 fn the_cli_runs_and_benches_on_cuda() {

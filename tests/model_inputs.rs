@@ -479,8 +479,8 @@ fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
     for (key, value, needle) in [
         (
             "hidden_act",
-            json!("gelu_new"),
-            "hidden_act \"gelu_new\" is not supported",
+            json!("quick_gelu"),
+            "hidden_act \"quick_gelu\" is not supported",
         ),
         (
             "model_type",

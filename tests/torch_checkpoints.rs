@@ -1,7 +1,8 @@
-//! PyTorch checkpoints end to end, on the fixtures `scripts/make-torch-fixtures.py` wrote with torch 2.15 /
-//! transformers 5.24 (committed; no PyTorch needed here): a Lightning `.ckpt` of a MASE-style MLP, the same
-//! weights as a plain state dict in a `pytorch_model.bin` directory, a BERT classifier's
-//! `pytorch_model.bin`, storages shared between views, and the files that must be refused.
+//! PyTorch checkpoints and the BERT family end to end, on the fixtures `scripts/make-torch-fixtures.py`
+//! wrote with torch 2.15 / transformers 5.24 (committed; no PyTorch needed here): a Lightning `.ckpt` of a
+//! MASE-style MLP, the same weights as a plain state dict in a `pytorch_model.bin` directory, storages shared
+//! between views, the files that must be refused, and classifiers / sentence encoders of BERT, RoBERTa,
+//! XLM-RoBERTa, CamemBERT, DistilBERT and ELECTRA from pytorch_model.bin and model.safetensors.
 //! Numerics: FP32 outputs against what torch computed from the same files, max |difference| ≤ 1e-4.
 
 mod common;
@@ -144,36 +145,12 @@ fn a_lightning_checkpoint_converts_and_matches_pytorch() {
     assert_eq!(run_mlp(&out_drop, dir.path()), got);
 }
 
+/// The BERT classifier from its pytorch_model.bin and from the safetensors twin: torch's token ids and logits
+/// for texts and pairs.
 #[test]
 fn a_bert_pytorch_model_bin_matches_pytorch() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fixtures().join("bert");
-    let out = dir.path().join("bert.mxrt");
-    convert_json(&[&f], &out);
-    let exp = expected(&f.join("expected.json"));
-    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
-    let texts: Vec<&str> = exp["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    for t in &texts {
-        args.extend(["--text", t]);
-    }
-    let lines: Vec<Value> = mxrt_ok(&args)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), texts.len());
-    for (i, line) in lines.iter().enumerate() {
-        assert_eq!(line["input_ids"], exp["input_ids"][i], "text {i}");
-        let (got, want) = (floats(&line["logits"]), floats(&exp["logits"][i]));
-        assert!(
-            max_abs_diff(&got, &want) <= 1e-4,
-            "text {i}: {got:?} vs torch {want:?}"
-        );
-    }
+    family_matches_pytorch("bert", BOTH, dir.path());
 }
 
 /// Shared storages, offsets, strided views and every storage type a state dict holds, read from the torch
@@ -518,33 +495,47 @@ fn run_json_env(args: &[&str], tier: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Converts fixture `name` (a classifier with texts and sentence pairs in its expected.json), runs both,
-/// checks token ids and logits against torch's; returns the converter's report and the file.
-fn family_matches_pytorch(name: &str, dir: &Path) -> (Value, PathBuf) {
+/// Converts fixture `name` (a classifier with texts and sentence pairs in its expected.json) from each of its
+/// weight files `formats` (`model.safetensors`, `pytorch_model.bin`: each must exist), runs texts and pairs,
+/// checks token ids and logits against torch's; returns the converter's report and the file of the first.
+fn family_matches_pytorch(name: &str, formats: &[&str], dir: &Path) -> (Value, PathBuf) {
     let f = fixtures().join(name);
-    let out = dir.join(format!("{name}.mxrt"));
-    let report = convert_json(&[&f], &out);
     let exp = expected(&f.join("expected.json"));
+    let mut first = None;
+    for format in formats {
+        let weights = f.join(format);
+        assert!(weights.is_file(), "{} is missing", weights.display());
+        let out = dir.join(format!("{name}-{format}.mxrt"));
+        let report = convert_json(&[&f.join("config.json"), &weights], &out);
+        let what = format!("{name} from {format}");
+        check_texts_and_pairs(&what, &out, &exp);
+        first.get_or_insert((report, out));
+    }
+    first.expect("at least one format")
+}
+
+/// `mxrt run` on the texts and pairs of `exp`: torch's token ids and logits (max |difference| ≤ 1e-4).
+fn check_texts_and_pairs(what: &str, model: &Path, exp: &Value) {
     let texts: Vec<&str> = exp["texts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+    let mut args = vec!["run", model.to_str().unwrap(), "--json", "--tokens"];
     for t in &texts {
         args.extend(["--text", t]);
     }
     for (i, line) in run_json(&args).iter().enumerate() {
-        assert_eq!(line["input_ids"], exp["input_ids"][i], "{name} text {i}");
+        assert_eq!(line["input_ids"], exp["input_ids"][i], "{what} text {i}");
         let (got, want) = (floats(&line["logits"]), floats(&exp["logits"][i]));
         assert!(
             max_abs_diff(&got, &want) <= 1e-4,
-            "{name} text {i}: {got:?} vs torch {want:?}"
+            "{what} text {i}: {got:?} vs torch {want:?}"
         );
     }
     let pairs = exp["pairs"].as_array().unwrap();
-    let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+    let mut args = vec!["run", model.to_str().unwrap(), "--json", "--tokens"];
     for p in pairs {
         args.extend(["--text", p[0].as_str().unwrap()]);
     }
@@ -554,23 +545,25 @@ fn family_matches_pytorch(name: &str, dir: &Path) -> (Value, PathBuf) {
     for (i, line) in run_json(&args).iter().enumerate() {
         assert_eq!(
             line["input_ids"], exp["pair_input_ids"][i],
-            "{name} pair {i}"
+            "{what} pair {i}"
         );
         let (got, want) = (floats(&line["logits"]), floats(&exp["pair_logits"][i]));
         assert!(
             max_abs_diff(&got, &want) <= 1e-4,
-            "{name} pair {i}: {got:?} vs torch {want:?}"
+            "{what} pair {i}: {got:?} vs torch {want:?}"
         );
     }
-    (report, out)
 }
+
+/// Both weight files of the families saved in both.
+const BOTH: &[&str] = &["model.safetensors", "pytorch_model.bin"];
 
 /// A RoBERTa classifier (position ids from padding_idx + 1, one token type, the dense + tanh + out_proj
 /// head, a byte-level BPE tokenizer.json): texts and sentence pairs give torch's token ids and logits.
 #[test]
 fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
     let dir = tempfile::tempdir().unwrap();
-    let (report, out) = family_matches_pytorch("roberta", dir.path());
+    let (report, out) = family_matches_pytorch("roberta", BOTH, dir.path());
     assert!(report["notes"].to_string().contains("padding_idx + 1 = 2"));
     let inspect: Value =
         serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
@@ -585,7 +578,7 @@ fn a_roberta_classifier_matches_pytorch_on_texts_and_pairs() {
 #[test]
 fn a_distilbert_classifier_matches_pytorch_on_texts_and_pairs() {
     let dir = tempfile::tempdir().unwrap();
-    let (report, out) = family_matches_pytorch("distilbert", dir.path());
+    let (report, out) = family_matches_pytorch("distilbert", BOTH, dir.path());
     assert!(report["notes"]
         .to_string()
         .contains("DistilBERT has no token types"));
@@ -603,7 +596,7 @@ fn a_distilbert_classifier_matches_pytorch_on_texts_and_pairs() {
 #[test]
 fn an_electra_classifier_matches_pytorch_on_texts_and_pairs() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, out) = family_matches_pytorch("electra", dir.path());
+    let (_, out) = family_matches_pytorch("electra", BOTH, dir.path());
     let inspect: Value =
         serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
     let hp = &inspect["metadata"]["hyperparameters"];
@@ -616,7 +609,7 @@ fn an_electra_classifier_matches_pytorch_on_texts_and_pairs() {
 #[test]
 fn a_relu_bert_matches_pytorch() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, out) = family_matches_pytorch("bert-relu", dir.path());
+    let (_, out) = family_matches_pytorch("bert-relu", &["pytorch_model.bin"], dir.path());
     let inspect: Value =
         serde_json::from_str(&mxrt_ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(inspect["metadata"]["hyperparameters"]["hidden_act"], "relu");
@@ -625,4 +618,108 @@ fn a_relu_bert_matches_pytorch() {
         serde_json::json!(["hidden_act_relu"])
     );
     assert_eq!(inspect["version"], "2.1");
+}
+
+fn inspect_json(model: &Path) -> Value {
+    serde_json::from_str(&mxrt_ok(&["inspect", model.to_str().unwrap(), "--json"])).unwrap()
+}
+
+/// An XLM-RoBERTa classifier with `hidden_act: gelu_new` (GELU's tanh approximation), from the safetensors
+/// transformers wrote and from pytorch_model.bin: torch's logits; the file stores `gelu_tanh` and requires
+/// `hidden_act_gelu_tanh` (a 2.0 reader would compute the exact GELU).
+#[test]
+fn an_xlm_roberta_classifier_with_gelu_new_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = family_matches_pytorch("xlm-roberta", BOTH, dir.path());
+    let inspect = inspect_json(&out);
+    assert_eq!(inspect["version"], "2.1");
+    let meta = &inspect["metadata"];
+    assert_eq!(meta["hyperparameters"]["hidden_act"], "gelu_tanh");
+    assert_eq!(
+        meta["requires"],
+        serde_json::json!(["hidden_act_gelu_tanh"])
+    );
+}
+
+/// A CamemBERT classifier (`gelu_pytorch_tanh`) whose tokenizer is only `vocab.json` + `merges.txt`: the
+/// byte-level BPE embedded as such (description 2.1) gives the token ids of transformers' Python
+/// RobertaTokenizer (`<s> a </s></s> b </s>` for pairs) and torch's logits.
+#[test]
+fn a_camembert_classifier_with_a_vocab_json_and_merges_tokenizer_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("camembert");
+    assert!(!f.join("tokenizer.json").exists());
+    let (_, out) = family_matches_pytorch("camembert", &["pytorch_model.bin"], dir.path());
+    let meta = &inspect_json(&out)["metadata"];
+    assert_eq!(meta["tokenizer"]["format"], "byte-level-bpe");
+    let files: Vec<&String> = meta["tokenizer"]["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(files, ["merges.txt", "vocab.json"]);
+    assert_eq!(meta["hyperparameters"]["hidden_act"], "gelu_tanh");
+
+    // vocab.json without merges.txt: refused, naming what is missing.
+    let half = dir.path().join("half");
+    std::fs::create_dir(&half).unwrap();
+    for name in ["config.json", "pytorch_model.bin", "vocab.json"] {
+        std::fs::copy(f.join(name), half.join(name)).unwrap();
+    }
+    let err = mxrt_err(&[
+        "convert",
+        half.to_str().unwrap(),
+        "-o",
+        dir.path().join("half.mxrt").to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["vocab.json but no merges.txt"]);
+    // A merges.txt that is not pairs of symbols: refused at convert, naming the line.
+    std::fs::write(
+        half.join("merges.txt"),
+        "#version: 0.2\nĠ a\nthree symbols here\n",
+    )
+    .unwrap();
+    let err = mxrt_err(&[
+        "convert",
+        half.to_str().unwrap(),
+        "-o",
+        dir.path().join("half.mxrt").to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["merges.txt", "line 3"]);
+    assert!(!dir.path().join("half.mxrt").exists());
+}
+
+/// sentence-transformers encoders on RoBERTa (mean pooling, Normalize, max_seq_length 24, safetensors) and
+/// on DistilBERT (CLS pooling, pytorch_model.bin): torch's token ids (truncated) and embeddings.
+#[test]
+fn sentence_transformers_encoders_on_roberta_and_distilbert_match_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pooling, normalize) in [
+        ("st-roberta", "mean", true),
+        ("st-distilbert", "cls", false),
+    ] {
+        let f = fixtures().join(name);
+        let out = dir.path().join(format!("{name}.mxrt"));
+        convert_json(&[&f], &out);
+        let head = &inspect_json(&out)["metadata"]["hyperparameters"]["head"];
+        assert_eq!(head["type"], "sentence_embedding", "{name}");
+        assert_eq!(head["pooling"], pooling, "{name}");
+        assert_eq!(head["normalize"], normalize, "{name}");
+        let exp = expected(&f.join("expected.json"));
+        let mut args = vec!["run", out.to_str().unwrap(), "--json", "--tokens"];
+        for t in exp["texts"].as_array().unwrap() {
+            args.extend(["--text", t.as_str().unwrap()]);
+        }
+        let lines = run_json(&args);
+        assert_eq!(lines.len(), exp["texts"].as_array().unwrap().len());
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(line["input_ids"], exp["input_ids"][i], "{name} text {i}");
+            let (got, want) = (floats(&line["embedding"]), floats(&exp["embeddings"][i]));
+            assert_eq!(got.len(), 32);
+            assert!(
+                max_abs_diff(&got, &want) <= 1e-4,
+                "{name} text {i}: {got:?} vs torch {want:?}"
+            );
+        }
+    }
 }

@@ -242,7 +242,7 @@ fn the_cli_runs_on_wgpu_and_reports_the_adapter() {
     );
 }
 
-/// An MLP with `leaky_relu` (computed on the host between the GPU's linear layers) gives the CPU's outputs.
+/// An MLP with `leaky_relu` (the element-wise shader between the GPU's linear layers) gives the CPU's outputs.
 #[test]
 fn a_leaky_relu_mlp_matches_the_cpu_backend() {
     if skipped() {
@@ -269,51 +269,22 @@ fn a_leaky_relu_mlp_matches_the_cpu_backend() {
     assert!(d < 1e-5, "outputs differ by {d}");
 }
 
-/// The RoBERTa, DistilBERT and ELECTRA classifiers (other layer names, a ReLU or GELU pooler, projected
-/// embeddings) give the CPU's logits on wgpu, for texts and sentence pairs.
+/// The encoder fixtures (RoBERTa, XLM-R, CamemBERT, DistilBERT, ELECTRA; GELU, its tanh approximation and
+/// ReLU; classifiers and sentence-transformers encoders) give the CPU's outputs on wgpu, for texts and pairs.
 #[test]
 fn encoder_families_match_the_cpu_backend() {
     if skipped() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for family in ["roberta", "distilbert", "electra"] {
-        let f = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/torch")
-            .join(family);
-        let file = dir.path().join(format!("{family}.mxrt"));
-        convert_quiet(&f, &file, &["--weights", "f32"]);
-        let logits = |backend: &str| -> Vec<f32> {
-            mxrt_ok(&[
-                "run",
-                file.to_str().unwrap(),
-                "--backend",
-                backend,
-                "--json",
-                "--text",
-                "the movie was very good!",
-                "--text",
-                "boring plot",
-                "--text-pair",
-                "a great film",
-                "--text-pair",
-                "the acting was fun!",
-            ])
-            .lines()
-            .flat_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["logits"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap() as f32)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-        };
-        let (cpu, gpu) = (logits("cpu"), logits("wgpu"));
+    for name in ENCODER_FIXTURES {
+        let file = convert_encoder_fixture(name, dir.path());
+        let (cpu, gpu) = (
+            encoder_outputs(&file, "cpu"),
+            encoder_outputs(&file, "wgpu"),
+        );
         assert_eq!(cpu.len(), gpu.len());
         let d = max_abs_diff(&cpu, &gpu);
-        assert!(d < 1e-4, "{family}: logits differ by {d}");
+        assert!(d < 1e-4, "{name}: outputs differ by {d}");
     }
 }

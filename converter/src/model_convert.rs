@@ -203,7 +203,15 @@ impl Source {
         }
 
         // Encode and measure.
-        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe);
+        let tokenizer_files =
+            if desc.hyperparameters.architecture() == "bert" && options.embed_tokenizer {
+                Some(choose_tokenizer(&self.ckpt)?)
+            } else {
+                None
+            };
+        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe).max(
+            u16::from(matches!(tokenizer_files, Some((BYTE_LEVEL_BPE, _)))),
+        );
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
             .description_minor(minor);
@@ -249,11 +257,9 @@ impl Source {
         let ckpt = &self.ckpt;
         let mut sources: Vec<Value> = ckpt.files().iter().map(|f| f.provenance()).collect();
         sources.push(side_file_provenance(&ckpt.config_path)?);
-        let tokenizer = if desc.hyperparameters.architecture() == "bert" && options.embed_tokenizer
-        {
-            Some(embed_tokenizer(ckpt, &mut builder, &mut sources)?)
-        } else {
-            None
+        let tokenizer = match tokenizer_files {
+            Some(files) => Some(embed_tokenizer(ckpt, files, &mut builder, &mut sources)?),
+            None => None,
         };
         let mut recipe_json = options.recipe.to_json();
         recipe_json["source"] = json!(options.recipe_source);
@@ -327,8 +333,12 @@ fn required_features(hp: &mxrt_format::description::Hyperparameters) -> Vec<&'st
     if uses_leaky_relu(hp) {
         out.push("leaky_relu");
     }
-    if matches!(hp, Hyperparameters::Bert(bert) if bert.hidden_act == "relu") {
-        out.push("hidden_act_relu");
+    if let Hyperparameters::Bert(bert) = hp {
+        match bert.hidden_act.as_str() {
+            "relu" => out.push("hidden_act_relu"),
+            "gelu_tanh" => out.push("hidden_act_gelu_tanh"),
+            _ => {}
+        }
     }
     out
 }
@@ -399,47 +409,74 @@ fn side_file_provenance(path: &Path) -> Result<Value, ConvertError> {
 const SENTENCEPIECE_FILES: [&str; 3] =
     ["sentencepiece.bpe.model", "spiece.model", "tokenizer.model"];
 
-/// Stores the tokenizer files as raw u8 tensors named `tokenizer/<file>`; returns the metadata entry.
-/// `tokenizer.json` is preferred; else `vocab.txt` (a WordPiece vocabulary) with `tokenizer_config.json`.
-fn embed_tokenizer(
+/// Which tokenizer files a checkpoint ships, in the order of preference: `tokenizer.json` (any model the
+/// `tokenizers` crate reads), a WordPiece `vocab.txt` (BERT), or byte-level BPE `vocab.json` + `merges.txt`
+/// (RoBERTa/CamemBERT-style, since description 2.1); a sentencepiece model alone is refused with how to make
+/// a tokenizer.json. Returns the description's format name and the files to embed.
+fn choose_tokenizer(
     ckpt: &Checkpoint,
-    builder: &mut FileBuilder,
-    sources: &mut Vec<Value>,
-) -> Result<Value, ConvertError> {
-    let (format, wanted): (&str, &[&str]) = if ckpt.side_file("tokenizer.json").is_some() {
-        (
+) -> Result<(&'static str, &'static [&'static str]), ConvertError> {
+    let has = |name: &str| ckpt.side_file(name).is_some();
+    if has("tokenizer.json") {
+        Ok((
             "tokenizer.json",
             &[
                 "tokenizer.json",
                 "tokenizer_config.json",
                 "special_tokens_map.json",
             ],
-        )
-    } else if ckpt.side_file("vocab.txt").is_some() {
-        (
+        ))
+    } else if has("vocab.txt") {
+        Ok((
             "wordpiece-vocab",
             &[
                 "vocab.txt",
                 "tokenizer_config.json",
                 "special_tokens_map.json",
             ],
-        )
-    } else if let Some(model) = SENTENCEPIECE_FILES
-        .iter()
-        .find(|name| ckpt.side_file(name).is_some())
-    {
-        return Err(ConvertError::Tokenizer(format!(
+        ))
+    } else if has("vocab.json") && has("merges.txt") {
+        Ok((
+            BYTE_LEVEL_BPE,
+            &[
+                "vocab.json",
+                "merges.txt",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+            ],
+        ))
+    } else if let Some(model) = SENTENCEPIECE_FILES.iter().find(|name| has(name)) {
+        Err(ConvertError::Tokenizer(format!(
             "{} has a sentencepiece model ({model}) but no tokenizer.json; mxrt reads tokenizers through \
              tokenizer.json: write one with `AutoTokenizer.from_pretrained(dir).save_pretrained(dir)` \
              (transformers converts sentencepiece models to tokenizer.json), or pass --no-tokenizer",
             ckpt.dir.display()
-        )));
-    } else {
-        return Err(ConvertError::Tokenizer(format!(
-            "{} has neither tokenizer.json nor vocab.txt (pass --no-tokenizer to convert without one)",
+        )))
+    } else if has("vocab.json") {
+        Err(ConvertError::Tokenizer(format!(
+            "{} has vocab.json but no merges.txt: a byte-level BPE tokenizer needs both (or a \
+             tokenizer.json); pass --no-tokenizer to convert without one",
             ckpt.dir.display()
-        )));
-    };
+        )))
+    } else {
+        Err(ConvertError::Tokenizer(format!(
+            "{} has none of tokenizer.json, vocab.txt, or vocab.json + merges.txt (pass --no-tokenizer \
+             to convert without one)",
+            ckpt.dir.display()
+        )))
+    }
+}
+
+/// The description's name for a byte-level BPE tokenizer given as `vocab.json` + `merges.txt` (since 2.1).
+const BYTE_LEVEL_BPE: &str = "byte-level-bpe";
+
+/// Stores the tokenizer files as raw u8 tensors named `tokenizer/<file>`; returns the metadata entry.
+fn embed_tokenizer(
+    ckpt: &Checkpoint,
+    (format, wanted): (&str, &[&str]),
+    builder: &mut FileBuilder,
+    sources: &mut Vec<Value>,
+) -> Result<Value, ConvertError> {
     let mut files = Map::new();
     for name in wanted {
         let Some(path) = ckpt.side_file(name) else {

@@ -120,8 +120,9 @@ pub struct BertHyperparameters {
     pub num_hidden_layers: u64,
     pub num_attention_heads: u64,
     pub intermediate_size: u64,
-    /// `"gelu"`: exact erf GELU; since 2.1 also `"relu"` (a file using it lists `hidden_act_relu` in
-    /// `requires`: a 2.0 reader would compute GELU).
+    /// `"gelu"`: exact erf GELU; since 2.1 also `"relu"` and `"gelu_tanh"` (GELU's tanh approximation,
+    /// Hugging Face's `gelu_new` / `gelu_pytorch_tanh` / `gelu_fast`). A file using either lists
+    /// `hidden_act_relu` / `hidden_act_gelu_tanh` in `requires`: a 2.0 reader would compute GELU.
     #[serde(default = "gelu")]
     pub hidden_act: String,
     #[serde(default = "default_layer_norm_eps")]

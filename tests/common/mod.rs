@@ -190,3 +190,62 @@ pub fn mlp_inputs(model: &mxrt_runtime::Model, rows: usize) -> (Vec<f32>, usize)
         .collect();
     (x, features)
 }
+
+/// The encoder fixtures of `scripts/make-torch-fixtures.py` the device backends are checked on: every
+/// family, hidden activation (GELU, its tanh approximation, ReLU), head (classifier, sentence embedding),
+/// tokenizer (WordPiece, tokenizer.json, vocab.json + merges.txt).
+pub const ENCODER_FIXTURES: [&str; 8] = [
+    "roberta",
+    "distilbert",
+    "electra",
+    "bert-relu",
+    "xlm-roberta",
+    "camembert",
+    "st-roberta",
+    "st-distilbert",
+];
+
+/// Converts the encoder fixture `name` (FP32) into `dir`; the file.
+pub fn convert_encoder_fixture(name: &str, dir: &Path) -> PathBuf {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/torch")
+        .join(name);
+    let file = dir.join(format!("{name}.mxrt"));
+    convert_quiet(&f, &file, &["--weights", "f32"]);
+    file
+}
+
+/// `mxrt run` of an encoder on `backend` for two texts and two sentence pairs: every output value (logits or
+/// embeddings) in order.
+pub fn encoder_outputs(file: &Path, backend: &str) -> Vec<f32> {
+    mxrt_ok(&[
+        "run",
+        file.to_str().unwrap(),
+        "--backend",
+        backend,
+        "--json",
+        "--text",
+        "the movie was very good!",
+        "--text",
+        "boring plot",
+        "--text-pair",
+        "a great film",
+        "--text-pair",
+        "the acting was fun!",
+    ])
+    .lines()
+    .flat_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let out = if v["logits"].is_array() {
+            &v["logits"]
+        } else {
+            &v["embedding"]
+        };
+        out.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect::<Vec<_>>()
+    })
+    .collect()
+}

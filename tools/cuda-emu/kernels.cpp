@@ -59,8 +59,10 @@ void launch_attention(void** p) {
               P(u32, 5), P(u32, 6), P(u32, 7), P(u32, 8), P(float, 9));
 }
 void launch_gelu(void** p) { gelu(P(float*, 0), P(u32, 1)); }
+void launch_gelu_tanh(void** p) { gelu_tanh(P(float*, 0), P(u32, 1)); }
 void launch_tanh_op(void** p) { tanh_op(P(float*, 0), P(u32, 1)); }
 void launch_relu(void** p) { relu(P(float*, 0), P(u32, 1)); }
+void launch_leaky_relu(void** p) { leaky_relu(P(float*, 0), P(u32, 1), P(float, 2)); }
 void launch_affine(void** p) {
     affine(P(float*, 0), P(const float*, 1), P(const float*, 2), P(u32, 3), P(u32, 4));
 }
@@ -88,8 +90,10 @@ const emu::KernelEntry TABLE[] = {
     {"layer_norm", launch_layer_norm},
     {"attention", launch_attention},
     {"gelu", launch_gelu},
+    {"gelu_tanh", launch_gelu_tanh},
     {"tanh_op", launch_tanh_op},
     {"relu", launch_relu},
+    {"leaky_relu", launch_leaky_relu},
     {"affine", launch_affine},
     {"softmax_rows", launch_softmax_rows},
     {"embedding", launch_embedding},

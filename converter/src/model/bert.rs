@@ -136,12 +136,18 @@ fn read_config(path: &Path, c: &Value, family: Family) -> Result<Config, Convert
         .get(k("hidden_act"))
         .and_then(Value::as_str)
         .unwrap_or("gelu");
-    if act != "gelu" && act != "relu" {
-        return Err(unsupported(format!(
-            "hidden_act {act:?} is not supported (\"gelu\", the exact erf GELU, or \"relu\"; the tanh \
-             approximations gelu_new / gelu_pytorch_tanh are not implemented)"
-        )));
-    }
+    // Hugging Face's names for GELU's tanh approximation `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`
+    // (NewGELUActivation, PytorchGELUTanh, FastGELUActivation compute the same function) are stored as one.
+    let act = match act {
+        "gelu" | "relu" => act,
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => "gelu_tanh",
+        other => {
+            return Err(unsupported(format!(
+                "hidden_act {other:?} is not supported (\"gelu\", the exact erf GELU; its tanh \
+                 approximation \"gelu_new\", \"gelu_pytorch_tanh\" or \"gelu_fast\"; or \"relu\")"
+            )))
+        }
+    };
     let pos = c
         .get("position_embedding_type")
         .and_then(Value::as_str)

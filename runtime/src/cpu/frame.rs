@@ -753,6 +753,21 @@ impl Cpu {
         }
     }
 
+    /// GELU's tanh approximation ([`crate::ops::gelu_tanh`]): scalar `tanh` (the models that use it are
+    /// few; the exact GELU has the vector kernels), spread over the cores like [`Self::gelu`].
+    pub fn gelu_tanh(&self, x: &mut [f32]) {
+        let f = |chunk: &mut [f32]| {
+            chunk
+                .iter_mut()
+                .for_each(|v| *v = crate::ops::gelu_tanh(*v))
+        };
+        if x.len() * 16 >= PARALLEL_WORK {
+            x.par_chunks_mut(4096).for_each(f);
+        } else {
+            f(x);
+        }
+    }
+
     /// Multi-head self-attention. `q`, `k`, `v`: `[batch * seq, heads * dim]`; `mask`: `[batch, seq]`, 1 for
     /// tokens and 0 for padding (padded keys get no weight). One head's `[seq, seq]` score tile exists per
     /// worker at a time. Returns `[batch * seq, heads * dim]`.

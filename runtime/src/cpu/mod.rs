@@ -151,6 +151,7 @@ impl Backend for CpuExec<'_> {
     fn activation(&self, mut x: Vec<f32>, f: Activation) -> Result<Vec<f32>> {
         match f {
             Activation::Gelu => self.cpu.gelu(&mut x),
+            Activation::GeluTanh => self.cpu.gelu_tanh(&mut x),
             Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
             Activation::Relu => self.cpu.relu(&mut x),
         }

@@ -528,10 +528,23 @@ impl Backend for CudaExec<'_> {
     fn activation(&self, mut x: CudaTensor, f: Activation) -> Result<CudaTensor> {
         let name = match f {
             Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
             Activation::Tanh => "tanh_op",
             Activation::Relu => "relu",
         };
         self.elementwise(name, &mut x, &[], None)?;
+        Ok(x)
+    }
+
+    fn leaky_relu(&self, mut x: CudaTensor, slope: f32) -> Result<CudaTensor> {
+        let len = x.len as u32;
+        let s = x.slice.as_mut().expect("live tensor");
+        let mut b = self.cuda.stream.launch_builder(self.f("leaky_relu"));
+        b.arg(s).arg(&len).arg(&slope);
+        // SAFETY: arguments match leaky_relu in kernels/elementwise.cu (x of len floats, the slope); the
+        // index is bounds-checked against len.
+        unsafe { b.launch(config(x.len.div_ceil(256), (256, 1))) }
+            .map_err(|e| driver_error("leaky_relu", e))?;
         Ok(x)
     }
 

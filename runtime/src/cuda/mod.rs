@@ -46,7 +46,7 @@ kernel_sources!(
 
 /// Every kernel the backend launches: the `extern "C" __global__` functions of [`SOURCES`] (a test checks it,
 /// and the driver emulator's launcher table, against them).
-const KERNELS: [&str; 16] = [
+const KERNELS: [&str; 18] = [
     "linear_tiled",
     "gemv_mxint8",
     "linear_mxint8_i8",
@@ -56,8 +56,10 @@ const KERNELS: [&str; 16] = [
     "layer_norm",
     "attention",
     "gelu",
+    "gelu_tanh",
     "tanh_op",
     "relu",
+    "leaky_relu",
     "affine",
     "softmax_rows",
     "embedding",

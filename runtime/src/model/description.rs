@@ -64,10 +64,11 @@ pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelP
     let activation = match hp.hidden_act.as_str() {
         "gelu" => Activation::Gelu,
         "relu" => Activation::Relu,
+        "gelu_tanh" => Activation::GeluTanh,
         other => {
             return Err(DescriptionError::Inconsistent {
                 section: "hyperparameters",
-                reason: format!("hidden_act {other:?} is not one of gelu, relu"),
+                reason: format!("hidden_act {other:?} is not one of gelu, gelu_tanh, relu"),
             }
             .into())
         }

@@ -1,5 +1,6 @@
 //! Text to token batches with the tokenizer embedded in the model file: `tokenizer.json` through the
-//! `tokenizers` crate, or a WordPiece vocabulary (`vocab.txt`) assembled as BERT's tokenizer. The one way
+//! `tokenizers` crate, a WordPiece vocabulary (`vocab.txt`) assembled as BERT's tokenizer, or a byte-level
+//! BPE vocabulary (`vocab.json` + `merges.txt`) assembled as RoBERTa's. The one way
 //! text reaches a model: the CLI, and every binding after it, encode through here.
 
 use serde_json::Value;
@@ -63,6 +64,12 @@ impl TextEncoder {
                 })?
             }
             "wordpiece-vocab" => wordpiece(file("vocab.txt")?, file("tokenizer_config.json").ok())?,
+            "byte-level-bpe" => byte_level_bpe(
+                file("vocab.json")?,
+                file("merges.txt")?,
+                file("tokenizer_config.json").ok(),
+                file("special_tokens_map.json").ok(),
+            )?,
             other => return Err(TextError::UnknownFormat(other.to_string()).into()),
         };
         // Truncation: the asked length, else the sentence-embedding head's, else 512; never past the
@@ -211,9 +218,160 @@ fn wordpiece(vocab_txt: &[u8], config: Option<&[u8]>) -> Result<Tokenizer> {
     Ok(tokenizer)
 }
 
+/// A special token's text from `special_tokens_map.json` or `tokenizer_config.json` (a string, or an added
+/// token object with `content`), else RoBERTa's default.
+fn special_token(configs: &[Option<Value>], key: &str, default: &str) -> String {
+    configs
+        .iter()
+        .flatten()
+        .find_map(|c| match c.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
+            _ => None,
+        })
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// RoBERTa's tokenizer from `vocab.json` + `merges.txt`, as transformers' `RobertaConverter` builds it: byte-level
+/// pre-tokenizer (`add_prefix_space` from tokenizer_config.json, default false), BPE without an unknown
+/// token (every byte has a symbol), `<s> a </s>` and `<s> a </s></s> b </s>`, the special tokens kept whole.
+fn byte_level_bpe(
+    vocab_json: &[u8],
+    merges_txt: &[u8],
+    config: Option<&[u8]>,
+    special_map: Option<&[u8]>,
+) -> Result<Tokenizer> {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::processors::roberta::RobertaProcessing;
+    use tokenizers::AddedToken;
+
+    let invalid = |what: &'static str, reason: String| TextError::Invalid { what, reason };
+    let vocab: ahash::AHashMap<String, u32> = serde_json::from_slice(vocab_json).map_err(|e| {
+        invalid(
+            "vocab.json",
+            format!("not a JSON object of token ids ({e})"),
+        )
+    })?;
+    let merges_text = std::str::from_utf8(merges_txt)
+        .map_err(|e| invalid("merges.txt", format!("not UTF-8 ({e})")))?;
+    let mut merges = Vec::new();
+    for (i, line) in merges_text.lines().enumerate() {
+        if line.starts_with("#version") || line.trim().is_empty() {
+            continue;
+        }
+        let mut parts = line.split(' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() => {
+                merges.push((a.to_string(), b.to_string()))
+            }
+            _ => {
+                return Err(invalid(
+                    "merges.txt",
+                    format!(
+                        "line {} is not two symbols separated by one space: {line:?}",
+                        i + 1
+                    ),
+                )
+                .into())
+            }
+        }
+    }
+    let configs: Vec<Option<Value>> = [special_map, config]
+        .iter()
+        .map(|c| c.and_then(|c| serde_json::from_slice::<Value>(c).ok()))
+        .collect();
+    let add_prefix_space = configs[1]
+        .as_ref()
+        .and_then(|c| c.get("add_prefix_space").and_then(Value::as_bool))
+        .unwrap_or(false);
+    let id = |token: &str| {
+        vocab
+            .get(token)
+            .copied()
+            .ok_or_else(|| invalid("vocab.json", format!("lacks the special token {token:?}")))
+    };
+    let (cls, sep) = (
+        special_token(&configs, "cls_token", "<s>"),
+        special_token(&configs, "sep_token", "</s>"),
+    );
+    let (cls_id, sep_id) = (id(&cls)?, id(&sep)?);
+    let specials: Vec<AddedToken> = [
+        ("bos_token", "<s>"),
+        ("eos_token", "</s>"),
+        ("unk_token", "<unk>"),
+        ("sep_token", "</s>"),
+        ("cls_token", "<s>"),
+        ("pad_token", "<pad>"),
+        ("mask_token", "<mask>"),
+    ]
+    .iter()
+    .map(|(key, default)| special_token(&configs, key, default))
+    .filter(|t| vocab.contains_key(t))
+    .map(|t| {
+        // RoBERTa's mask token takes the space before it (`lstrip`), as transformers defines it.
+        let lstrip = t == special_token(&configs, "mask_token", "<mask>");
+        AddedToken::from(t, true).lstrip(lstrip)
+    })
+    .collect();
+    let model = BPE::builder()
+        .vocab_and_merges(vocab.clone(), merges)
+        .build()
+        .map_err(|e| invalid("vocab.json + merges.txt", e.to_string()))?;
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer.with_pre_tokenizer(Some(
+        ByteLevel::default().add_prefix_space(add_prefix_space),
+    ));
+    tokenizer.with_decoder(Some(ByteLevel::default()));
+    tokenizer.with_post_processor(Some(
+        RobertaProcessing::new((sep, sep_id), (cls, cls_id))
+            .trim_offsets(true)
+            .add_prefix_space(add_prefix_space),
+    ));
+    tokenizer.add_special_tokens(&specials);
+    Ok(tokenizer)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::cut;
+    use super::{byte_level_bpe, cut};
+
+    /// vocab.json + merges.txt: merges applied by rank (`a b`, then `Ġ ab`), RoBERTa's templates for texts and
+    /// pairs, special tokens kept whole, and malformed files named.
+    #[test]
+    fn a_byte_level_bpe_from_vocab_and_merges_encodes_as_roberta() {
+        let vocab = br#"{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4,
+            "a": 5, "b": 6, "ab": 7, "\u0120": 8, "\u0120ab": 9}"#;
+        let merges = "#version: 0.2\na b\n\u{120} ab\n".as_bytes();
+        let tok = byte_level_bpe(vocab, merges, None, None).unwrap();
+        let ids = |e: tokenizers::Encoding| e.get_ids().to_vec();
+        assert_eq!(ids(tok.encode("ab ab", true).unwrap()), [0, 7, 9, 2]);
+        assert_eq!(
+            ids(tok.encode(("ab", "ab"), true).unwrap()),
+            [0, 7, 2, 2, 7, 2]
+        );
+        assert_eq!(ids(tok.encode("ab<mask>", true).unwrap()), [0, 7, 4, 2]);
+        // add_prefix_space from tokenizer_config.json: the first word as if after a space.
+        let spaced =
+            byte_level_bpe(vocab, merges, Some(br#"{"add_prefix_space": true}"#), None).unwrap();
+        assert_eq!(ids(spaced.encode("ab", true).unwrap()), [0, 9, 2]);
+
+        let err = byte_level_bpe(vocab, b"a b c\n", None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("merges.txt") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = byte_level_bpe(b"[1, 2]", merges, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vocab.json"), "{err}");
+        let err = byte_level_bpe(br#"{"a": 0}"#, b"", None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lacks the special token \"<s>\""), "{err}");
+    }
 
     #[test]
     fn texts_are_cut_at_a_character_boundary() {

@@ -16,8 +16,17 @@ use crate::error::{InputError, Result};
 pub enum Activation {
     /// Exact GELU `0.5 x (1 + erf(x / √2))`.
     Gelu,
+    /// GELU's tanh approximation `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))` (Hugging Face's `gelu_new`,
+    /// `gelu_pytorch_tanh`), computed by [`gelu_tanh`] on the host.
+    GeluTanh,
     Tanh,
     Relu,
+}
+
+/// GELU's tanh approximation of one value: the definition every backend's kernel computes.
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
 }
 
 /// The ops of the BERT and MLP graphs. Tensors are row-major `[rows, cols]` f32 activations; the graph
@@ -187,4 +196,29 @@ pub fn run_row_ops<B: Backend>(
         };
     }
     be.output(&cur)
+}
+
+#[cfg(test)]
+mod tests {
+    /// torch.nn.functional.gelu(x, approximate="tanh") at these points (torch 2.15, f32); the exact GELU
+    /// differs from it by up to 4e-4 here, so a backend computing the wrong one fails.
+    #[test]
+    fn gelu_tanh_matches_torch_approximate_tanh() {
+        let points = [
+            (-3.0, -0.003_637_433),
+            (-1.0, -0.158_807_99),
+            (0.0, 0.0),
+            (0.5, 0.345_714),
+            (1.0, 0.841_192),
+            (3.0, 2.996_362_7),
+            (10.0, 10.0),
+        ];
+        for (x, want) in points {
+            let got = super::gelu_tanh(x);
+            assert!(
+                (got - want).abs() <= 1e-6,
+                "gelu_tanh({x}) = {got}, torch {want}"
+            );
+        }
+    }
 }

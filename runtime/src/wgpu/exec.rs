@@ -581,10 +581,23 @@ impl Backend for GpuExec<'_> {
     fn activation(&self, x: GpuTensor, f: Activation) -> Result<GpuTensor> {
         let p = match f {
             Activation::Gelu => &self.gpu.pipelines.gelu,
+            Activation::GeluTanh => &self.gpu.pipelines.gelu_tanh,
             Activation::Tanh => &self.gpu.pipelines.tanh,
             Activation::Relu => &self.gpu.pipelines.relu,
         };
         self.elementwise(p, &x, 1, &[]);
+        Ok(x)
+    }
+
+    fn leaky_relu(&self, x: GpuTensor, slope: f32) -> Result<GpuTensor> {
+        // The slope's bits travel where the element-wise shader reads a width (it has no float parameter).
+        let (gx, gy) = grid(x.len.div_ceil(256));
+        self.dispatch(
+            &self.gpu.pipelines.leaky_relu,
+            &[x.len as u32, slope.to_bits(), gx * 256],
+            &[x.buf()],
+            (gx, gy),
+        );
         Ok(x)
     }
 
