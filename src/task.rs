@@ -343,7 +343,7 @@ pub fn outputs(
         Data::Sentences { texts } | Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
             let encoder = TextEncoder::from_model(model, a.max_length)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            Ok(run_texts(model, &encoder, &refs, a.batch_size, after_batch)?.0)
+            run_texts(model, &encoder, &refs, a.batch_size, after_batch)
         }
         Data::Pairs { pairs, .. } | Data::PairScores { pairs, .. } => {
             let encoder = TextEncoder::from_model(model, a.max_length)?;
@@ -351,7 +351,13 @@ pub fn outputs(
                 .iter()
                 .map(|(x, y)| (x.as_str(), Some(y.as_str())))
                 .collect();
-            Ok(run_text_inputs(model, &encoder, &refs, a.batch_size, after_batch)?.0)
+            Ok(run_text_inputs(
+                model,
+                &encoder,
+                &refs,
+                a.batch_size,
+                after_batch,
+            )?)
         }
         Data::Features { x, rows, .. } => {
             let y = if a.allow_nonfinite {

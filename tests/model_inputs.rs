@@ -528,7 +528,10 @@ fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
     let err = convert_err(&m, &out, &[]);
     assert_mentions(
         &err,
-        &["neither tokenizer.json nor vocab.txt", "--no-tokenizer"],
+        &[
+            "none of tokenizer.json, vocab.txt, or vocab.json + merges.txt",
+            "--no-tokenizer",
+        ],
     );
     convert_json(&m, &out, &["--no-tokenizer"]);
     std::fs::remove_file(&out).unwrap();

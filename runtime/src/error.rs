@@ -96,6 +96,17 @@ pub enum InputError {
     },
     #[error("this model is a BERT encoder: it takes text, not features")]
     NotFeatures,
+    #[error(
+        "this model is a sentence encoder: it gives embeddings (embed), not labels (classify)"
+    )]
+    NotClassifier,
+    #[error(
+        "this model is a classifier: it gives labels (classify), not sentence embeddings (embed)"
+    )]
+    NotEncoder,
+    /// A session option out of range.
+    #[error("option {name}: {reason}")]
+    Option { name: &'static str, reason: String },
     /// MXINT8 codes and scales of the wrong length for `rows × cols`.
     #[error(
         "{rows}x{cols} MXINT8 needs {} codes and {} scales",

@@ -1,6 +1,7 @@
 //! `mxrt-runtime`: runs `.mxrt` models. A [`Model`] maps its file, validates it once, and executes the BERT or
 //! MLP graph on the CPU (weights read in place: quantized blocks are decoded inside the kernels), on a wgpu
-//! adapter or on a CUDA device.
+//! adapter or on a CUDA device. A [`Session`] is the entry point from a file to answers: text in (tokenized
+//! here), labels, scores or embeddings out; feature rows in, output rows out.
 //!
 //! Layers, top to bottom (`../shared/DESIGN.md`, "Inside the runtime"; `tools/archcheck` checks them):
 //! - facade (`model`: [`Model`]): open, validate, choose a backend, run;
@@ -41,6 +42,9 @@ pub use graphs::bert::{BertOutput, Head};
 pub use graphs::Graph;
 pub use mapped::{MappedFile, OpenError};
 pub use model::backend_choice::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
+pub use model::session::{
+    argmax, run_text_inputs, softmax, Classification, ModelInfo, Session, SessionOptions, Task,
+};
 pub use model::text::TextEncoder;
 pub use model::Model;
 pub use ops::{ActQuant, Activation, Pooling, TokenBatch};

@@ -5,12 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use mxrt_format::ReadOptions;
-use mxrt_runtime::{BackendKind, Graph, Model};
+use mxrt_runtime::{BackendKind, Graph, Model, Session, SessionOptions};
 use serde_json::json;
 
 use crate::fmt::outln;
-use crate::infer::{argmax, run_text_inputs, softmax};
-use mxrt_runtime::TextEncoder;
+use crate::infer::argmax;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -65,6 +64,28 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
+    /// A library session on this backend (the model opened, moved onto the backend, its tokenizer ready).
+    pub fn session(
+        &self,
+        path: &std::path::Path,
+        max_batch: usize,
+        max_length: Option<usize>,
+    ) -> Result<Session> {
+        let session = Session::open(
+            path,
+            SessionOptions {
+                backend: self.backend,
+                max_batch,
+                max_length,
+                ..SessionOptions::default()
+            },
+        )?;
+        if self.verbose {
+            eprintln!("backend: {}", session.model().backend_description());
+        }
+        Ok(session)
+    }
+
     /// Opens the model and moves it onto the backend (weights uploaded once, now).
     pub fn open(&self, path: &std::path::Path) -> Result<Model> {
         let mut model = Model::open(path, ReadOptions::default())?;
@@ -77,7 +98,8 @@ impl BackendArgs {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let model = a.backend.open(&a.model)?;
+    let session = a.backend.session(&a.model, a.batch_size, a.max_length)?;
+    let model = session.model();
     match model.graph() {
         Graph::Bert(bert) => {
             let inputs: Vec<(String, Option<String>)> = match &a.input {
@@ -98,58 +120,57 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 }
                 None => bail!("give --text or --input"),
             };
-            let encoder = TextEncoder::from_model(&model, a.max_length)?;
+            let encoder = session.encoder().expect("a BERT session has a tokenizer");
             let refs: Vec<(&str, Option<&str>)> = inputs
                 .iter()
                 .map(|(t, p)| (t.as_str(), p.as_deref()))
                 .collect();
-            let (outputs, _) = run_text_inputs(&model, &encoder, &refs, a.batch_size, &mut || {})?;
-            let labels = match &bert.config.head {
-                mxrt_runtime::Head::Classification { labels, .. } => Some(labels),
-                mxrt_runtime::Head::Embedding { .. } => None,
+            let ids = |text: &str, pair: Option<&str>| -> Result<Option<Vec<u32>>> {
+                Ok(match a.tokens {
+                    true => Some(encoder.batch_inputs(&[(text, pair)])?.ids),
+                    false => None,
+                })
             };
-            for ((text, pair), out) in refs.iter().zip(&outputs) {
-                let ids = if a.tokens {
-                    Some(encoder.batch_inputs(&[(text, *pair)])?.ids)
-                } else {
-                    None
-                };
-                let shown = match pair {
-                    Some(p) => format!("{text}\t{p}"),
-                    None => text.to_string(),
-                };
-                match labels {
-                    // One output: a regression head (STS-B style): the score itself.
-                    Some(labels) if labels.len() == 1 => {
-                        if a.json {
-                            outln!(
+            let shown = |text: &str, pair: Option<&str>| match pair {
+                Some(p) => format!("{text}\t{p}"),
+                None => text.to_string(),
+            };
+            match &bert.config.head {
+                mxrt_runtime::Head::Classification { .. } => {
+                    let answers = session.classify_inputs(&refs)?;
+                    for ((text, pair), c) in refs.iter().zip(&answers) {
+                        let ids = ids(text, *pair)?;
+                        match (c.score, a.json) {
+                            // One output: a regression head (STS-B style): the score itself.
+                            (Some(score), true) => outln!(
                                 "{}",
                                 with_pair(
-                                    json!({"text": text, "score": out[0], "logits": out, "input_ids": ids}),
+                                    json!({"text": text, "score": score, "logits": c.logits, "input_ids": ids}),
                                     *pair
                                 )
-                            )?;
-                        } else {
-                            outln!("{:.4}\t{shown}", out[0])?;
-                        }
-                    }
-                    Some(labels) => {
-                        let p = softmax(out);
-                        let best = argmax(out);
-                        if a.json {
-                            outln!(
+                            )?,
+                            (Some(score), false) => outln!("{score:.4}\t{}", shown(text, *pair))?,
+                            (None, true) => outln!(
                                 "{}",
                                 with_pair(
-                                    json!({"text": text, "label": labels[best], "probabilities": p, "logits": out, "input_ids": ids}),
+                                    json!({"text": text, "label": c.label, "probabilities": c.probabilities, "logits": c.logits, "input_ids": ids}),
                                     *pair
                                 )
-                            )?;
-                        } else {
-                            outln!("{}\t{:.4}\t{shown}", labels[best], p[best])?;
+                            )?,
+                            (None, false) => outln!(
+                                "{}\t{:.4}\t{}",
+                                c.label,
+                                c.probabilities[c.index],
+                                shown(text, *pair)
+                            )?,
                         }
                     }
-                    None => {
+                }
+                mxrt_runtime::Head::Embedding { .. } => {
+                    let outputs = session.outputs(&refs)?;
+                    for ((text, pair), out) in refs.iter().zip(&outputs) {
                         if a.json {
+                            let ids = ids(text, *pair)?;
                             outln!(
                                 "{}",
                                 with_pair(
@@ -160,7 +181,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
                         } else {
                             let head: Vec<String> =
                                 out.iter().take(4).map(|v| format!("{v:.4}")).collect();
-                            outln!("[{}, ...] ({} dims)\t{shown}", head.join(", "), out.len())?;
+                            outln!(
+                                "[{}, ...] ({} dims)\t{}",
+                                head.join(", "),
+                                out.len(),
+                                shown(text, *pair)
+                            )?;
                         }
                     }
                 }
@@ -181,7 +207,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let y = if a.allow_nonfinite {
                 model.run_mlp_allowing_nonfinite(&x, rows)?
             } else {
-                model.run_mlp(&x, rows)?
+                session.run(&x, rows)?
             };
             for out in y.chunks(mlp.outputs) {
                 let label = mlp.labels.get(argmax(out)).cloned();

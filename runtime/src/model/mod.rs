@@ -4,6 +4,7 @@
 
 pub mod backend_choice;
 mod description;
+pub mod session;
 pub mod text;
 
 use std::collections::HashMap;
@@ -36,6 +37,8 @@ pub struct Model {
     backend: BackendState,
     /// Small MLPs: the CPU's batch-1 form of the chain, weights transposed at open (`cpu::small_chain`).
     small_chain: Option<SmallChain>,
+    /// The file's format version (layout, description).
+    version: (u16, u16),
 }
 
 impl Model {
@@ -59,7 +62,7 @@ impl Model {
         };
         // The description, and the file checked against it: every tensor the model reads is there, numeric
         // and of the shape the description needs (mxrt-format's checks, before any graph looks).
-        let (metadata, description, tensors) = {
+        let (metadata, description, tensors, version) = {
             let parsed = file.validate(options)?;
             let description = ModelDescription::from_metadata(parsed.metadata())
                 .and_then(|d| d.check_tensors(&parsed).map(|()| d))
@@ -69,7 +72,12 @@ impl Model {
                 .iter()
                 .map(|t| (t.name.to_string(), TensorRef::from_view(t)))
                 .collect();
-            (parsed.metadata().clone(), description, tensors)
+            (
+                parsed.metadata().clone(),
+                description,
+                tensors,
+                parsed.version(),
+            )
         };
         let activations = activation_settings(&description.recipe_layers).map_err(bad)?;
         let params = Params {
@@ -107,6 +115,7 @@ impl Model {
             cpu: Cpu::from_env()?,
             backend: BackendState::Cpu,
             small_chain,
+            version,
         })
     }
 
@@ -130,6 +139,11 @@ impl Model {
     /// The file image of a model made by [`Model::from_bytes`], given back; `None` for a mapped file.
     pub fn into_image(self) -> Option<Vec<u8>> {
         self.file.into_bytes()
+    }
+
+    /// The file's format version: layout (major) and model description (minor), e.g. `(2, 1)`.
+    pub fn format_version(&self) -> (u16, u16) {
+        self.version
     }
 
     pub fn file_len(&self) -> u64 {

@@ -24,6 +24,8 @@ pub struct TextEncoder {
     single_type: bool,
     /// Characters of a text kept before tokenizing (see [`CHARS_PER_TOKEN`]).
     max_chars: usize,
+    /// Tokens per text after truncation, special tokens included.
+    max_length: usize,
 }
 
 /// Text is cut to `max_length × CHARS_PER_TOKEN` characters before the tokenizer sees it: the tokenizer's
@@ -118,7 +120,13 @@ impl TextEncoder {
             tokenizer,
             single_type,
             max_chars: max_length.saturating_mul(CHARS_PER_TOKEN),
+            max_length,
         })
+    }
+
+    /// Tokens per text after truncation (special tokens included).
+    pub fn max_length(&self) -> usize {
+        self.max_length
     }
 
     /// Encodes `texts` (single sentences) and pads to the longest.
