@@ -168,7 +168,6 @@ impl Session {
     pub fn open(path: &Path, options: SessionOptions) -> Result<Session> {
         let read = ReadOptions {
             verify_checksums: options.verify_checksums,
-            ..ReadOptions::default()
         };
         Session::from_model(Model::open(path, read)?, options)
     }
