@@ -12,6 +12,7 @@ mod memory_report;
 mod outputs;
 mod plot;
 mod rows_file;
+mod serve;
 mod task;
 mod threads;
 
@@ -69,11 +70,17 @@ enum Command {
     Sweep(commands::sweep::Args),
     /// Latency and throughput of a model on synthetic inputs, with the time to open it and run once.
     Bench(commands::bench::Args),
+    /// Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /classify, /run, /health, /metrics, with
+    /// dynamic batching, request limits and a graceful shutdown.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    outputs::remove_partial_files_on_signals();
+    // The server handles SIGTERM and Ctrl-C itself (it finishes the requests in flight) and writes no files.
+    if !matches!(cli.command, Command::Serve(_)) {
+        outputs::remove_partial_files_on_signals();
+    }
     threads::init_global();
     let result = match cli.command {
         Command::Convert(a) => commands::convert::run(a),
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     match result {
         Ok(code) => code,

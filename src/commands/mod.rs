@@ -6,5 +6,6 @@ pub mod dequantize;
 pub mod eval;
 pub mod inspect;
 pub mod run;
+pub mod serve;
 pub mod sweep;
 pub mod verify;

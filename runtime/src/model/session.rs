@@ -339,7 +339,7 @@ impl Session {
         Ok(self
             .outputs(inputs)?
             .into_iter()
-            .map(|logits| classification(labels, logits))
+            .map(|logits| Classification::from_logits(labels, logits))
             .collect())
     }
 
@@ -459,6 +459,14 @@ pub fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
         .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+impl Classification {
+    /// The answer a head with these labels gives for these logits: one label is a regression head (its
+    /// score), more are classes (softmax, the first largest wins).
+    pub fn from_logits(labels: &[String], logits: Vec<f32>) -> Classification {
+        classification(labels, logits)
+    }
 }
 
 fn classification(labels: &[String], logits: Vec<f32>) -> Classification {

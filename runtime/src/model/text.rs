@@ -129,16 +129,17 @@ impl TextEncoder {
         self.max_length
     }
 
-    /// Encodes `texts` (single sentences) and pads to the longest.
-    pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
-        let inputs: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (*t, None)).collect();
-        self.batch_inputs(&inputs)
+    /// Tokens of each text or pair after truncation (special tokens included): what an inference computes on.
+    pub fn token_counts(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<usize>> {
+        Ok(self
+            .encode(inputs)?
+            .iter()
+            .map(|e| e.get_ids().len())
+            .collect())
     }
 
-    /// Encodes texts and sentence pairs (`(a, Some(b))`: `[CLS] a [SEP] b [SEP]` with token type 0 for the
-    /// first part and 1 for the second, as BERT's tokenizer does; truncation takes tokens from the longer
-    /// side first) and pads to the longest.
-    pub fn batch_inputs(&self, inputs: &[(&str, Option<&str>)]) -> Result<TokenBatch> {
+    /// Texts (cut to `max_chars`) and pairs through the tokenizer, truncated, with special tokens.
+    fn encode(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<tokenizers::Encoding>> {
         let cut_inputs: Vec<tokenizers::EncodeInput<'_>> = inputs
             .iter()
             .map(|(a, b)| {
@@ -149,10 +150,23 @@ impl TextEncoder {
                 }
             })
             .collect();
-        let encodings = self
+        Ok(self
             .tokenizer
             .encode_batch(cut_inputs, true)
-            .map_err(|e| TextError::Encoding(e.to_string()))?;
+            .map_err(|e| TextError::Encoding(e.to_string()))?)
+    }
+
+    /// Encodes `texts` (single sentences) and pads to the longest.
+    pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
+        let inputs: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (*t, None)).collect();
+        self.batch_inputs(&inputs)
+    }
+
+    /// Encodes texts and sentence pairs (`(a, Some(b))`: `[CLS] a [SEP] b [SEP]` with token type 0 for the
+    /// first part and 1 for the second, as BERT's tokenizer does; truncation takes tokens from the longer
+    /// side first) and pads to the longest.
+    pub fn batch_inputs(&self, inputs: &[(&str, Option<&str>)]) -> Result<TokenBatch> {
+        let encodings = self.encode(inputs)?;
         let seq = encodings
             .iter()
             .map(|e| e.get_ids().len())
