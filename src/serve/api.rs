@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(err(json!({"input": [1, 2]})).status, 400);
         assert!(err(json!({"input": [1, 2]})).message.contains("token-id"));
         assert!(err(json!({})).message.contains("missing field input"));
-        assert_eq!(err(json!({"input": ["a"; 5]})).status, 413);
+        assert_eq!(err(json!({"input": ["a", "b", "c", "d", "e"]})).status, 413);
         assert_eq!(err(json!({"input": []})).status, 400);
         assert!(err(json!({"input": "a", "dimensions": 8}))
             .message

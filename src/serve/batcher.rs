@@ -166,3 +166,25 @@ fn compute<'a>(session: &Session, width: usize, works: impl Iterator<Item = &'a 
     }
     session.outputs(&texts).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue of two with nobody taking from it: the third request is refused at once (the handler's 503),
+    /// and the depth gauge counts the two waiting.
+    #[test]
+    fn a_full_queue_refuses_at_once() {
+        let (tx, _rx) = sync_channel(2);
+        let metrics = Arc::new(Metrics::new(0, 0));
+        let batcher = Batcher {
+            tx,
+            metrics: Arc::clone(&metrics),
+        };
+        let work = || Work::Texts(vec![("a".into(), None)]);
+        let _a = batcher.submit(work()).ok().expect("room for one");
+        let _b = batcher.submit(work()).ok().expect("room for two");
+        assert!(batcher.submit(work()).is_err());
+        assert!(metrics.render().contains("mxrt_queue_depth 2\n"));
+    }
+}
