@@ -6,7 +6,7 @@
 #
 # Nothing this machine can run is skipped silently: the SIMD kernel tiers its CPU flags announce are required
 # (MXRT_REQUIRE_SIMD, read by runtime/tests/kernels.rs: a tier the runtime fails to detect fails the tests),
-# NVRTC is required once fetched, g++ for the emulator is installed when missing, and every part left out on
+# NVRTC is required once fetched, g++ (the C ABI example, the emulator) is installed when missing, and every part left out on
 # purpose (MXRT_NO_CUDA_EMULATOR=1) is named on stderr and again at the end. Randomized tests print their seed
 # to stderr; MXRT_TEST_SEED=<seed> replays one exactly.
 set -euo pipefail
@@ -23,6 +23,18 @@ if [ -z "${MXRT_REQUIRE_SIMD+set}" ]; then
   export MXRT_REQUIRE_SIMD
 fi
 echo "kernel tiers required by this machine's CPU flags: ${MXRT_REQUIRE_SIMD:-none}" >&2
+if ! command -v g++ >/dev/null; then
+  # gcc compiles the C example of the C ABI (with AddressSanitizer, bindings/c/tests/c_example.rs) and its C++
+  # front end the CUDA driver emulator; a fresh Debian machine with Rust may lack them.
+  echo "installing g++ (the C ABI example and the CUDA driver emulator) ..." >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null 2>&1; then
+    $sudo apt-get update -qq >/dev/null
+    $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null
+  fi
+fi
 cargo test --workspace
 
 # The CUDA backend on the emulator: its host code (uploads, launches, buffers) and its kernels' source compiled
@@ -31,17 +43,6 @@ if [ -n "${MXRT_NO_CUDA_EMULATOR:-}" ]; then
   skipped+=("the CUDA tests on the emulator (MXRT_NO_CUDA_EMULATOR is set)")
   echo "skipped: ${skipped[-1]}" >&2
 else
-  if ! command -v g++ >/dev/null; then
-    # The emulator is compiled by gcc's C++ front end; a fresh Debian machine with Rust may lack it.
-    echo "installing g++ for the CUDA driver emulator ..." >&2
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null 2>&1; then
-      $sudo apt-get update -qq >/dev/null
-      $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null
-    fi
-  fi
   emu=$(./scripts/build-cuda-emu.sh)
   export LD_LIBRARY_PATH="$emu:$LD_LIBRARY_PATH" MXRT_REQUIRE_CUDA=1
   cargo test --workspace --lib -- cuda::
