@@ -44,13 +44,7 @@ pub fn shape(dims: &[u64]) -> String {
 }
 
 /// Saving of `stored` against `reference`, in per cent (0 when the reference is empty).
-pub fn saving_percent(stored: u64, reference: u64) -> f64 {
-    if reference == 0 {
-        0.0
-    } else {
-        100.0 * (1.0 - stored as f64 / reference as f64)
-    }
-}
+pub use mxrt_format::inspect::saving_percent;
 
 /// A table printed with columns padded to their widest cell; columns listed in `right` are right-aligned.
 pub struct Table {

@@ -32,6 +32,68 @@ pub struct ModelOptions {
     pub plane_align: mxrt_format::PlaneAlign,
 }
 
+/// Settings given beside (or instead of) a recipe file, applied over its default as `mxrt convert`'s flags
+/// are (`--weights`, `--activations`, `--rounding`, `--prune/--sparsity/--scope/--seed`).
+#[derive(Debug, Clone, Default)]
+pub struct Shortcuts {
+    /// Every layer's weight encoding; without it and without a recipe, `mxint8`.
+    pub weights: Option<String>,
+    pub activations: Option<String>,
+    pub rounding: Option<String>,
+    /// `(method, sparsity, scope, seed)`: `l1` or `random`, in [0, 1), `local` or `global`.
+    pub prune: Option<(String, f64, String, u64)>,
+}
+
+impl ModelOptions {
+    /// The recipe file (if any) with the shortcuts applied to its default; the tokenizer embedded, plane
+    /// alignment `auto`, sparse storage where smaller, non-finite weights refused.
+    pub fn from_recipe(
+        recipe_file: Option<&std::path::Path>,
+        shortcuts: &Shortcuts,
+    ) -> Result<ModelOptions, ConvertError> {
+        let (mut recipe, source) = match recipe_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConvertError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let recipe = Recipe::from_toml(&text)
+                    .map_err(|e| ConvertError::Recipe(format!("in {}: {e}", path.display())))?;
+                (recipe, path.display().to_string())
+            }
+            None => (Recipe::default(), "command line".to_string()),
+        };
+        let d = &mut recipe.default;
+        if let Some(w) = &shortcuts.weights {
+            d.weights = Some(w.clone());
+        } else if recipe_file.is_none() {
+            d.weights = Some("mxint8".into());
+        }
+        if let Some(x) = &shortcuts.activations {
+            d.activations = Some(x.clone());
+        }
+        if let Some(r) = &shortcuts.rounding {
+            d.rounding = Some(r.clone());
+        }
+        if let Some((method, sparsity, scope, seed)) = &shortcuts.prune {
+            d.prune = Some(crate::recipe::PruneSetting::On {
+                method: method.clone(),
+                sparsity: *sparsity,
+                scope: scope.clone(),
+                seed: *seed,
+            });
+        }
+        Ok(ModelOptions {
+            recipe,
+            recipe_source: source,
+            embed_tokenizer: true,
+            allow_nonfinite: false,
+            no_sparse: false,
+            plane_align: mxrt_format::PlaneAlign::Auto,
+        })
+    }
+}
+
 /// One stored tensor: what it became and what it lost.
 #[derive(Debug, Clone, Serialize)]
 pub struct TensorReport {

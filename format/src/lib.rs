@@ -13,6 +13,7 @@ mod error;
 mod file_io;
 pub mod fixed;
 pub mod float;
+pub mod inspect;
 pub mod layout;
 mod metadata;
 pub mod mx;

@@ -43,7 +43,8 @@ pub use graphs::Graph;
 pub use mapped::{MappedFile, OpenError};
 pub use model::backend_choice::{cuda_gemv_bandwidth, BackendKind, WgpuOptions};
 pub use model::session::{
-    argmax, run_text_inputs, softmax, Classification, ModelInfo, Session, SessionOptions, Task,
+    argmax, check_image, run_text_inputs, softmax, Classification, ModelInfo, Session,
+    SessionOptions, Task,
 };
 pub use model::text::TextEncoder;
 pub use model::Model;

@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use mxrt_converter::checkpoint::is_model_input;
-use mxrt_converter::model_convert::{self, ModelOptions, ModelReport};
+use mxrt_converter::model_convert::{self, ModelOptions, ModelReport, Shortcuts};
 use mxrt_converter::raw::{self, Options};
-use mxrt_converter::recipe::{PruneSetting, Recipe};
 use mxrt_format::{write_atomically, EncodingSpec, PlaneAlign, Rounding};
 
 use crate::fmt::outln;
@@ -111,7 +110,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             &a.output,
             &options,
             &mut progress,
-            &crate::commands::verify::check_image,
+            &mxrt_runtime::check_image,
         );
         bar.finish_and_clear();
         let report = report?;
@@ -169,43 +168,23 @@ fn model_options(a: &Args) -> Result<ModelOptions> {
     if a.all_tensors {
         bail!("--all-tensors is for bare safetensors files; for a model, the recipe says what is encoded");
     }
-    let (mut recipe, source) = match &a.recipe {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read recipe {}", path.display()))?;
-            let recipe =
-                Recipe::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
-            (recipe, path.display().to_string())
-        }
-        None => (Recipe::default(), "command line".to_string()),
+    let shortcuts = Shortcuts {
+        weights: a.weights.clone(),
+        activations: a.activations.clone(),
+        rounding: a.rounding.clone(),
+        prune: match (&a.prune, a.sparsity) {
+            (Some(method), Some(sparsity)) => {
+                Some((method.clone(), sparsity, a.scope.clone(), a.seed))
+            }
+            _ => None,
+        },
     };
-    let d = &mut recipe.default;
-    if let Some(w) = &a.weights {
-        d.weights = Some(w.clone());
-    } else if a.recipe.is_none() {
-        d.weights = Some("mxint8".into());
-    }
-    if let Some(x) = &a.activations {
-        d.activations = Some(x.clone());
-    }
-    if let Some(r) = &a.rounding {
-        d.rounding = Some(r.clone());
-    }
-    if let (Some(method), Some(sparsity)) = (&a.prune, a.sparsity) {
-        d.prune = Some(PruneSetting::On {
-            method: method.clone(),
-            sparsity,
-            scope: a.scope.clone(),
-            seed: a.seed,
-        });
-    }
     Ok(ModelOptions {
-        recipe,
-        recipe_source: source,
         embed_tokenizer: !a.no_tokenizer,
         allow_nonfinite: a.allow_nonfinite,
         no_sparse: a.no_sparse,
         plane_align: PlaneAlign::parse(&a.plane_align)?,
+        ..ModelOptions::from_recipe(a.recipe.as_deref(), &shortcuts)?
     })
 }
 

@@ -92,7 +92,7 @@ fn reference_model(
             &out,
             &options,
             &mut |_, _, _| {},
-            &crate::commands::verify::check_image,
+            &mxrt_runtime::check_image,
         )
         .with_context(|| format!("converting the reference {}", r.display()))?;
         out

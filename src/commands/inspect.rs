@@ -3,75 +3,16 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use mxrt_format::{Encoding, ReadOptions, TensorView};
+use mxrt_format::inspect::{inspect, Inspection};
+use mxrt_format::ReadOptions;
 use mxrt_runtime::MappedFile;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::fmt::outln;
-use crate::fmt::{grouped, saving_percent, shape, Table};
+use crate::fmt::{grouped, shape, Table};
 
 /// `FILE [--json]`.
 pub type Args = crate::FileJsonArgs;
-
-#[derive(Serialize)]
-struct TensorRow {
-    name: String,
-    shape: Vec<u64>,
-    encoding: String,
-    sparse: bool,
-    elements: u64,
-    bytes: u64,
-    /// Stored bits per element, all planes included (scales, masks, row offsets).
-    bits_per_element: Option<f64>,
-    /// Fraction of elements whose encoded value is zero.
-    sparsity: Option<f64>,
-    /// Bytes of the same tensor in FP32 (raw tensors: their own size).
-    fp32_bytes: u64,
-}
-
-#[derive(Serialize)]
-struct Totals {
-    tensors: usize,
-    elements: u64,
-    bytes: u64,
-    fp32_bytes: u64,
-    saving_percent: f64,
-    file_bytes: u64,
-    file_saving_percent: f64,
-}
-
-#[derive(Serialize)]
-struct Inspection {
-    file: String,
-    version: String,
-    /// Alignment of every data plane (bytes).
-    plane_align: u64,
-    metadata: serde_json::Map<String, Value>,
-    tensors: Vec<TensorRow>,
-    totals: Totals,
-}
-
-fn row(t: &TensorView<'_>) -> TensorRow {
-    let numel = t.terms.numel;
-    let bytes = t.stored_bytes();
-    let fp32_bytes = match t.encoding {
-        Encoding::Raw(_) => bytes,
-        _ => numel * 4,
-    };
-    let per_element = |x: f64| (numel > 0).then(|| x / numel as f64);
-    TensorRow {
-        name: t.name.to_string(),
-        shape: t.shape.clone(),
-        encoding: t.encoding.to_string(),
-        sparse: t.sparse,
-        elements: numel,
-        bytes,
-        bits_per_element: per_element(bytes as f64 * 8.0),
-        sparsity: per_element(t.zero_count() as f64),
-        fp32_bytes,
-    }
-}
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let mapped = MappedFile::open(&a.file)?;
@@ -79,27 +20,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let file = mapped.validate(ReadOptions {
         verify_checksums: false,
     })?;
-    let tensors: Vec<TensorRow> = file.tensors().iter().map(row).collect();
-    let bytes: u64 = tensors.iter().map(|t| t.bytes).sum();
-    let fp32_bytes: u64 = tensors.iter().map(|t| t.fp32_bytes).sum();
-    let totals = Totals {
-        tensors: tensors.len(),
-        elements: tensors.iter().map(|t| t.elements).sum(),
-        bytes,
-        fp32_bytes,
-        saving_percent: saving_percent(bytes, fp32_bytes),
-        file_bytes: file.file_len(),
-        file_saving_percent: saving_percent(file.file_len(), fp32_bytes),
-    };
-    let (major, minor) = file.version();
-    let inspection = Inspection {
-        file: a.file.display().to_string(),
-        version: format!("{major}.{minor}"),
-        plane_align: file.plane_align(),
-        metadata: file.metadata().clone(),
-        tensors,
-        totals,
-    };
+    let inspection = inspect(&file, &a.file.display().to_string());
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&inspection)?)?;
     } else {

@@ -84,23 +84,6 @@ fn check_model(path: &std::path::Path) -> Result<String> {
     describe_checked(&model)
 }
 
-/// `convert`'s last step before writing: the file image opened as `run` would open it (description
-/// against tensors, recipe, tokenizer built, labels). The error is the reason in words.
-pub fn check_image(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
-    let model = Model::from_bytes(
-        "the converted file",
-        bytes,
-        ReadOptions {
-            verify_checksums: false,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    describe_checked(&model).map_err(|e| e.to_string())?;
-    Ok(model
-        .into_image()
-        .expect("a model made from bytes gives them back"))
-}
-
 /// Builds what an opened model needs beyond its tensors (the tokenizer) and says what was checked.
 fn describe_checked(model: &Model) -> Result<String> {
     Ok(match model.graph() {

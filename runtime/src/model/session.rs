@@ -420,6 +420,29 @@ impl Session {
     }
 }
 
+/// What a converter checks in a finished file image before writing it: the image opened as a session would
+/// open it (description against tensors, recipe, labels, the tokenizer built). Gives the image back; the error
+/// is the reason in words.
+pub fn check_image(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let model = Model::from_bytes(
+        "the converted file",
+        bytes,
+        ReadOptions {
+            verify_checksums: false,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if let Graph::Bert(_) = model.graph() {
+        match TextEncoder::from_model(&model, None) {
+            Ok(_) | Err(RuntimeError::Text(crate::TextError::NoTokenizer)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(model
+        .into_image()
+        .expect("a model made from bytes gives them back"))
+}
+
 /// A text model's outputs for texts and sentence pairs (`(a, Some(b))`), one row per input in input order:
 /// inputs are sorted by length (less padding) and run `max_batch` at a time; `after_batch` runs after every
 /// batch (the CLI samples memory there).
