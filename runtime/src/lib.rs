@@ -47,6 +47,7 @@ pub use model::session::{
     SessionOptions, Task,
 };
 pub use model::text::TextEncoder;
+pub use model::verify::{verify, Verification};
 pub use model::Model;
 pub use ops::{ActQuant, Activation, Pooling, TokenBatch};
 pub use weights::TensorRef;

@@ -6,6 +6,7 @@ pub mod backend_choice;
 mod description;
 pub mod session;
 pub mod text;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::path::Path;

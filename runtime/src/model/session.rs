@@ -432,12 +432,7 @@ pub fn check_image(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    if let Graph::Bert(_) = model.graph() {
-        match TextEncoder::from_model(&model, None) {
-            Ok(_) | Err(RuntimeError::Text(crate::TextError::NoTokenizer)) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    super::verify::describe_checked(&model).map_err(|e| e.to_string())?;
     Ok(model
         .into_image()
         .expect("a model made from bytes gives them back"))
