@@ -36,6 +36,8 @@ if ! command -v g++ >/dev/null; then
   fi
 fi
 cargo test --workspace
+# The Python package (maturin + PyO3): built into a venv inside the clone, tested with pytest.
+./scripts/test-python.sh
 
 # The CUDA backend on the emulator: its host code (uploads, launches, buffers) and its kernels' source compiled
 # for the CPU, against the CPU backend. Not a GPU run: that is scripts/gpu-check.sh. Never with a real driver.

@@ -37,6 +37,11 @@ mod device_tests;
 #[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
 mod test_seed;
 
+/// The README's Rust example, run as a doctest (its other code blocks are shell, Python and C).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 pub use error::{InputError, ModelProblem, Result, RuntimeError, TextError};
 pub use graphs::bert::{BertOutput, Head};
 pub use graphs::Graph;
