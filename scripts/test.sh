@@ -35,6 +35,9 @@ if ! command -v g++ >/dev/null; then
     $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null
   fi
 fi
+# Everything `cargo test` builds, built first with its profile, because `cargo test` alone gives the C ABI
+# crate's rlib but not its shared library, which bindings/c/tests/c_example.rs links the C example against.
+cargo build --profile test --workspace --lib --bins --tests --examples
 cargo test --workspace
 # The Python package (maturin + PyO3): built into a venv inside the clone, tested with pytest.
 ./scripts/test-python.sh

@@ -17,7 +17,8 @@ fn library_dir() -> PathBuf {
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     assert!(
         dir.join("libmxrt_c.so").is_file(),
-        "no libmxrt_c.so in {} (cargo builds it with this crate)",
+        "no libmxrt_c.so in {}: `cargo test` builds only this crate's rlib; build the library first with \
+         `cargo build --profile test -p mxrt-c` (scripts/test.sh builds every target first)",
         dir.display()
     );
     dir
