@@ -148,18 +148,7 @@ fn jsc_models_match_the_cpu_backend() {
 #[test]
 fn a_leaky_relu_mlp_matches_the_cpu_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/mlp-leaky");
-    let file = dir.path().join("leaky.mxrt");
-    mxrt_ok(&[
-        "convert",
-        f.join("config.json").to_str().unwrap(),
-        f.join("model.pt").to_str().unwrap(),
-        "-o",
-        file.to_str().unwrap(),
-        "--weights",
-        "f32",
-        "--quiet",
-    ]);
+    let file = convert_leaky_mlp_fixture(dir.path());
     let Some((cpu, cuda)) = open_pair(&file) else {
         return;
     };

@@ -112,13 +112,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
-fn run_json(args: &[&str]) -> Vec<Value> {
-    mxrt_ok(args)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 const TEXTS: [&str; 3] = ["the movie was very good!", "boring plot", "a great film"];
 
 #[test]
@@ -329,6 +322,18 @@ fn errors_are_json_with_the_status_that_says_why() {
     );
 }
 
+/// Four concurrent `/classify` requests of two texts each, one thread per request.
+fn four_classify_requests(port: u16) -> Vec<std::thread::JoinHandle<(u16, String, String)>> {
+    (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = json!({"texts": [TEXTS[i % 3], "a great film"]}).to_string();
+                http(port, "POST", "/classify", body.as_bytes())
+            })
+        })
+        .collect()
+}
+
 /// Requests that arrive within the batch window run as one forward pass; a SIGTERM while they wait lets
 /// them finish (every one answered 200) and the server exits with status 0.
 #[test]
@@ -338,14 +343,7 @@ fn waiting_requests_share_a_batch_and_finish_on_sigterm() {
         &["--batch-window-ms", "1500"],
     );
     let port = server.port;
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let body = json!({"texts": [TEXTS[i % 3], "a great film"]}).to_string();
-                http(port, "POST", "/classify", body.as_bytes())
-            })
-        })
-        .collect();
+    let clients = four_classify_requests(port);
     // All four are in the batcher's window (1.5 s) when the signal comes.
     std::thread::sleep(Duration::from_millis(500));
     let (_, _, metrics) = server.request("GET", "/metrics", b"");
@@ -365,16 +363,8 @@ fn waiting_requests_share_a_batch_and_finish_on_sigterm() {
         &["--batch-window-ms", "1000"],
     );
     let port = server.port;
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let body = json!({"texts": [TEXTS[i % 3], "a great film"]}).to_string();
-                http(port, "POST", "/classify", body.as_bytes()).0
-            })
-        })
-        .collect();
-    for c in clients {
-        assert_eq!(c.join().unwrap(), 200);
+    for c in four_classify_requests(port) {
+        assert_eq!(c.join().unwrap().0, 200);
     }
     let (_, _, metrics) = server.request("GET", "/metrics", b"");
     assert!(metrics.contains("mxrt_batches_total 1\n"), "{metrics}");

@@ -222,13 +222,6 @@ fn legacy_hostile_and_whole_module_files_are_refused_by_name() {
     assert!(!out.exists());
 }
 
-fn run_json(args: &[&str]) -> Vec<Value> {
-    mxrt_ok(args)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn spearman_ranks(v: &[f64]) -> Vec<f64> {
     // No ties in these fixtures: a rank is the count of smaller values.
     v.iter()

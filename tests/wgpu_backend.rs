@@ -249,18 +249,7 @@ fn a_leaky_relu_mlp_matches_the_cpu_backend() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/mlp-leaky");
-    let file = dir.path().join("leaky.mxrt");
-    mxrt_ok(&[
-        "convert",
-        f.join("config.json").to_str().unwrap(),
-        f.join("model.pt").to_str().unwrap(),
-        "-o",
-        file.to_str().unwrap(),
-        "--weights",
-        "f32",
-        "--quiet",
-    ]);
+    let file = convert_leaky_mlp_fixture(dir.path());
     let (cpu, gpu) = open_pair(&file, &WgpuOptions::default());
     let (inputs, _) = mlp_inputs(&cpu, 37);
     let want = cpu.run_mlp(&inputs, 37).unwrap();

@@ -249,3 +249,29 @@ pub fn encoder_outputs(file: &Path, backend: &str) -> Vec<f32> {
     })
     .collect()
 }
+
+/// `mxrt ARGS` (a command given `--json` that prints one JSON value per line): the values.
+pub fn run_json(args: &[&str]) -> Vec<serde_json::Value> {
+    mxrt_ok(args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The leaky-ReLU MLP fixture (Linear, LeakyReLU, Dropout, Linear as a .pt state dict) converted to FP32 in
+/// `dir`; the file.
+pub fn convert_leaky_mlp_fixture(dir: &Path) -> PathBuf {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/mlp-leaky");
+    let file = dir.join("leaky.mxrt");
+    mxrt_ok(&[
+        "convert",
+        f.join("config.json").to_str().unwrap(),
+        f.join("model.pt").to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+        "--weights",
+        "f32",
+        "--quiet",
+    ]);
+    file
+}
