@@ -52,7 +52,9 @@ else
   export LD_LIBRARY_PATH="$emu:$LD_LIBRARY_PATH" MXRT_REQUIRE_CUDA=1
   cargo test --workspace --lib -- cuda::
   MXRT_CUDA_EMULATOR_ORDER=reverse cargo test --workspace --lib -- cuda::
-  cargo test --test cuda_backend
+  # --workspace: the features every package asks for, as in the run above (the root package alone would unify
+  # them differently and rebuild most dependencies)
+  cargo test --workspace --test cuda_backend
 fi
 for s in ${skipped[@]+"${skipped[@]}"}; do
   echo "skipped: $s" >&2
