@@ -6,7 +6,6 @@ mod commands;
 mod data;
 mod fmt;
 mod heap;
-mod infer;
 mod memory;
 mod memory_report;
 mod outputs;

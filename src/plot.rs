@@ -35,6 +35,21 @@ pub struct Chart<'a> {
 
 const SIZE: (u32, u32) = (900, 560);
 
+/// Past this many series the legend would hide the curves: it moves right of the plot, on a wider image.
+const SERIES_IN_PLOT: usize = 8;
+const LEGEND_WIDTH: u32 = 330;
+
+fn size(chart: &Chart) -> (u32, u32) {
+    match legend_outside(chart) {
+        true => (SIZE.0 + LEGEND_WIDTH, SIZE.1),
+        false => SIZE,
+    }
+}
+
+fn legend_outside(chart: &Chart) -> bool {
+    chart.series.len() > SERIES_IN_PLOT
+}
+
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -53,20 +68,21 @@ pub fn write(chart: &Chart, stem: &Path) -> Result<()> {
     register_font();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let size = size(chart);
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
     draw(
-        BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+        BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
         chart,
     )
     .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
     let mut encoded = Vec::new();
     image::codecs::png::PngEncoder::new(&mut encoded)
-        .write_image(&pixels, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+        .write_image(&pixels, size.0, size.1, image::ColorType::Rgb8)
         .map_err(|e| anyhow!("encoding {}: {e}", png.display()))?;
     write_atomically(&png, |w| w.write_all(&encoded))?;
     let mut text = String::new();
     draw(
-        SVGBackend::with_string(&mut text, SIZE).into_drawing_area(),
+        SVGBackend::with_string(&mut text, size).into_drawing_area(),
         chart,
     )
     .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
@@ -79,14 +95,51 @@ fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
     (lo - span * fraction, hi + span * fraction)
 }
 
-const PALETTE: [RGBColor; 6] = [
+/// Tableau's ten colours; past ten series the marker shape changes too, so no two series look alike.
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
 ];
+
+/// The marker of series `i`: circles for the first ten, then squares, then triangles.
+#[derive(Clone, Copy)]
+enum Marker {
+    Circle,
+    Square,
+    Triangle,
+}
+
+fn series_style(i: usize) -> (RGBColor, Marker) {
+    let marker = match (i / PALETTE.len()) % 3 {
+        0 => Marker::Circle,
+        1 => Marker::Square,
+        _ => Marker::Triangle,
+    };
+    (PALETTE[i % PALETTE.len()], marker)
+}
+
+/// A marker of `style` centred `at` pixels from its anchor, for the plot and the legend alike.
+fn marker<DB: DrawingBackend>(
+    (color, shape): (RGBColor, Marker),
+    at: (i32, i32),
+) -> DynElement<'static, DB, (i32, i32)> {
+    let (x, y) = at;
+    match shape {
+        Marker::Circle => Circle::new(at, 4, color.filled()).into_dyn(),
+        Marker::Square => {
+            Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], color.filled()).into_dyn()
+        }
+        Marker::Triangle => TriangleMarker::new(at, 6, color.filled()).into_dyn(),
+    }
+}
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
@@ -116,7 +169,14 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
     }
     let (x0, x1) = padded(x0, x1, 0.04);
     let (y0, y1) = padded(y0, y1, 0.08);
-    let mut c = ChartBuilder::on(&root)
+    let (plot_area, legend_area) = match legend_outside(chart) {
+        true => {
+            let (plot, legend) = root.split_horizontally(SIZE.0);
+            (plot, Some(legend))
+        }
+        false => (root.clone(), None),
+    };
+    let mut c = ChartBuilder::on(&plot_area)
         .caption(chart.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
@@ -133,16 +193,25 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
         .draw()
         .map_err(err)?;
     for (i, s) in chart.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+        let style = series_style(i);
+        let color = style.0;
         c.draw_series(LineSeries::new(
             s.points.iter().copied(),
             color.stroke_width(2),
         ))
         .map_err(err)?
         .label(s.label.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        c.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(err)?;
+        .legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(2))
+                + marker::<DB>(style, (10, 0))
+        });
+        c.draw_series(
+            s.points
+                .iter()
+                .map(|&p| EmptyElement::at(p) + marker::<DB>(style, (0, 0))),
+        )
+        .map_err(err)?;
     }
     if !chart.labelled_points.is_empty() {
         let color = PALETTE[0];
@@ -223,17 +292,44 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
             .map_err(err)?;
         }
     }
-    c.configure_series_labels()
-        .position(if chart.legend_upper {
-            SeriesLabelPosition::UpperRight
-        } else {
-            SeriesLabelPosition::LowerRight
-        })
-        .label_font(("sans-serif", 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    match legend_area {
+        // Many series: the legend in its own column right of the plot, one row per series.
+        Some(area) => {
+            let row = |i: usize| 40 + 18 * i as i32;
+            for (i, s) in chart.series.iter().enumerate() {
+                let style = series_style(i);
+                area.draw(
+                    &(EmptyElement::at((8, row(i)))
+                        + PathElement::new(vec![(0, 0), (20, 0)], style.0.stroke_width(2))
+                        + marker::<DB>(style, (10, 0))
+                        + Text::new(s.label.clone(), (28, -7), ("sans-serif", 14))),
+                )
+                .map_err(err)?;
+            }
+            if let Some((label, _, _)) = &chart.reference {
+                let grey = RGBColor(90, 90, 90);
+                area.draw(
+                    &(EmptyElement::at((8, row(chart.series.len())))
+                        + PathElement::new(vec![(0, 0), (6, 0)], grey.stroke_width(1))
+                        + PathElement::new(vec![(12, 0), (20, 0)], grey.stroke_width(1))
+                        + Text::new(label.clone(), (28, -7), ("sans-serif", 14))),
+                )
+                .map_err(err)?;
+            }
+        }
+        None => c
+            .configure_series_labels()
+            .position(if chart.legend_upper {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?,
+    }
     root.present().map_err(err)?;
     Ok(())
 }

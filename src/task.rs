@@ -10,8 +10,8 @@ use mxrt_runtime::Head;
 use mxrt_runtime::{Graph, Model};
 use serde_json::{json, Value};
 
-use crate::infer::{argmax, run_text_inputs, run_texts, softmax};
-use mxrt_runtime::TextEncoder;
+use mxrt_runtime::{argmax, softmax};
+use mxrt_runtime::{Session, SessionOptions};
 
 /// What to evaluate on, and how to feed it.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
@@ -332,44 +332,47 @@ fn class_of(path: &std::path::Path, text: &str, line: u64, labels: &[String]) ->
     }
 }
 
-/// One output row per example (logits, embeddings, or MLP outputs).
+/// One output row per example (logits, embeddings, or MLP outputs), through the library's session (its
+/// batch size and length limit are `a`'s).
 pub fn outputs(
-    model: &Model,
+    session: &Session,
     data: &Data,
     a: &DataArgs,
-    after_batch: &mut dyn FnMut(),
+    after_batch: &mut (dyn FnMut() + Send),
 ) -> Result<Vec<Vec<f32>>> {
-    match data {
+    let inputs: Vec<(&str, Option<&str>)> = match data {
         Data::Sentences { texts } | Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
-            let encoder = TextEncoder::from_model(model, a.max_length)?;
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            run_texts(model, &encoder, &refs, a.batch_size, after_batch)
+            texts.iter().map(|t| (t.as_str(), None)).collect()
         }
-        Data::Pairs { pairs, .. } | Data::PairScores { pairs, .. } => {
-            let encoder = TextEncoder::from_model(model, a.max_length)?;
-            let refs: Vec<(&str, Option<&str>)> = pairs
-                .iter()
-                .map(|(x, y)| (x.as_str(), Some(y.as_str())))
-                .collect();
-            Ok(run_text_inputs(
-                model,
-                &encoder,
-                &refs,
-                a.batch_size,
-                after_batch,
-            )?)
-        }
+        Data::Pairs { pairs, .. } | Data::PairScores { pairs, .. } => pairs
+            .iter()
+            .map(|(x, y)| (x.as_str(), Some(y.as_str())))
+            .collect(),
         Data::Features { x, rows, .. } => {
             let y = if a.allow_nonfinite {
-                model.run_mlp_allowing_nonfinite(x, *rows)?
+                session.model().run_mlp_allowing_nonfinite(x, *rows)?
             } else {
-                model.run_mlp(x, *rows)?
+                session.run(x, *rows)?
             };
             after_batch();
             let width = y.len() / rows;
-            Ok(y.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
+            return Ok(y.chunks(width.max(1)).map(<[f32]>::to_vec).collect());
         }
-    }
+    };
+    Ok(session.outputs_observed(&inputs, after_batch)?)
+}
+
+/// A CPU session over a model opened already (converted in memory, say) with `a`'s batch size and length
+/// limit: what `outputs` runs `a`'s data through.
+pub fn cpu_session(model: Model, a: &DataArgs) -> Result<Session> {
+    Ok(Session::from_model(
+        model,
+        SessionOptions {
+            max_batch: a.batch_size,
+            max_length: a.max_length,
+            ..SessionOptions::default()
+        },
+    )?)
 }
 
 /// Features (and labels when known) for an MLP: CSV with one-hot columns, .npy (+ --labels), or synthetic.

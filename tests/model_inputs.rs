@@ -534,6 +534,24 @@ fn checkpoint_errors_are_clear_and_leave_nothing_behind() {
         ],
     );
     convert_json(&m, &out, &["--no-tokenizer"]);
+    // Such a file opens as a session (inspected, benchmarked on token ids); text in is refused by name.
+    let o = out.to_str().unwrap();
+    let bench = mxrt_ok(&[
+        "bench",
+        o,
+        "--batch",
+        "1",
+        "--seq",
+        "8",
+        "--iterations",
+        "1",
+        "--json",
+    ]);
+    assert!(bench.contains("\"p50_ms\""), "{bench}");
+    let err = mxrt_err(&["run", o, "--text", "a film"]);
+    assert_mentions(&err, &["no embedded tokenizer", "--no-tokenizer"]);
+    let err = mxrt_err(&["serve", o, "--port", "0"]);
+    assert_mentions(&err, &["no embedded tokenizer", "a server takes text in"]);
     std::fs::remove_file(&out).unwrap();
 
     let recipe = dir.path().join("bad.toml");

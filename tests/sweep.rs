@@ -177,8 +177,96 @@ fn fixed_width_sweep_rows_csv_report_and_plots() {
     assert!(report.contains("fixed-width 12") && report.contains("metric-vs-width.png"));
     check_plot(
         &out.join("metric-vs-width"),
-        &["fixed-point width", "accuracy", "FP32"],
+        &[
+            "fixed-point width",
+            "(weights)",
+            "W 10–12 stored in 16 bits",
+            "accuracy",
+            "FP32",
+        ],
     );
+    assert!(report.contains("| bits/weight |"), "{report}");
+    assert!(report.contains("| fixed-width 10 | auto"), "{report}");
+}
+
+/// The faults found trying sweeps: one fixed width drew a degenerate width chart, `--activations same`
+/// charts said "(weights)", synthetic sweeps printed `agreement` twice, more than six series reused colours.
+#[test]
+fn sweep_charts_and_tables_say_what_was_varied_and_quantized() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out) = (tmp.path().join("mlp"), tmp.path().join("out"));
+    write_mlp(&dir);
+    let r = sweep(
+        &dir,
+        &out,
+        &[
+            "--vary",
+            "fixed-width=8",
+            "--vary",
+            "sparsity=0..0.6:0.2",
+            "--prune",
+            "l1,random",
+            "--scope",
+            "local,global",
+            "--activations",
+            "same",
+        ],
+    );
+    assert_eq!(r["points"].as_array().unwrap().len(), 16);
+    assert!(
+        !out.join("metric-vs-width.png").exists(),
+        "one width: no width chart"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("fixed-width took one value (8): no chart of it"),
+        "{report}"
+    );
+    // Four series (two methods x two scopes) on the sparsity chart, each labelled with the one width.
+    let svg = std::fs::read_to_string(out.join("metric-vs-sparsity.svg")).unwrap();
+    for series in [
+        "fixed-width 8, l1 (local)",
+        "fixed-width 8, random (global)",
+    ] {
+        assert!(svg.contains(series), "{series} missing");
+    }
+
+    let out2 = tmp.path().join("out2");
+    let r = sweep(
+        &dir,
+        &out2,
+        &["--vary", "encoding=mxint8,mxint4", "--activations", "same"],
+    );
+    assert_eq!(r["points"].as_array().unwrap().len(), 2);
+    check_plot(
+        &out2.join("metric-vs-bytes"),
+        &["(weights and activations)"],
+    );
+
+    // Synthetic rows: the metric is agreement, printed once.
+    let model = dir.to_str().unwrap();
+    let out3 = tmp.path().join("out3");
+    let table = mxrt_ok(&[
+        "sweep",
+        model,
+        "--synthetic",
+        "64",
+        "--vary",
+        "fixed-width=4,12",
+        "--out",
+        out3.to_str().unwrap(),
+    ]);
+    let header = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("point"))
+        .unwrap_or_else(|| panic!("no table header in {table}"));
+    assert_eq!(header.matches("agreement").count(), 1, "{header}");
+    assert!(header.contains("bits/weight"), "{header}");
+    let twelve = table
+        .lines()
+        .find(|l| l.contains("fixed-width 12"))
+        .unwrap();
+    assert!(twelve.split_whitespace().any(|c| c == "16"), "{twelve}");
 }
 
 #[test]

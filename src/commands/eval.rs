@@ -249,9 +249,12 @@ fn memory_table(model: &Model) -> (BTreeMap<String, u64>, u64, u64) {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let model = a.backend.open(&a.model)?;
+    let session = a
+        .backend
+        .session(&a.model, a.data.batch_size, a.data.max_length)?;
+    let model = session.model();
     if a.memory_only {
-        let mut r = crate::memory_report::report(&model);
+        let mut r = crate::memory_report::report(model);
         r["model"] = json!(a.model.display().to_string());
         if a.json {
             outln!("{}", serde_json::to_string_pretty(&r)?)?;
@@ -261,11 +264,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let data = load_data(&a.data, &model)?;
+    let data = load_data(&a.data, model)?;
     // The model runs first, so the peak RSS measured is the model's own; the reference runs in a child.
     let mut peak = Peak::default();
     peak.sample();
-    let out = outputs(&model, &data, &a.data, &mut || peak.sample())?;
+    let out = outputs(&session, &data, &a.data, &mut || peak.sample())?;
     if let Some(path) = &a.reference_run {
         std::fs::write(path, crate::rows_file::encode_rows(&out))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -275,13 +278,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reference = reference_model(
-        &a.model,
-        &model,
-        a.reference.as_deref(),
-        tmp.path(),
-        a.force,
-    )?;
+    let reference = reference_model(&a.model, model, a.reference.as_deref(), tmp.path(), a.force)?;
     let (refs, reference_peak) = match reference {
         Some((r, path)) => {
             drop(r); // opened to check it is this model's reference; it runs in its own process
@@ -289,9 +286,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         None => (out.clone(), peak),
     };
-    let mut result = crate::task::compare(&model, &data, &out, &refs);
+    let mut result = crate::task::compare(model, &data, &out, &refs);
     result["model"] = json!(a.model.display().to_string());
-    let (per_encoding, weight_bytes, fp32) = memory_table(&model);
+    let (per_encoding, weight_bytes, fp32) = memory_table(model);
     result["memory"] = json!({
         "file_bytes": model.file_len(), "weight_bytes": weight_bytes, "weight_bytes_per_encoding": per_encoding,
         "fp32_weight_bytes": fp32, "saving_percent": 100.0 * (1.0 - weight_bytes as f64 / fp32.max(1) as f64),

@@ -4,12 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use mxrt_format::ReadOptions;
-use mxrt_runtime::{BackendKind, Graph, Model, Session, SessionOptions};
+use mxrt_runtime::{BackendKind, Graph, Session, SessionOptions, TextError};
 use serde_json::json;
 
 use crate::fmt::outln;
-use crate::infer::argmax;
+use mxrt_runtime::argmax;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -85,16 +84,6 @@ impl BackendArgs {
         }
         Ok(session)
     }
-
-    /// Opens the model and moves it onto the backend (weights uploaded once, now).
-    pub fn open(&self, path: &std::path::Path) -> Result<Model> {
-        let mut model = Model::open(path, ReadOptions::default())?;
-        model.use_backend(self.backend)?;
-        if self.verbose {
-            eprintln!("backend: {}", model.backend_description());
-        }
-        Ok(model)
-    }
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -120,7 +109,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 }
                 None => bail!("give --text or --input"),
             };
-            let encoder = session.encoder().expect("a BERT session has a tokenizer");
+            let encoder = session.encoder().ok_or(TextError::NoTokenizer)?;
             let refs: Vec<(&str, Option<&str>)> = inputs
                 .iter()
                 .map(|(t, p)| (t.as_str(), p.as_deref()))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use mxrt_runtime::{BackendKind, Session, SessionOptions};
+use mxrt_runtime::{BackendKind, Session, SessionOptions, Task};
 
 use crate::serve::batcher::{BatchConfig, Batcher};
 use crate::serve::metrics::Metrics;
@@ -90,6 +90,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         },
     )?);
     let info = session.describe();
+    if info.task != Task::Features && session.encoder().is_none() {
+        bail!(
+            "{}: {} (a server takes text in)",
+            a.model.display(),
+            mxrt_runtime::TextError::NoTokenizer
+        );
+    }
     let name = a.model_name.clone().unwrap_or_else(|| {
         a.model
             .file_stem()

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::backend_choice::BackendKind;
 use super::text::TextEncoder;
 use super::Model;
-use crate::error::{InputError, Result, RuntimeError};
+use crate::error::{InputError, Result, RuntimeError, TextError};
 use crate::graphs::bert::Head;
 use crate::graphs::Graph;
 use crate::ops::Pooling;
@@ -183,7 +183,13 @@ impl Session {
         }
         model.use_backend(options.backend)?;
         let encoder = match model.graph() {
-            Graph::Bert(_) => Some(TextEncoder::from_model(&model, options.max_length)?),
+            // A file converted with --no-tokenizer still opens (described, benchmarked on token ids); its
+            // text calls give the NoTokenizer error.
+            Graph::Bert(_) => match TextEncoder::from_model(&model, options.max_length) {
+                Ok(encoder) => Some(encoder),
+                Err(RuntimeError::Text(TextError::NoTokenizer)) => None,
+                Err(e) => return Err(e),
+            },
             Graph::Mlp(_) => None,
         };
         let pool = match options.threads {
@@ -219,7 +225,7 @@ impl Session {
         &self.model
     }
 
-    /// The tokenizer (text models only).
+    /// The tokenizer (text models with an embedded one).
     pub fn encoder(&self) -> Option<&TextEncoder> {
         self.encoder.as_ref()
     }
@@ -303,8 +309,21 @@ impl Session {
     /// The head's raw outputs for texts and sentence pairs (`(a, Some(b))`), one row per input in input
     /// order: inputs are sorted by length and run [`SessionOptions::max_batch`] at a time.
     pub fn outputs(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Vec<f32>>> {
-        let encoder = self.encoder.as_ref().ok_or(InputError::NotText)?;
-        self.on_pool(|| run_text_inputs(&self.model, encoder, inputs, self.max_batch, &mut || {}))
+        self.outputs_observed(inputs, &mut || {})
+    }
+
+    /// [`Session::outputs`], calling `after_batch` after every batch (progress, memory sampling).
+    pub fn outputs_observed(
+        &self,
+        inputs: &[(&str, Option<&str>)],
+        after_batch: &mut (dyn FnMut() + Send),
+    ) -> Result<Vec<Vec<f32>>> {
+        let encoder = match (&self.encoder, self.model.graph()) {
+            (Some(encoder), _) => encoder,
+            (None, Graph::Bert(_)) => return Err(TextError::NoTokenizer.into()),
+            (None, Graph::Mlp(_)) => return Err(InputError::NotText.into()),
+        };
+        self.on_pool(|| run_text_inputs(&self.model, encoder, inputs, self.max_batch, after_batch))
     }
 
     /// Labels and probabilities for each text (classification and regression heads).

@@ -26,7 +26,7 @@ mod output;
 use output::{fmt_metric, print_table, write_outputs};
 
 use crate::fmt::outln;
-use crate::task::{compare, load_data, outputs, Data, DataArgs};
+use crate::task::{compare, cpu_session, load_data, outputs, Data, DataArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -475,9 +475,13 @@ impl Sweep<'_> {
         let (weight_bytes, fp32_weight_bytes, weight_sqnr_db) = weight_totals(&built.report);
         let file_bytes = built.bytes.len() as u64;
         let stored_recipe = serde_json::to_value(&built.report.layers)?;
-        let model = Model::from_bytes(&name, built.bytes, ReadOptions::default())?;
-        let out = outputs(&model, data, &self.a.data, &mut || {})?;
-        let m = compare(&model, data, &out, refs);
+        let session = cpu_session(
+            Model::from_bytes(&name, built.bytes, ReadOptions::default())?,
+            &self.a.data,
+        )?;
+        let model = session.model();
+        let out = outputs(&session, data, &self.a.data, &mut || {})?;
+        let m = compare(model, data, &out, refs);
         let (task, metric_name) = data.headline();
         let get = |k: &str| m[k].as_f64();
         let mut row = Row {
@@ -595,17 +599,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
         &mut |_, _, _| {},
     )?;
     let (_, fp32_weight_bytes, _) = weight_totals(&reference_built.report);
-    let reference = Model::from_bytes(
-        "reference-fp32.mxrt",
-        reference_built.bytes,
-        ReadOptions::default(),
+    let reference = cpu_session(
+        Model::from_bytes(
+            "reference-fp32.mxrt",
+            reference_built.bytes,
+            ReadOptions::default(),
+        )?,
+        &a.data,
     )?;
-    let data = load_data(&a.data, &reference)?;
+    let data = load_data(&a.data, reference.model())?;
     if show {
         eprintln!("FP32 reference on {} examples ...", data.examples());
     }
     let refs = outputs(&reference, &data, &a.data, &mut || {})?;
-    let reference_metrics = compare(&reference, &data, &refs, &refs);
+    let reference_metrics = compare(reference.model(), &data, &refs, &refs);
     let (task, metric_name) = data.headline();
     let reference_metric = reference_metrics[metric_name].as_f64();
     drop(reference);

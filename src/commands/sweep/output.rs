@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use mxrt_format::write_atomically;
 use serde_json::Value;
 
+use mxrt_format::encoding::fixed_container_bits;
+
 use super::{Args, Axis, Row};
 use crate::fmt::{grouped, outln, Table};
 use crate::plot::{self, Chart, Series};
@@ -140,28 +142,38 @@ pub(crate) fn write_outputs(
             scaled(metric, v),
         )
     });
+    let quantized = quantized_what(&a.activations);
     let mut charts = Vec::new();
+    let mut not_charted = Vec::new();
     for &axis in kinds {
+        // An axis that took one value draws every point at one x: no chart, the value is in the others' legends.
+        if let Some(only) = single_value(rows, axis) {
+            not_charted.push(format!(
+                "{} took one value ({only}): no chart of it",
+                axis_name(axis)
+            ));
+            continue;
+        }
         let (stem, title, x_label) = match axis {
             Axis::Width => (
                 "metric-vs-width",
-                format!("{model_name}: {y_label} vs fixed-point width (weights)"),
-                "fixed-point width W (bits)",
+                format!("{model_name}: {y_label} vs fixed-point width ({quantized})"),
+                width_axis_label(rows),
             ),
             Axis::Sparsity => (
                 "metric-vs-sparsity",
                 format!("{model_name}: {y_label} vs weight sparsity"),
-                "sparsity of the pruned layers (%)",
+                "sparsity of the pruned layers (%)".to_string(),
             ),
             Axis::Encoding => (
                 "metric-vs-bytes",
-                format!("{model_name}: {y_label} vs weight bytes"),
-                "weight bytes (MB)",
+                format!("{model_name}: {y_label} vs weight bytes ({quantized})"),
+                "weight bytes (MB)".to_string(),
             ),
         };
         let mut chart = Chart {
             title: &title,
-            x_label,
+            x_label: &x_label,
             y_label: &y_label,
             x_decimals: if axis == Axis::Encoding { 1 } else { 0 },
             legend_upper: axis == Axis::Sparsity,
@@ -203,7 +215,7 @@ pub(crate) fn write_outputs(
                             chart.series.push(Series {
                                 label: match (key.is_empty(), axis) {
                                     (true, Axis::Width) => {
-                                        format!("fixed-point weights, F: {}", a.frac)
+                                        format!("fixed-point {quantized}, F: {}", a.frac)
                                     }
                                     (true, _) => "pruned".into(),
                                     (false, _) => key,
@@ -233,8 +245,85 @@ pub(crate) fn write_outputs(
     }
     put(
         "report.md",
-        report_md(a, summary, rows, &charts, metric, reference_metric).as_bytes(),
+        report_md(
+            a,
+            summary,
+            rows,
+            &charts,
+            &not_charted,
+            metric,
+            reference_metric,
+        )
+        .as_bytes(),
     )
+}
+
+/// What the points quantize, for chart titles: the weights alone, or the activations too.
+fn quantized_what(activations: &str) -> String {
+    match activations {
+        "f32" => "weights".into(),
+        "same" => "weights and activations".into(),
+        other => format!("weights; activations {other}"),
+    }
+}
+
+fn axis_name(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Width => "fixed-width",
+        Axis::Sparsity => "sparsity",
+        Axis::Encoding => "encoding",
+    }
+}
+
+/// The one value `axis` took over the rows (fixed widths and sparsities only: one encoding is still a
+/// point against FP32 on the bytes chart), or None when it took several.
+fn single_value(rows: &[Row], axis: Axis) -> Option<String> {
+    let mut values: Vec<String> = rows
+        .iter()
+        .filter_map(|r| match axis {
+            Axis::Width => r.width.map(|w| w.to_string()),
+            Axis::Sparsity => r.sparsity.map(|s| format!("{:.0} %", 100.0 * s)),
+            Axis::Encoding => None,
+        })
+        .collect();
+    values.sort();
+    values.dedup();
+    (values.len() == 1).then(|| values.remove(0))
+}
+
+/// The width chart's x label: widths whose codes are stored in a wider container say so (9–15 cost 16 bits,
+/// 17–31 cost 32), so a flat saving between 9 and 16 is not a mystery.
+fn width_axis_label(rows: &[Row]) -> String {
+    let mut padded: Vec<(u8, u32)> = rows
+        .iter()
+        .filter_map(|r| r.width)
+        .map(|w| (w, fixed_container_bits(w)))
+        .filter(|&(w, bits)| u32::from(w) != bits)
+        .collect();
+    padded.sort();
+    padded.dedup();
+    let mut by_container: Vec<String> = Vec::new();
+    for bits in [16, 32] {
+        let widths: Vec<u8> = padded.iter().filter(|p| p.1 == bits).map(|p| p.0).collect();
+        if let (Some(lo), Some(hi)) = (widths.first(), widths.last()) {
+            let range = if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}–{hi}")
+            };
+            by_container.push(format!("W {range} stored in {bits} bits"));
+        }
+    }
+    match by_container.is_empty() {
+        true => "fixed-point width W (bits)".into(),
+        false => format!("fixed-point width W (bits; {})", by_container.join(", ")),
+    }
+}
+
+/// Bits each weight costs at a fixed width (its container), or "" for other points.
+fn stored_bits(r: &Row) -> String {
+    r.width
+        .map_or(String::new(), |w| fixed_container_bits(w).to_string())
 }
 
 fn report_md(
@@ -242,6 +331,7 @@ fn report_md(
     summary: &Value,
     rows: &[Row],
     charts: &[(&str, String)],
+    not_charted: &[String],
     metric: &str,
     reference_metric: Option<f64>,
 ) -> String {
@@ -263,21 +353,20 @@ fn report_md(
         summary["seconds"].as_f64().unwrap_or(0.0),
         summary["jobs"],
     );
-    let _ = writeln!(s, "| point | frac | {metric} | agreement with FP32 | weight bytes | saving vs FP32 | weight SQNR (dB) |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    let columns = Columns::of(rows, metric);
+    let header = columns.header(metric);
+    let _ = writeln!(s, "| {} |", header.join(" | "));
+    let align: Vec<&str> = header
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i < 2 { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(s, "|{}|", align.join("|"));
     for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {:.1} % | {} |",
-            r.label,
-            opt(&r.frac),
-            fmt_metric(r.metric, metric),
-            fmt_metric(r.agreement, "agreement"),
-            grouped(r.weight_bytes),
-            r.saving_percent,
-            r.weight_sqnr_db
-                .map_or("exact".into(), |v| format!("{v:.1}"))
-        );
+        let _ = writeln!(s, "| {} |", columns.cells(r, metric).join(" | "));
+    }
+    for line in not_charted {
+        let _ = writeln!(s, "\n{line}.");
     }
     for (stem, title) in charts {
         let _ = writeln!(
@@ -286,6 +375,51 @@ fn report_md(
         );
     }
     s
+}
+
+/// The columns of the table (terminal and report): agreement only where the metric is not agreement
+/// itself (synthetic data), stored bits only where a point has a fixed width.
+struct Columns {
+    agreement: bool,
+    stored_bits: bool,
+}
+
+impl Columns {
+    fn of(rows: &[Row], metric: &str) -> Columns {
+        Columns {
+            agreement: metric != "agreement",
+            stored_bits: rows.iter().any(|r| r.width.is_some()),
+        }
+    }
+
+    fn header(&self, metric: &str) -> Vec<String> {
+        let mut h = vec!["point".to_string(), "frac".into(), metric.into()];
+        if self.agreement {
+            h.push("agreement with FP32".into());
+        }
+        if self.stored_bits {
+            h.push("bits/weight".into());
+        }
+        h.extend(["weight bytes", "saving vs FP32", "weight SQNR (dB)"].map(String::from));
+        h
+    }
+
+    fn cells(&self, r: &Row, metric: &str) -> Vec<String> {
+        let mut c = vec![r.label.clone(), opt(&r.frac), fmt_metric(r.metric, metric)];
+        if self.agreement {
+            c.push(fmt_metric(r.agreement, "agreement"));
+        }
+        if self.stored_bits {
+            c.push(stored_bits(r));
+        }
+        c.push(grouped(r.weight_bytes));
+        c.push(format!("{:.1} %", r.saving_percent));
+        c.push(
+            r.weight_sqnr_db
+                .map_or("exact".into(), |v| format!("{v:.1}")),
+        );
+        c
+    }
 }
 
 pub(crate) fn print_table(
@@ -297,31 +431,16 @@ pub(crate) fn print_table(
         "FP32 reference {metric}: {}",
         fmt_metric(reference_metric, metric)
     )?;
-    let mut t = Table::new(
-        &[
-            "point",
-            "frac",
-            metric,
-            "agreement",
-            "weight bytes",
-            "saving",
-            "SQNR dB",
-            "s",
-        ],
-        &[2, 3, 4, 5, 6, 7],
-    );
+    let columns = Columns::of(rows, metric);
+    let mut header = columns.header(metric);
+    header.push("s".into());
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let right: Vec<usize> = (2..header.len()).collect();
+    let mut t = Table::new(&header, &right);
     for r in rows {
-        t.row(vec![
-            r.label.clone(),
-            opt(&r.frac),
-            fmt_metric(r.metric, metric),
-            fmt_metric(r.agreement, "agreement"),
-            grouped(r.weight_bytes),
-            format!("{:.1} %", r.saving_percent),
-            r.weight_sqnr_db
-                .map_or("exact".into(), |v| format!("{v:.1}")),
-            format!("{:.1}", r.seconds),
-        ]);
+        let mut cells = columns.cells(r, metric);
+        cells.push(format!("{:.1}", r.seconds));
+        t.row(cells);
     }
     outln!("{}", t.render())
 }
