@@ -514,9 +514,48 @@ fn memory_only_explains_the_gap_to_the_ideal_saving() {
     assert_eq!(causes, ["tensors stored as f32 instead of mxint8"]);
     // 69 f32 elements instead of 8.25 bits: 69 * (32 - 8.25) / 8 bytes.
     assert!((excess - 69.0 * 23.75 / 8.0).abs() < 1e-9);
+    // What if: the two matrices at each encoding, the 69 biases still f32 (276 bytes). mxint4/mxfp4:
+    // 74 blocks of 16 + 1 bytes; fixed 8: a byte a code; fixed 4: codes packed two to a byte.
+    let what_if: Vec<(&str, u64)> = r["what_if"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["encoding"].as_str().unwrap(),
+                w["weight_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        what_if,
+        [
+            ("mxint8", 2368 + 74 + 276),
+            ("mxint4", 74 * 17 + 276),
+            ("mxfp4", 74 * 17 + 276),
+            ("fixed 8 (any F)", 2368 + 276),
+            ("fixed 4 (any F)", 2368 / 2 + 276),
+        ]
+    );
+    let mxint8 = &r["what_if"][0];
+    assert_eq!(
+        mxint8["weight_bytes"], r["weight_bytes"],
+        "the file's own encoding is what was measured"
+    );
+    assert_eq!(mxint8["file_bytes"], r["file_bytes"]);
+    assert!(
+        (f(&r["what_if"][1], "ideal_saving_percent") - 100.0 * (1.0 - 4.25 / 32.0)).abs() < 1e-9
+    );
     let text = mxrt_ok(&["eval", "--memory-only", file.to_str().unwrap()]);
     assert_mentions(
         &text,
-        &["ideal for mxint8: 74.22 %", "fc1.bias", "stored as f32"],
+        &[
+            "ideal for mxint8: 74.22 %",
+            "fc1.bias",
+            "stored as f32",
+            "what if",
+            "fixed 4 (any F)",
+            "86.72 %",
+        ],
     );
 }
