@@ -4,6 +4,7 @@
 
 pub mod backend_choice;
 mod description;
+mod observe;
 pub mod session;
 pub mod text;
 pub mod verify;

@@ -4,6 +4,7 @@
 //! (`../shared/DESIGN.md`).
 
 mod args;
+pub mod observe;
 
 pub use args::{
     ActQuant, Affine, Embeddings, Linear, Norm, Parameters, Pooling, RowOp, TokenBatch,
