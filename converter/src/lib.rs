@@ -21,4 +21,4 @@ pub mod torch;
 pub const CONVERTER: &str = concat!("mxrt-converter ", env!("CARGO_PKG_VERSION"));
 
 pub use error::ConvertError;
-pub use input::{SourceFile, SourceTensor};
+pub use input::{sha256_hex, SourceFile, SourceTensor};

@@ -30,6 +30,9 @@ pub struct ModelOptions {
     pub no_sparse: bool,
     /// Alignment of the data planes in the file.
     pub plane_align: mxrt_format::PlaneAlign,
+    /// How the recipe's fixed-point fraction widths were calibrated (data, its hash, method, per-layer
+    /// choices), stored as the recipe's `calibration` record.
+    pub calibration: Option<Value>,
 }
 
 /// Settings given beside (or instead of) a recipe file, applied over its default as `mxrt convert`'s flags
@@ -90,6 +93,7 @@ impl ModelOptions {
             allow_nonfinite: false,
             no_sparse: false,
             plane_align: mxrt_format::PlaneAlign::Auto,
+            calibration: None,
         })
     }
 }
@@ -327,6 +331,9 @@ impl Source {
         recipe_json["source"] = json!(options.recipe_source);
         recipe_json["layers"] =
             serde_json::to_value(&layers).map_err(|e| ConvertError::Recipe(e.to_string()))?;
+        if let Some(c) = &options.calibration {
+            recipe_json["calibration"] = c.clone();
+        }
         recipe_json["sparse"] = json!(if options.no_sparse {
             "never"
         } else {

@@ -11,6 +11,7 @@ use mxrt_converter::model_convert::{self, ModelOptions, ModelReport, Shortcuts};
 use mxrt_converter::raw::{self, Options};
 use mxrt_format::{write_atomically, EncodingSpec, PlaneAlign, Rounding};
 
+use crate::calibrate;
 use crate::fmt::outln;
 use crate::fmt::{grouped, saving_percent, shape, Table};
 
@@ -49,6 +50,28 @@ pub struct Args {
     /// Seed for random pruning.
     #[arg(long, default_value_t = 0, requires = "prune")]
     seed: u64,
+    /// Calibrate fixed-point fraction widths on this data (models only; the formats `eval --data` reads:
+    /// SST-2 TSV, sentence pairs, STS-B, a .txt of sentences, a JSC CSV or .npy). The checkpoint runs in
+    /// FP32 on the examples; each layer whose activations are fixed:W.F gets the F that suits the values its
+    /// input took (see --calib-method), fixed-point weights the F that minimises their RMSE. The choices are
+    /// printed and stored in the file's recipe with the data's SHA-256. Use data the model is not then
+    /// evaluated on.
+    #[arg(long, value_name = "DATA")]
+    calibrate: Option<PathBuf>,
+    /// Examples of the calibration data used (the first N).
+    #[arg(long, default_value_t = 256, requires = "calibrate", value_name = "N")]
+    calib_samples: usize,
+    /// How a layer's F follows from its values: `percentile:P` (the largest F at which the P-th percentile
+    /// of magnitudes fits; the rarer outliers clip), `mse` (least squared error over a uniform sample of
+    /// the values) or `minmax` (nothing clips). The default, percentile:99.99, gave the calibration split
+    /// the lowest KL divergence to FP32 (minilm-sst2, BENCHMARKS.md).
+    #[arg(
+        long,
+        default_value = "percentile:99.99",
+        requires = "calibrate",
+        value_name = "METHOD"
+    )]
+    calib_method: String,
     /// Write the fidelity report (per tensor: encoding, bytes, sparsity, RMSE, max error, SQNR) as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -104,7 +127,27 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bar.set_message(name.to_string());
     };
     if is_model_input(&a.inputs) {
-        let options = model_options(&a)?;
+        let mut options = model_options(&a)?;
+        if let Some(data) = &a.calibrate {
+            let request = calibrate::Request {
+                data,
+                samples: a.calib_samples,
+                method: a
+                    .calib_method
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--calib-method {e}"))?,
+                max_length: None,
+            };
+            if a.calib_samples == 0 {
+                bail!("--calib-samples must be at least 1");
+            }
+            let (calibrated, choices) =
+                calibrate::calibrate(&a.inputs, &options, &request, !(a.quiet || a.json))?;
+            options = calibrated;
+            if !(a.quiet || a.json) {
+                print_calibration(&choices, &request)?;
+            }
+        }
         let report = model_convert::convert_model(
             &a.inputs,
             &a.output,
@@ -131,6 +174,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (a.prune.is_some(), "--prune"),
         (a.report.is_some(), "--report"),
         (a.no_tokenizer, "--no-tokenizer"),
+        (a.calibrate.is_some(), "--calibrate"),
     ] {
         if given {
             bail!("{flag} needs a model: pass the checkpoint directory (with config.json), not bare safetensors files");
@@ -186,6 +230,28 @@ fn model_options(a: &Args) -> Result<ModelOptions> {
         plane_align: PlaneAlign::parse(&a.plane_align)?,
         ..ModelOptions::from_recipe(a.recipe.as_deref(), &shortcuts)?
     })
+}
+
+/// The calibrated fraction widths, one row per layer.
+fn print_calibration(choices: &[calibrate::Choice], r: &calibrate::Request) -> std::io::Result<()> {
+    let mut t = Table::new(&["layer", "activations", "max |x| seen", "weights"], &[2]);
+    for c in choices {
+        t.row(vec![
+            c.layer.clone(),
+            c.activations.as_ref().map_or("-".into(), |a| a.0.clone()),
+            c.activations
+                .as_ref()
+                .map_or("-".into(), |a| format!("{:.3}", a.1)),
+            c.weights.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    outln!(
+        "calibrated on {} (first {} examples, method {}):",
+        r.data.display(),
+        r.samples,
+        r.method
+    )?;
+    outln!("{}\n", t.render())
 }
 
 fn sqnr(v: Option<f64>) -> String {

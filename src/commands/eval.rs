@@ -86,6 +86,7 @@ fn reference_model(
             allow_nonfinite: false,
             no_sparse: true,
             plane_align: mxrt_format::PlaneAlign::Auto,
+            calibration: None,
         };
         convert_model(
             &[r.to_path_buf()],

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod labelled_mlp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -274,4 +276,9 @@ pub fn convert_leaky_mlp_fixture(dir: &Path) -> PathBuf {
         "--quiet",
     ]);
     file
+}
+
+/// Lowercase hex SHA-256 of a file (as the converter records its sources and calibration data).
+pub fn sha256_file(path: &Path) -> String {
+    mxrt_converter::sha256_hex(&std::fs::read(path).unwrap())
 }

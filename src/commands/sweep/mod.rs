@@ -441,6 +441,7 @@ impl Sweep<'_> {
             allow_nonfinite: false,
             no_sparse: false,
             plane_align: mxrt_format::PlaneAlign::Auto,
+            calibration: None,
         }
     }
 

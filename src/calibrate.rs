@@ -1,0 +1,342 @@
+//! `mxrt convert --calibrate DATA`: each layer's fixed-point fraction width chosen from data. The checkpoint
+//! runs in FP32 on the calibration examples (one sequence at a time, so no padding row pollutes a range), every
+//! linear layer's input is sampled, and each layer whose activations the recipe stores as `fixed:W.F` gets the
+//! `F` that suits what it saw; fixed-point weights get the `F` that minimises their own RMSE (no data needed).
+//! The choices become per-layer overrides of the recipe, and the record (data, its SHA-256, method, choices)
+//! is stored in the file's recipe metadata.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use mxrt_converter::fidelity::best_fixed_frac;
+use mxrt_converter::model_convert::{ModelOptions, Source};
+use mxrt_converter::recipe::{LayerRecipe, Override, Recipe, Settings};
+use mxrt_converter::rng::SplitMix64;
+use mxrt_format::{Encoding, ReadOptions, Rounding};
+use mxrt_runtime::{Model, TextEncoder};
+use serde_json::{json, Value};
+
+use crate::task::{load_data, Data, DataArgs};
+
+/// Values kept per layer to choose from (a uniform sample of everything the layer saw): enough for a
+/// 99.99th percentile to rest on ~26 values.
+const SAMPLE: usize = 1 << 18;
+
+/// How a layer's fraction width follows from the values it saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// The largest `F` at which the largest magnitude seen still fits (nothing clips).
+    MinMax,
+    /// The largest `F` at which this percentile of the magnitudes fits (the rest clip).
+    Percentile(f64),
+    /// The `F` that minimises the mean squared error over the sampled values (clipping traded for step).
+    Mse,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Method, String> {
+        match s {
+            "minmax" => Ok(Method::MinMax),
+            "mse" => Ok(Method::Mse),
+            _ => match s.strip_prefix("percentile:").map(str::parse::<f64>) {
+                Some(Ok(p)) if p > 0.0 && p <= 100.0 => Ok(Method::Percentile(p)),
+                Some(_) => Err(format!(
+                    "{s:?}: the percentile must be a number in (0, 100], e.g. percentile:99.99"
+                )),
+                None => Err(format!(
+                    "{s:?}: use minmax, percentile:P (e.g. percentile:99.99) or mse"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Method::MinMax => write!(f, "minmax"),
+            Method::Percentile(p) => write!(f, "percentile:{p}"),
+            Method::Mse => write!(f, "mse"),
+        }
+    }
+}
+
+/// What `--calibrate` needs besides the conversion's own options.
+pub struct Request<'a> {
+    pub data: &'a Path,
+    pub samples: usize,
+    pub method: Method,
+    pub max_length: Option<usize>,
+}
+
+/// A uniform sample of a layer's input values (reservoir sampling, seeded: the same data gives the same
+/// choice) and its exact largest magnitude.
+struct Sampled {
+    max_abs: f32,
+    seen: u64,
+    values: Vec<f32>,
+    rng: SplitMix64,
+}
+
+impl Sampled {
+    fn new(seed: u64) -> Sampled {
+        Sampled {
+            max_abs: 0.0,
+            seen: 0,
+            values: Vec::new(),
+            rng: SplitMix64(seed),
+        }
+    }
+
+    fn add(&mut self, x: &[f32]) {
+        for &v in x {
+            self.max_abs = self.max_abs.max(v.abs());
+            if self.values.len() < SAMPLE {
+                self.values.push(v);
+            } else {
+                let j = self.rng.below(self.seen + 1);
+                if let Ok(j) = usize::try_from(j) {
+                    if j < SAMPLE {
+                        self.values[j] = v;
+                    }
+                }
+            }
+            self.seen += 1;
+        }
+    }
+}
+
+/// The largest `F` (0..=64) at which magnitude `m` fits in a `width`-bit code.
+fn fitting_frac(m: f64, width: u8) -> u8 {
+    let largest = ((1u64 << (width - 1)) - 1) as f64;
+    if m <= 0.0 {
+        return width - 1;
+    }
+    (largest / m).log2().floor().clamp(0.0, 64.0) as u8
+}
+
+/// The fraction width `method` picks for these values.
+fn choose(s: &mut Sampled, width: u8, method: Method, rounding: Rounding) -> u8 {
+    match method {
+        Method::MinMax => fitting_frac(f64::from(s.max_abs), width),
+        Method::Percentile(p) => {
+            let mut mags: Vec<f32> = s.values.iter().map(|v| v.abs()).collect();
+            mags.sort_by(f32::total_cmp);
+            let at = ((mags.len() as f64 - 1.0) * p / 100.0).round() as usize;
+            let m = mags
+                .get(at.min(mags.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0);
+            fitting_frac(f64::from(m), width)
+        }
+        Method::Mse => best_fixed_frac(&[&s.values], width, rounding).0,
+    }
+}
+
+/// One layer's choice, for the record and the printed table.
+pub struct Choice {
+    pub layer: String,
+    pub activations: Option<(String, f32)>,
+    pub weights: Option<String>,
+}
+
+/// The calibrated options (the recipe with one override per calibrated layer, the record set) and the
+/// choices. Refuses a recipe with nothing in fixed point, and data that do not fit the model.
+pub fn calibrate(
+    inputs: &[PathBuf],
+    options: &ModelOptions,
+    request: &Request,
+    show: bool,
+) -> Result<(ModelOptions, Vec<Choice>)> {
+    let source = Source::open_with(
+        inputs,
+        options.allow_nonfinite,
+        options.recipe.folds_batch_norm(),
+    )?;
+    let has_weight = |li: usize| source.layer_weights(li).next().is_some();
+    let (layers, _) = options.recipe.resolve(source.layers(), &has_weight)?;
+    let fixed = |e: Option<Encoding>| match e {
+        Some(Encoding::Fixed { width, .. }) => Some(width),
+        _ => None,
+    };
+    let todo: Vec<(usize, &LayerRecipe)> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            fixed(l.activations).is_some() || fixed(l.weights.map(|w| w.encoding)).is_some()
+        })
+        .collect();
+    if todo.is_empty() {
+        bail!("--calibrate picks fixed-point fraction widths, and no layer is in fixed point: give --activations fixed:W.F (and/or --weights fixed:W.F), or a recipe that uses it");
+    }
+
+    // Activation ranges from the FP32 model on the data.
+    let mut sampled: BTreeMap<String, Sampled> = BTreeMap::new();
+    let needs_data = todo.iter().any(|(_, l)| fixed(l.activations).is_some());
+    let mut data_record = Value::Null;
+    if needs_data {
+        if show {
+            eprintln!("calibrating on {} ...", request.data.display());
+        }
+        let mut fp32 = Recipe::default();
+        fp32.default.weights = Some("f32".into());
+        let reference = source.build(
+            Path::new("calibration-fp32.mxrt"),
+            &ModelOptions {
+                recipe: fp32,
+                recipe_source: "mxrt convert --calibrate (FP32 reference)".into(),
+                embed_tokenizer: true,
+                no_sparse: true,
+                calibration: None,
+                ..options.clone()
+            },
+            &mut |_, _, _| {},
+        )?;
+        let model = Model::from_bytes(
+            "the FP32 calibration model",
+            reference.bytes,
+            ReadOptions {
+                verify_checksums: false,
+            },
+        )?;
+        let data_args = DataArgs {
+            data: Some(request.data.to_path_buf()),
+            labels: None,
+            synthetic: None,
+            seed: 0,
+            task: "auto".into(),
+            limit: Some(request.samples),
+            batch_size: 1,
+            max_length: request.max_length,
+            allow_nonfinite: false,
+        };
+        let data = load_data(&data_args, &model)
+            .with_context(|| format!("reading the calibration data {}", request.data.display()))?;
+        let mut seed = 0u64;
+        let mut record = |names: &[&str], x: &[f32]| {
+            for n in names {
+                sampled
+                    .entry(n.to_string())
+                    .or_insert_with(|| {
+                        seed += 1;
+                        Sampled::new(seed)
+                    })
+                    .add(x);
+            }
+        };
+        let examples = observe(&model, &data, request.max_length, &mut record)?;
+        let bytes = std::fs::read(request.data)
+            .with_context(|| format!("reading {}", request.data.display()))?;
+        data_record = json!({
+            "data": request.data.display().to_string(),
+            "sha256": mxrt_converter::sha256_hex(&bytes),
+            "examples": examples,
+        });
+    }
+
+    let mut overrides = Vec::new();
+    let mut choices = Vec::new();
+    for (li, l) in todo {
+        let mut settings = Settings::default();
+        let mut choice = Choice {
+            layer: l.name.clone(),
+            activations: None,
+            weights: None,
+        };
+        // A layer the graph never runs (a checkpoint's pooler under a sentence-embedding head) keeps the
+        // recipe's setting: there is nothing to calibrate it on, and nothing it would change.
+        if let (Some(width), Some(s)) = (fixed(l.activations), sampled.get_mut(&l.name)) {
+            let f = choose(s, width, request.method, l.rounding);
+            let spec = format!("fixed:{width}.{f}");
+            choice.activations = Some((spec.clone(), s.max_abs));
+            settings.activations = Some(spec);
+        }
+        if let Some(spec) = l.weights.filter(|w| fixed(Some(w.encoding)).is_some()) {
+            let width = fixed(Some(spec.encoding)).unwrap_or(8);
+            let tensors: Vec<&[f32]> = source.layer_weights(li).collect();
+            let (f, _) = best_fixed_frac(&tensors, width, l.rounding);
+            let enc = format!("fixed:{width}.{f}");
+            let written = if spec.sparse_requested {
+                format!("sparse({enc})")
+            } else {
+                enc.clone()
+            };
+            choice.weights = Some(enc);
+            settings.weights = Some(written);
+        }
+        overrides.push(Override {
+            name: Some(l.name.clone()),
+            kind: None,
+            settings,
+            may_match_nothing: false,
+        });
+        choices.push(choice);
+    }
+    let mut recipe = options.recipe.clone();
+    recipe.overrides.extend(overrides);
+    let per_layer: serde_json::Map<String, Value> = choices
+        .iter()
+        .map(|c| {
+            (
+                c.layer.clone(),
+                json!({
+                    "activations": c.activations.as_ref().map(|a| &a.0),
+                    "max_abs_activation": c.activations.as_ref().map(|a| a.1),
+                    "weights": c.weights,
+                }),
+            )
+        })
+        .collect();
+    let mut record = json!({
+        "method": request.method.to_string(),
+        "weights_method": "rmse",
+        "layers": per_layer,
+    });
+    if let (Some(r), Value::Object(d)) = (record.as_object_mut(), data_record) {
+        r.extend(d);
+    }
+    Ok((
+        ModelOptions {
+            recipe,
+            calibration: Some(record),
+            ..options.clone()
+        },
+        choices,
+    ))
+}
+
+/// Runs every example through the FP32 model one at a time, showing `record` each linear layer's input;
+/// the number of examples.
+fn observe(
+    model: &Model,
+    data: &Data,
+    max_length: Option<usize>,
+    record: &mut dyn FnMut(&[&str], &[f32]),
+) -> Result<usize> {
+    let text = |inputs: Vec<(&str, Option<&str>)>, record: &mut dyn FnMut(&[&str], &[f32])| {
+        let encoder = TextEncoder::from_model(model, max_length)?;
+        for input in &inputs {
+            let batch = encoder.batch_inputs(&[*input])?;
+            model.observe_bert(&batch, record)?;
+        }
+        Ok::<usize, anyhow::Error>(inputs.len())
+    };
+    match data {
+        Data::Sentences { texts } | Data::Sst2 { texts, .. } | Data::Stsb { texts, .. } => {
+            text(texts.iter().map(|t| (t.as_str(), None)).collect(), record)
+        }
+        Data::Pairs { pairs, .. } | Data::PairScores { pairs, .. } => text(
+            pairs
+                .iter()
+                .map(|(a, b)| (a.as_str(), Some(b.as_str())))
+                .collect(),
+            record,
+        ),
+        Data::Features { x, rows, .. } => {
+            model.observe_mlp(x, *rows, record)?;
+            Ok(*rows)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! `mxrt convert --calibrate`: fixed-point fraction widths chosen from data, recorded in the file, and the
+//! errors. The small MLP is self-contained; the SST-2 check reads ../shared.
+
+mod common;
+
+use std::path::Path;
+
+use common::labelled_mlp::{values, write_mlp};
+use common::{assert_mentions, mxrt_err, mxrt_ok, shared};
+use serde_json::Value;
+
+fn metadata(file: &Path) -> Value {
+    let r: Value =
+        serde_json::from_str(&mxrt_ok(&["inspect", file.to_str().unwrap(), "--json"])).unwrap();
+    r["metadata"].clone()
+}
+
+/// The largest F at which `max` fits in an 8-bit code (127 · 2^-F ≥ max), for max one ulp either way (the
+/// runtime's sums may round differently from this test's).
+fn fitting(max: f32) -> [String; 2] {
+    [1.0 + 1e-6, 1.0 - 1e-6].map(|k| {
+        let f = (127.0 / (f64::from(max) * k))
+            .log2()
+            .floor()
+            .clamp(0.0, 64.0);
+        format!("fixed:8.{f}")
+    })
+}
+
+#[test]
+fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let data = dir.join("data.csv");
+    let out = tmp.path().join("m.mxrt");
+    let text = mxrt_ok(&[
+        "convert",
+        dir.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--weights",
+        "fixed:8.4",
+        "--activations",
+        "fixed:8.4",
+        "--calibrate",
+        data.to_str().unwrap(),
+        "--calib-samples",
+        "200",
+        "--calib-method",
+        "minmax",
+    ]);
+    assert_mentions(
+        &text,
+        &["calibrated on", "first 200 examples, method minmax", "fc1"],
+    );
+
+    // The layers' inputs over the first 200 rows: the features, then relu(fc1).
+    let rows: Vec<Vec<f32>> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .take(200)
+        .map(|l| l.split(',').take(32).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let (w1, b1) = (values(64 * 32, 1, 0.5), values(64, 2, 0.1));
+    let max_x = rows.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    let max_h = rows
+        .iter()
+        .flat_map(|x| {
+            w1.chunks(32)
+                .zip(&b1)
+                .map(|(w, b)| (w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>() + b).max(0.0))
+                .collect::<Vec<_>>()
+        })
+        .fold(0f32, f32::max);
+
+    let recipe = &metadata(&out)["recipe"];
+    let cal = &recipe["calibration"];
+    assert_eq!(cal["method"], "minmax");
+    assert_eq!(cal["examples"], 200);
+    let sha = common::sha256_file(&data);
+    assert_eq!(cal["sha256"], sha.as_str());
+    for (layer, max) in [("fc1", max_x), ("out", max_h)] {
+        let chosen = cal["layers"][layer]["activations"].as_str().unwrap();
+        assert!(
+            fitting(max).contains(&chosen.to_string()),
+            "{layer}: {chosen} for max {max}"
+        );
+        let seen = cal["layers"][layer]["max_abs_activation"].as_f64().unwrap();
+        assert!(
+            (seen - f64::from(max)).abs() <= 1e-5 * f64::from(max),
+            "{layer}: {seen} vs {max}"
+        );
+        // The stored per-layer recipe is what was chosen: the file computes with it.
+        let stored = recipe["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == layer)
+            .unwrap();
+        assert_eq!(stored["activations"], chosen);
+        assert_eq!(stored["weights"], cal["layers"][layer]["weights"]);
+    }
+    // Weights: the RMSE-minimising F of fc1's values (|w| < 0.5: at least F = 7 fits).
+    let wf = cal["layers"]["fc1"]["weights"].as_str().unwrap();
+    assert!(wf.starts_with("fixed:8.") && wf != "fixed:8.4", "{wf}");
+
+    // Percentile 100 is minmax; a lower percentile never picks a narrower F.
+    let p100 = tmp.path().join("p100.mxrt");
+    let p90 = tmp.path().join("p90.mxrt");
+    for (file, method) in [(&p100, "percentile:100"), (&p90, "percentile:90")] {
+        mxrt_ok(&[
+            "convert",
+            dir.to_str().unwrap(),
+            "-o",
+            file.to_str().unwrap(),
+            "--weights",
+            "fixed:8.4",
+            "--activations",
+            "fixed:8.4",
+            "--calibrate",
+            data.to_str().unwrap(),
+            "--calib-samples",
+            "200",
+            "--calib-method",
+            method,
+            "--quiet",
+        ]);
+    }
+    let frac = |file: &Path, layer: &str| -> u32 {
+        let m = metadata(file);
+        let s = m["recipe"]["calibration"]["layers"][layer]["activations"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.rsplit('.').next().unwrap().parse().unwrap()
+    };
+    for layer in ["fc1", "out"] {
+        assert_eq!(frac(&p100, layer), frac(&out, layer));
+        assert!(frac(&p90, layer) >= frac(&p100, layer));
+    }
+}
+
+#[test]
+fn calibration_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let data = dir.join("data.csv");
+    let out = tmp.path().join("m.mxrt");
+    let (d, o, c) = (
+        dir.to_str().unwrap(),
+        out.to_str().unwrap(),
+        data.to_str().unwrap(),
+    );
+    let err = mxrt_err(&[
+        "convert",
+        d,
+        "-o",
+        o,
+        "--weights",
+        "mxint8",
+        "--calibrate",
+        c,
+    ]);
+    assert_mentions(
+        &err,
+        &["no layer is in fixed point", "--activations fixed:W.F"],
+    );
+    let err = mxrt_err(&[
+        "convert",
+        d,
+        "-o",
+        o,
+        "--activations",
+        "fixed:8.4",
+        "--calibrate",
+        c,
+        "--calib-method",
+        "p99",
+    ]);
+    assert_mentions(&err, &["--calib-method", "p99", "percentile:P"]);
+    let err = mxrt_err(&[
+        "convert",
+        d,
+        "-o",
+        o,
+        "--activations",
+        "fixed:8.4",
+        "--calibrate",
+        c,
+        "--calib-method",
+        "percentile:120",
+    ]);
+    assert_mentions(&err, &["(0, 100]"]);
+    let missing = tmp.path().join("missing.csv");
+    let err = mxrt_err(&[
+        "convert",
+        d,
+        "-o",
+        o,
+        "--activations",
+        "fixed:8.4",
+        "--calibrate",
+        missing.to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["missing.csv"]);
+    assert!(!out.exists(), "no output after a failed calibration");
+    let err = mxrt_err(&["convert", c, "-o", o, "--calibrate", c]);
+    assert_mentions(&err, &["--calibrate needs a model"]);
+}
+
+/// The acceptance on real data: minilm-sst2 with fixed 8-bit weights and activations, calibrated on
+/// the first 256 SST-2 dev sentences, within 1.0 point of FP32 on the other 616 (held out).
+#[test]
+fn calibrated_fixed8_minilm_sst2_is_within_a_point_of_fp32_on_held_out_sentences() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = std::fs::read_to_string(shared().join("data/sst2/dev.tsv")).unwrap();
+    let lines: Vec<&str> = dev.lines().collect();
+    let (header, rows) = (lines[0], &lines[1..]);
+    let write = |name: &str, part: &[&str]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, format!("{header}\n{}\n", part.join("\n"))).unwrap();
+        p
+    };
+    let calib = write("calib.tsv", &rows[..256]);
+    let held_out = write("held-out.tsv", &rows[256..]);
+    let model = shared().join("models/minilm-sst2");
+    let out = tmp.path().join("fixed8.mxrt");
+    mxrt_ok(&[
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--weights",
+        "fixed:8.7",
+        "--activations",
+        "fixed:8.4",
+        "--calibrate",
+        calib.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let r: Value = serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        out.to_str().unwrap(),
+        "--data",
+        held_out.to_str().unwrap(),
+        "--reference",
+        model.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    let (acc, fp32) = (
+        r["accuracy"].as_f64().unwrap(),
+        r["reference_accuracy"].as_f64().unwrap(),
+    );
+    assert_eq!(r["examples"], 616);
+    assert!(
+        fp32 - acc <= 0.010,
+        "fixed 8 calibrated {acc} vs FP32 {fp32}"
+    );
+}
