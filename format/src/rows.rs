@@ -194,6 +194,27 @@ impl<'a> RowDecoder<'a> {
         }
     }
 
+    /// For a sparse tensor whose codes are whole bytes (8-bit fixed point, MXINT8/MXFP8): `f(column, code)`
+    /// for each stored entry of row `r`, in column order, the code byte as stored (no decoding). Returns
+    /// false, calling nothing, for other element widths.
+    pub fn for_each_stored_byte(&self, r: usize, mut f: impl FnMut(usize, u8)) -> bool {
+        if self.encoding.element_bits() != 8 {
+            return false;
+        }
+        let bpr = self.terms.blocks_per_row as usize;
+        let mut next = read_row_offset(self.row_offsets, self.row_offset_bytes, r) as usize;
+        for j in 0..bpr {
+            let mut m = read_mask(self.masks, r * bpr + j);
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                f(j * 32 + i, self.elements[next]);
+                next += 1;
+            }
+        }
+        true
+    }
+
     /// Value of one code of row `r`, block `j`.
     fn value(&self, code: u32, r: usize, j: usize) -> f32 {
         match self.encoding {

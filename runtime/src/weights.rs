@@ -121,6 +121,30 @@ impl WeightView<'_> {
         ))
     }
 
+    /// 8-bit fixed point whose rows are whole blocks of 32 (as the integer panel kernels read MXINT8 rows):
+    /// every row's codes, row after row, and the fraction width. Dense tensors give the codes in place;
+    /// sparse ones (zeros dropped) are expanded into a dense copy of their codes (`rows × cols` bytes).
+    pub fn fixed8_rows_all(&self) -> Option<(std::borrow::Cow<'_, [u8]>, u8)> {
+        let Encoding::Fixed { width: 8, frac } = self.tensor.encoding else {
+            return None;
+        };
+        let (rows, cols) = (self.rows(), self.cols());
+        if !cols.is_multiple_of(32) {
+            return None;
+        }
+        if !self.tensor.sparse {
+            return Some((
+                std::borrow::Cow::Borrowed(&self.rows.elements[..rows * cols]),
+                frac,
+            ));
+        }
+        let mut codes = vec![0u8; rows * cols];
+        for (r, row) in codes.chunks_exact_mut(cols).enumerate() {
+            self.rows.for_each_stored_byte(r, |c, code| row[c] = code);
+        }
+        Some((std::borrow::Cow::Owned(codes), frac))
+    }
+
     /// Dense fixed point of width <= 8: the two's complement codes of row `r` as bytes (unpacked for W < 8).
     pub fn fixed_i8_row(&self, r: usize, out: &mut [u8]) -> bool {
         let Encoding::Fixed { width, .. } = self.tensor.encoding else {

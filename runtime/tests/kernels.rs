@@ -1248,3 +1248,93 @@ fn transpose_f32_moves_every_value_and_nothing_else() {
         }
     }
 }
+
+#[test]
+fn fixed8_codes_are_the_references_bit_for_bit() {
+    for k in fast_tables() {
+        let mut rng = StdRng::seed_from_u64(seed());
+        for _ in 0..300 {
+            let n = rng.gen_range(0..300);
+            let frac = rng.gen_range(0..12u8);
+            let step = 2f32.powi(-i32::from(frac));
+            // Ties, values around the clamp, NaN and infinities among random values.
+            let row: Vec<f32> = (0..n)
+                .map(|_| match rng.gen_range(0..10) {
+                    0 => (rng.gen_range(-140..140) as f32 + 0.5) * step,
+                    1 => f32::NAN,
+                    2 => f32::INFINITY * if rng.gen_bool(0.5) { 1.0 } else { -1.0 },
+                    _ => rng.gen_range(-150.0..150.0) * step,
+                })
+                .collect();
+            for rounding in [Rounding::Nearest, Rounding::Even] {
+                let (mut want, mut got) = (vec![0i8; n], vec![0i8; n]);
+                reference::fixed8_codes(&row, frac, rounding, &mut want);
+                (k.fixed8_codes)(&row, frac, rounding, &mut got);
+                assert_eq!(got, want, "{} n={n} F={frac} {rounding:?}", k.isa);
+            }
+        }
+    }
+}
+
+/// 8-bit fixed point on both sides (the integer panel kernels where the table has them: whole-block rows,
+/// dense or sparse weights, activations that saturate to −128 or not) against the oracle, and the same
+/// values on the panel path and the per-row path of the reference table.
+#[test]
+fn fixed8_by_fixed8_matches_the_oracle_on_every_path() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for (fast_cpu, reference_cpu) in cpu_pairs() {
+        let plain = Cpu {
+            kernels: Kernels::reference(), // no panel kernel: the per-row i8 path
+        };
+        for case in 0..24 {
+            let wenc = Encoding::Fixed { width: 8, frac: 6 };
+            let policy = if case % 3 == 0 {
+                SparsePolicy::Always
+            } else {
+                SparsePolicy::Never
+            };
+            let k = if case % 4 == 3 {
+                rng.gen_range(1..100)
+            } else {
+                32 * rng.gen_range(1..5)
+            };
+            let (n, m) = (rng.gen_range(1..70), [1, 5, 16, 40, 130][case % 5]);
+            let (bytes, w) = weight_file(&mut rng, n, k, wenc, policy, 0.3);
+            let tref = tensor_w(&bytes);
+            let view = tref.view(&bytes);
+            // F = 4: |x| < 3 fits (48 < 127); F = 6: |x| up to 3 saturates (192 > 127) to ±127/−128.
+            let frac = if case % 2 == 0 { 4 } else { 6 };
+            let rounding = if case % 5 == 0 {
+                Rounding::Even
+            } else {
+                Rounding::Nearest
+            };
+            let act = ActQuant {
+                encoding: Encoding::Fixed { width: 8, frac },
+                rounding,
+            };
+            let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut xq = x.clone();
+            mxrt_runtime::bench::fake_quantize_rows(&mut xq, k, act);
+            let outs = [
+                fast_cpu.linear(&x, m, &view, Some(&bias), act),
+                reference_cpu.linear(&x, m, &view, Some(&bias), act),
+                plain.linear(&x, m, &view, Some(&bias), act),
+            ];
+            for i in 0..m {
+                for o in 0..n {
+                    let (exact, tol) = oracle(&w, &xq, &bias, k, (i, o));
+                    for (name, y) in ["fast", "reference panels", "per-row"].iter().zip(&outs) {
+                        let v = y[i * n + o];
+                        assert!(
+                            (f64::from(v) - exact).abs() as f32 <= tol,
+                            "{} {name}: {v} vs {exact} (k={k} F={frac} {policy:?})",
+                            fast_cpu.kernels.isa
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@ use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
 use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
-use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
+use crate::cpu::rows::{add_bias_rows, outputs_of_an_empty_product, PARALLEL_WORK};
 use crate::ops::ActQuant;
 use crate::weights::WeightView;
 
@@ -100,6 +100,11 @@ impl Cpu {
             dense_decoded,
         };
         let route = shape.route();
+        // 8-bit fixed point on both sides: the integer panel kernels too, where the table has one.
+        if let Some(y) = crate::cpu::panels::linear_fixed8(&self.kernels, x, m, w, bias, act, post)
+        {
+            return y;
+        }
         if route == Route::IntegerMxint8 {
             let acts = self.quantize_mxint8_input(x, kdim, act);
             return self.linear_mxint8(&acts, m, w, bias, post);
@@ -971,21 +976,6 @@ fn dense_rows<'a>(
         w.decode_row(r, d);
     }
     decoded
-}
-
-/// The output of a product with no weight rows or no inputs per row: `len` values of bias (zero without
-/// one), through `post`.
-fn outputs_of_an_empty_product(
-    len: usize,
-    bias: Option<&[f32]>,
-    post: Option<Elementwise>,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; len];
-    add_bias_rows(&mut out, bias);
-    if let Some(f) = post {
-        f.apply(&mut out);
-    }
-    out
 }
 
 /// ReLU in place: `max(v, 0)`, NaN and −0 to +0.

@@ -3,14 +3,18 @@
 //! mapped file. A ragged last group of weight rows goes through a zero-padded copy of those few rows, a
 //! ragged last panel through a buffer.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::reference::PANEL_ROWS;
-use crate::cpu::kernels::{MxPanel, PanelWeights};
+use crate::cpu::kernels::{Kernels, MxPanel, PanelWeights};
 use crate::cpu::quant::MxActs;
 use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
+use crate::ops::ActQuant;
 use crate::weights::WeightView;
+use mxrt_format::Encoding;
 
 /// Weight rows per kernel group (the tile height).
 const GROUP_ROWS: usize = 16;
@@ -32,8 +36,10 @@ pub(crate) fn linear_mxint8_panels(
     let (n, kdim) = (w.rows(), w.cols());
     // Every element is written below (each panel row, every weight group).
     let mut out = crate::cpu::buffers::take(m * n);
-    let Some((w_codes, w_scales)) = w.mxint8_rows_all() else {
-        unreachable!("the integer MXINT8 path is only taken for dense MXINT8 weights")
+    let Some((w_codes, w_factors)) = panel_weights(w) else {
+        unreachable!(
+            "the integer panel path is only taken for dense MXINT8 or whole-block fixed:8 weights"
+        )
     };
     if n == 0 || m == 0 {
         return out;
@@ -45,8 +51,8 @@ pub(crate) fn linear_mxint8_panels(
         return out;
     }
     let weights = Groups::new(
-        w_codes,
-        w_scales,
+        &w_codes,
+        w_factors,
         n,
         kdim.div_ceil(32),
         kernel.unsigned_bias,
@@ -114,6 +120,47 @@ pub(crate) fn linear_mxint8_panels(
     out
 }
 
+/// `y = post(quant(x) · Wᵀ + b)` for `fixed:8.Fa` activations against `fixed:8.Fw` weights (dense or sparse)
+/// with whole-block rows, on the table's panel kernel: the same exact integer block sums as MXINT8, with the
+/// power-of-two factors 2^-Fw and 2^-Fa. `None` (the caller's other routes then run) without a panel kernel,
+/// for other encodings, and where an activation code is −128 and the kernel cannot take it.
+pub(crate) fn linear_fixed8(
+    kernels: &Kernels,
+    x: &[f32],
+    m: usize,
+    w: &WeightView<'_>,
+    bias: Option<&[f32]>,
+    act: ActQuant,
+    post: Option<Elementwise>,
+) -> Option<Vec<f32>> {
+    let (Some(kernel), Encoding::Fixed { width: 8, frac }) = (kernels.mxint8_panel, act.encoding)
+    else {
+        return None;
+    };
+    let weights_fit = matches!(w.tensor.encoding, Encoding::Fixed { width: 8, .. })
+        && w.cols().is_multiple_of(32);
+    if !weights_fit || m == 0 {
+        return None;
+    }
+    let mut acts = MxActs {
+        codes: Vec::new(),
+        factors: Vec::new(),
+        panels: true,
+    };
+    let minus_128 = crate::cpu::quant::quantize_fixed8_panels(
+        x,
+        w.cols(),
+        (frac, act.rounding),
+        kernels.fixed8_codes,
+        &mut acts.codes,
+        &mut acts.factors,
+    );
+    if minus_128 && !kernel.minus_128_activations {
+        return None;
+    }
+    Some(linear_mxint8_panels(kernel, &acts, m, w, bias, post))
+}
+
 /// The MXINT8 pieces of a fused feed-forward block: the weights and biases of both layers, the GELU and
 /// activation quantizer kernels, and the rounding of the second layer's input.
 pub(crate) struct FeedForward<'a, 'w> {
@@ -153,14 +200,14 @@ pub(crate) fn feed_forward_panels(
     }
     let up = Groups::new(
         up_codes,
-        up_scales,
+        mx_factors(up_scales),
         hidden_width,
         ff.up.cols().div_ceil(32),
         kernel.unsigned_bias,
     );
     let down = Groups::new(
         down_codes,
-        down_scales,
+        mx_factors(down_scales),
         n,
         hidden_width.div_ceil(32),
         kernel.unsigned_bias,
@@ -206,6 +253,26 @@ pub(crate) fn feed_forward_panels(
     out
 }
 
+/// Each MXINT8 block's factor (its scale, 2^e; the codes' 1/64 is in the activations' factors).
+fn mx_factors(scales: &[u8]) -> Vec<f32> {
+    scales
+        .iter()
+        .map(|&s| mxrt_format::mx::scale_value(s))
+        .collect()
+}
+
+/// The weight codes the panel kernel reads and each block's factor: dense MXINT8, or dense 8-bit fixed
+/// point with whole-block rows, whose codes are the same kind of i8 and whose blocks all share the factor
+/// 2^-F (the activations then carry 2^-F of their own, not MXINT8's 1/4096).
+fn panel_weights<'a>(w: &'a WeightView<'_>) -> Option<(Cow<'a, [u8]>, Vec<f32>)> {
+    if let Some((codes, scales)) = w.mxint8_rows_all() {
+        return Some((Cow::Borrowed(codes), mx_factors(scales)));
+    }
+    let (codes, frac) = w.fixed8_rows_all()?;
+    let blocks = w.rows() * w.cols() / 32;
+    Some((codes, vec![2f32.powi(-i32::from(frac)); blocks]))
+}
+
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
 /// group (if any) as a zero-padded copy of its rows; each block's factor, and its unsigned bias where the
 /// kernel reads activations as unsigned (computed per call: one pass over the codes, small beside the
@@ -225,15 +292,11 @@ struct Groups<'a> {
 impl<'a> Groups<'a> {
     fn new(
         codes: &'a [u8],
-        scales: &[u8],
+        factors: Vec<f32>,
         n: usize,
         bpr: usize,
         unsigned_bias: Option<crate::cpu::kernels::UnsignedBias>,
     ) -> Groups<'a> {
-        let factors: Vec<f32> = scales
-            .iter()
-            .map(|&s| mxrt_format::mx::scale_value(s))
-            .collect();
         let full = n / GROUP_ROWS;
         let (mut tail_codes, mut tail_factors) = (Vec::new(), Vec::new());
         if !n.is_multiple_of(GROUP_ROWS) {

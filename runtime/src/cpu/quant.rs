@@ -217,3 +217,119 @@ pub fn quantize_mxint8_panels(
             .for_each(one_panel);
     }
 }
+
+/// 8-bit fixed-point activations (`fixed:8.frac`) packed into panels for the kernel table's `mxint8_panel`,
+/// in the layout [`quantize_mxint8_panels`] gives MXINT8 codes: each value's code (`fixed::quantize`, as the
+/// scalar path computes it), every factor 2^-frac. Returns whether any code is −128, the one code MXINT8
+/// never produces (`MxPanel::minus_128_activations` says whether the kernel takes it).
+pub fn quantize_fixed8_panels(
+    x: &[f32],
+    cols: usize,
+    (frac, rounding): (u8, Rounding),
+    codes_of: crate::cpu::kernels::Fixed8Codes,
+    panel_codes: &mut Vec<u8>,
+    panel_factors: &mut Vec<f32>,
+) -> bool {
+    use crate::cpu::kernels::reference::PANEL_ROWS;
+    let bpr = cols.div_ceil(mx::BLOCK);
+    let rows = x.len() / cols.max(1);
+    let panels = rows.div_ceil(PANEL_ROWS);
+    panel_codes.clear();
+    panel_factors.clear();
+    if bpr == 0 {
+        return false;
+    }
+    panel_codes.resize(panels * bpr * 512, 0);
+    panel_factors.resize(panels * bpr * PANEL_ROWS, 2f32.powi(-i32::from(frac)));
+    // One panel: each row's codes (zero-padded to whole blocks), four at a time into their places.
+    let one_panel = |(p, panel): (usize, &mut [u8])| -> bool {
+        let mut codes = vec![0i8; bpr * mx::BLOCK];
+        let mut minus_128 = false;
+        let first = p * PANEL_ROWS;
+        for i in 0..PANEL_ROWS.min(rows - first) {
+            let row = &x[(first + i) * cols..(first + i + 1) * cols];
+            codes_of(row, frac, rounding, &mut codes[..cols]);
+            minus_128 |= codes.contains(&i8::MIN);
+            for (q, four) in codes.chunks_exact(4).enumerate() {
+                let at = 512 * (q / 8) + 64 * (q % 8) + 4 * i;
+                for (d, &c) in panel[at..at + 4].iter_mut().zip(four) {
+                    *d = c as u8;
+                }
+            }
+        }
+        minus_128
+    };
+    let panels_wide = bpr * 512;
+    if x.len() >= 1 << 15 {
+        use rayon::prelude::*;
+        panel_codes
+            .par_chunks_mut(panels_wide)
+            .enumerate()
+            .map(one_panel)
+            .reduce(|| false, |a, b| a || b)
+    } else {
+        panel_codes
+            .chunks_mut(panels_wide)
+            .enumerate()
+            .map(one_panel)
+            .fold(false, |a, b| a || b)
+    }
+}
+
+#[cfg(test)]
+mod fixed8_tests {
+    use super::*;
+    use crate::cpu::kernels::reference::fixed8_codes;
+
+    /// The vectorizable quantizer gives `fixed::quantize`'s code for every kind of value: ties both ways,
+    /// saturation, infinities, NaN, values just below and above a half, every fraction width.
+    #[test]
+    fn fixed8_codes_equal_the_format_quantizer() {
+        let mut values: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            126.5,
+            -127.5,
+            127.49,
+            -128.49,
+            127.5,
+            -128.5,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            0.49999997,
+            -0.49999997,
+            0.50000006,
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..4000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            values.push(((seed >> 11) as f64 / (1u64 << 53) as f64 * 300.0 - 150.0) as f32);
+        }
+        for frac in [0u8, 1, 3, 7, 12, 30, 64] {
+            let scaled: Vec<f32> = values
+                .iter()
+                .map(|v| v * 2f32.powi(-i32::from(frac)))
+                .collect();
+            for rounding in [Rounding::Nearest, Rounding::Even] {
+                let mut out = vec![0i8; scaled.len()];
+                fixed8_codes(&scaled, frac, rounding, &mut out);
+                for (v, &q) in scaled.iter().zip(&out) {
+                    let want = fixed::quantize(*v, 8, frac, rounding).unwrap_or(0) as i8;
+                    assert_eq!(q, want, "{v} F={frac} {rounding:?}");
+                }
+            }
+        }
+    }
+}

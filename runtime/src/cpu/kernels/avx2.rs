@@ -956,3 +956,14 @@ fn softmax_masked_avx2(row: &mut [f32], keep: &[u8], scale: f32) {
     let sum: f32 = lane_sum.iter().sum();
     row.iter_mut().for_each(|p| *p /= sum);
 }
+
+pub(super) fn fixed8_codes(row: &[f32], frac: u8, rounding: Rounding, out: &mut [i8]) {
+    // SAFETY: only reachable after AVX2 and FMA were detected.
+    unsafe { fixed8_codes_avx2(row, frac, rounding, out) }
+}
+
+/// `reference::fixed8_codes` compiled for AVX2: the same scalar arithmetic, vectorized by the compiler.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fixed8_codes_avx2(row: &[f32], frac: u8, rounding: Rounding, out: &mut [i8]) {
+    reference::fixed8_codes(row, frac, rounding, out)
+}

@@ -776,3 +776,57 @@ fn unsigned_bias_avx512(codes: &[u8], out: &mut [i32]) {
         out[2 * pairs] = super::reference::panel_unsigned_bias(&codes[64 * pairs..][..32])[0];
     }
 }
+
+pub(super) fn fixed8_codes_avx512_entry(row: &[f32], frac: u8, rounding: Rounding, out: &mut [i8]) {
+    // SAFETY: only placed in a table after AVX-512F/BW/DQ/VL were detected.
+    unsafe { fixed8_codes_avx512(row, frac, rounding, out) }
+}
+
+/// `reference::fixed8_codes` 16 lanes at a time, the same steps: `v · 2^frac` (NaN lanes to 0), clamped to
+/// ±129, truncated, the exact remainder deciding the rounding (away from zero past a half; on a half, away
+/// unless half-to-even and the truncation is even), clamped to the code range, packed to bytes. The
+/// `len % 16` tail goes through the reference.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn fixed8_codes_avx512(row: &[f32], frac: u8, rounding: Rounding, out: &mut [i8]) {
+    let n = row.len().min(out.len());
+    let whole = n - n % 16;
+    let scale = _mm512_set1_ps(2f32.powi(i32::from(frac)));
+    let (lo, hi) = (_mm512_set1_ps(-129.0), _mm512_set1_ps(129.0));
+    let half = _mm512_set1_ps(0.5);
+    let even = rounding == Rounding::Even;
+    let mut c = 0;
+    while c < whole {
+        // SAFETY: c + 16 <= whole <= row.len().
+        let v = unsafe { _mm512_loadu_ps(row.as_ptr().add(c)) };
+        let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v);
+        let s = _mm512_maskz_mov_ps(ordered, _mm512_mul_ps(v, scale));
+        let s = _mm512_min_ps(_mm512_max_ps(s, lo), hi);
+        let t = _mm512_cvttps_epi32(s);
+        let rest = _mm512_sub_ps(s, _mm512_cvtepi32_ps(t));
+        let mag = _mm512_abs_ps(rest);
+        let past = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(mag, half);
+        let tie = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mag, half);
+        let keep_tie = if even {
+            // t even: a tie stays at t.
+            _mm512_cmpeq_epi32_mask(
+                _mm512_and_si512(t, _mm512_set1_epi32(1)),
+                _mm512_setzero_si512(),
+            )
+        } else {
+            0
+        };
+        let away = past | (tie & !keep_tie);
+        let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(rest, _mm512_setzero_ps());
+        let step = _mm512_mask_mov_epi32(_mm512_set1_epi32(1), negative, _mm512_set1_epi32(-1));
+        let q = _mm512_mask_add_epi32(t, away, t, step);
+        let q = _mm512_min_epi32(
+            _mm512_max_epi32(q, _mm512_set1_epi32(-128)),
+            _mm512_set1_epi32(127),
+        );
+        let bytes = _mm512_cvtepi32_epi8(q);
+        // SAFETY: c + 16 <= whole <= out.len(): 16 bytes.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(c).cast(), bytes) };
+        c += 16;
+    }
+    super::reference::fixed8_codes(&row[whole..n], frac, rounding, &mut out[whole..n]);
+}

@@ -60,6 +60,9 @@ pub type UnsignedBias = fn(&[u8], &mut [i32]);
 /// `(block, rounding, codes) -> scale byte`: see `reference::mxint8_quantize_block`.
 pub type QuantizeBlock = fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8;
 
+/// `(row, frac, rounding, codes)`: see `reference::fixed8_codes`.
+pub type Fixed8Codes = fn(&[f32], u8, mxrt_format::Rounding, &mut [i8]);
+
 /// A panel kernel and what it needs of the weights besides codes and factors.
 #[derive(Clone, Copy)]
 pub struct MxPanel {
@@ -68,6 +71,9 @@ pub struct MxPanel {
     /// [`PanelWeights::unsigned_bias`] from weight codes (whole blocks; one entry per block into `out`),
     /// exactly `reference::panel_unsigned_bias`. `None`: the kernel needs no bias.
     pub unsigned_bias: Option<UnsignedBias>,
+    /// Exact for the activation code −128 too (8-bit fixed point's most negative code; MXINT8 never
+    /// produces it). The AVX2 kernel is not: its sign trick (`vpsignb`) cannot negate −128.
+    pub minus_128_activations: bool,
 }
 
 /// `(row, rounding, panel row i < 16, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel_row`].
@@ -138,6 +144,9 @@ pub struct Kernels {
     /// `mxint8_quantize_block` on each zero-padded block, then packing, gives; without it the quantizer
     /// goes through `mxint8_quantize_block` (`quant::quantize_mxint8_panels`).
     pub mxint8_quantize_panel_row: Option<QuantizePanelRow>,
+    /// A row of activations to `fixed:8.F` codes (`reference::fixed8_codes`, the same arithmetic compiled
+    /// for the tier's vector width: bit for bit its codes).
+    pub fixed8_codes: Fixed8Codes,
     /// `e^x` in place (`.apply(x)`; SIMD versions within 2 ulp of the reference on [-87, 88]; below, as
     /// small as it).
     pub exp_in_place: Elementwise,
@@ -170,6 +179,7 @@ impl Kernels {
             mxint8_panel: None,
             mxint8_quantize_block: reference::mxint8_quantize_block,
             mxint8_quantize_panel_row: None,
+            fixed8_codes: reference::fixed8_codes,
             exp_in_place: Elementwise::whole(reference::exp_in_place),
             gelu_in_place: Elementwise::whole(reference::gelu_in_place),
             softmax_masked: reference::softmax_masked,
@@ -192,6 +202,7 @@ impl Kernels {
             mxint8_panel: self.mxint8_panel.map(|_| MxPanel {
                 run: reference::mxint8_panel,
                 unsigned_bias: None,
+                minus_128_activations: true,
             }),
             ..Kernels::reference()
         }
@@ -288,9 +299,11 @@ fn x86_tables() -> Vec<Kernels> {
         mxint8_panel: Some(MxPanel {
             run: avx2::mxint8_panel,
             unsigned_bias: None,
+            minus_128_activations: false,
         }),
         mxint8_quantize_block: avx2::mxint8_quantize_block,
         mxint8_quantize_panel_row: None,
+        fixed8_codes: avx2::fixed8_codes,
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
         softmax_masked: avx2::softmax_masked,
@@ -314,6 +327,7 @@ fn x86_tables() -> Vec<Kernels> {
             mxint8_panel: Some(MxPanel {
                 run: avx2::mxint8_panel_vnni_entry,
                 unsigned_bias: Some(avx2::unsigned_bias_entry),
+                minus_128_activations: true,
             }),
             peaks: PeakLoops {
                 i8: avx2::peak_i8_vnni_entry,
@@ -340,10 +354,12 @@ fn x86_tables() -> Vec<Kernels> {
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
             mxint8_quantize_panel_row: Some(avx512::mxint8_quantize_panel_row_avx512_entry),
+            fixed8_codes: avx512::fixed8_codes_avx512_entry,
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             mxint8_panel: Some(MxPanel {
                 run: avx512::mxint8_panel_avx512_entry,
                 unsigned_bias: Some(avx512::unsigned_bias_avx512_entry),
+                minus_128_activations: true,
             }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
             peaks: PeakLoops {
@@ -364,6 +380,7 @@ fn x86_tables() -> Vec<Kernels> {
                 mxint8_panel: Some(MxPanel {
                     run: amx::mxint8_panel,
                     unsigned_bias: None,
+                    minus_128_activations: true,
                 }),
                 peaks: PeakLoops {
                     i8: amx::peak_i8,

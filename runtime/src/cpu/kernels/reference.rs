@@ -371,3 +371,22 @@ pub fn peak_i8(iterations: u64) -> i32 {
 
 /// Operations (a multiply-add counts two) per iteration of [`peak_f32`] and [`peak_i8`].
 pub const PEAK_OPS: f64 = 2.0 * PEAK_CHAINS as f64;
+
+/// `mxrt_format::fixed::quantize(v, 8, frac, rounding)` of each value (NaN to 0), in f32 arithmetic the compiler can
+/// vectorize: `v · 2^frac` is exact in f32 (a power of two; an overflow to infinity saturates as the
+/// clamp would), and rounding is done on the truncation and the exact remainder `s − trunc(s)`.
+#[inline(always)]
+pub fn fixed8_codes(row: &[f32], frac: u8, rounding: Rounding, out: &mut [i8]) {
+    let scale = 2f32.powi(i32::from(frac));
+    let even = rounding == Rounding::Even;
+    for (o, &v) in out.iter_mut().zip(row) {
+        // Beyond ±129 every value saturates; clamping first keeps the integer conversion in range.
+        let s = (v * scale).clamp(-129.0, 129.0);
+        let t = s as i32; // toward zero; NaN gives 0
+        let rest = s - t as f32; // exact: |s| < 2^23
+        let half = rest.abs() == 0.5;
+        let away = rest.abs() > 0.5 || (half && !(even && t % 2 == 0));
+        let q = if away { t + rest.signum() as i32 } else { t };
+        *o = q.clamp(-128, 127) as i8;
+    }
+}
