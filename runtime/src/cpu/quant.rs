@@ -266,13 +266,14 @@ pub fn quantize_fixed8_panels(
             .par_chunks_mut(panels_wide)
             .enumerate()
             .map(one_panel)
-            .reduce(|| false, |a, b| a || b)
+            .reduce(|| false, |a, b| a | b)
     } else {
         panel_codes
             .chunks_mut(panels_wide)
             .enumerate()
             .map(one_panel)
-            .fold(false, |a, b| a || b)
+            // Every panel must be filled: no `any`, which would stop at the first −128.
+            .fold(false, |a, b| a | b)
     }
 }
 
