@@ -68,6 +68,9 @@ enum Command {
     /// Sweep a checkpoint over fixed-point widths, pruning sparsities and methods, or encodings: every point
     /// converted in memory and evaluated against FP32; results.csv/json, report.md and PNG/SVG charts.
     Sweep(commands::sweep::Args),
+    /// Search per-layer weight encodings for the smallest model within an accuracy budget: a sensitivity
+    /// table, then greedy moves, each trial evaluated on a search split and the result on a held-out split.
+    Search(commands::search::Args),
     /// Latency and throughput of a model on synthetic inputs, with the time to open it and run once.
     Bench(commands::bench::Args),
     /// Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /classify, /run, /health, /metrics, with
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
+        Command::Search(a) => commands::search::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Serve(a) => commands::serve::run(a),
     };

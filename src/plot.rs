@@ -14,6 +14,8 @@ use plotters::prelude::*;
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// Points joined by a line (a curve, a Pareto front), or markers alone (a cloud of trials).
+    pub joined: bool,
 }
 
 /// What a chart shows.
@@ -28,6 +30,8 @@ pub struct Chart<'a> {
     pub series: Vec<Series>,
     /// Points drawn as labelled markers instead of curves (the encodings of an encoding sweep).
     pub labelled_points: Vec<(String, f64, f64)>,
+    /// The legend entry of the labelled points.
+    pub labelled_legend: &'a str,
     /// The FP32 reference: a dashed horizontal line at this value, with this legend label; and a marker at
     /// `(x, value)` when `x` is given.
     pub reference: Option<(String, f64, Option<f64>)>,
@@ -195,15 +199,22 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
     for (i, s) in chart.series.iter().enumerate() {
         let style = series_style(i);
         let color = style.0;
+        let line = if s.joined { 2 } else { 0 };
         c.draw_series(LineSeries::new(
-            s.points.iter().copied(),
-            color.stroke_width(2),
+            s.points
+                .iter()
+                .copied()
+                .take(if s.joined { usize::MAX } else { 0 }),
+            color.stroke_width(line),
         ))
         .map_err(err)?
         .label(s.label.clone())
         .legend(move |(x, y)| {
             EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(2))
+                + PathElement::new(
+                    vec![(0, 0), (20 * line as i32 / 2, 0)],
+                    color.stroke_width(line),
+                )
                 + marker::<DB>(style, (10, 0))
         });
         c.draw_series(
@@ -214,7 +225,12 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
         .map_err(err)?;
     }
     if !chart.labelled_points.is_empty() {
-        let color = PALETTE[0];
+        // Apart from the series' colours when both are drawn.
+        let color = if chart.series.is_empty() {
+            PALETTE[0]
+        } else {
+            RGBColor(40, 40, 40)
+        };
         // Label placement: for each point (in x order) the first of a few offsets whose text box (about 7.5 px
         // per character, 14 px high) overlaps no label placed before and no other point.
         let mut order: Vec<&(String, f64, f64)> = chart.labelled_points.iter().collect();
@@ -262,7 +278,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
                 + Text::new(label.clone(), offset, ("sans-serif", 14))
         }))
         .map_err(err)?
-        .label("quantized weights")
+        .label(chart.labelled_legend)
         .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
     }
     if let Some((label, value, at)) = &chart.reference {
@@ -329,6 +345,117 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
             .border_style(BLACK)
             .draw()
             .map_err(err)?,
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A table of values as a heat map: one row per `rows` label, one column per `cols` label, each cell shaded
+/// from white (0 or less) to red (the largest value) and labelled with its value (`-` where missing).
+pub struct HeatMap<'a> {
+    pub title: &'a str,
+    /// What the values are, with their unit (the colour scale's caption).
+    pub value_label: &'a str,
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    pub values: Vec<Vec<Option<f64>>>,
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` of a heat map (atomically, as [`write`]).
+pub fn write_heatmap(map: &HeatMap, stem: &Path) -> Result<()> {
+    register_font();
+    let label_width = 12
+        + 7 * map
+            .rows
+            .iter()
+            .map(|r| r.chars().count())
+            .max()
+            .unwrap_or(4) as u32;
+    let (cell_w, cell_h) = (120u32, 20u32);
+    let size = (
+        (label_width + cell_w * map.cols.len() as u32 + 40).max(520),
+        110 + cell_h * map.rows.len() as u32,
+    );
+    let png = stem.with_extension("png");
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
+    draw_heatmap(
+        BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
+        map,
+        (label_width, cell_w, cell_h),
+    )
+    .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+    let mut encoded = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut encoded)
+        .write_image(&pixels, size.0, size.1, image::ColorType::Rgb8)
+        .map_err(|e| anyhow!("encoding {}: {e}", png.display()))?;
+    write_atomically(&png, |w| w.write_all(&encoded))?;
+    let svg = stem.with_extension("svg");
+    let mut text = String::new();
+    draw_heatmap(
+        SVGBackend::with_string(&mut text, size).into_drawing_area(),
+        map,
+        (label_width, cell_w, cell_h),
+    )
+    .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    write_atomically(&svg, |w| w.write_all(text.as_bytes()))?;
+    Ok(())
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    map: &HeatMap,
+    (label_width, cell_w, cell_h): (u32, u32, u32),
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let style = |size: u32| ("sans-serif", size).into_font().color(&BLACK);
+    root.draw(&Text::new(map.title.to_string(), (12, 10), style(20)))
+        .map_err(err)?;
+    let largest = map
+        .values
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(0f64, |m, &v| m.max(v));
+    root.draw(&Text::new(
+        format!("{}: white 0 or less, red {:.2}", map.value_label, largest),
+        (12, 38),
+        style(13),
+    ))
+    .map_err(err)?;
+    let (x0, y0) = (label_width as i32, 80i32);
+    for (j, c) in map.cols.iter().enumerate() {
+        let x = x0 + (j as u32 * cell_w) as i32;
+        root.draw(&Text::new(c.clone(), (x + 6, y0 - 18), style(14)))
+            .map_err(err)?;
+    }
+    for (i, r) in map.rows.iter().enumerate() {
+        let y = y0 + (i as u32 * cell_h) as i32;
+        root.draw(&Text::new(r.clone(), (8, y + 3), style(12)))
+            .map_err(err)?;
+        for (j, v) in map.values[i].iter().enumerate() {
+            let x = x0 + (j as u32 * cell_w) as i32;
+            let t = v.map_or(0.0, |v| {
+                if largest > 0.0 {
+                    (v / largest).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            });
+            let shade = RGBColor(
+                255,
+                (255.0 * (1.0 - 0.8 * t)) as u8,
+                (255.0 * (1.0 - 0.8 * t)) as u8,
+            );
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell_w as i32 - 2, y + cell_h as i32 - 2)],
+                shade.filled(),
+            ))
+            .map_err(err)?;
+            let text = v.map_or("-".to_string(), |v| format!("{v:+.2}"));
+            root.draw(&Text::new(text, (x + 6, y + 3), style(12)))
+                .map_err(err)?;
+        }
     }
     root.present().map_err(err)?;
     Ok(())

@@ -96,6 +96,52 @@ impl Data {
         }
     }
 
+    /// Examples `range` (pairs for STS-B, rows for features) as data of their own: the search and held-out
+    /// splits of `mxrt search`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Data {
+        let r = range.clone();
+        match self {
+            Data::Sentences { texts } => Data::Sentences {
+                texts: texts[r].to_vec(),
+            },
+            Data::Sst2 { texts, labels } => Data::Sst2 {
+                texts: texts[r.clone()].to_vec(),
+                labels: labels[r].to_vec(),
+            },
+            Data::Stsb { texts, gold } => Data::Stsb {
+                texts: texts[2 * r.start..2 * r.end].to_vec(),
+                gold: gold[r].to_vec(),
+            },
+            Data::Pairs {
+                pairs,
+                labels,
+                classes,
+            } => Data::Pairs {
+                pairs: pairs[r.clone()].to_vec(),
+                labels: labels[r].to_vec(),
+                classes: *classes,
+            },
+            Data::PairScores { pairs, gold } => Data::PairScores {
+                pairs: pairs[r.clone()].to_vec(),
+                gold: gold[r].to_vec(),
+            },
+            Data::Features {
+                x,
+                rows,
+                labels,
+                note,
+            } => {
+                let width = x.len() / (*rows).max(1);
+                Data::Features {
+                    x: x[width * r.start..width * r.end].to_vec(),
+                    rows: r.len(),
+                    labels: labels.as_ref().map(|l| l[r].to_vec()),
+                    note: note.clone(),
+                }
+            }
+        }
+    }
+
     /// Keeps the first `n` examples.
     fn truncate(&mut self, n: usize) {
         match self {
@@ -539,6 +585,32 @@ pub fn accuracy(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
         / labels.len().max(1) as f64
 }
 
+/// The class labels of a classification task's examples (None for regression and embedding data).
+pub fn class_labels(data: &Data) -> Option<&[usize]> {
+    match data {
+        Data::Sst2 { labels, .. } | Data::Pairs { labels, .. } => Some(labels),
+        Data::Features {
+            labels: Some(l), ..
+        } => Some(l),
+        _ => None,
+    }
+}
+
+/// The standard error, in points, of the accuracy difference between `out` and `refs` on the same examples
+/// (paired: only the examples one gets right and the other wrong count): √(b + c − (b − c)²/n) / n · 100.
+pub fn paired_accuracy_se(out: &[Vec<f32>], refs: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let (mut b, mut c) = (0f64, 0f64);
+    for ((o, r), &l) in out.iter().zip(refs).zip(labels) {
+        match (argmax(o) == l, argmax(r) == l) {
+            (true, false) => b += 1.0,
+            (false, true) => c += 1.0,
+            _ => {}
+        }
+    }
+    let n = labels.len().max(1) as f64;
+    100.0 * (b + c - (b - c).powi(2) / n).max(0.0).sqrt() / n
+}
+
 /// The task's metrics for `out` against the FP32 `refs` on the same data (JSON keys as `mxrt eval` prints
 /// them; metrics that do not apply are null).
 pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) -> Value {
@@ -645,6 +717,38 @@ pub fn compare(model: &Model, data: &Data, out: &[Vec<f32>], refs: &[Vec<f32>]) 
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    /// b = examples only the model gets right, c = only the reference: √(b + c − (b − c)²/n) / n.
+    #[test]
+    fn paired_accuracy_se_counts_only_the_discordant_examples() {
+        let one_hot = |k: usize| {
+            if k == 0 {
+                vec![1.0, 0.0]
+            } else {
+                vec![0.0, 1.0]
+            }
+        };
+        let labels = [0, 0, 1, 1, 0, 1, 0, 1];
+        let refs: Vec<Vec<f32>> = labels.iter().map(|&l| one_hot(l)).collect();
+        // Identical predictions: no discordant pair, no error.
+        assert_eq!(super::paired_accuracy_se(&refs, &refs, &labels), 0.0);
+        // Two examples flipped to wrong (c = 2, b = 0): √(2 − 4/8) / 8 · 100.
+        let mut out = refs.clone();
+        out[0] = one_hot(1);
+        out[3] = one_hot(0);
+        let se = super::paired_accuracy_se(&out, &refs, &labels);
+        assert!((se - 100.0 * 1.5f64.sqrt() / 8.0).abs() < 1e-12, "{se}");
+        // One each way (b = c = 1): √2 / 8 · 100.
+        let mut both = refs.clone();
+        both[0] = one_hot(1);
+        let wrong_refs: Vec<Vec<f32>> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| if i == 5 { one_hot(0) } else { r.clone() })
+            .collect();
+        let se = super::paired_accuracy_se(&both, &wrong_refs, &labels);
+        assert!((se - 100.0 * 2f64.sqrt() / 8.0).abs() < 1e-12, "{se}");
+    }
 
     #[derive(Parser)]
     struct Wrap {

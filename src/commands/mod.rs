@@ -6,6 +6,7 @@ pub mod dequantize;
 pub mod eval;
 pub mod inspect;
 pub mod run;
+pub mod search;
 pub mod serve;
 pub mod sweep;
 pub mod verify;

@@ -179,6 +179,7 @@ pub(crate) fn write_outputs(
             legend_upper: axis == Axis::Sparsity,
             series: Vec::new(),
             labelled_points: Vec::new(),
+            labelled_legend: "quantized weights",
             reference: reference.clone().map(|(l, v)| (l, v, None)),
         };
         let mut keys: Vec<String> = Vec::new();
@@ -221,6 +222,7 @@ pub(crate) fn write_outputs(
                                     (false, _) => key,
                                 },
                                 points: Vec::new(),
+                                joined: true,
                             });
                             keys.len() - 1
                         }

@@ -21,6 +21,8 @@ mod amx;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod fixed8;
 pub mod ragged;
 pub mod reference;
 
@@ -303,7 +305,7 @@ fn x86_tables() -> Vec<Kernels> {
         }),
         mxint8_quantize_block: avx2::mxint8_quantize_block,
         mxint8_quantize_panel_row: None,
-        fixed8_codes: avx2::fixed8_codes,
+        fixed8_codes: fixed8::fixed8_codes_avx2_entry,
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
         softmax_masked: avx2::softmax_masked,
@@ -354,7 +356,7 @@ fn x86_tables() -> Vec<Kernels> {
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
             mxint8_quantize_panel_row: Some(avx512::mxint8_quantize_panel_row_avx512_entry),
-            fixed8_codes: avx512::fixed8_codes_avx512_entry,
+            fixed8_codes: fixed8::fixed8_codes_avx512_entry,
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             mxint8_panel: Some(MxPanel {
                 run: avx512::mxint8_panel_avx512_entry,
