@@ -28,6 +28,8 @@ fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
         "3",
         "--space",
         "mxint8,mxint4,fixed:4.3",
+        "--strategy",
+        "greedy",
         "--out",
         out.to_str().unwrap(),
         "--json",
@@ -114,6 +116,54 @@ fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
     ]))
     .unwrap();
     assert_eq!(e["accuracy"].as_f64(), best["search_metric"].as_f64());
+}
+
+/// TPE (the default) and random: the seed makes a run repeatable; trials beyond the baseline and the uniform
+/// points are the strategy's, no sensitivity table is drawn, and TPE's best is feasible and smaller.
+#[test]
+fn tpe_and_random_are_seeded_and_keep_their_best_within_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let data = dir.join("data.csv");
+    let run = |strategy: &str, out: &str| -> Value {
+        let out = tmp.path().join(out);
+        let r: Value = serde_json::from_str(&mxrt_ok(&[
+            "search",
+            dir.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--budget",
+            "3",
+            "--space",
+            "mxint8,mxint4,fixed:4.3",
+            "--strategy",
+            strategy,
+            "--trials",
+            "16",
+            "--seed",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap();
+        assert!(!out.join("sensitivity.png").exists());
+        assert!(out.join("pareto.png").exists() && out.join("best.toml").exists());
+        r
+    };
+    let (a, b) = (run("tpe", "a"), run("tpe", "b"));
+    assert_eq!(a["trials"], 1 + 2 + 16);
+    assert_eq!(
+        a["best"]["choice"], b["best"]["choice"],
+        "same seed, same search"
+    );
+    let best = &a["best"];
+    assert!(best["drop_points"].as_f64().unwrap() <= 3.0);
+    assert!(best["weight_bytes"].as_u64() < a["baseline"]["weight_bytes"].as_u64());
+    let r = run("random", "r");
+    assert_eq!(r["trials"], 1 + 2 + 16);
+    assert!(r["best"]["drop_points"].as_f64().unwrap() <= 3.0);
 }
 
 #[test]

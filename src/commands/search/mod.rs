@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 mod output;
+mod tpe;
 
 use crate::fmt::outln;
 use crate::task::{
@@ -55,10 +56,13 @@ pub struct Args {
     /// feed-forward, pooler, classifier, linear).
     #[arg(long, default_value = "layer", value_parser = ["layer", "kind"])]
     group: String,
-    /// Search strategy. `greedy`: from the sensitivity table, moves in order of bytes saved per point lost.
-    #[arg(long, default_value = "greedy", value_parser = ["greedy"])]
+    /// Search strategy. `tpe`: a Tree-structured Parzen Estimator over the groups' encodings (random for
+    /// its first 10 trials; tpe and random are seeded by --seed); `random`; `greedy`: from the sensitivity table, moves in order of bytes saved
+    /// per point lost, each kept if the recipe still meets the budget.
+    #[arg(long, default_value = "tpe", value_parser = ["tpe", "random", "greedy"])]
     strategy: String,
-    /// At most this many trials after the sensitivity table (default: every move once).
+    /// Trials of the strategy, besides the baseline and the uniform points (default: 40 for tpe and random;
+    /// for greedy every move of the sensitivity table once).
     #[arg(long)]
     trials: Option<usize>,
     /// Only the sensitivity table (and its heat map).
@@ -219,6 +223,79 @@ impl Search<'_> {
     }
 }
 
+/// The tpe and random strategies: `--trials` suggestions, each evaluated on the search split, the history
+/// seeded with the trials so far (baseline, uniform points). Minimises weight bytes relative to the
+/// baseline, any trial over the budget ranked after every trial within it. Returns the best feasible
+/// choice (the baseline's when none is).
+fn model_based(
+    search: &Search,
+    trials: &mut Vec<Trial>,
+    (data, refs): (&Data, &[Vec<f32>]),
+    show: bool,
+) -> Result<Vec<usize>> {
+    let a = search.a;
+    let base_bytes = trials[0].weight_bytes.max(1) as f64;
+    let index = |t: &Trial| -> Vec<usize> {
+        t.choice
+            .iter()
+            .map(|e| search.space.iter().position(|s| s == e).unwrap_or(0))
+            .collect()
+    };
+    let cost = |t: &Trial| -> f64 {
+        let relative = t.weight_bytes as f64 / base_bytes;
+        match (t.feasible, t.drop_points) {
+            (true, _) => relative,
+            (false, Some(d)) => 1000.0 + relative + (d - a.budget).max(0.0),
+            (false, None) => 1e9,
+        }
+    };
+    let mut history: Vec<(Vec<usize>, f64)> = trials.iter().map(|t| (index(t), cost(t))).collect();
+    let cardinalities = vec![search.space.len(); search.groups.len()];
+    let mut rng = mxrt_converter::rng::SplitMix64(a.data.seed);
+    let count = a.trials.unwrap_or(40);
+    let bar = progress(show, count, &format!("{} trials", a.strategy));
+    let phase: &'static str = if a.strategy == "tpe" { "tpe" } else { "random" };
+    for _ in 0..count {
+        let choice = match phase {
+            "tpe" => tpe::suggest(&history, &cardinalities, &mut rng),
+            _ => tpe::random(&cardinalities, &mut rng),
+        };
+        let id = trials.len();
+        let changed: Vec<String> = choice
+            .iter()
+            .zip(&search.groups)
+            .filter(|(&c, _)| c != 0)
+            .map(|(&c, g)| format!("{}={}", g.name, search.space[c]))
+            .collect();
+        let label = if changed.len() > 3 {
+            format!("{} groups changed", changed.len())
+        } else {
+            changed.join(" ")
+        };
+        let t = search.trial((id, phase, label), &choice, data, refs)?;
+        bar.inc(1);
+        history.push((choice, cost(&t)));
+        trials.push(t);
+        if let Some(best) = trials
+            .iter()
+            .filter(|t| t.feasible)
+            .min_by_key(|t| t.weight_bytes)
+        {
+            bar.set_message(format!(
+                "best {} bytes, drop {:.2} pt",
+                best.weight_bytes,
+                best.drop_points.unwrap_or(0.0)
+            ));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(trials
+        .iter()
+        .filter(|t| t.feasible)
+        .min_by_key(|t| t.weight_bytes)
+        .map_or_else(|| vec![0; search.groups.len()], index))
+}
+
 /// The weight layers of the checkpoint, grouped as `--group` says.
 fn groups(source: &Source, how: &str) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
@@ -363,10 +440,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         &refs_search,
     )?);
 
-    // Sensitivity: each group alone at each candidate encoding.
-    let cells: Vec<(usize, usize)> = (0..g)
-        .flat_map(|gi| (1..search.space.len()).map(move |e| (gi, e)))
-        .collect();
+    // Sensitivity: each group alone at each candidate encoding (greedy's starting point, or asked for).
+    let with_sensitivity = a.sensitivity || a.strategy == "greedy";
+    let cells: Vec<(usize, usize)> = if with_sensitivity {
+        (0..g)
+            .flat_map(|gi| (1..search.space.len()).map(move |e| (gi, e)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -409,7 +491,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
 
     let mut best_choice = baseline.clone();
-    if !a.sensitivity {
+    if !a.sensitivity && a.strategy != "greedy" {
+        best_choice = model_based(&search, &mut trials, (&search_data, &refs_search), show)?;
+    }
+    if !a.sensitivity && a.strategy == "greedy" {
         // Greedy: moves in order of bytes saved per point lost (moves that lose nothing first, most bytes
         // first), each kept if the recipe still meets the budget.
         let base_bytes = trials[0].weight_bytes as f64;
@@ -456,7 +541,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     // The chosen recipe (the smallest feasible trial the strategy kept) on the held-out split.
     let best = trials
         .iter()
-        .filter(|t| t.feasible && (t.phase != "sensitivity" || a.sensitivity))
+        .filter(|t| t.feasible)
         .filter(|t| {
             t.choice
                 == best_choice

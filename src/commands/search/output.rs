@@ -130,16 +130,18 @@ pub(crate) fn write_all(
         search.space[0]
     );
     let value_label = format!("points of {metric} lost against FP32, search split");
-    plot::write_heatmap(
-        &HeatMap {
-            title: &title,
-            value_label: &value_label,
-            rows: search.groups.iter().map(|g| g.name.clone()).collect(),
-            cols: cols.clone(),
-            values: values.clone(),
-        },
-        &out.join("sensitivity"),
-    )?;
+    if trials.iter().any(|t| t.phase == "sensitivity") {
+        plot::write_heatmap(
+            &HeatMap {
+                title: &title,
+                value_label: &value_label,
+                rows: search.groups.iter().map(|g| g.name.clone()).collect(),
+                cols: cols.clone(),
+                values: values.clone(),
+            },
+            &out.join("sensitivity"),
+        )?;
+    }
 
     // Pareto chart, bytes in a unit that suits the model.
     let largest = trials.iter().map(|t| t.weight_bytes).max().unwrap_or(0) as f64;
@@ -186,8 +188,12 @@ pub(crate) fn write_all(
                 joined: false,
             },
             Series {
-                label: "greedy trials".into(),
-                points: cloud("greedy"),
+                label: format!("{} trials", search.a.strategy),
+                points: cloud(match search.a.strategy.as_str() {
+                    "tpe" => "tpe",
+                    "random" => "random",
+                    _ => "greedy",
+                }),
                 joined: false,
             },
             Series {
@@ -283,7 +289,14 @@ fn report(
             let _ = writeln!(s, "\nNo trial met the budget on the search split.\n");
         }
     }
-    let _ = writeln!(s, "![Pareto chart](pareto.png)\n\n## Sensitivity (points lost against FP32, one group at a time)\n");
+    let _ = writeln!(s, "![Pareto chart](pareto.png)\n");
+    if !trials.iter().any(|t| t.phase == "sensitivity") {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "## Sensitivity (points lost against FP32, one group at a time)\n"
+    );
     let _ = writeln!(s, "| group | {} |", cols.join(" | "));
     let _ = writeln!(
         s,
