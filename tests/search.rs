@@ -166,6 +166,45 @@ fn tpe_and_random_are_seeded_and_keep_their_best_within_the_budget() {
     assert!(r["best"]["drop_points"].as_f64().unwrap() <= 3.0);
 }
 
+/// `--target-bytes`: the best metric with the weights under the target, by tpe and by greedy.
+#[test]
+fn a_byte_target_is_met_by_every_strategy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let data = dir.join("data.csv");
+    // Baseline (MXINT8): 2,442 weight bytes; every layer at MXINT4: 1,258.
+    for strategy in ["tpe", "greedy"] {
+        let out = tmp.path().join(strategy);
+        let r: Value = serde_json::from_str(&mxrt_ok(&[
+            "search",
+            dir.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--target-bytes",
+            "1800",
+            "--space",
+            "mxint8,mxint4",
+            "--strategy",
+            strategy,
+            "--trials",
+            "12",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(r["baseline"]["weight_bytes"], 2442);
+        let bytes = r["best"]["weight_bytes"].as_u64().unwrap();
+        assert!(bytes <= 1800, "{strategy}: {bytes}");
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            report.contains("with at most 1,800 weight bytes"),
+            "{report}"
+        );
+    }
+}
+
 #[test]
 fn search_errors_are_clear() {
     let tmp = tempfile::tempdir().unwrap();

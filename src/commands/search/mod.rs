@@ -41,6 +41,10 @@ pub struct Args {
     /// correlation or cosine × 100).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     budget: f64,
+    /// Instead of a budget: the best metric on the search split with at most this many weight bytes (a trial
+    /// meets the target when its weights fit).
+    #[arg(long, value_name = "N")]
+    target_bytes: Option<u64>,
     /// Classification tasks: a trial meets the budget only if its drop plus this many standard errors of
     /// the paired accuracy difference (from the examples it and FP32 disagree on) stays within it, so that
     /// moves which look free on the search split by luck are not all taken. 0: the drop alone.
@@ -128,6 +132,23 @@ fn points(v: f64) -> f64 {
 }
 
 impl Search<'_> {
+    /// How good a feasible trial is, lower first: its weight bytes under a budget; under `--target-bytes`,
+    /// its metric (higher first), then its bytes.
+    fn rank(&self, t: &Trial) -> (f64, u64) {
+        match self.a.target_bytes {
+            Some(_) => (-t.metric.unwrap_or(f64::NEG_INFINITY), t.weight_bytes),
+            None => (t.weight_bytes as f64, t.weight_bytes),
+        }
+    }
+
+    /// The best feasible trial of `trials` by [`Search::rank`].
+    fn best<'t>(&self, trials: impl Iterator<Item = &'t Trial>) -> Option<&'t Trial> {
+        trials.filter(|t| t.feasible).min_by(|x, y| {
+            let (a, b) = (self.rank(x), self.rank(y));
+            a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+        })
+    }
+
     /// The recipe of `choice` (one encoding index per group): the baseline default, one override per layer
     /// whose group is elsewhere.
     fn recipe(&self, choice: &[usize]) -> Recipe {
@@ -217,7 +238,10 @@ impl Search<'_> {
             metric,
             drop_points,
             se_points,
-            feasible: drop_points.is_some_and(|d| d + margin <= self.a.budget),
+            feasible: match self.a.target_bytes {
+                Some(n) => weight_bytes <= n && metric.is_some(),
+                None => drop_points.is_some_and(|d| d + margin <= self.a.budget),
+            },
             seconds: start.elapsed().as_secs_f64(),
         })
     }
@@ -243,10 +267,13 @@ fn model_based(
     };
     let cost = |t: &Trial| -> f64 {
         let relative = t.weight_bytes as f64 / base_bytes;
-        match (t.feasible, t.drop_points) {
-            (true, _) => relative,
-            (false, Some(d)) => 1000.0 + relative + (d - a.budget).max(0.0),
-            (false, None) => 1e9,
+        match (a.target_bytes, t.feasible, t.drop_points) {
+            // Under a byte target: the metric lost (bytes break ties); over it, by how much.
+            (Some(_), true, d) => d.unwrap_or(1e6) + 1e-3 * relative,
+            (Some(n), false, _) => 1000.0 + t.weight_bytes as f64 / n.max(1) as f64,
+            (None, true, _) => relative,
+            (None, false, Some(d)) => 1000.0 + relative + (d - a.budget).max(0.0),
+            (None, false, None) => 1e9,
         }
     };
     let mut history: Vec<(Vec<usize>, f64)> = trials.iter().map(|t| (index(t), cost(t))).collect();
@@ -276,11 +303,7 @@ fn model_based(
         bar.inc(1);
         history.push((choice, cost(&t)));
         trials.push(t);
-        if let Some(best) = trials
-            .iter()
-            .filter(|t| t.feasible)
-            .min_by_key(|t| t.weight_bytes)
-        {
+        if let Some(best) = search.best(trials.iter()) {
             bar.set_message(format!(
                 "best {} bytes, drop {:.2} pt",
                 best.weight_bytes,
@@ -289,10 +312,8 @@ fn model_based(
         }
     }
     bar.finish_and_clear();
-    Ok(trials
-        .iter()
-        .filter(|t| t.feasible)
-        .min_by_key(|t| t.weight_bytes)
+    Ok(search
+        .best(trials.iter())
         .map_or_else(|| vec![0; search.groups.len()], index))
 }
 
@@ -524,7 +545,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let label = format!("+ {}={}", search.groups[gi].name, search.space[e]);
             let t = search.trial((id, "greedy", label), &choice, &search_data, &refs_search)?;
             bar.inc(1);
-            if t.feasible && t.weight_bytes < current.weight_bytes {
+            // Under a byte target every move is taken (least loss per byte first) until the weights fit.
+            let take = match a.target_bytes {
+                Some(_) => !current.feasible && t.weight_bytes < current.weight_bytes,
+                None => t.feasible && t.weight_bytes < current.weight_bytes,
+            };
+            if take {
                 best_choice = choice;
                 current = t.clone();
                 bar.set_message(format!(
@@ -538,18 +564,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
 
-    // The chosen recipe (the smallest feasible trial the strategy kept) on the held-out split.
-    let best = trials
+    // The chosen recipe (the best feasible trial the strategy kept) on the held-out split.
+    let chosen: Vec<String> = best_choice
         .iter()
-        .filter(|t| t.feasible)
-        .filter(|t| {
-            t.choice
-                == best_choice
-                    .iter()
-                    .map(|&c| search.space[c].clone())
-                    .collect::<Vec<_>>()
-        })
-        .min_by_key(|t| t.weight_bytes)
+        .map(|&c| search.space[c].clone())
+        .collect();
+    let best = search
+        .best(trials.iter().filter(|t| t.choice == chosen))
         .cloned();
     let (best_bytes, held_best, held_se) = match &best {
         Some(_) => search.measure(&best_choice, &held_data, &refs_held)?,
@@ -563,6 +584,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "checkpoint": a.checkpoint.display().to_string(),
         "data": a.data.data.as_ref().map(|p| p.display().to_string()),
         "task": task, "metric": metric_name, "budget_points": a.budget, "margin_se": a.margin_se,
+        "target_bytes": a.target_bytes,
         "space": search.space, "activations": a.activations, "group": a.group, "strategy": a.strategy,
         "groups": search.groups,
         "search_split": {"examples": cut, "fp32": search.reference_metric},

@@ -201,10 +201,22 @@ pub(crate) fn write_all(
                 points: pareto(trials, scale),
                 joined: true,
             },
-            Series {
-                label: format!("budget: FP32 - {:.2} ({floor:.2})", search.a.budget),
-                points: vec![(smallest, floor), (largest / scale, floor)],
-                joined: true,
+            match search.a.target_bytes {
+                Some(n) => {
+                    let ys = trials.iter().filter_map(|t| t.metric.map(points));
+                    let (lo, hi) =
+                        ys.fold((reference, reference), |(l, h), y| (l.min(y), h.max(y)));
+                    Series {
+                        label: format!("target: {} weight bytes", grouped(n)),
+                        points: vec![(n as f64 / scale, lo), (n as f64 / scale, hi)],
+                        joined: true,
+                    }
+                }
+                None => Series {
+                    label: format!("budget: FP32 - {:.2} ({floor:.2})", search.a.budget),
+                    points: vec![(smallest, floor), (largest / scale, floor)],
+                    joined: true,
+                },
             },
         ]
         .into_iter()
@@ -236,12 +248,18 @@ fn report(
             .map_or("-".into(), |x| format!("{:.2}", points(x)))
     };
     let _ = writeln!(s, "# mxrt search: {}\n", search.a.checkpoint.display());
+    let objective = match search.a.target_bytes {
+        Some(n) => format!("the best {metric} with at most {} weight bytes", grouped(n)),
+        None => format!(
+            "the fewest weight bytes with {metric} at most {:.2} points below FP32",
+            search.a.budget
+        ),
+    };
     let _ = writeln!(
         s,
-        "Objective: the fewest weight bytes with {metric} at most {:.2} points below FP32 on the search split \
-         ({} examples); the result evaluated once on the held-out split ({} examples). Space: `{}` per group \
-         ({} groups, `--group {}`), activations `{}`, strategy `{}`. {} trials in {:.0} s.\n",
-        search.a.budget,
+        "Objective: {objective} on the search split ({} examples); the result evaluated once on the held-out \
+         split ({} examples). Space: `{}` per group ({} groups, `--group {}`), activations `{}`, strategy `{}`. \
+         {} trials in {:.0} s.\n",
         summary["search_split"]["examples"],
         summary["held_out_split"]["examples"],
         search.space.join(","),
