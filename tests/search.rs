@@ -7,6 +7,22 @@ use common::labelled_mlp::write_mlp;
 use common::{assert_mentions, mxrt_err, mxrt_ok};
 use serde_json::Value;
 
+/// `mxrt search` of the MLP in `dir` on its data.csv into `out`, with `extra` options: the JSON summary.
+fn search_json(dir: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Value {
+    let data = dir.join("data.csv");
+    let mut args = vec![
+        "search",
+        dir.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&mxrt_ok(&args)).unwrap()
+}
+
 fn tensors(file: &std::path::Path) -> Value {
     let r: Value =
         serde_json::from_str(&mxrt_ok(&["inspect", file.to_str().unwrap(), "--json"])).unwrap();
@@ -19,22 +35,18 @@ fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
     let dir = tmp.path().join("mlp");
     write_mlp(&dir);
     let (data, out) = (dir.join("data.csv"), tmp.path().join("search"));
-    let r: Value = serde_json::from_str(&mxrt_ok(&[
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--budget",
-        "3",
-        "--space",
-        "mxint8,mxint4,fixed:4.3",
-        "--strategy",
-        "greedy",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]))
-    .unwrap();
+    let r = search_json(
+        &dir,
+        &out,
+        &[
+            "--budget",
+            "3",
+            "--space",
+            "mxint8,mxint4,fixed:4.3",
+            "--strategy",
+            "greedy",
+        ],
+    );
     for f in [
         "trials.csv",
         "trials.json",
@@ -125,29 +137,24 @@ fn tpe_and_random_are_seeded_and_keep_their_best_within_the_budget() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mlp");
     write_mlp(&dir);
-    let data = dir.join("data.csv");
     let run = |strategy: &str, out: &str| -> Value {
         let out = tmp.path().join(out);
-        let r: Value = serde_json::from_str(&mxrt_ok(&[
-            "search",
-            dir.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--budget",
-            "3",
-            "--space",
-            "mxint8,mxint4,fixed:4.3",
-            "--strategy",
-            strategy,
-            "--trials",
-            "16",
-            "--seed",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ]))
-        .unwrap();
+        let r = search_json(
+            &dir,
+            &out,
+            &[
+                "--budget",
+                "3",
+                "--space",
+                "mxint8,mxint4,fixed:4.3",
+                "--strategy",
+                strategy,
+                "--trials",
+                "16",
+                "--seed",
+                "3",
+            ],
+        );
         assert!(!out.join("sensitivity.png").exists());
         assert!(out.join("pareto.png").exists() && out.join("best.toml").exists());
         r
@@ -172,28 +179,23 @@ fn a_byte_target_is_met_by_every_strategy() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mlp");
     write_mlp(&dir);
-    let data = dir.join("data.csv");
     // Baseline (MXINT8): 2,442 weight bytes; every layer at MXINT4: 1,258.
     for strategy in ["tpe", "greedy"] {
         let out = tmp.path().join(strategy);
-        let r: Value = serde_json::from_str(&mxrt_ok(&[
-            "search",
-            dir.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--target-bytes",
-            "1800",
-            "--space",
-            "mxint8,mxint4",
-            "--strategy",
-            strategy,
-            "--trials",
-            "12",
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ]))
-        .unwrap();
+        let r = search_json(
+            &dir,
+            &out,
+            &[
+                "--target-bytes",
+                "1800",
+                "--space",
+                "mxint8,mxint4",
+                "--strategy",
+                strategy,
+                "--trials",
+                "12",
+            ],
+        );
         assert_eq!(r["baseline"]["weight_bytes"], 2442);
         let bytes = r["best"]["weight_bytes"].as_u64().unwrap();
         assert!(bytes <= 1800, "{strategy}: {bytes}");
