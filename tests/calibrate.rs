@@ -27,14 +27,11 @@ fn fitting(max: f32) -> [String; 2] {
     })
 }
 
-#[test]
-fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+/// `mxrt convert` of the MLP in `dir` to `out` at fixed:8.4 weights and activations, calibrated on its
+/// data.csv (first 200 rows) with `method`; what it printed.
+fn convert_calibrated(dir: &Path, out: &Path, method: &str) -> String {
     let data = dir.join("data.csv");
-    let out = tmp.path().join("m.mxrt");
-    let text = mxrt_ok(&[
+    mxrt_ok(&[
         "convert",
         dir.to_str().unwrap(),
         "-o",
@@ -48,8 +45,18 @@ fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
         "--calib-samples",
         "200",
         "--calib-method",
-        "minmax",
-    ]);
+        method,
+    ])
+}
+
+#[test]
+fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let data = dir.join("data.csv");
+    let out = tmp.path().join("m.mxrt");
+    let text = convert_calibrated(&dir, &out, "minmax");
     assert_mentions(
         &text,
         &["calibrated on", "first 200 examples, method minmax", "fc1"],
@@ -109,23 +116,7 @@ fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
     let p100 = tmp.path().join("p100.mxrt");
     let p90 = tmp.path().join("p90.mxrt");
     for (file, method) in [(&p100, "percentile:100"), (&p90, "percentile:90")] {
-        mxrt_ok(&[
-            "convert",
-            dir.to_str().unwrap(),
-            "-o",
-            file.to_str().unwrap(),
-            "--weights",
-            "fixed:8.4",
-            "--activations",
-            "fixed:8.4",
-            "--calibrate",
-            data.to_str().unwrap(),
-            "--calib-samples",
-            "200",
-            "--calib-method",
-            method,
-            "--quiet",
-        ]);
+        convert_calibrated(&dir, file, method);
     }
     let frac = |file: &Path, layer: &str| -> u32 {
         let m = metadata(file);

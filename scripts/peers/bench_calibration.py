@@ -13,11 +13,14 @@ Usage: bench_calibration.py --mxrt BIN --shared ../shared [--rounds 3] [--out BE
 """
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
+
+from benchmarks_md import replace_section
 
 METHODS = ["percentile:99.99", "mse", "minmax", "percentile:99.9"]
 
@@ -33,7 +36,6 @@ def evaluate(mxrt, model, data, reference):
 
 
 def bench(mxrt, model, batch, tier):
-    import os
     env = dict(os.environ, MXRT_CPU=tier)
     r = json.loads(run([mxrt, "bench", model, "--batch", str(batch), "--seq", "128", "--iterations",
                         "10" if batch == 1 else "3", "--json"], env=env))
@@ -73,7 +75,6 @@ def main():
     mx = work / "mxint8.mxrt"
     run([mxrt, "convert", ckpt, "-o", str(mx), "--weights", "mxint8", "--activations", "mxint8", "--quiet"])
     default = work / "cal-percentile-99.99.mxrt"
-    import os
     probe = subprocess.run([mxrt, "bench", str(mx), "--batch", "1", "--seq", "8", "--iterations", "1", "--json"],
                            capture_output=True, text=True, check=True)
     best = json.loads(probe.stdout)["isa"]
@@ -144,12 +145,7 @@ def main():
     text_md = "\n".join(md) + "\n"
     print(text_md)
     if a.out:
-        text = a.out.read_text() if a.out.exists() else ""
-        if "\n## Fixed point, calibrated" in text:
-            head, rest = text.split("\n## Fixed point, calibrated", 1)
-            nxt = rest.find("\n## ")
-            text = head + ("\n" + rest[nxt + 1:] if nxt >= 0 else "")
-        a.out.write_text(text.rstrip("\n") + "\n\n" + text_md)
+        replace_section(a.out, "Fixed point, calibrated", text_md)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks_md import replace_section
+
 
 def start(mxrt, model, extra):
     p = subprocess.Popen([mxrt, "serve", str(model), "--port", "0", *extra], stderr=subprocess.PIPE, text=True)
@@ -159,12 +161,7 @@ def main():
         print(f"errors: {b['first_error'] or n['first_error']}", file=sys.stderr)
         sys.exit(1)
     if a.out:
-        text = a.out.read_text() if a.out.exists() else ""
-        if "\n## Server" in text:
-            head, rest = text.split("\n## Server", 1)
-            nxt = rest.find("\n## ")
-            text = head + ("\n" + rest[nxt + 1:] if nxt >= 0 else "")
-        a.out.write_text(text.rstrip("\n") + "\n\n" + md)
+        replace_section(a.out, "Server", md)
 
 
 if __name__ == "__main__":
