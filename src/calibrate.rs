@@ -73,7 +73,7 @@ pub struct Request<'a> {
 
 /// A uniform sample of a layer's input values (reservoir sampling, seeded: the same data gives the same
 /// choice) and its exact largest magnitude.
-struct Sampled {
+pub(crate) struct Sampled {
     max_abs: f32,
     seen: u64,
     values: Vec<f32>,
@@ -109,7 +109,7 @@ impl Sampled {
 }
 
 /// The largest `F` (0..=64) at which magnitude `m` fits in a `width`-bit code.
-fn fitting_frac(m: f64, width: u8) -> u8 {
+pub(crate) fn fitting_frac(m: f64, width: u8) -> u8 {
     let largest = ((1u64 << (width - 1)) - 1) as f64;
     if m <= 0.0 {
         return width - 1;
@@ -118,7 +118,7 @@ fn fitting_frac(m: f64, width: u8) -> u8 {
 }
 
 /// The fraction width `method` picks for these values.
-fn choose(s: &mut Sampled, width: u8, method: Method, rounding: Rounding) -> u8 {
+pub(crate) fn choose(s: &mut Sampled, width: u8, method: Method, rounding: Rounding) -> u8 {
     match method {
         Method::MinMax => fitting_frac(f64::from(s.max_abs), width),
         Method::Percentile(p) => {
@@ -214,19 +214,8 @@ pub fn calibrate(
         };
         let data = load_data(&data_args, &model)
             .with_context(|| format!("reading the calibration data {}", request.data.display()))?;
-        let mut seed = 0u64;
-        let mut record = |names: &[&str], x: &[f32]| {
-            for n in names {
-                sampled
-                    .entry(n.to_string())
-                    .or_insert_with(|| {
-                        seed += 1;
-                        Sampled::new(seed)
-                    })
-                    .add(x);
-            }
-        };
-        let examples = observe(&model, &data, request.max_length, &mut record)?;
+        let (samples, examples) = sample_activations(&model, &data, request.max_length)?;
+        sampled = samples;
         let bytes = std::fs::read(request.data)
             .with_context(|| format!("reading {}", request.data.display()))?;
         data_record = json!({
@@ -305,6 +294,30 @@ pub fn calibrate(
         },
         choices,
     ))
+}
+
+/// Every linear layer's input values over `data` (run through the FP32 `model` one example at a time), by
+/// layer name, and the number of examples.
+pub(crate) fn sample_activations(
+    model: &Model,
+    data: &Data,
+    max_length: Option<usize>,
+) -> Result<(BTreeMap<String, Sampled>, usize)> {
+    let mut sampled: BTreeMap<String, Sampled> = BTreeMap::new();
+    let mut seed = 0u64;
+    let mut record = |names: &[&str], x: &[f32]| {
+        for n in names {
+            sampled
+                .entry(n.to_string())
+                .or_insert_with(|| {
+                    seed += 1;
+                    Sampled::new(seed)
+                })
+                .add(x);
+        }
+    };
+    let examples = observe(model, data, max_length, &mut record)?;
+    Ok((sampled, examples))
 }
 
 /// Runs every example through the FP32 model one at a time, showing `record` each linear layer's input;

@@ -5,6 +5,8 @@ mod common;
 
 use common::labelled_mlp::write_mlp;
 use common::{assert_mentions, mxrt_err, mxrt_ok};
+use std::path::Path;
+
 use serde_json::Value;
 
 /// `mxrt search` of the MLP in `dir` on its data.csv into `out`, with `extra` options: the JSON summary.
@@ -242,5 +244,317 @@ fn search_errors_are_clear() {
     assert_mentions(&err, &["--search-fraction", "(0, 1)"]);
     let err = mxrt_err(&["search", d, "--data", c, "--budget", "-1", "--out", o]);
     assert_mentions(&err, &["--budget", "0 or more"]);
+    let err = mxrt_err(&["search", d, "--data", c, "--budget", "1pt", "--out", o]);
+    assert_mentions(&err, &["--budget", "\"1pt\"", "2%"]);
+    let err = mxrt_err(&[
+        "search",
+        d,
+        "--data",
+        c,
+        "--space",
+        "mxint8,mxint4; activations=mxint8,fixed:8",
+        "--activations",
+        "f32",
+        "--out",
+        o,
+    ]);
+    assert_mentions(&err, &["--activations", "both"]);
+    let err = mxrt_err(&[
+        "search",
+        d,
+        "--data",
+        c,
+        "--space",
+        "mxint8; sparsity=0..0.5",
+        "--out",
+        o,
+    ]);
+    assert_mentions(&err, &["--space", "sparsity", "step"]);
     assert!(!out.exists(), "nothing written after a refused search");
+}
+
+/// The whole space syntax on a grid: weight encodings with calibrated fixed-point widths, sparsities and
+/// activation encodings; the grid measures every point once, its best is the smallest feasible one, and
+/// best.toml (fraction widths and pruning spelled out) rebuilds the evaluated model.
+#[test]
+fn a_grid_over_encodings_sparsity_and_activations_finds_the_smallest_feasible_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let out = tmp.path().join("grid");
+    let space = "encoding=mxint8,mxint4,fixed:4..5; sparsity=0,0.5; activations=mxint8,fixed:8";
+    let r = search_json(
+        &dir,
+        &out,
+        &[
+            "--budget",
+            "3",
+            "--space",
+            space,
+            "--strategy",
+            "grid",
+            "--jobs",
+            "2",
+        ],
+    );
+    // Two groups (fc1, out) of 4 x 2 x 2 choices: 256 points, each measured once.
+    assert_eq!(r["trials"], 256);
+    let trials: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
+    let list = trials["trial_list"].as_array().unwrap();
+    let mut choices: Vec<String> = list.iter().map(|t| t["choice"].to_string()).collect();
+    choices.sort();
+    choices.dedup();
+    assert_eq!(choices.len(), 256, "a point measured twice");
+    let smallest_feasible = list
+        .iter()
+        .filter(|t| t["feasible"] == true)
+        .map(|t| t["weight_bytes"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert_eq!(
+        r["best"]["weight_bytes"].as_u64().unwrap(),
+        smallest_feasible
+    );
+    assert!(
+        !out.join("trials.partial.jsonl").exists(),
+        "journal left behind"
+    );
+
+    // best.toml spells each choice out: `fixed:W.F` with the fraction width, pruning as l1 per tensor.
+    let best = r["best"]["choice"].as_array().unwrap();
+    let toml = std::fs::read_to_string(out.join("best.toml")).unwrap();
+    for c in best {
+        let c = c.as_str().unwrap();
+        if c.contains("sparsity=0.5") {
+            assert!(toml.contains("sparsity = 0.5, scope = \"local\""), "{toml}");
+        }
+        for w in ["fixed:4 ", "fixed:5 "] {
+            if c.starts_with(w) {
+                assert!(
+                    toml.contains(&format!("weights = \"{}.", w.trim())),
+                    "{toml}"
+                );
+            }
+        }
+    }
+    let rebuilt = tmp.path().join("rebuilt.mxrt");
+    mxrt_ok(&[
+        "convert",
+        dir.to_str().unwrap(),
+        "-o",
+        rebuilt.to_str().unwrap(),
+        "--recipe",
+        out.join("best.toml").to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(tensors(&rebuilt), tensors(&out.join("best.mxrt")));
+
+    // A grid larger than --trials is refused before any work.
+    let err = mxrt_err(&[
+        "search",
+        dir.to_str().unwrap(),
+        "--data",
+        dir.join("data.csv").to_str().unwrap(),
+        "--space",
+        space,
+        "--strategy",
+        "grid",
+        "--trials",
+        "100",
+        "--out",
+        tmp.path().join("refused").to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["grid", "256 points", "--trials 100"]);
+}
+
+/// Parallel trials do not change a seeded search: random with one job and with two measures the same
+/// points with the same results.
+#[test]
+fn parallel_trials_give_the_same_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let run = |jobs: &str| -> Vec<(Value, Value)> {
+        let out = tmp.path().join(format!("j{jobs}"));
+        search_json(
+            &dir,
+            &out,
+            &[
+                "--space",
+                "mxint8,mxint4,mxfp4; sparsity=0,0.25",
+                "--strategy",
+                "random",
+                "--trials",
+                "10",
+                "--jobs",
+                jobs,
+            ],
+        );
+        let t: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap())
+                .unwrap();
+        t["trial_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["choice"].clone(), t["metric"].clone()))
+            .collect()
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.len(), 1 + 3 + 10);
+    assert_eq!(one, two);
+}
+
+/// `--resume` takes what an earlier run measured: from its trials.json, and from the journal an
+/// interrupted run leaves (a line cut short skipped); a different search is refused.
+#[test]
+fn resume_reuses_finished_and_interrupted_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let out = tmp.path().join("r");
+    let args = |trials: &'static str| {
+        vec![
+            "--space",
+            "mxint8,mxint4,mxfp4",
+            "--trials",
+            trials,
+            "--seed",
+            "5",
+            "--jobs",
+            "1",
+        ]
+    };
+    let first = search_json(&dir, &out, &args("6"));
+    assert_eq!(first["resumed_trials"], 0);
+    let before: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
+    let before: Vec<(Value, Value)> = before["trial_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["choice"].clone(), t["metric"].clone()))
+        .collect();
+    let mut more = args("10");
+    more.push("--resume");
+    let second = search_json(&dir, &out, &more);
+    // The same seed retraces the first run's 1 + 2 + 6 trials (the same points, measured then), then goes
+    // on (a later suggestion of a point measured before is reused too: the space has 9 points).
+    assert_eq!(second["trials"], 1 + 2 + 10);
+    assert!(second["resumed_trials"].as_u64().unwrap() >= 9);
+    let list = |v: &Path| -> Vec<Value> {
+        let t: Value = serde_json::from_str(&std::fs::read_to_string(v).unwrap()).unwrap();
+        t["trial_list"].as_array().unwrap().clone()
+    };
+    let trials = list(&out.join("trials.json"));
+    assert!(trials[..9].iter().all(|t| t["resumed"] == true));
+    let again: Vec<(Value, Value)> = trials[..9]
+        .iter()
+        .map(|t| (t["choice"].clone(), t["metric"].clone()))
+        .collect();
+    assert_eq!(again, before);
+
+    // An interrupted run: only its journal, the last line cut short.
+    let finished: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
+    let mut journal = format!(
+        "{}\n",
+        serde_json::json!({"fingerprint": finished["fingerprint"]})
+    );
+    for t in finished["trial_list"].as_array().unwrap().iter().take(5) {
+        journal += &format!("{t}\n");
+    }
+    journal += "{\"choice\": [\"mxint4\", \"mxi";
+    std::fs::remove_file(out.join("trials.json")).unwrap();
+    std::fs::write(out.join("trials.partial.jsonl"), journal).unwrap();
+    let third = search_json(&dir, &out, &more);
+    let trials = list(&out.join("trials.json"));
+    assert!(trials[..5].iter().all(|t| t["resumed"] == true));
+    // What the journal lacks is measured again.
+    assert!(trials.iter().any(|t| t["resumed"] == false));
+    assert!(third["resumed_trials"].as_u64().unwrap() >= 5);
+    assert_eq!(third["best"]["choice"], second["best"]["choice"]);
+
+    // Another space is another search.
+    let err = mxrt_err(&[
+        "search",
+        dir.to_str().unwrap(),
+        "--data",
+        dir.join("data.csv").to_str().unwrap(),
+        "--space",
+        "mxint8,mxint4",
+        "--resume",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["--resume", "different search", "space"]);
+    let err = mxrt_err(&[
+        "search",
+        dir.to_str().unwrap(),
+        "--data",
+        dir.join("data.csv").to_str().unwrap(),
+        "--resume",
+        "--out",
+        tmp.path().join("empty").to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["--resume", "no trials.json"]);
+}
+
+/// `--group` as a list: a glob makes one group, layers no selector matches keep the baseline (in
+/// best.toml too); a selector that matches nothing is refused.
+#[test]
+fn group_lists_search_the_named_layers_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let out = tmp.path().join("g");
+    let r = search_json(
+        &dir,
+        &out,
+        &[
+            "--group",
+            "fc*",
+            "--space",
+            "mxint8,mxint4",
+            "--strategy",
+            "grid",
+            "--budget",
+            "60%",
+        ],
+    );
+    // A relative budget: 60 % of FP32's accuracy on the search split, in points.
+    let fp32 = r["search_split"]["fp32"].as_f64().unwrap();
+    let points = r["budget_points"].as_f64().unwrap();
+    assert!((points - 60.0 * fp32).abs() < 1e-9, "{points} vs {fp32}");
+    assert_eq!(r["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(r["groups"][0]["layers"], serde_json::json!(["fc1"]));
+    assert_eq!(r["baseline_layers"], serde_json::json!(["out"]));
+    // A budget of ~50 points takes mxint4 for fc1; `out` stays at the baseline's mxint8.
+    assert_eq!(r["best"]["choice"], serde_json::json!(["mxint4"]));
+    let t = tensors(&out.join("best.mxrt"));
+    let encoding = |name: &str| {
+        t.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .map(|x| x["encoding"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(encoding("fc1.weight").contains("mxint4"), "{t}");
+    assert!(encoding("out.weight").contains("mxint8"), "{t}");
+    let err = mxrt_err(&[
+        "search",
+        dir.to_str().unwrap(),
+        "--data",
+        dir.join("data.csv").to_str().unwrap(),
+        "--group",
+        "fc*,attention",
+        "--out",
+        tmp.path().join("no").to_str().unwrap(),
+    ]);
+    assert_mentions(
+        &err,
+        &["--group", "\"attention\"", "matches no weight layer"],
+    );
 }

@@ -1,35 +1,47 @@
 //! `mxrt search`: the smallest recipe within an accuracy budget. The checkpoint's weight layers are grouped
-//! (each layer, or by kind); every group takes one weight encoding from the space. Each trial is converted in
-//! memory and evaluated on the *search split* of the data; the objective is the weight bytes, subject to the
-//! task metric staying within `--budget` points of FP32 there. The chosen recipe is then evaluated once on
-//! the *held-out split*, which no choice looked at.
+//! (`--group`); every group takes one point of the space (a weight encoding, a sparsity, an activation
+//! encoding: `space.rs`). Each trial is converted in memory and evaluated on the *search split* of the data;
+//! the objective is the weight bytes, subject to the task metric staying within `--budget` points of FP32
+//! there (or, under `--target-bytes`, the metric with the weights within the target). The chosen recipe is
+//! then evaluated once on the *held-out split*, which no choice looked at.
 //!
-//! Strategy `greedy`: a sensitivity table first (each group alone at each candidate encoding, the rest at the
-//! baseline, the first encoding of the space), then moves in order of bytes saved per point lost, each kept
-//! only if the whole recipe still meets the budget on the search split.
+//! Strategies (`strategies.rs`): `tpe` (default), `random`, `grid` (every point of the space), `greedy`
+//! (from a sensitivity table: each group alone at each candidate value, the rest at the baseline; then moves
+//! in order of bytes saved per point lost, each kept only if the whole recipe still meets the budget).
+//! Trials run `--jobs` at a time; `--resume` reuses an earlier run's measurements (`resume.rs`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use mxrt_converter::model::{LayerKind, Role};
+use mxrt_converter::fidelity::best_fixed_frac;
+use mxrt_converter::model::Role;
 use mxrt_converter::model_convert::{ModelOptions, Source};
-use mxrt_converter::recipe::{Override, Recipe, Settings};
-use mxrt_format::{EncodingSpec, ReadOptions, StagedDir};
+use mxrt_converter::recipe::{Override, PruneSetting, Recipe, Settings};
+use mxrt_format::{ReadOptions, Rounding, StagedDir};
 use mxrt_runtime::Model;
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+mod groups;
 mod output;
+mod resume;
+mod space;
+mod strategies;
 mod tpe;
 
+use crate::calibrate::{self, Method};
 use crate::fmt::outln;
 use crate::task::{
     class_labels, compare, cpu_session, load_data, outputs, paired_accuracy_se, Data, DataArgs,
 };
+use groups::Group;
+use resume::{Journal, Measured};
+use space::{Candidate, Space, ACTIVATIONS, DIMS, SPARSITY, WEIGHTS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,10 +49,10 @@ pub struct Args {
     checkpoint: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Metric drop allowed against FP32 on the search split, in points (accuracy or agreement in %, a
-    /// correlation or cosine × 100).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    budget: f64,
+    /// Metric drop allowed against FP32 on the search split: in points (`1.0`: accuracy or agreement in %,
+    /// a correlation or cosine × 100), or relative to FP32's metric (`2%`: 2 % of it).
+    #[arg(long, default_value = "1.0", allow_negative_numbers = true)]
+    budget: String,
     /// Instead of a budget: the best metric on the search split with at most this many weight bytes (a trial
     /// meets the target when its weights fit).
     #[arg(long, value_name = "N")]
@@ -50,23 +62,35 @@ pub struct Args {
     /// moves which look free on the search split by luck are not all taken. 0: the drop alone.
     #[arg(long, default_value_t = 1.0)]
     margin_se: f64,
-    /// Candidate weight encodings of every group; the first is the baseline every group starts from.
-    #[arg(long, default_value = "mxint8,mxint4,mxfp4")]
+    /// What each group chooses from; the first value of each list is the baseline every group starts from.
+    /// `encoding=mxint8,mxint4,mxfp4,fixed:4..8; sparsity=0..0.5:0.1; activations=mxint8,fixed:8`: weight
+    /// encodings (`fixed:W` and `fixed:A..B` take per-layer fraction widths chosen from the weights' RMSE),
+    /// sparsities (l1-norm pruning of each tensor; `a..b:step` or a list), input-activation encodings
+    /// (`fixed:W`: fraction widths calibrated on the search split, `--calib-method`). A bare list is the
+    /// encodings.
+    #[arg(long, default_value = "mxint8,mxint4,mxfp4", value_name = "SPACE")]
     space: String,
-    /// Input activations of every linear layer (the baseline's).
-    #[arg(long, default_value = "mxint8")]
-    activations: String,
-    /// Groups that take one encoding together: `layer` (each weight layer) or `kind` (embeddings, attention,
-    /// feed-forward, pooler, classifier, linear).
-    #[arg(long, default_value = "layer", value_parser = ["layer", "kind"])]
+    /// Input activations of every linear layer when the space does not search them (default mxint8).
+    #[arg(long)]
+    activations: Option<String>,
+    /// How `fixed:W` activations in the space get their fraction widths from the search split:
+    /// percentile:P, mse or minmax (as `mxrt convert --calib-method`).
+    #[arg(long, default_value = "percentile:99.99")]
+    calib_method: String,
+    /// Groups that take one choice together: `layer` (each weight layer), `kind` (embeddings, attention,
+    /// ffn, pooler, classifier, linear), or a comma list of selectors, each one group: a layer kind or a
+    /// layer-name glob (`encoder.layer.0.*`); a layer joins the first selector that matches, layers no
+    /// selector matches stay at the baseline.
+    #[arg(long, default_value = "layer")]
     group: String,
-    /// Search strategy. `tpe`: a Tree-structured Parzen Estimator over the groups' encodings (random for
-    /// its first 10 trials; tpe and random are seeded by --seed); `random`; `greedy`: from the sensitivity table, moves in order of bytes saved
-    /// per point lost, each kept if the recipe still meets the budget.
-    #[arg(long, default_value = "tpe", value_parser = ["tpe", "random", "greedy"])]
+    /// Search strategy. `tpe`: a Tree-structured Parzen Estimator over the groups' choices (random for
+    /// its first 10 trials); `random`; `grid`: every point of the space (refused past --trials points);
+    /// `greedy`: from the sensitivity table, moves in order of bytes saved per point lost, each kept if the
+    /// recipe still meets the budget. tpe and random are seeded by --seed.
+    #[arg(long, default_value = "tpe", value_parser = ["tpe", "random", "grid", "greedy"])]
     strategy: String,
     /// Trials of the strategy, besides the baseline and the uniform points (default: 40 for tpe and random;
-    /// for greedy every move of the sensitivity table once).
+    /// for grid the whole grid, up to 1,000 points; for greedy every move of the sensitivity table once).
     #[arg(long)]
     trials: Option<usize>,
     /// Only the sensitivity table (and its heat map).
@@ -76,10 +100,16 @@ pub struct Args {
     #[arg(long, default_value_t = 0.5)]
     search_fraction: f64,
     /// Output directory (created if missing): trials.csv/json, sensitivity and Pareto charts, best.toml and
-    /// best.mxrt (the chosen recipe and its model), report.md.
+    /// best.mxrt (the chosen recipe and its model), report.md. Trials are journaled to
+    /// OUT/trials.partial.jsonl as they finish.
     #[arg(long, default_value = "search")]
     out: PathBuf,
-    /// Trials evaluated at the same time in the sensitivity table (default: the cores).
+    /// Reuse the trials an earlier search into the same --out measured (its trials.json, or the journal an
+    /// interrupted run left), if the checkpoint, data, split, space and groups are the same; with the same
+    /// --seed and --jobs the strategy retraces its steps and goes on past them.
+    #[arg(long)]
+    resume: bool,
+    /// Trials evaluated at the same time (default: the cores). tpe suggests this many points per round.
     #[arg(long)]
     jobs: Option<usize>,
     /// Print the summary as JSON on stdout.
@@ -94,12 +124,16 @@ pub struct Args {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Trial {
     pub id: usize,
-    /// `sensitivity`, `baseline`, `greedy` or `uniform`.
+    /// `baseline`, `sensitivity`, `uniform`, or the strategy's (`tpe`, `random`, `grid`, `greedy`).
     pub phase: &'static str,
     /// What differs from the baseline, e.g. `encoder.layer.3.intermediate.dense=mxint4`.
     pub label: String,
-    /// The encoding of each group, in group order.
+    /// The choice of each group, in group order (e.g. `mxint4`, or `mxint4 sparsity=0.3 act=fixed:8`
+    /// where sparsity and activations are searched).
     pub choice: Vec<String>,
+    /// The indices into the space behind `choice`.
+    #[serde(skip)]
+    pub point: Vec<usize>,
     pub weight_bytes: u64,
     pub metric: Option<f64>,
     /// Points below FP32 on the search split (negative: better than FP32).
@@ -108,27 +142,96 @@ pub(crate) struct Trial {
     pub se_points: Option<f64>,
     pub feasible: bool,
     pub seconds: f64,
+    /// Measured by an earlier run (`--resume`), not again.
+    pub resumed: bool,
 }
 
-/// A group of weight layers that take one encoding together.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Group {
-    pub name: String,
-    pub layers: Vec<String>,
+/// One layer's concrete setting under a point of the space.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LayerChoice {
+    pub weights: String,
+    pub activations: String,
+    pub sparsity: f64,
 }
 
-struct Search<'a> {
+impl LayerChoice {
+    fn settings(&self) -> Settings {
+        Settings {
+            weights: Some(self.weights.clone()),
+            activations: Some(self.activations.clone()),
+            prune: Some(prune(self.sparsity)),
+            ..Settings::default()
+        }
+    }
+
+    /// The same as TOML keys, one per line.
+    fn toml(&self) -> String {
+        let prune = if self.sparsity > 0.0 {
+            format!(
+                "{{ method = \"l1\", sparsity = {}, scope = \"local\", seed = 0 }}",
+                self.sparsity
+            )
+        } else {
+            "false".into()
+        };
+        format!(
+            "weights = \"{}\"\nactivations = \"{}\"\nprune = {prune}\n",
+            self.weights, self.activations
+        )
+    }
+}
+
+fn prune(sparsity: f64) -> PruneSetting {
+    if sparsity > 0.0 {
+        PruneSetting::On {
+            method: "l1".into(),
+            sparsity,
+            scope: "local".into(),
+            seed: 0,
+        }
+    } else {
+        PruneSetting::Off(false)
+    }
+}
+
+pub(crate) struct Search<'a> {
     a: &'a Args,
     source: Source,
     groups: Vec<Group>,
-    space: Vec<String>,
+    /// Weight layers in no group: they keep the baseline.
+    fixed_layers: Vec<String>,
+    space: Space,
     reference_metric: f64,
     metric_name: &'static str,
+    /// The budget in points of the metric (a relative `--budget` resolved against FP32's).
+    budget: f64,
+    /// Fraction widths of `fixed:W` candidates by (layer, width): weights (RMSE) and activations (data).
+    weight_fracs: HashMap<(String, u8), u8>,
+    activation_fracs: HashMap<(String, u8), u8>,
+    /// Measurements of earlier runs (`--resume`), by choice.
+    resumed: HashMap<Vec<String>, Measured>,
+    journal: Option<Journal>,
 }
 
 /// Points of a metric: accuracy, agreement and correlations × 100.
 fn points(v: f64) -> f64 {
     100.0 * v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_points_or_relative() {
+        assert_eq!(parse_budget("1.5").unwrap(), Budget::Points(1.5));
+        assert_eq!(parse_budget("2%").unwrap(), Budget::Relative(2.0));
+        assert_eq!(parse_budget(" 0 % ").unwrap(), Budget::Relative(0.0));
+        for bad in ["-1", "x", "NaN", "%", "-2%"] {
+            let e = parse_budget(bad).unwrap_err().to_string();
+            assert!(e.contains("--budget"), "{e}");
+        }
+    }
 }
 
 impl Search<'_> {
@@ -149,29 +252,123 @@ impl Search<'_> {
         })
     }
 
-    /// The recipe of `choice` (one encoding index per group): the baseline default, one override per layer
-    /// whose group is elsewhere.
-    fn recipe(&self, choice: &[usize]) -> Recipe {
-        let mut recipe = Recipe::default();
-        recipe.default.weights = Some(self.space[0].clone());
-        recipe.default.activations = Some(self.a.activations.clone());
-        for (g, &c) in self.groups.iter().zip(choice) {
-            if c == 0 {
-                continue;
+    /// The baseline point: every group at the first value of every dimension.
+    fn baseline(&self) -> Vec<usize> {
+        vec![0; self.groups.len() * DIMS]
+    }
+
+    /// Index count of each coordinate of a point.
+    fn cardinalities(&self) -> Vec<usize> {
+        let card = self.space.cardinalities();
+        (0..self.groups.len()).flat_map(|_| card).collect()
+    }
+
+    /// The choice of each group under `point`, as labels.
+    fn choice(&self, point: &[usize]) -> Vec<String> {
+        point
+            .chunks(DIMS)
+            .map(|idx| self.space.choice_label(idx))
+            .collect()
+    }
+
+    /// What differs from the baseline under `point`, e.g. `fc1=mxint4 out=mxfp4`.
+    fn label(&self, point: &[usize]) -> String {
+        let changed: Vec<String> = point
+            .chunks(DIMS)
+            .zip(&self.groups)
+            .filter(|(idx, _)| idx.iter().any(|&i| i != 0))
+            .map(|(idx, g)| format!("{}={}", g.name, self.space.choice_label(idx)))
+            .collect();
+        match changed.len() {
+            0 => "baseline".into(),
+            n if n > 3 => format!("{n} groups changed"),
+            _ => changed.join(" "),
+        }
+    }
+
+    /// One layer's concrete setting for the group choice `idx` (fraction widths filled in).
+    fn layer_choice(&self, layer: &str, idx: &[usize]) -> LayerChoice {
+        let concrete = |c: &Candidate, fracs: &HashMap<(String, u8), u8>| match c {
+            Candidate::Spec(s) => s.clone(),
+            Candidate::FixedWidth(w) => {
+                // A layer the data never ran keeps a grid where values up to 1 fit.
+                let f = fracs
+                    .get(&(layer.to_string(), *w))
+                    .copied()
+                    .unwrap_or_else(|| calibrate::fitting_frac(1.0, *w));
+                format!("fixed:{w}.{f}")
             }
-            for layer in &g.layers {
-                recipe.overrides.push(Override {
-                    name: Some(layer.clone()),
-                    kind: None,
-                    settings: Settings {
-                        weights: Some(self.space[c].clone()),
-                        ..Settings::default()
-                    },
-                    may_match_nothing: false,
-                });
+        };
+        LayerChoice {
+            weights: concrete(&self.space.weights[idx[WEIGHTS]], &self.weight_fracs),
+            activations: concrete(
+                &self.space.activations[idx[ACTIVATIONS]],
+                &self.activation_fracs,
+            ),
+            sparsity: self.space.sparsity[idx[SPARSITY]],
+        }
+    }
+
+    /// Every weight layer's setting under `point`, and the recipe's default (the baseline's, where it
+    /// needs no per-layer fraction width): only layers that differ from the default get an override.
+    fn layer_choices(&self, point: &[usize]) -> (Option<LayerChoice>, Vec<(String, LayerChoice)>) {
+        let base = [0; DIMS];
+        let plain = |c: &Candidate| matches!(c, Candidate::Spec(_));
+        let default = (plain(&self.space.weights[0]) && plain(&self.space.activations[0]))
+            .then(|| self.layer_choice("", &base));
+        let mut layers = Vec::new();
+        for (g, idx) in self.groups.iter().zip(point.chunks(DIMS)) {
+            for l in &g.layers {
+                layers.push((l.clone(), self.layer_choice(l, idx)));
             }
         }
+        for l in &self.fixed_layers {
+            layers.push((l.clone(), self.layer_choice(l, &base)));
+        }
+        // A default prune reaches linear-like layers only: with a pruned baseline every layer says its own.
+        if default.as_ref().is_some_and(|d| d.sparsity == 0.0) {
+            layers.retain(|(_, c)| default.as_ref() != Some(c));
+        }
+        (default, layers)
+    }
+
+    /// The recipe of `point`.
+    fn recipe(&self, point: &[usize]) -> Recipe {
+        let (default, layers) = self.layer_choices(point);
+        let mut recipe = Recipe::default();
+        if let Some(d) = default {
+            recipe.default = d.settings();
+            recipe.default.prune = (d.sparsity > 0.0).then(|| prune(d.sparsity));
+        }
+        for (name, c) in layers {
+            recipe.overrides.push(Override {
+                name: Some(name),
+                kind: None,
+                settings: c.settings(),
+                may_match_nothing: false,
+            });
+        }
         recipe
+    }
+
+    /// The recipe of `point` as TOML: `mxrt convert CHECKPOINT --recipe best.toml` builds the same model.
+    fn recipe_toml(&self, point: &[usize]) -> String {
+        let (default, layers) = self.layer_choices(point);
+        let mut s = format!(
+            "# Written by mxrt search ({}): `mxrt convert CHECKPOINT --recipe best.toml` gives the evaluated model.\n",
+            self.a.checkpoint.display()
+        );
+        if let Some(d) = default {
+            let mut keys = d.toml();
+            if d.sparsity == 0.0 {
+                keys = keys.replace("prune = false\n", "");
+            }
+            s += &format!("\n[default]\n{keys}");
+        }
+        for (name, c) in layers {
+            s += &format!("\n[[layer]]\nname = \"{name}\"\n{}", c.toml());
+        }
+        s
     }
 
     fn options(&self, recipe: Recipe) -> ModelOptions {
@@ -186,20 +383,16 @@ impl Search<'_> {
         }
     }
 
-    /// Builds `choice` in memory and evaluates it on `data` against the FP32 outputs `refs`: weight bytes
-    /// and the headline metric.
-    fn measure(
-        &self,
-        choice: &[usize],
-        data: &Data,
-        refs: &[Vec<f32>],
-    ) -> Result<(u64, Option<f64>, Option<f64>)> {
+    /// Builds `point` in memory and evaluates it on `data` against the FP32 outputs `refs`: weight bytes,
+    /// the headline metric and its paired standard error in points (classification).
+    fn measure(&self, point: &[usize], data: &Data, refs: &[Vec<f32>]) -> Result<Measured> {
+        let start = Instant::now();
         let built = self.source.build(
             Path::new("trial.mxrt"),
-            &self.options(self.recipe(choice)),
+            &self.options(self.recipe(point)),
             &mut |_, _, _| {},
         )?;
-        let bytes: u64 = built
+        let weight_bytes: u64 = built
             .report
             .tensors
             .iter()
@@ -213,133 +406,93 @@ impl Search<'_> {
         let out = outputs(&session, data, &self.a.data, &mut || {})?;
         let m = compare(session.model(), data, &out, refs);
         let se = class_labels(data).map(|l| paired_accuracy_se(&out, refs, l));
-        Ok((bytes, m[self.metric_name].as_f64(), se))
-    }
-
-    fn trial(
-        &self,
-        (id, phase, label): (usize, &'static str, String),
-        choice: &[usize],
-        data: &Data,
-        refs: &[Vec<f32>],
-    ) -> Result<Trial> {
-        let start = Instant::now();
-        let (weight_bytes, metric, se_points) = self
-            .measure(choice, data, refs)
-            .with_context(|| format!("trial {id} ({label})"))?;
-        let drop_points = metric.map(|m| points(self.reference_metric) - points(m));
-        let margin = self.a.margin_se * se_points.unwrap_or(0.0);
-        Ok(Trial {
-            id,
-            phase,
-            label,
-            choice: choice.iter().map(|&c| self.space[c].clone()).collect(),
+        Ok(Measured {
             weight_bytes,
-            metric,
-            drop_points,
-            se_points,
-            feasible: match self.a.target_bytes {
-                Some(n) => weight_bytes <= n && metric.is_some(),
-                None => drop_points.is_some_and(|d| d + margin <= self.a.budget),
-            },
+            metric: m[self.metric_name].as_f64(),
+            se_points: se,
             seconds: start.elapsed().as_secs_f64(),
         })
     }
-}
 
-/// The tpe and random strategies: `--trials` suggestions, each evaluated on the search split, the history
-/// seeded with the trials so far (baseline, uniform points). Minimises weight bytes relative to the
-/// baseline, any trial over the budget ranked after every trial within it. Returns the best feasible
-/// choice (the baseline's when none is).
-fn model_based(
-    search: &Search,
-    trials: &mut Vec<Trial>,
-    (data, refs): (&Data, &[Vec<f32>]),
-    show: bool,
-) -> Result<Vec<usize>> {
-    let a = search.a;
-    let base_bytes = trials[0].weight_bytes.max(1) as f64;
-    let index = |t: &Trial| -> Vec<usize> {
-        t.choice
-            .iter()
-            .map(|e| search.space.iter().position(|s| s == e).unwrap_or(0))
-            .collect()
-    };
-    let cost = |t: &Trial| -> f64 {
-        let relative = t.weight_bytes as f64 / base_bytes;
-        match (a.target_bytes, t.feasible, t.drop_points) {
-            // Under a byte target: the metric lost (bytes break ties); over it, by how much.
-            (Some(_), true, d) => d.unwrap_or(1e6) + 1e-3 * relative,
-            (Some(n), false, _) => 1000.0 + t.weight_bytes as f64 / n.max(1) as f64,
-            (None, true, _) => relative,
-            (None, false, Some(d)) => 1000.0 + relative + (d - a.budget).max(0.0),
-            (None, false, None) => 1e9,
+    /// A trial of `point` on the search split: measured, or taken from an earlier run; journaled.
+    fn trial(
+        &self,
+        (id, phase, label): (usize, &'static str, String),
+        point: &[usize],
+        (data, refs): (&Data, &[Vec<f32>]),
+    ) -> Result<Trial> {
+        let choice = self.choice(point);
+        let (m, resumed) = match self.resumed.get(&choice) {
+            Some(m) => (*m, true),
+            None => (
+                self.measure(point, data, refs)
+                    .with_context(|| format!("trial {id} ({label})"))?,
+                false,
+            ),
+        };
+        let drop_points = m.metric.map(|v| points(self.reference_metric) - points(v));
+        let margin = self.a.margin_se * m.se_points.unwrap_or(0.0);
+        let t = Trial {
+            id,
+            phase,
+            label,
+            choice,
+            point: point.to_vec(),
+            weight_bytes: m.weight_bytes,
+            metric: m.metric,
+            drop_points,
+            se_points: m.se_points,
+            feasible: match self.a.target_bytes {
+                Some(n) => m.weight_bytes <= n && m.metric.is_some(),
+                None => drop_points.is_some_and(|d| d + margin <= self.budget),
+            },
+            seconds: m.seconds,
+            resumed,
+        };
+        if let Some(j) = &self.journal {
+            j.append(&t)?;
         }
-    };
-    let mut history: Vec<(Vec<usize>, f64)> = trials.iter().map(|t| (index(t), cost(t))).collect();
-    let cardinalities = vec![search.space.len(); search.groups.len()];
-    let mut rng = mxrt_converter::rng::SplitMix64(a.data.seed);
-    let count = a.trials.unwrap_or(40);
-    let bar = progress(show, count, &format!("{} trials", a.strategy));
-    let phase: &'static str = if a.strategy == "tpe" { "tpe" } else { "random" };
-    for _ in 0..count {
-        let choice = match phase {
-            "tpe" => tpe::suggest(&history, &cardinalities, &mut rng),
-            _ => tpe::random(&cardinalities, &mut rng),
-        };
-        let id = trials.len();
-        let changed: Vec<String> = choice
-            .iter()
-            .zip(&search.groups)
-            .filter(|(&c, _)| c != 0)
-            .map(|(&c, g)| format!("{}={}", g.name, search.space[c]))
-            .collect();
-        let label = if changed.len() > 3 {
-            format!("{} groups changed", changed.len())
-        } else {
-            changed.join(" ")
-        };
-        let t = search.trial((id, phase, label), &choice, data, refs)?;
-        bar.inc(1);
-        history.push((choice, cost(&t)));
-        trials.push(t);
-        if let Some(best) = search.best(trials.iter()) {
+        Ok(t)
+    }
+
+    /// Trials of `points` (phase, label, point), `--jobs` at a time, numbered after `trials` and appended.
+    fn run_all(
+        &self,
+        trials: &mut Vec<Trial>,
+        todo: Vec<(&'static str, String, Vec<usize>)>,
+        split: (&Data, &[Vec<f32>]),
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        let first = trials.len();
+        let jobs = self.jobs().min(todo.len().max(1));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+        let done: Vec<Trial> = pool.install(|| {
+            todo.into_par_iter()
+                .enumerate()
+                .map(|(k, (phase, label, point))| {
+                    let t = self.trial((first + k, phase, label), &point, split);
+                    bar.inc(1);
+                    t
+                })
+                .collect::<Result<Vec<Trial>>>()
+        })?;
+        trials.extend(done);
+        if let Some(best) = self.best(trials.iter()) {
             bar.set_message(format!(
                 "best {} bytes, drop {:.2} pt",
                 best.weight_bytes,
                 best.drop_points.unwrap_or(0.0)
             ));
         }
+        Ok(())
     }
-    bar.finish_and_clear();
-    Ok(search
-        .best(trials.iter())
-        .map_or_else(|| vec![0; search.groups.len()], index))
-}
 
-/// The weight layers of the checkpoint, grouped as `--group` says.
-fn groups(source: &Source, how: &str) -> Vec<Group> {
-    let mut out: Vec<Group> = Vec::new();
-    for (li, layer) in source.layers().iter().enumerate() {
-        if source.layer_weights(li).next().is_none() {
-            continue;
-        }
-        let name = match how {
-            "kind" => match layer.kind {
-                LayerKind::Embedding => "embeddings".to_string(),
-                k => k.name().to_string(),
-            },
-            _ => layer.name.clone(),
-        };
-        match out.iter_mut().find(|g| g.name == name) {
-            Some(g) => g.layers.push(layer.name.clone()),
-            None => out.push(Group {
-                name,
-                layers: vec![layer.name.clone()],
-            }),
-        }
+    fn jobs(&self) -> usize {
+        self.a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
     }
-    out
 }
 
 fn progress(show: bool, len: usize, what: &str) -> ProgressBar {
@@ -355,46 +508,138 @@ fn progress(show: bool, len: usize, what: &str) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
+}
+
+/// `--budget`: points of the metric, or a share of FP32's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Budget {
+    Points(f64),
+    Relative(f64),
+}
+
+fn parse_budget(s: &str) -> Result<Budget> {
+    let (number, relative) = match s.trim().strip_suffix('%') {
+        Some(n) => (n, true),
+        None => (s.trim(), false),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 && relative => Ok(Budget::Relative(v)),
+        Ok(v) if v >= 0.0 => Ok(Budget::Points(v)),
+        _ => bail!("--budget {s:?}: give points (1.0) or a share of FP32's metric (2%), 0 or more"),
+    }
+}
+
+/// What makes earlier trials reusable by `--resume`: the same model, data, split, space and groups.
+fn fingerprint(search: &Search, examples: usize) -> Result<Value> {
+    let a = search.a;
+    let data_sha256 = match &a.data.data {
+        Some(p) => Some(mxrt_converter::sha256_hex(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let checkpoint = std::fs::canonicalize(&a.checkpoint).unwrap_or_else(|_| a.checkpoint.clone());
+    Ok(json!({
+        "checkpoint": checkpoint.display().to_string(),
+        "data_sha256": data_sha256,
+        "synthetic": a.data.synthetic.map(|n| json!({"examples": n, "seed": a.data.seed})),
+        "task": a.data.task, "limit": a.data.limit, "max_length": a.data.max_length,
+        "examples": examples, "search_fraction": a.search_fraction,
+        "space": search.space.describe(), "calib_method": a.calib_method,
+        "groups": search.groups,
+    }))
+}
+
+/// Fraction widths of the space's `fixed:W` candidates: each layer's weights by their own RMSE, its input
+/// activations from the FP32 model on the search split.
+fn calibrate_fractions(
+    search: &mut Search,
+    reference: &Model,
+    search_data: &Data,
+    show: bool,
+) -> Result<()> {
+    let (weight_widths, activation_widths) = search.space.calibrated_widths();
+    let layers = search.source.layers();
+    let mut todo: Vec<(usize, u8)> = Vec::new();
+    for li in 0..layers.len() {
+        if search.source.layer_weights(li).next().is_some() {
+            todo.extend(weight_widths.iter().map(|&w| (li, w)));
+        }
+    }
+    let source = &search.source;
+    let fracs: Vec<((String, u8), u8)> = todo
+        .par_iter()
+        .map(|&(li, w)| {
+            let tensors: Vec<&[f32]> = source.layer_weights(li).collect();
+            let (f, _) = best_fixed_frac(&tensors, w, Rounding::default());
+            ((layers[li].name.clone(), w), f)
+        })
+        .collect();
+    search.weight_fracs = fracs.into_iter().collect();
+    if activation_widths.is_empty() {
+        return Ok(());
+    }
+    let method: Method = search
+        .a
+        .calib_method
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--calib-method {e}"))?;
+    if show {
+        eprintln!("calibrating fixed-point activations on the search split ({method}) ...");
+    }
+    let (mut sampled, _) =
+        calibrate::sample_activations(reference, search_data, search.a.data.max_length)?;
+    for (layer, s) in sampled.iter_mut() {
+        for &w in &activation_widths {
+            let f = calibrate::choose(s, w, method, Rounding::default());
+            search.activation_fracs.insert((layer.clone(), w), f);
+        }
+    }
+    Ok(())
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let started = Instant::now();
-    let space: Vec<String> = a
-        .space
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for s in &space {
-        s.parse::<EncodingSpec>()
-            .map_err(|e| anyhow::anyhow!("--space {s:?}: {e}"))?;
-    }
-    if space.len() < 2 {
-        bail!("--space needs at least two encodings (the baseline first, then the candidates), e.g. mxint8,mxint4");
-    }
-    a.activations
-        .parse::<EncodingSpec>()
-        .map_err(|e| anyhow::anyhow!("--activations: {e}"))?;
+    let space = Space::parse(&a.space, a.activations.as_deref()).map_err(|e| {
+        let m = e.to_string();
+        if m.starts_with("--") {
+            e
+        } else {
+            anyhow::anyhow!("--space: {m}")
+        }
+    })?;
     if a.search_fraction.is_nan() || a.search_fraction <= 0.0 || a.search_fraction >= 1.0 {
         bail!("--search-fraction must be in (0, 1): the held-out split needs examples too");
     }
     let negative_or_nan = |v: f64| v.is_nan() || v < 0.0;
-    if negative_or_nan(a.budget) || negative_or_nan(a.margin_se) {
-        bail!("--budget and --margin-se must be numbers, 0 or more");
+    let budget = parse_budget(&a.budget)?;
+    if negative_or_nan(a.margin_se) {
+        bail!("--margin-se must be a number, 0 or more");
     }
+    a.calib_method
+        .parse::<Method>()
+        .map_err(|e| anyhow::anyhow!("--calib-method {e}"))?;
     let show = !(a.quiet || a.json);
     if show {
         eprintln!("reading {} ...", a.checkpoint.display());
     }
     let source = Source::open(std::slice::from_ref(&a.checkpoint), false)
         .with_context(|| format!("reading the checkpoint {}", a.checkpoint.display()))?;
-    let groups = groups(&source, &a.group);
+    let (groups, fixed_layers) = groups::groups(&source, &a.group)?;
     if groups.is_empty() {
         bail!(
             "{} has no weight layers to search over",
             a.checkpoint.display()
         );
+    }
+    if a.strategy == "grid" && !a.sensitivity {
+        strategies::check_grid(
+            space.points_per_group(),
+            groups.len(),
+            a.trials.unwrap_or(1000),
+        )?;
     }
     let staged = StagedDir::new(&a.out)
         .with_context(|| format!("cannot prepare the output directory {}", a.out.display()))?;
@@ -406,9 +651,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         a: &a,
         source,
         groups,
+        fixed_layers,
         space,
         reference_metric: 0.0,
         metric_name: "accuracy",
+        budget: 0.0,
+        weight_fracs: HashMap::new(),
+        activation_fracs: HashMap::new(),
+        resumed: HashMap::new(),
+        journal: None,
     };
     let built = search.source.build(
         Path::new("fp32.mxrt"),
@@ -435,166 +686,120 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let refs_held = outputs(&reference, &held_data, &a.data, &mut || {})?;
     let fp32_search = compare(reference.model(), &search_data, &refs_search, &refs_search);
     let fp32_held = compare(reference.model(), &held_data, &refs_held, &refs_held);
+    calibrate_fractions(&mut search, reference.model(), &search_data, show)?;
     drop(reference);
     search.metric_name = metric_name;
     search.reference_metric = fp32_search[metric_name]
         .as_f64()
         .with_context(|| format!("the FP32 model has no {metric_name} on this data"))?;
+    search.budget = match budget {
+        Budget::Points(p) => p,
+        Budget::Relative(r) => points(search.reference_metric).abs() * r / 100.0,
+    };
+    let fingerprint = fingerprint(&search, n)?;
+    if a.resume {
+        search.resumed = resume::load(&a.out, &fingerprint)?;
+        if show {
+            eprintln!(
+                "resuming: {} trials measured before are reused",
+                search.resumed.len()
+            );
+        }
+    }
+    search.journal = Some(Journal::create(&a.out, &fingerprint)?);
     let search = search;
     if show {
         eprintln!(
-            "{} groups x {} encodings; search split {cut} examples, held-out {}; FP32 {metric_name} {:.2} on the search split",
+            "{} groups x {} choices each ({}); search split {cut} examples, held-out {}; FP32 {metric_name} {:.2} on the search split",
             search.groups.len(),
-            search.space.len(),
+            search.space.points_per_group(),
+            search.space.describe(),
             n - cut,
             points(search.reference_metric)
         );
     }
+    let split = (&search_data, refs_search.as_slice());
 
-    let g = search.groups.len();
-    let baseline = vec![0usize; g];
+    let baseline = search.baseline();
     let mut trials: Vec<Trial> = Vec::new();
-    trials.push(search.trial(
-        (0, "baseline", format!("all {}", search.space[0])),
-        &baseline,
-        &search_data,
-        &refs_search,
-    )?);
+    trials.push(search.trial((0, "baseline", "baseline".into()), &baseline, split)?);
 
-    // Sensitivity: each group alone at each candidate encoding (greedy's starting point, or asked for).
+    // Sensitivity: each group alone at each candidate value (greedy's starting point, or asked for).
+    let card = search.space.cardinalities();
     let with_sensitivity = a.sensitivity || a.strategy == "greedy";
-    let cells: Vec<(usize, usize)> = if with_sensitivity {
-        (0..g)
-            .flat_map(|gi| (1..search.space.len()).map(move |e| (gi, e)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, cells.len().max(1));
-    let bar = progress(show, cells.len(), "sensitivity trials");
-    bar.enable_steady_tick(std::time::Duration::from_millis(250));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    let first_id = trials.len();
-    let sensitivity: Vec<Trial> = pool.install(|| {
-        cells
-            .par_iter()
-            .enumerate()
-            .map(|(k, &(gi, e))| {
-                let mut choice = baseline.clone();
-                choice[gi] = e;
-                let label = format!("{}={}", search.groups[gi].name, search.space[e]);
-                let t = search.trial(
-                    (first_id + k, "sensitivity", label),
-                    &choice,
-                    &search_data,
-                    &refs_search,
-                );
-                bar.inc(1);
-                t
-            })
-            .collect::<Result<Vec<Trial>>>()
-    })?;
-    bar.finish_and_clear();
-    trials.extend(sensitivity.iter().cloned());
-
-    // Uniform points for the chart: every group at each candidate.
-    for e in 1..search.space.len() {
-        let id = trials.len();
-        trials.push(search.trial(
-            (id, "uniform", format!("all {}", search.space[e])),
-            &vec![e; g],
-            &search_data,
-            &refs_search,
-        )?);
-    }
-
-    let mut best_choice = baseline.clone();
-    if !a.sensitivity && a.strategy != "greedy" {
-        best_choice = model_based(&search, &mut trials, (&search_data, &refs_search), show)?;
-    }
-    if !a.sensitivity && a.strategy == "greedy" {
-        // Greedy: moves in order of bytes saved per point lost (moves that lose nothing first, most bytes
-        // first), each kept if the recipe still meets the budget.
-        let base_bytes = trials[0].weight_bytes as f64;
-        let mut moves: Vec<(usize, usize, f64)> = sensitivity
-            .iter()
-            .zip(&cells)
-            .filter(|(t, _)| (t.weight_bytes as f64) < base_bytes)
-            .map(|(t, &(gi, e))| {
-                let saved = base_bytes - t.weight_bytes as f64;
-                let lost =
-                    t.drop_points.unwrap_or(f64::INFINITY) - trials[0].drop_points.unwrap_or(0.0);
-                (gi, e, saved / lost.max(0.01))
-            })
-            .collect();
-        moves.sort_by(|x, y| y.2.total_cmp(&x.2));
-        let limit = a.trials.unwrap_or(moves.len());
-        let bar = progress(show, limit.min(moves.len()), "greedy trials");
-        let mut current = trials[0].clone();
-        for &(gi, e, _) in moves.iter().take(limit) {
-            if best_choice[gi] != 0 {
-                bar.inc(1);
-                continue; // this group already took a smaller encoding
+    let mut cells = Vec::new();
+    if with_sensitivity {
+        for (gi, g) in search.groups.iter().enumerate() {
+            for (d, &c) in card.iter().enumerate() {
+                for v in 1..c {
+                    let mut p = baseline.clone();
+                    p[gi * DIMS + d] = v;
+                    cells.push((
+                        "sensitivity",
+                        format!("{}={}", g.name, search.space.value(d, v)),
+                        p,
+                    ));
+                }
             }
-            let mut choice = best_choice.clone();
-            choice[gi] = e;
-            let id = trials.len();
-            let label = format!("+ {}={}", search.groups[gi].name, search.space[e]);
-            let t = search.trial((id, "greedy", label), &choice, &search_data, &refs_search)?;
-            bar.inc(1);
-            // Under a byte target every move is taken (least loss per byte first) until the weights fit.
-            let take = match a.target_bytes {
-                Some(_) => !current.feasible && t.weight_bytes < current.weight_bytes,
-                None => t.feasible && t.weight_bytes < current.weight_bytes,
-            };
-            if take {
-                best_choice = choice;
-                current = t.clone();
-                bar.set_message(format!(
-                    "best {} bytes, drop {:.2} pt",
-                    current.weight_bytes,
-                    current.drop_points.unwrap_or(0.0)
-                ));
-            }
-            trials.push(t);
         }
-        bar.finish_and_clear();
     }
+    let bar = progress(show, cells.len(), "sensitivity trials");
+    let first = trials.len();
+    search.run_all(&mut trials, cells, split, &bar)?;
+    bar.finish_and_clear();
+    let sensitivity: Vec<Trial> = trials[first..].to_vec();
+
+    // Uniform points for the chart: every group at each candidate value of a dimension.
+    let mut uniform = Vec::new();
+    for (d, &c) in card.iter().enumerate() {
+        for v in 1..c {
+            let p: Vec<usize> = baseline
+                .iter()
+                .enumerate()
+                .map(|(k, _)| if k % DIMS == d { v } else { 0 })
+                .collect();
+            uniform.push(("uniform", format!("all {}", search.space.value(d, v)), p));
+        }
+    }
+    search.run_all(&mut trials, uniform, split, &ProgressBar::hidden())?;
+
+    let best_point = match (a.sensitivity, a.strategy.as_str()) {
+        (true, _) => baseline.clone(),
+        (false, "greedy") => strategies::greedy(&search, &mut trials, &sensitivity, split, show)?,
+        (false, "grid") => strategies::grid(&search, &mut trials, split, show)?,
+        (false, _) => strategies::model_based(&search, &mut trials, split, show)?,
+    };
 
     // The chosen recipe (the best feasible trial the strategy kept) on the held-out split.
-    let chosen: Vec<String> = best_choice
-        .iter()
-        .map(|&c| search.space[c].clone())
-        .collect();
     let best = search
-        .best(trials.iter().filter(|t| t.choice == chosen))
+        .best(trials.iter().filter(|t| t.point == best_point))
         .cloned();
-    let (best_bytes, held_best, held_se) = match &best {
-        Some(_) => search.measure(&best_choice, &held_data, &refs_held)?,
-        None => (0, None, None),
+    let held_best = match &best {
+        Some(_) => Some(search.measure(&best_point, &held_data, &refs_held)?),
+        None => None,
     };
-    let (_, held_baseline, _) = search.measure(&baseline, &held_data, &refs_held)?;
+    let held_baseline = search.measure(&baseline, &held_data, &refs_held)?;
     let held_fp32 = fp32_held[metric_name].as_f64();
-    let recipe_toml = output::recipe_toml(&search, &best_choice);
+    let recipe_toml = search.recipe_toml(&best_point);
+    let resumed = trials.iter().filter(|t| t.resumed).count();
 
     let summary = json!({
         "checkpoint": a.checkpoint.display().to_string(),
         "data": a.data.data.as_ref().map(|p| p.display().to_string()),
-        "task": task, "metric": metric_name, "budget_points": a.budget, "margin_se": a.margin_se,
+        "task": task, "metric": metric_name, "budget": a.budget, "budget_points": search.budget, "margin_se": a.margin_se,
         "target_bytes": a.target_bytes,
-        "space": search.space, "activations": a.activations, "group": a.group, "strategy": a.strategy,
-        "groups": search.groups,
+        "space": search.space.describe(), "group": a.group, "strategy": a.strategy,
+        "groups": search.groups, "baseline_layers": search.fixed_layers,
         "search_split": {"examples": cut, "fp32": search.reference_metric},
-        "held_out_split": {"examples": n - cut, "fp32": held_fp32, "baseline": held_baseline, "best": held_best,
-            "best_se_points": held_se},
+        "held_out_split": {"examples": n - cut, "fp32": held_fp32, "baseline": held_baseline.metric,
+            "best": held_best.and_then(|m| m.metric), "best_se_points": held_best.and_then(|m| m.se_points)},
         "baseline": {"weight_bytes": trials[0].weight_bytes, "search_metric": trials[0].metric},
-        "best": best.as_ref().map(|b| json!({"trial": b.id, "weight_bytes": best_bytes, "search_metric": b.metric,
-            "drop_points": b.drop_points, "se_points": b.se_points, "choice": b.choice, "held_out_metric": held_best})),
-        "trials": trials.len(),
+        "best": best.as_ref().map(|b| json!({"trial": b.id, "weight_bytes": b.weight_bytes, "search_metric": b.metric,
+            "drop_points": b.drop_points, "se_points": b.se_points, "choice": b.choice,
+            "held_out_metric": held_best.and_then(|m| m.metric)})),
+        "trials": trials.len(), "resumed_trials": resumed, "jobs": search.jobs(),
         "seconds": started.elapsed().as_secs_f64(),
+        "fingerprint": fingerprint,
     });
     output::write_all(
         &search,
@@ -608,7 +813,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         // The evaluated model itself, beside the recipe that rebuilds it.
         let built = search.source.build(
             Path::new("best.mxrt"),
-            &search.options(search.recipe(&best_choice)),
+            &search.options(search.recipe(&best_point)),
             &mut |_, _, _| {},
         )?;
         let path = staged.path().join("best.mxrt");
@@ -618,12 +823,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
     staged
         .commit()
         .with_context(|| format!("moving the results into {}", a.out.display()))?;
+    if let Some(j) = search.journal {
+        j.finish()?;
+    }
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else if !a.quiet {
         output::print_summary(&summary)?;
+        let reused = if a.resume {
+            format!(" ({resumed} reused from the earlier run)")
+        } else {
+            String::new()
+        };
         outln!(
-            "{} trials in {:.1} s; results in {}",
+            "{} trials{reused} in {:.1} s; results in {}",
             trials.len(),
             started.elapsed().as_secs_f64(),
             a.out.display()

@@ -13,30 +13,6 @@ use super::{points, Search, Trial};
 use crate::fmt::{grouped, outln};
 use crate::plot::{self, Chart, HeatMap, Series};
 
-/// The recipe of `choice` as TOML: the baseline default and one `[[layer]]` per layer whose group took
-/// another encoding.
-pub(crate) fn recipe_toml(search: &Search, choice: &[usize]) -> String {
-    let mut s = format!(
-        "# Written by mxrt search ({}): `mxrt convert CHECKPOINT --recipe best.toml` gives the evaluated model.\n\n[default]\nweights = \"{}\"\nactivations = \"{}\"\n",
-        search.a.checkpoint.display(),
-        search.space[0],
-        search.a.activations
-    );
-    for (g, &c) in search.groups.iter().zip(choice) {
-        if c == 0 {
-            continue;
-        }
-        for layer in &g.layers {
-            let _ = write!(
-                s,
-                "\n[[layer]]\nname = \"{layer}\"\nweights = \"{}\"\n",
-                search.space[c]
-            );
-        }
-    }
-    s
-}
-
 fn csv(trials: &[Trial]) -> String {
     let mut out = String::from(
         "trial,phase,label,weight_bytes,metric,drop_points,se_points,feasible,seconds,choice\n",
@@ -54,7 +30,7 @@ fn csv(trials: &[Trial]) -> String {
             t.se_points.map_or(String::new(), |d| format!("{d:.4}")),
             t.feasible,
             t.seconds,
-            t.choice.join(" ")
+            t.choice.join(" | ")
         );
     }
     out
@@ -110,7 +86,11 @@ pub(crate) fn write_all(
     let y_label = format!("{task} {metric} on the search split ({unit})");
 
     // Sensitivity heat map: drop against FP32 of each group alone at each candidate.
-    let cols: Vec<String> = search.space[1..].to_vec();
+    let card = search.space.cardinalities();
+    let cols: Vec<String> = (0..card.len())
+        .flat_map(|d| (1..card[d]).map(move |v| (d, v)))
+        .map(|(d, v)| search.space.value(d, v))
+        .collect();
     let values: Vec<Vec<Option<f64>>> = search
         .groups
         .iter()
@@ -126,8 +106,8 @@ pub(crate) fn write_all(
         })
         .collect();
     let title = format!(
-        "{model}: metric drop per group alone (others at {})",
-        search.space[0]
+        "{model}: metric drop per group alone (others at the baseline, {})",
+        search.space.choice_label(&[0; super::space::DIMS])
     );
     let value_label = format!("points of {metric} lost against FP32, search split");
     if trials.iter().any(|t| t.phase == "sensitivity") {
@@ -174,7 +154,7 @@ pub(crate) fn write_all(
     uniform.sort_by(|a, b| a.1.total_cmp(&b.1));
     let title = format!("{model}: weight bytes against {metric}, every trial");
     let smallest = trials.iter().map(|t| t.weight_bytes).min().unwrap_or(0) as f64 / scale;
-    let floor = reference - search.a.budget;
+    let floor = reference - search.budget;
     let chart = Chart {
         title: &title,
         x_label,
@@ -192,6 +172,7 @@ pub(crate) fn write_all(
                 points: cloud(match search.a.strategy.as_str() {
                     "tpe" => "tpe",
                     "random" => "random",
+                    "grid" => "grid",
                     _ => "greedy",
                 }),
                 joined: false,
@@ -213,7 +194,7 @@ pub(crate) fn write_all(
                     }
                 }
                 None => Series {
-                    label: format!("budget: FP32 - {:.2} ({floor:.2})", search.a.budget),
+                    label: format!("budget: FP32 - {:.2} ({floor:.2})", search.budget),
                     points: vec![(smallest, floor), (largest / scale, floor)],
                     joined: true,
                 },
@@ -252,20 +233,19 @@ fn report(
         Some(n) => format!("the best {metric} with at most {} weight bytes", grouped(n)),
         None => format!(
             "the fewest weight bytes with {metric} at most {:.2} points below FP32",
-            search.a.budget
+            search.budget
         ),
     };
     let _ = writeln!(
         s,
         "Objective: {objective} on the search split ({} examples); the result evaluated once on the held-out \
-         split ({} examples). Space: `{}` per group ({} groups, `--group {}`), activations `{}`, strategy `{}`. \
+         split ({} examples). Space: `{}` per group ({} groups, `--group {}`), strategy `{}`. \
          {} trials in {:.0} s.\n",
         summary["search_split"]["examples"],
         summary["held_out_split"]["examples"],
-        search.space.join(","),
+        search.space.describe(),
         search.groups.len(),
         search.a.group,
-        search.a.activations,
         search.a.strategy,
         trials.len(),
         summary["seconds"].as_f64().unwrap_or(0.0)
@@ -285,7 +265,7 @@ fn report(
     let _ = writeln!(
         s,
         "| baseline (all {}) | {} | {} | {} |",
-        search.space[0],
+        search.space.choice_label(&[0; super::space::DIMS]),
         grouped(summary["baseline"]["weight_bytes"].as_u64().unwrap_or(0)),
         f(&summary["baseline"]["search_metric"]),
         f(&h["baseline"])

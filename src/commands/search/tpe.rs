@@ -46,14 +46,16 @@ fn draw(p: &[f64], rng: &mut SplitMix64) -> usize {
     p.len() - 1
 }
 
-/// The next point to try, given the trials so far (point, objective to minimise). Random during the
-/// start-up; then the TPE candidate with the best density ratio, preferring points not tried yet.
+/// The next point to try, given the trials so far (point, objective to minimise) and the points suggested
+/// but not measured yet (`pending`: trials running in parallel). Random during the start-up; then the TPE
+/// candidate with the best density ratio, preferring points neither tried nor pending.
 pub fn suggest(
     history: &[(Vec<usize>, f64)],
+    pending: &[Vec<usize>],
     cardinalities: &[usize],
     rng: &mut SplitMix64,
 ) -> Vec<usize> {
-    if history.len() < STARTUP {
+    if history.len() + pending.len() < STARTUP || history.len() < 2 {
         return random(cardinalities, rng);
     }
     let mut sorted: Vec<&(Vec<usize>, f64)> = history.iter().collect();
@@ -76,7 +78,7 @@ pub fn suggest(
             .map(|(d, &c)| (l[d][c] / g[d][c]).ln())
             .sum()
     };
-    let tried = |x: &[usize]| history.iter().any(|(h, _)| h == x);
+    let tried = |x: &[usize]| history.iter().any(|(h, _)| h == x) || pending.iter().any(|p| p == x);
     let mut best: Option<(Vec<usize>, f64, bool)> = None;
     for _ in 0..CANDIDATES {
         let x: Vec<usize> = l.iter().map(|p| draw(p, rng)).collect();
@@ -111,7 +113,7 @@ mod tests {
         let mut history: Vec<(Vec<usize>, f64)> = Vec::new();
         for _ in 0..trials {
             let x = if tpe {
-                suggest(&history, &card, &mut rng)
+                suggest(&history, &[], &card, &mut rng)
             } else {
                 random(&card, &mut rng)
             };
@@ -136,12 +138,29 @@ mod tests {
     }
 
     #[test]
+    fn a_round_of_suggestions_avoids_its_pending_points() {
+        let card = [3, 3];
+        let mut rng = SplitMix64(11);
+        let history: Vec<(Vec<usize>, f64)> =
+            (0..STARTUP).map(|i| (vec![i % 3, 0], i as f64)).collect();
+        let mut pending = Vec::new();
+        for _ in 0..4 {
+            let x = suggest(&history, &pending, &card, &mut rng);
+            assert!(
+                !pending.contains(&x),
+                "{x:?} suggested twice in {pending:?}"
+            );
+            pending.push(x);
+        }
+    }
+
+    #[test]
     fn startup_is_random_and_suggestions_stay_in_the_space() {
         let card = [2, 3, 1, 4];
         let mut rng = SplitMix64(7);
         let mut history = Vec::new();
         for i in 0..40 {
-            let x = suggest(&history, &card, &mut rng);
+            let x = suggest(&history, &[], &card, &mut rng);
             assert!(x.iter().zip(&card).all(|(v, k)| v < k), "{x:?}");
             history.push((x, i as f64));
         }
