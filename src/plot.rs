@@ -236,6 +236,8 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
         let mut order: Vec<&(String, f64, f64)> = chart.labelled_points.iter().collect();
         order.sort_by(|a, b| a.1.total_cmp(&b.1));
         let pixels: Vec<(i32, i32)> = order.iter().map(|p| c.backend_coord(&(p.1, p.2))).collect();
+        // The plotting area in pixels: a label is kept inside it (one past the right edge is cut off).
+        let (area_x, _) = c.plotting_area().get_pixel_range();
         let mut boxes: Vec<(i32, i32, i32, i32)> = Vec::new();
         let mut offsets = Vec::with_capacity(order.len());
         for (i, p) in order.iter().enumerate() {
@@ -257,7 +259,8 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
                 let clear_of_points = pixels.iter().enumerate().all(|(j, &(qx, qy))| {
                     j == i || qx + 5 < b.0 || b.2 < qx - 5 || qy + 5 < b.1 || b.3 < qy - 5
                 });
-                clear_of_labels && clear_of_points
+                let inside = area_x.start <= b.0 && b.2 <= area_x.end;
+                clear_of_labels && clear_of_points && inside
             };
             let chosen = candidates
                 .iter()
@@ -372,8 +375,12 @@ pub fn write_heatmap(map: &HeatMap, stem: &Path) -> Result<()> {
             .max()
             .unwrap_or(4) as u32;
     let (cell_w, cell_h) = (120u32, 20u32);
+    // Wide enough for the cells and for the title (about 11 px per character at its size).
+    let title_width = 24 + 11 * map.title.chars().count() as u32;
     let size = (
-        (label_width + cell_w * map.cols.len() as u32 + 40).max(520),
+        (label_width + cell_w * map.cols.len() as u32 + 40)
+            .max(520)
+            .max(title_width),
         110 + cell_h * map.rows.len() as u32,
     );
     let png = stem.with_extension("png");

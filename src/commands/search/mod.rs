@@ -164,8 +164,28 @@ impl LayerChoice {
         }
     }
 
-    /// The same as TOML keys, one per line.
-    fn toml(&self) -> String {
+    /// The same as TOML keys, one per line; beside a `default`, only the weights and what differs from it.
+    fn toml(&self, default: Option<&LayerChoice>) -> String {
+        let Some(d) = default else {
+            return self.toml_all();
+        };
+        let mut s = format!("weights = \"{}\"\n", self.weights);
+        if self.activations != d.activations {
+            s += &format!("activations = \"{}\"\n", self.activations);
+        }
+        // A default prune reaches linear-like layers only: a pruned layer always says so itself.
+        if self.sparsity != d.sparsity || self.sparsity > 0.0 {
+            s += &self
+                .toml_all()
+                .lines()
+                .filter(|l| l.starts_with("prune"))
+                .collect::<String>();
+            s.push('\n');
+        }
+        s
+    }
+
+    fn toml_all(&self) -> String {
         let prune = if self.sparsity > 0.0 {
             format!(
                 "{{ method = \"l1\", sparsity = {}, scope = \"local\", seed = 0 }}",
@@ -358,15 +378,18 @@ impl Search<'_> {
             "# Written by mxrt search ({}): `mxrt convert CHECKPOINT --recipe best.toml` gives the evaluated model.\n",
             self.a.checkpoint.display()
         );
-        if let Some(d) = default {
-            let mut keys = d.toml();
+        if let Some(d) = &default {
+            let mut keys = d.toml_all();
             if d.sparsity == 0.0 {
                 keys = keys.replace("prune = false\n", "");
             }
             s += &format!("\n[default]\n{keys}");
         }
         for (name, c) in layers {
-            s += &format!("\n[[layer]]\nname = \"{name}\"\n{}", c.toml());
+            s += &format!(
+                "\n[[layer]]\nname = \"{name}\"\n{}",
+                c.toml(default.as_ref())
+            );
         }
         s
     }

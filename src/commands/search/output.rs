@@ -240,7 +240,7 @@ fn report(
         s,
         "Objective: {objective} on the search split ({} examples); the result evaluated once on the held-out \
          split ({} examples). Space: `{}` per group ({} groups, `--group {}`), strategy `{}`. \
-         {} trials in {:.0} s.\n",
+         {} trials{} in {:.0} s ({} at a time).\n",
         summary["search_split"]["examples"],
         summary["held_out_split"]["examples"],
         search.space.describe(),
@@ -248,7 +248,12 @@ fn report(
         search.a.group,
         search.a.strategy,
         trials.len(),
-        summary["seconds"].as_f64().unwrap_or(0.0)
+        match summary["resumed_trials"].as_u64() {
+            Some(n) if n > 0 => format!(" ({n} measured by an earlier run, `--resume`)"),
+            _ => String::new(),
+        },
+        summary["seconds"].as_f64().unwrap_or(0.0),
+        summary["jobs"]
     );
     let h = &summary["held_out_split"];
     let _ = writeln!(
