@@ -121,6 +121,8 @@ pub enum InputError {
 pub enum TextError {
     #[error("this model file has no embedded tokenizer (it was converted with --no-tokenizer)")]
     NoTokenizer,
+    #[error("this session was opened without its tokenizer (SessionOptions::tokenizer = false): token ids only")]
+    NotLoaded,
     /// The description lists no file of this name.
     #[error("embedded tokenizer lacks {0}")]
     MissingFile(String),
@@ -330,6 +332,10 @@ mod tests {
             (
                 TextError::NoTokenizer,
                 "this model file has no embedded tokenizer (it was converted with --no-tokenizer)",
+            ),
+            (
+                TextError::NotLoaded,
+                "this session was opened without its tokenizer (SessionOptions::tokenizer = false): token ids only",
             ),
             (
                 TextError::MissingFile("vocab.txt".into()),

@@ -268,3 +268,33 @@ fn describe_reports_the_files_encodings_and_memory() {
     assert_eq!(json["encodings"]["mxint8"]["tensors"], tensors);
     assert_eq!(BackendKind::default(), BackendKind::Cpu);
 }
+
+/// `tokenizer: false`: the model answers token ids as with the tokenizer, text calls say why they cannot.
+#[test]
+fn a_session_without_its_tokenizer_runs_ids_and_refuses_text() {
+    let file = fixture("tiny-classifier.mxrt");
+    let with = Session::open(&file, SessionOptions::default()).unwrap();
+    let without = Session::open(
+        &file,
+        SessionOptions {
+            tokenizer: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(with.encoder().is_some() && without.encoder().is_none());
+    let batch = with
+        .encoder()
+        .unwrap()
+        .batch_inputs(&[("not fun", None)])
+        .unwrap();
+    let a = with.model().run_bert(&batch, false).unwrap().values;
+    let b = without.model().run_bert(&batch, false).unwrap().values;
+    assert_eq!(a, b);
+    let err = without.classify(&["not fun"]).unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::Text(mxrt_runtime::TextError::NotLoaded)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("tokenizer = false"), "{err}");
+}

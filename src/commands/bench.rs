@@ -92,9 +92,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let threads = pool.current_num_threads();
     pool.install(|| -> Result<ExitCode> {
         let t0 = Instant::now();
-        // Opened as the library's session (tokenizer included, as a user pays for it); the timed calls are
-        // the model's own on synthetic token ids, so the numbers are the network's, not the tokenizer's.
-        let session = a.backend.session(&model_path, a.batch, None)?;
+        // Opened as the library's session, without the tokenizer: the timed calls are the model's own on
+        // synthetic token ids (the network's numbers, as the peers are timed on ids), so neither the open
+        // time nor the memory counts a tokenizer nothing here uses.
+        let session = a.backend.session_with(
+            &model_path,
+            mxrt_runtime::SessionOptions {
+                max_batch: a.batch,
+                tokenizer: false,
+                ..mxrt_runtime::SessionOptions::default()
+            },
+        )?;
         let model = session.model();
         let open_s = t0.elapsed().as_secs_f64();
         let backend = model.backend_description();

@@ -70,13 +70,23 @@ impl BackendArgs {
         max_batch: usize,
         max_length: Option<usize>,
     ) -> Result<Session> {
+        self.session_with(
+            path,
+            SessionOptions {
+                max_batch,
+                max_length,
+                ..SessionOptions::default()
+            },
+        )
+    }
+
+    /// A library session on this backend with `options` (their backend replaced by this one).
+    pub fn session_with(&self, path: &std::path::Path, options: SessionOptions) -> Result<Session> {
         let session = Session::open(
             path,
             SessionOptions {
                 backend: self.backend,
-                max_batch,
-                max_length,
-                ..SessionOptions::default()
+                ..options
             },
         )?;
         if self.verbose {

@@ -32,6 +32,10 @@ pub struct SessionOptions {
     pub max_length: Option<usize>,
     /// Check every checksum at open (default true; false skips them for huge files, never the structure).
     pub verify_checksums: bool,
+    /// Build the embedded tokenizer at open (default true). `false` skips it (tens of milliseconds and
+    /// megabytes for a BERT vocabulary) when only token ids or feature rows go in, e.g. through
+    /// [`Session::model`] to time the network alone; text calls then give [`TextError::NotLoaded`].
+    pub tokenizer: bool,
 }
 
 impl Default for SessionOptions {
@@ -42,6 +46,7 @@ impl Default for SessionOptions {
             max_batch: 32,
             max_length: None,
             verify_checksums: true,
+            tokenizer: true,
         }
     }
 }
@@ -159,6 +164,8 @@ impl ModelInfo {
 pub struct Session {
     model: Model,
     encoder: Option<TextEncoder>,
+    /// Opened with `tokenizer: false` (the file may hold one).
+    tokenizer_skipped: bool,
     pool: Option<rayon::ThreadPool>,
     max_batch: usize,
 }
@@ -183,6 +190,7 @@ impl Session {
         }
         model.use_backend(options.backend)?;
         let encoder = match model.graph() {
+            Graph::Bert(_) if !options.tokenizer => None,
             // A file converted with --no-tokenizer still opens (described, benchmarked on token ids); its
             // text calls give the NoTokenizer error.
             Graph::Bert(_) => match TextEncoder::from_model(&model, options.max_length) {
@@ -215,6 +223,7 @@ impl Session {
         Ok(Session {
             model,
             encoder,
+            tokenizer_skipped: !options.tokenizer,
             pool,
             max_batch: options.max_batch,
         })
@@ -320,6 +329,9 @@ impl Session {
     ) -> Result<Vec<Vec<f32>>> {
         let encoder = match (&self.encoder, self.model.graph()) {
             (Some(encoder), _) => encoder,
+            (None, Graph::Bert(_)) if self.tokenizer_skipped => {
+                return Err(TextError::NotLoaded.into())
+            }
             (None, Graph::Bert(_)) => return Err(TextError::NoTokenizer.into()),
             (None, Graph::Mlp(_)) => return Err(InputError::NotText.into()),
         };
