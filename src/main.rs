@@ -68,8 +68,9 @@ enum Command {
     /// Sweep a checkpoint over fixed-point widths, pruning sparsities and methods, or encodings: every point
     /// converted in memory and evaluated against FP32; results.csv/json, report.md and PNG/SVG charts.
     Sweep(commands::sweep::Args),
-    /// Search per-layer weight encodings for the smallest model within an accuracy budget: a sensitivity
-    /// table, then greedy moves, each trial evaluated on a search split and the result on a held-out split.
+    /// Search per-layer (or per-group) encodings, sparsities and activation encodings for the smallest model
+    /// within an accuracy budget (tpe, random, grid or greedy; --seed seeds tpe and random): each trial
+    /// evaluated on a search split, the result once on a held-out split.
     Search(commands::search::Args),
     /// Latency and throughput of a model on synthetic inputs, with the time to open it and run once.
     Bench(commands::bench::Args),
