@@ -179,9 +179,9 @@ fn a_large_mlp_batch_in_blocks_equals_smaller_batches() {
     }
 }
 
-/// A batch of any size gives each row what the row alone gives: 7 rows and 1,024 (one block on the calling
-/// thread) and 2,500 (blocks over the cores), for f32 and MXINT8 weights (both run the small-chain form,
-/// weights transposed at open) and for MXINT8 weights and activations (the general op path). Within 1e-6:
+/// A batch of any size gives each row what the row alone gives: 7 rows (one block on the calling thread),
+/// 1,024 and 2,500 (blocks over the cores), for f32 and MXINT8 weights (the small-chain form, weights
+/// transposed at open, from 16 rows on) and for MXINT8 weights and activations (the general op path). Within 1e-6:
 /// the final softmax's `exp` runs vectorised over many rows but partly scalar over one 5-wide row.
 #[test]
 fn mlp_batches_agree_with_one_row_at_a_time() {
@@ -212,6 +212,34 @@ fn mlp_batches_agree_with_one_row_at_a_time() {
                     .fold(0.0f32, f32::max);
                 assert!(d <= 1e-6, "{name} rows={rows} row {i}: differs by {d}");
             }
+        }
+    }
+}
+
+/// Batches of 16 rows and more run the small-chain form (weights transposed when the model opens, blocks
+/// of rows over the cores) where the model's activations are f32: bit for bit what the general op path
+/// gives (`observe_mlp` runs that path), for FP32 and MXINT8 weights, on one block and on many.
+#[test]
+fn mlp_batches_in_the_small_chain_form_equal_the_general_path() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("f32", &["--weights", "f32"][..]),
+        ("mxint8", &["--weights", "mxint8"][..]),
+    ] {
+        let file = dir.path().join(format!("{name}.mxrt"));
+        convert_quiet(&shared().join("models/jsc-3layer"), &file, args);
+        let model = Model::open(&file, ReadOptions::default()).unwrap();
+        for rows in [16usize, 100, 1024, 2500] {
+            let x: Vec<f32> = (0..rows * 16)
+                .map(|i| (i as f32 * 0.29).cos() * 2.5)
+                .collect();
+            let fast = model.run_mlp(&x, rows).unwrap();
+            let general = model.observe_mlp(&x, rows, &mut |_, _| {}).unwrap();
+            assert_eq!(
+                fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                general.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{name} rows={rows}"
+            );
         }
     }
 }

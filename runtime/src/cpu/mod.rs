@@ -6,7 +6,7 @@
 //! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time);
 //! - `rows`: the parallel threshold and bias epilogue all routes share; `quant`: activation quantizers;
 //!   `buffers`: reuse of activation buffers; `workers`: keeping the thread pool's workers awake during an
-//!   inference; `small_chain`: the batch-1 form of small row-op chains;
+//!   inference; `small_chain`: small row-op chains with weights transposed at open;
 //! - `kernels`: the kernel tables, one file per instruction-set tier.
 
 pub(crate) mod buffers;
@@ -250,28 +250,44 @@ impl Backend for CpuExec<'_> {
                 return Ok(small.forward(self.cpu, x));
             }
         }
+        // A block of rows through the small-chain form (weights transposed at open) where it gives what
+        // the general op path gives bit for bit: from 16 rows on every linear layer there sums in the
+        // packed GEMM's order too (below, its dot-product routes sum in another order).
+        let chain = |xb: &[f32], rows: usize| -> Result<Vec<f32>> {
+            match self.small_chain {
+                Some(small)
+                    if rows >= routes::ACTIVATION_PANEL_ROWS && xb.len() == rows * inputs =>
+                {
+                    Ok(small.forward_rows(self.cpu, xb, rows))
+                }
+                _ => run_row_ops(self, ops, inputs, xb, rows), // its error names the sizes
+            }
+        };
         // Chains with less work than one parallel op run on the calling thread (each of their ops is then
         // below `PARALLEL_WORK` too, so none of them wakes the pool).
         let threads = rayon::current_num_threads();
         let work = rows.saturating_mul(chain_work_per_row(ops, inputs));
         if threads < 2 || work < PARALLEL_WORK || x.len() != rows * inputs {
-            return run_row_ops(self, ops, inputs, x, rows); // its error names the sizes
+            return chain(x, rows);
         }
-        // Otherwise rows are independent, so blocks of rows run the whole chain each, at least one block
-        // per core, with every intermediate activation in cache (the same values as one pass over all
-        // rows: every op works row by row). One split per call, on workers kept awake: letting each op of
-        // the chain split its own rows instead woke a parked worker per op (jsc-3layer, batch 1024, 2
-        // threads: slower than 1 thread, a third of the time in futex calls).
+        // Otherwise rows are independent, so blocks of rows run the whole chain each, with every
+        // intermediate activation in cache (the same values as one pass over all rows: every op works row
+        // by row). One split per call, on workers kept awake: letting each op of the chain split its own
+        // rows instead woke a parked worker per op (jsc-3layer, batch 1024, 2 threads: slower than 1
+        // thread, a third of the time in futex calls). The small-chain form takes four blocks per core, so
+        // that a core another process holds for a while leaves its blocks to the others (each block of the
+        // general path prepares its weights again: one block per core there).
         workers::keep_workers_warm();
         use rayon::prelude::*;
         let width = inputs.max(1);
+        let per_core = if self.small_chain.is_some() { 4 } else { 1 };
         let block = rows
-            .div_ceil(threads)
+            .div_ceil(per_core * threads)
             .next_multiple_of(16)
             .min(CHAIN_BLOCK_ROWS);
         let blocks: Vec<Vec<f32>> = x
             .par_chunks(block * width)
-            .map(|xb| run_row_ops(self, ops, inputs, xb, xb.len() / width))
+            .map(|xb| chain(xb, xb.len() / width))
             .collect::<Result<_>>()?;
         Ok(blocks.concat())
     }

@@ -1,11 +1,12 @@
-//! Batch-1 runs of small row-op chains (MLPs such as the JSC classifiers: 4,389 weights) without the general
-//! op machinery.
+//! Small row-op chains (MLPs such as the JSC classifiers: 4,389 weights) without the general op machinery:
+//! one sample, or a block of rows.
 //! A per-sample call is a few hundred multiply-adds, so dispatch, allocation and 133 horizontally summed dot
 //! products dominated it (1.35 µs). Here each linear layer's weights are decoded once, when the model is
 //! opened, into the transposed panel `gemm_f32_packed` multiplies by broadcasting (at most [`MAX_WEIGHTS`]
 //! values: 256 KiB), and a sample runs through two stack buffers. Only for f32 activations (no activation
 //! quantization) and layers at most [`MAX_WIDTH`] wide; anything else takes the general path.
 
+use crate::cpu::buffers;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::Cpu;
 use crate::ops::RowOp;
@@ -116,5 +117,34 @@ impl SmallChain {
             }
         }
         a[..self.outputs].to_vec()
+    }
+
+    /// `rows` samples (`x`: `[rows, inputs]`) → `[rows, outputs]`: the same ops on a block of rows, each
+    /// linear layer one `gemm_f32_packed` over all of them with the weights transposed at open (the
+    /// general path decodes and packs them on every call). The same values as [`SmallChain::forward`] row
+    /// by row, and as the general path: every op works row by row, each sum in the same order.
+    pub(crate) fn forward_rows(&self, cpu: &Cpu, x: &[f32], rows: usize) -> Vec<f32> {
+        let kernels: &Kernels = &cpu.kernels;
+        // Buffers from the pool (a block's activations pass the allocator's mmap threshold: fresh ones
+        // would be mapped and faulted in for every step).
+        let mut a = buffers::take(rows * self.inputs);
+        a.copy_from_slice(&x[..rows * self.inputs]);
+        let mut width = self.inputs;
+        for step in &self.steps {
+            match step {
+                Step::Linear { wt, k, n, bias } => {
+                    let mut b = buffers::take(rows * n); // every value written by the product
+                    (kernels.gemm_f32_packed)(&a, rows, *k, wt, *n, &mut b, *n);
+                    crate::cpu::rows::add_bias_rows(&mut b, Some(bias));
+                    buffers::recycle(std::mem::replace(&mut a, b));
+                    width = *n;
+                }
+                Step::Affine { scale, shift } => cpu.affine(&mut a, scale, shift),
+                Step::Relu => cpu.relu(&mut a),
+                Step::LeakyRelu(s) => crate::ops::leaky_relu_in_place(&mut a, *s),
+                Step::Softmax => cpu.softmax_rows(&mut a, width),
+            }
+        }
+        a
     }
 }
