@@ -145,6 +145,10 @@ impl SmallChain {
                 Step::Softmax => cpu.softmax_rows(&mut a, width),
             }
         }
-        a
+        // The outputs in a vector of their own (small: the classes), the pooled buffer back to the pool (a
+        // caller keeping it would drain the pool, and every block would allocate afresh).
+        let out = a[..rows * width].to_vec();
+        buffers::recycle(a);
+        out
     }
 }
