@@ -373,6 +373,16 @@ def markdown(info, rows, note):
     return "\n".join(out) + "\n"
 
 
+def contended(rows, case, runtime, threads):
+    """A peer's run at `threads` threads slower than its run of the same case on 1 thread: a core was taken by
+    another process for part of the run (seen on this shared 2-core machine), so a ratio against it says
+    nothing about mxrt. The 1-thread case name is `case` with its thread count replaced."""
+    median = {(r["case"], r["runtime"]): r["median_s"] for r in rows if "median_s" in r}
+    one = case.replace(f"{threads} thread(s)", "1 thread(s)")
+    many, single = median.get((case, runtime)), median.get((one, runtime))
+    return threads > 1 and many is not None and single is not None and many > single
+
+
 def targets(rows, threads):
     """Issue 18's targets, each as a ratio of medians from the rows above (> 1: mxrt faster)."""
     median = {(r["case"], r["runtime"]): r["median_s"] for r in rows if "median_s" in r}
@@ -384,7 +394,7 @@ def targets(rows, threads):
     bert = lambda b: f"minilm-sst2 batch {b} / seq 128, {threads} thread(s)"
     out = []
 
-    def add(target, found, accept, goal=None):
+    def add(target, found, accept, goal=None, peer=None):
         if found is None:
             return
         m, p, x = found
@@ -392,13 +402,17 @@ def targets(rows, threads):
         met = "yes" if x >= accept else "no"
         if goal is not None:
             met += f" (goal {goal}×: {'yes' if x >= goal else 'no'})"
+        if peer is not None and contended(rows, peer[0], peer[1], threads):
+            met = f"unclear: {peer[1]} ran slower on {threads} threads than on 1 (a core taken during its run)"
         out.append((target, f"{fmt(m)} vs {fmt(p)}", f"{x:.2f}×", met))
 
     for b in (1, 32):
         add(f"MXINT8 (w+a) ≥ 1.0× ORT int8, batch {b}", ratio(bert(b), "mxrt MXINT8 (w+a)",
-                                                           "ORT int8 (fused, per-channel)"), 1.0, 1.5)
+                                                           "ORT int8 (fused, per-channel)"), 1.0, 1.5,
+            peer=(bert(b), "ORT int8 (fused, per-channel)"))
     for b in (1, 32):
-        add(f"FP32 ≥ 1.0× ORT FP32, batch {b}", ratio(bert(b), "mxrt FP32", "ORT FP32 (fused)"), 1.0)
+        add(f"FP32 ≥ 1.0× ORT FP32, batch {b}", ratio(bert(b), "mxrt FP32", "ORT FP32 (fused)"), 1.0,
+            peer=(bert(b), "ORT FP32 (fused)"))
     tier_cases = sorted({r["case"] for r in rows if r["case"].startswith("per kernel tier")})
     for case in tier_cases:
         tier = case.rsplit("tier ", 1)[1]
@@ -434,10 +448,13 @@ def readme_block(info, rows, threads):
         names = ["mxrt FP32", "mxrt MXINT8 (w+a)", "ORT FP32 (fused)", "ORT int8 (fused, per-channel)"]
         if not all(get(n) for n in names):
             continue
+        # A peer slower on these threads than on one had a core taken during its run: said beside its figure.
+        mark = lambda n: " (slower than on 1 thread: a core was taken, see BENCHMARKS.md)" \
+            if contended(rows, case, n, threads) else ""
         if b == 1:
-            vals = ", ".join(f"{n} {get(n)['median_s']*1e3:.1f} ms" for n in names)
+            vals = ", ".join(f"{n} {get(n)['median_s']*1e3:.1f} ms{mark(n)}" for n in names)
         else:
-            vals = ", ".join(f"{n} {get(n)['items_per_s']:.1f} seq/s" for n in names)
+            vals = ", ".join(f"{n} {get(n)['items_per_s']:.1f} seq/s{mark(n)}" for n in names)
         parts.append(f"| MiniLM-SST2 batch {b} / seq 128, {threads} threads | {vals} |")
     cold = lambda n: median.get((f"cold start, batch 1 / seq 128, {threads} thread(s)", n))
     if cold("mxrt MXINT8 (w+a)") and cold("ORT int8 (fused, Python)"):
@@ -469,7 +486,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 rounds everywhere (to check the script)")
     ap.add_argument("--ort-jsc", help="the ort-jsc harness (ONNX Runtime's C API from Rust) for the JSC cases")
     ap.add_argument("--ort-lib", help="libonnxruntime.so for --ort-jsc")
+    ap.add_argument("--from-json", type=Path,
+                    help="write BENCHMARKS.md and the README block again from a run's BENCHMARKS.json (no measuring)")
     a = ap.parse_args()
+    if a.from_json:
+        saved = json.loads(a.from_json.read_text())
+        write_outputs(a, saved["machine"], saved["rows"], int(a.threads.split(",")[0]))
+        return
     rounds = 3 if a.quick else a.rounds
     rows = []
     for threads in [int(t) for t in a.threads.split(",")]:
@@ -489,34 +512,42 @@ def main():
     rows += sst2_end_to_end(a, a.work, threads, 1 if a.quick else 3)
     print("cold start ...", file=sys.stderr)
     rows += cold_start(a, a.work, threads, 3 if a.quick else 10)
-    note = ("Medians over interleaved rounds (each round runs every runtime once, after a warm-up; an untimed 50 ms "
-            "pause after each BERT and batch-65536 call lets the previous runtime's spinning worker threads go idle; JSC "
-            "batch 1024 is measured both ways: calls back to back, and after 50 ms idle). The last "
-            "columns divide an mxrt median by this row's median: below 1, mxrt takes less time. mxrt is timed "
-            "inside its own process (`mxrt bench --serve`); the peers by `time.perf_counter` around one call from "
-            "Python, except \"ORT FP32 (C API from Rust)\": ONNX Runtime's C API called from a Rust harness "
-            "(`scripts/peers/ort-jsc`), timed in-process like mxrt. Cold start: warm page cache, each runtime a "
-            "fresh process. \"per kernel tier\" tables: mxrt alone, FP32 and MXINT8 (w+a) both forced to the "
-            "tier with `MXRT_CPU` (the peers cannot be forced down a tier).")
     info = machine()
     hello = subprocess.run([a.mxrt, "bench", str(a.work / "jsc-3layer-fp32.mxrt"), "--iterations", "1", "--json"],
                            capture_output=True, text=True, check=True).stdout
     info["mxrt kernel tier (best here)"] = json.loads(hello)["isa"]
     info["kernel tiers this CPU runs"] = ", ".join(cpu_tiers())
+    a.out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    write_outputs(a, info, rows, threads)
+
+
+NOTE = ("Medians over interleaved rounds (each round runs every runtime once, after a warm-up; an untimed 50 ms "
+        "pause after each BERT and batch-65536 call lets the previous runtime's spinning worker threads go idle; JSC "
+        "batch 1024 is measured both ways: calls back to back, and after 50 ms idle). The last "
+        "columns divide an mxrt median by this row's median: below 1, mxrt takes less time. mxrt is timed "
+        "inside its own process (`mxrt bench --serve`); the peers by `time.perf_counter` around one call from "
+        "Python, except \"ORT FP32 (C API from Rust)\": ONNX Runtime's C API called from a Rust harness "
+        "(`scripts/peers/ort-jsc`), timed in-process like mxrt. Cold start: warm page cache, each runtime a "
+        "fresh process. \"per kernel tier\" tables: mxrt alone, FP32 and MXINT8 (w+a) both forced to the "
+        "tier with `MXRT_CPU` (the peers cannot be forced down a tier). A target against a peer that ran slower "
+        "on 2 threads than on 1 says \"unclear\": a core was taken from it during its run.")
+
+
+def write_outputs(a, info, rows, threads):
+    """BENCHMARKS.md (the tables, the targets, the kernel section kept) and the README block."""
     # The kernel section (scripts/bench-kernels.sh) lives at the end of the same file: keep it.
     previous = a.out.read_text() if a.out.exists() else ""
     kernels = previous[previous.index("\n## Kernels"):] if "\n## Kernels" in previous else ""
     if "\n## Targets" in kernels:  # an older file kept its targets after the kernels: regenerated above
         kernels = kernels[:kernels.index("\n## Targets")] + "\n"
-    a.out.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    a.out.write_text(markdown(info, rows, note) + targets(rows, threads) + kernels)
+    a.out.write_text(markdown(info, rows, NOTE) + targets(rows, threads) + kernels)
     readme = Path(__file__).resolve().parent.parent.parent / "README.md"
     begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
     text = readme.read_text() if readme.exists() else ""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         readme.write_text(head + begin + "\n" + readme_block(info, rows, threads) + end + rest.split(end, 1)[1])
-    print(markdown(info, rows, note))
+    print(markdown(info, rows, NOTE))
 
 
 if __name__ == "__main__":
