@@ -499,6 +499,20 @@ fn resume_reuses_finished_and_interrupted_runs() {
         tmp.path().join("empty").to_str().unwrap(),
     ]);
     assert_mentions(&err, &["--resume", "no trials.json"]);
+    // A journal that is not ours.
+    let damaged = tmp.path().join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(damaged.join("trials.partial.jsonl"), "not json\n").unwrap();
+    let err = mxrt_err(&[
+        "search",
+        dir.to_str().unwrap(),
+        "--data",
+        dir.join("data.csv").to_str().unwrap(),
+        "--resume",
+        "--out",
+        damaged.to_str().unwrap(),
+    ]);
+    assert_mentions(&err, &["--resume", "trials.partial.jsonl", "fingerprint"]);
 }
 
 /// `--group` as a list: a glob makes one group, layers no selector matches keep the baseline (in

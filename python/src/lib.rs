@@ -116,6 +116,7 @@ impl Model {
             max_batch,
             max_length,
             verify_checksums,
+            ..SessionOptions::default()
         };
         let session = py
             .detach(move || Session::open(&path, options))

@@ -97,11 +97,17 @@ pub(crate) fn load(out: &Path, fingerprint: &Value) -> Result<HashMap<Vec<String
         let file =
             File::open(&journal).with_context(|| format!("reading {}", journal.display()))?;
         let mut lines = BufReader::new(file).lines();
-        let header: Value = match lines.next() {
-            Some(line) => serde_json::from_str(&line?).unwrap_or(Value::Null),
-            None => Value::Null,
+        let header: Option<Value> = lines
+            .next()
+            .and_then(|line| line.ok())
+            .and_then(|line| serde_json::from_str(&line).ok());
+        let Some(stamp) = header.as_ref().and_then(|h| h.get("fingerprint")) else {
+            bail!(
+                "--resume: {} does not start with a search's fingerprint (damaged or not ours): remove it or use another --out",
+                journal.display()
+            );
         };
-        check(&header["fingerprint"], fingerprint, &journal)?;
+        check(stamp, fingerprint, &journal)?;
         // A line cut short by an interruption is skipped: every whole line is a trial.
         let trials: Vec<Value> = lines
             .map_while(std::result::Result::ok)
