@@ -9,23 +9,33 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// `mxrt search` of the MLP in `dir` on its data.csv into `out`, with `extra` options: the JSON summary.
-fn search_json(dir: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Value {
-    let data = dir.join("data.csv");
-    let mut args = vec![
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
+/// The arguments of `mxrt search` of the MLP in `dir` on its data.csv into `out`, with `extra` options.
+fn search_args(dir: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["search", dir.to_str().unwrap(), "--data"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(dir.join("data.csv").to_str().unwrap().to_string());
+    args.extend(["--out".to_string(), out.to_str().unwrap().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// That search with `--json`: its summary.
+fn search_json(dir: &Path, out: &Path, extra: &[&str]) -> Value {
+    let mut args = search_args(dir, out, extra);
+    args.push("--json".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     serde_json::from_str(&mxrt_ok(&args)).unwrap()
 }
 
-fn tensors(file: &std::path::Path) -> Value {
+/// That search, refused: its error message.
+fn search_err(dir: &Path, out: &Path, extra: &[&str]) -> String {
+    let args = search_args(dir, out, extra);
+    mxrt_err(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn tensors(file: &Path) -> Value {
     let r: Value =
         serde_json::from_str(&mxrt_ok(&["inspect", file.to_str().unwrap(), "--json"])).unwrap();
     r["tensors"].clone()
@@ -214,61 +224,29 @@ fn search_errors_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mlp");
     write_mlp(&dir);
-    let data = dir.join("data.csv");
-    let (d, c) = (dir.to_str().unwrap(), data.to_str().unwrap());
     let out = tmp.path().join("o");
-    let o = out.to_str().unwrap();
-    let err = mxrt_err(&["search", d, "--data", c, "--space", "mxint8", "--out", o]);
+    let err = search_err(&dir, &out, &["--space", "mxint8"]);
     assert_mentions(&err, &["--space", "at least two"]);
-    let err = mxrt_err(&[
-        "search",
-        d,
-        "--data",
-        c,
-        "--space",
-        "mxint8,mxint3",
-        "--out",
-        o,
-    ]);
+    let err = search_err(&dir, &out, &["--space", "mxint8,mxint3"]);
     assert_mentions(&err, &["--space", "mxint3"]);
-    let err = mxrt_err(&[
-        "search",
-        d,
-        "--data",
-        c,
-        "--search-fraction",
-        "1",
-        "--out",
-        o,
-    ]);
+    let err = search_err(&dir, &out, &["--search-fraction", "1"]);
     assert_mentions(&err, &["--search-fraction", "(0, 1)"]);
-    let err = mxrt_err(&["search", d, "--data", c, "--budget", "-1", "--out", o]);
+    let err = search_err(&dir, &out, &["--budget", "-1"]);
     assert_mentions(&err, &["--budget", "0 or more"]);
-    let err = mxrt_err(&["search", d, "--data", c, "--budget", "1pt", "--out", o]);
+    let err = search_err(&dir, &out, &["--budget", "1pt"]);
     assert_mentions(&err, &["--budget", "\"1pt\"", "2%"]);
-    let err = mxrt_err(&[
-        "search",
-        d,
-        "--data",
-        c,
-        "--space",
-        "mxint8,mxint4; activations=mxint8,fixed:8",
-        "--activations",
-        "f32",
-        "--out",
-        o,
-    ]);
+    let err = search_err(
+        &dir,
+        &out,
+        &[
+            "--space",
+            "mxint8,mxint4; activations=mxint8,fixed:8",
+            "--activations",
+            "f32",
+        ],
+    );
     assert_mentions(&err, &["--activations", "both"]);
-    let err = mxrt_err(&[
-        "search",
-        d,
-        "--data",
-        c,
-        "--space",
-        "mxint8; sparsity=0..0.5",
-        "--out",
-        o,
-    ]);
+    let err = search_err(&dir, &out, &["--space", "mxint8; sparsity=0..0.5"]);
     assert_mentions(&err, &["--space", "sparsity", "step"]);
     assert!(!out.exists(), "nothing written after a refused search");
 }
@@ -351,20 +329,11 @@ fn a_grid_over_encodings_sparsity_and_activations_finds_the_smallest_feasible_po
     assert_eq!(tensors(&rebuilt), tensors(&out.join("best.mxrt")));
 
     // A grid larger than --trials is refused before any work.
-    let err = mxrt_err(&[
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        dir.join("data.csv").to_str().unwrap(),
-        "--space",
-        space,
-        "--strategy",
-        "grid",
-        "--trials",
-        "100",
-        "--out",
-        tmp.path().join("refused").to_str().unwrap(),
-    ]);
+    let err = search_err(
+        &dir,
+        &tmp.path().join("refused"),
+        &["--space", space, "--strategy", "grid", "--trials", "100"],
+    );
     assert_mentions(&err, &["grid", "256 points", "--trials 100"]);
 }
 
@@ -477,41 +446,15 @@ fn resume_reuses_finished_and_interrupted_runs() {
     assert_eq!(third["best"]["choice"], second["best"]["choice"]);
 
     // Another space is another search.
-    let err = mxrt_err(&[
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        dir.join("data.csv").to_str().unwrap(),
-        "--space",
-        "mxint8,mxint4",
-        "--resume",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let err = search_err(&dir, &out, &["--space", "mxint8,mxint4", "--resume"]);
     assert_mentions(&err, &["--resume", "different search", "space"]);
-    let err = mxrt_err(&[
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        dir.join("data.csv").to_str().unwrap(),
-        "--resume",
-        "--out",
-        tmp.path().join("empty").to_str().unwrap(),
-    ]);
+    let err = search_err(&dir, &tmp.path().join("empty"), &["--resume"]);
     assert_mentions(&err, &["--resume", "no trials.json"]);
     // A journal that is not ours.
     let damaged = tmp.path().join("damaged");
     std::fs::create_dir_all(&damaged).unwrap();
     std::fs::write(damaged.join("trials.partial.jsonl"), "not json\n").unwrap();
-    let err = mxrt_err(&[
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        dir.join("data.csv").to_str().unwrap(),
-        "--resume",
-        "--out",
-        damaged.to_str().unwrap(),
-    ]);
+    let err = search_err(&dir, &damaged, &["--resume"]);
     assert_mentions(&err, &["--resume", "trials.partial.jsonl", "fingerprint"]);
 }
 
@@ -557,16 +500,7 @@ fn group_lists_search_the_named_layers_only() {
     };
     assert!(encoding("fc1.weight").contains("mxint4"), "{t}");
     assert!(encoding("out.weight").contains("mxint8"), "{t}");
-    let err = mxrt_err(&[
-        "search",
-        dir.to_str().unwrap(),
-        "--data",
-        dir.join("data.csv").to_str().unwrap(),
-        "--group",
-        "fc*,attention",
-        "--out",
-        tmp.path().join("no").to_str().unwrap(),
-    ]);
+    let err = search_err(&dir, &tmp.path().join("no"), &["--group", "fc*,attention"]);
     assert_mentions(
         &err,
         &["--group", "\"attention\"", "matches no weight layer"],
