@@ -79,11 +79,7 @@ pub fn write(chart: &Chart, stem: &Path) -> Result<()> {
         chart,
     )
     .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
-    let mut encoded = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut encoded)
-        .write_image(&pixels, size.0, size.1, image::ColorType::Rgb8)
-        .map_err(|e| anyhow!("encoding {}: {e}", png.display()))?;
-    write_atomically(&png, |w| w.write_all(&encoded))?;
+    write_png(&png, &pixels, size)?;
     let mut text = String::new();
     draw(
         SVGBackend::with_string(&mut text, size).into_drawing_area(),
@@ -391,11 +387,7 @@ pub fn write_heatmap(map: &HeatMap, stem: &Path) -> Result<()> {
         (label_width, cell_w, cell_h),
     )
     .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
-    let mut encoded = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut encoded)
-        .write_image(&pixels, size.0, size.1, image::ColorType::Rgb8)
-        .map_err(|e| anyhow!("encoding {}: {e}", png.display()))?;
-    write_atomically(&png, |w| w.write_all(&encoded))?;
+    write_png(&png, &pixels, size)?;
     let svg = stem.with_extension("svg");
     let mut text = String::new();
     draw_heatmap(
@@ -465,5 +457,15 @@ fn draw_heatmap<DB: DrawingBackend>(
         }
     }
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// RGB pixels of `size` encoded as PNG and written (atomically) to `png`.
+fn write_png(png: &Path, pixels: &[u8], size: (u32, u32)) -> Result<()> {
+    let mut encoded = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut encoded)
+        .write_image(pixels, size.0, size.1, image::ColorType::Rgb8)
+        .map_err(|e| anyhow!("encoding {}: {e}", png.display()))?;
+    write_atomically(png, |w| w.write_all(&encoded))?;
     Ok(())
 }
