@@ -4,7 +4,7 @@
 mod common;
 
 use common::labelled_mlp::write_mlp;
-use common::{assert_mentions, mxrt_err, mxrt_ok};
+use common::{assert_mentions, convert_quiet, mxrt_err, mxrt_ok};
 use std::path::Path;
 
 use serde_json::Value;
@@ -41,11 +41,43 @@ fn tensors(file: &Path) -> Value {
     r["tensors"].clone()
 }
 
-#[test]
-fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
+/// A temporary directory holding the labelled MLP in `mlp/` (and room for outputs beside it).
+fn mlp() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mlp");
     write_mlp(&dir);
+    (tmp, dir)
+}
+
+/// `OUT/trials.json` of a finished search.
+fn trials_file(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap()
+}
+
+/// Its trials.
+fn trial_list(out: &Path) -> Vec<Value> {
+    trials_file(out)["trial_list"].as_array().unwrap().clone()
+}
+
+/// Each trial's choice and metric.
+fn choices_and_metrics(trials: &[Value]) -> Vec<(Value, Value)> {
+    trials
+        .iter()
+        .map(|t| (t["choice"].clone(), t["metric"].clone()))
+        .collect()
+}
+
+/// `best.toml` of the search in `out` through `mxrt convert`: the rebuilt model's path.
+fn rebuild_best(dir: &Path, out: &Path, tmp: &Path) -> std::path::PathBuf {
+    let rebuilt = tmp.join("rebuilt.mxrt");
+    let recipe = out.join("best.toml");
+    convert_quiet(dir, &rebuilt, &["--recipe", recipe.to_str().unwrap()]);
+    rebuilt
+}
+
+#[test]
+fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
+    let (tmp, dir) = mlp();
     let (data, out) = (dir.join("data.csv"), tmp.path().join("search"));
     let r = search_json(
         &dir,
@@ -75,9 +107,7 @@ fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
     assert_eq!(r["search_split"]["examples"], 150);
     assert_eq!(r["held_out_split"]["examples"], 150);
     // Two groups (fc1, out) x two candidates, the baseline, two uniform points, then greedy moves.
-    let trials: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
-    let list = trials["trial_list"].as_array().unwrap();
+    let list = trial_list(&out);
     let phase = |p: &str| list.iter().filter(|t| t["phase"] == p).count();
     assert_eq!(
         (phase("baseline"), phase("sensitivity"), phase("uniform")),
@@ -100,16 +130,7 @@ fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
     assert!(r["held_out_split"]["best"].as_f64().is_some());
 
     // best.toml through convert: the same tensors, byte for byte, as the evaluated model.
-    let rebuilt = tmp.path().join("rebuilt.mxrt");
-    mxrt_ok(&[
-        "convert",
-        dir.to_str().unwrap(),
-        "-o",
-        rebuilt.to_str().unwrap(),
-        "--recipe",
-        out.join("best.toml").to_str().unwrap(),
-        "--quiet",
-    ]);
+    let rebuilt = rebuild_best(&dir, &out, tmp.path());
     let (a, b) = (tensors(&rebuilt), tensors(&out.join("best.mxrt")));
     assert_eq!(a, b, "tensor tables differ");
     let weight_bytes: u64 = a
@@ -146,9 +167,7 @@ fn search_finds_a_smaller_recipe_within_the_budget_and_best_toml_rebuilds_it() {
 /// points are the strategy's, no sensitivity table is drawn, and TPE's best is feasible and smaller.
 #[test]
 fn tpe_and_random_are_seeded_and_keep_their_best_within_the_budget() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     let run = |strategy: &str, out: &str| -> Value {
         let out = tmp.path().join(out);
         let r = search_json(
@@ -188,9 +207,7 @@ fn tpe_and_random_are_seeded_and_keep_their_best_within_the_budget() {
 /// `--target-bytes`: the best metric with the weights under the target, by tpe and by greedy.
 #[test]
 fn a_byte_target_is_met_by_every_strategy() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     // Baseline (MXINT8): 2,442 weight bytes; every layer at MXINT4: 1,258.
     for strategy in ["tpe", "greedy"] {
         let out = tmp.path().join(strategy);
@@ -221,9 +238,7 @@ fn a_byte_target_is_met_by_every_strategy() {
 
 #[test]
 fn search_errors_are_clear() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     let out = tmp.path().join("o");
     let err = search_err(&dir, &out, &["--space", "mxint8"]);
     assert_mentions(&err, &["--space", "at least two"]);
@@ -256,9 +271,7 @@ fn search_errors_are_clear() {
 /// best.toml (fraction widths and pruning spelled out) rebuilds the evaluated model.
 #[test]
 fn a_grid_over_encodings_sparsity_and_activations_finds_the_smallest_feasible_point() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     let out = tmp.path().join("grid");
     let space = "encoding=mxint8,mxint4,fixed:4..5; sparsity=0,0.5; activations=mxint8,fixed:8";
     let r = search_json(
@@ -277,9 +290,7 @@ fn a_grid_over_encodings_sparsity_and_activations_finds_the_smallest_feasible_po
     );
     // Two groups (fc1, out) of 4 x 2 x 2 choices: 256 points, each measured once.
     assert_eq!(r["trials"], 256);
-    let trials: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
-    let list = trials["trial_list"].as_array().unwrap();
+    let list = trial_list(&out);
     let mut choices: Vec<String> = list.iter().map(|t| t["choice"].to_string()).collect();
     choices.sort();
     choices.dedup();
@@ -316,16 +327,7 @@ fn a_grid_over_encodings_sparsity_and_activations_finds_the_smallest_feasible_po
             }
         }
     }
-    let rebuilt = tmp.path().join("rebuilt.mxrt");
-    mxrt_ok(&[
-        "convert",
-        dir.to_str().unwrap(),
-        "-o",
-        rebuilt.to_str().unwrap(),
-        "--recipe",
-        out.join("best.toml").to_str().unwrap(),
-        "--quiet",
-    ]);
+    let rebuilt = rebuild_best(&dir, &out, tmp.path());
     assert_eq!(tensors(&rebuilt), tensors(&out.join("best.mxrt")));
 
     // A grid larger than --trials is refused before any work.
@@ -341,9 +343,7 @@ fn a_grid_over_encodings_sparsity_and_activations_finds_the_smallest_feasible_po
 /// points with the same results.
 #[test]
 fn parallel_trials_give_the_same_search() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     let run = |jobs: &str| -> Vec<(Value, Value)> {
         let out = tmp.path().join(format!("j{jobs}"));
         search_json(
@@ -360,15 +360,7 @@ fn parallel_trials_give_the_same_search() {
                 jobs,
             ],
         );
-        let t: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap())
-                .unwrap();
-        t["trial_list"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| (t["choice"].clone(), t["metric"].clone()))
-            .collect()
+        choices_and_metrics(&trial_list(&out))
     };
     let (one, two) = (run("1"), run("2"));
     assert_eq!(one.len(), 1 + 3 + 10);
@@ -379,9 +371,7 @@ fn parallel_trials_give_the_same_search() {
 /// interrupted run leaves (a line cut short skipped); a different search is refused.
 #[test]
 fn resume_reuses_finished_and_interrupted_runs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     let out = tmp.path().join("r");
     let args = |trials: &'static str| {
         vec![
@@ -397,14 +387,7 @@ fn resume_reuses_finished_and_interrupted_runs() {
     };
     let first = search_json(&dir, &out, &args("6"));
     assert_eq!(first["resumed_trials"], 0);
-    let before: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
-    let before: Vec<(Value, Value)> = before["trial_list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["choice"].clone(), t["metric"].clone()))
-        .collect();
+    let before = choices_and_metrics(&trial_list(&out));
     let mut more = args("10");
     more.push("--resume");
     let second = search_json(&dir, &out, &more);
@@ -412,21 +395,12 @@ fn resume_reuses_finished_and_interrupted_runs() {
     // on (a later suggestion of a point measured before is reused too: the space has 9 points).
     assert_eq!(second["trials"], 1 + 2 + 10);
     assert!(second["resumed_trials"].as_u64().unwrap() >= 9);
-    let list = |v: &Path| -> Vec<Value> {
-        let t: Value = serde_json::from_str(&std::fs::read_to_string(v).unwrap()).unwrap();
-        t["trial_list"].as_array().unwrap().clone()
-    };
-    let trials = list(&out.join("trials.json"));
+    let trials = trial_list(&out);
     assert!(trials[..9].iter().all(|t| t["resumed"] == true));
-    let again: Vec<(Value, Value)> = trials[..9]
-        .iter()
-        .map(|t| (t["choice"].clone(), t["metric"].clone()))
-        .collect();
-    assert_eq!(again, before);
+    assert_eq!(choices_and_metrics(&trials[..9]), before);
 
     // An interrupted run: only its journal, the last line cut short.
-    let finished: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
+    let finished = trials_file(&out);
     let mut journal = format!(
         "{}\n",
         serde_json::json!({"fingerprint": finished["fingerprint"]})
@@ -438,7 +412,7 @@ fn resume_reuses_finished_and_interrupted_runs() {
     std::fs::remove_file(out.join("trials.json")).unwrap();
     std::fs::write(out.join("trials.partial.jsonl"), journal).unwrap();
     let third = search_json(&dir, &out, &more);
-    let trials = list(&out.join("trials.json"));
+    let trials = trial_list(&out);
     assert!(trials[..5].iter().all(|t| t["resumed"] == true));
     // What the journal lacks is measured again.
     assert!(trials.iter().any(|t| t["resumed"] == false));
@@ -462,9 +436,7 @@ fn resume_reuses_finished_and_interrupted_runs() {
 /// best.toml too); a selector that matches nothing is refused.
 #[test]
 fn group_lists_search_the_named_layers_only() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
+    let (tmp, dir) = mlp();
     let out = tmp.path().join("g");
     let r = search_json(
         &dir,
