@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 
 use crate::task::{load_data, Data, DataArgs};
 
+pub mod refine;
+
 /// Values kept per layer to choose from (a uniform sample of everything the layer saw): enough for a
 /// 99.99th percentile to rest on ~26 values.
 const SAMPLE: usize = 1 << 18;
@@ -69,6 +71,8 @@ pub struct Request<'a> {
     pub samples: usize,
     pub method: Method,
     pub max_length: Option<usize>,
+    /// Refine the statistics' choices against the model's output on the data (`--calib-refine`).
+    pub refine: bool,
 }
 
 /// A uniform sample of a layer's input values (reservoir sampling, seeded: the same data gives the same
@@ -142,6 +146,55 @@ pub struct Choice {
     pub weights: Option<String>,
 }
 
+/// One layer's fixed-point settings while they are chosen: `(width, F)` of its activations (and the
+/// largest magnitude its input took), of its weights (and whether the recipe asked them sparse).
+struct Setting {
+    layer: String,
+    activations: Option<(u8, u8, f32)>,
+    weights: Option<(u8, u8, bool)>,
+}
+
+impl Setting {
+    fn choice(&self) -> Choice {
+        Choice {
+            layer: self.layer.clone(),
+            activations: self
+                .activations
+                .map(|(w, f, max)| (format!("fixed:{w}.{f}"), max)),
+            weights: self.weights.map(|(w, f, _)| format!("fixed:{w}.{f}")),
+        }
+    }
+
+    /// The recipe override that stores these settings.
+    fn apply(&self) -> Override {
+        let mut settings = Settings::default();
+        if let Some((w, f, _)) = self.activations {
+            settings.activations = Some(format!("fixed:{w}.{f}"));
+        }
+        if let Some((w, f, sparse)) = self.weights {
+            let enc = format!("fixed:{w}.{f}");
+            settings.weights = Some(if sparse {
+                format!("sparse({enc})")
+            } else {
+                enc
+            });
+        }
+        Override {
+            name: Some(self.layer.clone()),
+            kind: None,
+            settings,
+            may_match_nothing: false,
+        }
+    }
+}
+
+/// `recipe` with every setting as a per-layer override.
+fn with_settings(recipe: &Recipe, settings: &[Setting]) -> Recipe {
+    let mut recipe = recipe.clone();
+    recipe.overrides.extend(settings.iter().map(Setting::apply));
+    recipe
+}
+
 /// The calibrated options (the recipe with one override per calibrated layer, the record set) and the
 /// choices. Refuses a recipe with nothing in fixed point, and data that do not fit the model.
 pub fn calibrate(
@@ -149,7 +202,7 @@ pub fn calibrate(
     options: &ModelOptions,
     request: &Request,
     show: bool,
-) -> Result<(ModelOptions, Vec<Choice>)> {
+) -> Result<(ModelOptions, Vec<Choice>, Option<refine::Descent>)> {
     let source = Source::open_with(
         inputs,
         options.allow_nonfinite,
@@ -174,8 +227,10 @@ pub fn calibrate(
 
     // Activation ranges from the FP32 model on the data.
     let mut sampled: BTreeMap<String, Sampled> = BTreeMap::new();
-    let needs_data = todo.iter().any(|(_, l)| fixed(l.activations).is_some());
+    let needs_data = request.refine || todo.iter().any(|(_, l)| fixed(l.activations).is_some());
     let mut data_record = Value::Null;
+    // With --calib-refine: the data, how to run it, and the FP32 outputs on it.
+    let mut refine_on: Option<(Data, DataArgs, Vec<Vec<f32>>)> = None;
     if needs_data {
         if show {
             eprintln!("calibrating on {} ...", request.data.display());
@@ -201,7 +256,7 @@ pub fn calibrate(
                 verify_checksums: false,
             },
         )?;
-        let data_args = DataArgs {
+        let mut data_args = DataArgs {
             data: Some(request.data.to_path_buf()),
             labels: None,
             synthetic: None,
@@ -223,13 +278,18 @@ pub fn calibrate(
             "sha256": mxrt_converter::sha256_hex(&bytes),
             "examples": examples,
         });
+        if request.refine {
+            // Batches for speed: fixed-point quantization is per element, so no padding row moves a result.
+            data_args.batch_size = 16;
+            let session = crate::task::cpu_session(model, &data_args)?;
+            let refs = crate::task::outputs(&session, &data, &data_args, &mut || {})?;
+            refine_on = Some((data, data_args, refs));
+        }
     }
 
-    let mut overrides = Vec::new();
-    let mut choices = Vec::new();
+    let mut settings = Vec::new();
     for (li, l) in todo {
-        let mut settings = Settings::default();
-        let mut choice = Choice {
+        let mut setting = Setting {
             layer: l.name.clone(),
             activations: None,
             weights: None,
@@ -238,33 +298,28 @@ pub fn calibrate(
         // recipe's setting: there is nothing to calibrate it on, and nothing it would change.
         if let (Some(width), Some(s)) = (fixed(l.activations), sampled.get_mut(&l.name)) {
             let f = choose(s, width, request.method, l.rounding);
-            let spec = format!("fixed:{width}.{f}");
-            choice.activations = Some((spec.clone(), s.max_abs));
-            settings.activations = Some(spec);
+            setting.activations = Some((width, f, s.max_abs));
         }
         if let Some(spec) = l.weights.filter(|w| fixed(Some(w.encoding)).is_some()) {
             let width = fixed(Some(spec.encoding)).unwrap_or(8);
             let tensors: Vec<&[f32]> = source.layer_weights(li).collect();
             let (f, _) = best_fixed_frac(&tensors, width, l.rounding);
-            let enc = format!("fixed:{width}.{f}");
-            let written = if spec.sparse_requested {
-                format!("sparse({enc})")
-            } else {
-                enc.clone()
-            };
-            choice.weights = Some(enc);
-            settings.weights = Some(written);
+            setting.weights = Some((width, f, spec.sparse_requested));
         }
-        overrides.push(Override {
-            name: Some(l.name.clone()),
-            kind: None,
-            settings,
-            may_match_nothing: false,
-        });
-        choices.push(choice);
+        settings.push(setting);
     }
-    let mut recipe = options.recipe.clone();
-    recipe.overrides.extend(overrides);
+    let refined = match refine_on {
+        Some((data, data_args, refs)) => Some(refine_settings(
+            &source,
+            options,
+            &mut settings,
+            (&data, &data_args, &refs),
+            show,
+        )?),
+        None => None,
+    };
+    let choices: Vec<Choice> = settings.iter().map(Setting::choice).collect();
+    let recipe = with_settings(&options.recipe, &settings);
     let per_layer: serde_json::Map<String, Value> = choices
         .iter()
         .map(|c| {
@@ -286,6 +341,19 @@ pub fn calibrate(
     if let (Some(r), Value::Object(d)) = (record.as_object_mut(), data_record) {
         r.extend(d);
     }
+    if let (Some(r), Some(d)) = (record.as_object_mut(), &refined) {
+        r.insert(
+            "refined".into(),
+            json!({
+                "error": "mean over the examples of |y - y_fp32|^2 / |y_fp32|^2 (model outputs)",
+                "error_before": d.before,
+                "error_after": d.after,
+                "tries": d.tries,
+                "steps_kept": d.kept,
+                "sweeps": d.sweeps,
+            }),
+        );
+    }
     Ok((
         ModelOptions {
             recipe,
@@ -293,7 +361,108 @@ pub fn calibrate(
             ..options.clone()
         },
         choices,
+        refined,
     ))
+}
+
+/// `--calib-refine`: coordinate descent over every layer's `F` (activations first, then weights), each try
+/// a model built in memory and run on the data against the FP32 outputs.
+fn refine_settings(
+    source: &Source,
+    options: &ModelOptions,
+    settings: &mut [Setting],
+    (data, data_args, refs): (&Data, &DataArgs, &[Vec<f32>]),
+    show: bool,
+) -> Result<refine::Descent> {
+    // The values descended over: (setting index, is it the weights), in that order.
+    let mut slots = Vec::new();
+    for weights in [false, true] {
+        for (i, s) in settings.iter().enumerate() {
+            let present = if weights {
+                s.weights.is_some()
+            } else {
+                s.activations.is_some()
+            };
+            if present {
+                slots.push((i, weights));
+            }
+        }
+    }
+    let frac_of = |s: &Setting, weights: bool| {
+        if weights {
+            s.weights.map_or(0, |w| w.1)
+        } else {
+            s.activations.map_or(0, |a| a.1)
+        }
+    };
+    let mut values: Vec<u8> = slots
+        .iter()
+        .map(|&(i, w)| frac_of(&settings[i], w))
+        .collect();
+    let bounds = vec![(0u8, 64u8); values.len()];
+    let bar = if show {
+        indicatif::ProgressBar::new((2 * values.len() * refine::SWEEPS) as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "refining fraction widths {bar:30} {pos}/{len} tries (at most) {msg} [{elapsed}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let set = |settings: &mut [Setting], values: &[u8]| {
+        for (&(i, weights), &f) in slots.iter().zip(values) {
+            if weights {
+                if let Some(w) = settings[i].weights.as_mut() {
+                    w.1 = f;
+                }
+            } else if let Some(a) = settings[i].activations.as_mut() {
+                a.1 = f;
+            }
+        }
+    };
+    let descent = {
+        let mut error = |values: &[u8]| -> Result<f64> {
+            set(settings, values);
+            let built = source.build(
+                Path::new("refine.mxrt"),
+                &ModelOptions {
+                    recipe: with_settings(&options.recipe, settings),
+                    recipe_source: "mxrt convert --calib-refine (trial)".into(),
+                    embed_tokenizer: true,
+                    calibration: None,
+                    ..options.clone()
+                },
+                &mut |_, _, _| {},
+            )?;
+            let session = crate::task::cpu_session(
+                Model::from_bytes(
+                    "a --calib-refine trial",
+                    built.bytes,
+                    ReadOptions {
+                        verify_checksums: false,
+                    },
+                )?,
+                data_args,
+            )?;
+            let out = crate::task::outputs(&session, data, data_args, &mut || {})?;
+            Ok(refine::output_error(&out, refs))
+        };
+        refine::descend(
+            &mut values,
+            &bounds,
+            refine::SWEEPS,
+            &mut error,
+            &mut |done, now| {
+                bar.set_position(done as u64);
+                bar.set_message(format!("output error {now:.4}"));
+            },
+        )?
+    };
+    bar.finish_and_clear();
+    set(settings, &values);
+    Ok(descent)
 }
 
 /// Every linear layer's input values over `data` (run through the FP32 `model` one example at a time), by

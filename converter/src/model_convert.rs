@@ -148,6 +148,27 @@ pub struct ModelReport {
 pub struct Source {
     ckpt: Checkpoint,
     desc: ModelDescription,
+    /// Tensors already encoded by an earlier [`Source::build`] (unpruned ones only), by tensor and encoding
+    /// settings: `mxrt search` and `convert --calib-refine` build the same checkpoint hundreds of times with
+    /// most tensors unchanged, and encoding plus measuring every tensor was most of a build's time.
+    encoded: std::sync::Mutex<EncodeMemo>,
+}
+
+/// Stored bytes the memo of a [`Source`] holds at most; tensors encoded past it are not kept.
+const ENCODE_MEMO_BYTES: u64 = 256 << 20;
+
+/// What [`Source::build`] computes for one tensor under one encoding, kept for the next build.
+#[derive(Default)]
+struct EncodeMemo {
+    entries: std::collections::HashMap<(usize, String), std::sync::Arc<Encoded>>,
+    bytes: u64,
+}
+
+/// An encoded tensor and what its report needs.
+struct Encoded {
+    tensor: mxrt_format::EncodedTensor,
+    zero_count: u64,
+    fidelity: Fidelity,
 }
 
 /// A converted model held in memory: the complete file image and what each tensor lost.
@@ -186,7 +207,11 @@ impl Source {
                 check_finite(&t.name, &t.values)?;
             }
         }
-        Ok(Source { ckpt, desc })
+        Ok(Source {
+            ckpt,
+            desc,
+            encoded: Default::default(),
+        })
     }
 
     pub fn architecture(&self) -> &str {
@@ -209,6 +234,43 @@ impl Source {
     /// Bytes of the checkpoint's safetensors file(s).
     pub fn source_bytes(&self) -> u64 {
         self.ckpt.files().iter().map(|f| f.len()).sum()
+    }
+
+    /// Tensor `i` encoded (from `pruned` values when given, else its own) and measured against its FP32
+    /// values; unpruned results come from (and go to) the memo.
+    fn encode(
+        &self,
+        i: usize,
+        pruned: Option<&Vec<f32>>,
+        encoding: Encoding,
+        rounding: mxrt_format::Rounding,
+        policy: SparsePolicy,
+    ) -> Result<std::sync::Arc<Encoded>, ConvertError> {
+        let t = &self.desc.tensors[i];
+        let key = (i, format!("{encoding}|{rounding:?}|{policy:?}"));
+        let memo = || self.encoded.lock().unwrap_or_else(|p| p.into_inner());
+        if pruned.is_none() {
+            if let Some(e) = memo().entries.get(&key) {
+                return Ok(e.clone());
+            }
+        }
+        let values = pruned.unwrap_or(&t.values);
+        let tensor = encode_f32(&t.name, &t.shape, values, encoding, rounding, policy)?;
+        let fidelity = measure(&t.values, &tensor.dequantize()?);
+        let e = std::sync::Arc::new(Encoded {
+            zero_count: tensor.zero_count()?,
+            tensor,
+            fidelity,
+        });
+        if pruned.is_none() {
+            let mut memo = memo();
+            let bytes = e.tensor.stored_bytes();
+            if memo.bytes + bytes <= ENCODE_MEMO_BYTES {
+                memo.bytes += bytes;
+                memo.entries.insert(key, e.clone());
+            }
+        }
+        Ok(e)
     }
 
     /// Resolves the recipe, prunes copies of the affected weights, encodes every tensor, measures what each
@@ -297,9 +359,8 @@ impl Source {
             } else {
                 SparsePolicy::Never
             };
-            let values = pruned.get(&i).unwrap_or(&t.values);
-            let encoded = encode_f32(&t.name, &t.shape, values, encoding, lr.rounding, policy)?;
-            let decoded = encoded.dequantize()?;
+            let e = self.encode(i, pruned.get(&i), encoding, lr.rounding, policy)?;
+            let encoded = &e.tensor;
             let numel = t.values.len().max(1) as f64;
             reports.push(TensorReport {
                 name: t.name.clone(),
@@ -312,11 +373,11 @@ impl Source {
                 bytes: encoded.stored_bytes(),
                 fp32_bytes: 4 * t.values.len() as u64,
                 bits_per_weight: encoded.stored_bytes() as f64 * 8.0 / numel,
-                sparsity: encoded.zero_count()? as f64 / numel,
+                sparsity: e.zero_count as f64 / numel,
                 pruned: pruned.contains_key(&i),
-                fidelity: measure(&t.values, &decoded),
+                fidelity: e.fidelity,
             });
-            builder.push(encoded)?;
+            builder.push(encoded.clone())?;
         }
         progress(total, total, "");
 

@@ -67,6 +67,10 @@ def main():
         run([mxrt, "convert", ckpt, "-o", str(f), "--weights", "fixed:8.7", "--activations", "fixed:8.4",
              "--calibrate", str(calib), "--calib-method", m, "--quiet"])
         variants.append((f"calibrated, `--calib-method {m}`", f))
+    refined = work / "cal-refined.mxrt"
+    run([mxrt, "convert", ckpt, "-o", str(refined), "--weights", "fixed:8.7", "--activations", "fixed:8.4",
+         "--calibrate", str(calib), "--calib-refine", "--quiet"])
+    variants.append(("calibrated (default method), then `--calib-refine`", refined))
     for name, f in variants:
         h = evaluate(mxrt, str(f), str(held), ckpt)
         c = evaluate(mxrt, str(f), str(calib), ckpt)
@@ -101,6 +105,8 @@ def main():
         for name, extra in [("hand-set fixed:8.5 (the quickstart before calibration)", []),
                             ("calibrated on examples/calibration.txt (default method)",
                              ["--calibrate", cal_text]),
+                            ("calibrated on examples/calibration.txt, then `--calib-refine`",
+                             ["--calibrate", cal_text, "--calib-refine"]),
                             ("MXINT8 w+a (recipes/mxint8.toml)", None)]:
             f = work / "mini.mxrt"
             if extra is None:
