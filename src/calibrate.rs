@@ -202,7 +202,11 @@ pub fn calibrate(
     options: &ModelOptions,
     request: &Request,
     show: bool,
-) -> Result<(ModelOptions, Vec<Choice>, Option<refine::Descent>)> {
+) -> Result<(
+    ModelOptions,
+    Vec<Choice>,
+    Option<(refine::Descent, &'static str)>,
+)> {
     let source = Source::open_with(
         inputs,
         options.allow_nonfinite,
@@ -309,13 +313,16 @@ pub fn calibrate(
         settings.push(setting);
     }
     let refined = match refine_on {
-        Some((data, data_args, refs)) => Some(refine_settings(
-            &source,
-            options,
-            &mut settings,
-            (&data, &data_args, &refs),
-            show,
-        )?),
+        Some((data, data_args, refs)) => Some((
+            refine_settings(
+                &source,
+                options,
+                &mut settings,
+                (&data, &data_args, &refs),
+                show,
+            )?,
+            error_kind(&data),
+        )),
         None => None,
     };
     let choices: Vec<Choice> = settings.iter().map(Setting::choice).collect();
@@ -341,11 +348,11 @@ pub fn calibrate(
     if let (Some(r), Value::Object(d)) = (record.as_object_mut(), data_record) {
         r.extend(d);
     }
-    if let (Some(r), Some(d)) = (record.as_object_mut(), &refined) {
+    if let (Some(r), Some((d, kind))) = (record.as_object_mut(), &refined) {
         r.insert(
             "refined".into(),
             json!({
-                "error": "mean over the examples of |y - y_fp32|^2 / |y_fp32|^2 (model outputs)",
+                "error": kind.describe(),
                 "error_before": d.before,
                 "error_after": d.after,
                 "tries": d.tries,
@@ -361,8 +368,37 @@ pub fn calibrate(
             ..options.clone()
         },
         choices,
-        refined,
+        refined.map(|(d, kind)| (d, kind.describe())),
     ))
+}
+
+/// What `--calib-refine` minimises.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ErrorKind {
+    /// Classifiers: the mean KL divergence of the model's class probabilities from FP32's (what decides
+    /// their answers; a squared error of logits weighs the confident examples most and moved SST-2 the
+    /// wrong way).
+    Kl,
+    /// Embeddings and scores: [`refine::output_error`].
+    Relative,
+}
+
+fn error_kind(data: &Data) -> ErrorKind {
+    match data {
+        Data::Sst2 { .. } | Data::Pairs { .. } | Data::Features { .. } => ErrorKind::Kl,
+        Data::Sentences { .. } | Data::Stsb { .. } | Data::PairScores { .. } => ErrorKind::Relative,
+    }
+}
+
+impl ErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Kl => "mean KL(FP32 || model) of the class probabilities over the examples",
+            ErrorKind::Relative => {
+                "mean over the examples of |y - y_fp32|^2 / |y_fp32|^2 (model outputs)"
+            }
+        }
+    }
 }
 
 /// `--calib-refine`: coordinate descent over every layer's `F` (activations first, then weights), each try
@@ -447,7 +483,19 @@ fn refine_settings(
                 data_args,
             )?;
             let out = crate::task::outputs(&session, data, data_args, &mut || {})?;
-            Ok(refine::output_error(&out, refs))
+            Ok(match error_kind(data) {
+                ErrorKind::Kl => {
+                    let kl = crate::task::compare(session.model(), data, &out, refs)["kl"]
+                        .as_f64()
+                        .unwrap_or(f64::INFINITY);
+                    if kl.is_nan() {
+                        f64::INFINITY
+                    } else {
+                        kl
+                    }
+                }
+                ErrorKind::Relative => refine::output_error(&out, refs),
+            })
         };
         refine::descend(
             &mut values,

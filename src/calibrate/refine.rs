@@ -2,10 +2,13 @@
 //! model's output. A percentile (or RMSE) choice judges each tensor alone; what matters is what the whole
 //! quantized model outputs. Here each layer's `F` (activations, then fixed-point weights) is tried one step
 //! lower and one step higher, the model rebuilt in memory and run on the calibration examples, and a step
-//! kept when the outputs come closer to the FP32 model's (coordinate descent; a few sweeps).
+//! kept when the outputs come closer to the FP32 model's (coordinate descent; a few sweeps). "Closer" is
+//! the caller's error: KL divergence of class probabilities for classifiers, [`output_error`] otherwise.
 //!
 //! Measured on all-MiniLM-L6-v2 at fixed:8 (examples/calibration.txt, 64 sentences): embedding cosine to
-//! FP32 on the separate examples/sentences.txt 0.969 with percentile:99.99 alone, 0.983 refined.
+//! FP32 on the separate examples/sentences.txt 0.969 with percentile:99.99 alone, 0.984 refined. On
+//! minilm-sst2 (256 calibration sentences) the calibration split's KL fell 0.0080 → 0.0065 but the 616
+//! held-out sentences did not follow (0.0094 → 0.0098): with a classifier's few examples it can fit them.
 
 use anyhow::Result;
 

@@ -74,8 +74,8 @@ pub struct Args {
     calib_method: String,
     /// Then refine the choices against the model's output: each layer's F (activations, then fixed-point
     /// weights) is tried one step lower and one higher, the model rebuilt in memory and run on the
-    /// calibration examples, and a step kept when the outputs come closer to FP32's (mean relative squared
-    /// error). Up to 3 sweeps; each try is a build and a pass over the data (all-MiniLM-L6-v2 on 64
+    /// calibration examples, and a step kept when the outputs come closer to FP32's (classifiers: mean KL
+    /// divergence of the class probabilities; embeddings: mean relative squared error). Up to 3 sweeps; each try is a build and a pass over the data (all-MiniLM-L6-v2 on 64
     /// sentences: ~2 minutes in all). Recorded in the file with the error before and after.
     #[arg(long, requires = "calibrate")]
     calib_refine: bool,
@@ -244,7 +244,7 @@ fn model_options(a: &Args) -> Result<ModelOptions> {
 fn print_calibration(
     choices: &[calibrate::Choice],
     r: &calibrate::Request,
-    refined: Option<&calibrate::refine::Descent>,
+    refined: Option<&(calibrate::refine::Descent, &'static str)>,
 ) -> std::io::Result<()> {
     let mut t = Table::new(&["layer", "activations", "max |x| seen", "weights"], &[2]);
     for c in choices {
@@ -264,10 +264,10 @@ fn print_calibration(
         r.method
     )?;
     outln!("{}", t.render())?;
-    if let Some(d) = refined {
+    if let Some((d, error)) = refined {
         outln!(
-            "refined on the same examples: output error against FP32 {:.5} -> {:.5} (mean |y - y_fp32|^2 / \
-             |y_fp32|^2; {} steps kept in {} tries, {} sweeps)",
+            "refined on the same examples: output error against FP32 {:.5} -> {:.5} ({error}; {} steps \
+             kept in {} tries, {} sweeps)",
             d.before,
             d.after,
             d.kept,
