@@ -195,6 +195,14 @@ fn with_settings(recipe: &Recipe, settings: &[Setting]) -> Recipe {
     recipe
 }
 
+/// What [`calibrate`] gives: the options (the recipe with one override per calibrated layer, the record
+/// set), the choices, and with `--calib-refine` what the descent did and the error it minimised.
+pub type Calibrated = (
+    ModelOptions,
+    Vec<Choice>,
+    Option<(refine::Descent, &'static str)>,
+);
+
 /// The calibrated options (the recipe with one override per calibrated layer, the record set) and the
 /// choices. Refuses a recipe with nothing in fixed point, and data that do not fit the model.
 pub fn calibrate(
@@ -202,11 +210,7 @@ pub fn calibrate(
     options: &ModelOptions,
     request: &Request,
     show: bool,
-) -> Result<(
-    ModelOptions,
-    Vec<Choice>,
-    Option<(refine::Descent, &'static str)>,
-)> {
+) -> Result<Calibrated> {
     let source = Source::open_with(
         inputs,
         options.allow_nonfinite,
