@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mxrt against ONNX Runtime and PyTorch, side by side on this machine (see BENCHMARKS.md for what is measured).
-#   scripts/bench-peers.sh [--quick] [--rounds N] [--threads 2,1]
+#   scripts/bench-peers.sh [--quick] [--rounds N] [--threads 2,1] [--jsc-only]
+# (--jsc-only: the JSC cases alone, printed, BENCHMARKS.md untouched: ~2 minutes.)
 # Sets up the peers once in a cached virtual environment outside the repository (scripts/peers/venv.sh,
 # ~3 GB from PyPI), exports and optimises the ONNX models once (target/peers), builds mxrt in release mode,
 # converts the models, then runs scripts/peers/bench_peers.py, which writes BENCHMARKS.md and BENCHMARKS.json.

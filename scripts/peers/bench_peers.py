@@ -488,7 +488,19 @@ def main():
     ap.add_argument("--ort-lib", help="libonnxruntime.so for --ort-jsc")
     ap.add_argument("--from-json", type=Path,
                     help="write BENCHMARKS.md and the README block again from a run's BENCHMARKS.json (no measuring)")
+    ap.add_argument("--jsc-only", action="store_true",
+                    help="measure only the JSC cases and print their tables (BENCHMARKS.md and README untouched)")
     a = ap.parse_args()
+    if a.jsc_only:
+        rows = []
+        for threads in [int(t) for t in a.threads.split(",")]:
+            for batch in (1, 1024, 65536):
+                print(f"jsc batch {batch}, {threads} thread(s) ...", file=sys.stderr)
+                rows += jsc(a, a.work, threads, batch, 3 if a.quick else a.rounds)
+                if batch == 1024:
+                    rows += jsc(a, a.work, threads, batch, 3 if a.quick else a.rounds, idle=True)
+        print(markdown(machine(), rows, NOTE))
+        return
     if a.from_json:
         saved = json.loads(a.from_json.read_text())
         write_outputs(a, saved["machine"], saved["rows"], int(a.threads.split(",")[0]))
