@@ -211,11 +211,14 @@ pub fn calibrate(
     request: &Request,
     show: bool,
 ) -> Result<Calibrated> {
-    let source = Source::open_with(
+    let mut source = Source::open_with(
         inputs,
         options.allow_nonfinite,
         options.recipe.folds_batch_norm(),
     )?;
+    if request.refine {
+        source = source.memoize_encodings(); // hundreds of builds, each changing one layer at most
+    }
     let has_weight = |li: usize| source.layer_weights(li).next().is_some();
     let (layers, _) = options.recipe.resolve(source.layers(), &has_weight)?;
     let fixed = |e: Option<Encoding>| match e {

@@ -148,10 +148,12 @@ pub struct ModelReport {
 pub struct Source {
     ckpt: Checkpoint,
     desc: ModelDescription,
-    /// Tensors already encoded by an earlier [`Source::build`] (unpruned ones only), by tensor and encoding
-    /// settings: `mxrt search` and `convert --calib-refine` build the same checkpoint hundreds of times with
-    /// most tensors unchanged, and encoding plus measuring every tensor was most of a build's time.
-    encoded: std::sync::Mutex<EncodeMemo>,
+    /// With [`Source::memoize_encodings`]: tensors already encoded by an earlier [`Source::build`]
+    /// (unpruned ones only), by tensor and encoding settings. `mxrt search` and `convert --calib-refine` build
+    /// the same checkpoint hundreds of times with most tensors unchanged, and encoding plus measuring every
+    /// tensor was most of a build's time. (A single conversion does not keep them: its builder holds the
+    /// encoded tensors already.)
+    encoded: Option<std::sync::Mutex<EncodeMemo>>,
 }
 
 /// Stored bytes the memo of a [`Source`] holds at most; tensors encoded past it are not kept.
@@ -210,8 +212,15 @@ impl Source {
         Ok(Source {
             ckpt,
             desc,
-            encoded: Default::default(),
+            encoded: None,
         })
+    }
+
+    /// Keeps each tensor's encoding (up to [`ENCODE_MEMO_BYTES`]) for later builds of this source: for callers
+    /// that build it many times with mostly the same encodings.
+    pub fn memoize_encodings(mut self) -> Source {
+        self.encoded = Some(Default::default());
+        self
     }
 
     pub fn architecture(&self) -> &str {
@@ -248,11 +257,16 @@ impl Source {
     ) -> Result<std::sync::Arc<Encoded>, ConvertError> {
         let t = &self.desc.tensors[i];
         let key = (i, format!("{encoding}|{rounding:?}|{policy:?}"));
-        let memo = || self.encoded.lock().unwrap_or_else(|p| p.into_inner());
-        if pruned.is_none() {
-            if let Some(e) = memo().entries.get(&key) {
-                return Ok(e.clone());
-            }
+        // No memo, or a pruned copy (its values are not the tensor's own): encode, keep nothing. The lock is
+        // not held while encoding: other threads' trials build at the same time.
+        let memo = || {
+            self.encoded
+                .as_ref()
+                .filter(|_| pruned.is_none())
+                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+        };
+        if let Some(e) = memo().and_then(|m| m.entries.get(&key).cloned()) {
+            return Ok(e);
         }
         let values = pruned.unwrap_or(&t.values);
         let tensor = encode_f32(&t.name, &t.shape, values, encoding, rounding, policy)?;
@@ -262,8 +276,7 @@ impl Source {
             tensor,
             fidelity,
         });
-        if pruned.is_none() {
-            let mut memo = memo();
+        if let Some(mut memo) = memo() {
             let bytes = e.tensor.stored_bytes();
             if memo.bytes + bytes <= ENCODE_MEMO_BYTES {
                 memo.bytes += bytes;

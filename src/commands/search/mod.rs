@@ -648,8 +648,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if show {
         eprintln!("reading {} ...", a.checkpoint.display());
     }
+    // Trials differ in a few layers' encodings: each tensor is encoded once per encoding.
     let source = Source::open(std::slice::from_ref(&a.checkpoint), false)
-        .with_context(|| format!("reading the checkpoint {}", a.checkpoint.display()))?;
+        .with_context(|| format!("reading the checkpoint {}", a.checkpoint.display()))?
+        .memoize_encodings();
     let (groups, fixed_layers) = groups::groups(&source, &a.group)?;
     if groups.is_empty() {
         bail!(
