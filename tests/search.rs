@@ -478,3 +478,45 @@ fn group_lists_search_the_named_layers_only() {
         &["--group", "\"attention\"", "matches no weight layer"],
     );
 }
+
+/// Trials build the checkpoint again and again through a memo of encoded tensors: every build through it
+/// gives the bytes a fresh source gives (encodings revisited, a pruned build between, which must not be
+/// served from the memo).
+#[test]
+fn memoized_builds_are_the_builds_of_a_fresh_source() {
+    use mxrt_converter::model_convert::{ModelOptions, Shortcuts, Source};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let inputs = [dir.clone()];
+    let memo = Source::open(&inputs, false).unwrap().memoize_encodings();
+    let settings = [
+        ("fixed:4.2", None),
+        ("mxint8", None),
+        ("fixed:4.2", Some(("l1", 0.5))),
+        ("fixed:4.2", None),
+        ("mxint8", None),
+        ("fixed:6.3", None),
+    ];
+    for (weights, prune) in settings {
+        let shortcuts = Shortcuts {
+            weights: Some(weights.into()),
+            activations: Some("fixed:8.4".into()),
+            rounding: None,
+            prune: prune.map(|(m, s): (&str, f64)| (m.to_string(), s, "local".to_string(), 0)),
+        };
+        let options = ModelOptions::from_recipe(None, &shortcuts).unwrap();
+        let fresh = Source::open(&inputs, false).unwrap();
+        let out = Path::new("x.mxrt");
+        let a = memo.build(out, &options, &mut |_, _, _| {}).unwrap();
+        let b = fresh.build(out, &options, &mut |_, _, _| {}).unwrap();
+        assert!(
+            a.bytes == b.bytes,
+            "{weights} {prune:?}: the memoized build differs"
+        );
+        let sqnr = |r: &mxrt_converter::model_convert::ModelReport| -> Vec<Option<f64>> {
+            r.tensors.iter().map(|t| t.fidelity.sqnr_db).collect()
+        };
+        assert_eq!(sqnr(&a.report), sqnr(&b.report), "{weights} {prune:?}");
+    }
+}
