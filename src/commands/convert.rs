@@ -75,8 +75,9 @@ pub struct Args {
     /// Then refine the choices against the model's output: each layer's F (activations, then fixed-point
     /// weights) is tried one step lower and one higher, the model rebuilt in memory and run on the
     /// calibration examples, and a step kept when the outputs come closer to FP32's (classifiers: mean KL
-    /// divergence of the class probabilities; embeddings: mean relative squared error). Up to 3 sweeps; each try is a build and a pass over the data (all-MiniLM-L6-v2 on 64
-    /// sentences: ~2 minutes in all). Recorded in the file with the error before and after.
+    /// divergence of the class probabilities; embeddings: mean relative squared error). Up to 3 sweeps;
+    /// each try is a build and a pass over the data (all-MiniLM-L6-v2 on 64 sentences: ~80 s in all).
+    /// Recorded in the file with the error before and after.
     #[arg(long, requires = "calibrate")]
     calib_refine: bool,
     /// Write the fidelity report (per tensor: encoding, bytes, sparsity, RMSE, max error, SQNR) as JSON.
