@@ -30,23 +30,39 @@ fn fitting(max: f32) -> [String; 2] {
 /// `mxrt convert` of the MLP in `dir` to `out` at fixed:8.4 weights and activations, calibrated on its
 /// data.csv (first 200 rows) with `method`; what it printed.
 fn convert_calibrated(dir: &Path, out: &Path, method: &str) -> String {
+    convert_with(
+        dir,
+        out,
+        ["fixed:8.4", "fixed:8.4", "200"],
+        &["--calib-method", method],
+    )
+}
+
+/// `mxrt convert` of the MLP in `dir` to `out` at `[weights, activations]` encodings, calibrated on the first
+/// `samples` rows of its data.csv, with `extra` options; what it printed.
+fn convert_with(
+    dir: &Path,
+    out: &Path,
+    [weights, activations, samples]: [&str; 3],
+    extra: &[&str],
+) -> String {
     let data = dir.join("data.csv");
-    mxrt_ok(&[
+    let mut args = vec![
         "convert",
         dir.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
         "--weights",
-        "fixed:8.4",
+        weights,
         "--activations",
-        "fixed:8.4",
+        activations,
         "--calibrate",
         data.to_str().unwrap(),
         "--calib-samples",
-        "200",
-        "--calib-method",
-        method,
-    ])
+        samples,
+    ];
+    args.extend_from_slice(extra);
+    mxrt_ok(&args)
 }
 
 #[test]
@@ -254,20 +270,14 @@ fn calibrated_fixed8_minilm_sst2_is_within_a_point_of_fp32_on_held_out_sentences
 
 /// The model's outputs on the MLP's data.csv (`mxrt run --json`), one vector per row.
 fn run_outputs(model: &Path, data: &Path) -> Vec<Vec<f64>> {
-    mxrt_ok(&[
-        "run",
-        model.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--json",
-    ])
-    .lines()
-    .map(|l| {
-        let v: Value = serde_json::from_str(l).unwrap();
-        let out = v["outputs"].as_array().unwrap_or_else(|| panic!("{l}"));
-        out.iter().map(|x| x.as_f64().unwrap()).collect()
-    })
-    .collect()
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    common::run_json(&["run", m, "--input", d, "--json"])
+        .iter()
+        .map(|v| {
+            let out = v["outputs"].as_array().unwrap_or_else(|| panic!("{v}"));
+            out.iter().map(|x| x.as_f64().unwrap()).collect()
+        })
+        .collect()
 }
 
 /// Mean over rows of KL(r || y) for class probabilities: the error `--calib-refine` records for a classifier
@@ -285,9 +295,8 @@ fn mean_kl(out: &[Vec<f64>], refs: &[Vec<f64>]) -> f64 {
 }
 
 /// `--calib-refine` at widths where the statistics' choice is not the best for the output (4-bit
-/// activations): the recorded
-/// errors are the ones the files give (checked here from the outputs of `mxrt run`), the refined file is
-/// closer to FP32 than the unrefined one, and what it stores is what it records.
+/// activations): the recorded errors are the ones the files give (checked here from the outputs of `mxrt
+/// run`), the refined file is closer to FP32 than the unrefined one, and what it stores is what it records.
 #[test]
 fn refine_lowers_the_output_error_it_records() {
     let tmp = tempfile::tempdir().unwrap();
@@ -296,22 +305,7 @@ fn refine_lowers_the_output_error_it_records() {
     let data = dir.join("data.csv");
     let (d, t) = (dir.to_str().unwrap(), tmp.path());
     let convert = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "convert",
-            d,
-            "-o",
-            out.to_str().unwrap(),
-            "--weights",
-            "fixed:6.2",
-            "--activations",
-            "fixed:4.2",
-            "--calibrate",
-            data.to_str().unwrap(),
-            "--calib-samples",
-            "300",
-        ];
-        args.extend_from_slice(extra);
-        mxrt_ok(&args)
+        convert_with(&dir, out, ["fixed:6.2", "fixed:4.2", "300"], extra)
     };
     let (plain, refined, fp32) = (
         t.join("plain.mxrt"),
