@@ -15,6 +15,25 @@ fn metadata(file: &Path) -> Value {
     r["metadata"].clone()
 }
 
+/// A temporary directory with the labelled MLP in `mlp/`: (the directory, the MLP, its data.csv).
+fn mlp_fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    write_mlp(&dir);
+    let data = dir.join("data.csv");
+    (tmp, dir, data)
+}
+
+/// The per-layer recipe a file stores for `layer` (what it computes with).
+fn stored_layer<'a>(recipe: &'a Value, layer: &str) -> &'a Value {
+    recipe["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == layer)
+        .unwrap_or_else(|| panic!("no stored recipe for {layer}"))
+}
+
 /// The largest F at which `max` fits in an 8-bit code (127 · 2^-F ≥ max), for max one ulp either way (the
 /// runtime's sums may round differently from this test's).
 fn fitting(max: f32) -> [String; 2] {
@@ -67,10 +86,7 @@ fn convert_with(
 
 #[test]
 fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
-    let data = dir.join("data.csv");
+    let (tmp, dir, data) = mlp_fixture();
     let out = tmp.path().join("m.mxrt");
     let text = convert_calibrated(&dir, &out, "minmax");
     assert_mentions(
@@ -115,12 +131,7 @@ fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
             "{layer}: {seen} vs {max}"
         );
         // The stored per-layer recipe is what was chosen: the file computes with it.
-        let stored = recipe["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["name"] == layer)
-            .unwrap();
+        let stored = stored_layer(recipe, layer);
         assert_eq!(stored["activations"], chosen);
         assert_eq!(stored["weights"], cal["layers"][layer]["weights"]);
     }
@@ -150,10 +161,7 @@ fn minmax_gives_each_layer_the_widest_f_its_largest_input_fits() {
 
 #[test]
 fn calibration_errors_are_clear() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
-    let data = dir.join("data.csv");
+    let (tmp, dir, data) = mlp_fixture();
     let out = tmp.path().join("m.mxrt");
     let (d, o, c) = (
         dir.to_str().unwrap(),
@@ -299,10 +307,7 @@ fn mean_kl(out: &[Vec<f64>], refs: &[Vec<f64>]) -> f64 {
 /// run`), the refined file is closer to FP32 than the unrefined one, and what it stores is what it records.
 #[test]
 fn refine_lowers_the_output_error_it_records() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlp");
-    write_mlp(&dir);
-    let data = dir.join("data.csv");
+    let (tmp, dir, data) = mlp_fixture();
     let (d, t) = (dir.to_str().unwrap(), tmp.path());
     let convert = |out: &Path, extra: &[&str]| {
         convert_with(&dir, out, ["fixed:6.2", "fixed:4.2", "300"], extra)
@@ -344,12 +349,7 @@ fn refine_lowers_the_output_error_it_records() {
     assert!(r["steps_kept"].as_u64().unwrap() >= 1);
     // The file computes with what the calibration record says.
     for layer in ["fc1", "out"] {
-        let stored = recipe["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["name"] == layer)
-            .unwrap();
+        let stored = stored_layer(recipe, layer);
         let chosen = &recipe["calibration"]["layers"][layer];
         assert_eq!(stored["activations"], chosen["activations"]);
         assert_eq!(stored["weights"], chosen["weights"]);
