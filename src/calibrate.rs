@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use mxrt_converter::fidelity::best_fixed_frac;
-use mxrt_converter::model_convert::{ModelOptions, Source};
+use mxrt_converter::model_convert::{LayerScales, ModelOptions, Source};
 use mxrt_converter::recipe::{LayerRecipe, Override, Recipe, Settings};
 use mxrt_converter::rng::SplitMix64;
 use mxrt_format::{Encoding, ReadOptions, Rounding};
@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::task::{load_data, Data, DataArgs};
 
+pub mod channels;
 pub mod refine;
 
 /// Values kept per layer to choose from (a uniform sample of everything the layer saw): enough for a
@@ -73,6 +74,8 @@ pub struct Request<'a> {
     pub max_length: Option<usize>,
     /// Refine the statistics' choices against the model's output on the data (`--calib-refine`).
     pub refine: bool,
+    /// Per-channel scales: smoothing of LayerNorm-fed inputs, per-row weight widths (`--calib-channels`).
+    pub channels: bool,
 }
 
 /// A uniform sample of a layer's input values (reservoir sampling, seeded: the same data gives the same
@@ -82,19 +85,30 @@ pub(crate) struct Sampled {
     seen: u64,
     values: Vec<f32>,
     rng: SplitMix64,
+    /// The largest magnitude per input channel, when the layer's width is known (`--calib-channels`).
+    channel_max: Vec<f32>,
 }
 
 impl Sampled {
-    fn new(seed: u64) -> Sampled {
+    fn new(seed: u64, width: usize) -> Sampled {
         Sampled {
             max_abs: 0.0,
             seen: 0,
             values: Vec::new(),
             rng: SplitMix64(seed),
+            channel_max: vec![0.0; width],
         }
     }
 
     fn add(&mut self, x: &[f32]) {
+        let width = self.channel_max.len();
+        if width > 0 {
+            for row in x.chunks_exact(width) {
+                for (m, v) in self.channel_max.iter_mut().zip(row) {
+                    *m = m.max(v.abs());
+                }
+            }
+        }
         for &v in x {
             self.max_abs = self.max_abs.max(v.abs());
             if self.values.len() < SAMPLE {
@@ -240,33 +254,22 @@ pub fn calibrate(
     let mut sampled: BTreeMap<String, Sampled> = BTreeMap::new();
     let needs_data = request.refine || todo.iter().any(|(_, l)| fixed(l.activations).is_some());
     let mut data_record = Value::Null;
+    // --calib-channels: each layer's input width (for per-channel maxima) and the scales chosen.
+    let widths: BTreeMap<String, usize> = if request.channels {
+        (0..layers.len())
+            .filter_map(|li| Some((layers[li].name.clone(), source.weight_matrix(li)?.2)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut channel_scales: BTreeMap<String, LayerScales> = BTreeMap::new();
     // With --calib-refine: the data, how to run it, and the FP32 outputs on it.
     let mut refine_on: Option<(Data, DataArgs, Vec<Vec<f32>>)> = None;
     if needs_data {
         if show {
             eprintln!("calibrating on {} ...", request.data.display());
         }
-        let mut fp32 = Recipe::default();
-        fp32.default.weights = Some("f32".into());
-        let reference = source.build(
-            Path::new("calibration-fp32.mxrt"),
-            &ModelOptions {
-                recipe: fp32,
-                recipe_source: "mxrt convert --calibrate (FP32 reference)".into(),
-                embed_tokenizer: true,
-                no_sparse: true,
-                calibration: None,
-                ..options.clone()
-            },
-            &mut |_, _, _| {},
-        )?;
-        let model = Model::from_bytes(
-            "the FP32 calibration model",
-            reference.bytes,
-            ReadOptions {
-                verify_checksums: false,
-            },
-        )?;
+        let model = fp32_model(&source, options, BTreeMap::new())?;
         let mut data_args = DataArgs {
             data: Some(request.data.to_path_buf()),
             labels: None,
@@ -280,8 +283,17 @@ pub fn calibrate(
         };
         let data = load_data(&data_args, &model)
             .with_context(|| format!("reading the calibration data {}", request.data.display()))?;
-        let (samples, examples) = sample_activations(&model, &data, request.max_length)?;
+        let (samples, examples) = sample_activations(&model, &data, request.max_length, &widths)?;
         sampled = samples;
+        if request.channels {
+            channel_scales = smoothing_scales(&source, &layers, &sampled);
+            if !channel_scales.is_empty() {
+                // The smoothed layers' ranges are those of their scaled inputs: measured again, on the FP32
+                // model with the input scales (the same function, other intermediate values).
+                let smoothed = fp32_model(&source, options, channel_scales.clone())?;
+                sampled = sample_activations(&smoothed, &data, request.max_length, &widths)?.0;
+            }
+        }
         let bytes = std::fs::read(request.data)
             .with_context(|| format!("reading {}", request.data.display()))?;
         data_record = json!({
@@ -314,11 +326,26 @@ pub fn calibrate(
         if let Some(spec) = l.weights.filter(|w| fixed(Some(w.encoding)).is_some()) {
             let width = fixed(Some(spec.encoding)).unwrap_or(8);
             let tensors: Vec<&[f32]> = source.layer_weights(li).collect();
-            let (f, _) = best_fixed_frac(&tensors, width, l.rounding);
+            let (mut f, _) = best_fixed_frac(&tensors, width, l.rounding);
+            // --calib-channels: a linear layer's rows each at their own width (of the smoothed matrix).
+            match source.weight_matrix(li) {
+                Some((w, _, cols)) if request.channels && l.activations.is_some() => {
+                    let scales = channel_scales.entry(l.name.clone()).or_default();
+                    let stored = scales.stored_weight(w, cols);
+                    let (frac, rows) = channels::row_fractions(&stored, cols, width, l.rounding);
+                    (f, scales.output) = (frac, rows);
+                }
+                _ => {}
+            }
             setting.weights = Some((width, f, spec.sparse_requested));
         }
         settings.push(setting);
     }
+    channel_scales.retain(|_, s| s.input.is_some() || s.output.is_some());
+    let options = &ModelOptions {
+        channel_scales,
+        ..options.clone()
+    };
     let refined = match refine_on {
         Some((data, data_args, refs)) => Some((
             refine_settings(
@@ -352,6 +379,9 @@ pub fn calibrate(
         "weights_method": "rmse",
         "layers": per_layer,
     });
+    if request.channels {
+        record["channels"] = channels_record(&options.channel_scales);
+    }
     if let (Some(r), Value::Object(d)) = (record.as_object_mut(), data_record) {
         r.extend(d);
     }
@@ -377,6 +407,117 @@ pub fn calibrate(
         choices,
         refined.map(|(d, kind)| (d, kind.describe())),
     ))
+}
+
+/// The FP32 model of `source` (with `channel_scales`), in memory, to measure activations on.
+fn fp32_model(
+    source: &Source,
+    options: &ModelOptions,
+    channel_scales: BTreeMap<String, LayerScales>,
+) -> Result<Model> {
+    let mut fp32 = Recipe::default();
+    fp32.default.weights = Some("f32".into());
+    let reference = source.build(
+        Path::new("calibration-fp32.mxrt"),
+        &ModelOptions {
+            recipe: fp32,
+            recipe_source: "mxrt convert --calibrate (FP32 reference)".into(),
+            embed_tokenizer: true,
+            no_sparse: true,
+            calibration: None,
+            channel_scales,
+            ..options.clone()
+        },
+        &mut |_, _, _| {},
+    )?;
+    Ok(Model::from_bytes(
+        "the FP32 calibration model",
+        reference.bytes,
+        ReadOptions {
+            verify_checksums: false,
+        },
+    )?)
+}
+
+/// `--calib-channels`' input scales (`1 / s`, [`channels::smoothing`]) of every LayerNorm-fed group whose
+/// layers all quantize their input to fixed point, from the channel maxima `sampled` holds.
+fn smoothing_scales(
+    source: &Source,
+    layers: &[LayerRecipe],
+    sampled: &BTreeMap<String, Sampled>,
+) -> BTreeMap<String, LayerScales> {
+    let mut out = BTreeMap::new();
+    for group in channels::layernorm_fed_groups(source.hyperparameters()) {
+        let members: Option<Vec<usize>> = group
+            .iter()
+            .map(|name| {
+                layers.iter().position(|l| {
+                    &l.name == name && matches!(l.activations, Some(Encoding::Fixed { .. }))
+                })
+            })
+            .collect();
+        let Some(members) = members else {
+            continue;
+        };
+        let Some(x_max) = sampled.get(&group[0]).map(|s| &s.channel_max) else {
+            continue;
+        };
+        let matrices: Option<Vec<(&[f32], usize)>> = members
+            .iter()
+            .map(|&li| source.weight_matrix(li).map(|(w, _, cols)| (w, cols)))
+            .collect();
+        let Some(matrices) = matrices.filter(|m| m.iter().all(|(_, c)| *c == x_max.len())) else {
+            continue;
+        };
+        let input: Vec<f32> = channels::smoothing(x_max, &matrices)
+            .iter()
+            .map(|s| 1.0 / s)
+            .collect();
+        if input.iter().all(|&s| s == 1.0) {
+            continue;
+        }
+        for name in group {
+            out.insert(
+                name,
+                LayerScales {
+                    input: Some(input.clone()),
+                    output: None,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The calibration record's `channels`: what `--calib-channels` did, per layer.
+fn channels_record(scales: &BTreeMap<String, LayerScales>) -> Value {
+    let log2_range = |v: &Option<Vec<f32>>| {
+        v.as_ref().map(|s| {
+            let logs = s.iter().map(|x| x.log2());
+            let (lo, hi) = logs.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            });
+            json!([lo, hi])
+        })
+    };
+    let layers: serde_json::Map<String, Value> = scales
+        .iter()
+        .map(|(name, s)| {
+            (
+                name.clone(),
+                json!({
+                    "input_scale_log2_range": log2_range(&s.input),
+                    "output_scale_log2_range": log2_range(&s.output),
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "smoothing_alpha": channels::ALPHA,
+        "smoothed": scales.values().filter(|s| s.input.is_some()).count(),
+        "per_row_weights": scales.values().filter(|s| s.output.is_some()).count(),
+        "layers": layers,
+    })
 }
 
 /// What `--calib-refine` minimises.
@@ -521,11 +662,12 @@ fn refine_settings(
 }
 
 /// Every linear layer's input values over `data` (run through the FP32 `model` one example at a time), by
-/// layer name, and the number of examples.
+/// layer name, and the number of examples; per-channel maxima for the layers `widths` gives a width.
 pub(crate) fn sample_activations(
     model: &Model,
     data: &Data,
     max_length: Option<usize>,
+    widths: &BTreeMap<String, usize>,
 ) -> Result<(BTreeMap<String, Sampled>, usize)> {
     let mut sampled: BTreeMap<String, Sampled> = BTreeMap::new();
     let mut seed = 0u64;
@@ -535,7 +677,7 @@ pub(crate) fn sample_activations(
                 .entry(n.to_string())
                 .or_insert_with(|| {
                     seed += 1;
-                    Sampled::new(seed)
+                    Sampled::new(seed, widths.get(*n).copied().unwrap_or(0))
                 })
                 .add(x);
         }

@@ -33,6 +33,56 @@ pub struct ModelOptions {
     /// How the recipe's fixed-point fraction widths were calibrated (data, its hash, method, per-layer
     /// choices), stored as the recipe's `calibration` record.
     pub calibration: Option<Value>,
+    /// Channel scales per layer name (FORMAT.md section 9, description 2.2): the layer computes
+    /// `s_out ⊙ (quant(s_in ⊙ x) · Wᵀ) + b` with the stored weight `W[r][i] / (s_out[r] · s_in[i])`, so that
+    /// powers of two leave the model's function unchanged and move precision where quantization needs it.
+    pub channel_scales: BTreeMap<String, LayerScales>,
+}
+
+/// One layer's channel scales: `input` over its input channels (columns), `output` over its rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerScales {
+    pub input: Option<Vec<f32>>,
+    pub output: Option<Vec<f32>>,
+}
+
+impl LayerScales {
+    /// `w` (`[rows, cols]` row-major) as the layer stores it: `w[r][i] / (output[r] · input[i])`.
+    pub fn stored_weight(&self, w: &[f32], cols: usize) -> Vec<f32> {
+        self.map_weight(w, cols, |v, s| v / s)
+    }
+
+    /// The weight a layer computes with, from its stored weight: `stored[r][i] · output[r] · input[i]`.
+    pub fn effective_weight(&self, stored: &[f32], cols: usize) -> Vec<f32> {
+        self.map_weight(stored, cols, |v, s| v * s)
+    }
+
+    fn map_weight(&self, w: &[f32], cols: usize, f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+        let one = |v: &Option<Vec<f32>>, i: usize| v.as_ref().map_or(1.0, |s| s[i]);
+        w.chunks(cols.max(1))
+            .enumerate()
+            .flat_map(|(r, row)| {
+                let out = one(&self.output, r);
+                let f = &f;
+                row.iter()
+                    .enumerate()
+                    .map(move |(i, &v)| f(v, out * one(&self.input, i)))
+            })
+            .collect()
+    }
+
+    /// A short fingerprint of the scales (the encode memo's key: the same tensor stored under other scales
+    /// is another tensor).
+    fn fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for v in [&self.input, &self.output] {
+            v.as_ref()
+                .map(|s| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                .hash(&mut h);
+        }
+        format!("{:016x}", h.finish())
+    }
 }
 
 /// Settings given beside (or instead of) a recipe file, applied over its default as `mxrt convert`'s flags
@@ -94,6 +144,7 @@ impl ModelOptions {
             no_sparse: false,
             plane_align: mxrt_format::PlaneAlign::Auto,
             calibration: None,
+            channel_scales: Default::default(),
         })
     }
 }
@@ -240,6 +291,28 @@ impl Source {
             .map(|t| t.values.as_slice())
     }
 
+    /// The layer's weight matrix `(values, rows, cols)`, when it has exactly one and it is 2-D.
+    pub fn weight_matrix(&self, layer: usize) -> Option<(&[f32], usize, usize)> {
+        let mut m = self
+            .desc
+            .tensors
+            .iter()
+            .filter(move |t| t.layer == layer && t.role == Role::Weight);
+        match (m.next(), m.next()) {
+            (Some(t), None) if t.shape.len() == 2 => Some((
+                t.values.as_slice(),
+                t.shape[0] as usize,
+                t.shape[1] as usize,
+            )),
+            _ => None,
+        }
+    }
+
+    /// The model's architecture and hyperparameters (FORMAT.md section 9).
+    pub fn hyperparameters(&self) -> &mxrt_format::description::Hyperparameters {
+        &self.desc.hyperparameters
+    }
+
     /// Bytes of the checkpoint's safetensors file(s).
     pub fn source_bytes(&self) -> u64 {
         self.ckpt.files().iter().map(|f| f.len()).sum()
@@ -251,12 +324,14 @@ impl Source {
         &self,
         i: usize,
         pruned: Option<&Vec<f32>>,
+        scales: Option<&LayerScales>,
         encoding: Encoding,
         rounding: mxrt_format::Rounding,
         policy: SparsePolicy,
     ) -> Result<std::sync::Arc<Encoded>, ConvertError> {
         let t = &self.desc.tensors[i];
-        let key = (i, format!("{encoding}|{rounding:?}|{policy:?}"));
+        let scaled = scales.map(|s| s.fingerprint()).unwrap_or_default();
+        let key = (i, format!("{encoding}|{rounding:?}|{policy:?}|{scaled}"));
         // No memo, or a pruned copy (its values are not the tensor's own): encode, keep nothing. The lock is
         // not held while encoding: other threads' trials build at the same time.
         let memo = || {
@@ -269,8 +344,21 @@ impl Source {
             return Ok(e);
         }
         let values = pruned.unwrap_or(&t.values);
-        let tensor = encode_f32(&t.name, &t.shape, values, encoding, rounding, policy)?;
-        let fidelity = measure(&t.values, &tensor.dequantize()?);
+        let cols = t.shape.get(1).copied().unwrap_or(1) as usize;
+        let (tensor, fidelity) = match scales {
+            None => {
+                let tensor = encode_f32(&t.name, &t.shape, values, encoding, rounding, policy)?;
+                let fidelity = measure(&t.values, &tensor.dequantize()?);
+                (tensor, fidelity)
+            }
+            // Stored scaled; measured as the layer computes with it.
+            Some(s) => {
+                let stored = s.stored_weight(values, cols);
+                let tensor = encode_f32(&t.name, &t.shape, &stored, encoding, rounding, policy)?;
+                let effective = s.effective_weight(&tensor.dequantize()?, cols);
+                (tensor, measure(&t.values, &effective))
+            }
+        };
         let e = std::sync::Arc::new(Encoded {
             zero_count: tensor.zero_count()?,
             tensor,
@@ -284,6 +372,50 @@ impl Source {
             }
         }
         Ok(e)
+    }
+
+    /// Names the channel-scale tensors in the recipe entries of the layers `scales` lists, after checking
+    /// each layer has one weight matrix the scales fit; gives the index of each such weight tensor and its
+    /// layer's name.
+    fn attach_channel_scales(
+        &self,
+        layers: &mut [LayerRecipe],
+        scales: &BTreeMap<String, LayerScales>,
+    ) -> Result<BTreeMap<usize, String>, ConvertError> {
+        let mut weights = BTreeMap::new();
+        for (name, s) in scales {
+            let bad = |reason: String| ConvertError::Recipe(format!("channel scales of {name}: {reason}"));
+            let li = layers
+                .iter()
+                .position(|l| &l.name == name && l.activations.is_some())
+                .ok_or_else(|| bad("no linear layer has this name".into()))?;
+            let mut matrices = self
+                .desc
+                .tensors
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.layer == li && t.role == Role::Weight);
+            let (ti, t) = match (matrices.next(), matrices.next()) {
+                (Some(m), None) if m.1.shape.len() == 2 => m,
+                _ => return Err(bad("the layer has no single weight matrix".into())),
+            };
+            let (rows, cols) = (t.shape[0] as usize, t.shape[1] as usize);
+            for (what, v, len) in [("input", &s.input, cols), ("output", &s.output, rows)] {
+                if let Some(v) = v {
+                    if v.len() != len {
+                        return Err(bad(format!("{} {what} scales for {len} channels", v.len())));
+                    }
+                    if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                        return Err(bad(format!("{what} scale {x}: scales must be positive and finite")));
+                    }
+                }
+            }
+            let l = &mut layers[li];
+            l.input_scale = s.input.as_ref().map(|_| format!("{name}.input_scale"));
+            l.output_scale = s.output.as_ref().map(|_| format!("{name}.output_scale"));
+            weights.insert(ti, name.clone());
+        }
+        Ok(weights)
     }
 
     /// Resolves the recipe, prunes copies of the affected weights, encodes every tensor, measures what each
@@ -303,7 +435,8 @@ impl Source {
                 .iter()
                 .any(|t| t.layer == li && t.role == Role::Weight)
         };
-        let (layers, warnings) = options.recipe.resolve(&desc.layers, &has_weight)?;
+        let (mut layers, warnings) = options.recipe.resolve(&desc.layers, &has_weight)?;
+        let scaled_weights = self.attach_channel_scales(&mut layers, &options.channel_scales)?;
 
         // Prune copies of the affected weights (the source stays untouched for the next build).
         let targets: Vec<usize> = (0..tensors.len())
@@ -350,9 +483,12 @@ impl Source {
             } else {
                 None
             };
-        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe).max(
-            u16::from(matches!(tokenizer_files, Some((BYTE_LEVEL_BPE, _)))),
-        );
+        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe)
+            .max(u16::from(matches!(
+                tokenizer_files,
+                Some((BYTE_LEVEL_BPE, _))
+            )))
+            .max(if options.channel_scales.is_empty() { 0 } else { 2 });
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
             .description_minor(minor);
@@ -372,7 +508,10 @@ impl Source {
             } else {
                 SparsePolicy::Never
             };
-            let e = self.encode(i, pruned.get(&i), encoding, lr.rounding, policy)?;
+            let scales = scaled_weights
+                .get(&i)
+                .and_then(|name| options.channel_scales.get(name));
+            let e = self.encode(i, pruned.get(&i), scales, encoding, lr.rounding, policy)?;
             let encoded = &e.tensor;
             let numel = t.values.len().max(1) as f64;
             reports.push(TensorReport {
@@ -393,6 +532,46 @@ impl Source {
             builder.push(encoded.clone())?;
         }
         progress(total, total, "");
+        // The channel-scale vectors, f32, after the checkpoint's tensors.
+        for lr in &layers {
+            let Some(scales) = options.channel_scales.get(&lr.name) else {
+                continue;
+            };
+            let named = [
+                (&lr.input_scale, &scales.input),
+                (&lr.output_scale, &scales.output),
+            ];
+            for (name, values) in named {
+                let (Some(name), Some(values)) = (name, values) else {
+                    continue;
+                };
+                let shape = [values.len() as u64];
+                let tensor = encode_f32(
+                    name,
+                    &shape,
+                    values,
+                    Encoding::F32,
+                    mxrt_format::Rounding::Nearest,
+                    SparsePolicy::Never,
+                )?;
+                reports.push(TensorReport {
+                    name: name.clone(),
+                    layer: lr.name.clone(),
+                    kind: lr.kind,
+                    role: Role::Parameter,
+                    shape: shape.to_vec(),
+                    encoding: tensor.encoding.to_string(),
+                    sparse: false,
+                    bytes: tensor.stored_bytes(),
+                    fp32_bytes: tensor.stored_bytes(),
+                    bits_per_weight: 32.0,
+                    sparsity: 0.0,
+                    pruned: false,
+                    fidelity: measure(values, values),
+                });
+                builder.push(tensor)?;
+            }
+        }
 
         let ckpt = &self.ckpt;
         let mut sources: Vec<Value> = ckpt.files().iter().map(|f| f.provenance()).collect();
@@ -420,7 +599,10 @@ impl Source {
         );
         meta.insert("hyperparameters".into(), desc.hyperparameters.to_value());
         meta.insert("recipe".into(), recipe_json);
-        let requires = required_features(&desc.hyperparameters);
+        let mut requires = required_features(&desc.hyperparameters);
+        if !options.channel_scales.is_empty() {
+            requires.push("channel_scales");
+        }
         if !requires.is_empty() {
             meta.insert("requires".into(), json!(requires));
         }

@@ -108,6 +108,13 @@ pub struct LayerRecipe {
     #[serde(serialize_with = "ser_rounding")]
     pub rounding: Rounding,
     pub prune: Option<Prune>,
+    /// The tensor holding the layer's input channel scales (description 2.2), when it has them: set by the
+    /// build from [`crate::model_convert::ModelOptions::channel_scales`], not by recipes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_scale: Option<String>,
+    /// The tensor holding the layer's output channel scales (description 2.2), likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_scale: Option<String>,
 }
 
 fn ser_spec<S: serde::Serializer>(v: &Option<EncodingSpec>, s: S) -> Result<S::Ok, S::Error> {
@@ -322,6 +329,8 @@ impl Recipe {
                 } else {
                     None
                 },
+                input_scale: None,
+                output_scale: None,
             };
             for (oi, o) in self.overrides.iter().enumerate() {
                 let name_ok = o.name.as_deref().is_none_or(|g| glob_match(g, &layer.name));

@@ -523,6 +523,24 @@ pub struct RecipeLayer {
     /// `"nearest"` (default) or `"even"`.
     #[serde(default)]
     pub rounding: Option<String>,
+    /// Since 2.2 (feature `channel_scales`): the name of an f32 tensor `[in]` multiplying the layer's input,
+    /// channel by channel, before it is quantized.
+    #[serde(default)]
+    pub input_scale: Option<String>,
+    /// Since 2.2 (feature `channel_scales`): the name of an f32 tensor `[out]` multiplying the layer's
+    /// product with its weights, row by row, before the bias is added.
+    #[serde(default)]
+    pub output_scale: Option<String>,
+}
+
+impl RecipeLayer {
+    /// The names of the channel-scale tensors the layer reads (description 2.2).
+    pub fn channel_scale_tensors(&self) -> impl Iterator<Item = &str> {
+        self.input_scale
+            .iter()
+            .chain(&self.output_scale)
+            .map(String::as_str)
+    }
 }
 
 /// `tokenizer`: the embedded tokenizer's format and its files, each a raw `u8` tensor.
@@ -613,6 +631,30 @@ impl ModelDescription {
                 h.tensors(|name| file.tensor(name).and_then(|t| t.shape.first().copied()))?
             }
         };
+        // Channel scales (2.2): present, numeric, one value per channel. Their length is checked against the
+        // layer's width where the layer is built, which knows it.
+        for layer in &self.recipe_layers {
+            for name in layer.channel_scale_tensors() {
+                let found = file
+                    .tensor(name)
+                    .ok_or_else(|| DescriptionError::MissingTensor {
+                        name: name.to_string(),
+                    })?;
+                if found.shape.len() != 1 {
+                    return Err(DescriptionError::TensorShape {
+                        name: name.to_string(),
+                        found: found.shape.clone(),
+                        needed: vec![found.shape.iter().product()],
+                    });
+                }
+                if let crate::Encoding::Raw(_) = found.encoding {
+                    return Err(DescriptionError::RawTensor {
+                        name: name.to_string(),
+                        encoding: found.encoding.to_string(),
+                    });
+                }
+            }
+        }
         for t in list {
             let found = file
                 .tensor(&t.name)

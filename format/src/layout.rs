@@ -9,9 +9,10 @@ pub const MAGIC: [u8; 8] = *b"MXRT\r\n\x1a\n";
 /// The layout version the writer produces by default, and the newest this reader knows.
 pub const VERSION_MAJOR: u16 = 2;
 /// The newest model-description (minor) version this crate documents and reads (FORMAT.md section 10).
-/// 2.1 added the recipe layers' `biases` (quantized biases); the writer marks a file 2.1 only when it uses
-/// it ([`crate::FileBuilder::description_minor`]), 2.0 otherwise.
-pub const VERSION_MINOR: u16 = 1;
+/// 2.1 added the recipe layers' `biases` (quantized biases) among others, 2.2 the recipe layers' channel
+/// scales; the writer marks a file with the oldest minor whose fields it uses
+/// ([`crate::FileBuilder::description_minor`]).
+pub const VERSION_MINOR: u16 = 2;
 /// Oldest layout version this reader still reads.
 pub const OLDEST_MAJOR: u16 = 1;
 pub const HEADER_LEN: u64 = 128;

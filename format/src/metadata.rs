@@ -90,8 +90,14 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<Map<String, Value>> {
 /// section 10). None is defined in description 2.0; a later minor version that adds a field which changes
 /// results names it here and in the files that use it, so older readers refuse those files instead of
 /// silently ignoring the field. 2.1: `leaky_relu` (the MLP op), `hidden_act_relu` and `hidden_act_gelu_tanh`
-/// (BERT-family feed-forward blocks with ReLU or GELU's tanh approximation).
-pub const KNOWN_FEATURES: &[&str] = &["leaky_relu", "hidden_act_relu", "hidden_act_gelu_tanh"];
+/// (BERT-family feed-forward blocks with ReLU or GELU's tanh approximation); 2.2: `channel_scales` (the recipe
+/// layers' `input_scale` and `output_scale`).
+pub const KNOWN_FEATURES: &[&str] = &[
+    "leaky_relu",
+    "hidden_act_relu",
+    "hidden_act_gelu_tanh",
+    "channel_scales",
+];
 
 /// Refuses a file whose `requires` names a feature this reader does not implement, naming the file's version.
 pub fn check_required_features(meta: &Map<String, Value>, version: (u16, u16)) -> Result<()> {

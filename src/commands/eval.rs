@@ -87,6 +87,7 @@ fn reference_model(
             no_sparse: true,
             plane_align: mxrt_format::PlaneAlign::Auto,
             calibration: None,
+            channel_scales: Default::default(),
         };
         convert_model(
             &[r.to_path_buf()],

@@ -4,7 +4,8 @@
 
 use crate::error::{InputError, Result};
 use crate::graphs::params::Params;
-use crate::ops::{Activation, Backend, Embeddings, Linear, Norm, Parameters, Pooling, TokenBatch};
+use crate::graphs::scaled::{self, ScaledLinear};
+use crate::ops::{Activation, Backend, Embeddings, Norm, Parameters, Pooling, TokenBatch};
 
 #[derive(Debug, Clone)]
 pub enum Head {
@@ -54,13 +55,13 @@ pub struct BertOutput {
 }
 
 pub(crate) struct EncoderLayer {
-    pub(crate) query: Linear,
-    pub(crate) key: Linear,
-    pub(crate) value: Linear,
-    pub(crate) attention_output: Linear,
+    pub(crate) query: ScaledLinear,
+    pub(crate) key: ScaledLinear,
+    pub(crate) value: ScaledLinear,
+    pub(crate) attention_output: ScaledLinear,
     pub(crate) attention_norm: Norm,
-    pub(crate) intermediate: Linear,
-    pub(crate) output: Linear,
+    pub(crate) intermediate: ScaledLinear,
+    pub(crate) output: ScaledLinear,
     pub(crate) output_norm: Norm,
 }
 
@@ -69,9 +70,9 @@ pub struct Bert {
     pub(crate) embeddings: Embeddings,
     pub(crate) layers: Vec<EncoderLayer>,
     /// ELECTRA's projection of narrower embeddings to the hidden width.
-    pub(crate) project: Option<Linear>,
-    pub(crate) pooler: Option<Linear>,
-    pub(crate) classifier: Option<Linear>,
+    pub(crate) project: Option<ScaledLinear>,
+    pub(crate) pooler: Option<ScaledLinear>,
+    pub(crate) classifier: Option<ScaledLinear>,
 }
 
 impl Bert {
@@ -92,19 +93,19 @@ impl Bert {
         )?;
         let embeddings_norm = p.norm(&format!("{e}.LayerNorm"), width)?;
         let project = match config.embedding_size {
-            Some(w) => Some(p.linear(&format!("{pre}embeddings_project"), h, w)?),
+            Some(w) => Some(p.scaled_linear(&format!("{pre}embeddings_project"), h, w)?),
             None => None,
         };
         let mut layers = Vec::with_capacity(config.layers);
         for l in &config.layer_names {
             layers.push(EncoderLayer {
-                query: p.linear(&l.query, h, h)?,
-                key: p.linear(&l.key, h, h)?,
-                value: p.linear(&l.value, h, h)?,
-                attention_output: p.linear(&l.attention_output, h, h)?,
+                query: p.scaled_linear(&l.query, h, h)?,
+                key: p.scaled_linear(&l.key, h, h)?,
+                value: p.scaled_linear(&l.value, h, h)?,
+                attention_output: p.scaled_linear(&l.attention_output, h, h)?,
                 attention_norm: p.norm(&l.attention_norm, h)?,
-                intermediate: p.linear(&l.intermediate, config.intermediate, h)?,
-                output: p.linear(&l.output, h, config.intermediate)?,
+                intermediate: p.scaled_linear(&l.intermediate, config.intermediate, h)?,
+                output: p.scaled_linear(&l.output, h, config.intermediate)?,
                 output_norm: p.norm(&l.output_norm, h)?,
             });
         }
@@ -115,8 +116,8 @@ impl Bert {
                 classifier,
                 ..
             } => (
-                Some(p.linear(pooler, h, h)?),
-                Some(p.linear(classifier, labels.len(), h)?),
+                Some(p.scaled_linear(pooler, h, h)?),
+                Some(p.scaled_linear(classifier, labels.len(), h)?),
             ),
             Head::Embedding { .. } => (None, None),
         };
@@ -160,7 +161,7 @@ impl Bert {
             .chain(&self.pooler)
             .chain(&self.classifier)
         {
-            p.linear(l);
+            l.parameters(&mut p);
         }
         p
     }
@@ -178,7 +179,7 @@ impl Bert {
         let rows = b * s;
         let mut x = be.embeddings(&self.embeddings, batch, c.eps)?;
         if let Some(project) = &self.project {
-            let projected = be.linear(&x, rows, project)?;
+            let projected = project.run(be, &x, rows)?;
             be.recycle(std::mem::replace(&mut x, projected));
         }
         let mut hidden_states = Vec::new();
@@ -187,13 +188,14 @@ impl Bert {
         }
         let dim = h / c.heads;
         for layer in &self.layers {
-            let [q, k, v] = be.linear3(&x, rows, [&layer.query, &layer.key, &layer.value])?;
+            let [q, k, v] = scaled::run3(be, &x, rows, [&layer.query, &layer.key, &layer.value])?;
             let context = be.attention(&q, &k, &v, &batch.mask, b, s, c.heads, dim)?;
             [q, k, v].into_iter().for_each(|t| be.recycle(t));
-            let attended = be.linear(&context, rows, &layer.attention_output)?;
+            let attended = layer.attention_output.run(be, &context, rows)?;
             be.recycle(context);
             let attended = be.add_layer_norm(attended, Some(&x), &layer.attention_norm, c.eps)?;
-            let down = be.feed_forward(
+            let down = scaled::feed_forward(
+                be,
                 &attended,
                 rows,
                 &layer.intermediate,
@@ -218,9 +220,9 @@ impl Bert {
                 Some(classifier),
             ) => {
                 let cls = be.first_tokens(&x, b, s, h)?;
-                let pooled = be.activation(be.linear(&cls, b, pooler)?, *pooler_activation)?;
+                let pooled = be.activation(pooler.run(be, &cls, b)?, *pooler_activation)?;
                 (
-                    be.output(&be.linear(&pooled, b, classifier)?)?,
+                    be.output(&classifier.run(be, &pooled, b)?)?,
                     labels.len(),
                 )
             }

@@ -4,6 +4,7 @@ use mxrt_format::description::MlpOp;
 
 use crate::error::Result;
 use crate::graphs::params::Params;
+use crate::graphs::scaled::ScaledLinear;
 use crate::ops::{ActQuant, Affine, Backend, Linear, Parameters, RowOp};
 
 pub struct Mlp {
@@ -19,7 +20,7 @@ impl Mlp {
         let mut width = inputs;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
-            out.push(match op {
+            let next = match op {
                 MlpOp::Linear { name, weight, bias } => {
                     // The weight's rows give the layer's width; `matrix` checks its columns against the
                     // width so far.
@@ -35,8 +36,21 @@ impl Mlp {
                         bias: p.vector(bias, n)?,
                         act: p.activations.get(name).copied().unwrap_or(ActQuant::NONE),
                     };
+                    // Channel scales (description 2.2) become the affines around the layer.
+                    let scales = p.channel_scales.get(name);
+                    let scale = |n: Option<&String>, len| {
+                        n.map(|t| p.scale_vector(name, t, len)).transpose()
+                    };
+                    let input = scale(scales.and_then(|s| s.0.as_ref()), width)?;
+                    let output = scale(scales.and_then(|s| s.1.as_ref()), n)?;
+                    let scaled = ScaledLinear::new(linear, input, output);
                     width = n;
-                    RowOp::Linear(linear)
+                    out.extend(scaled.input.map(RowOp::Affine));
+                    out.push(RowOp::Linear(scaled.linear));
+                    match scaled.output {
+                        Some(a) => RowOp::Affine(a),
+                        None => continue,
+                    }
                 }
                 MlpOp::Affine { scale, shift, .. } => RowOp::Affine(Affine {
                     scale: p.vector(scale, width)?,
@@ -47,7 +61,8 @@ impl Mlp {
                 // The description checked the slope (a finite number).
                 MlpOp::LeakyRelu { negative_slope } => RowOp::LeakyRelu(*negative_slope),
                 MlpOp::Softmax => RowOp::Softmax,
-            });
+            };
+            out.push(next);
         }
         Ok(Mlp {
             inputs,

@@ -4,6 +4,7 @@
 pub mod bert;
 pub mod mlp;
 pub(crate) mod params;
+pub mod scaled;
 
 use crate::ops::Parameters;
 

@@ -7,6 +7,7 @@ use mxrt_format::Encoding;
 use mxrt_format::description::DescriptionError;
 
 use crate::error::{ModelProblem, Result, RuntimeError};
+use crate::graphs::scaled::ScaledLinear;
 use crate::ops::{ActQuant, Linear, Norm};
 use crate::weights::TensorRef;
 
@@ -17,6 +18,8 @@ pub struct Params<'a> {
     pub tensors: &'a HashMap<String, TensorRef>,
     /// Input quantization per layer name, from the recipe.
     pub activations: &'a HashMap<String, ActQuant>,
+    /// Channel-scale tensor names per layer name, `(input, output)`, from the recipe (description 2.2).
+    pub channel_scales: &'a HashMap<String, (Option<String>, Option<String>)>,
 }
 
 impl Params<'_> {
@@ -75,6 +78,39 @@ impl Params<'_> {
                 .copied()
                 .unwrap_or(ActQuant::NONE),
         })
+    }
+
+    /// A linear layer with the channel scales its recipe entry names (FORMAT.md section 9, since 2.2).
+    pub fn scaled_linear(&self, layer: &str, out: usize, inp: usize) -> Result<ScaledLinear> {
+        let linear = self.linear(layer, out, inp)?;
+        let Some((input, output)) = self.channel_scales.get(layer) else {
+            return Ok(ScaledLinear::plain(linear));
+        };
+        let input = input
+            .as_deref()
+            .map(|n| self.scale_vector(layer, n, inp))
+            .transpose()?;
+        let output = output
+            .as_deref()
+            .map(|n| self.scale_vector(layer, n, out))
+            .transpose()?;
+        Ok(ScaledLinear::new(linear, input, output))
+    }
+
+    /// A channel-scale vector of layer `layer`: `len` positive finite numbers (a zero would erase a channel,
+    /// a NaN every output it reaches).
+    pub fn scale_vector(&self, layer: &str, name: &str, len: usize) -> Result<Vec<f32>> {
+        let v = self.vector(name, len)?;
+        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !(x.is_finite() && **x > 0.0)) {
+            return Err(self.error(ModelProblem::Recipe {
+                layer: layer.to_string(),
+                reason: format!(
+                    "channel scale tensor \"{}\" holds {x} at index {i}: channel scales must be positive finite numbers",
+                    name.escape_debug()
+                ),
+            }));
+        }
+        Ok(v)
     }
 
     pub fn norm(&self, layer: &str, width: usize) -> Result<Norm> {

@@ -93,6 +93,18 @@ pub(super) fn bert_config(hp: &BertHyperparameters) -> Result<BertConfig, ModelP
     })
 }
 
+/// Channel-scale tensor names per layer, `(input, output)`, from `recipe.layers` (description 2.2; layers
+/// without either are left out).
+pub(super) fn channel_scale_names(
+    layers: &[RecipeLayer],
+) -> HashMap<String, (Option<String>, Option<String>)> {
+    layers
+        .iter()
+        .filter(|l| l.input_scale.is_some() || l.output_scale.is_some())
+        .map(|l| (l.name.clone(), (l.input_scale.clone(), l.output_scale.clone())))
+        .collect()
+}
+
 /// Input quantization per layer, from `recipe.layers` (layers without an `activations` setting are left
 /// out: their input stays f32).
 pub(super) fn activation_settings(

@@ -26,7 +26,7 @@ use crate::mapped::MappedFile;
 use crate::ops::TokenBatch;
 use crate::weights::TensorRef;
 use backend_choice::{BackendKind, BackendState, WgpuOptions};
-use description::{activation_settings, bert_config};
+use description::{activation_settings, bert_config, channel_scale_names};
 
 /// An opened model. `Send + Sync`: any number of threads may run inferences on one `Model` at once.
 pub struct Model {
@@ -82,11 +82,13 @@ impl Model {
             )
         };
         let activations = activation_settings(&description.recipe_layers).map_err(bad)?;
+        let channel_scales = channel_scale_names(&description.recipe_layers);
         let params = Params {
             path: &p,
             bytes: file.bytes(),
             tensors: &tensors,
             activations: &activations,
+            channel_scales: &channel_scales,
         };
         let graph = match &description.hyperparameters {
             Hyperparameters::Bert(hp) => Graph::Bert(Box::new(Bert::load(

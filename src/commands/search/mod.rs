@@ -403,6 +403,7 @@ impl Search<'_> {
             no_sparse: false,
             plane_align: mxrt_format::PlaneAlign::Auto,
             calibration: None,
+            channel_scales: Default::default(),
         }
     }
 
@@ -613,7 +614,7 @@ fn calibrate_fractions(
         eprintln!("calibrating fixed-point activations on the search split ({method}) ...");
     }
     let (mut sampled, _) =
-        calibrate::sample_activations(reference, search_data, search.a.data.max_length)?;
+        calibrate::sample_activations(reference, search_data, search.a.data.max_length, &Default::default())?;
     for (layer, s) in sampled.iter_mut() {
         for &w in &activation_widths {
             let f = calibrate::choose(s, w, method, Rounding::default());

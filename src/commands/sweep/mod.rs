@@ -442,6 +442,7 @@ impl Sweep<'_> {
             no_sparse: false,
             plane_align: mxrt_format::PlaneAlign::Auto,
             calibration: None,
+            channel_scales: Default::default(),
         }
     }
 
