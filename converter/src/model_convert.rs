@@ -384,7 +384,9 @@ impl Source {
     ) -> Result<BTreeMap<usize, String>, ConvertError> {
         let mut weights = BTreeMap::new();
         for (name, s) in scales {
-            let bad = |reason: String| ConvertError::Recipe(format!("channel scales of {name}: {reason}"));
+            let bad = |reason: String| {
+                ConvertError::Recipe(format!("channel scales of {name}: {reason}"))
+            };
             let li = layers
                 .iter()
                 .position(|l| &l.name == name && l.activations.is_some())
@@ -406,7 +408,9 @@ impl Source {
                         return Err(bad(format!("{} {what} scales for {len} channels", v.len())));
                     }
                     if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-                        return Err(bad(format!("{what} scale {x}: scales must be positive and finite")));
+                        return Err(bad(format!(
+                            "{what} scale {x}: scales must be positive and finite"
+                        )));
                     }
                 }
             }
@@ -488,7 +492,11 @@ impl Source {
                 tokenizer_files,
                 Some((BYTE_LEVEL_BPE, _))
             )))
-            .max(if options.channel_scales.is_empty() { 0 } else { 2 });
+            .max(if options.channel_scales.is_empty() {
+                0
+            } else {
+                2
+            });
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
             .description_minor(minor);

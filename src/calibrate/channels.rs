@@ -66,7 +66,12 @@ pub fn smoothing(x_max: &[f32], weights: &[(&[f32], usize)]) -> Vec<f32> {
 
 /// The matrix's fraction width `F` (RMSE-best over all of `w`) and the output scales `2^(F - F_r)` that give
 /// each row `r` its own RMSE-best width `F_r` (`None` when every row's is `F`). All-zero rows keep `F`.
-pub fn row_fractions(w: &[f32], cols: usize, width: u8, rounding: Rounding) -> (u8, Option<Vec<f32>>) {
+pub fn row_fractions(
+    w: &[f32],
+    cols: usize,
+    width: u8,
+    rounding: Rounding,
+) -> (u8, Option<Vec<f32>>) {
     let (frac, _) = best_fixed_frac(&[w], width, rounding);
     let scales: Vec<f32> = w
         .chunks(cols.max(1))
@@ -96,7 +101,10 @@ mod tests {
         assert_eq!(s, vec![8.0, 1.0, 0.25, 1.0]);
         // Two matrices on one input: the larger column maximum counts.
         let w2 = [2.0f32, 1.0, 4.0, 0.3];
-        assert_eq!(smoothing(&[32.0, 1.0, 0.25, 0.0], &[(&w, 4), (&w2, 4)])[0], 4.0);
+        assert_eq!(
+            smoothing(&[32.0, 1.0, 0.25, 0.0], &[(&w, 4), (&w2, 4)])[0],
+            4.0
+        );
     }
 
     #[test]

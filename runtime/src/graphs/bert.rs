@@ -221,10 +221,7 @@ impl Bert {
             ) => {
                 let cls = be.first_tokens(&x, b, s, h)?;
                 let pooled = be.activation(pooler.run(be, &cls, b)?, *pooler_activation)?;
-                (
-                    be.output(&classifier.run(be, &pooled, b)?)?,
-                    labels.len(),
-                )
+                (be.output(&classifier.run(be, &pooled, b)?)?, labels.len())
             }
             (
                 Head::Embedding {

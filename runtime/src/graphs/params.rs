@@ -101,7 +101,11 @@ impl Params<'_> {
     /// a NaN every output it reaches).
     pub fn scale_vector(&self, layer: &str, name: &str, len: usize) -> Result<Vec<f32>> {
         let v = self.vector(name, len)?;
-        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !(x.is_finite() && **x > 0.0)) {
+        if let Some((i, x)) = v
+            .iter()
+            .enumerate()
+            .find(|(_, x)| !(x.is_finite() && **x > 0.0))
+        {
             return Err(self.error(ModelProblem::Recipe {
                 layer: layer.to_string(),
                 reason: format!(

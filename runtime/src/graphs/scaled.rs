@@ -139,7 +139,11 @@ pub fn run3<B: Backend>(
     };
     if !(same_input(layers[0], layers[1]) && same_input(layers[0], layers[2])) {
         let [a, b, c] = layers;
-        return Ok([a.run(be, x, rows)?, b.run(be, x, rows)?, c.run(be, x, rows)?]);
+        return Ok([
+            a.run(be, x, rows)?,
+            b.run(be, x, rows)?,
+            c.run(be, x, rows)?,
+        ]);
     }
     let scaled = layers[0].scaled_input(be, x, rows)?;
     let [q, k, v] = be.linear3(

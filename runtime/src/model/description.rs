@@ -101,7 +101,12 @@ pub(super) fn channel_scale_names(
     layers
         .iter()
         .filter(|l| l.input_scale.is_some() || l.output_scale.is_some())
-        .map(|l| (l.name.clone(), (l.input_scale.clone(), l.output_scale.clone())))
+        .map(|l| {
+            (
+                l.name.clone(),
+                (l.input_scale.clone(), l.output_scale.clone()),
+            )
+        })
         .collect()
 }
 

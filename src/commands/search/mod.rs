@@ -613,8 +613,12 @@ fn calibrate_fractions(
     if show {
         eprintln!("calibrating fixed-point activations on the search split ({method}) ...");
     }
-    let (mut sampled, _) =
-        calibrate::sample_activations(reference, search_data, search.a.data.max_length, &Default::default())?;
+    let (mut sampled, _) = calibrate::sample_activations(
+        reference,
+        search_data,
+        search.a.data.max_length,
+        &Default::default(),
+    )?;
     for (layer, s) in sampled.iter_mut() {
         for &w in &activation_widths {
             let f = calibrate::choose(s, w, method, Rounding::default());
