@@ -246,3 +246,24 @@ fn the_cli_runs_and_benches_on_cuda() {
     assert_eq!(cpu.len(), 8);
     assert_eq!(run("cuda"), cpu);
 }
+
+/// Channel scales (fixed point calibrated per channel: smoothed inputs, per-row weight widths; composed from
+/// the backend's affine and copy ops) give the CPU's outputs on cuda.
+#[test]
+fn channel_scaled_fixed_point_encoders_match_the_cpu_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["st-roberta", "st-distilbert"] {
+        let file = convert_channel_scaled_fixture(name, dir.path());
+        if open_pair(&file).is_none() {
+            return;
+        }
+        let (cpu, device) = (
+            encoder_outputs(&file, "cpu"),
+            encoder_outputs(&file, "cuda"),
+        );
+        assert_eq!(cpu.len(), device.len());
+        let d = max_abs_diff(&cpu, &device);
+        eprintln!("{name} with channel scales: max |difference| cuda vs CPU = {d:.3e}");
+        assert!(d < 1e-4, "{name}: outputs differ by {d}");
+    }
+}

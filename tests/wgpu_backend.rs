@@ -277,3 +277,24 @@ fn encoder_families_match_the_cpu_backend() {
         assert!(d < 1e-4, "{name}: outputs differ by {d}");
     }
 }
+
+/// Channel scales (fixed point calibrated per channel: smoothed inputs, per-row weight widths; composed from
+/// the backend's affine and copy ops) give the CPU's outputs on wgpu.
+#[test]
+fn channel_scaled_fixed_point_encoders_match_the_cpu_backend() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["st-roberta", "st-distilbert"] {
+        let file = convert_channel_scaled_fixture(name, dir.path());
+        let (cpu, device) = (
+            encoder_outputs(&file, "cpu"),
+            encoder_outputs(&file, "wgpu"),
+        );
+        assert_eq!(cpu.len(), device.len());
+        let d = max_abs_diff(&cpu, &device);
+        eprintln!("{name} with channel scales: max |difference| wgpu vs CPU = {d:.3e}");
+        assert!(d < 1e-4, "{name}: outputs differ by {d}");
+    }
+}

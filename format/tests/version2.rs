@@ -336,7 +336,7 @@ fn a_newer_description_minor_version_is_read_unless_it_requires_a_feature() {
         "{text}"
     );
     assert!(
-        text.contains("format 2.3") && text.contains("2.0 to 2.1"),
+        text.contains("format 2.3") && text.contains("2.0 to 2.2"),
         "{text}"
     );
     let mut meta = serde_json::Map::new();

@@ -217,6 +217,33 @@ pub fn convert_encoder_fixture(name: &str, dir: &Path) -> PathBuf {
     file
 }
 
+/// Converts the encoder fixture `name` to fixed point, weights and activations, calibrated per channel
+/// (`--calib-channels` on examples/calibration.txt) into `dir`; the file, checked to hold channel scales.
+pub fn convert_channel_scaled_fixture(name: &str, dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = dir.join(format!("{name}-channels.mxrt"));
+    let data = root.join("examples/calibration.txt");
+    convert_quiet(
+        &root.join("tests/fixtures/torch").join(name),
+        &file,
+        &[
+            "--weights",
+            "fixed:8.5",
+            "--activations",
+            "fixed:8.5",
+            "--calibrate",
+            data.to_str().unwrap(),
+            "--calib-channels",
+        ],
+    );
+    let info = mxrt_ok(&["inspect", file.to_str().unwrap(), "--json"]);
+    assert!(
+        info.contains("channel_scales"),
+        "{name}: no channel scales in the file"
+    );
+    file
+}
+
 /// `mxrt run` of an encoder on `backend` for two texts and two sentence pairs: every output value (logits or
 /// embeddings) in order.
 pub fn encoder_outputs(file: &Path, backend: &str) -> Vec<f32> {
