@@ -365,3 +365,127 @@ fn refine_lowers_the_output_error_it_records() {
     assert_eq!(o.status.code(), Some(2), "a usage error");
     assert_mentions(&String::from_utf8_lossy(&o.stderr), &["--calibrate"]);
 }
+
+/// `--calib-channels` on an MLP whose first layer's rows differ in magnitude (row r scaled by 2^-(r mod 4)):
+/// each row is stored at its own RMSE-best fraction width (checked from `mxrt dequantize`: stored row times
+/// its output scale equals the row quantized at the width this test finds by brute force), the file requires
+/// `channel_scales`, and it is closer to FP32 than one width per matrix.
+#[test]
+fn per_channel_calibration_gives_each_weight_row_its_own_width() {
+    let (tmp, dir, data) = mlp_fixture();
+    let t = tmp.path();
+    let w1: Vec<f32> = values(64 * 32, 1, 0.5)
+        .chunks(32)
+        .enumerate()
+        .flat_map(|(r, row)| row.iter().map(move |v| v / (1 << (r % 4)) as f32))
+        .collect();
+    common::write_f32_tensors(
+        &dir.join("model.safetensors"),
+        &[
+            ("fc1.weight", vec![64, 32], w1.clone()),
+            ("fc1.bias", vec![64], values(64, 2, 0.1)),
+            ("out.weight", vec![5, 64], values(5 * 64, 3, 0.4)),
+            ("out.bias", vec![5], values(5, 4, 0.1)),
+        ],
+    );
+    let encodings = ["fixed:8.4", "fixed:8.4", "300"];
+    let (plain, channels, fp32) = (t.join("plain.mxrt"), t.join("ch.mxrt"), t.join("fp32.mxrt"));
+    convert_with(&dir, &plain, encodings, &[]);
+    let text = convert_with(&dir, &channels, encodings, &["--calib-channels"]);
+    assert_mentions(
+        &text,
+        &[
+            "per channel: 0 layers' inputs smoothed",
+            "fraction width per row",
+        ],
+    );
+    let d = dir.to_str().unwrap();
+    mxrt_ok(&[
+        "convert",
+        d,
+        "-o",
+        fp32.to_str().unwrap(),
+        "--weights",
+        "f32",
+    ]);
+
+    let meta = metadata(&channels);
+    assert!(meta["requires"]
+        .as_array()
+        .unwrap()
+        .contains(&"channel_scales".into()));
+    let fc1 = stored_layer(&meta["recipe"], "fc1");
+    assert_eq!(fc1["output_scale"], "fc1.output_scale");
+    assert!(
+        fc1.get("input_scale").is_none(),
+        "an MLP has no LayerNorm-fed input to smooth"
+    );
+    let frac: i32 = fc1["weights"]
+        .as_str()
+        .unwrap()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let dq = t.join("dq.safetensors");
+    mxrt_ok(&[
+        "dequantize",
+        channels.to_str().unwrap(),
+        "-o",
+        dq.to_str().unwrap(),
+    ]);
+    let tensors = common::read_f32_tensors(&dq);
+    let (stored, scales) = (&tensors["fc1.weight"].1, &tensors["fc1.output_scale"].1);
+    let quantized = |v: f32, f: i32| {
+        let step = 2f64.powi(-f);
+        ((f64::from(v) / step).round().clamp(-128.0, 127.0) * step) as f32
+    };
+    let best = |row: &[f32]| {
+        let rmse = |f: i32| {
+            row.iter()
+                .map(|&v| f64::from(v - quantized(v, f)).powi(2))
+                .sum::<f64>()
+        };
+        (0..=24)
+            .min_by(|&a, &b| rmse(a).total_cmp(&rmse(b)))
+            .unwrap()
+    };
+    let mut widths = std::collections::BTreeSet::new();
+    for (r, row) in w1.chunks(32).enumerate() {
+        let own = best(row);
+        widths.insert(own);
+        assert_eq!(scales[r], 2f32.powi(frac - own), "row {r}");
+        for (i, &v) in row.iter().enumerate() {
+            assert_eq!(
+                stored[r * 32 + i] * scales[r],
+                quantized(v, own),
+                "row {r}, column {i}"
+            );
+        }
+    }
+    assert!(
+        widths.len() >= 3,
+        "the rows' magnitudes differ 8-fold: {widths:?}"
+    );
+
+    let refs = run_outputs(&fp32, &data);
+    let (kl_plain, kl_channels) = (
+        mean_kl(&run_outputs(&plain, &data), &refs),
+        mean_kl(&run_outputs(&channels, &data), &refs),
+    );
+    assert!(
+        kl_channels < kl_plain,
+        "per channel {kl_channels} vs per matrix {kl_plain}"
+    );
+    let o = common::mxrt(&[
+        "convert",
+        d,
+        "-o",
+        t.join("x.mxrt").to_str().unwrap(),
+        "--calib-channels",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert_mentions(&String::from_utf8_lossy(&o.stderr), &["--calibrate"]);
+}
