@@ -244,6 +244,19 @@ impl Backend for CpuExec<'_> {
         Ok(x)
     }
 
+    fn affine_copy(
+        &self,
+        x: &Vec<f32>,
+        _rows: usize,
+        width: usize,
+        a: &Affine,
+    ) -> Result<Vec<f32>> {
+        debug_assert_eq!(a.scale.len(), width);
+        let mut out = buffers::take(x.len());
+        self.cpu.affine_into(x, &mut out, &a.scale, &a.shift);
+        Ok(out)
+    }
+
     fn softmax_rows(&self, mut x: Vec<f32>, width: usize) -> Result<Vec<f32>> {
         self.cpu.softmax_rows(&mut x, width);
         Ok(x)

@@ -4,8 +4,8 @@
 //! powers of two), `s_out` gives each weight row its own fraction width.
 //!
 //! They are composed here from ops every backend has, so no backend needs to know them: the scaled input is
-//! a copy (`first_tokens` over sequences of one row: every row) put through an affine with a zero shift; the
-//! output scale is an affine whose shift is the bias, the linear op itself running with a zero bias.
+//! an affine copy of the input with a zero shift; the output scale is an affine whose shift is the bias, the
+//! linear op itself running with a zero bias.
 
 use crate::error::Result;
 use crate::ops::{Activation, Affine, Backend, Linear, Parameters};
@@ -71,11 +71,7 @@ impl ScaledLinear {
     ) -> Result<Option<B::Tensor>> {
         match &self.input {
             None => Ok(None),
-            Some(a) => {
-                let width = self.inputs();
-                let copy = be.first_tokens(x, rows, 1, width)?;
-                Ok(Some(be.affine(copy, width, a)?))
-            }
+            Some(a) => Ok(Some(be.affine_copy(x, rows, self.inputs(), a)?)),
         }
     }
 

@@ -135,6 +135,19 @@ pub trait Backend {
     ) -> Result<Self::Tensor>;
     /// `x * scale + shift` per column (folded BatchNorm).
     fn affine(&self, x: Self::Tensor, width: usize, a: &Affine) -> Result<Self::Tensor>;
+    /// `x * scale + shift` per column as a new tensor, `x` left as it is (a layer's input channel scales,
+    /// when the unscaled input is still needed). By default a copy (`first_tokens` over sequences of one
+    /// row: every row) and [`Backend::affine`]; the CPU does it in one pass.
+    fn affine_copy(
+        &self,
+        x: &Self::Tensor,
+        rows: usize,
+        width: usize,
+        a: &Affine,
+    ) -> Result<Self::Tensor> {
+        let copy = self.first_tokens(x, rows, 1, width)?;
+        self.affine(copy, width, a)
+    }
     /// Softmax over each `width`-wide row.
     fn softmax_rows(&self, x: Self::Tensor, width: usize) -> Result<Self::Tensor>;
     /// A chain of row-wise ops on `x: [rows, inputs]` (checked to hold `rows * inputs` values). Rows are
