@@ -3,7 +3,7 @@
 # weights and activations for each calibration method and the hand-set widths, the speed of the calibrated
 # model against MXINT8 on every kernel tier this CPU runs, and all-MiniLM-L6-v2's embedding cosine (when
 # ./scripts/fetch-models.sh has run). Writes the "## Fixed point, calibrated" section of BENCHMARKS.md
-# (~5 minutes). Options are passed on: --rounds N.
+# (~20 minutes). Options are passed on: --rounds N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared="$(cd .. && pwd)/shared"

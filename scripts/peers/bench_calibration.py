@@ -6,8 +6,8 @@ minilm-sst2: 8-bit fixed weights and activations, calibrated on the first 256 SS
 method, evaluated on the other 616 (held out) and, for the KL used to choose the default, on the calibration
 split itself; the hand-set fraction widths (weights fixed:8.7, activations fixed:8.4) beside. Speed: `mxrt bench`
 batch 1 and 32 at seq 128, the calibrated model and MXINT8 (w+a) interleaved, medians of rounds, on every kernel
-tier this CPU runs (MXRT_CPU). all-MiniLM-L6-v2 (when fetched): embedding cosine to FP32 on
-examples/sentences.txt, calibrated on examples/calibration.txt.
+tier this CPU runs (MXRT_CPU); the per-channel model (`--calib-channels`) beside. all-MiniLM-L6-v2 (when
+fetched): embedding cosine to FP32 on examples/sentences.txt, calibrated on examples/calibration.txt.
 
 Usage: bench_calibration.py --mxrt BIN --shared ../shared [--rounds 3] [--out BENCHMARKS.md]
 """
@@ -71,6 +71,14 @@ def main():
     run([mxrt, "convert", ckpt, "-o", str(refined), "--weights", "fixed:8.7", "--activations", "fixed:8.4",
          "--calibrate", str(calib), "--calib-refine", "--quiet"])
     variants.append(("calibrated (default method), then `--calib-refine`", refined))
+    channels = work / "cal-channels.mxrt"
+    run([mxrt, "convert", ckpt, "-o", str(channels), "--weights", "fixed:8.7", "--activations", "fixed:8.4",
+         "--calibrate", str(calib), "--calib-channels", "--quiet"])
+    variants.append(("calibrated per channel (`--calib-channels`)", channels))
+    channels_refined = work / "cal-channels-refined.mxrt"
+    run([mxrt, "convert", ckpt, "-o", str(channels_refined), "--weights", "fixed:8.7", "--activations",
+         "fixed:8.4", "--calibrate", str(calib), "--calib-channels", "--calib-refine", "--quiet"])
+    variants.append(("calibrated per channel, then `--calib-refine`", channels_refined))
     for name, f in variants:
         h = evaluate(mxrt, str(f), str(held), ckpt)
         c = evaluate(mxrt, str(f), str(calib), ckpt)
@@ -88,12 +96,13 @@ def main():
     speed = []
     for tier in tiers:
         for batch in (1, 32):
-            times = {"fixed": [], "mx": []}
+            times = {"fixed": [], "channels": [], "mx": []}
             for _ in range(a.rounds):
                 times["fixed"].append(bench(mxrt, str(default), batch, tier))
+                times["channels"].append(bench(mxrt, str(channels), batch, tier))
                 times["mx"].append(bench(mxrt, str(mx), batch, tier))
-            f, m = statistics.median(times["fixed"]), statistics.median(times["mx"])
-            speed.append((tier, batch, f, m))
+            f, c, m = (statistics.median(times[k]) for k in ("fixed", "channels", "mx"))
+            speed.append((tier, batch, f, c, m))
 
     base = Path(__file__).resolve().parents[2] / "target/models/all-MiniLM-L6-v2"
     embed = []
@@ -107,6 +116,10 @@ def main():
                              ["--calibrate", cal_text]),
                             ("calibrated on examples/calibration.txt, then `--calib-refine`",
                              ["--calibrate", cal_text, "--calib-refine"]),
+                            ("calibrated per channel (`--calib-channels`)",
+                             ["--calibrate", cal_text, "--calib-channels"]),
+                            ("calibrated per channel, then `--calib-refine` (the quickstart)",
+                             ["--calibrate", cal_text, "--calib-channels", "--calib-refine"]),
                             ("MXINT8 w+a (recipes/mxint8.toml)", None)]:
             f = work / "mini.mxrt"
             if extra is None:
@@ -135,12 +148,13 @@ def main():
         md.append(f"| {name} | {100 * h['accuracy']:.2f} % ({100 * (h['accuracy'] - fp32_held):+.2f} pt) | "
                   f"{100 * h['agreement']:.2f} % | {c['kl']:.4f} | {100 * c['agreement']:.2f} % |")
     md.append("\nSpeed, `mxrt bench --seq 128` p50 (medians of "
-              f"{a.rounds} interleaved rounds), calibrated fixed 8 (default method) against MXINT8 w+a, "
-              "each forced to the tier with `MXRT_CPU`:\n")
-    md.append("| tier | batch | fixed 8 calibrated | MXINT8 w+a | fixed / MXINT8 |")
-    md.append("|---|---:|---:|---:|---:|")
-    for tier, batch, f, m in speed:
-        md.append(f"| {tier} | {batch} | {f:.1f} ms | {m:.1f} ms | {f / m:.2f}× |")
+              f"{a.rounds} interleaved rounds), calibrated fixed 8 (default method; and per channel) against "
+              "MXINT8 w+a, each forced to the tier with `MXRT_CPU`:\n")
+    md.append("| tier | batch | fixed 8 calibrated | fixed 8 per channel | MXINT8 w+a | fixed / MXINT8 | "
+              "per channel / MXINT8 |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|")
+    for tier, batch, f, c, m in speed:
+        md.append(f"| {tier} | {batch} | {f:.1f} ms | {c:.1f} ms | {m:.1f} ms | {f / m:.2f}× | {c / m:.2f}× |")
     if embed:
         md.append("\nall-MiniLM-L6-v2, 8-bit fixed weights and activations, embeddings of examples/sentences.txt "
                   "(40) against FP32:\n")

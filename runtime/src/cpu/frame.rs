@@ -110,6 +110,13 @@ impl Cpu {
             return self.linear_mxint8(&acts, m, w, bias, post);
         }
         let fixed_codes: Vec<u8> = match (fixed_path, act.encoding) {
+            // 8 bits: the table's quantizer (vectorised; the panel route falls back here when a code is −128
+            // and its kernel cannot take it).
+            (Some(_), Encoding::Fixed { width: 8, frac }) => {
+                let mut codes = vec![0i8; x.len()];
+                (self.kernels.fixed8_codes)(x, frac, act.rounding, &mut codes);
+                codes.into_iter().map(|c| c as u8).collect()
+            }
             (Some(_), Encoding::Fixed { width, frac }) => x
                 .iter()
                 .map(|&v| {
