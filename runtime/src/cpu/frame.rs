@@ -746,45 +746,6 @@ impl Cpu {
         relu_in_place(x);
     }
 
-    /// `v · scale + shift` per column of the `scale.len()`-wide rows of `x` (inference BatchNorm).
-    pub fn affine(&self, x: &mut [f32], scale: &[f32], shift: &[f32]) {
-        let width = scale.len().max(1);
-        let rows = |x: &mut [f32]| {
-            for row in x.chunks_mut(width) {
-                for ((v, s), t) in row.iter_mut().zip(scale).zip(shift) {
-                    *v = *v * s + t;
-                }
-            }
-        };
-        if x.len() * 4 >= PARALLEL_WORK {
-            // Whole rows per task (a row's scale starts at column 0).
-            x.par_chunks_mut(width * (4096 / width).max(1))
-                .for_each(rows);
-        } else {
-            rows(x);
-        }
-    }
-
-    /// `out = x * scale + shift` per column (`out` as long as `x`): a layer's scaled input, in one pass.
-    pub fn affine_into(&self, x: &[f32], out: &mut [f32], scale: &[f32], shift: &[f32]) {
-        let width = scale.len().max(1);
-        let rows = |(out, x): (&mut [f32], &[f32])| {
-            for (o, row) in out.chunks_mut(width).zip(x.chunks(width)) {
-                for (((o, v), s), t) in o.iter_mut().zip(row).zip(scale).zip(shift) {
-                    *o = v * s + t;
-                }
-            }
-        };
-        let chunk = width * (4096 / width).max(1);
-        if x.len() * 4 >= PARALLEL_WORK {
-            out.par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk))
-                .for_each(rows);
-        } else {
-            rows((out, x));
-        }
-    }
-
     /// Exact GELU: `0.5 x (1 + erf(x / √2))`.
     pub fn gelu(&self, x: &mut [f32]) {
         let f = self.kernels.gelu_in_place;

@@ -9,6 +9,7 @@
 //!   inference; `small_chain`: small row-op chains with weights transposed at open;
 //! - `kernels`: the kernel tables, one file per instruction-set tier.
 
+mod affine;
 pub(crate) mod buffers;
 pub(crate) mod frame;
 pub(crate) mod kernels;
