@@ -84,7 +84,8 @@ pub struct Args {
     /// fraction width, and inputs that come from a LayerNorm (query/key/value, feed-forward up) are divided
     /// per channel by powers of two that the weights take on (SmoothQuant, alpha 0.5), so a few outlier
     /// channels no longer set one grid for all. Exact in FP32; stored as channel scales (format 2.2, which
-    /// older readers refuse by name). Costs an extra pass over the data and a few percent of run time.
+    /// older readers refuse by name). Costs an extra pass over the data; runs 1.0-1.3x MXINT8's time
+    /// (BENCHMARKS.md, "Fixed point, calibrated").
     #[arg(long, requires = "calibrate")]
     calib_channels: bool,
     /// Write the fidelity report (per tensor: encoding, bytes, sparsity, RMSE, max error, SQNR) as JSON.
