@@ -172,7 +172,12 @@ pub fn report(model: &Model) -> Value {
         .map_or(Encoding::F32, |g| g.0);
     let stored: u64 = tensors.iter().map(|t| t.stored_bytes()).sum();
     let elements: u64 = tensors.iter().map(|t| t.terms.numel).sum();
-    let fp32 = 4 * elements;
+    // The FP32 original: the checkpoint's tensors, without the channel scales the format added.
+    let fp32 = 4 * tensors
+        .iter()
+        .filter(|t| !model.is_channel_scale(&t.name))
+        .map(|t| t.terms.numel)
+        .sum::<u64>();
     let per_encoding: Vec<Value> = groups
         .iter()
         .map(|(name, &(enc, count, numel, bytes))| {

@@ -475,6 +475,26 @@ fn per_channel_calibration_gives_each_weight_row_its_own_width() {
         mean_kl(&run_outputs(&plain, &data), &refs),
         mean_kl(&run_outputs(&channels, &data), &refs),
     );
+    // The memory report's FP32 original is the checkpoint's: the scale vectors cost bytes, not FP32 bytes.
+    let memory = |f: &Path| -> Value {
+        serde_json::from_str(&mxrt_ok(&[
+            "eval",
+            f.to_str().unwrap(),
+            "--memory-only",
+            "--json",
+        ]))
+        .unwrap()
+    };
+    let (m_plain, m_channels) = (memory(&plain), memory(&channels));
+    assert_eq!(
+        m_channels["fp32_weight_bytes"],
+        m_plain["fp32_weight_bytes"]
+    );
+    assert_eq!(
+        m_channels["weight_bytes"].as_u64().unwrap(),
+        m_plain["weight_bytes"].as_u64().unwrap() + 4 * 64,
+        "fc1's 64 output scales in f32 on top of the same codes"
+    );
     assert!(
         kl_channels < kl_plain,
         "per channel {kl_channels} vs per matrix {kl_plain}"

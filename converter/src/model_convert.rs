@@ -571,7 +571,7 @@ impl Source {
                     encoding: tensor.encoding.to_string(),
                     sparse: false,
                     bytes: tensor.stored_bytes(),
-                    fp32_bytes: tensor.stored_bytes(),
+                    fp32_bytes: 0, // the FP32 checkpoint has no such tensor
                     bits_per_weight: 32.0,
                     sparsity: 0.0,
                     pruned: false,

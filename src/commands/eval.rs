@@ -244,7 +244,10 @@ fn memory_table(model: &Model) -> (BTreeMap<String, u64>, u64, u64) {
         };
         *per.entry(enc).or_insert(0) += t.stored_bytes();
         stored += t.stored_bytes();
-        fp32 += t.terms.numel * 4;
+        // Channel scales cost bytes here but have no FP32 counterpart.
+        if !model.is_channel_scale(&t.name) {
+            fp32 += t.terms.numel * 4;
+        }
     }
     (per, stored, fp32)
 }

@@ -132,6 +132,15 @@ impl Model {
         &self.description
     }
 
+    /// Whether tensor `name` holds channel scales (description 2.2): a tensor of the format, not of the
+    /// checkpoint, which an FP32 original does not have.
+    pub fn is_channel_scale(&self, name: &str) -> bool {
+        self.description
+            .recipe_layers
+            .iter()
+            .any(|l| l.channel_scale_tensors().any(|t| t == name))
+    }
+
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
