@@ -7,10 +7,13 @@
 #[allow(dead_code)] // the fuzzing half of the helpers
 mod cases;
 
-use cases::{build, parts_of, Choices, Contents, Parts, SplitMix};
+use cases::{
+    build, layers_mut, linears, parts_of, powers_of_two, scaled, values_mut, Contents, Parts,
+    SplitMix,
+};
 use mxrt_format::{Encoding, ReadOptions};
 use mxrt_runtime::{Graph, Model, TextEncoder};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const FIXTURES: [&str; 3] = ["tiny-classifier.mxrt", "tiny-encoder.mxrt", "tiny-mlp.mxrt"];
 
@@ -35,84 +38,6 @@ fn with_encodings(mut p: Parts, activations: &str) -> Parts {
         }
     }
     p
-}
-
-fn layers_mut(p: &mut Parts) -> &mut Vec<Value> {
-    p.metadata
-        .get_mut("recipe")
-        .and_then(|r| r.get_mut("layers"))
-        .and_then(Value::as_array_mut)
-        .expect("a converted model has recipe layers")
-}
-
-/// The linear layers: recipe layers with an input setting and a `[rows, cols]` weight `<name>.weight`.
-fn linears(p: &Parts) -> Vec<(String, usize, usize)> {
-    let layers = p.metadata["recipe"]["layers"].as_array().unwrap();
-    layers
-        .iter()
-        .filter(|l| !l["activations"].is_null())
-        .filter_map(|l| {
-            let name = l["name"].as_str()?;
-            let w = p
-                .tensors
-                .iter()
-                .find(|t| t.name == format!("{name}.weight"))?;
-            (w.shape.len() == 2)
-                .then(|| (name.to_string(), w.shape[0] as usize, w.shape[1] as usize))
-        })
-        .collect()
-}
-
-fn values_mut<'a>(p: &'a mut Parts, name: &str) -> &'a mut Vec<f32> {
-    let t = p.tensors.iter_mut().find(|t| t.name == name).unwrap();
-    match &mut t.contents {
-        Contents::Values { values, .. } => values,
-        Contents::Raw { .. } => unreachable!("weights are values"),
-    }
-}
-
-/// `p` with channel scales on every linear layer: `input(layer, cols)` and `output(layer, rows)` give the
-/// scales (`None`: that side unscaled); the weights are divided by `s_out[r] · s_in[i]`.
-fn scaled(
-    p: &Parts,
-    input: &mut dyn FnMut(&str, usize) -> Option<Vec<f32>>,
-    output: &mut dyn FnMut(&str, usize) -> Option<Vec<f32>>,
-) -> Parts {
-    let mut p = p.clone();
-    for (name, rows, cols) in linears(&p) {
-        let (s_in, s_out) = (input(&name, cols), output(&name, rows));
-        let w = values_mut(&mut p, &format!("{name}.weight"));
-        for (k, v) in w.iter_mut().enumerate() {
-            let (r, i) = (k / cols, k % cols);
-            *v /= s_out.as_ref().map_or(1.0, |s| s[r]) * s_in.as_ref().map_or(1.0, |s| s[i]);
-        }
-        for (field, scales) in [("input_scale", s_in), ("output_scale", s_out)] {
-            let Some(values) = scales else { continue };
-            let tensor = format!("{name}.{field}");
-            let entry = layers_mut(&mut p)
-                .iter_mut()
-                .find(|l| l["name"] == name.as_str())
-                .unwrap();
-            entry[field] = json!(tensor);
-            p.tensors.push(cases::TensorSpec {
-                name: tensor,
-                shape: vec![values.len() as u64],
-                contents: Contents::Values {
-                    values,
-                    encoding: Encoding::F32,
-                    sparse: false,
-                },
-            });
-        }
-    }
-    p.metadata
-        .insert("requires".into(), json!(["channel_scales"]));
-    p
-}
-
-/// Powers of two from 2^-3 to 2^3, drawn from `rng`.
-fn powers_of_two(rng: &mut SplitMix, n: usize) -> Vec<f32> {
-    (0..n).map(|_| 2f32.powi(rng.below(7) as i32 - 3)).collect()
 }
 
 fn open(p: &Parts) -> Result<Model, String> {

@@ -7,7 +7,7 @@
 #[allow(dead_code)] // the byte-driven choices are the fuzz target's
 mod cases;
 
-use cases::{build, mutate, parts_of, run_case, Outcome, Parts, SplitMix};
+use cases::{build, mutate, parts_of, run_case, with_channel_scales, Outcome, Parts, SplitMix};
 
 fn base(name: &str) -> Parts {
     let path = format!(
@@ -93,6 +93,26 @@ fn mutated_mlp_files_are_refused_or_run() {
     for name in ["mlp-95pruned.mxint8.mxrt", "mlp.fixed8.4.mxrt"] {
         let (written, refused, ran) = fuzz(&base(name), first, n);
         eprintln!("{name}: {n} cases, {written} written, {refused} refused, {ran} ran");
+        if n > 1 {
+            assert!(written * 10 >= n * 8 && refused * 4 >= written && ran * 20 >= written);
+        }
+    }
+}
+
+/// Files with channel scales (description 2.2; every linear layer scaled on both sides), mutated: the scale
+/// tensors renamed, dropped, reshaped, poisoned with NaN, the recipe's names for them changed.
+#[test]
+fn mutated_channel_scaled_files_are_refused_or_run() {
+    let (first, n) = seeds();
+    for name in ["tiny-bert.mxint8-wa.mxrt", "mlp.fixed8.4.mxrt"] {
+        let b = with_channel_scales(&base(name), 3);
+        assert_eq!(
+            run_case(build(&b).unwrap()),
+            Outcome::Ran,
+            "{name} with channel scales"
+        );
+        let (written, refused, ran) = fuzz(&b, first, n);
+        eprintln!("{name} with channel scales: {n} cases, {written} written, {refused} refused, {ran} ran");
         if n > 1 {
             assert!(written * 10 >= n * 8 && refused * 4 >= written && ran * 20 >= written);
         }

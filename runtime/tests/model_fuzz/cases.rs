@@ -1,5 +1,6 @@
 //! Model-layer fuzz cases, shared by the CI test (`tests/model_fuzz.rs`, choices from a seeded generator) and
-//! the cargo-fuzz target (`fuzz/fuzz_targets/model.rs`, choices from the fuzzer's bytes).
+//! the cargo-fuzz target (`fuzz/fuzz_targets/model.rs`, choices from the fuzzer's bytes); its helpers that
+//! take a model apart and add channel scales also serve `tests/channel_scales.rs`.
 //!
 //! A case starts from a real, valid model file (a tiny BERT with its tokenizer, or a JSC-shaped MLP), takes
 //! it apart into its metadata and tensors, mutates the model description (any value anywhere in the
@@ -541,4 +542,95 @@ pub fn run_case(bytes: Vec<u8>) -> Outcome {
         Ok(()) => Outcome::Ran,
         Err(e) => Outcome::RunError(e.to_string()),
     }
+}
+
+// Channel scales (description 2.2) on a model taken apart: shared by tests/channel_scales.rs and the fuzz
+// cases that start from a channel-scaled base.
+
+pub fn layers_mut(p: &mut Parts) -> &mut Vec<Value> {
+    p.metadata
+        .get_mut("recipe")
+        .and_then(|r| r.get_mut("layers"))
+        .and_then(Value::as_array_mut)
+        .expect("a converted model has recipe layers")
+}
+
+/// The linear layers: recipe layers with an input setting and a `[rows, cols]` weight `<name>.weight`.
+pub fn linears(p: &Parts) -> Vec<(String, usize, usize)> {
+    let layers = p.metadata["recipe"]["layers"].as_array().unwrap();
+    layers
+        .iter()
+        .filter(|l| !l["activations"].is_null())
+        .filter_map(|l| {
+            let name = l["name"].as_str()?;
+            let w = p
+                .tensors
+                .iter()
+                .find(|t| t.name == format!("{name}.weight"))?;
+            (w.shape.len() == 2)
+                .then(|| (name.to_string(), w.shape[0] as usize, w.shape[1] as usize))
+        })
+        .collect()
+}
+
+pub fn values_mut<'a>(p: &'a mut Parts, name: &str) -> &'a mut Vec<f32> {
+    let t = p.tensors.iter_mut().find(|t| t.name == name).unwrap();
+    match &mut t.contents {
+        Contents::Values { values, .. } => values,
+        Contents::Raw { .. } => unreachable!("weights are values"),
+    }
+}
+
+/// `p` with channel scales on every linear layer: `input(layer, cols)` and `output(layer, rows)` give the
+/// scales (`None`: that side unscaled); the weights are divided by `s_out[r] · s_in[i]`.
+pub fn scaled(
+    p: &Parts,
+    input: &mut dyn FnMut(&str, usize) -> Option<Vec<f32>>,
+    output: &mut dyn FnMut(&str, usize) -> Option<Vec<f32>>,
+) -> Parts {
+    let mut p = p.clone();
+    for (name, rows, cols) in linears(&p) {
+        let (s_in, s_out) = (input(&name, cols), output(&name, rows));
+        let w = values_mut(&mut p, &format!("{name}.weight"));
+        for (k, v) in w.iter_mut().enumerate() {
+            let (r, i) = (k / cols, k % cols);
+            *v /= s_out.as_ref().map_or(1.0, |s| s[r]) * s_in.as_ref().map_or(1.0, |s| s[i]);
+        }
+        for (field, scales) in [("input_scale", s_in), ("output_scale", s_out)] {
+            let Some(values) = scales else { continue };
+            let tensor = format!("{name}.{field}");
+            let entry = layers_mut(&mut p)
+                .iter_mut()
+                .find(|l| l["name"] == name.as_str())
+                .unwrap();
+            entry[field] = json!(tensor);
+            p.tensors.push(TensorSpec {
+                name: tensor,
+                shape: vec![values.len() as u64],
+                contents: Contents::Values {
+                    values,
+                    encoding: Encoding::F32,
+                    sparse: false,
+                },
+            });
+        }
+    }
+    p.metadata
+        .insert("requires".into(), json!(["channel_scales"]));
+    p
+}
+
+/// Powers of two from 2^-3 to 2^3, drawn from `rng`.
+pub fn powers_of_two(rng: &mut SplitMix, n: usize) -> Vec<f32> {
+    (0..n).map(|_| 2f32.powi(rng.below(7) as i32 - 3)).collect()
+}
+
+/// `p` with power-of-two scales from 2^-3 to 2^3 on both sides of every linear layer (seeded).
+pub fn with_channel_scales(p: &Parts, seed: u64) -> Parts {
+    let (mut a, mut b) = (SplitMix(seed), SplitMix(seed ^ 0x5555));
+    scaled(
+        p,
+        &mut |_, n| Some(powers_of_two(&mut a, n)),
+        &mut |_, n| Some(powers_of_two(&mut b, n)),
+    )
 }
