@@ -355,14 +355,13 @@ fn refine_lowers_the_output_error_it_records() {
         assert_eq!(stored["weights"], chosen["weights"]);
     }
     // Without data to run on, there is nothing to refine against.
-    let o = common::mxrt(&[
-        "convert",
-        d,
-        "-o",
-        t.join("x.mxrt").to_str().unwrap(),
-        "--calib-refine",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert_needs_calibrate(d, &t.join("x.mxrt"), "--calib-refine");
+}
+
+/// `convert` of `dir` with `flag` but no `--calibrate`: a usage error naming `--calibrate`.
+fn assert_needs_calibrate(dir: &str, out: &Path, flag: &str) {
+    let o = common::mxrt(&["convert", dir, "-o", out.to_str().unwrap(), flag]);
+    assert_eq!(o.status.code(), Some(2), "{flag}: a usage error");
     assert_mentions(&String::from_utf8_lossy(&o.stderr), &["--calibrate"]);
 }
 
@@ -499,15 +498,7 @@ fn per_channel_calibration_gives_each_weight_row_its_own_width() {
         kl_channels < kl_plain,
         "per channel {kl_channels} vs per matrix {kl_plain}"
     );
-    let o = common::mxrt(&[
-        "convert",
-        d,
-        "-o",
-        t.join("x.mxrt").to_str().unwrap(),
-        "--calib-channels",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "a usage error");
-    assert_mentions(&String::from_utf8_lossy(&o.stderr), &["--calibrate"]);
+    assert_needs_calibrate(d, &t.join("x.mxrt"), "--calib-channels");
 }
 
 /// all-MiniLM-L6-v2 (fetched by scripts/fetch-models.sh) at fixed:8 weights and activations, calibrated per
