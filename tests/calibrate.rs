@@ -255,16 +255,7 @@ fn calibrated_fixed8_minilm_sst2_is_within_a_point_of_fp32_on_held_out_sentences
         calib.to_str().unwrap(),
         "--quiet",
     ]);
-    let r: Value = serde_json::from_str(&mxrt_ok(&[
-        "eval",
-        out.to_str().unwrap(),
-        "--data",
-        held_out.to_str().unwrap(),
-        "--reference",
-        model.to_str().unwrap(),
-        "--json",
-    ]))
-    .unwrap();
+    let r = eval_json(&out, &held_out, &model);
     let (acc, fp32) = (
         r["accuracy"].as_f64().unwrap(),
         r["reference_accuracy"].as_f64().unwrap(),
@@ -274,6 +265,22 @@ fn calibrated_fixed8_minilm_sst2_is_within_a_point_of_fp32_on_held_out_sentences
         fp32 - acc <= 0.010,
         "fixed 8 calibrated {acc} vs FP32 {fp32}"
     );
+}
+
+/// `mxrt eval MODEL --data DATA --reference REFERENCE --json`.
+fn eval_json(model: &Path, data: &Path, reference: &Path) -> Value {
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let (m, d, r) = (arg(model), arg(data), arg(reference));
+    serde_json::from_str(&mxrt_ok(&[
+        "eval",
+        &m,
+        "--data",
+        &d,
+        "--reference",
+        &r,
+        "--json",
+    ]))
+    .unwrap()
 }
 
 /// The model's outputs on the MLP's data.csv (`mxrt run --json`), one vector per row.
@@ -547,16 +554,7 @@ fn per_channel_fixed8_all_minilm_embeddings_stay_close_to_fp32() {
         "36 encoder linears and the pooler"
     );
     let sentences = root.join("examples/sentences.txt");
-    let r: Value = serde_json::from_str(&mxrt_ok(&[
-        "eval",
-        fixed.to_str().unwrap(),
-        "--data",
-        sentences.to_str().unwrap(),
-        "--reference",
-        fp32.to_str().unwrap(),
-        "--json",
-    ]))
-    .unwrap();
+    let r = eval_json(&fixed, &sentences, &fp32);
     let cosine = r["mean_embedding_cosine_to_reference"].as_f64().unwrap();
     assert!(cosine >= 0.985, "mean cosine {cosine}");
 }
