@@ -283,6 +283,13 @@ fn eval_json(model: &Path, data: &Path, reference: &Path) -> Value {
     .unwrap()
 }
 
+/// The MLP in `dir` converted to FP32 at `out`, and its outputs on `data` (the reference).
+fn fp32_outputs(dir: &Path, out: &Path, data: &Path) -> Vec<Vec<f64>> {
+    let (d, o) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    mxrt_ok(&["convert", d, "-o", o, "--weights", "f32"]);
+    run_outputs(out, data)
+}
+
 /// The model's outputs on the MLP's data.csv (`mxrt run --json`), one vector per row.
 fn run_outputs(model: &Path, data: &Path) -> Vec<Vec<f64>> {
     let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
@@ -327,16 +334,8 @@ fn refine_lowers_the_output_error_it_records() {
     convert(&plain, &[]);
     let text = convert(&refined, &["--calib-refine"]);
     assert_mentions(&text, &["refined on the same examples", "steps kept"]);
-    mxrt_ok(&[
-        "convert",
-        d,
-        "-o",
-        fp32.to_str().unwrap(),
-        "--weights",
-        "f32",
-    ]);
 
-    let refs = run_outputs(&fp32, &data);
+    let refs = fp32_outputs(&dir, &fp32, &data);
     assert_eq!(refs.len(), 300);
     let before = mean_kl(&run_outputs(&plain, &data), &refs);
     let after = mean_kl(&run_outputs(&refined, &data), &refs);
@@ -406,14 +405,6 @@ fn per_channel_calibration_gives_each_weight_row_its_own_width() {
         ],
     );
     let d = dir.to_str().unwrap();
-    mxrt_ok(&[
-        "convert",
-        d,
-        "-o",
-        fp32.to_str().unwrap(),
-        "--weights",
-        "f32",
-    ]);
 
     let meta = metadata(&channels);
     assert!(meta["requires"]
@@ -476,7 +467,7 @@ fn per_channel_calibration_gives_each_weight_row_its_own_width() {
         "the rows' magnitudes differ 8-fold: {widths:?}"
     );
 
-    let refs = run_outputs(&fp32, &data);
+    let refs = fp32_outputs(&dir, &fp32, &data);
     let (kl_plain, kl_channels) = (
         mean_kl(&run_outputs(&plain, &data), &refs),
         mean_kl(&run_outputs(&channels, &data), &refs),
