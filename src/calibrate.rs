@@ -325,18 +325,20 @@ pub fn calibrate(
         }
         if let Some(spec) = l.weights.filter(|w| fixed(Some(w.encoding)).is_some()) {
             let width = fixed(Some(spec.encoding)).unwrap_or(8);
-            let tensors: Vec<&[f32]> = source.layer_weights(li).collect();
-            let (mut f, _) = best_fixed_frac(&tensors, width, l.rounding);
-            // --calib-channels: a linear layer's rows each at their own width (of the smoothed matrix).
-            match source.weight_matrix(li) {
+            let f = match source.weight_matrix(li) {
+                // --calib-channels: a linear layer's rows each at their own width (of the smoothed matrix).
                 Some((w, _, cols)) if request.channels && l.activations.is_some() => {
                     let scales = channel_scales.entry(l.name.clone()).or_default();
                     let stored = scales.stored_weight(w, cols);
                     let (frac, rows) = channels::row_fractions(&stored, cols, width, l.rounding);
-                    (f, scales.output) = (frac, rows);
+                    scales.output = rows;
+                    frac
                 }
-                _ => {}
-            }
+                _ => {
+                    let tensors: Vec<&[f32]> = source.layer_weights(li).collect();
+                    best_fixed_frac(&tensors, width, l.rounding).0
+                }
+            };
             setting.weights = Some((width, f, spec.sparse_requested));
         }
         settings.push(setting);

@@ -293,17 +293,20 @@ impl Source {
 
     /// The layer's weight matrix `(values, rows, cols)`, when it has exactly one and it is 2-D.
     pub fn weight_matrix(&self, layer: usize) -> Option<(&[f32], usize, usize)> {
-        let mut m = self
-            .desc
-            .tensors
-            .iter()
-            .filter(move |t| t.layer == layer && t.role == Role::Weight);
+        let t = &self.desc.tensors[self.weight_matrix_index(layer)?];
+        Some((
+            t.values.as_slice(),
+            t.shape[0] as usize,
+            t.shape[1] as usize,
+        ))
+    }
+
+    /// The index of the layer's one 2-D weight matrix among the tensors.
+    fn weight_matrix_index(&self, layer: usize) -> Option<usize> {
+        let mut m = (self.desc.tensors.iter().enumerate())
+            .filter(|(_, t)| t.layer == layer && t.role == Role::Weight);
         match (m.next(), m.next()) {
-            (Some(t), None) if t.shape.len() == 2 => Some((
-                t.values.as_slice(),
-                t.shape[0] as usize,
-                t.shape[1] as usize,
-            )),
+            (Some((i, t)), None) if t.shape.len() == 2 => Some(i),
             _ => None,
         }
     }
@@ -391,17 +394,10 @@ impl Source {
                 .iter()
                 .position(|l| &l.name == name && l.activations.is_some())
                 .ok_or_else(|| bad("no linear layer has this name".into()))?;
-            let mut matrices = self
-                .desc
-                .tensors
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.layer == li && t.role == Role::Weight);
-            let (ti, t) = match (matrices.next(), matrices.next()) {
-                (Some(m), None) if m.1.shape.len() == 2 => m,
-                _ => return Err(bad("the layer has no single weight matrix".into())),
-            };
-            let (rows, cols) = (t.shape[0] as usize, t.shape[1] as usize);
+            let ti = self
+                .weight_matrix_index(li)
+                .ok_or_else(|| bad("the layer has no single weight matrix".into()))?;
+            let (_, rows, cols) = self.weight_matrix(li).expect("the index was found");
             for (what, v, len) in [("input", &s.input, cols), ("output", &s.output, rows)] {
                 if let Some(v) = v {
                     if v.len() != len {
@@ -487,16 +483,9 @@ impl Source {
             } else {
                 None
             };
-        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe)
-            .max(u16::from(matches!(
-                tokenizer_files,
-                Some((BYTE_LEVEL_BPE, _))
-            )))
-            .max(if options.channel_scales.is_empty() {
-                0
-            } else {
-                2
-            });
+        let minor = description_minor(&desc.hyperparameters, &layers, &options.recipe).max(
+            u16::from(matches!(tokenizer_files, Some((BYTE_LEVEL_BPE, _)))),
+        );
         let mut builder = FileBuilder::new(Map::new())?
             .plane_align(options.plane_align)
             .description_minor(minor);
@@ -607,10 +596,7 @@ impl Source {
         );
         meta.insert("hyperparameters".into(), desc.hyperparameters.to_value());
         meta.insert("recipe".into(), recipe_json);
-        let mut requires = required_features(&desc.hyperparameters);
-        if !options.channel_scales.is_empty() {
-            requires.push("channel_scales");
-        }
+        let requires = required_features(&desc.hyperparameters, &layers);
         if !requires.is_empty() {
             meta.insert("requires".into(), json!(requires));
         }
@@ -660,9 +646,15 @@ fn uses_leaky_relu(hp: &mxrt_format::description::Hyperparameters) -> bool {
 }
 
 /// The features a 2.0 reader lacks and would silently compute otherwise (FORMAT.md section 10).
-fn required_features(hp: &mxrt_format::description::Hyperparameters) -> Vec<&'static str> {
+fn required_features(
+    hp: &mxrt_format::description::Hyperparameters,
+    layers: &[LayerRecipe],
+) -> Vec<&'static str> {
     use mxrt_format::description::Hyperparameters;
     let mut out = Vec::new();
+    if uses_channel_scales(layers) {
+        out.push("channel_scales");
+    }
     if uses_leaky_relu(hp) {
         out.push("leaky_relu");
     }
@@ -676,10 +668,10 @@ fn required_features(hp: &mxrt_format::description::Hyperparameters) -> Vec<&'st
     out
 }
 
-/// The model-description version a file needs (FORMAT.md section 10): 1 when it uses a field of 2.1 —
-/// quantized biases (the recipe layers' `biases`), an unfolded BatchNorm (`fold_batch_norm`), the MLP op
-/// `leaky_relu`, a classification head's layer names or activation (RoBERTa, DistilBERT), or DistilBERT's
-/// layer names — else 0.
+/// The model-description version a file needs (FORMAT.md section 10): 2 when a layer has channel scales
+/// (2.2); 1 when it uses a field of 2.1 — quantized biases (the recipe layers' `biases`), an unfolded
+/// BatchNorm (`fold_batch_norm`), the MLP op `leaky_relu`, a classification head's layer names or
+/// activation (RoBERTa, DistilBERT), or DistilBERT's layer names — else 0.
 fn description_minor(
     hp: &mxrt_format::description::Hyperparameters,
     layers: &[LayerRecipe],
@@ -690,12 +682,22 @@ fn description_minor(
         if matches!(&bert.head, BertHead::SequenceClassification { pooler: Some(_), .. })
             || bert.layer_names != mxrt_format::description::LayerNames::Bert
             || bert.embedding_size.is_some());
+    if uses_channel_scales(layers) {
+        return 2;
+    }
     u16::from(
         layers.iter().any(|l| l.biases.is_some())
             || !recipe.folds_batch_norm()
-            || !required_features(hp).is_empty()
+            || !required_features(hp, layers).is_empty()
             || named_head,
     )
+}
+
+/// Whether a layer names channel scales (description 2.2, feature `channel_scales`).
+fn uses_channel_scales(layers: &[LayerRecipe]) -> bool {
+    layers
+        .iter()
+        .any(|l| l.input_scale.is_some() || l.output_scale.is_some())
 }
 
 /// What a caller checks in a finished file image before it is written: a runtime opening it as a model

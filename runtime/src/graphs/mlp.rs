@@ -4,7 +4,6 @@ use mxrt_format::description::MlpOp;
 
 use crate::error::Result;
 use crate::graphs::params::Params;
-use crate::graphs::scaled::ScaledLinear;
 use crate::ops::{ActQuant, Affine, Backend, Linear, Parameters, RowOp};
 
 pub struct Mlp {
@@ -37,13 +36,7 @@ impl Mlp {
                         act: p.activations.get(name).copied().unwrap_or(ActQuant::NONE),
                     };
                     // Channel scales (description 2.2) become the affines around the layer.
-                    let scales = p.channel_scales.get(name);
-                    let scale = |n: Option<&String>, len| {
-                        n.map(|t| p.scale_vector(name, t, len)).transpose()
-                    };
-                    let input = scale(scales.and_then(|s| s.0.as_ref()), width)?;
-                    let output = scale(scales.and_then(|s| s.1.as_ref()), n)?;
-                    let scaled = ScaledLinear::new(linear, input, output);
+                    let scaled = p.with_channel_scales(linear, n, width)?;
                     width = n;
                     out.extend(scaled.input.map(RowOp::Affine));
                     out.push(RowOp::Linear(scaled.linear));

@@ -82,10 +82,20 @@ impl Params<'_> {
 
     /// A linear layer with the channel scales its recipe entry names (FORMAT.md section 9, since 2.2).
     pub fn scaled_linear(&self, layer: &str, out: usize, inp: usize) -> Result<ScaledLinear> {
-        let linear = self.linear(layer, out, inp)?;
-        let Some((input, output)) = self.channel_scales.get(layer) else {
+        self.with_channel_scales(self.linear(layer, out, inp)?, out, inp)
+    }
+
+    /// `linear` (`[out, inp]`) with the channel scales its recipe entry names, if any.
+    pub fn with_channel_scales(
+        &self,
+        linear: Linear,
+        out: usize,
+        inp: usize,
+    ) -> Result<ScaledLinear> {
+        let Some((input, output)) = self.channel_scales.get(&linear.name) else {
             return Ok(ScaledLinear::plain(linear));
         };
+        let layer = &linear.name;
         let input = input
             .as_deref()
             .map(|n| self.scale_vector(layer, n, inp))
@@ -99,7 +109,7 @@ impl Params<'_> {
 
     /// A channel-scale vector of layer `layer`: `len` positive finite numbers (a zero would erase a channel,
     /// a NaN every output it reaches).
-    pub fn scale_vector(&self, layer: &str, name: &str, len: usize) -> Result<Vec<f32>> {
+    fn scale_vector(&self, layer: &str, name: &str, len: usize) -> Result<Vec<f32>> {
         let v = self.vector(name, len)?;
         if let Some((i, x)) = v
             .iter()
