@@ -956,3 +956,91 @@ fn softmax_masked_avx2(row: &mut [f32], keep: &[u8], scale: f32) {
     let sum: f32 = lane_sum.iter().sum();
     row.iter_mut().for_each(|p| *p /= sum);
 }
+
+pub(super) fn layer_norm_row(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    assert!(
+        gamma.len() >= row.len() && beta.len() >= row.len(),
+        "layer_norm_row: gamma and beta must cover the row"
+    );
+    assert!(
+        residual.is_none_or(|r| r.len() >= row.len()),
+        "layer_norm_row: the residual must cover the row"
+    );
+    // SAFETY: only placed in a table after AVX2 and FMA were detected; lengths checked above.
+    unsafe { layer_norm_row_avx2(row, residual, gamma, beta, eps) }
+}
+
+/// [`reference::layer_norm_row`] with 4 f64 lanes, as the AVX-512 kernel does it with 8: the residual add,
+/// both sums (in lane order, then across lanes: another order than the reference's, in f64) and the
+/// per-element steps in the reference's precision (f64 normalize, rounded to f32, f32 multiply then add).
+/// The last lanes of a row that is not a multiple of 4 long are loaded and stored under a mask.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn layer_norm_row_avx2(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let n = row.len();
+    let p = row.as_mut_ptr();
+    // Lanes c .. c + min(4, n - c): all-ones in the lanes inside the row.
+    let lanes = |c: usize| -> __m128i {
+        let w = (n - c).min(4) as i32;
+        _mm_cmpgt_epi32(_mm_set1_epi32(w), _mm_setr_epi32(0, 1, 2, 3))
+    };
+    // Masked loads and stores touch only lanes below n: inside row, residual, gamma and beta (checked by
+    // the caller).
+    let load = |src: *const f32, c: usize| {
+        // SAFETY: see above.
+        unsafe { _mm_maskload_ps(src.add(c), lanes(c)) }
+    };
+    let store = |c: usize, v: __m128| {
+        // SAFETY: see above.
+        unsafe { _mm_maskstore_ps(p.add(c), lanes(c), v) }
+    };
+    let mut sum = _mm256_setzero_pd();
+    let mut c = 0;
+    while c < n {
+        let mut v = load(p, c);
+        if let Some(r) = residual {
+            v = _mm_add_ps(v, load(r.as_ptr(), c));
+            store(c, v);
+        }
+        sum = _mm256_add_pd(sum, _mm256_cvtps_pd(v));
+        c += 4;
+    }
+    let mean = horizontal_sum_pd(sum) / n as f64;
+    let vmean = _mm256_set1_pd(mean);
+    let mut sq = _mm256_setzero_pd();
+    c = 0;
+    while c < n {
+        let inside = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(lanes(c)));
+        let d = _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(load(p, c)), vmean), inside);
+        sq = _mm256_fmadd_pd(d, d, sq);
+        c += 4;
+    }
+    let var = horizontal_sum_pd(sq) / n as f64;
+    let inv = _mm256_set1_pd(1.0 / (var + f64::from(eps)).sqrt());
+    c = 0;
+    while c < n {
+        let v = _mm256_cvtps_pd(load(p, c));
+        let z = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(v, vmean), inv));
+        let (g, b) = (load(gamma.as_ptr(), c), load(beta.as_ptr(), c));
+        store(c, _mm_add_ps(_mm_mul_ps(z, g), b));
+        c += 4;
+    }
+}
+
+/// The four lanes' sum, (0 + 1) + (2 + 3).
+#[target_feature(enable = "avx2")]
+fn horizontal_sum_pd(v: __m256d) -> f64 {
+    let pair = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+    _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
+}

@@ -309,7 +309,7 @@ fn x86_tables() -> Vec<Kernels> {
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
         softmax_masked: avx2::softmax_masked,
-        layer_norm_row: reference::layer_norm_row,
+        layer_norm_row: avx2::layer_norm_row,
         sparse_dot: SparseDot::vectors(8, avx2::sparse_dot),
         peaks: PeakLoops {
             f32: avx2::peak_f32,
