@@ -904,57 +904,76 @@ pub(super) fn softmax_masked(row: &mut [f32], keep: &[u8], scale: f32) {
     unsafe { softmax_masked_avx2(row, keep, scale) }
 }
 
-/// [`reference::softmax_masked`] with 8-lane loops (the compiler vectorizes them for AVX2) and this tier's
-/// `e^x`: the maximum is exact in any order; the sum is taken in 8 lanes, then across them (as the AVX-512
-/// version does in 16).
+/// [`reference::softmax_masked`] in 8-lane vectors, three passes as the AVX-512 version makes them (scale
+/// and mask, with the maximum; `e^x` of the difference, masked entries set to 0, with the sum; the
+/// division): the maximum is exact in any order; the sum is taken in 8 lanes (the values past the last
+/// whole vector into lane 0), then across them in lane order; `e^x` is this tier's (the reference's for
+/// those last values, as `EXP` does). Written out: the compiler left the masked loops scalar, and the
+/// row was read five times.
 #[target_feature(enable = "avx2,fma")]
 fn softmax_masked_avx2(row: &mut [f32], keep: &[u8], scale: f32) {
-    let keep = &keep[..row.len()];
-    let mut lane_max = [f32::NEG_INFINITY; 8];
-    let scaled = |s: &mut f32, k: u8| {
-        *s = if k != 0 {
-            *s * scale
-        } else {
-            f32::NEG_INFINITY
-        };
-        *s
+    let n = row.len();
+    let keep = &keep[..n];
+    let whole = n - n % 8;
+    let (pr, pk) = (row.as_mut_ptr(), keep.as_ptr());
+    // All-ones in the lanes of the 8 entries from c whose keep byte is not 0 (c + 8 <= whole).
+    let kept = |c: usize| -> __m256 {
+        // SAFETY: keep[c .. c + 8] lies inside keep (c + 8 <= whole <= n).
+        let bytes = unsafe { _mm_loadl_epi64(pk.add(c).cast()) };
+        let dropped = _mm256_cmpeq_epi32(_mm256_cvtepu8_epi32(bytes), _mm256_setzero_si256());
+        _mm256_castsi256_ps(_mm256_xor_si256(dropped, _mm256_set1_epi32(-1)))
     };
-    let mut rows = row.chunks_exact_mut(8);
-    let mut keeps = keep.chunks_exact(8);
-    for (s8, k8) in (&mut rows).zip(&mut keeps) {
-        for ((s, &k), m) in s8.iter_mut().zip(k8).zip(&mut lane_max) {
-            *m = m.max(scaled(s, k));
+    let (neg_inf, vscale) = (_mm256_set1_ps(f32::NEG_INFINITY), _mm256_set1_ps(scale));
+    let mut vmax = neg_inf;
+    for c in (0..whole).step_by(8) {
+        // SAFETY: row[c .. c + 8] lies inside the row (c + 8 <= whole <= n).
+        unsafe {
+            let v = _mm256_loadu_ps(pr.add(c));
+            let s = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(v, vscale), kept(c));
+            _mm256_storeu_ps(pr.add(c), s);
+            vmax = _mm256_max_ps(vmax, s);
         }
     }
-    for (s, &k) in rows.into_remainder().iter_mut().zip(keeps.remainder()) {
-        lane_max[0] = lane_max[0].max(scaled(s, k));
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: 8 floats into an 8-float array.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vmax) };
+    let mut max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for (s, &k) in row[whole..].iter_mut().zip(&keep[whole..]) {
+        *s = if k != 0 { *s * scale } else { f32::NEG_INFINITY };
+        max = max.max(*s);
     }
-    let max = lane_max.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         row.fill(0.0); // every key is padding: the output row stays zero
         return;
     }
-    row.iter_mut().for_each(|s| *s -= max);
-    EXP.apply(row);
-    let mut lane_sum = [0.0f32; 8];
-    let mut rows = row.chunks_exact_mut(8);
-    let mut keeps = keep.chunks_exact(8);
-    for (s8, k8) in (&mut rows).zip(&mut keeps) {
-        for ((s, &k), sum) in s8.iter_mut().zip(k8).zip(&mut lane_sum) {
-            if k == 0 {
-                *s = 0.0;
-            }
-            *sum += *s;
+    let vm = _mm256_set1_ps(max);
+    let mut vsum = _mm256_setzero_ps();
+    for c in (0..whole).step_by(8) {
+        // SAFETY: as in the first pass.
+        unsafe {
+            let e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(pr.add(c)), vm)), kept(c));
+            _mm256_storeu_ps(pr.add(c), e);
+            vsum = _mm256_add_ps(vsum, e);
         }
     }
-    for (s, &k) in rows.into_remainder().iter_mut().zip(keeps.remainder()) {
+    // SAFETY: 8 floats into an 8-float array.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vsum) };
+    let tail = &mut row[whole..];
+    tail.iter_mut().for_each(|s| *s -= max);
+    reference::exp_in_place(tail);
+    for (s, &k) in tail.iter_mut().zip(&keep[whole..]) {
         if k == 0 {
             *s = 0.0;
         }
-        lane_sum[0] += *s;
+        lanes[0] += *s;
     }
-    let sum: f32 = lane_sum.iter().sum();
-    row.iter_mut().for_each(|p| *p /= sum);
+    let sum: f32 = lanes.iter().sum();
+    let vsum = _mm256_set1_ps(sum);
+    for c in (0..whole).step_by(8) {
+        // SAFETY: as in the first pass.
+        unsafe { _mm256_storeu_ps(pr.add(c), _mm256_div_ps(_mm256_loadu_ps(pr.add(c)), vsum)) };
+    }
+    row[whole..].iter_mut().for_each(|p| *p /= sum);
 }
 
 pub(super) fn layer_norm_row(
