@@ -253,12 +253,28 @@ pub(crate) fn feed_forward_panels(
     out
 }
 
-/// Each MXINT8 block's factor (its scale, 2^e; the codes' 1/64 is in the activations' factors).
+/// Blocks per parallel chunk of the per-call weight preparation (factors, unsigned bias): below two chunks
+/// it runs on the calling thread.
+const PREPARE_CHUNK_BLOCKS: usize = 8192;
+
+/// Each MXINT8 block's factor (its scale, 2^e; the codes' 1/64 is in the activations' factors); split over
+/// the cores for large matrices (at batch 1 this per-call pass over the weights was a few per cent of the
+/// whole inference, on one core).
 fn mx_factors(scales: &[u8]) -> Vec<f32> {
-    scales
-        .iter()
-        .map(|&s| mxrt_format::mx::scale_value(s))
-        .collect()
+    let mut out = vec![0.0f32; scales.len()];
+    let convert = |(dst, src): (&mut [f32], &[u8])| {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = mxrt_format::mx::scale_value(s);
+        }
+    };
+    if scales.len() >= 2 * PREPARE_CHUNK_BLOCKS {
+        out.par_chunks_mut(PREPARE_CHUNK_BLOCKS)
+            .zip(scales.par_chunks(PREPARE_CHUNK_BLOCKS))
+            .for_each(convert);
+    } else {
+        convert((&mut out, scales));
+    }
+    out
 }
 
 /// The weight codes the panel kernel reads and each block's factor: dense MXINT8, or dense 8-bit fixed
@@ -275,8 +291,8 @@ fn panel_weights<'a>(w: &'a WeightView<'_>) -> Option<(Cow<'a, [u8]>, Vec<f32>)>
 
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
 /// group (if any) as a zero-padded copy of its rows; each block's factor, and its unsigned bias where the
-/// kernel reads activations as unsigned (computed per call: one pass over the codes, small beside the
-/// product's one pass per panel, and no memory held between calls).
+/// kernel reads activations as unsigned (computed per call, split over the cores: one pass over the codes,
+/// small beside the product's one pass per panel, and no memory held between calls).
 struct Groups<'a> {
     codes: &'a [u8],
     factors: Vec<f32>,
@@ -309,7 +325,13 @@ impl<'a> Groups<'a> {
         let bias_of = |codes: &[u8]| match unsigned_bias {
             Some(f) => {
                 let mut out = vec![0; codes.len() / 32];
-                f(codes, &mut out);
+                if out.len() >= 2 * PREPARE_CHUNK_BLOCKS {
+                    out.par_chunks_mut(PREPARE_CHUNK_BLOCKS)
+                        .zip(codes.par_chunks(PREPARE_CHUNK_BLOCKS * 32))
+                        .for_each(|(dst, src)| f(src, dst));
+                } else {
+                    f(codes, &mut out);
+                }
                 out
             }
             None => Vec::new(),
