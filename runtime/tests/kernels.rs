@@ -587,8 +587,9 @@ fn mxint8_activation_quantizer_agrees_exactly() {
                     // One ulp below such a tie (below half a step, `|t| + 0.5` rounds up to 1.0 in the
                     // reference: the AVX-512 quantizer's one correction to the CPU's own rounding).
                     11 => f32::from_bits(
-                        ((rng.gen_range(0i32..4) as f32 + 0.5) * 2f32.powi(exp.clamp(-120, 120) - 7))
-                            .to_bits()
+                        ((rng.gen_range(0i32..4) as f32 + 0.5)
+                            * 2f32.powi(exp.clamp(-120, 120) - 7))
+                        .to_bits()
                             - 1,
                     ),
                     1 => 0.0,

@@ -666,6 +666,8 @@ pub(super) fn mxint8_panel_avx512_entry(
 
 /// One `vpdpbusd` of panel line `$q` (XORed to unsigned) against code group `$q` of each of 16 weight rows
 /// (`{p0}`, `{p4}`, `{p8}`, `{p12}`: rows 0, 4, 8, 12; `{st}` and `{st3}`: one and three row strides).
+/// Not formatted: one instruction per line reads as the assembly it is.
+#[rustfmt::skip]
 macro_rules! block_line {
     ($q:literal) => {
         concat!(
@@ -735,7 +737,9 @@ unsafe fn block_sums(
             options(nostack, readonly, preserves_flags),
         );
     }
-    *sums = [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15];
+    *sums = [
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15,
+    ];
 }
 
 /// [`super::reference::mxint8_panel`] on AVX-512 VNNI, bit for bit. A panel line (64 bytes: four codes of

@@ -1,7 +1,8 @@
 //! The CPU backend's kernel tables, one file per instruction-set tier: `reference.rs` (scalar, the numerics
 //! every other tier is tested against), `avx2.rs` (AVX2+FMA, and the AVX-VNNI integer kernels of the
-//! `avx2vnni` tier), `avx512.rs` (AVX-512 with VNNI) and `amx.rs` (the matrix unit). A table starts as the
-//! reference and each tier replaces the kernels it speeds up, over the tier below; the features are detected
+//! `avx2vnni` tier; its softmax and LayerNorm in `avx2_norms.rs`), `avx512.rs` (AVX-512 with VNNI) and
+//! `amx.rs` (the matrix unit). A table starts as the reference and each tier replaces the kernels it speeds
+//! up, over the tier below; the features are detected
 //! once, when the tables are built. `MXRT_CPU=<tier>` picks a lower tier of those this CPU runs
 //! (`reference`, `avx2`, `avx2vnni`, `avx512`, `amx`); `MXRT_FORCE_REFERENCE=1` (the reference) and
 //! `MXRT_NO_AMX=1` (the best table without the matrix unit) are older spellings that still work.
@@ -19,6 +20,8 @@ mod x86_templates;
 mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_norms;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
@@ -308,8 +311,8 @@ fn x86_tables() -> Vec<Kernels> {
         fixed8_codes: fixed8::fixed8_codes_avx2_entry,
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
-        softmax_masked: avx2::softmax_masked,
-        layer_norm_row: avx2::layer_norm_row,
+        softmax_masked: avx2_norms::softmax_masked,
+        layer_norm_row: avx2_norms::layer_norm_row,
         sparse_dot: SparseDot::vectors(8, avx2::sparse_dot),
         peaks: PeakLoops {
             f32: avx2::peak_f32,
