@@ -913,6 +913,46 @@ fn gemm_f32_packed_within_the_derived_bound() {
     }
 }
 
+/// The one-row product of the small-MLP path: every tier's four-chain sums bit for bit the reference's (the
+/// same fused multiply-adds in the same order), and the reference within the dot-product bound of the
+/// exact sum; outputs past `n` untouched. Depths not a multiple of 4, widths past one and four vectors.
+#[test]
+fn gemv_f32_packed_agrees_exactly_and_within_the_bound() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    for k in tables {
+        for _ in 0..300 {
+            let (kd, n): (usize, usize) = (rng.gen_range(0..140), rng.gen_range(1..150));
+            let stride = n.div_ceil(16) * 16;
+            let x: Vec<f32> = (0..kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let w: Vec<f32> = (0..n * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let mut wt = vec![0.0f32; kd * stride];
+            for r in 0..n {
+                for t in 0..kd {
+                    wt[t * stride + r] = w[r * kd + t];
+                }
+            }
+            let (mut r, mut f) = (vec![7.0f32; n + 3], vec![7.0f32; n + 3]);
+            reference::gemv_f32_packed(&x, kd, &wt, n, &mut r[..n]);
+            (k.gemv_f32_packed)(&x, kd, &wt, n, &mut f[..n]);
+            assert!(f[n..].iter().all(|&v| v == 7.0));
+            for c in 0..n {
+                assert_eq!(r[c].to_bits(), f[c].to_bits(), "{}: k={kd} n={n} column {c}", k.isa);
+                let exact: f64 = (0..kd)
+                    .map(|t| f64::from(x[t]) * f64::from(w[c * kd + t]))
+                    .sum();
+                let bound = dot_bound(&x, &w[c * kd..(c + 1) * kd]);
+                assert!(
+                    (f64::from(r[c]) - exact).abs() <= f64::from(bound),
+                    "k={kd} n={n} column {c}: {} vs {exact}",
+                    r[c]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn mxint8_dot_f32_within_the_derived_bound() {
     let mut rng = StdRng::seed_from_u64(seed());

@@ -91,7 +91,8 @@ impl SmallChain {
     }
 
     /// One sample `x` (`inputs` values) → `outputs` values: the same ops as `ops::run_row_ops`, each linear layer
-    /// through `gemm_f32_packed` on one row.
+    /// through `gemv_f32_packed` (four partial sums per output: the general path's one-row routes sum in
+    /// another order too).
     pub(crate) fn forward(&self, cpu: &Cpu, x: &[f32]) -> Vec<f32> {
         let kernels: &Kernels = &cpu.kernels;
         let (mut first, mut second) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
@@ -103,7 +104,7 @@ impl SmallChain {
         for step in &self.steps {
             match step {
                 Step::Linear { wt, k, n, bias } => {
-                    (kernels.gemm_f32_packed)(&a[..*k], 1, *k, wt, *n, &mut b[..*n], *n);
+                    (kernels.gemv_f32_packed)(&a[..*k], *k, wt, *n, &mut b[..*n]);
                     for (v, c) in b[..*n].iter_mut().zip(bias) {
                         *v += c;
                     }

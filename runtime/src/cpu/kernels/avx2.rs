@@ -45,6 +45,17 @@ pub(super) fn gemm_f32_packed(
     unsafe { gemm_f32_packed_avx2(x, rows, k, wt, n, out, ldo) }
 }
 
+pub(super) fn gemv_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX2 and FMA were detected; the kernel checks the sizes.
+    unsafe { gemv_f32_packed_avx2(x, k, wt, n, out) }
+}
+
+gemv_f32_packed_kernel!(
+    gemv_f32_packed_avx2, "avx2,fma", __m256, lanes: 8,
+    zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
+    add: _mm256_add_ps, store: store_first_lanes8
+);
+
 gemm_f32_packed_kernel!(
     gemm_f32_packed_avx2, "avx2,fma", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 2, lanes: 8,
     zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
@@ -462,10 +473,6 @@ pub(super) const EXP: Elementwise = Elementwise::vectors(8, exp_vectors, referen
 pub(super) const GELU: Elementwise =
     Elementwise::vectors(8, gelu_vectors, reference::gelu_in_place);
 
-/// [`EXP`] as a plain function, for the tier above's leftover values.
-pub(super) fn exp_in_place(x: &mut [f32]) {
-    EXP.apply(x)
-}
 
 fn exp_vectors(x: &mut [f32]) {
     assert_eq!(x.len() % 8, 0);

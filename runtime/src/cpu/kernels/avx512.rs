@@ -7,7 +7,6 @@ use std::arch::x86_64::*;
 
 use mxrt_format::{mx, Rounding};
 
-use super::avx2;
 use super::ragged::Elementwise;
 
 pub(super) fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
@@ -25,18 +24,19 @@ dot_f32_rows3_kernel!(
     _mm512_reduce_add_ps
 );
 
-/// `e^x` in place: whole 16-wide vectors here, the rest by the AVX2 tier (8-wide vectors, then the reference).
-pub(super) const EXP: Elementwise = Elementwise::vectors(16, exp_vectors, avx2::exp_in_place);
+/// `e^x` in place, any length: the ragged end through the same 16-lane code under a mask (as GELU), so a
+/// value's result does not depend on where it sits (the leftovers went to the AVX2 tier and the reference's
+/// `expf`: a JSC sample's five-class softmax spent a tenth of its time in that scalar call).
+pub(super) const EXP: Elementwise = Elementwise::whole(exp_in_place);
 
 /// Exact-erf GELU in place, any length: the ragged end goes through the same 16-lane code under a mask, so
 /// a value's result never depends on where it sits in the slice (the linear op may apply GELU per panel or
 /// to the whole output).
 pub(super) const GELU: Elementwise = Elementwise::whole(gelu_in_place);
 
-fn exp_vectors(x: &mut [f32]) {
-    assert_eq!(x.len() % 16, 0);
-    // SAFETY: only placed in a table after AVX-512F (and AVX2, FMA) were detected.
-    unsafe { exp_vectors_avx512(x) }
+fn exp_in_place(x: &mut [f32]) {
+    // SAFETY: only placed in a table after AVX-512F was detected.
+    unsafe { exp_in_place_avx512(x) }
 }
 
 fn gelu_in_place(x: &mut [f32]) {
@@ -59,10 +59,21 @@ exp_kernel!(
 );
 
 #[target_feature(enable = "avx512f")]
-fn exp_vectors_avx512(x: &mut [f32]) {
-    for c in x.chunks_exact_mut(16) {
+fn exp_in_place_avx512(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(16);
+    for c in &mut chunks {
         // SAFETY: the chunk holds exactly 16 values.
         unsafe { _mm512_storeu_ps(c.as_mut_ptr(), exp16(_mm512_loadu_ps(c.as_ptr()))) };
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let mask = first_lanes16(rest.len());
+        // SAFETY: the mask covers exactly the rest's values (fewer than 16); masked-off lanes are neither
+        // read nor written.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(mask, rest.as_ptr());
+            _mm512_mask_storeu_ps(rest.as_mut_ptr(), mask, exp16(v));
+        }
     }
 }
 
@@ -123,6 +134,23 @@ gemm_f32_packed_kernel!(
     gemm_f32_packed_avx512, "avx512f", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 4, lanes: 16,
     zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
     store: store_first_lanes16, load_first: load_first_lanes16
+);
+
+pub(super) fn gemv_f32_packed_avx512_entry(
+    x: &[f32],
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: only placed in a table after AVX-512F was detected; the kernel checks the sizes.
+    unsafe { gemv_f32_packed_avx512(x, k, wt, n, out) }
+}
+
+gemv_f32_packed_kernel!(
+    gemv_f32_packed_avx512, "avx512f", __m512, lanes: 16,
+    zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
+    add: _mm512_add_ps, store: store_first_lanes16
 );
 
 /// The first `width` (1..=16) values at `p` in the low lanes, zeros above (a masked load).

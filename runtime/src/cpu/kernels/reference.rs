@@ -115,6 +115,33 @@ pub fn gemm_f32_packed(
     }
 }
 
+/// One row `x` (`k` values) × the packed panel `wt` of [`gemm_f32_packed`] (`[k, stride]`, `stride` = `n`
+/// rounded up to 16): `out[c]` for `c < n`, summed as four fused multiply-add chains, chain `j` over the
+/// steps `t ≡ j (mod 4)` in order from 0, then `(p0 + p1) + (p2 + p3)`. For one sample of a small MLP: with
+/// one chain over `t` per output (the GEMM's order) each output waited on the multiply-add's latency `k`
+/// times, and a JSC sample spent half its time there.
+pub fn gemv_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+    let stride = check_gemv_sizes(x, k, wt, n, out);
+    for (c, o) in out.iter_mut().enumerate().take(n) {
+        let mut p = [0.0f32; 4];
+        for (t, &xt) in x.iter().enumerate().take(k) {
+            p[t % 4] = xt.mul_add(wt[t * stride + c], p[t % 4]);
+        }
+        *o = (p[0] + p[1]) + (p[2] + p[3]);
+    }
+}
+
+/// The packed stride of a [`gemv_f32_packed`] call, after asserting that every slice holds what it reads
+/// and writes (the SIMD versions read through raw pointers).
+pub fn check_gemv_sizes(x: &[f32], k: usize, wt: &[f32], n: usize, out: &[f32]) -> usize {
+    let stride = n.div_ceil(16) * 16;
+    assert!(
+        x.len() >= k && wt.len() >= k * stride && out.len() >= n,
+        "gemv_f32_packed: operand sizes do not match"
+    );
+    stride
+}
+
 /// `dst[c · dst_ld + r] = src[r · src_ld + c]` for `r < rows`, `c < cols` (other entries of `dst` are left
 /// alone), in 16 × 16 blocks: a block's 16 source and 16 destination lines stay in L1 while it is copied.
 pub fn transpose_f32(

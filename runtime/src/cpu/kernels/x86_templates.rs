@@ -275,6 +275,84 @@ macro_rules! gemm_f32_packed_kernel {
     };
 }
 
+/// `$name(x, k, wt, n, out)` (contract: `reference::gemv_f32_packed`, bit for bit: the same four FMA chains
+/// per output, the same final additions): up to four vectors of outputs at a time, each with four
+/// accumulators (steps t ≡ 0, 1, 2, 3 mod 4), so 16 chains are in flight instead of four. Columns past `n`
+/// are computed (the panel is zero there) and left out by `$store(ptr, width, v)`.
+macro_rules! gemv_f32_packed_kernel {
+    (
+        $name:ident, $features:literal, $v:ty, lanes: $lanes:literal,
+        zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, add: $add:ident,
+        store: $store:ident
+    ) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $name(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+            /// Outputs `c0 .. c0 + V · lanes` (the first `n - c0` of them stored).
+            ///
+            /// # Safety
+            /// `px .. px + k`, panel rows `0..k` at `pw` (stride `stride`, columns `c0 .. c0 + V · lanes`
+            /// inside it) and `po + c0 .. po + n` must lie inside their slices.
+            #[target_feature(enable = $features)]
+            unsafe fn block<const V: usize>(
+                px: *const f32,
+                k: usize,
+                pw: *const f32,
+                stride: usize,
+                c0: usize,
+                po: *mut f32,
+                n: usize,
+            ) {
+                let mut acc = [[$zero(); V]; 4];
+                let step = |acc: &mut [$v; V], t: usize| {
+                    // SAFETY: t < k: inside x and the panel; columns inside the stride (caller's contract).
+                    let xb = $splat(unsafe { *px.add(t) });
+                    for (v, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: as above.
+                        let w = unsafe { $load(pw.add(t * stride + c0 + v * $lanes)) };
+                        *a = $fmadd(xb, w, *a);
+                    }
+                };
+                let whole = k - k % 4;
+                for t in (0..whole).step_by(4) {
+                    for (j, chain) in acc.iter_mut().enumerate() {
+                        step(chain, t + j);
+                    }
+                }
+                for (j, chain) in acc.iter_mut().enumerate().take(k - whole) {
+                    step(chain, whole + j);
+                }
+                for v in 0..V {
+                    let col = c0 + v * $lanes;
+                    if col >= n {
+                        break;
+                    }
+                    let sum = $add($add(acc[0][v], acc[1][v]), $add(acc[2][v], acc[3][v]));
+                    // SAFETY: columns col .. col + width <= n: inside out (caller's contract).
+                    unsafe { $store(po.add(col), (n - col).min($lanes), sum) };
+                }
+            }
+
+            let stride = super::reference::check_gemv_sizes(x, k, wt, n, out);
+            let (px, pw, po) = (x.as_ptr(), wt.as_ptr(), out.as_mut_ptr());
+            let mut c0 = 0;
+            while c0 < n {
+                // Vectors up to the last output (inside the stride: n rounded up to a whole vector).
+                let vectors = (n - c0).div_ceil($lanes).min(4);
+                // SAFETY: the sizes checked above; c0 + vectors · lanes <= stride.
+                unsafe {
+                    match vectors {
+                        4 => block::<4>(px, k, pw, stride, c0, po, n),
+                        3 => block::<3>(px, k, pw, stride, c0, po, n),
+                        2 => block::<2>(px, k, pw, stride, c0, po, n),
+                        _ => block::<1>(px, k, pw, stride, c0, po, n),
+                    }
+                }
+                c0 += vectors * $lanes;
+            }
+        }
+    };
+}
+
 /// The packed-weight row stride of a `gemm_f32_packed` call (`n` rounded up to 16), after asserting that every
 /// slice holds what the SIMD loops read and write through raw pointers.
 pub(super) fn packed_gemm_stride(
