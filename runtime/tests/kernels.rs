@@ -938,7 +938,12 @@ fn gemv_f32_packed_agrees_exactly_and_within_the_bound() {
             (k.gemv_f32_packed)(&x, kd, &wt, n, &mut f[..n]);
             assert!(f[n..].iter().all(|&v| v == 7.0));
             for c in 0..n {
-                assert_eq!(r[c].to_bits(), f[c].to_bits(), "{}: k={kd} n={n} column {c}", k.isa);
+                assert_eq!(
+                    r[c].to_bits(),
+                    f[c].to_bits(),
+                    "{}: k={kd} n={n} column {c}",
+                    k.isa
+                );
                 let exact: f64 = (0..kd)
                     .map(|t| f64::from(x[t]) * f64::from(w[c * kd + t]))
                     .sum();
@@ -947,6 +952,64 @@ fn gemv_f32_packed_agrees_exactly_and_within_the_bound() {
                     (f64::from(r[c]) - exact).abs() <= f64::from(bound),
                     "k={kd} n={n} column {c}: {} vs {exact}",
                     r[c]
+                );
+            }
+        }
+    }
+}
+
+/// The MXINT8 form of the one-row product: every tier bit for bit the reference, and the reference bit for
+/// bit `gemv_f32_packed` on the panel decoded as the file decodes it (`code · 2^e / 64`), for every scale
+/// byte but the NaN one (incl. subnormal factors) and codes incl. −128; outputs past `n` untouched.
+#[test]
+fn gemv_mxint8_packed_is_the_f32_gemv_on_the_decoded_panel() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    for k in tables {
+        for _ in 0..300 {
+            let (kd, n): (usize, usize) = (rng.gen_range(0..140), rng.gen_range(1..150));
+            let stride = n.div_ceil(16) * 16;
+            let blocks = kd.div_ceil(32);
+            let x: Vec<f32> = (0..kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let mut codes = vec![0u8; kd * stride];
+            let mut factors = vec![0.0f32; blocks * stride];
+            let mut decoded = vec![0.0f32; kd * stride];
+            for c in 0..n {
+                for b in 0..blocks {
+                    let scale = if rng.gen_bool(0.1) {
+                        rng.gen_range(0..4u8)
+                    } else {
+                        rng.gen_range(100..150u8)
+                    };
+                    factors[b * stride + c] = mxrt_format::mx::scale_value(scale) * (1.0 / 64.0);
+                }
+                for t in 0..kd {
+                    let code: u8 = rng.gen();
+                    codes[t * stride + c] = code;
+                    decoded[t * stride + c] = f32::from(code as i8) * factors[t / 32 * stride + c];
+                }
+            }
+            let (mut want, mut r, mut f) = (
+                vec![7.0f32; n + 3],
+                vec![7.0f32; n + 3],
+                vec![7.0f32; n + 3],
+            );
+            reference::gemv_f32_packed(&x, kd, &decoded, n, &mut want[..n]);
+            reference::gemv_mxint8_packed(&x, kd, &codes, &factors, n, &mut r[..n]);
+            (k.gemv_mxint8_packed)(&x, kd, &codes, &factors, n, &mut f[..n]);
+            assert!(f[n..].iter().all(|&v| v == 7.0));
+            for c in 0..n {
+                assert_eq!(
+                    want[c].to_bits(),
+                    r[c].to_bits(),
+                    "reference: k={kd} n={n} column {c}"
+                );
+                assert_eq!(
+                    r[c].to_bits(),
+                    f[c].to_bits(),
+                    "{}: k={kd} n={n} column {c}",
+                    k.isa
                 );
             }
         }

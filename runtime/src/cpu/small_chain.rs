@@ -17,12 +17,14 @@ const MAX_WEIGHTS: usize = 1 << 16;
 const MAX_WIDTH: usize = 256;
 
 enum Step {
-    /// Transposed weights `[k, stride]` (stride = n rounded up to 16, zero columns past n) and the bias.
+    /// Transposed weights `[k, stride]` (stride = n rounded up to 16, zero columns past n) and the bias; for
+    /// dense MXINT8 weights also the same panel as codes and block factors, which one sample reads instead.
     Linear {
         wt: Vec<f32>,
         k: usize,
         n: usize,
         bias: Vec<f32>,
+        mx: Option<MxPanel>,
     },
     Affine {
         scale: Vec<f32>,
@@ -31,6 +33,44 @@ enum Step {
     Relu,
     LeakyRelu(f32),
     Softmax,
+}
+
+/// A dense MXINT8 weight matrix as `gemv_mxint8_packed` reads it: codes `[k, stride]` and each column's block
+/// factors `[k.div_ceil(32), stride]` (zero past n). A sample called now and then finds its weights out of
+/// cache (the caller ran other work between calls), and a quarter of the bytes arrive sooner; decoding in
+/// registers costs a little when they are in cache. jsc-3layer on Sapphire Rapids, one sample after
+/// sweeping 1 MB / 4 MB through the cache: 0.47 → 0.42 / 1.07 → 0.85 µs; back to back 0.22 → 0.27 µs.
+struct MxPanel {
+    codes: Vec<u8>,
+    factors: Vec<f32>,
+}
+
+impl MxPanel {
+    /// The panel of `w` (`n` rows of `k`) if it is dense MXINT8.
+    fn of(
+        w: &crate::weights::WeightView<'_>,
+        n: usize,
+        k: usize,
+        stride: usize,
+    ) -> Option<MxPanel> {
+        let (codes, scales) = w.mxint8_rows_all()?;
+        let bpr = k.div_ceil(32);
+        let (mut packed, mut factors) = (vec![0u8; k * stride], vec![0.0f32; bpr * stride]);
+        for r in 0..n {
+            for b in 0..bpr {
+                // As the file decodes: q/64 · 2^e (`mxrt_format::rows`), exact.
+                factors[b * stride + r] =
+                    mxrt_format::mx::scale_value(scales[r * bpr + b]) * (1.0 / 64.0);
+            }
+            for t in 0..k {
+                packed[t * stride + r] = codes[r * bpr * 32 + t];
+            }
+        }
+        Some(MxPanel {
+            codes: packed,
+            factors,
+        })
+    }
 }
 
 pub struct SmallChain {
@@ -72,6 +112,7 @@ impl SmallChain {
                         k,
                         n,
                         bias: l.bias.clone(),
+                        mx: MxPanel::of(&w, n, k, stride),
                     }
                 }
                 RowOp::Affine(a) => Step::Affine {
@@ -103,8 +144,18 @@ impl SmallChain {
         let mut width = self.inputs;
         for step in &self.steps {
             match step {
-                Step::Linear { wt, k, n, bias } => {
-                    (kernels.gemv_f32_packed)(&a[..*k], *k, wt, *n, &mut b[..*n]);
+                Step::Linear { wt, k, n, bias, mx } => {
+                    match mx {
+                        Some(p) => (kernels.gemv_mxint8_packed)(
+                            &a[..*k],
+                            *k,
+                            &p.codes,
+                            &p.factors,
+                            *n,
+                            &mut b[..*n],
+                        ),
+                        None => (kernels.gemv_f32_packed)(&a[..*k], *k, wt, *n, &mut b[..*n]),
+                    }
                     for (v, c) in b[..*n].iter_mut().zip(bias) {
                         *v += c;
                     }
@@ -133,7 +184,7 @@ impl SmallChain {
         let mut width = self.inputs;
         for step in &self.steps {
             match step {
-                Step::Linear { wt, k, n, bias } => {
+                Step::Linear { wt, k, n, bias, .. } => {
                     let mut b = buffers::take(rows * n); // every value written by the product
                     (kernels.gemm_f32_packed)(&a, rows, *k, wt, *n, &mut b, *n);
                     crate::cpu::rows::add_bias_rows(&mut b, Some(bias));

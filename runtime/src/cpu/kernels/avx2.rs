@@ -50,10 +50,32 @@ pub(super) fn gemv_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &m
     unsafe { gemv_f32_packed_avx2(x, k, wt, n, out) }
 }
 
-gemv_f32_packed_kernel!(
-    gemv_f32_packed_avx2, "avx2,fma", __m256, lanes: 8,
+pub(super) fn gemv_mxint8_packed(
+    x: &[f32],
+    k: usize,
+    codes: &[u8],
+    factors: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: only placed in a table after AVX2 and FMA were detected; the kernel checks the sizes.
+    unsafe { gemv_mxint8_packed_avx2(x, k, codes, factors, n, out) }
+}
+
+/// 8 i8 codes at `p` as f32 lanes.
+///
+/// # Safety
+/// `p .. p + 8` must be readable.
+#[target_feature(enable = "avx2")]
+unsafe fn codes8(p: *const u8) -> __m256 {
+    // SAFETY: the caller's 8 bytes.
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(unsafe { _mm_loadl_epi64(p.cast()) }))
+}
+
+gemv_packed_kernels!(
+    f32: gemv_f32_packed_avx2, mx: gemv_mxint8_packed_avx2, "avx2,fma", __m256, lanes: 8,
     zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
-    add: _mm256_add_ps, store: store_first_lanes8
+    add: _mm256_add_ps, mul: _mm256_mul_ps, store: store_first_lanes8, load_codes: codes8
 );
 
 gemm_f32_packed_kernel!(
@@ -472,7 +494,6 @@ pub(super) const EXP: Elementwise = Elementwise::vectors(8, exp_vectors, referen
 /// Exact-erf GELU in place: whole 8-wide vectors here, the rest by the reference.
 pub(super) const GELU: Elementwise =
     Elementwise::vectors(8, gelu_vectors, reference::gelu_in_place);
-
 
 fn exp_vectors(x: &mut [f32]) {
     assert_eq!(x.len() % 8, 0);

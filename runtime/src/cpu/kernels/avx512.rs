@@ -147,10 +147,32 @@ pub(super) fn gemv_f32_packed_avx512_entry(
     unsafe { gemv_f32_packed_avx512(x, k, wt, n, out) }
 }
 
-gemv_f32_packed_kernel!(
-    gemv_f32_packed_avx512, "avx512f", __m512, lanes: 16,
+pub(super) fn gemv_mxint8_packed_avx512_entry(
+    x: &[f32],
+    k: usize,
+    codes: &[u8],
+    factors: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: only placed in a table after AVX-512F was detected; the kernel checks the sizes.
+    unsafe { gemv_mxint8_packed_avx512(x, k, codes, factors, n, out) }
+}
+
+/// 16 i8 codes at `p` as f32 lanes.
+///
+/// # Safety
+/// `p .. p + 16` must be readable.
+#[target_feature(enable = "avx512f")]
+unsafe fn codes16(p: *const u8) -> __m512 {
+    // SAFETY: the caller's 16 bytes.
+    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(unsafe { _mm_loadu_si128(p.cast()) }))
+}
+
+gemv_packed_kernels!(
+    f32: gemv_f32_packed_avx512, mx: gemv_mxint8_packed_avx512, "avx512f", __m512, lanes: 16,
     zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
-    add: _mm512_add_ps, store: store_first_lanes16
+    add: _mm512_add_ps, mul: _mm512_mul_ps, store: store_first_lanes16, load_codes: codes16
 );
 
 /// The first `width` (1..=16) values at `p` in the low lanes, zeros above (a masked load).

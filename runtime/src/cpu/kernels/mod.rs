@@ -90,6 +90,9 @@ pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usi
 /// `(x, k, packed weights, n, out)`: see `reference::gemv_f32_packed`.
 pub type GemvF32Packed = fn(&[f32], usize, &[f32], usize, &mut [f32]);
 
+/// `(x, k, packed codes, packed factors, n, out)`: see `reference::gemv_mxint8_packed`.
+pub type GemvMxint8Packed = fn(&[f32], usize, &[u8], &[f32], usize, &mut [f32]);
+
 /// `(src, src_ld, rows, cols, dst, dst_ld)`: see `reference::transpose_f32`.
 pub type TransposeF32 = fn(&[f32], usize, usize, usize, &mut [f32], usize);
 
@@ -130,6 +133,9 @@ pub struct Kernels {
     /// One row × the same packed matrix, four partial sums per output (`reference::gemv_f32_packed`, bit for
     /// bit): one sample of a small MLP.
     pub gemv_f32_packed: GemvF32Packed,
+    /// The same from MXINT8 codes decoded in registers (`reference::gemv_mxint8_packed`, bit for bit
+    /// `gemv_f32_packed` on the decoded weights).
+    pub gemv_mxint8_packed: GemvMxint8Packed,
     /// A block of f32 rows transposed into another matrix (`reference::transpose_f32`; exact: values are
     /// only moved).
     pub transpose_f32: TransposeF32,
@@ -183,6 +189,7 @@ impl Kernels {
             dot_f32_rows3: reference::dot_f32_rows3,
             gemm_f32_packed: reference::gemm_f32_packed,
             gemv_f32_packed: reference::gemv_f32_packed,
+            gemv_mxint8_packed: reference::gemv_mxint8_packed,
             transpose_f32: reference::transpose_f32,
             mxint8_dot_f32: MxDot::whole(reference::mxint8_dot_f32),
             dot_i8: Dot::whole(reference::dot_i8),
@@ -304,6 +311,7 @@ fn x86_tables() -> Vec<Kernels> {
         dot_f32_rows3: avx2::dot_f32_rows3,
         gemm_f32_packed: avx2::gemm_f32_packed,
         gemv_f32_packed: avx2::gemv_f32_packed,
+        gemv_mxint8_packed: avx2::gemv_mxint8_packed,
         transpose_f32: avx2::transpose_f32,
         mxint8_dot_f32: MxDot::blocks(avx2::mxint8_dot_f32),
         dot_i8: Dot::vectors(32, avx2::dot_i8),
@@ -364,6 +372,7 @@ fn x86_tables() -> Vec<Kernels> {
             gelu_in_place: avx512::GELU,
             gemm_f32_packed: avx512::gemm_f32_packed_avx512_entry,
             gemv_f32_packed: avx512::gemv_f32_packed_avx512_entry,
+            gemv_mxint8_packed: avx512::gemv_mxint8_packed_avx512_entry,
             transpose_f32: avx512::transpose_f32_avx512_entry,
             softmax_masked: avx512::softmax_masked_avx512_entry,
             mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,

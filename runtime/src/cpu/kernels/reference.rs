@@ -121,7 +121,7 @@ pub fn gemm_f32_packed(
 /// one chain over `t` per output (the GEMM's order) each output waited on the multiply-add's latency `k`
 /// times, and a JSC sample spent half its time there.
 pub fn gemv_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
-    let stride = check_gemv_sizes(x, k, wt, n, out);
+    let stride = check_gemv_sizes(x, k, wt.len(), n, out);
     for (c, o) in out.iter_mut().enumerate().take(n) {
         let mut p = [0.0f32; 4];
         for (t, &xt) in x.iter().enumerate().take(k) {
@@ -131,13 +131,53 @@ pub fn gemv_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32
     }
 }
 
-/// The packed stride of a [`gemv_f32_packed`] call, after asserting that every slice holds what it reads
-/// and writes (the SIMD versions read through raw pointers).
-pub fn check_gemv_sizes(x: &[f32], k: usize, wt: &[f32], n: usize, out: &[f32]) -> usize {
+/// The packed stride of a [`gemv_f32_packed`] call (`wt_len`: the panel's length), after asserting that
+/// every slice holds what it reads and writes (the SIMD versions read through raw pointers).
+pub fn check_gemv_sizes(x: &[f32], k: usize, wt_len: usize, n: usize, out: &[f32]) -> usize {
     let stride = n.div_ceil(16) * 16;
     assert!(
-        x.len() >= k && wt.len() >= k * stride && out.len() >= n,
+        x.len() >= k && wt_len >= k * stride && out.len() >= n,
         "gemv_f32_packed: operand sizes do not match"
+    );
+    stride
+}
+
+/// [`gemv_f32_packed`] with the panel held as MXINT8 codes: `codes` `[k, stride]` (one byte, an i8, per
+/// weight), `factors` `[k.div_ceil(32), stride]` (the factor of column `c`'s block `b` at `b · stride + c`:
+/// its scale's 2^e / 64), each weight decoded as `code · factor` (exactly the f32 the file decodes to), then
+/// the same four chains: bit for bit `gemv_f32_packed` on the decoded panel, from a quarter of the bytes.
+pub fn gemv_mxint8_packed(
+    x: &[f32],
+    k: usize,
+    codes: &[u8],
+    factors: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    let stride = check_gemv_mxint8_sizes(x, k, codes, factors, n, out);
+    for (c, o) in out.iter_mut().enumerate().take(n) {
+        let mut p = [0.0f32; 4];
+        for (t, &xt) in x.iter().enumerate().take(k) {
+            let w = f32::from(codes[t * stride + c] as i8) * factors[t / 32 * stride + c];
+            p[t % 4] = xt.mul_add(w, p[t % 4]);
+        }
+        *o = (p[0] + p[1]) + (p[2] + p[3]);
+    }
+}
+
+/// The packed stride of a [`gemv_mxint8_packed`] call, after asserting the operands' sizes.
+pub fn check_gemv_mxint8_sizes(
+    x: &[f32],
+    k: usize,
+    codes: &[u8],
+    factors: &[f32],
+    n: usize,
+    out: &[f32],
+) -> usize {
+    let stride = check_gemv_sizes(x, k, codes.len(), n, out);
+    assert!(
+        factors.len() >= k.div_ceil(32) * stride,
+        "gemv_mxint8_packed: operand sizes do not match"
     );
     stride
 }

@@ -275,80 +275,134 @@ macro_rules! gemm_f32_packed_kernel {
     };
 }
 
-/// `$name(x, k, wt, n, out)` (contract: `reference::gemv_f32_packed`, bit for bit: the same four FMA chains
-/// per output, the same final additions): up to four vectors of outputs at a time, each with four
-/// accumulators (steps t ≡ 0, 1, 2, 3 mod 4), so 16 chains are in flight instead of four. Columns past `n`
-/// are computed (the panel is zero there) and left out by `$store(ptr, width, v)`.
-macro_rules! gemv_f32_packed_kernel {
+/// The one-row products of a small MLP's sample, `$f32_name(x, k, wt, n, out)` (contract:
+/// `reference::gemv_f32_packed`) and `$mx_name(x, k, codes, factors, n, out)` (contract:
+/// `reference::gemv_mxint8_packed`), bit for bit: the same four FMA chains per output and the same final
+/// additions. Up to four vectors of outputs at a time, each with four accumulators (steps t ≡ 0, 1, 2, 3
+/// mod 4), so 16 chains are in flight instead of four. The MXINT8 form decodes each weight in registers
+/// (`$load_codes`: `lanes` codes sign-extended to f32, times their block's factors: exactly the decoded f32
+/// weight), reading a quarter of the bytes. Columns past `n` are computed (zero there) and left out by
+/// `$store(ptr, width, v)`.
+macro_rules! gemv_packed_kernels {
     (
-        $name:ident, $features:literal, $v:ty, lanes: $lanes:literal,
+        f32: $f32_name:ident, mx: $mx_name:ident, $features:literal, $v:ty, lanes: $lanes:literal,
         zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, add: $add:ident,
-        store: $store:ident
+        mul: $mul:ident, store: $store:ident, load_codes: $load_codes:ident
     ) => {
+        /// Outputs `c0 .. c0 + V · lanes` of one row (the first `n - c0` of them stored), weight vector `v`
+        /// of step `t` from `weight(t, v)`.
+        ///
+        /// # Safety
+        /// `px .. px + k` and `po + c0 .. po + n` must lie inside their slices, and `weight` must only read
+        /// inside its operands for t < k, v < V.
         #[target_feature(enable = $features)]
-        unsafe fn $name(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
-            /// Outputs `c0 .. c0 + V · lanes` (the first `n - c0` of them stored).
-            ///
-            /// # Safety
-            /// `px .. px + k`, panel rows `0..k` at `pw` (stride `stride`, columns `c0 .. c0 + V · lanes`
-            /// inside it) and `po + c0 .. po + n` must lie inside their slices.
-            #[target_feature(enable = $features)]
-            unsafe fn block<const V: usize>(
-                px: *const f32,
-                k: usize,
-                pw: *const f32,
-                stride: usize,
-                c0: usize,
-                po: *mut f32,
-                n: usize,
-            ) {
-                let mut acc = [[$zero(); V]; 4];
-                let step = |acc: &mut [$v; V], t: usize| {
-                    // SAFETY: t < k: inside x and the panel; columns inside the stride (caller's contract).
-                    let xb = $splat(unsafe { *px.add(t) });
-                    for (v, a) in acc.iter_mut().enumerate() {
-                        // SAFETY: as above.
-                        let w = unsafe { $load(pw.add(t * stride + c0 + v * $lanes)) };
-                        *a = $fmadd(xb, w, *a);
-                    }
-                };
-                let whole = k - k % 4;
-                for t in (0..whole).step_by(4) {
-                    for (j, chain) in acc.iter_mut().enumerate() {
-                        step(chain, t + j);
-                    }
+        unsafe fn gemv_block<const V: usize, W: Fn(usize, usize) -> $v>(
+            px: *const f32,
+            k: usize,
+            c0: usize,
+            po: *mut f32,
+            n: usize,
+            weight: W,
+        ) {
+            let mut acc = [[$zero(); V]; 4];
+            let step = |acc: &mut [$v; V], t: usize| {
+                // SAFETY: t < k: inside x (caller's contract).
+                let xb = $splat(unsafe { *px.add(t) });
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = $fmadd(xb, weight(t, v), *a);
                 }
-                for (j, chain) in acc.iter_mut().enumerate().take(k - whole) {
-                    step(chain, whole + j);
-                }
-                for v in 0..V {
-                    let col = c0 + v * $lanes;
-                    if col >= n {
-                        break;
-                    }
-                    let sum = $add($add(acc[0][v], acc[1][v]), $add(acc[2][v], acc[3][v]));
-                    // SAFETY: columns col .. col + width <= n: inside out (caller's contract).
-                    unsafe { $store(po.add(col), (n - col).min($lanes), sum) };
+            };
+            let whole = k - k % 4;
+            for t in (0..whole).step_by(4) {
+                for (j, chain) in acc.iter_mut().enumerate() {
+                    step(chain, t + j);
                 }
             }
+            for (j, chain) in acc.iter_mut().enumerate().take(k - whole) {
+                step(chain, whole + j);
+            }
+            for v in 0..V {
+                let col = c0 + v * $lanes;
+                if col >= n {
+                    break;
+                }
+                let sum = $add($add(acc[0][v], acc[1][v]), $add(acc[2][v], acc[3][v]));
+                // SAFETY: columns col .. col + width <= n: inside out (caller's contract).
+                unsafe { $store(po.add(col), (n - col).min($lanes), sum) };
+            }
+        }
 
-            let stride = super::reference::check_gemv_sizes(x, k, wt, n, out);
-            let (px, pw, po) = (x.as_ptr(), wt.as_ptr(), out.as_mut_ptr());
+        /// The vectors of outputs up to the last (inside the packed stride: n rounded up to 16), up to four
+        /// at a time: `run(c0, vectors)`.
+        fn gemv_columns(n: usize, mut run: impl FnMut(usize, usize)) {
             let mut c0 = 0;
             while c0 < n {
-                // Vectors up to the last output (inside the stride: n rounded up to a whole vector).
                 let vectors = (n - c0).div_ceil($lanes).min(4);
-                // SAFETY: the sizes checked above; c0 + vectors · lanes <= stride.
-                unsafe {
-                    match vectors {
-                        4 => block::<4>(px, k, pw, stride, c0, po, n),
-                        3 => block::<3>(px, k, pw, stride, c0, po, n),
-                        2 => block::<2>(px, k, pw, stride, c0, po, n),
-                        _ => block::<1>(px, k, pw, stride, c0, po, n),
-                    }
-                }
+                run(c0, vectors);
                 c0 += vectors * $lanes;
             }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn $f32_name(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
+            let stride = super::reference::check_gemv_sizes(x, k, wt.len(), n, out);
+            let (px, pw, po) = (x.as_ptr(), wt.as_ptr(), out.as_mut_ptr());
+            gemv_columns(n, |c0, vectors| {
+                let weight = |t: usize, v: usize| {
+                    // SAFETY: weight vector v of step t at t · stride + c0 + v · lanes, inside the panel
+                    // (t < k, c0 + vectors · lanes <= stride; sizes checked above).
+                    unsafe { $load(pw.add(t * stride + c0 + v * $lanes)) }
+                };
+                // SAFETY: the sizes checked above.
+                unsafe {
+                    match vectors {
+                        4 => gemv_block::<4, _>(px, k, c0, po, n, weight),
+                        3 => gemv_block::<3, _>(px, k, c0, po, n, weight),
+                        2 => gemv_block::<2, _>(px, k, c0, po, n, weight),
+                        _ => gemv_block::<1, _>(px, k, c0, po, n, weight),
+                    }
+                }
+            });
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn $mx_name(
+            x: &[f32],
+            k: usize,
+            codes: &[u8],
+            factors: &[f32],
+            n: usize,
+            out: &mut [f32],
+        ) {
+            let stride = super::reference::check_gemv_mxint8_sizes(x, k, codes, factors, n, out);
+            let (px, pc, pf, po) = (
+                x.as_ptr(),
+                codes.as_ptr(),
+                factors.as_ptr(),
+                out.as_mut_ptr(),
+            );
+            gemv_columns(n, |c0, vectors| {
+                let weight = |t: usize, v: usize| {
+                    let col = c0 + v * $lanes;
+                    // SAFETY: codes t · stride + col .. + lanes and factors (t / 32) · stride + col .. +
+                    // lanes lie inside their panels (t < k, col + lanes <= stride; sizes checked above).
+                    unsafe {
+                        $mul(
+                            $load_codes(pc.add(t * stride + col)),
+                            $load(pf.add(t / 32 * stride + col)),
+                        )
+                    }
+                };
+                // SAFETY: the sizes checked above.
+                unsafe {
+                    match vectors {
+                        4 => gemv_block::<4, _>(px, k, c0, po, n, weight),
+                        3 => gemv_block::<3, _>(px, k, c0, po, n, weight),
+                        2 => gemv_block::<2, _>(px, k, c0, po, n, weight),
+                        _ => gemv_block::<1, _>(px, k, c0, po, n, weight),
+                    }
+                }
+            });
         }
     };
 }
