@@ -14,7 +14,7 @@ pub(super) fn softmax_masked(row: &mut [f32], keep: &[u8], scale: f32) {
 
 /// [`reference::softmax_masked`] in 8-lane vectors, three passes as the AVX-512 version makes them (scale
 /// and mask, with the maximum; `e^x` of the difference, masked entries set to 0, with the sum; the
-/// division): the maximum is exact in any order; the sum is taken in 8 lanes (the values past the last
+/// product by the sum's reciprocal): the maximum is exact in any order; the sum is taken in 8 lanes (the values past the last
 /// whole vector into lane 0), then across them in lane order; `e^x` is this tier's (the reference's for
 /// those last values, as `EXP` does). Written out: the compiler left the masked loops scalar, and the
 /// row was read five times.
@@ -79,13 +79,19 @@ fn softmax_masked_avx2(row: &mut [f32], keep: &[u8], scale: f32) {
         }
         lanes[0] += *s;
     }
-    let sum: f32 = lanes.iter().sum();
-    let vsum = _mm256_set1_ps(sum);
+    // Times the sum's reciprocal, as the AVX-512 version (within one ulp of the division).
+    let inverse = 1.0 / lanes.iter().sum::<f32>();
+    let vinverse = _mm256_set1_ps(inverse);
     for c in (0..whole).step_by(8) {
         // SAFETY: as in the first pass.
-        unsafe { _mm256_storeu_ps(pr.add(c), _mm256_div_ps(_mm256_loadu_ps(pr.add(c)), vsum)) };
+        unsafe {
+            _mm256_storeu_ps(
+                pr.add(c),
+                _mm256_mul_ps(_mm256_loadu_ps(pr.add(c)), vinverse),
+            )
+        };
     }
-    row[whole..].iter_mut().for_each(|p| *p /= sum);
+    row[whole..].iter_mut().for_each(|p| *p *= inverse);
 }
 
 pub(super) fn layer_norm_row(

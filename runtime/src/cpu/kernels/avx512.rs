@@ -218,7 +218,8 @@ pub(super) fn softmax_masked_avx512_entry(row: &mut [f32], keep: &[u8], scale: f
 }
 
 /// [`super::reference::softmax_masked`] 16 lanes at a time: the maximum is exact in any order; the sum is
-/// accumulated in 16 lanes (a different order: within the bound the test derives); e^x is [`exp16`].
+/// accumulated in 16 lanes (a different order) and the probabilities multiplied by its reciprocal instead
+/// of divided (one more rounding): within the bound the test derives; e^x is [`exp16`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn softmax_masked_avx512(row: &mut [f32], keep: &[u8], scale: f32) {
     let n = row.len();
@@ -271,14 +272,16 @@ unsafe fn softmax_masked_avx512(row: &mut [f32], keep: &[u8], scale: f32) {
         vsum = _mm512_add_ps(vsum, e);
         c += 16;
     }
-    let sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
+    // Times the sum's reciprocal (within one ulp of the division, inside the test's bound): a 512-bit
+    // division per 16 probabilities was a third of the kernel's time.
+    let inverse = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(vsum));
     c = 0;
     while c < n {
         let m = lanes(c);
         // SAFETY: masked to the lanes inside the row.
         unsafe {
             let v = _mm512_maskz_loadu_ps(m, pr.add(c));
-            _mm512_mask_storeu_ps(pr.add(c), m, _mm512_div_ps(v, sum));
+            _mm512_mask_storeu_ps(pr.add(c), m, _mm512_mul_ps(v, inverse));
         }
         c += 16;
     }

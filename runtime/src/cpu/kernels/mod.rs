@@ -172,7 +172,8 @@ pub struct Kernels {
     /// `(row, residual, gamma, beta, eps)`: one LayerNorm row after a residual add (`reference::layer_norm_row`;
     /// SIMD versions sum in another order, in f64).
     pub layer_norm_row: LayerNormRow,
-    /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`).
+    /// Masked, scaled softmax of one attention score row (`reference::softmax_masked`; SIMD versions sum in
+    /// another order and multiply by the sum's reciprocal).
     pub softmax_masked: fn(&mut [f32], &[u8], f32),
     /// Sparse weight row (values, column indices) · dense row (`.dot(values, cols, x)`).
     pub sparse_dot: SparseDot,
