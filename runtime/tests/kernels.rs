@@ -260,8 +260,9 @@ fn integer_kernels_agree_exactly() {
 }
 
 /// The panel kernels (AVX2, AVX-VNNI, AVX-512 VNNI, AMX) against `reference::mxint8_panel`, bit for bit: random block counts, 1-4 weight
-/// groups, padding rows (factor 0), every scale byte incl. 0 and 255 (NaN), weight codes incl. -128, and an
-/// output stride wider than the groups (columns past them untouched).
+/// groups, padding rows (factor 0), every scale byte incl. 0 and 255 (NaN), weight codes incl. -128, an
+/// output stride wider than the groups (columns past them untouched), with and without a bias per weight
+/// row (with one: exactly the outputs without it plus the bias).
 #[test]
 fn mxint8_panel_agrees_exactly() {
     let tables: Vec<Kernels> = fast_tables()
@@ -314,15 +315,42 @@ fn mxint8_panel_agrees_exactly() {
                 unsigned_bias(odd, &mut odd_bias);
                 assert_eq!(odd_bias, reference::panel_unsigned_bias(odd), "{}", k.isa);
             }
+            // Half the cases with a bias per weight row (-0.0 among them: added, it becomes +0.0 only
+            // where the sum is -0.0 too, exactly as adding it after the kernel does).
+            let row_bias: Vec<f32> = if rng.gen_bool(0.5) {
+                (0..groups * 16)
+                    .map(|_| {
+                        if rng.gen_bool(0.1) {
+                            -0.0
+                        } else {
+                            rng.gen_range(-3.0..3.0)
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let w = PanelWeights {
                 codes: &wc,
                 factors: &wf,
                 unsigned_bias: &bias,
+                bias: &row_bias,
             };
             let ldo = groups * 16 + rng.gen_range(0..5);
             let (mut r, mut f) = (vec![7.0f32; 16 * ldo], vec![7.0f32; 16 * ldo]);
             reference::mxint8_panel(&panel, &panel_factors, bpr, w, &mut r, ldo);
             (panel_kernel.run)(&panel, &panel_factors, bpr, w, &mut f, ldo);
+            if !row_bias.is_empty() {
+                let mut plain = vec![7.0f32; 16 * ldo];
+                let w_plain = PanelWeights { bias: &[], ..w };
+                reference::mxint8_panel(&panel, &panel_factors, bpr, w_plain, &mut plain, ldo);
+                for i in 0..16 {
+                    for c in 0..groups * 16 {
+                        let (got, want) = (r[i * ldo + c], plain[i * ldo + c] + row_bias[c]);
+                        assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()));
+                    }
+                }
+            }
             for (i, (x, y)) in r.iter().zip(&f).enumerate() {
                 assert!(
                     x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
@@ -366,6 +394,7 @@ fn packed_panels_compute_the_decoded_product() {
             codes: &w,
             factors: &wf,
             unsigned_bias: &[],
+            bias: &[],
         };
         reference::mxint8_panel(&panel, &pf, bpr, weights, &mut out, 16);
         for i in 0..16 {

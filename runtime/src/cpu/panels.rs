@@ -56,6 +56,7 @@ pub(crate) fn linear_mxint8_panels(
         n,
         kdim.div_ceil(32),
         kernel.unsigned_bias,
+        bias,
     );
     let panels = m.div_ceil(PANEL_ROWS);
     let parallel = n * m * kdim >= PARALLEL_WORK;
@@ -68,8 +69,7 @@ pub(crate) fn linear_mxint8_panels(
     };
     if split == 1 {
         let per_panel = |buf: &mut Vec<f32>, (p, rows): (usize, &mut [f32])| {
-            weights.run(kernel, acts, p, 0..groups, rows, buf);
-            add_bias_rows(rows, bias);
+            weights.run(kernel, acts, p, 0..groups, rows, buf); // with the bias
             if let Some(f) = post {
                 f.apply(rows); // while the panel's outputs are still in cache
             }
@@ -113,9 +113,8 @@ pub(crate) fn linear_mxint8_panels(
             out[row * n + c0..row * n + c0 + width].copy_from_slice(src);
         }
     }
-    add_bias_rows(&mut out, bias);
     if let Some(f) = post {
-        f.apply(&mut out);
+        f.apply(&mut out); // the kernel added the bias
     }
     out
 }
@@ -204,6 +203,7 @@ pub(crate) fn feed_forward_panels(
         hidden_width,
         ff.up.cols().div_ceil(32),
         kernel.unsigned_bias,
+        ff.up_bias,
     );
     let down = Groups::new(
         down_codes,
@@ -211,6 +211,7 @@ pub(crate) fn feed_forward_panels(
         n,
         hidden_width.div_ceil(32),
         kernel.unsigned_bias,
+        ff.down_bias,
     );
     struct PanelScratch {
         hidden: Vec<f32>,
@@ -230,8 +231,7 @@ pub(crate) fn feed_forward_panels(
             let real = rows.len() / n;
             s.hidden.clear();
             s.hidden.resize(real * hidden_width, 0.0);
-            up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf);
-            add_bias_rows(&mut s.hidden, ff.up_bias);
+            up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf); // with the bias
             ff.gelu.apply(&mut s.hidden);
             crate::cpu::quant::quantize_mxint8_panels(
                 &s.hidden,
@@ -246,8 +246,7 @@ pub(crate) fn feed_forward_panels(
                 factors: std::mem::take(&mut s.factors),
                 panels: true,
             };
-            down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf);
-            add_bias_rows(rows, ff.down_bias);
+            down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf); // with the bias
             (s.codes, s.factors) = (panel.codes, panel.factors);
         });
     out
@@ -297,9 +296,13 @@ struct Groups<'a> {
     codes: &'a [u8],
     factors: Vec<f32>,
     unsigned_bias: Vec<i32>,
+    /// Each weight row's bias (empty: none), added by the kernel.
+    bias: &'a [f32],
     tail_codes: Vec<u8>,
     tail_factors: Vec<f32>,
     tail_bias: Vec<i32>,
+    /// The ragged group's bias, zero-padded to 16 (empty: none).
+    tail_row_bias: Vec<f32>,
     n: usize,
     bpr: usize,
     full: usize,
@@ -312,15 +315,22 @@ impl<'a> Groups<'a> {
         n: usize,
         bpr: usize,
         unsigned_bias: Option<crate::cpu::kernels::UnsignedBias>,
+        bias: Option<&'a [f32]>,
     ) -> Groups<'a> {
         let full = n / GROUP_ROWS;
-        let (mut tail_codes, mut tail_factors) = (Vec::new(), Vec::new());
+        let bias = bias.map_or(&[][..], |b| &b[..n]);
+        let (mut tail_codes, mut tail_factors, mut tail_row_bias) =
+            (Vec::new(), Vec::new(), Vec::new());
         if !n.is_multiple_of(GROUP_ROWS) {
             let first = full * GROUP_ROWS;
             tail_codes = vec![0u8; GROUP_ROWS * bpr * 32];
             tail_factors = vec![0.0f32; GROUP_ROWS * bpr];
             tail_codes[..(n - first) * bpr * 32].copy_from_slice(&codes[first * bpr * 32..]);
             tail_factors[..(n - first) * bpr].copy_from_slice(&factors[first * bpr..]);
+            if !bias.is_empty() {
+                tail_row_bias = vec![0.0f32; GROUP_ROWS];
+                tail_row_bias[..n - first].copy_from_slice(&bias[first..]);
+            }
         }
         let bias_of = |codes: &[u8]| match unsigned_bias {
             Some(f) => {
@@ -344,9 +354,11 @@ impl<'a> Groups<'a> {
             codes,
             factors,
             unsigned_bias,
+            bias,
             tail_codes,
             tail_factors,
             tail_bias,
+            tail_row_bias,
             n,
             bpr,
             full,
@@ -399,6 +411,10 @@ impl<'a> Groups<'a> {
                 codes: w_codes,
                 factors: &self.factors[blocks.clone()],
                 unsigned_bias: self.unsigned_bias.get(blocks).unwrap_or_default(),
+                bias: self
+                    .bias
+                    .get(g0 * GROUP_ROWS..full_end * GROUP_ROWS)
+                    .unwrap_or_default(),
             };
             if rows == PANEL_ROWS {
                 (kernel.run)(panel, factors, bpr, w, out, ldo);
@@ -421,6 +437,7 @@ impl<'a> Groups<'a> {
                 codes: &self.tail_codes,
                 factors: &self.tail_factors,
                 unsigned_bias: &self.tail_bias,
+                bias: &self.tail_row_bias,
             };
             (kernel.run)(panel, factors, bpr, w, buf, GROUP_ROWS);
             for (i, src) in buf.chunks(GROUP_ROWS).take(rows).enumerate() {

@@ -117,7 +117,7 @@ pub fn mxint8_panel(
     assert!(enabled(), "mxint8_panel needs AMX");
     // SAFETY: `enabled()` confirmed AMX-TILE, AMX-INT8, AVX-512F and the OS tile state; `panel_groups`
     // checked the sizes, which is every bound `panel_tiles` relies on.
-    unsafe { panel_tiles(panel, factors, bpr, w.codes, w.factors, groups, out, ldo) }
+    unsafe { panel_tiles(panel, factors, bpr, w, groups, out, ldo) }
 }
 
 #[target_feature(enable = "avx512f")]
@@ -126,12 +126,12 @@ unsafe fn panel_tiles(
     panel: &[u8],
     factors: &[f32],
     bpr: usize,
-    w_codes: &[u8],
-    w_factors: &[f32],
+    w: super::PanelWeights<'_>,
     groups: usize,
     out: &mut [f32],
     ldo: usize,
 ) {
+    let (w_codes, w_factors, bias) = (w.codes, w.factors, w.bias);
     let config = TileConfig::new();
     let mut results = ResultTiles([[0; 256]; 2]);
     let row_bytes = bpr * 32;
@@ -192,11 +192,7 @@ unsafe fn panel_tiles(
                 *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, *acc);
             }
         }
-        let rows = super::avx512::transpose16(&acc);
-        for (i, row) in rows.iter().enumerate() {
-            // SAFETY: i < 16 and g * 16 + 16 <= ldo, out.len() >= 15 * ldo + groups * 16: in bounds.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(i * ldo + g * 16), *row) };
-        }
+        super::avx512::store_panel_outputs(&acc, bias, g, out, ldo);
     }
     // SAFETY: releases the tile state this function configured.
     unsafe { asm!("tilerelease", options(nostack)) };

@@ -850,7 +850,10 @@ macro_rules! mxint8_panel_kernel {
                 }
                 for i in 0..16 {
                     for (r, column) in acc.iter().enumerate() {
-                        out[i * ldo + g * 16 + r] = column[i];
+                        out[i * ldo + g * 16 + r] = match w.bias.get(g * 16 + r) {
+                            Some(b) => column[i] + b,
+                            None => column[i],
+                        };
                     }
                 }
             }

@@ -858,11 +858,32 @@ unsafe fn mxint8_panel_avx512(
             line = line.wrapping_add(512);
             a_factor = a_factor.wrapping_add(16);
         }
-        let rows = transpose16(&acc);
-        for (i, row) in rows.iter().enumerate() {
-            // SAFETY: i < 16 and g * 16 + 16 <= ldo, out.len() >= 15 * ldo + groups * 16: in bounds.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(i * ldo + g * 16), *row) };
-        }
+        store_panel_outputs(&acc, w.bias, g, out, ldo);
+    }
+}
+
+/// A group's 16 × 16 results (`acc[r]` lane `i`: weight row `g · 16 + r`, panel row `i`) transposed into
+/// output rows `i`, columns `g · 16 ..`, plus the group's bias where there is one (`bias`: every group's, or
+/// empty). Shared by the VNNI and AMX panel kernels.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) fn store_panel_outputs(
+    acc: &[__m512; 16],
+    bias: &[f32],
+    g: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let mut rows = transpose16(acc);
+    if !bias.is_empty() {
+        // SAFETY: the group's 16 bias values (bias.len() == groups * 16, checked by `panel_groups`).
+        let b = unsafe { _mm512_loadu_ps(bias.as_ptr().add(g * 16)) };
+        rows.iter_mut()
+            .for_each(|row| *row = _mm512_add_ps(*row, b));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        // SAFETY: i < 16 and g * 16 + 16 <= ldo, out.len() >= 15 * ldo + groups * 16 (`panel_groups`).
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(i * ldo + g * 16), *row) };
     }
 }
 

@@ -53,6 +53,10 @@ pub struct PanelWeights<'a> {
     /// (otherwise empty): `vpdpbusd` multiplies unsigned bytes by signed ones, so such a kernel reads
     /// each activation code `a` as `a + 128` and starts the block's sum at this value to cancel the 128s.
     pub unsigned_bias: &'a [i32],
+    /// The bias of each weight row (one per weight row of the groups), added to each of its outputs after
+    /// the last block (`out = acc + bias`, as adding it to the stored outputs would); empty: none. In the
+    /// kernel, while the outputs are in registers: a separate pass over them was ~3 % of a batch.
+    pub bias: &'a [f32],
 }
 
 /// `(panel codes, panel factors, blocks per row, weights, out, ldo)`: one panel of 16 MXINT8 activation rows

@@ -327,7 +327,7 @@ pub const PANEL_ROWS: usize = 16;
 /// weight row `r`, block `j` is `w_factors[r · bpr + j]` (`mx::scale_value`). Result: `out[i · ldo + r]` is
 /// `acc` after every block `j` in order, starting from 0, of `acc = fma(p as f32, w_factor · a_factor, acc)`
 /// where `p` is the exact i32 sum of the block's 32 products (exact in f32 too, as its magnitude is at most
-/// 32 · 128² < 2²⁴).
+/// 32 · 128² < 2²⁴), plus `w.bias[r]` where there is a bias.
 pub fn mxint8_panel(
     panel: &[u8],
     factors: &[f32],
@@ -351,7 +351,10 @@ pub fn mxint8_panel(
                     .sum();
                 acc = (p as f32).mul_add(w.factors[r * bpr + j] * factors[16 * j + i], acc);
             }
-            out[i * ldo + r] = acc;
+            out[i * ldo + r] = match w.bias.get(r) {
+                Some(b) => acc + b,
+                None => acc,
+            };
         }
     }
 }
@@ -394,6 +397,7 @@ pub(crate) fn panel_groups(
             && w.factors.len() == groups * 16 * bpr
             && w.codes.len() >= groups * 16 * bpr * 32
             && (!unsigned || w.unsigned_bias.len() == w.factors.len())
+            && (w.bias.is_empty() || w.bias.len() == groups * 16)
             && ldo >= groups * 16
             && (groups == 0 || out.len() >= 15 * ldo + groups * 16),
         "mxint8_panel: operand sizes do not match"
