@@ -898,6 +898,19 @@ fn layer_norm_row_uses_eps_and_keeps_constant_rows_at_beta() {
     }
 }
 
+/// `w` (`n` rows of `kd`) transposed into the packed panel `gemm_f32_packed` and `gemv_f32_packed` read:
+/// `[kd, stride]`, stride = n rounded up to 16, zeros past n.
+fn packed_panel(w: &[f32], n: usize, kd: usize) -> Vec<f32> {
+    let stride = n.div_ceil(16) * 16;
+    let mut wt = vec![0.0f32; kd * stride];
+    for r in 0..n {
+        for t in 0..kd {
+            wt[t * stride + r] = w[r * kd + t];
+        }
+    }
+    wt
+}
+
 #[test]
 fn gemm_f32_packed_within_the_derived_bound() {
     let mut rng = StdRng::seed_from_u64(seed());
@@ -913,15 +926,9 @@ fn gemm_f32_packed_within_the_derived_bound() {
                 rng.gen_range(1..80),
                 rng.gen_range(0..20),
             );
-            let stride = n.div_ceil(16) * 16;
             let x: Vec<f32> = (0..rows * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
             let w: Vec<f32> = (0..n * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
-            let mut wt = vec![0.0f32; kd * stride];
-            for r in 0..n {
-                for t in 0..kd {
-                    wt[t * stride + r] = w[r * kd + t];
-                }
-            }
+            let wt = packed_panel(&w, n, kd);
             // Output rows `ldo` apart; the columns past n keep their value.
             let ldo = n + rng.gen_range(0..3);
             let (mut r, mut f) = (vec![7.0f32; rows * ldo], vec![7.0f32; rows * ldo]);
@@ -953,15 +960,9 @@ fn gemv_f32_packed_agrees_exactly_and_within_the_bound() {
     for k in tables {
         for _ in 0..300 {
             let (kd, n): (usize, usize) = (rng.gen_range(0..140), rng.gen_range(1..150));
-            let stride = n.div_ceil(16) * 16;
             let x: Vec<f32> = (0..kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
             let w: Vec<f32> = (0..n * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
-            let mut wt = vec![0.0f32; kd * stride];
-            for r in 0..n {
-                for t in 0..kd {
-                    wt[t * stride + r] = w[r * kd + t];
-                }
-            }
+            let wt = packed_panel(&w, n, kd);
             let (mut r, mut f) = (vec![7.0f32; n + 3], vec![7.0f32; n + 3]);
             reference::gemv_f32_packed(&x, kd, &wt, n, &mut r[..n]);
             (k.gemv_f32_packed)(&x, kd, &wt, n, &mut f[..n]);
