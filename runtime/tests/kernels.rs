@@ -70,6 +70,14 @@ fn fast_tables() -> Vec<Kernels> {
     tables
 }
 
+/// Every fast table this machine runs, then the reference (for tests that check each against an oracle of
+/// their own, the reference included).
+fn fast_tables_and_reference() -> Vec<Kernels> {
+    let mut tables = fast_tables();
+    tables.push(Kernels::reference());
+    tables
+}
+
 /// The CPU ops on every fast table this machine runs, each paired with the reference table of the same
 /// contract (`Kernels::reference_for`); the reference alone (paired with itself, still checked against the
 /// oracles) where there is no fast table. Tables are chosen explicitly, so `MXRT_FORCE_REFERENCE` in the
@@ -173,8 +181,7 @@ fn sparse_dot_within_the_derived_bound() {
 /// reference by indexing) instead of reading out of bounds.
 #[test]
 fn sparse_dot_refuses_out_of_range_columns() {
-    let mut tables = fast_tables();
-    tables.push(Kernels::reference());
+    let tables = fast_tables_and_reference();
     for k in tables {
         let refused = std::panic::catch_unwind(|| k.sparse_dot.dot(&[1.0], &[5], &[0.0; 3]));
         let message = refused
@@ -848,8 +855,7 @@ fn layer_norm_row_within_its_bound() {
 #[test]
 fn layer_norm_row_uses_eps_and_keeps_constant_rows_at_beta() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let mut tables = fast_tables();
-    tables.push(Kernels::reference());
+    let tables = fast_tables_and_reference();
     for k in tables {
         for case in 0..300 {
             let eps = [1e-12f32, 1e-5, 1e-6][case % 3];
@@ -955,8 +961,7 @@ fn gemm_f32_packed_within_the_derived_bound() {
 #[test]
 fn gemv_f32_packed_agrees_exactly_and_within_the_bound() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let mut tables = fast_tables();
-    tables.push(Kernels::reference());
+    let tables = fast_tables_and_reference();
     for k in tables {
         for _ in 0..300 {
             let (kd, n): (usize, usize) = (rng.gen_range(0..140), rng.gen_range(1..150));
@@ -994,8 +999,7 @@ fn gemv_f32_packed_agrees_exactly_and_within_the_bound() {
 #[test]
 fn gemv_mxint8_packed_is_the_f32_gemv_on_the_decoded_panel() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let mut tables = fast_tables();
-    tables.push(Kernels::reference());
+    let tables = fast_tables_and_reference();
     for k in tables {
         for _ in 0..300 {
             let (kd, n): (usize, usize) = (rng.gen_range(0..140), rng.gen_range(1..150));
@@ -1144,8 +1148,7 @@ fn mxint8_routes_against_the_reference(rng: &mut StdRng, fast_cpu: &Cpu, referen
 #[test]
 fn quantizing_into_panels_equals_quantize_then_pack() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let mut tables = fast_tables();
-    tables.push(Kernels::reference());
+    let tables = fast_tables_and_reference();
     for k in tables {
         for _ in 0..40 {
             let (rows, cols): (usize, usize) = (rng.gen_range(1..120), rng.gen_range(1..700));
@@ -1346,8 +1349,7 @@ fn a_layer_without_inputs_outputs_its_bias() {
 #[test]
 fn transpose_f32_moves_every_value_and_nothing_else() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let mut tables = fast_tables();
-    tables.push(Kernels::reference());
+    let tables = fast_tables_and_reference();
     for k in tables {
         // Whole 8- and 16-blocks, ragged strips on either side, empty shapes.
         for (rows, cols) in [
