@@ -530,12 +530,26 @@ pub(super) fn exp_vector(x: __m256) -> __m256 {
     exp8(x)
 }
 
+/// p · 2^n for integral n in [-126, 128], as 2^h · 2^(n-h) with h = floor(n/2), both factors normal powers
+/// of two built in the exponent bits (2^n alone would overflow at n = 128): exact but for the last product's
+/// one rounding.
+#[target_feature(enable = "avx2,fma")]
+fn times_pow2_8(p: __m256, n: __m256) -> __m256 {
+    let half = _mm256_floor_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
+    let pow = |e: __m256| {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(e),
+            _mm256_set1_epi32(127),
+        )))
+    };
+    _mm256_mul_ps(_mm256_mul_ps(p, pow(half)), pow(_mm256_sub_ps(n, half)))
+}
+
 exp_kernel!(
     exp8, "avx2,fma", __m256,
-    splat: _mm256_set1_ps, splat_i: _mm256_set1_epi32, min: _mm256_min_ps, max: _mm256_max_ps,
-    floor: _mm256_floor_ps, fmadd: _mm256_fmadd_ps, fnmadd: _mm256_fnmadd_ps, mul: _mm256_mul_ps,
-    add: _mm256_add_ps, sub: _mm256_sub_ps, to_int: _mm256_cvtps_epi32, add_i: _mm256_add_epi32,
-    shift_left_23: _mm256_slli_epi32::<23>, bits_to_float: _mm256_castsi256_ps
+    splat: _mm256_set1_ps, min: _mm256_min_ps, max: _mm256_max_ps, floor: _mm256_floor_ps,
+    fmadd: _mm256_fmadd_ps, fnmadd: _mm256_fnmadd_ps, mul: _mm256_mul_ps, add: _mm256_add_ps,
+    times_pow2: times_pow2_8
 );
 
 /// `1 / d` for GELU's t, by a division (one per 8 values: not this tier's bottleneck).

@@ -50,12 +50,18 @@ fn floor16(x: __m512) -> __m512 {
     _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(x)
 }
 
+/// p · 2^n for integral n by `vscalefps`, rounded once: the same value as the AVX2 tier's two exact
+/// power-of-two products, in one instruction where those took eleven (a third of `exp16`).
+#[target_feature(enable = "avx512f")]
+fn times_pow2_16(p: __m512, n: __m512) -> __m512 {
+    _mm512_scalef_ps(p, n)
+}
+
 exp_kernel!(
     exp16, "avx512f", __m512,
-    splat: _mm512_set1_ps, splat_i: _mm512_set1_epi32, min: _mm512_min_ps, max: _mm512_max_ps,
-    floor: floor16, fmadd: _mm512_fmadd_ps, fnmadd: _mm512_fnmadd_ps, mul: _mm512_mul_ps,
-    add: _mm512_add_ps, sub: _mm512_sub_ps, to_int: _mm512_cvtps_epi32, add_i: _mm512_add_epi32,
-    shift_left_23: _mm512_slli_epi32::<23>, bits_to_float: _mm512_castsi512_ps
+    splat: _mm512_set1_ps, min: _mm512_min_ps, max: _mm512_max_ps, floor: floor16,
+    fmadd: _mm512_fmadd_ps, fnmadd: _mm512_fnmadd_ps, mul: _mm512_mul_ps, add: _mm512_add_ps,
+    times_pow2: times_pow2_16
 );
 
 #[target_feature(enable = "avx512f")]

@@ -58,15 +58,14 @@ macro_rules! dot_f32_rows3_kernel {
 
 /// `$name(x)`: e^x on `$v` lanes (the Cephes expf scheme): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
 /// so n ln2 is exact), e^r by a degree-6 polynomial, times 2^n built in the exponent bits. Inputs are clamped
-/// to [-87.3, 88.7] (results stay normal; below, e^x is under 1.2e-38 and the true value is smaller still).
-/// 2^n is built as 2^h · 2^(n-h), h = floor(n/2): n is in [-126, 128] after the clamp, so both factors are
-/// normal powers of two (2^n alone would overflow at n = 128).
+/// to [-87.3, 88.7] (results stay normal; below, e^x is under 1.2e-38 and the true value is smaller still),
+/// so n is in [-126, 128]. `$times_pow2(p, n)` is p · 2^n rounded once: each tier's cheapest exact form.
 macro_rules! exp_kernel {
     (
         $name:ident, $features:literal, $v:ty,
-        splat: $splat:ident, splat_i: $splat_i:ident, min: $min:ident, max: $max:ident, floor: $floor:path,
-        fmadd: $fmadd:ident, fnmadd: $fnmadd:ident, mul: $mul:ident, add: $add:ident, sub: $sub:ident,
-        to_int: $to_int:ident, add_i: $add_i:ident, shift_left_23: $shl:path, bits_to_float: $cast:ident
+        splat: $splat:ident, min: $min:ident, max: $max:ident, floor: $floor:path,
+        fmadd: $fmadd:ident, fnmadd: $fnmadd:ident, mul: $mul:ident, add: $add:ident,
+        times_pow2: $times_pow2:path
     ) => {
         #[target_feature(enable = $features)]
         fn $name(x: $v) -> $v {
@@ -85,9 +84,7 @@ macro_rules! exp_kernel {
                 p = $fmadd(p, r, $splat(c));
             }
             let p = $fmadd($mul(p, r), r, $add(r, $splat(1.0)));
-            let half = $floor($mul(n, $splat(0.5)));
-            let pow = |e: $v| $cast($shl($add_i($to_int(e), $splat_i(127))));
-            $mul($mul(p, pow(half)), pow($sub(n, half)))
+            $times_pow2(p, n)
         }
     };
 }
