@@ -316,7 +316,8 @@ fn mxint8_panel_agrees_exactly() {
             if let Some(unsigned_bias) = panel_kernel.unsigned_bias {
                 bias = vec![0; wc.len() / 32];
                 unsigned_bias(&wc, &mut bias);
-                // Odd block counts too (the tier's own bias routine against the reference).
+                // The tier's own bias routine against the reference, on this block count and an odd one.
+                assert_eq!(bias, reference::panel_unsigned_bias(&wc), "{}", k.isa);
                 let odd = &wc[..wc.len() - 32];
                 let mut odd_bias = vec![0; odd.len() / 32];
                 unsigned_bias(odd, &mut odd_bias);
