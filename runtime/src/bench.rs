@@ -5,11 +5,12 @@
 pub use crate::cpu::frame::Cpu;
 pub use crate::cpu::kernels::PeakLoops;
 pub use crate::cpu::kernels::{reference, Kernels, MxPanel, PanelWeights, TIERS};
+pub use crate::cpu::prepared::prepare as prepare_blocks;
 pub use crate::cpu::quant::{
     fake_quantize_rows, pack_mxint8_panels, quantize_mxint8_panels, quantize_mxint8_rows,
 };
 pub use crate::ops::ActQuant;
-pub use crate::weights::{TensorRef, WeightView};
+pub use crate::weights::{PreparedBlocks, TensorRef, WeightView};
 
 use std::time::{Duration, Instant};
 

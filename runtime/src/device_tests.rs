@@ -174,6 +174,7 @@ macro_rules! device_tests {
                                 cpu: &*REFERENCE,
                                 bytes: &bytes,
                                 small_chain: None,
+                                panels: None,
                             };
                             let want = cpu.linear(&x, m, &layer).unwrap();
                             let exec = gpu.exec();
@@ -326,6 +327,7 @@ macro_rules! device_tests {
                     cpu: &*REFERENCE,
                     bytes: &[],
                     small_chain: None,
+                    panels: None,
                 };
                 let exec = gpu.exec();
                 for residual in [false, true] {
@@ -381,6 +383,7 @@ macro_rules! device_tests {
                     cpu: &*REFERENCE,
                     bytes: &[],
                     small_chain: None,
+                    panels: None,
                 };
                 let want = cpu
                     .attention(&q, &k, &v, &mask, batch, seq, heads, dim)
@@ -415,6 +418,7 @@ macro_rules! device_tests {
                 cpu: &*REFERENCE,
                 bytes: &[],
                 small_chain: None,
+                panels: None,
             };
             let (rows, width) = (rng.gen_range(1..300), rng.gen_range(1..40));
             let x = random_values(&mut rng, rows * width, 0.05, 12.0);
@@ -468,6 +472,7 @@ macro_rules! device_tests {
                 cpu: &*REFERENCE,
                 bytes: &[],
                 small_chain: None,
+                panels: None,
             };
             let (batch, seq, h) = (
                 rng.gen_range(1..6),
@@ -580,6 +585,7 @@ macro_rules! device_tests {
                         cpu: &*REFERENCE,
                         bytes: &bytes,
                         small_chain: None,
+                        panels: None,
                     };
                     let want = cpu.embeddings(&e, &tokens, 1e-12).unwrap();
                     let exec = gpu.exec();

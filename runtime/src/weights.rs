@@ -77,8 +77,19 @@ impl TensorRef {
                 self.row_offset_bytes,
                 &self.table,
             ),
+            prepared: None,
         }
     }
+}
+
+/// What a backend derives once, at open, from a dense MXINT8 matrix for its integer kernels, so that no
+/// inference derives it again: each block's scale as an f32 factor and, for kernels that read the
+/// activations as unsigned, each block's `−128 · Σ codes` (empty otherwise). One entry per block, row after
+/// row, as the blocks lie in the file.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedBlocks {
+    pub factors: Vec<f32>,
+    pub unsigned_bias: Vec<i32>,
 }
 
 /// A weight matrix `[rows, cols]` (any rank: rows = product of the leading dims) readable row by row through
@@ -86,9 +97,21 @@ impl TensorRef {
 pub struct WeightView<'a> {
     pub tensor: &'a TensorRef,
     rows: RowDecoder<'a>,
+    prepared: Option<&'a PreparedBlocks>,
 }
 
-impl WeightView<'_> {
+impl<'a> WeightView<'a> {
+    /// This view with the values its backend prepared for it at open (`None`: derived per call).
+    pub fn with_prepared(mut self, prepared: Option<&'a PreparedBlocks>) -> WeightView<'a> {
+        self.prepared = prepared;
+        self
+    }
+
+    /// The values prepared at open for this matrix, if any.
+    pub fn prepared(&self) -> Option<&'a PreparedBlocks> {
+        self.prepared
+    }
+
     pub fn rows(&self) -> usize {
         self.tensor.terms.rows as usize
     }

@@ -10,7 +10,7 @@ use mxrt_format::{
     encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
 };
 use mxrt_runtime::bench::Cpu;
-use mxrt_runtime::bench::{reference, Kernels, PanelWeights, TIERS};
+use mxrt_runtime::bench::{prepare_blocks, reference, Kernels, PanelWeights, TIERS};
 use mxrt_runtime::ActQuant;
 use mxrt_runtime::TensorRef;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -1478,6 +1478,94 @@ fn fixed8_by_fixed8_matches_the_oracle_on_every_path() {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Weights with the per-block values a model prepares at open (factors; unsigned biases where the kernel
+/// reads activations as unsigned) give bit for bit what the per-call derivation gives, on every MXINT8 op
+/// (linear, linear with GELU, three at once, the fused feed-forward block), ragged weight groups and short
+/// inputs included; and the kernels do read them: prepared factors doubled double the output.
+#[test]
+fn prepared_blocks_give_the_outputs_of_per_call_ones() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mx = Encoding::Mx(MxElem::Int8);
+    let act = ActQuant {
+        encoding: mx,
+        rounding: Rounding::Nearest,
+    };
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for k in fast_tables() {
+        let Some(panel) = k.mxint8_panel else {
+            continue;
+        };
+        let cpu = Cpu { kernels: k };
+        for (m, kdim, hidden) in [
+            (1usize, 70usize, 45usize),
+            (9, 64, 100),
+            (16, 256, 300),
+            (70, 130, 77),
+            (150, 96, 48),
+        ] {
+            let (up_bytes, _) = weight_file(&mut rng, hidden, kdim, mx, SparsePolicy::Never, 0.0);
+            let (down_bytes, _) = weight_file(&mut rng, kdim, hidden, mx, SparsePolicy::Never, 0.0);
+            let (up_ref, down_ref) = (tensor_w(&up_bytes), tensor_w(&down_bytes));
+            let (up, down) = (up_ref.view(&up_bytes), down_ref.view(&down_bytes));
+            let prepare = |w: &mxrt_runtime::bench::WeightView<'_>| {
+                prepare_blocks(w, panel.unsigned_bias).expect("dense MXINT8")
+            };
+            let (up_blocks, down_blocks) = (prepare(&up), prepare(&down));
+            assert_eq!(
+                up_blocks.unsigned_bias.is_empty(),
+                panel.unsigned_bias.is_none()
+            );
+            let up_p = up_ref.view(&up_bytes).with_prepared(Some(&up_blocks));
+            let down_p = down_ref.view(&down_bytes).with_prepared(Some(&down_blocks));
+            let x: Vec<f32> = (0..m * kdim).map(|_| rng.gen_range(-3.0..3.0)).collect();
+            let up_bias: Vec<f32> = (0..hidden).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let down_bias: Vec<f32> = (0..kdim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let what = format!("{}: m={m} k={kdim} hidden={hidden}", k.isa);
+            assert_eq!(
+                bits(&cpu.linear(&x, m, &up_p, Some(&up_bias), act)),
+                bits(&cpu.linear(&x, m, &up, Some(&up_bias), act)),
+                "linear, {what}"
+            );
+            assert_eq!(
+                bits(&cpu.linear_gelu(&x, m, &up_p, Some(&up_bias), act)),
+                bits(&cpu.linear_gelu(&x, m, &up, Some(&up_bias), act)),
+                "linear + GELU, {what}"
+            );
+            let three = |w: &mxrt_runtime::bench::WeightView<'_>| {
+                cpu.linear3(
+                    &x,
+                    m,
+                    [(w, Some(&up_bias[..])), (w, None), (w, Some(&up_bias[..]))],
+                    act,
+                )
+            };
+            for (a, b) in three(&up_p).iter().zip(three(&up).iter()) {
+                assert_eq!(bits(a), bits(b), "linear3, {what}");
+            }
+            let ff = |u: &mxrt_runtime::bench::WeightView<'_>,
+                      d: &mxrt_runtime::bench::WeightView<'_>| {
+                cpu.feed_forward_gelu(&x, m, (u, Some(&up_bias), act), (d, Some(&down_bias), act))
+            };
+            assert_eq!(
+                bits(&ff(&up_p, &down_p)),
+                bits(&ff(&up, &down)),
+                "feed-forward, {what}"
+            );
+            // The prepared factors are what the kernel multiplies by.
+            let doubled = mxrt_runtime::bench::PreparedBlocks {
+                factors: up_blocks.factors.iter().map(|f| 2.0 * f).collect(),
+                unsigned_bias: up_blocks.unsigned_bias.clone(),
+            };
+            let up_doubled = up_ref.view(&up_bytes).with_prepared(Some(&doubled));
+            let once = cpu.linear(&x, m, &up, None, act);
+            let twice = cpu.linear(&x, m, &up_doubled, None, act);
+            for (a, b) in once.iter().zip(&twice) {
+                assert_eq!((2.0 * a).to_bits(), b.to_bits(), "doubled factors, {what}");
             }
         }
     }

@@ -797,10 +797,9 @@ impl Cpu {
         let parallel = batch * heads * seq * seq * dim >= PARALLEL_WORK;
         let threads = rayon::current_num_threads();
         if !parallel || threads == 1 || batch >= 2 * threads {
-            let per_sequence = |sc: &mut HeadScratch, (b, rows): (usize, &mut [f32])| {
+            let per_sequence = |(b, rows): (usize, &mut [f32])| {
                 for h in 0..heads {
                     self.attention_head(
-                        sc,
                         [q, k, v],
                         mask,
                         (b, h),
@@ -813,21 +812,19 @@ impl Cpu {
             if parallel {
                 out.par_chunks_mut(seq * width)
                     .enumerate()
-                    .for_each_init(HeadScratch::default, per_sequence);
+                    .for_each(per_sequence);
             } else {
-                let mut sc = HeadScratch::default();
                 out.chunks_mut(seq * width)
                     .enumerate()
-                    .for_each(|task| per_sequence(&mut sc, task));
+                    .for_each(per_sequence);
             }
             return out;
         }
         let tiles: Vec<Vec<f32>> = (0..batch * heads)
             .into_par_iter()
-            .map_init(HeadScratch::default, |sc, bh| {
+            .map(|bh| {
                 let mut tile = vec![0.0f32; seq * dim];
                 self.attention_head(
-                    sc,
                     [q, k, v],
                     mask,
                     (bh / heads, bh % heads),
@@ -853,7 +850,6 @@ impl Cpu {
     #[allow(clippy::too_many_arguments)]
     fn attention_head(
         &self,
-        sc: &mut HeadScratch,
         [q, k, v]: [&[f32]; 3],
         mask: &[u8],
         (b, h): (usize, usize),
@@ -865,35 +861,45 @@ impl Cpu {
         let scale = 1.0 / (dim as f32).sqrt();
         let at = |i: usize| (b * seq + i) * width + h * dim;
         let keep = &mask[b * seq..(b + 1) * seq];
-        // This head's queries, contiguous [seq, dim].
-        sc.q.clear();
-        for i in 0..seq {
-            sc.q.extend_from_slice(&q[at(i)..at(i) + dim]);
-        }
-        // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
-        let key_stride = seq.div_ceil(16) * 16;
-        sc.kt.clear();
-        sc.kt.resize(dim * key_stride, 0.0);
-        for j in 0..seq {
-            for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
-                sc.kt[t * key_stride + j] = x;
+        // Taken out for the head and put back after (pool work run in between would find an empty set).
+        let mut scratch = HEAD_SCRATCH.take();
+        {
+            let sc = &mut scratch;
+            // This head's queries, contiguous [seq, dim].
+            sc.q.clear();
+            for i in 0..seq {
+                sc.q.extend_from_slice(&q[at(i)..at(i) + dim]);
             }
+            // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
+            // Only the padding columns need zeros: every other element is written here (so a buffer
+            // left from the last head is not cleared first).
+            let key_stride = seq.div_ceil(16) * 16;
+            sc.kt.resize(dim * key_stride, 0.0);
+            for j in 0..seq {
+                for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
+                    sc.kt[t * key_stride + j] = x;
+                }
+            }
+            for row in sc.kt.chunks_mut(key_stride) {
+                row[seq..].fill(0.0);
+            }
+            // Values as the packed [seq, stride] panel (stride: dim rounded up to 16, zero columns past
+            // dim).
+            let stride = dim.div_ceil(16) * 16;
+            sc.v.resize(seq * stride, 0.0);
+            for (j, row) in sc.v.chunks_mut(stride).take(seq).enumerate() {
+                row[..dim].copy_from_slice(&v[at(j)..at(j) + dim]);
+                row[dim..].fill(0.0);
+            }
+            sc.scores.resize(seq * seq, 0.0); // every score is written by the product
+            (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, &sc.kt, seq, &mut sc.scores, seq);
+            for row in sc.scores.chunks_mut(seq) {
+                (self.kernels.softmax_masked)(row, keep, scale);
+            }
+            // Output = P V: the probabilities broadcast against the packed values.
+            (self.kernels.gemm_f32_packed)(&sc.scores, seq, seq, &sc.v, dim, out, ldo);
         }
-        // Values as the packed [seq, stride] panel (stride: dim rounded up to 16, zero columns past dim).
-        let stride = dim.div_ceil(16) * 16;
-        sc.v.clear();
-        sc.v.resize(seq * stride, 0.0);
-        for j in 0..seq {
-            sc.v[j * stride..j * stride + dim].copy_from_slice(&v[at(j)..at(j) + dim]);
-        }
-        sc.scores.clear();
-        sc.scores.resize(seq * seq, 0.0);
-        (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, &sc.kt, seq, &mut sc.scores, seq);
-        for row in sc.scores.chunks_mut(seq) {
-            (self.kernels.softmax_masked)(row, keep, scale);
-        }
-        // Output = P V: the probabilities broadcast against the packed values.
-        (self.kernels.gemm_f32_packed)(&sc.scores, seq, seq, &sc.v, dim, out, ldo);
+        HEAD_SCRATCH.set(scratch);
     }
 
     /// Softmax over each `cols`-wide row.
@@ -944,7 +950,10 @@ impl Scratch {
     }
 }
 
-/// One attention head's working buffers, reused across heads.
+/// One attention head's working buffers, one set per thread, reused across heads and inferences: made per
+/// parallel task, their allocation and zero-fill (a [seq, seq] score tile among them) took page faults and
+/// memsets on every head at batch 1. Each thread keeps them (about 112 KB at 128 tokens, the score
+/// tile growing with seq²).
 #[derive(Default)]
 struct HeadScratch {
     q: Vec<f32>,
@@ -953,8 +962,12 @@ struct HeadScratch {
     scores: Vec<f32>,
 }
 
+thread_local! {
+    static HEAD_SCRATCH: std::cell::RefCell<HeadScratch> = std::cell::RefCell::new(HeadScratch::default());
+}
+
 /// The integer MXINT8 × MXINT8 path applies: MXINT8 activations and dense MXINT8 weights with rows.
-fn integer_mxint8(w: &WeightView<'_>, act: ActQuant) -> bool {
+pub(crate) fn integer_mxint8(w: &WeightView<'_>, act: ActQuant) -> bool {
     act.encoding == Encoding::Mx(MxElem::Int8) && w.rows() > 0 && w.mxint8_row(0).is_some()
 }
 

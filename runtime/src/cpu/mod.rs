@@ -3,7 +3,8 @@
 //!
 //! - `frame`: the linear op and the other row ops over a kernel table; `routes`: which way the linear op
 //!   computes a product, a table of named strategies chosen by shape and encoding;
-//! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time);
+//! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time); `prepared`: what
+//!   those paths derive from each weight matrix, prepared once at open;
 //! - `rows`: the parallel threshold and bias epilogue all routes share; `quant`: activation quantizers;
 //!   `buffers`: reuse of activation buffers; `workers`: keeping the thread pool's workers awake during an
 //!   inference; `small_chain`: small row-op chains with weights transposed at open;
@@ -14,6 +15,7 @@ pub(crate) mod buffers;
 pub(crate) mod frame;
 pub(crate) mod kernels;
 pub(crate) mod panels;
+pub(crate) mod prepared;
 pub(crate) mod quant;
 pub(crate) mod routes;
 pub(crate) mod rows;
@@ -26,6 +28,7 @@ use crate::error::Result;
 use crate::ops::{
     run_row_ops, Activation, Affine, Backend, Embeddings, Linear, Norm, Pooling, RowOp, TokenBatch,
 };
+use crate::weights::{TensorRef, WeightView};
 use rows::PARALLEL_WORK;
 use small_chain::SmallChain;
 
@@ -51,12 +54,23 @@ fn chain_work_per_row(ops: &[RowOp], inputs: usize) -> usize {
     work
 }
 
-/// One inference's view of the CPU backend: the kernel table, the mapped file's bytes and, for a small
-/// row-op chain, its batch-1 form prepared at open.
+/// One inference's view of the CPU backend: the kernel table, the mapped file's bytes and what was prepared
+/// at open: a small row-op chain's batch-1 form, the panel kernels' per-block values.
 pub struct CpuExec<'a> {
     pub cpu: &'a Cpu,
     pub bytes: &'a [u8],
     pub small_chain: Option<&'a SmallChain>,
+    pub panels: Option<&'a prepared::PreparedPanels>,
+}
+
+impl CpuExec<'_> {
+    /// The weight matrix `t` as the kernels read it: in the mapped file, with what was prepared for it.
+    fn view<'t>(&'t self, t: &'t TensorRef) -> WeightView<'t> {
+        match self.panels {
+            Some(p) => p.view(t, self.bytes),
+            None => t.view(self.bytes),
+        }
+    }
 }
 
 impl Backend for CpuExec<'_> {
@@ -97,7 +111,7 @@ impl Backend for CpuExec<'_> {
     fn linear(&self, x: &Vec<f32>, rows: usize, l: &Linear) -> Result<Vec<f32>> {
         Ok(self
             .cpu
-            .linear(x, rows, &l.weight.view(self.bytes), Some(&l.bias), l.act))
+            .linear(x, rows, &self.view(&l.weight), Some(&l.bias), l.act))
     }
 
     fn linear3(&self, x: &Vec<f32>, rows: usize, layers: [&Linear; 3]) -> Result<[Vec<f32>; 3]> {
@@ -109,7 +123,7 @@ impl Backend for CpuExec<'_> {
                 self.linear(x, rows, c)?,
             ]);
         }
-        let views = layers.map(|l| l.weight.view(self.bytes));
+        let views = layers.map(|l| self.view(&l.weight));
         Ok(self.cpu.linear3(
             x,
             rows,
@@ -185,7 +199,7 @@ impl Backend for CpuExec<'_> {
             let hidden = self.linear_activation(x, rows, up, f)?;
             return self.linear(&hidden, rows, down);
         }
-        let (wu, wd) = (up.weight.view(self.bytes), down.weight.view(self.bytes));
+        let (wu, wd) = (self.view(&up.weight), self.view(&down.weight));
         Ok(self.cpu.feed_forward_gelu(
             x,
             rows,
@@ -205,7 +219,7 @@ impl Backend for CpuExec<'_> {
             return Ok(self.cpu.linear_then(
                 x,
                 rows,
-                &l.weight.view(self.bytes),
+                &self.view(&l.weight),
                 Some(&l.bias),
                 l.act,
                 Some(frame::RELU),
@@ -217,7 +231,7 @@ impl Backend for CpuExec<'_> {
         }
         Ok(self
             .cpu
-            .linear_gelu(x, rows, &l.weight.view(self.bytes), Some(&l.bias), l.act))
+            .linear_gelu(x, rows, &self.view(&l.weight), Some(&l.bias), l.act))
     }
 
     fn first_tokens(&self, x: &Vec<f32>, batch: usize, seq: usize, h: usize) -> Result<Vec<f32>> {

@@ -55,7 +55,7 @@ pub(crate) fn linear_mxint8_panels(
         w_factors,
         n,
         kdim.div_ceil(32),
-        kernel.unsigned_bias,
+        (kernel.unsigned_bias, w.prepared()),
         bias,
     );
     let panels = m.div_ceil(PANEL_ROWS);
@@ -199,35 +199,44 @@ pub(crate) fn feed_forward_panels(
     }
     let up = Groups::new(
         up_codes,
-        mx_factors(up_scales),
+        factors_of(ff.up, up_scales),
         hidden_width,
         ff.up.cols().div_ceil(32),
-        kernel.unsigned_bias,
+        (kernel.unsigned_bias, ff.up.prepared()),
         ff.up_bias,
     );
     let down = Groups::new(
         down_codes,
-        mx_factors(down_scales),
+        factors_of(ff.down, down_scales),
         n,
         hidden_width.div_ceil(32),
-        kernel.unsigned_bias,
+        (kernel.unsigned_bias, ff.down.prepared()),
         ff.down_bias,
     );
-    struct PanelScratch {
-        hidden: Vec<f32>,
-        buf: Vec<f32>,
-        codes: Vec<u8>,
-        factors: Vec<f32>,
-    }
-    let new_scratch = || PanelScratch {
-        hidden: Vec::new(),
-        buf: Vec::new(),
-        codes: Vec::new(),
-        factors: Vec::new(),
-    };
     out.par_chunks_mut(PANEL_ROWS * n)
         .enumerate()
-        .for_each_init(new_scratch, |s, (p, rows)| {
+        .for_each(|(p, rows)| {
+            // Taken out for the panel and put back after: a task that ran in between (pool work this
+            // thread picked up) would find an empty set, never a borrowed one.
+            let mut scratch = PANEL_SCRATCH.take();
+            feed_forward_panel(kernel, acts, ff, (&up, &down), &mut scratch, (p, rows));
+            PANEL_SCRATCH.set(scratch);
+        });
+    out
+}
+
+/// One panel of [`feed_forward_panels`] into its output rows `rows`.
+fn feed_forward_panel(
+    kernel: MxPanel,
+    acts: &MxActs,
+    ff: &FeedForward<'_, '_>,
+    (up, down): (&Groups<'_>, &Groups<'_>),
+    s: &mut PanelScratch,
+    (p, rows): (usize, &mut [f32]),
+) {
+    let (hidden_width, n) = (ff.up.rows(), ff.down.rows());
+    {
+        {
             let real = rows.len() / n;
             s.hidden.clear();
             s.hidden.resize(real * hidden_width, 0.0);
@@ -248,8 +257,25 @@ pub(crate) fn feed_forward_panels(
             };
             down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf); // with the bias
             (s.codes, s.factors) = (panel.codes, panel.factors);
-        });
-    out
+        }
+    }
+}
+
+/// A fused feed-forward panel's working buffers, one set per thread, kept across panels and inferences
+/// (at MiniLM's width about 130 KB per thread). Made per parallel task, they were allocated and freed on
+/// the pool's workers in every inference, and the workers' allocator arenas gave those pages back to the
+/// system each time: page faults and zero-fills in every layer.
+#[derive(Default)]
+struct PanelScratch {
+    hidden: Vec<f32>,
+    buf: Vec<f32>,
+    codes: Vec<u8>,
+    factors: Vec<f32>,
+}
+
+thread_local! {
+    static PANEL_SCRATCH: std::cell::RefCell<PanelScratch> =
+        std::cell::RefCell::new(PanelScratch::default());
 }
 
 /// Blocks per parallel chunk of the per-call weight preparation (factors, unsigned bias): below two chunks
@@ -257,9 +283,9 @@ pub(crate) fn feed_forward_panels(
 const PREPARE_CHUNK_BLOCKS: usize = 8192;
 
 /// Each MXINT8 block's factor (its scale, 2^e; the codes' 1/64 is in the activations' factors); split over
-/// the cores for large matrices (at batch 1 this per-call pass over the weights was a few per cent of the
-/// whole inference, on one core).
-fn mx_factors(scales: &[u8]) -> Vec<f32> {
+/// the cores for large matrices. The model prepares them at open (`cpu::prepared`); this runs per call
+/// only for views without them.
+pub(crate) fn mx_factors(scales: &[u8]) -> Vec<f32> {
     let mut out = vec![0.0f32; scales.len()];
     let convert = |(dst, src): (&mut [f32], &[u8])| {
         for (d, &s) in dst.iter_mut().zip(src) {
@@ -276,26 +302,52 @@ fn mx_factors(scales: &[u8]) -> Vec<f32> {
     out
 }
 
+/// The factors of `w`'s MXINT8 blocks (`scales`): prepared at open where the view has them, else derived
+/// now.
+fn factors_of<'a>(w: &WeightView<'a>, scales: &[u8]) -> Cow<'a, [f32]> {
+    match w.prepared() {
+        Some(p) => Cow::Borrowed(&p.factors),
+        None => Cow::Owned(mx_factors(scales)),
+    }
+}
+
+/// A weight matrix's codes and its blocks' factors, each in place or made for the call.
+type CodesAndFactors<'a> = (Cow<'a, [u8]>, Cow<'a, [f32]>);
+
 /// The weight codes the panel kernel reads and each block's factor: dense MXINT8, or dense 8-bit fixed
 /// point with whole-block rows, whose codes are the same kind of i8 and whose blocks all share the factor
 /// 2^-F (the activations then carry 2^-F of their own, not MXINT8's 1/4096).
-fn panel_weights<'a>(w: &'a WeightView<'_>) -> Option<(Cow<'a, [u8]>, Vec<f32>)> {
+fn panel_weights<'a>(w: &'a WeightView<'_>) -> Option<CodesAndFactors<'a>> {
     if let Some((codes, scales)) = w.mxint8_rows_all() {
-        return Some((Cow::Borrowed(codes), mx_factors(scales)));
+        return Some((Cow::Borrowed(codes), factors_of(w, scales)));
     }
     let (codes, frac) = w.fixed8_rows_all()?;
     let blocks = w.rows() * w.cols() / 32;
-    Some((codes, vec![2f32.powi(-i32::from(frac)); blocks]))
+    Some((codes, Cow::Owned(vec![2f32.powi(-i32::from(frac)); blocks])))
+}
+
+/// Each whole block's unsigned bias by the kernel table's routine `f`, split over the cores for large
+/// matrices.
+pub(crate) fn unsigned_bias_of(codes: &[u8], f: crate::cpu::kernels::UnsignedBias) -> Vec<i32> {
+    let mut out = vec![0; codes.len() / 32];
+    if out.len() >= 2 * PREPARE_CHUNK_BLOCKS {
+        out.par_chunks_mut(PREPARE_CHUNK_BLOCKS)
+            .zip(codes.par_chunks(PREPARE_CHUNK_BLOCKS * 32))
+            .for_each(|(dst, src)| f(src, dst));
+    } else {
+        f(codes, &mut out);
+    }
+    out
 }
 
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
 /// group (if any) as a zero-padded copy of its rows; each block's factor, and its unsigned bias where the
-/// kernel reads activations as unsigned (computed per call, split over the cores: one pass over the codes,
-/// small beside the product's one pass per panel, and no memory held between calls).
+/// kernel reads activations as unsigned (both prepared at open for a model's layers; computed here, split
+/// over the cores, for a view without them).
 struct Groups<'a> {
     codes: &'a [u8],
-    factors: Vec<f32>,
-    unsigned_bias: Vec<i32>,
+    factors: Cow<'a, [f32]>,
+    unsigned_bias: Cow<'a, [i32]>,
     /// Each weight row's bias (empty: none), added by the kernel.
     bias: &'a [f32],
     tail_codes: Vec<u8>,
@@ -309,12 +361,16 @@ struct Groups<'a> {
 }
 
 impl<'a> Groups<'a> {
+    /// `unsigned_bias`: the kernel's bias routine (`None`: it needs none) and what the view has prepared.
     fn new(
         codes: &'a [u8],
-        factors: Vec<f32>,
+        factors: Cow<'a, [f32]>,
         n: usize,
         bpr: usize,
-        unsigned_bias: Option<crate::cpu::kernels::UnsignedBias>,
+        unsigned_bias: (
+            Option<crate::cpu::kernels::UnsignedBias>,
+            Option<&'a crate::weights::PreparedBlocks>,
+        ),
         bias: Option<&'a [f32]>,
     ) -> Groups<'a> {
         let full = n / GROUP_ROWS;
@@ -332,24 +388,20 @@ impl<'a> Groups<'a> {
                 tail_row_bias[..n - first].copy_from_slice(&bias[first..]);
             }
         }
-        let bias_of = |codes: &[u8]| match unsigned_bias {
-            Some(f) => {
-                let mut out = vec![0; codes.len() / 32];
-                if out.len() >= 2 * PREPARE_CHUNK_BLOCKS {
-                    out.par_chunks_mut(PREPARE_CHUNK_BLOCKS)
-                        .zip(codes.par_chunks(PREPARE_CHUNK_BLOCKS * 32))
-                        .for_each(|(dst, src)| f(src, dst));
-                } else {
-                    f(codes, &mut out);
-                }
-                out
-            }
-            None => Vec::new(),
+        let (routine, prepared) = unsigned_bias;
+        let whole_blocks = full * GROUP_ROWS * bpr;
+        let (unsigned_bias, tail_bias) = match routine {
+            Some(f) => (
+                match prepared {
+                    Some(p) if p.unsigned_bias.len() >= whole_blocks => {
+                        Cow::Borrowed(&p.unsigned_bias[..whole_blocks])
+                    }
+                    _ => Cow::Owned(unsigned_bias_of(&codes[..whole_blocks * 32], f)),
+                },
+                unsigned_bias_of(&tail_codes, f),
+            ),
+            None => (Cow::Owned(Vec::new()), Vec::new()),
         };
-        let (unsigned_bias, tail_bias) = (
-            bias_of(&codes[..full * GROUP_ROWS * bpr * 32]),
-            bias_of(&tail_codes),
-        );
         Groups {
             codes,
             factors,

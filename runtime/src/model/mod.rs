@@ -16,6 +16,7 @@ use mxrt_format::description::{Hyperparameters, ModelDescription};
 use mxrt_format::{Encoding, ReadOptions};
 use serde_json::{Map, Value};
 
+use crate::cpu::prepared::PreparedPanels;
 use crate::cpu::small_chain::SmallChain;
 use crate::cpu::{Cpu, CpuExec};
 use crate::error::{InputError, ModelProblem, Result, RuntimeError};
@@ -39,6 +40,9 @@ pub struct Model {
     backend: BackendState,
     /// Small MLPs: the CPU's batch-1 form of the chain, weights transposed at open (`cpu::small_chain`).
     small_chain: Option<SmallChain>,
+    /// The CPU panel kernels' per-block values of the integer-path layers (`cpu::prepared`); emptied when
+    /// a device backend takes over.
+    panels: PreparedPanels,
     /// The file's format version (layout, description).
     version: (u16, u16),
 }
@@ -110,15 +114,18 @@ impl Model {
             Graph::Mlp(m) => SmallChain::build(&m.ops, m.inputs, file.bytes()),
             Graph::Bert(_) => None,
         };
+        let cpu = Cpu::from_env()?;
+        let panels = PreparedPanels::build(&cpu, &graph.parameters(), file.bytes());
         Ok(Model {
             file,
             metadata,
             description,
             tensors,
             graph,
-            cpu: Cpu::from_env()?,
+            cpu,
             backend: BackendState::Cpu,
             small_chain,
+            panels,
             version,
         })
     }
@@ -182,10 +189,15 @@ impl Model {
     /// Runs later inferences on `kind` (weights are uploaded now for device backends).
     pub fn use_backend(&mut self, kind: BackendKind) -> Result<()> {
         match kind {
-            BackendKind::Cpu => self.backend = BackendState::Cpu,
+            BackendKind::Cpu => {
+                self.backend = BackendState::Cpu;
+                self.panels =
+                    PreparedPanels::build(&self.cpu, &self.graph.parameters(), self.file.bytes());
+            }
             BackendKind::Wgpu => return self.use_wgpu(&WgpuOptions::default()),
             BackendKind::Cuda => {
-                self.backend = BackendState::cuda(&self.graph.parameters(), self.file.bytes())?
+                self.backend = BackendState::cuda(&self.graph.parameters(), self.file.bytes())?;
+                self.panels = PreparedPanels::default();
             }
         }
         Ok(())
@@ -194,6 +206,7 @@ impl Model {
     /// Runs later inferences on a wgpu adapter, with these options.
     pub fn use_wgpu(&mut self, options: &WgpuOptions) -> Result<()> {
         self.backend = BackendState::wgpu(&self.graph.parameters(), self.file.bytes(), options)?;
+        self.panels = PreparedPanels::default();
         Ok(())
     }
 
@@ -212,6 +225,7 @@ impl Model {
             cpu: &self.cpu,
             bytes: self.file.bytes(),
             small_chain: self.small_chain.as_ref(),
+            panels: Some(&self.panels),
         }
     }
 

@@ -119,10 +119,14 @@ impl Affine {
 pub struct Parameters<'a> {
     pub weights: Vec<&'a TensorRef>,
     pub vectors: Vec<(String, &'a [f32])>,
+    /// The linear layers among them (their weights are in `weights` too), with how each quantizes its
+    /// input: what decides the kernels a layer runs on.
+    pub linears: Vec<&'a Linear>,
 }
 
 impl<'a> Parameters<'a> {
     pub fn linear(&mut self, l: &'a Linear) {
+        self.linears.push(l);
         self.weights.push(&l.weight);
         self.vectors.push((l.bias_key(), &l.bias));
     }
