@@ -83,13 +83,11 @@ impl TensorRef {
 }
 
 /// What a backend derives once, at open, from a dense MXINT8 matrix for its integer kernels, so that no
-/// inference derives it again: each block's scale as an f32 factor and, for kernels that read the
-/// activations as unsigned, each block's `−128 · Σ codes` (empty otherwise). One entry per block, row after
-/// row, as the blocks lie in the file.
+/// inference derives it again: each block's sum of codes (in −4096..=4064), for the CPU kernels that read
+/// activations as unsigned. One entry per block, row after row, as the blocks lie in the file.
 #[derive(Debug, Clone, Default)]
 pub struct PreparedBlocks {
-    pub factors: Vec<f32>,
-    pub unsigned_bias: Vec<i32>,
+    pub code_sums: Vec<i16>,
 }
 
 /// A weight matrix `[rows, cols]` (any rank: rows = product of the leading dims) readable row by row through

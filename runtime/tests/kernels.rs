@@ -1483,10 +1483,10 @@ fn fixed8_by_fixed8_matches_the_oracle_on_every_path() {
     }
 }
 
-/// Weights with the per-block values a model prepares at open (factors; unsigned biases where the kernel
-/// reads activations as unsigned) give bit for bit what the per-call derivation gives, on every MXINT8 op
-/// (linear, linear with GELU, three at once, the fused feed-forward block), ragged weight groups and short
-/// inputs included; and the kernels do read them: prepared factors doubled double the output.
+/// Weights with the code sums a model prepares at open (for kernels that read activations as unsigned)
+/// give bit for bit what the per-call derivation gives, on every MXINT8 op (linear, linear with GELU, three
+/// at once, the fused feed-forward block), ragged weight groups and short inputs included; and the kernels
+/// do read them: a wrong prepared sum changes the output.
 #[test]
 fn prepared_blocks_give_the_outputs_of_per_call_ones() {
     let mut rng = StdRng::seed_from_u64(seed());
@@ -1496,10 +1496,12 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
         rounding: Rounding::Nearest,
     };
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut checked = 0;
     for k in fast_tables() {
-        let Some(panel) = k.mxint8_panel else {
+        let Some(routine) = k.mxint8_panel.and_then(|p| p.unsigned_bias) else {
             continue;
         };
+        checked += 1;
         let cpu = Cpu { kernels: k };
         for (m, kdim, hidden) in [
             (1usize, 70usize, 45usize),
@@ -1513,13 +1515,9 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
             let (up_ref, down_ref) = (tensor_w(&up_bytes), tensor_w(&down_bytes));
             let (up, down) = (up_ref.view(&up_bytes), down_ref.view(&down_bytes));
             let prepare = |w: &mxrt_runtime::bench::WeightView<'_>| {
-                prepare_blocks(w, panel.unsigned_bias).expect("dense MXINT8")
+                prepare_blocks(w, routine).expect("dense MXINT8")
             };
             let (up_blocks, down_blocks) = (prepare(&up), prepare(&down));
-            assert_eq!(
-                up_blocks.unsigned_bias.is_empty(),
-                panel.unsigned_bias.is_none()
-            );
             let up_p = up_ref.view(&up_bytes).with_prepared(Some(&up_blocks));
             let down_p = down_ref.view(&down_bytes).with_prepared(Some(&down_blocks));
             let x: Vec<f32> = (0..m * kdim).map(|_| rng.gen_range(-3.0..3.0)).collect();
@@ -1537,12 +1535,8 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
                 "linear + GELU, {what}"
             );
             let three = |w: &mxrt_runtime::bench::WeightView<'_>| {
-                cpu.linear3(
-                    &x,
-                    m,
-                    [(w, Some(&up_bias[..])), (w, None), (w, Some(&up_bias[..]))],
-                    act,
-                )
+                let b = Some(&up_bias[..]);
+                cpu.linear3(&x, m, [(w, b), (w, None), (w, b)], act)
             };
             for (a, b) in three(&up_p).iter().zip(three(&up).iter()) {
                 assert_eq!(bits(a), bits(b), "linear3, {what}");
@@ -1556,16 +1550,50 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
                 bits(&ff(&up, &down)),
                 "feed-forward, {what}"
             );
-            // The prepared factors are what the kernel multiplies by.
-            let doubled = mxrt_runtime::bench::PreparedBlocks {
-                factors: up_blocks.factors.iter().map(|f| 2.0 * f).collect(),
-                unsigned_bias: up_blocks.unsigned_bias.clone(),
-            };
-            let up_doubled = up_ref.view(&up_bytes).with_prepared(Some(&doubled));
-            let once = cpu.linear(&x, m, &up, None, act);
-            let twice = cpu.linear(&x, m, &up_doubled, None, act);
-            for (a, b) in once.iter().zip(&twice) {
-                assert_eq!((2.0 * a).to_bits(), b.to_bits(), "doubled factors, {what}");
+            // The prepared sums are what the kernel corrects by: one changed sum changes an output.
+            let mut wrong = up_blocks.clone();
+            wrong.code_sums[0] += 1;
+            let up_wrong = up_ref.view(&up_bytes).with_prepared(Some(&wrong));
+            assert_ne!(
+                bits(&cpu.linear(&x, m, &up_wrong, None, act)),
+                bits(&cpu.linear(&x, m, &up, None, act)),
+                "a wrong prepared sum went unnoticed, {what}"
+            );
+        }
+    }
+    if checked == 0 {
+        say("prepared blocks: no table here reads activations as unsigned; nothing to compare");
+    }
+}
+
+/// Each panel table's scale-byte conversion gives `mx::scale_value` bit for bit (2^-127 subnormal, 0xFF a
+/// NaN), for every byte, at every offset of a vector and every ragged length.
+#[test]
+fn scale_factors_are_the_scale_values() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables_and_reference() {
+        let Some(panel) = k.mxint8_panel else {
+            continue;
+        };
+        for len in [0usize, 1, 7, 8, 15, 16, 17, 33, 256, 300] {
+            let mut bytes: Vec<u8> = (0..len).map(|i| (i % 256) as u8).collect();
+            if len > 256 {
+                bytes[256..].iter_mut().for_each(|b| *b = rng.gen());
+            }
+            // Every byte somewhere: shuffled so the specials land in different lanes.
+            for i in (1..len).rev() {
+                bytes.swap(i, rng.gen_range(0..=i));
+            }
+            let mut out = vec![1.5f32; len];
+            (panel.scale_factors)(&bytes, &mut out);
+            for (s, f) in bytes.iter().zip(&out) {
+                let expected = mxrt_format::mx::scale_value(*s);
+                assert_eq!(
+                    f.to_bits(),
+                    expected.to_bits(),
+                    "{}: scale byte {s} gave {f:e}, not {expected:e}",
+                    k.isa
+                );
             }
         }
     }

@@ -20,9 +20,17 @@ thread_local! {
     static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Buffers below this many values are neither kept nor handed out: cheap to make, and a small request
+/// served from the pool would carry off a large buffer (a classifier head's few outputs took two
+/// activation-sized buffers out of circulation per inference, made again from fresh pages next time).
+const SMALL: usize = 1 << 12;
+
 /// A vector of `len` values for an op that writes every one of them: a recycled buffer (stale contents) when
 /// one is large enough, else a new zeroed one.
 pub(crate) fn take(len: usize) -> Vec<f32> {
+    if len < SMALL {
+        return vec![0.0; len];
+    }
     let reused = FREE.with(|free| {
         let mut free = free.borrow_mut();
         let best = free
@@ -44,7 +52,7 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
 
 /// Gives a dead tensor's buffer back for [`take`]; small ones are simply dropped.
 pub(crate) fn recycle(v: Vec<f32>) {
-    if v.capacity() < 1 << 12 {
+    if v.capacity() < SMALL {
         return;
     }
     FREE.with(|free| {
@@ -73,8 +81,10 @@ mod tests {
         let v = vec![1.5f32; 1 << 17];
         let ptr = v.as_ptr();
         recycle(v);
-        let w = take(1000);
-        assert_eq!(w.len(), 1000);
+        let small = take(100); // a small request does not carry the large buffer off
+        assert_ne!(small.as_ptr(), ptr);
+        let w = take(SMALL);
+        assert_eq!(w.len(), SMALL);
         assert_eq!(
             w.as_ptr(),
             ptr,
@@ -85,6 +95,6 @@ mod tests {
         recycle(w);
         let again = take((1 << 17) + 5); // larger than its last length: the extension is zero-filled
         assert_eq!(again.len(), (1 << 17) + 5);
-        assert!(again[1000..].iter().all(|&x| x == 0.0));
+        assert!(again[SMALL..].iter().all(|&x| x == 0.0));
     }
 }

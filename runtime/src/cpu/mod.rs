@@ -3,8 +3,9 @@
 //!
 //! - `frame`: the linear op and the other row ops over a kernel table; `routes`: which way the linear op
 //!   computes a product, a table of named strategies chosen by shape and encoding;
-//! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time); `prepared`: what
-//!   those paths derive from each weight matrix, prepared once at open;
+//! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time);
+//!   `panel_weights`: a weight matrix as those kernels read it; `prepared`: what they need from each
+//!   matrix that is worth deriving once, at open;
 //! - `rows`: the parallel threshold and bias epilogue all routes share; `quant`: activation quantizers;
 //!   `buffers`: reuse of activation buffers; `workers`: keeping the thread pool's workers awake during an
 //!   inference; `small_chain`: small row-op chains with weights transposed at open;
@@ -14,6 +15,7 @@ mod affine;
 pub(crate) mod buffers;
 pub(crate) mod frame;
 pub(crate) mod kernels;
+pub(crate) mod panel_weights;
 pub(crate) mod panels;
 pub(crate) mod prepared;
 pub(crate) mod quant;
@@ -90,7 +92,7 @@ impl Backend for CpuExec<'_> {
             workers::keep_workers_warm();
         }
         let (s, h) = (batch.seq, e.norm.gamma.len());
-        let mut x = vec![0.0f32; batch.batch * s * h];
+        let mut x = buffers::take(batch.batch * s * h); // every row written below
         let (word, pos, typ) = (
             e.word.view(self.bytes),
             e.position.view(self.bytes),

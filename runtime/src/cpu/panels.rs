@@ -3,21 +3,17 @@
 //! mapped file. A ragged last group of weight rows goes through a zero-padded copy of those few rows, a
 //! ragged last panel through a buffer.
 
-use std::borrow::Cow;
-
 use rayon::prelude::*;
 
 use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::reference::PANEL_ROWS;
-use crate::cpu::kernels::{Kernels, MxPanel, PanelWeights};
+use crate::cpu::kernels::{Kernels, MxPanel};
+use crate::cpu::panel_weights::{mx_factors, panel_weights, Groups, GROUP_ROWS};
 use crate::cpu::quant::MxActs;
 use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
 use crate::ops::ActQuant;
 use crate::weights::WeightView;
 use mxrt_format::Encoding;
-
-/// Weight rows per kernel group (the tile height).
-const GROUP_ROWS: usize = 16;
 
 /// `y = post(acts · Wᵀ + b)` for `m` packed activation rows and dense MXINT8 `w`; returns `[m, n]`. `post`
 /// (an elementwise activation) runs on each panel's rows right after they are computed.
@@ -36,7 +32,7 @@ pub(crate) fn linear_mxint8_panels(
     let (n, kdim) = (w.rows(), w.cols());
     // Every element is written below (each panel row, every weight group).
     let mut out = crate::cpu::buffers::take(m * n);
-    let Some((w_codes, w_factors)) = panel_weights(w) else {
+    let Some((w_codes, w_factors)) = panel_weights(w, kernel.scale_factors) else {
         unreachable!(
             "the integer panel path is only taken for dense MXINT8 or whole-block fixed:8 weights"
         )
@@ -53,8 +49,7 @@ pub(crate) fn linear_mxint8_panels(
     let weights = Groups::new(
         &w_codes,
         w_factors,
-        n,
-        kdim.div_ceil(32),
+        (n, kdim.div_ceil(32)),
         (kernel.unsigned_bias, w.prepared()),
         bias,
     );
@@ -199,17 +194,15 @@ pub(crate) fn feed_forward_panels(
     }
     let up = Groups::new(
         up_codes,
-        factors_of(ff.up, up_scales),
-        hidden_width,
-        ff.up.cols().div_ceil(32),
+        mx_factors(up_scales, kernel.scale_factors),
+        (hidden_width, ff.up.cols().div_ceil(32)),
         (kernel.unsigned_bias, ff.up.prepared()),
         ff.up_bias,
     );
     let down = Groups::new(
         down_codes,
-        factors_of(ff.down, down_scales),
-        n,
-        hidden_width.div_ceil(32),
+        mx_factors(down_scales, kernel.scale_factors),
+        (n, hidden_width.div_ceil(32)),
         (kernel.unsigned_bias, ff.down.prepared()),
         ff.down_bias,
     );
@@ -276,225 +269,4 @@ struct PanelScratch {
 thread_local! {
     static PANEL_SCRATCH: std::cell::RefCell<PanelScratch> =
         std::cell::RefCell::new(PanelScratch::default());
-}
-
-/// Blocks per parallel chunk of the per-call weight preparation (factors, unsigned bias): below two chunks
-/// it runs on the calling thread.
-const PREPARE_CHUNK_BLOCKS: usize = 8192;
-
-/// Each MXINT8 block's factor (its scale, 2^e; the codes' 1/64 is in the activations' factors); split over
-/// the cores for large matrices. The model prepares them at open (`cpu::prepared`); this runs per call
-/// only for views without them.
-pub(crate) fn mx_factors(scales: &[u8]) -> Vec<f32> {
-    let mut out = vec![0.0f32; scales.len()];
-    let convert = |(dst, src): (&mut [f32], &[u8])| {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = mxrt_format::mx::scale_value(s);
-        }
-    };
-    if scales.len() >= 2 * PREPARE_CHUNK_BLOCKS {
-        out.par_chunks_mut(PREPARE_CHUNK_BLOCKS)
-            .zip(scales.par_chunks(PREPARE_CHUNK_BLOCKS))
-            .for_each(convert);
-    } else {
-        convert((&mut out, scales));
-    }
-    out
-}
-
-/// The factors of `w`'s MXINT8 blocks (`scales`): prepared at open where the view has them, else derived
-/// now.
-fn factors_of<'a>(w: &WeightView<'a>, scales: &[u8]) -> Cow<'a, [f32]> {
-    match w.prepared() {
-        Some(p) => Cow::Borrowed(&p.factors),
-        None => Cow::Owned(mx_factors(scales)),
-    }
-}
-
-/// A weight matrix's codes and its blocks' factors, each in place or made for the call.
-type CodesAndFactors<'a> = (Cow<'a, [u8]>, Cow<'a, [f32]>);
-
-/// The weight codes the panel kernel reads and each block's factor: dense MXINT8, or dense 8-bit fixed
-/// point with whole-block rows, whose codes are the same kind of i8 and whose blocks all share the factor
-/// 2^-F (the activations then carry 2^-F of their own, not MXINT8's 1/4096).
-fn panel_weights<'a>(w: &'a WeightView<'_>) -> Option<CodesAndFactors<'a>> {
-    if let Some((codes, scales)) = w.mxint8_rows_all() {
-        return Some((Cow::Borrowed(codes), factors_of(w, scales)));
-    }
-    let (codes, frac) = w.fixed8_rows_all()?;
-    let blocks = w.rows() * w.cols() / 32;
-    Some((codes, Cow::Owned(vec![2f32.powi(-i32::from(frac)); blocks])))
-}
-
-/// Each whole block's unsigned bias by the kernel table's routine `f`, split over the cores for large
-/// matrices.
-pub(crate) fn unsigned_bias_of(codes: &[u8], f: crate::cpu::kernels::UnsignedBias) -> Vec<i32> {
-    let mut out = vec![0; codes.len() / 32];
-    if out.len() >= 2 * PREPARE_CHUNK_BLOCKS {
-        out.par_chunks_mut(PREPARE_CHUNK_BLOCKS)
-            .zip(codes.par_chunks(PREPARE_CHUNK_BLOCKS * 32))
-            .for_each(|(dst, src)| f(src, dst));
-    } else {
-        f(codes, &mut out);
-    }
-    out
-}
-
-/// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
-/// group (if any) as a zero-padded copy of its rows; each block's factor, and its unsigned bias where the
-/// kernel reads activations as unsigned (both prepared at open for a model's layers; computed here, split
-/// over the cores, for a view without them).
-struct Groups<'a> {
-    codes: &'a [u8],
-    factors: Cow<'a, [f32]>,
-    unsigned_bias: Cow<'a, [i32]>,
-    /// Each weight row's bias (empty: none), added by the kernel.
-    bias: &'a [f32],
-    tail_codes: Vec<u8>,
-    tail_factors: Vec<f32>,
-    tail_bias: Vec<i32>,
-    /// The ragged group's bias, zero-padded to 16 (empty: none).
-    tail_row_bias: Vec<f32>,
-    n: usize,
-    bpr: usize,
-    full: usize,
-}
-
-impl<'a> Groups<'a> {
-    /// `unsigned_bias`: the kernel's bias routine (`None`: it needs none) and what the view has prepared.
-    fn new(
-        codes: &'a [u8],
-        factors: Cow<'a, [f32]>,
-        n: usize,
-        bpr: usize,
-        unsigned_bias: (
-            Option<crate::cpu::kernels::UnsignedBias>,
-            Option<&'a crate::weights::PreparedBlocks>,
-        ),
-        bias: Option<&'a [f32]>,
-    ) -> Groups<'a> {
-        let full = n / GROUP_ROWS;
-        let bias = bias.map_or(&[][..], |b| &b[..n]);
-        let (mut tail_codes, mut tail_factors, mut tail_row_bias) =
-            (Vec::new(), Vec::new(), Vec::new());
-        if !n.is_multiple_of(GROUP_ROWS) {
-            let first = full * GROUP_ROWS;
-            tail_codes = vec![0u8; GROUP_ROWS * bpr * 32];
-            tail_factors = vec![0.0f32; GROUP_ROWS * bpr];
-            tail_codes[..(n - first) * bpr * 32].copy_from_slice(&codes[first * bpr * 32..]);
-            tail_factors[..(n - first) * bpr].copy_from_slice(&factors[first * bpr..]);
-            if !bias.is_empty() {
-                tail_row_bias = vec![0.0f32; GROUP_ROWS];
-                tail_row_bias[..n - first].copy_from_slice(&bias[first..]);
-            }
-        }
-        let (routine, prepared) = unsigned_bias;
-        let whole_blocks = full * GROUP_ROWS * bpr;
-        let (unsigned_bias, tail_bias) = match routine {
-            Some(f) => (
-                match prepared {
-                    Some(p) if p.unsigned_bias.len() >= whole_blocks => {
-                        Cow::Borrowed(&p.unsigned_bias[..whole_blocks])
-                    }
-                    _ => Cow::Owned(unsigned_bias_of(&codes[..whole_blocks * 32], f)),
-                },
-                unsigned_bias_of(&tail_codes, f),
-            ),
-            None => (Cow::Owned(Vec::new()), Vec::new()),
-        };
-        Groups {
-            codes,
-            factors,
-            unsigned_bias,
-            bias,
-            tail_codes,
-            tail_factors,
-            tail_bias,
-            tail_row_bias,
-            n,
-            bpr,
-            full,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.n.div_ceil(GROUP_ROWS)
-    }
-
-    /// Panel `p` × weight groups `range` into `out` (rows of width `n`, as many rows as the panel has):
-    /// straight into `out` for a full panel, through `buf` for the ragged last one and the ragged group.
-    fn run(
-        &self,
-        kernel: MxPanel,
-        acts: &MxActs,
-        p: usize,
-        range: std::ops::Range<usize>,
-        out: &mut [f32],
-        buf: &mut Vec<f32>,
-    ) {
-        self.run_into(kernel, acts, p, range, out, self.n, buf)
-    }
-
-    /// As [`Groups::run`], into `out` with row stride `ldo` whose column 0 is weight row `range.start * 16`.
-    #[allow(clippy::too_many_arguments)]
-    fn run_into(
-        &self,
-        kernel: MxPanel,
-        acts: &MxActs,
-        p: usize,
-        range: std::ops::Range<usize>,
-        out: &mut [f32],
-        ldo: usize,
-        buf: &mut Vec<f32>,
-    ) {
-        let bpr = self.bpr;
-        let panel = &acts.codes[p * bpr * 512..(p + 1) * bpr * 512];
-        let factors = &acts.factors[p * bpr * PANEL_ROWS..(p + 1) * bpr * PANEL_ROWS];
-        let rows = out.len().div_ceil(ldo.max(1));
-        let (g0, full_end) = (range.start, range.end.min(self.full));
-        let row_width = bpr * 32;
-        let width = (range.end * GROUP_ROWS).min(self.n) - g0 * GROUP_ROWS;
-        if full_end > g0 {
-            let cols = (full_end - g0) * GROUP_ROWS;
-            let w_codes =
-                &self.codes[g0 * GROUP_ROWS * row_width..full_end * GROUP_ROWS * row_width];
-            let blocks = g0 * GROUP_ROWS * bpr..full_end * GROUP_ROWS * bpr;
-            let w = PanelWeights {
-                codes: w_codes,
-                factors: &self.factors[blocks.clone()],
-                unsigned_bias: self.unsigned_bias.get(blocks).unwrap_or_default(),
-                bias: self
-                    .bias
-                    .get(g0 * GROUP_ROWS..full_end * GROUP_ROWS)
-                    .unwrap_or_default(),
-            };
-            if rows == PANEL_ROWS {
-                (kernel.run)(panel, factors, bpr, w, out, ldo);
-            } else {
-                buf.clear();
-                buf.resize(PANEL_ROWS * cols, 0.0);
-                (kernel.run)(panel, factors, bpr, w, buf, cols);
-                for (i, src) in buf.chunks(cols).take(rows).enumerate() {
-                    out[i * ldo..i * ldo + cols].copy_from_slice(src);
-                }
-            }
-        }
-        if range.end > self.full {
-            // The ragged group: its first `n % 16` columns are real.
-            let c0 = (self.full - g0) * GROUP_ROWS;
-            let real = width - c0;
-            buf.clear();
-            buf.resize(PANEL_ROWS * GROUP_ROWS, 0.0);
-            let w = PanelWeights {
-                codes: &self.tail_codes,
-                factors: &self.tail_factors,
-                unsigned_bias: &self.tail_bias,
-                bias: &self.tail_row_bias,
-            };
-            (kernel.run)(panel, factors, bpr, w, buf, GROUP_ROWS);
-            for (i, src) in buf.chunks(GROUP_ROWS).take(rows).enumerate() {
-                out[i * ldo + c0..i * ldo + c0 + real].copy_from_slice(&src[..real]);
-            }
-        }
-    }
 }

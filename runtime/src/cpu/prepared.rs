@@ -1,18 +1,18 @@
-//! What the panel kernels need from each MXINT8 weight matrix besides its codes, derived once when a model
-//! is opened instead of in every inference: each block's scale as an f32 factor, and (for tables whose
-//! kernel reads activations as unsigned: AVX2, AVX-VNNI, AVX-512 VNNI) each block's `−128 · Σ codes`.
-//! At batch 1 deriving them per call was a pass over every weight matrix in each inference (with its
-//! allocations and page faults): 3–4 % of a MiniLM inference on the AVX-512 VNNI tier.
+//! What the panel kernels need from each MXINT8 weight matrix that is worth deriving once, when a model is
+//! opened, instead of in every inference: for tables whose kernel reads activations as unsigned (AVX2,
+//! AVX-VNNI, AVX-512 VNNI; not AMX), each block's sum of codes, from which the kernel's `−128 · Σ codes`
+//! comes. Per call, that took a pass over every code of the matrix: at batch 1, 11 % of a MiniLM
+//! inference on the AVX-512 VNNI tier. (The blocks' f32 factors stay per call: they come from one byte per
+//! block, cheaply, and would cost four bytes per block held.)
 //!
-//! The price is memory held for the model's life: 4 bytes per block of 32 weights for the factors, 4 more
-//! for the bias where the kernel needs it (a quarter of the codes' bytes at most; MiniLM-SST2: 2.7 MB beside
-//! a 24 MB file). Only layers that take the integer path get them (MXINT8 weights with MXINT8 activations),
-//! not embedding tables or weights-only layers.
+//! The price is memory held for the model's life: two bytes per block of 32 weights (1/16 of the codes;
+//! MiniLM-SST2: 0.66 MB beside a 24 MB file), only for layers that take the integer path (MXINT8 weights
+//! with MXINT8 activations), not embedding tables or weights-only layers.
 
 use std::collections::HashMap;
 
 use crate::cpu::frame::{integer_mxint8, Cpu};
-use crate::cpu::panels::{mx_factors, unsigned_bias_of};
+use crate::cpu::kernels::UnsignedBias;
 use crate::ops::Parameters;
 use crate::weights::{PreparedBlocks, TensorRef, WeightView};
 
@@ -23,10 +23,11 @@ pub struct PreparedPanels {
 }
 
 impl PreparedPanels {
-    /// Prepares every linear layer of `params` that runs on `cpu`'s panel kernel (none without one).
+    /// Prepares every linear layer of `params` that runs on `cpu`'s panel kernel, where that kernel reads
+    /// activations as unsigned (none otherwise).
     pub fn build(cpu: &Cpu, params: &Parameters<'_>, bytes: &[u8]) -> PreparedPanels {
         let mut blocks = HashMap::new();
-        let Some(kernel) = cpu.kernels.mxint8_panel else {
+        let Some(routine) = cpu.kernels.mxint8_panel.and_then(|k| k.unsigned_bias) else {
             return PreparedPanels { blocks };
         };
         for l in &params.linears {
@@ -34,7 +35,7 @@ impl PreparedPanels {
             if !integer_mxint8(&view, l.act) || blocks.contains_key(&l.weight.name) {
                 continue;
             }
-            if let Some(prepared) = prepare(&view, kernel.unsigned_bias) {
+            if let Some(prepared) = prepare(&view, routine) {
                 blocks.insert(l.weight.name.clone(), prepared);
             }
         }
@@ -47,15 +48,13 @@ impl PreparedPanels {
     }
 }
 
-/// The factors of a dense MXINT8 matrix's blocks and, with `unsigned_bias`, their biases (`None` for other
-/// encodings).
-pub fn prepare(
-    w: &WeightView<'_>,
-    unsigned_bias: Option<crate::cpu::kernels::UnsignedBias>,
-) -> Option<PreparedBlocks> {
-    let (codes, scales) = w.mxint8_rows_all()?;
-    Some(PreparedBlocks {
-        factors: mx_factors(scales),
-        unsigned_bias: unsigned_bias.map_or_else(Vec::new, |f| unsigned_bias_of(codes, f)),
-    })
+/// Each block's sum of codes of a dense MXINT8 matrix, by the table's unsigned-bias routine (`None` for
+/// other encodings).
+pub fn prepare(w: &WeightView<'_>, routine: UnsignedBias) -> Option<PreparedBlocks> {
+    let (codes, _) = w.mxint8_rows_all()?;
+    let mut biases = vec![0i32; codes.len() / 32];
+    routine(codes, &mut biases);
+    // −128 · Σ codes, with |Σ codes| <= 32 · 128: the division is exact and the sum fits an i16.
+    let code_sums = biases.iter().map(|&b| (b / -128) as i16).collect();
+    Some(PreparedBlocks { code_sums })
 }

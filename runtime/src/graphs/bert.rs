@@ -237,6 +237,7 @@ impl Bert {
                 "load() sets the pooler and classifier exactly for classification heads"
             ),
         };
+        be.recycle(x); // the last hidden state: its buffer serves the next inference
         Ok(BertOutput {
             values,
             width,

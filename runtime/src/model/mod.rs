@@ -189,6 +189,8 @@ impl Model {
     /// Runs later inferences on `kind` (weights are uploaded now for device backends).
     pub fn use_backend(&mut self, kind: BackendKind) -> Result<()> {
         match kind {
+            // Already on the CPU (a model opens there): its prepared values stand.
+            BackendKind::Cpu if matches!(self.backend, BackendState::Cpu) => {}
             BackendKind::Cpu => {
                 self.backend = BackendState::Cpu;
                 self.panels =

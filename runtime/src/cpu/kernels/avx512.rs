@@ -100,7 +100,7 @@ fn gelu_in_place_avx512(x: &mut [f32]) {
 }
 
 /// The mask of the first `width` (0..=16) of 16 lanes.
-fn first_lanes16(width: usize) -> __mmask16 {
+pub(super) fn first_lanes16(width: usize) -> __mmask16 {
     if width >= 16 {
         0xFFFF
     } else {
@@ -923,58 +923,4 @@ pub(super) fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
         out[c + 8] = _mm512_shuffle_f32x4::<0xDD>(t[c], t[8 + c]);
     }
     out
-}
-
-pub(super) fn unsigned_bias_avx512_entry(codes: &[u8], out: &mut [i32]) {
-    super::reference::check_unsigned_bias_sizes(codes, out);
-    // SAFETY: only placed in a table after AVX-512 F/BW were detected.
-    unsafe { unsigned_bias_avx512(codes, out) }
-}
-
-/// `reference::panel_unsigned_bias` on AVX-512, sixteen blocks (512 codes) at a time: `vpmaddubsw` and
-/// `vpmaddwd` against ones sum each four codes (eight partial sums per block, two blocks per register), then
-/// three levels of shuffles and adds fold the eight registers into one holding the sixteen blocks' sums.
-/// One horizontal reduction per block cost ~10 instructions per block, where this takes about two: at
-/// batch 1 the per-call pass over the weights was 3 % of an inference on this tier. A last group of
-/// fewer than sixteen blocks goes through the reference.
-#[target_feature(enable = "avx512f,avx512bw")]
-fn unsigned_bias_avx512(codes: &[u8], out: &mut [i32]) {
-    let (ones8, ones16) = (_mm512_set1_epi8(1), _mm512_set1_epi16(1));
-    let groups = out.len() / 16;
-    for (g, sixteen) in out.chunks_exact_mut(16).take(groups).enumerate() {
-        // Register k: the sums of each four codes of blocks 2k (lanes 0-7) and 2k + 1 (lanes 8-15).
-        let quads: [__m512i; 8] = std::array::from_fn(|k| {
-            // SAFETY: bytes 512 g + 64 k .. + 64 lie inside `codes` (g < out.len() / 16 = codes.len() / 512).
-            let v = unsafe { _mm512_loadu_si512(codes.as_ptr().add(512 * g + 64 * k).cast()) };
-            _mm512_madd_epi16(_mm512_maddubs_epi16(ones8, v), ones16)
-        });
-        // Each 128-bit chunk c of register i: block 4i + c, four partial sums.
-        let fours: [__m512i; 4] = std::array::from_fn(|i| {
-            let (a, b) = (quads[2 * i], quads[2 * i + 1]);
-            _mm512_add_epi32(
-                _mm512_shuffle_i32x4::<0b10_00_10_00>(a, b),
-                _mm512_shuffle_i32x4::<0b11_01_11_01>(a, b),
-            )
-        });
-        // Chunk c of register j: blocks 8j + c and 8j + 4 + c, two partial sums each.
-        let twos: [__m512i; 2] = std::array::from_fn(|j| {
-            let (x, y) = (fours[2 * j], fours[2 * j + 1]);
-            _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
-        });
-        // Lane 4c + t: block c + 4t; then into block order.
-        let (x, y) = (_mm512_castsi512_ps(twos[0]), _mm512_castsi512_ps(twos[1]));
-        let sums = _mm512_add_epi32(
-            _mm512_castps_si512(_mm512_shuffle_ps::<0b10_00_10_00>(x, y)),
-            _mm512_castps_si512(_mm512_shuffle_ps::<0b11_01_11_01>(x, y)),
-        );
-        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        let sums = _mm512_permutexvar_epi32(order, sums);
-        let bias = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32::<7>(sums));
-        // SAFETY: 16 i32 into a 16-entry chunk.
-        unsafe { _mm512_storeu_si512(sixteen.as_mut_ptr().cast(), bias) };
-    }
-    let done = 16 * groups;
-    if out.len() > done {
-        out[done..].copy_from_slice(&super::reference::panel_unsigned_bias(&codes[32 * done..]));
-    }
 }

@@ -1,6 +1,7 @@
 //! The CPU backend's kernel tables, one file per instruction-set tier: `reference.rs` (scalar, the numerics
 //! every other tier is tested against), `avx2.rs` (AVX2+FMA, and the AVX-VNNI integer kernels of the
-//! `avx2vnni` tier; its softmax and LayerNorm in `avx2_norms.rs`), `avx512.rs` (AVX-512 with VNNI) and
+//! `avx2vnni` tier; its softmax and LayerNorm in `avx2_norms.rs`), `avx512.rs` (AVX-512 with VNNI; its weight
+//! preparation for the panel kernels in `avx512_weights.rs`) and
 //! `amx.rs` (the matrix unit). A table starts as the reference and each tier replaces the kernels it speeds
 //! up, over the tier below; the features are detected
 //! once, when the tables are built. `MXRT_CPU=<tier>` picks a lower tier of those this CPU runs
@@ -24,6 +25,8 @@ mod avx2;
 mod avx2_norms;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_weights;
 #[cfg(target_arch = "x86_64")]
 mod fixed8;
 pub mod ragged;
@@ -66,6 +69,9 @@ pub type MxPanelFn = fn(&[u8], &[f32], usize, PanelWeights<'_>, &mut [f32], usiz
 /// `(weight codes, out)`: one `unsigned_bias` entry per 32-code block (see [`MxPanel::unsigned_bias`]).
 pub type UnsignedBias = fn(&[u8], &mut [i32]);
 
+/// `(scale bytes, out)`: see [`MxPanel::scale_factors`].
+pub type ScaleFactors = fn(&[u8], &mut [f32]);
+
 /// `(block, rounding, codes) -> scale byte`: see `reference::mxint8_quantize_block`.
 pub type QuantizeBlock = fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8;
 
@@ -80,6 +86,9 @@ pub struct MxPanel {
     /// [`PanelWeights::unsigned_bias`] from weight codes (whole blocks; one entry per block into `out`),
     /// exactly `reference::panel_unsigned_bias`. `None`: the kernel needs no bias.
     pub unsigned_bias: Option<UnsignedBias>,
+    /// Each weight block's factor [`PanelWeights::factors`] from its scale byte, exactly
+    /// `reference::scale_factors` (`mx::scale_value`); made per call, so it is vectorized per tier.
+    pub scale_factors: ScaleFactors,
     /// Exact for the activation code −128 too (8-bit fixed point's most negative code; MXINT8 never
     /// produces it). The AVX2 kernel is not: its sign trick (`vpsignb`) cannot negate −128.
     pub minus_128_activations: bool,
@@ -226,6 +235,7 @@ impl Kernels {
             mxint8_panel: self.mxint8_panel.map(|_| MxPanel {
                 run: reference::mxint8_panel,
                 unsigned_bias: None,
+                scale_factors: reference::scale_factors,
                 minus_128_activations: true,
             }),
             ..Kernels::reference()
@@ -325,6 +335,7 @@ fn x86_tables() -> Vec<Kernels> {
         mxint8_panel: Some(MxPanel {
             run: avx2::mxint8_panel,
             unsigned_bias: None,
+            scale_factors: avx2::scale_factors_entry,
             minus_128_activations: false,
         }),
         mxint8_quantize_block: avx2::mxint8_quantize_block,
@@ -353,6 +364,7 @@ fn x86_tables() -> Vec<Kernels> {
             mxint8_panel: Some(MxPanel {
                 run: avx2::mxint8_panel_vnni_entry,
                 unsigned_bias: Some(avx2::unsigned_bias_entry),
+                scale_factors: avx2::scale_factors_entry,
                 minus_128_activations: true,
             }),
             peaks: PeakLoops {
@@ -386,7 +398,8 @@ fn x86_tables() -> Vec<Kernels> {
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             mxint8_panel: Some(MxPanel {
                 run: avx512::mxint8_panel_avx512_entry,
-                unsigned_bias: Some(avx512::unsigned_bias_avx512_entry),
+                unsigned_bias: Some(avx512_weights::unsigned_bias_avx512_entry),
+                scale_factors: avx512_weights::scale_factors_avx512_entry,
                 minus_128_activations: true,
             }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
@@ -408,6 +421,7 @@ fn x86_tables() -> Vec<Kernels> {
                 mxint8_panel: Some(MxPanel {
                     run: amx::mxint8_panel,
                     unsigned_bias: None,
+                    scale_factors: avx512_weights::scale_factors_avx512_entry,
                     minus_128_activations: true,
                 }),
                 peaks: PeakLoops {

@@ -368,6 +368,24 @@ pub fn panel_unsigned_bias(codes: &[u8]) -> Vec<i32> {
         .collect()
 }
 
+/// Each scale byte's value `mx::scale_value` (2^(s − 127); NaN for 0xFF) into `out` (the same length):
+/// the weight blocks' factors of a panel kernel call.
+pub fn scale_factors(scales: &[u8], out: &mut [f32]) {
+    check_scale_factor_sizes(scales, out);
+    for (o, &s) in out.iter_mut().zip(scales) {
+        *o = mxrt_format::mx::scale_value(s);
+    }
+}
+
+/// The sizes an [`super::MxPanel::scale_factors`] routine relies on: one output per scale byte. Panics (a
+/// caller's bug) when they differ.
+pub(crate) fn check_scale_factor_sizes(scales: &[u8], out: &[f32]) {
+    assert!(
+        scales.len() == out.len(),
+        "scale_factors: one output per scale byte"
+    );
+}
+
 /// The sizes an [`super::MxPanel::unsigned_bias`] routine relies on: one output per 32-code block (the
 /// codes' tail past the last whole block is not read). Panics (a caller's bug) when they do not match.
 pub(crate) fn check_unsigned_bias_sizes(codes: &[u8], out: &[i32]) {
