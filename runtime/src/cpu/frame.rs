@@ -6,7 +6,9 @@ use rayon::prelude::*;
 
 use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::Kernels;
-use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
+use crate::cpu::quant::{
+    fake_quantize_rows, quantize_mxint8_panels_aligned, quantize_mxint8_rows, MxActs,
+};
 use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
 use crate::cpu::rows::{add_bias_rows, outputs_of_an_empty_product, PARALLEL_WORK};
 use crate::ops::ActQuant;
@@ -334,7 +336,8 @@ impl Cpu {
         const ROWS: usize = 256;
         let (n, k) = (w.rows(), w.cols());
         let stride = n.div_ceil(16) * 16;
-        let mut wt = vec![0.0f32; k * stride];
+        let mut packed = crate::cpu::buffers::AlignedBuffer::zeroed(k * stride);
+        let wt = packed.as_mut_slice();
         let mut row = vec![0.0f32; k];
         for r in 0..n {
             w.decode_row(r, &mut row);
@@ -342,6 +345,7 @@ impl Cpu {
                 wt[t * stride + r] = *v;
             }
         }
+        let wt = packed.as_slice();
         let mut out = crate::cpu::buffers::take(m * n); // every element written below (n > 0)
         let block = |(b, o): (usize, &mut [f32])| {
             let rows = o.len() / n.max(1);
@@ -349,7 +353,7 @@ impl Cpu {
                 &x[b * ROWS * k..(b * ROWS + rows) * k],
                 rows,
                 k,
-                &wt,
+                wt,
                 n,
                 o,
                 n,
@@ -447,7 +451,7 @@ impl Cpu {
         let mut out = crate::cpu::buffers::take(m * n); // every element written below
         let parallel = m * n * k >= PARALLEL_WORK;
         let panels = n.div_ceil(PANEL);
-        let mut packed = vec![0.0f32; panels * k * PANEL];
+        let mut packed = crate::cpu::buffers::AlignedBuffer::zeroed(panels * k * PANEL);
         let pack = |(p, panel): (usize, &mut [f32])| {
             let (r0, r1) = (p * PANEL, ((p + 1) * PANEL).min(n));
             let stride = (r1 - r0).div_ceil(16) * 16;
@@ -456,10 +460,19 @@ impl Cpu {
             (self.kernels.transpose_f32)(rows, k, r1 - r0, k, panel, stride);
         };
         if parallel {
-            packed.par_chunks_mut(k * PANEL).enumerate().for_each(pack);
+            packed
+                .as_mut_slice()
+                .par_chunks_mut(k * PANEL)
+                .enumerate()
+                .for_each(pack);
         } else {
-            packed.chunks_mut(k * PANEL).enumerate().for_each(pack);
+            packed
+                .as_mut_slice()
+                .chunks_mut(k * PANEL)
+                .enumerate()
+                .for_each(pack);
         }
+        let packed = packed.as_slice();
         // Row blocks: at most 256 rows (a block of x stays in L2), and enough blocks for every core.
         let threads = rayon::current_num_threads();
         let rows_per_block = (m.div_ceil(2 * threads).div_ceil(8) * 8).clamp(8, 256);
@@ -569,7 +582,7 @@ impl Cpu {
     fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> MxActs {
         let (mut codes, mut factors) = (Vec::new(), Vec::new());
         if self.kernels.mxint8_panel.is_some() {
-            quantize_mxint8_panels(
+            let start = quantize_mxint8_panels_aligned(
                 x,
                 kdim,
                 act.rounding,
@@ -584,6 +597,7 @@ impl Cpu {
                 codes,
                 factors,
                 panels: true,
+                start,
             };
         }
         let mut scales = Vec::new();
@@ -604,6 +618,7 @@ impl Cpu {
             codes,
             factors,
             panels: false,
+            start: 0,
         }
     }
 
@@ -771,137 +786,6 @@ impl Cpu {
         }
     }
 
-    /// Multi-head self-attention. `q`, `k`, `v`: `[batch * seq, heads * dim]`; `mask`: `[batch, seq]`, 1 for
-    /// tokens and 0 for padding (padded keys get no weight). One head's `[seq, seq]` score tile exists per
-    /// worker at a time. Returns `[batch * seq, heads * dim]`.
-    ///
-    /// With at least two sequences per core, each core takes whole sequences and writes every head's output
-    /// in place; otherwise (batch 1) the heads are spread over the cores and copied into place after.
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        mask: &[u8],
-        batch: usize,
-        seq: usize,
-        heads: usize,
-        dim: usize,
-    ) -> Vec<f32> {
-        let width = heads * dim;
-        let mut out = crate::cpu::buffers::take(batch * seq * width); // every element written below
-        if out.is_empty() {
-            return out;
-        }
-        let parallel = batch * heads * seq * seq * dim >= PARALLEL_WORK;
-        let threads = rayon::current_num_threads();
-        if !parallel || threads == 1 || batch >= 2 * threads {
-            let per_sequence = |(b, rows): (usize, &mut [f32])| {
-                for h in 0..heads {
-                    self.attention_head(
-                        [q, k, v],
-                        mask,
-                        (b, h),
-                        (seq, heads, dim),
-                        &mut rows[h * dim..],
-                        width,
-                    );
-                }
-            };
-            if parallel {
-                out.par_chunks_mut(seq * width)
-                    .enumerate()
-                    .for_each(per_sequence);
-            } else {
-                out.chunks_mut(seq * width)
-                    .enumerate()
-                    .for_each(per_sequence);
-            }
-            return out;
-        }
-        let tiles: Vec<Vec<f32>> = (0..batch * heads)
-            .into_par_iter()
-            .map(|bh| {
-                let mut tile = vec![0.0f32; seq * dim];
-                self.attention_head(
-                    [q, k, v],
-                    mask,
-                    (bh / heads, bh % heads),
-                    (seq, heads, dim),
-                    &mut tile,
-                    dim,
-                );
-                tile
-            })
-            .collect();
-        for (bh, t) in tiles.iter().enumerate() {
-            let (b, h) = (bh / heads, bh % heads);
-            for i in 0..seq {
-                out[(b * seq + i) * width + h * dim..][..dim]
-                    .copy_from_slice(&t[i * dim..(i + 1) * dim]);
-            }
-        }
-        out
-    }
-
-    /// Head `h` of sequence `b`: `softmax(Q Kᵀ / √dim, masked) V` into `out` (`seq` rows `ldo` apart, `dim`
-    /// values each).
-    #[allow(clippy::too_many_arguments)]
-    fn attention_head(
-        &self,
-        [q, k, v]: [&[f32]; 3],
-        mask: &[u8],
-        (b, h): (usize, usize),
-        (seq, heads, dim): (usize, usize, usize),
-        out: &mut [f32],
-        ldo: usize,
-    ) {
-        let width = heads * dim;
-        let scale = 1.0 / (dim as f32).sqrt();
-        let at = |i: usize| (b * seq + i) * width + h * dim;
-        let keep = &mask[b * seq..(b + 1) * seq];
-        // Taken out for the head and put back after (pool work run in between would find an empty set).
-        let mut scratch = HEAD_SCRATCH.take();
-        {
-            let sc = &mut scratch;
-            // This head's queries, contiguous [seq, dim].
-            sc.q.clear();
-            for i in 0..seq {
-                sc.q.extend_from_slice(&q[at(i)..at(i) + dim]);
-            }
-            // Keys transposed into a packed [dim, seq rounded up to 16] panel: S = Q Kᵀ by broadcasting.
-            // Only the padding columns need zeros: every other element is written here (so a buffer
-            // left from the last head is not cleared first).
-            let key_stride = seq.div_ceil(16) * 16;
-            sc.kt.resize(dim * key_stride, 0.0);
-            for j in 0..seq {
-                for (t, &x) in k[at(j)..at(j) + dim].iter().enumerate() {
-                    sc.kt[t * key_stride + j] = x;
-                }
-            }
-            for row in sc.kt.chunks_mut(key_stride) {
-                row[seq..].fill(0.0);
-            }
-            // Values as the packed [seq, stride] panel (stride: dim rounded up to 16, zero columns past
-            // dim).
-            let stride = dim.div_ceil(16) * 16;
-            sc.v.resize(seq * stride, 0.0);
-            for (j, row) in sc.v.chunks_mut(stride).take(seq).enumerate() {
-                row[..dim].copy_from_slice(&v[at(j)..at(j) + dim]);
-                row[dim..].fill(0.0);
-            }
-            sc.scores.resize(seq * seq, 0.0); // every score is written by the product
-            (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, &sc.kt, seq, &mut sc.scores, seq);
-            for row in sc.scores.chunks_mut(seq) {
-                (self.kernels.softmax_masked)(row, keep, scale);
-            }
-            // Output = P V: the probabilities broadcast against the packed values.
-            (self.kernels.gemm_f32_packed)(&sc.scores, seq, seq, &sc.v, dim, out, ldo);
-        }
-        HEAD_SCRATCH.set(scratch);
-    }
-
     /// Softmax over each `cols`-wide row.
     pub fn softmax_rows(&self, x: &mut [f32], cols: usize) {
         let cols = cols.max(1);
@@ -948,22 +832,6 @@ impl Scratch {
             out: Vec::new(),
         }
     }
-}
-
-/// One attention head's working buffers, one set per thread, reused across heads and inferences: made per
-/// parallel task, their allocation and zero-fill (a [seq, seq] score tile among them) took page faults and
-/// memsets on every head at batch 1. Each thread keeps them (about 112 KB at 128 tokens, the score
-/// tile growing with seq²).
-#[derive(Default)]
-struct HeadScratch {
-    q: Vec<f32>,
-    kt: Vec<f32>,
-    v: Vec<f32>,
-    scores: Vec<f32>,
-}
-
-thread_local! {
-    static HEAD_SCRATCH: std::cell::RefCell<HeadScratch> = std::cell::RefCell::new(HeadScratch::default());
 }
 
 /// The integer MXINT8 × MXINT8 path applies: MXINT8 activations and dense MXINT8 weights with rows.

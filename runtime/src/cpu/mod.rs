@@ -1,8 +1,9 @@
 //! The CPU backend: the [`Backend`] ops on host vectors, through the kernels of [`Cpu`] with weights read in
 //! place from the mapped file.
 //!
-//! - `frame`: the linear op and the other row ops over a kernel table; `routes`: which way the linear op
-//!   computes a product, a table of named strategies chosen by shape and encoding;
+//! - `frame`: the linear op and the other row ops over a kernel table; `attention`: multi-head attention;
+//!   `routes`: which way the linear op computes a product, a table of named strategies chosen by shape
+//!   and encoding;
 //! - `panels`: the MXINT8 panel paths (linear and fused feed-forward, 16 rows at a time);
 //!   `panel_weights`: a weight matrix as those kernels read it; `prepared`: what they need from each
 //!   matrix that is worth deriving once, at open;
@@ -12,6 +13,7 @@
 //! - `kernels`: the kernel tables, one file per instruction-set tier.
 
 mod affine;
+mod attention;
 pub(crate) mod buffers;
 pub(crate) mod frame;
 pub(crate) mod kernels;

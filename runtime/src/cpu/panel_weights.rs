@@ -191,7 +191,7 @@ impl<'a> Groups<'a> {
         buf: &mut Vec<f32>,
     ) {
         let bpr = self.bpr;
-        let panel = &acts.codes[p * bpr * 512..(p + 1) * bpr * 512];
+        let panel = &acts.panel_codes()[p * bpr * 512..(p + 1) * bpr * 512];
         let factors = &acts.factors[p * bpr * PANEL_ROWS..(p + 1) * bpr * PANEL_ROWS];
         let rows = out.len().div_ceil(ldo.max(1));
         let (g0, full_end) = (range.start, range.end.min(self.full));

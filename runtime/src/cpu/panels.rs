@@ -140,6 +140,7 @@ pub(crate) fn linear_fixed8(
         codes: Vec::new(),
         factors: Vec::new(),
         panels: true,
+        start: 0,
     };
     let minus_128 = crate::cpu::quant::quantize_fixed8_panels(
         x,
@@ -235,7 +236,7 @@ fn feed_forward_panel(
             s.hidden.resize(real * hidden_width, 0.0);
             up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf); // with the bias
             ff.gelu.apply(&mut s.hidden);
-            crate::cpu::quant::quantize_mxint8_panels(
+            let start = crate::cpu::quant::quantize_mxint8_panels_aligned(
                 &s.hidden,
                 hidden_width,
                 ff.down_rounding,
@@ -247,6 +248,7 @@ fn feed_forward_panel(
                 codes: std::mem::take(&mut s.codes),
                 factors: std::mem::take(&mut s.factors),
                 panels: true,
+                start,
             };
             down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf); // with the bias
             (s.codes, s.factors) = (panel.codes, panel.factors);

@@ -12,6 +12,16 @@ pub(crate) struct MxActs {
     pub codes: Vec<u8>,
     pub factors: Vec<f32>,
     pub panels: bool,
+    /// Where the first panel starts in `codes` (panels: on a 64-byte boundary when quantized with
+    /// [`quantize_mxint8_panels_aligned`]).
+    pub start: usize,
+}
+
+impl MxActs {
+    /// The codes from the first row or panel on.
+    pub fn panel_codes(&self) -> &[u8] {
+        &self.codes[self.start..]
+    }
 }
 
 /// Replaces each value of the `cols`-wide rows of `x` by its quantized value.
@@ -164,24 +174,79 @@ pub fn quantize_mxint8_panels(
     x: &[f32],
     cols: usize,
     rounding: Rounding,
-    (block, panel_row): (
+    quantizers: (
         crate::cpu::kernels::QuantizeBlock,
         Option<crate::cpu::kernels::QuantizePanelRow>,
     ),
     panel_codes: &mut Vec<u8>,
     panel_factors: &mut Vec<f32>,
 ) {
+    quantize_into(
+        x,
+        cols,
+        rounding,
+        quantizers,
+        (panel_codes, false),
+        panel_factors,
+    );
+}
+
+/// [`quantize_mxint8_panels`] with the panels starting on a 64-byte boundary of `panel_codes` (returns
+/// where): the kernels load each panel line (64 bytes: four codes of 16 rows) whole, and a line that
+/// straddles two cache lines costs two loads. The allocator aligns only to 16 bytes.
+pub(crate) fn quantize_mxint8_panels_aligned(
+    x: &[f32],
+    cols: usize,
+    rounding: Rounding,
+    quantizers: (
+        crate::cpu::kernels::QuantizeBlock,
+        Option<crate::cpu::kernels::QuantizePanelRow>,
+    ),
+    panel_codes: &mut Vec<u8>,
+    panel_factors: &mut Vec<f32>,
+) -> usize {
+    quantize_into(
+        x,
+        cols,
+        rounding,
+        quantizers,
+        (panel_codes, true),
+        panel_factors,
+    )
+}
+
+/// The two above: the panels from offset 0 of `panel_codes`, or from its first 64-byte boundary.
+fn quantize_into(
+    x: &[f32],
+    cols: usize,
+    rounding: Rounding,
+    (block, panel_row): (
+        crate::cpu::kernels::QuantizeBlock,
+        Option<crate::cpu::kernels::QuantizePanelRow>,
+    ),
+    (all_codes, aligned): (&mut Vec<u8>, bool),
+    panel_factors: &mut Vec<f32>,
+) -> usize {
     use crate::cpu::kernels::reference::{act_scale, PANEL_ROWS};
     use rayon::prelude::*;
     let bpr = cols.div_ceil(mx::BLOCK);
     let rows = x.len() / cols.max(1);
     let panels = rows.div_ceil(PANEL_ROWS);
-    panel_codes.clear();
+    all_codes.clear();
     panel_factors.clear();
     if bpr == 0 {
-        return;
+        return 0;
     }
-    panel_codes.resize(panels * bpr * 512, 0);
+    let len = panels * bpr * 512;
+    // The buffer's address does not change below (its length is set once), so the offset holds.
+    all_codes.reserve(len + 63);
+    let start = if aligned {
+        (64 - all_codes.as_ptr() as usize % 64) % 64
+    } else {
+        0
+    };
+    all_codes.resize(start + len, 0);
+    let panel_codes = &mut all_codes[start..];
     panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
     let one_panel = |(p, (pc, pf)): (usize, (&mut [u8], &mut [f32]))| {
         let first = p * PANEL_ROWS;
@@ -216,6 +281,7 @@ pub fn quantize_mxint8_panels(
             .enumerate()
             .for_each(one_panel);
     }
+    start
 }
 
 /// 8-bit fixed-point activations (`fixed:8.frac`) packed into panels for the kernel table's `mxint8_panel`,
