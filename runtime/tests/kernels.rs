@@ -1205,16 +1205,23 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     &mut packed,
                     &mut packed_factors,
                 );
-                let (mut direct, mut direct_factors) = (Vec::new(), Vec::new());
-                mxrt_runtime::bench::quantize_mxint8_panels(
+                let (mut all_codes, mut direct_factors) = (Vec::new(), Vec::new());
+                let start = mxrt_runtime::bench::quantize_mxint8_panels(
                     &x,
                     cols,
                     rounding,
                     (k.mxint8_quantize_block, k.mxint8_quantize_panel_row),
-                    &mut direct,
+                    &mut all_codes,
                     &mut direct_factors,
                 );
-                if let Some(at) = packed.iter().zip(&direct).position(|(a, b)| a != b) {
+                let direct = &all_codes[start..];
+                assert_eq!(direct.len(), packed.len(), "{}: panel bytes", k.isa);
+                assert!(
+                    direct.is_empty() || (direct.as_ptr() as usize).is_multiple_of(64),
+                    "{}: the panels start on a 64-byte boundary",
+                    k.isa
+                );
+                if let Some(at) = packed.iter().zip(direct).position(|(a, b)| a != b) {
                     let (p, rest) = (
                         at / (cols.div_ceil(32) * 512),
                         at % (cols.div_ceil(32) * 512),

@@ -6,9 +6,7 @@ use rayon::prelude::*;
 
 use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::Kernels;
-use crate::cpu::quant::{
-    fake_quantize_rows, quantize_mxint8_panels_aligned, quantize_mxint8_rows, MxActs,
-};
+use crate::cpu::quant::{fake_quantize_rows, quantize_mxint8_panels, quantize_mxint8_rows, MxActs};
 use crate::cpu::routes::{LinearShape, Route, RowKernel, ROW_TILE};
 use crate::cpu::rows::{add_bias_rows, outputs_of_an_empty_product, PARALLEL_WORK};
 use crate::ops::ActQuant;
@@ -582,7 +580,7 @@ impl Cpu {
     fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> MxActs {
         let (mut codes, mut factors) = (Vec::new(), Vec::new());
         if self.kernels.mxint8_panel.is_some() {
-            let start = quantize_mxint8_panels_aligned(
+            let start = quantize_mxint8_panels(
                 x,
                 kdim,
                 act.rounding,

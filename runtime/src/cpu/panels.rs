@@ -236,7 +236,7 @@ fn feed_forward_panel(
             s.hidden.resize(real * hidden_width, 0.0);
             up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf); // with the bias
             ff.gelu.apply(&mut s.hidden);
-            let start = crate::cpu::quant::quantize_mxint8_panels_aligned(
+            let start = crate::cpu::quant::quantize_mxint8_panels(
                 &s.hidden,
                 hidden_width,
                 ff.down_rounding,

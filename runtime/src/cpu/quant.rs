@@ -13,7 +13,7 @@ pub(crate) struct MxActs {
     pub factors: Vec<f32>,
     pub panels: bool,
     /// Where the first panel starts in `codes` (panels: on a 64-byte boundary when quantized with
-    /// [`quantize_mxint8_panels_aligned`]).
+    /// [`quantize_mxint8_panels`]).
     pub start: usize,
 }
 
@@ -168,55 +168,12 @@ pub fn pack_mxint8_panels(
 
 /// [`quantize_mxint8_rows`] and [`pack_mxint8_panels`] in one pass: each block of 32 activations is quantized
 /// (`block` is the kernel table's `mxint8_quantize_block`, or its `mxint8_quantize_panel_row` takes whole rows
-/// where it has one) and its codes written straight to their places in the panel, its factor (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly
-/// what the two steps give; the row-major codes are never materialised.
+/// where it has one) and its codes written straight to their places in the panel, its factor
+/// (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly what the two steps give;
+/// the row-major codes are never materialised. The panels start at the returned offset of `all_codes`, its
+/// first 64-byte boundary: the kernels load each panel line (64 bytes: four codes of 16 rows) whole, and a
+/// line that straddles two cache lines costs two loads (the allocator aligns only to 16 bytes).
 pub fn quantize_mxint8_panels(
-    x: &[f32],
-    cols: usize,
-    rounding: Rounding,
-    quantizers: (
-        crate::cpu::kernels::QuantizeBlock,
-        Option<crate::cpu::kernels::QuantizePanelRow>,
-    ),
-    panel_codes: &mut Vec<u8>,
-    panel_factors: &mut Vec<f32>,
-) {
-    quantize_into(
-        x,
-        cols,
-        rounding,
-        quantizers,
-        (panel_codes, false),
-        panel_factors,
-    );
-}
-
-/// [`quantize_mxint8_panels`] with the panels starting on a 64-byte boundary of `panel_codes` (returns
-/// where): the kernels load each panel line (64 bytes: four codes of 16 rows) whole, and a line that
-/// straddles two cache lines costs two loads. The allocator aligns only to 16 bytes.
-pub(crate) fn quantize_mxint8_panels_aligned(
-    x: &[f32],
-    cols: usize,
-    rounding: Rounding,
-    quantizers: (
-        crate::cpu::kernels::QuantizeBlock,
-        Option<crate::cpu::kernels::QuantizePanelRow>,
-    ),
-    panel_codes: &mut Vec<u8>,
-    panel_factors: &mut Vec<f32>,
-) -> usize {
-    quantize_into(
-        x,
-        cols,
-        rounding,
-        quantizers,
-        (panel_codes, true),
-        panel_factors,
-    )
-}
-
-/// The two above: the panels from offset 0 of `panel_codes`, or from its first 64-byte boundary.
-fn quantize_into(
     x: &[f32],
     cols: usize,
     rounding: Rounding,
@@ -224,7 +181,7 @@ fn quantize_into(
         crate::cpu::kernels::QuantizeBlock,
         Option<crate::cpu::kernels::QuantizePanelRow>,
     ),
-    (all_codes, aligned): (&mut Vec<u8>, bool),
+    all_codes: &mut Vec<u8>,
     panel_factors: &mut Vec<f32>,
 ) -> usize {
     use crate::cpu::kernels::reference::{act_scale, PANEL_ROWS};
@@ -240,11 +197,7 @@ fn quantize_into(
     let len = panels * bpr * 512;
     // The buffer's address does not change below (its length is set once), so the offset holds.
     all_codes.reserve(len + 63);
-    let start = if aligned {
-        (64 - all_codes.as_ptr() as usize % 64) % 64
-    } else {
-        0
-    };
+    let start = (64 - all_codes.as_ptr() as usize % 64) % 64;
     all_codes.resize(start + len, 0);
     let panel_codes = &mut all_codes[start..];
     panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
