@@ -2,9 +2,9 @@
 //! the mapped file, a ragged last group as a zero-padded copy, and the per-block values the kernels take
 //! beside the codes: each block's f32 factor and, where the kernel reads activations as unsigned, its
 //! `−128 · Σ codes`. The factors are made per call from the scale bytes (the table's vectorized pass over
-//! a byte per block); the code sums come prepared at open (`cpu::prepared`, two bytes per block), because deriving
-//! them reads every code of the matrix (at batch 1, 11 % of a MiniLM inference on the AVX-512 VNNI tier).
-//! The per-call arrays live in per-thread spare buffers, so a call allocates nothing once warm.
+//! a byte per block); the code sums come prepared at open (`cpu::prepared`, two bytes per block), because
+//! deriving them reads every code of the matrix (see there for what that cost). The per-call arrays live
+//! in per-thread spare buffers, so a call allocates nothing once warm.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
