@@ -1,6 +1,6 @@
 //! What the panel kernels need from each MXINT8 weight matrix that is worth deriving once, when a model is
-//! opened, instead of in every inference: for tables whose kernel reads activations as unsigned (AVX2,
-//! AVX-VNNI, AVX-512 VNNI; not AMX), each block's sum of codes, from which the kernel's `−128 · Σ codes`
+//! opened, instead of in every inference: for tables whose kernel reads activations as unsigned (AVX-VNNI,
+//! AVX-512 VNNI; not plain AVX2 or AMX), each block's sum of codes, from which the kernel's `−128 · Σ codes`
 //! comes. Per call, that took a pass over every code of the matrix: at batch 1 about 8 % of a MiniLM
 //! inference on the AVX-512 VNNI tier (Sapphire Rapids, MXINT8 w+a, 2 threads: ~6.0 ms without the
 //! prepared sums, ~5.5 ms with them). (The blocks' f32 factors stay per call: they come from one byte per
