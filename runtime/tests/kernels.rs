@@ -300,13 +300,24 @@ fn mxint8_panel_agrees_exactly() {
             let factors: Vec<f32> = (0..real_rows * bpr)
                 .map(|_| reference::act_scale(scale(&mut rng)))
                 .collect();
+            // The reference kernel reads two's complement codes; the tier's kernel its own (`code_flip`).
             let (mut panel, mut panel_factors) = (Vec::new(), Vec::new());
             mxrt_runtime::bench::pack_mxint8_panels(
                 &codes,
                 &factors,
                 bpr,
+                0,
                 &mut panel,
                 &mut panel_factors,
+            );
+            let mut kernel_panel = Vec::new();
+            mxrt_runtime::bench::pack_mxint8_panels(
+                &codes,
+                &factors,
+                bpr,
+                panel_kernel.code_flip(),
+                &mut kernel_panel,
+                &mut Vec::new(),
             );
             let wc: Vec<u8> = (0..groups * 16 * bpr * 32).map(|_| rng.gen()).collect();
             let wf: Vec<f32> = (0..groups * 16 * bpr)
@@ -347,7 +358,7 @@ fn mxint8_panel_agrees_exactly() {
             let ldo = groups * 16 + rng.gen_range(0..5);
             let (mut r, mut f) = (vec![7.0f32; 16 * ldo], vec![7.0f32; 16 * ldo]);
             reference::mxint8_panel(&panel, &panel_factors, bpr, w, &mut r, ldo);
-            (panel_kernel.run)(&panel, &panel_factors, bpr, w, &mut f, ldo);
+            (panel_kernel.run)(&kernel_panel, &panel_factors, bpr, w, &mut f, ldo);
             if !row_bias.is_empty() {
                 let mut plain = vec![7.0f32; 16 * ldo];
                 let w_plain = PanelWeights { bias: &[], ..w };
@@ -396,7 +407,7 @@ fn packed_panels_compute_the_decoded_product() {
             .map(|x| mxrt_format::mx::scale_value(w_scale[x / bpr]))
             .collect();
         let (mut panel, mut pf) = (Vec::new(), Vec::new());
-        mxrt_runtime::bench::pack_mxint8_panels(&a, &af, bpr, &mut panel, &mut pf);
+        mxrt_runtime::bench::pack_mxint8_panels(&a, &af, bpr, 0, &mut panel, &mut pf);
         let mut out = vec![f32::NAN; 16 * 16];
         let weights = PanelWeights {
             codes: &w,
@@ -1143,9 +1154,10 @@ fn mxint8_routes_against_the_reference(rng: &mut StdRng, fast_cpu: &Cpu, referen
     }
 }
 
-/// Quantizing straight into panels (through a tier's `mxint8_quantize_panel_row` where it has one) gives
-/// exactly what quantizing rows and then packing them gives: ragged rows (cols not a multiple of 32), a
-/// ragged last panel, NaN blocks, ties, both roundings, the parallel and serial routes.
+/// Quantizing straight into panels (each tier's `mxint8_quantize_panel`, the reference's too) gives
+/// exactly what quantizing rows and then packing them gives, with the codes flipped to unsigned or not:
+/// ragged rows (cols not a multiple of 32), a ragged last panel, NaN blocks, ties, both roundings, the
+/// parallel and serial routes.
 #[test]
 fn quantizing_into_panels_equals_quantize_then_pack() {
     let mut rng = StdRng::seed_from_u64(seed());
@@ -1186,7 +1198,12 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                 let at = rng.gen_range(0..block.len());
                 block[at] = if rng.gen_bool(0.5) { edge } else { -edge };
             }
-            for rounding in [Rounding::Nearest, Rounding::Even] {
+            for (rounding, flip) in [
+                (Rounding::Nearest, 0),
+                (Rounding::Even, 0),
+                (Rounding::Nearest, 0x80),
+                (Rounding::Even, 0x80),
+            ] {
                 let (mut codes, mut scales) = (Vec::new(), Vec::new());
                 mxrt_runtime::bench::quantize_mxint8_rows(
                     &x,
@@ -1202,6 +1219,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     &codes,
                     &factors,
                     cols.div_ceil(32),
+                    flip,
                     &mut packed,
                     &mut packed_factors,
                 );
@@ -1210,7 +1228,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     &x,
                     cols,
                     rounding,
-                    (k.mxint8_quantize_block, k.mxint8_quantize_panel_row),
+                    (k.mxint8_quantize_panel, flip),
                     &mut all_codes,
                     &mut direct_factors,
                 );
@@ -1231,7 +1249,7 @@ fn quantizing_into_panels_equals_quantize_then_pack() {
                     let row = p * 16 + i;
                     let block =
                         &x[row * cols + 32 * j..(row * cols + 32 * j + 32).min((row + 1) * cols)];
-                    panic!("{}: differs at row {row} block {j} group {q}: {:?} vs {:?}; block {block:?}", k.isa, &packed[at..at + 4], &direct[at..at + 4]);
+                    panic!("{}: differs at row {row} block {j} group {q} (flip {flip}): {:?} vs {:?}; block {block:?}", k.isa, &packed[at..at + 4], &direct[at..at + 4]);
                 }
                 assert_eq!(
                     packed_factors

@@ -543,8 +543,7 @@ impl Cpu {
                 down: down.0,
                 down_bias: down.1,
                 gelu: self.kernels.gelu_in_place,
-                quantize_block: self.kernels.mxint8_quantize_block,
-                quantize_panel_row: self.kernels.mxint8_quantize_panel_row,
+                quantize_panel: self.kernels.mxint8_quantize_panel,
                 down_rounding: down.2.rounding,
             };
             return crate::cpu::panels::feed_forward_panels(kernel, &acts, m, &ff);
@@ -579,15 +578,12 @@ impl Cpu {
     /// kernel table's integer path reads: rows, or panels of 16 rows where it has `mxint8_panel`.
     fn quantize_mxint8_input(&self, x: &[f32], kdim: usize, act: ActQuant) -> MxActs {
         let (mut codes, mut factors) = (Vec::new(), Vec::new());
-        if self.kernels.mxint8_panel.is_some() {
+        if let Some(kernel) = self.kernels.mxint8_panel {
             let start = quantize_mxint8_panels(
                 x,
                 kdim,
                 act.rounding,
-                (
-                    self.kernels.mxint8_quantize_block,
-                    self.kernels.mxint8_quantize_panel_row,
-                ),
+                (self.kernels.mxint8_quantize_panel, kernel.code_flip()),
                 &mut codes,
                 &mut factors,
             );

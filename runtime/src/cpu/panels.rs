@@ -146,7 +146,7 @@ pub(crate) fn linear_fixed8(
         x,
         w.cols(),
         (frac, act.rounding),
-        kernels.fixed8_codes,
+        (kernels.fixed8_codes, kernel.code_flip()),
         &mut acts.codes,
         &mut acts.factors,
     );
@@ -164,8 +164,7 @@ pub(crate) struct FeedForward<'a, 'w> {
     pub down: &'a WeightView<'w>,
     pub down_bias: Option<&'a [f32]>,
     pub gelu: Elementwise,
-    pub quantize_block: crate::cpu::kernels::QuantizeBlock,
-    pub quantize_panel_row: Option<crate::cpu::kernels::QuantizePanelRow>,
+    pub quantize_panel: crate::cpu::kernels::QuantizePanel,
     pub down_rounding: mxrt_format::Rounding,
 }
 
@@ -240,7 +239,7 @@ fn feed_forward_panel(
                 &s.hidden,
                 hidden_width,
                 ff.down_rounding,
-                (ff.quantize_block, ff.quantize_panel_row),
+                (ff.quantize_panel, kernel.code_flip()),
                 &mut s.codes,
                 &mut s.factors,
             );

@@ -116,13 +116,15 @@ pub fn quantize_mxint8_rows(
 /// Rearranges MXINT8 activation rows (`bpr * 32` codes and `bpr` factors per row, as
 /// [`quantize_mxint8_rows`] and `cpu::reference::act_scale` give them) into the panel layout of
 /// `cpu::reference::mxint8_panel`: panels of 16 rows, each block's 16 × 32 codes interleaved in groups of
-/// four, and its 16 factors together. Rows past the last one are zero codes with factor 0. Panels are
+/// four, each XORed with `flip` (the panel kernel's `MxPanel::code_flip`), and its 16 factors together.
+/// Rows past the last one are zero codes (XOR `flip`) with factor 0. Panels are
 /// spread over the cores when the input is large. (The runtime quantizes straight into panels with
 /// [`quantize_mxint8_panels`]; this two-step route is the layout's definition the tests check it against.)
 pub fn pack_mxint8_panels(
     codes: &[u8],
     factors: &[f32],
     bpr: usize,
+    flip: u8,
     panel_codes: &mut Vec<u8>,
     panel_factors: &mut Vec<f32>,
 ) {
@@ -131,7 +133,7 @@ pub fn pack_mxint8_panels(
     let rows = factors.len() / bpr.max(1);
     let panels = rows.div_ceil(PANEL_ROWS);
     panel_codes.clear();
-    panel_codes.resize(panels * bpr * 512, 0);
+    panel_codes.resize(panels * bpr * 512, flip);
     panel_factors.clear();
     panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
     if bpr == 0 {
@@ -145,7 +147,12 @@ pub fn pack_mxint8_panels(
                 let block = &mut pc[512 * j..512 * (j + 1)];
                 for q in 0..8 {
                     let src = &row[32 * j + 4 * q..32 * j + 4 * q + 4];
-                    block[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(src);
+                    for (d, &c) in block[64 * q + 4 * i..64 * q + 4 * i + 4]
+                        .iter_mut()
+                        .zip(src)
+                    {
+                        *d = c ^ flip;
+                    }
                 }
                 pf[PANEL_ROWS * j + i] = factors[(first + i) * bpr + j];
             }
@@ -166,25 +173,21 @@ pub fn pack_mxint8_panels(
     }
 }
 
-/// [`quantize_mxint8_rows`] and [`pack_mxint8_panels`] in one pass: each block of 32 activations is quantized
-/// (`block` is the kernel table's `mxint8_quantize_block`, or its `mxint8_quantize_panel_row` takes whole rows
-/// where it has one) and its codes written straight to their places in the panel, its factor
-/// (`cpu::reference::act_scale` of the scale byte) beside them. The result is exactly what the two steps give;
-/// the row-major codes are never materialised. The panels start at the returned offset of `all_codes`, its
+/// [`quantize_mxint8_rows`] and [`pack_mxint8_panels`] in one pass: each panel of 16 rows quantized
+/// straight into its place by `quantize_panel` (the kernel table's `mxint8_quantize_panel`), codes XORed with
+/// `flip` (the panel kernel's `MxPanel::code_flip`). The result is exactly what the two steps give; the
+/// row-major codes are never materialised. The panels start at the returned offset of `all_codes`, its
 /// first 64-byte boundary: the kernels load each panel line (64 bytes: four codes of 16 rows) whole, and a
 /// line that straddles two cache lines costs two loads (the allocator aligns only to 16 bytes).
 pub fn quantize_mxint8_panels(
     x: &[f32],
     cols: usize,
     rounding: Rounding,
-    (block, panel_row): (
-        crate::cpu::kernels::QuantizeBlock,
-        Option<crate::cpu::kernels::QuantizePanelRow>,
-    ),
+    (quantize_panel, flip): (crate::cpu::kernels::QuantizePanel, u8),
     all_codes: &mut Vec<u8>,
     panel_factors: &mut Vec<f32>,
 ) -> usize {
-    use crate::cpu::kernels::reference::{act_scale, PANEL_ROWS};
+    use crate::cpu::kernels::reference::PANEL_ROWS;
     use rayon::prelude::*;
     let bpr = cols.div_ceil(mx::BLOCK);
     let rows = x.len() / cols.max(1);
@@ -203,22 +206,8 @@ pub fn quantize_mxint8_panels(
     panel_factors.resize(panels * bpr * PANEL_ROWS, 0.0);
     let one_panel = |(p, (pc, pf)): (usize, (&mut [u8], &mut [f32]))| {
         let first = p * PANEL_ROWS;
-        let mut codes = [0u8; 32];
-        for i in 0..PANEL_ROWS.min(rows - first) {
-            let row = &x[(first + i) * cols..(first + i + 1) * cols];
-            if let Some(quantize_row) = panel_row {
-                quantize_row(row, rounding, i, pc, pf);
-                continue;
-            }
-            for (j, values) in row.chunks(mx::BLOCK).enumerate() {
-                let scale = quantize_padded(values, rounding, block, &mut codes);
-                let dst = &mut pc[512 * j..512 * (j + 1)];
-                for (q, four) in codes.chunks_exact(4).enumerate() {
-                    dst[64 * q + 4 * i..64 * q + 4 * i + 4].copy_from_slice(four);
-                }
-                pf[PANEL_ROWS * j + i] = act_scale(scale);
-            }
-        }
+        let last = (first + PANEL_ROWS).min(rows);
+        quantize_panel(&x[first * cols..last * cols], cols, rounding, flip, pc, pf);
     };
     let chunks_wide = bpr * 512;
     if x.len() >= 1 << 15 {
@@ -239,13 +228,14 @@ pub fn quantize_mxint8_panels(
 
 /// 8-bit fixed-point activations (`fixed:8.frac`) packed into panels for the kernel table's `mxint8_panel`,
 /// in the layout [`quantize_mxint8_panels`] gives MXINT8 codes: each value's code (`fixed::quantize`, as the
-/// scalar path computes it), every factor 2^-frac. Returns whether any code is −128, the one code MXINT8
-/// never produces (`MxPanel::minus_128_activations` says whether the kernel takes it).
+/// scalar path computes it) XORed with `flip` (the panel kernel's `MxPanel::code_flip`), every factor
+/// 2^-frac. Returns whether any code is −128, the one code MXINT8 never produces
+/// (`MxPanel::minus_128_activations` says whether the kernel takes it).
 pub fn quantize_fixed8_panels(
     x: &[f32],
     cols: usize,
     (frac, rounding): (u8, Rounding),
-    codes_of: crate::cpu::kernels::Fixed8Codes,
+    (codes_of, flip): (crate::cpu::kernels::Fixed8Codes, u8),
     panel_codes: &mut Vec<u8>,
     panel_factors: &mut Vec<f32>,
 ) -> bool {
@@ -258,7 +248,7 @@ pub fn quantize_fixed8_panels(
     if bpr == 0 {
         return false;
     }
-    panel_codes.resize(panels * bpr * 512, 0);
+    panel_codes.resize(panels * bpr * 512, flip);
     panel_factors.resize(panels * bpr * PANEL_ROWS, 2f32.powi(-i32::from(frac)));
     // One panel: each row's codes (zero-padded to whole blocks), four at a time into their places.
     let one_panel = |(p, panel): (usize, &mut [u8])| -> bool {
@@ -272,7 +262,7 @@ pub fn quantize_fixed8_panels(
             for (q, four) in codes.chunks_exact(4).enumerate() {
                 let at = 512 * (q / 8) + 64 * (q % 8) + 4 * i;
                 for (d, &c) in panel[at..at + 4].iter_mut().zip(four) {
-                    *d = c as u8;
+                    *d = c as u8 ^ flip;
                 }
             }
         }

@@ -747,15 +747,14 @@ pub(super) fn peak_i8_vnni_entry(iterations: u64) -> i32 {
 const AVX2_PANEL_ROWS: usize = 4;
 
 /// One panel kernel per way of multiplying a panel line's half (8 rows × 4 codes) by a weight row's four
-/// codes broadcast: `$unsigned` says whether `$prepare` makes the line unsigned (then each block's sum
-/// starts at the weight's `unsigned_bias`), `$multiply_add(sum, half, w)` adds the four products of each
+/// codes broadcast: `$unsigned` says whether the panel holds the codes unsigned (`MxPanel::code_flip`; then
+/// each block's sum starts at the weight's `unsigned_bias`), `$multiply_add(sum, half, w)` adds the four products of each
 /// lane into its i32. Both variants leave the exact i32 block sum the reference computes; then, as the
 /// reference: convert, scale by `w_factor · a_factor`, one FMA per block in block order (float
 /// accumulators in memory, four weight rows at a time).
 macro_rules! mxint8_panel_kernel {
     (
-        $(#[$doc:meta])* $entry:ident, $name:ident, $features:literal, $unsigned:expr, $prepare:ident,
-        $multiply_add:ident
+        $(#[$doc:meta])* $entry:ident, $name:ident, $features:literal, $unsigned:expr, $multiply_add:ident
     ) => {
         pub(super) fn $entry(
             panel: &[u8],
@@ -820,8 +819,8 @@ macro_rules! mxint8_panel_kernel {
                             // (512 * bpr <= panel.len()).
                             let halves = unsafe {
                                 [
-                                    $prepare(_mm256_loadu_si256(line.add(64 * q).cast())),
-                                    $prepare(_mm256_loadu_si256(line.add(64 * q + 32).cast())),
+                                    _mm256_loadu_si256(line.add(64 * q).cast()),
+                                    _mm256_loadu_si256(line.add(64 * q + 32).cast()),
                                 ]
                             };
                             for (sum, row) in sums.iter_mut().zip(&rows) {
@@ -886,34 +885,22 @@ mxint8_panel_kernel!(
     mxint8_panel_avx2,
     "avx2,fma",
     false,
-    line_as_is,
     multiply_add_signed
 );
 
 mxint8_panel_kernel!(
     /// [`reference::mxint8_panel`] on AVX-VNNI, bit for bit: one `vpdpbusd` per half line and weight row
-    /// (the AVX2 kernel spends four instructions there). `vpdpbusd` reads the line as unsigned: its codes
-    /// get 128 added (an XOR of the sign bit) and each (weight row, block) sum starts at `−128 · Σ codes`
+    /// (the AVX2 kernel spends four instructions there). `vpdpbusd` reads the line as unsigned: the panel
+    /// holds each code + 128 (`MxPanel::code_flip`; flipping each half line here, once per four weight rows,
+    /// was ~6 % of the kernel) and each (weight row, block) sum starts at `−128 · Σ codes`
     /// (`unsigned_bias`), which leaves the exact i32 block sum (|partial sums| < 2²⁰: no overflow), as the
     /// AVX-512 kernel does with 16 rows per register.
     mxint8_panel_vnni_entry,
     mxint8_panel_vnni,
     "avx2,fma,avxvnni",
     true,
-    line_unsigned,
     multiply_add_vnni
 );
-
-#[target_feature(enable = "avx2")]
-fn line_as_is(half: __m256i) -> __m256i {
-    half
-}
-
-/// Codes + 128 as unsigned bytes (an XOR of the sign bit).
-#[target_feature(enable = "avx2")]
-fn line_unsigned(half: __m256i) -> __m256i {
-    _mm256_xor_si256(half, _mm256_set1_epi8(i8::MIN))
-}
 
 #[target_feature(enable = "avx2")]
 fn multiply_add_signed(sum: __m256i, half: __m256i, w: __m256i) -> __m256i {

@@ -5,8 +5,6 @@
 
 use std::arch::x86_64::*;
 
-use mxrt_format::{mx, Rounding};
-
 use super::ragged::Elementwise;
 
 pub(super) fn dot_f32_rows3_avx512_entry(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
@@ -293,262 +291,6 @@ unsafe fn softmax_masked_avx512(row: &mut [f32], keep: &[u8], scale: f32) {
     }
 }
 
-pub(super) fn mxint8_quantize_block_avx512_entry(
-    block: &[f32; 32],
-    rounding: Rounding,
-    codes: &mut [u8; 32],
-) -> u8 {
-    // SAFETY: only placed in a table after AVX-512F/BW/DQ/VL were detected.
-    unsafe { mxint8_quantize_block_avx512(block, rounding, codes) }
-}
-
-/// [`mxint8_quantize_block_avx2`] in two 16-lane halves, with the division by the power-of-two scale done
-/// as a multiplication by its reciprocal: both are the correctly rounded value of the same real number
-/// x · 2^-e (2^-e is exact for every shared exponent, -127 ..= 127), so the codes are bit-identical and the
-/// slow division is gone.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn mxint8_quantize_block_avx512(
-    block: &[f32; 32],
-    rounding: Rounding,
-    codes: &mut [u8; 32],
-) -> u8 {
-    let p = block.as_ptr();
-    // SAFETY: the block has exactly 32 values: two 16-wide loads.
-    let v = unsafe { [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))] };
-    let (scale, bytes) = quantize_block_registers(v, rounding);
-    for (h, b) in bytes.iter().enumerate() {
-        // SAFETY: 16 bytes at 16 * h of the 32-byte `codes`.
-        unsafe { _mm_storeu_si128(codes.as_mut_ptr().add(16 * h).cast(), *b) };
-    }
-    scale
-}
-
-/// The quantizer of [`mxint8_quantize_block_avx512`] on a block in two registers: the scale byte and the
-/// 32 codes (two registers of 16 bytes; all zero for a NaN scale).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-fn quantize_block_registers(v: [__m512; 2], rounding: Rounding) -> (u8, [__m128i; 2]) {
-    match block_exponent(v) {
-        Some(e) => ((e + 127) as u8, block_codes(v, e, rounding)),
-        None => (mx::SCALE_NAN, [_mm_setzero_si128(); 2]),
-    }
-}
-
-/// The block's shared exponent (`mx::shared_exponent_of_max` of its largest magnitude), `None` for a NaN
-/// scale (a NaN in the block, or an exponent past the scale's range).
-#[inline]
-#[target_feature(enable = "avx512f,avx512dq")]
-fn block_exponent(v: [__m512; 2]) -> Option<i32> {
-    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[0], v[0])
-        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[1], v[1]);
-    if nan != 0 {
-        return None;
-    }
-    let amax = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1]));
-    mx::shared_exponent_of_max(max_lane(amax), mx::MXINT8_EMAX)
-}
-
-/// The largest of 16 lanes holding no NaN, by halving (`_mm512_reduce_max_ps` compiled to a chain of
-/// scalar maxima here: it keeps NaN semantics the callers do not need).
-#[inline]
-#[target_feature(enable = "avx512f,avx512dq")]
-fn max_lane(v: __m512) -> f32 {
-    let m = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps::<1>(v));
-    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
-}
-
-/// `mx::shared_exponent_of_max` of up to 16 blocks' largest magnitudes at once (`None` for the blocks
-/// flagged in `nan` and past `count`): for normal maxima the exponent field plus one where the value lies
-/// at or above the field's `mx::log2_round_up_table` entry (a gather), minus `MXINT8_EMAX`, at least −127
-/// (`None` past 127); zero is the smallest normal; subnormal and infinite maxima take the scalar function.
-#[target_feature(enable = "avx512f")]
-fn group_exponents(amax: &[f32; 16], nan: u32, count: usize) -> [Option<i32>; 16] {
-    let table = mx::log2_round_up_table();
-    // SAFETY: 16 floats from a 16-float array.
-    let v = unsafe { _mm512_loadu_ps(amax.as_ptr()) };
-    let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, _mm512_setzero_ps());
-    let v = _mm512_mask_mov_ps(v, zero, _mm512_set1_ps(f32::MIN_POSITIVE));
-    let bits = _mm512_castps_si512(v);
-    let field = _mm512_srli_epi32::<23>(bits);
-    // SAFETY: every lane's field is below 256 (the maxima are not negative): inside the 256-entry table.
-    let threshold = unsafe { _mm512_i32gather_epi32::<4>(field, table.as_ptr().cast()) };
-    let up = _mm512_cmpge_epu32_mask(bits, threshold);
-    let floor = _mm512_mask_add_epi32(
-        _mm512_sub_epi32(field, _mm512_set1_epi32(127)),
-        up,
-        field,
-        _mm512_set1_epi32(1 - 127),
-    );
-    let e = _mm512_max_epi32(
-        _mm512_sub_epi32(floor, _mm512_set1_epi32(mx::MXINT8_EMAX)),
-        _mm512_set1_epi32(-127),
-    );
-    let special = _mm512_cmpeq_epi32_mask(field, _mm512_setzero_si512())
-        | _mm512_cmpeq_epi32_mask(field, _mm512_set1_epi32(255));
-    let mut lanes = [0i32; 16];
-    // SAFETY: 16 i32 into a 16-i32 array.
-    unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), e) };
-    std::array::from_fn(|b| {
-        if b >= count || nan & (1 << b) != 0 {
-            None
-        } else if special & (1 << b) != 0 {
-            mx::shared_exponent_of_max(amax[b], mx::MXINT8_EMAX)
-        } else {
-            // Past the scale's range (the largest finite values round up to 2^128): a NaN scale.
-            Some(lanes[b]).filter(|&e| e <= 127)
-        }
-    })
-}
-
-/// The block's 32 codes for shared exponent `e` (the reference's rounding, clamped to ±127).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-fn block_codes(v: [__m512; 2], e: i32, rounding: Rounding) -> [__m128i; 2] {
-    let inverse = _mm512_set1_ps(mx::pow2f(-e));
-    let sixty_four = _mm512_set1_ps(64.0);
-    let scaled = v.map(|x| _mm512_mul_ps(_mm512_mul_ps(x, inverse), sixty_four));
-    scaled.map(|t| {
-        let codes = match rounding {
-            Rounding::Even => codes_even(t),
-            Rounding::Nearest => codes_nearest(t),
-        };
-        _mm512_cvtepi32_epi8(codes)
-    })
-}
-
-/// Codes of scaled values `t` (each exactly x · 2^-e · 64), ties to even, clamped to ±127, as the reference's
-/// `floor(|t| + 0.5)` with its tie correction gives them: the CPU's round-to-nearest-even conversion is that
-/// rounding for every `t` but one magnitude, 0.5 − 2⁻²⁵, where `|t| + 0.5` itself rounds up to 1.0 and the
-/// reference returns ±1 (RNE: 0); that one is put back. Five instructions where the emulated rounding
-/// took about twelve.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-fn codes_even(t: __m512) -> __m512i {
-    const JUST_BELOW_HALF: i32 = 0x3EFF_FFFF; // 0.5 − 2⁻²⁵
-    let sign = _mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(i32::MIN));
-    let magnitude = _mm512_xor_si512(_mm512_castps_si512(t), sign);
-    let quirk = _mm512_cmpeq_epi32_mask(magnitude, _mm512_set1_epi32(JUST_BELOW_HALF));
-    let rounded = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
-    // ±1 where the quirk applies: 1 with t's sign is (1 XOR s) − s for s = 0 or −1 (sign >> 31).
-    let s = _mm512_srai_epi32::<31>(sign);
-    let one = _mm512_sub_epi32(_mm512_xor_si512(_mm512_set1_epi32(1), s), s);
-    let rounded = _mm512_mask_mov_epi32(rounded, quirk, one);
-    _mm512_max_epi32(
-        _mm512_min_epi32(rounded, _mm512_set1_epi32(127)),
-        _mm512_set1_epi32(-127),
-    )
-}
-
-/// Codes of scaled values `t`, ties away from zero, clamped to ±127: the reference's `floor(|t| + 0.5)` with
-/// t's sign (there is no such rounding mode to convert with).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-fn codes_nearest(t: __m512) -> __m512i {
-    let a = _mm512_abs_ps(t);
-    let up = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_add_ps(
-        a,
-        _mm512_set1_ps(0.5),
-    ));
-    let up = _mm512_min_ps(up, _mm512_set1_ps(127.0));
-    // sign(t) * up: the sign bit of t onto the magnitude.
-    let signed = _mm512_or_ps(
-        up,
-        _mm512_andnot_ps(_mm512_set1_ps(f32::from_bits(0x7fff_ffff)), t),
-    );
-    _mm512_cvttps_epi32(signed)
-}
-
-pub(super) fn mxint8_quantize_panel_row_avx512_entry(
-    row: &[f32],
-    rounding: Rounding,
-    i: usize,
-    codes: &mut [u8],
-    factors: &mut [f32],
-) {
-    let bpr = row.len().div_ceil(32);
-    assert!(
-        i < 16 && codes.len() >= bpr * 512 && factors.len() >= bpr * 16,
-        "mxint8_quantize_panel_row: operand sizes do not match"
-    );
-    // SAFETY: only placed in a table after AVX-512F/BW/DQ/VL were detected; sizes checked above.
-    unsafe { mxint8_quantize_panel_row_avx512(row, rounding, i, codes, factors) }
-}
-
-/// `reference::mxint8_quantize_panel_row` on AVX-512: each block quantized in registers (the ragged last
-/// one loaded under a mask, so its padding is zeros) and its eight groups of four codes stored straight to
-/// their places in the panel.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn mxint8_quantize_panel_row_avx512(
-    row: &[f32],
-    rounding: Rounding,
-    i: usize,
-    codes: &mut [u8],
-    factors: &mut [f32],
-) {
-    // Sixteen blocks at a time, in two passes: first each block's shared exponent, then its codes. One
-    // pass per block made each block one long dependency chain (maximum, exponent, scale, codes) and
-    // the core overlapped few of them: 18.4 ns per block on Sapphire Rapids; split, the exponent chains
-    // of a group run side by side.
-    const GROUP: usize = 16;
-    let n = row.len();
-    let load = |j: usize| -> [__m512; 2] {
-        let p = row.as_ptr().wrapping_add(32 * j);
-        let mask = |from: usize| -> __mmask16 {
-            let left = n.saturating_sub(32 * j + from).min(16);
-            ((1u32 << left) - 1) as __mmask16
-        };
-        // SAFETY: each masked load reads only the lanes below `row.len()` (block j starts inside the
-        // row).
-        unsafe {
-            [
-                _mm512_maskz_loadu_ps(mask(0), p),
-                _mm512_maskz_loadu_ps(mask(16), p.wrapping_add(16)),
-            ]
-        }
-    };
-    let blocks = n.div_ceil(32);
-    for first in (0..blocks).step_by(GROUP) {
-        let count = (blocks - first).min(GROUP);
-        let mut amax = [0.0f32; GROUP];
-        let mut nan = 0u32;
-        for (b, m) in amax.iter_mut().enumerate().take(count) {
-            let v = load(first + b);
-            let unordered = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[0], v[0])
-                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v[1], v[1]);
-            nan |= u32::from(unordered != 0) << b;
-            *m = max_lane(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
-        }
-        let exponents = group_exponents(&amax, nan, count);
-        for (b, e) in exponents.iter().enumerate().take(count) {
-            let j = first + b;
-            let (scale, bytes) = match *e {
-                Some(e) => ((e + 127) as u8, block_codes(load(j), e, rounding)),
-                None => (mx::SCALE_NAN, [_mm_setzero_si128(); 2]),
-            };
-            let dst = codes.as_mut_ptr().wrapping_add(512 * j + 4 * i);
-            for (h, b) in bytes.iter().enumerate() {
-                let four = [
-                    _mm_cvtsi128_si32(*b),
-                    _mm_extract_epi32::<1>(*b),
-                    _mm_extract_epi32::<2>(*b),
-                    _mm_extract_epi32::<3>(*b),
-                ];
-                for (t, word) in four.iter().enumerate() {
-                    // SAFETY: code group q = 4h + t of panel row i: byte 512 j + 64 q + 4 i + 4 <= 512 bpr.
-                    unsafe {
-                        dst.add(64 * (4 * h + t))
-                            .cast::<i32>()
-                            .write_unaligned(*word)
-                    };
-                }
-            }
-            factors[16 * j + i] = super::reference::act_scale(scale);
-        }
-    }
-}
-
 pub(super) fn layer_norm_row_avx512_entry(
     row: &mut [f32],
     residual: Option<&[f32]>,
@@ -723,14 +465,14 @@ pub(super) fn mxint8_panel_avx512_entry(
     unsafe { mxint8_panel_avx512(panel, factors, bpr, w, groups, out, ldo) }
 }
 
-/// One `vpdpbusd` of panel line `$q` (XORed to unsigned) against code group `$q` of each of 16 weight rows
+/// One `vpdpbusd` of panel line `$q` (codes stored unsigned) against code group `$q` of each of 16 weight rows
 /// (`{p0}`, `{p4}`, `{p8}`, `{p12}`: rows 0, 4, 8, 12; `{st}` and `{st3}`: one and three row strides).
 /// Not formatted: one instruction per line reads as the assembly it is.
 #[rustfmt::skip]
 macro_rules! block_line {
     ($q:literal) => {
         concat!(
-            "vpxorq {t}, {flip}, zmmword ptr [{line} + 64*", $q, "]\n",
+            "vmovdqu64 {t}, zmmword ptr [{line} + 64*", $q, "]\n",
             "vpdpbusd {s0}, {t}, dword ptr [{p0} + 4*", $q, "]{{1to16}}\n",
             "vpdpbusd {s1}, {t}, dword ptr [{p0} + {st} + 4*", $q, "]{{1to16}}\n",
             "vpdpbusd {s2}, {t}, dword ptr [{p0} + 2*{st} + 4*", $q, "]{{1to16}}\n",
@@ -763,13 +505,7 @@ macro_rules! block_line {
 /// at 32 readable bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
-unsafe fn block_sums(
-    line: *const u8,
-    flip: __m512i,
-    row0: *const u8,
-    row_bytes: usize,
-    sums: &mut [__m512i; 16],
-) {
+unsafe fn block_sums(line: *const u8, row0: *const u8, row_bytes: usize, sums: &mut [__m512i; 16]) {
     let [mut s0, mut s1, mut s2, mut s3, mut s4, mut s5, mut s6, mut s7, mut s8, mut s9, mut s10, mut s11, mut s12, mut s13, mut s14, mut s15] =
         *sums;
     // SAFETY: the caller's contract: every address below is `line + 64 q + 0..64` or
@@ -779,7 +515,6 @@ unsafe fn block_sums(
             block_line!(0), block_line!(1), block_line!(2), block_line!(3),
             block_line!(4), block_line!(5), block_line!(6), block_line!(7),
             line = in(reg) line,
-            flip = in(zmm_reg) flip,
             p0 = in(reg) row0,
             p4 = in(reg) row0.wrapping_add(4 * row_bytes),
             p8 = in(reg) row0.wrapping_add(8 * row_bytes),
@@ -804,9 +539,10 @@ unsafe fn block_sums(
 /// [`super::reference::mxint8_panel`] on AVX-512 VNNI, bit for bit. A panel line (64 bytes: four codes of
 /// each of the 16 rows) is one register, so `vpdpbusd` with a weight row's four codes broadcast adds four
 /// products into each row's lane: one instruction per 64 multiply-adds, where the row kernels spend about
-/// five. `vpdpbusd` reads its first operand as unsigned: the line's codes get 128 added (an XOR of the sign
-/// bit) and each (weight row, block) sum starts at `−128 · Σ codes` (`unsigned_bias`), which leaves the exact
-/// i32 block sum the reference computes (|partial sums| < 2²⁰: no overflow). Then, as the reference: convert,
+/// five. `vpdpbusd` reads its first operand as unsigned: the panel holds each code + 128 (`MxPanel::code_flip`:
+/// the quantizer XORs the sign bit once, where the kernel did it once per weight group, ~3 % of its time) and
+/// each (weight row, block) sum starts at `−128 · Σ codes` (`unsigned_bias`), which leaves the exact i32
+/// block sum the reference computes (|partial sums| < 2²⁰: no overflow). Then, as the reference: convert,
 /// scale by `w_factor · a_factor`, one FMA per block in block order.
 ///
 /// The 16 weight rows of a group at once: 16 integer accumulators (16 independent `vpdpbusd` chains per
@@ -824,7 +560,6 @@ unsafe fn mxint8_panel_avx512(
     ldo: usize,
 ) {
     let row_bytes = bpr * 32;
-    let flip = _mm512_set1_epi8(i8::MIN);
     let (wc, wf, wb) = (
         w.codes.as_ptr(),
         w.factors.as_ptr(),
@@ -847,7 +582,7 @@ unsafe fn mxint8_panel_avx512(
             // SAFETY: `line` is this block's 512 bytes of the panel (512 * bpr <= panel.len()); rows[r]
             // = rows[0] + r * row_bytes is this block's 32 codes of weight row r0 + r < groups * 16, inside
             // w.codes; the asm reads only those, writes only the sums.
-            unsafe { block_sums(line, flip, rows[0], row_bytes, &mut sums) };
+            unsafe { block_sums(line, rows[0], row_bytes, &mut sums) };
             // SAFETY: this block's 16 activation factors (16 * bpr <= factors.len()).
             let a_factors = unsafe { _mm512_loadu_ps(a_factor) };
             for (r, (f, sum)) in acc.iter_mut().zip(&sums).enumerate() {

@@ -24,7 +24,11 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_norms;
 #[cfg(target_arch = "x86_64")]
+mod avx2_quantize;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_quantize;
 #[cfg(target_arch = "x86_64")]
 mod avx512_weights;
 #[cfg(target_arch = "x86_64")]
@@ -53,8 +57,9 @@ pub struct PanelWeights<'a> {
     /// The factor of row `r`, block `j` at `r · bpr + j` (`mx::scale_value` of its scale byte).
     pub factors: &'a [f32],
     /// `−128 · Σ codes` of row `r`, block `j` at `r · bpr + j`, for a kernel with an [`MxPanel::unsigned_bias`]
-    /// (otherwise empty): `vpdpbusd` multiplies unsigned bytes by signed ones, so such a kernel reads
-    /// each activation code `a` as `a + 128` and starts the block's sum at this value to cancel the 128s.
+    /// (otherwise empty): `vpdpbusd` multiplies unsigned bytes by signed ones, so such a kernel's panels
+    /// hold each activation code `a` as `a + 128` ([`MxPanel::code_flip`]) and it starts the block's sum at
+    /// this value to cancel the 128s.
     pub unsigned_bias: &'a [i32],
     /// The bias of each weight row (one per weight row of the groups), added to each of its outputs after
     /// the last block (`out = acc + bias`, as adding it to the stored outputs would); empty: none. In the
@@ -94,8 +99,22 @@ pub struct MxPanel {
     pub minus_128_activations: bool,
 }
 
-/// `(row, rounding, panel row i < 16, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel_row`].
-pub type QuantizePanelRow = fn(&[f32], mxrt_format::Rounding, usize, &mut [u8], &mut [f32]);
+impl MxPanel {
+    /// What the panel's codes are XORed with as they are written: `0x80` (each code stored as `code + 128`)
+    /// for a kernel that reads activation codes as unsigned (one with an [`MxPanel::unsigned_bias`]), so it
+    /// loads each panel line as it is instead of flipping it once per weight group; 0 (two's complement
+    /// codes, as `reference::mxint8_panel` reads them) for the others.
+    pub fn code_flip(&self) -> u8 {
+        if self.unsigned_bias.is_some() {
+            0x80
+        } else {
+            0
+        }
+    }
+}
+
+/// `(rows, cols, rounding, flip, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel`].
+pub type QuantizePanel = fn(&[f32], usize, mxrt_format::Rounding, u8, &mut [u8], &mut [f32]);
 
 /// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
 pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
@@ -168,12 +187,13 @@ pub struct Kernels {
     /// product; the row kernels serve the table without one: the reference).
     pub mxint8_panel: Option<MxPanel>,
     /// One block of 32 activations to MXINT8 codes and scale byte (`reference::mxint8_quantize_block`).
-    pub mxint8_quantize_block: fn(&[f32; 32], mxrt_format::Rounding, &mut [u8; 32]) -> u8,
-    /// Where the tier has one: a row of activations quantized block by block straight into row `i` of a
-    /// panel (codes and factors in the layout of `reference::mxint8_panel`), exactly what
-    /// `mxint8_quantize_block` on each zero-padded block, then packing, gives; without it the quantizer
-    /// goes through `mxint8_quantize_block` (`quant::quantize_mxint8_panels`).
-    pub mxint8_quantize_panel_row: Option<QuantizePanelRow>,
+    pub mxint8_quantize_block: QuantizeBlock,
+    /// `(rows, cols, rounding, flip, codes, factors)`: up to 16 rows of activations (`rows.len() / cols`
+    /// of them) quantized straight into one panel, codes and factors in the layout of
+    /// `reference::mxint8_panel`, each code XORed with `flip` ([`MxPanel::code_flip`]) and rows past the
+    /// last code 0 with factor 0: exactly what `reference::mxint8_quantize_block` on each zero-padded block,
+    /// then `quant::pack_mxint8_panels`, gives (`reference::mxint8_quantize_panel`).
+    pub mxint8_quantize_panel: QuantizePanel,
     /// A row of activations to `fixed:8.F` codes (`reference::fixed8_codes`, the same arithmetic compiled
     /// for the tier's vector width: bit for bit its codes).
     pub fixed8_codes: Fixed8Codes,
@@ -211,7 +231,7 @@ impl Kernels {
             mxint8_rows2: reference::mxint8_rows2,
             mxint8_panel: None,
             mxint8_quantize_block: reference::mxint8_quantize_block,
-            mxint8_quantize_panel_row: None,
+            mxint8_quantize_panel: reference::mxint8_quantize_panel,
             fixed8_codes: reference::fixed8_codes,
             exp_in_place: Elementwise::whole(reference::exp_in_place),
             gelu_in_place: Elementwise::whole(reference::gelu_in_place),
@@ -339,7 +359,7 @@ fn x86_tables() -> Vec<Kernels> {
             minus_128_activations: false,
         }),
         mxint8_quantize_block: avx2::mxint8_quantize_block,
-        mxint8_quantize_panel_row: None,
+        mxint8_quantize_panel: avx2_quantize::mxint8_quantize_panel_entry,
         fixed8_codes: fixed8::fixed8_codes_avx2_entry,
         exp_in_place: avx2::EXP,
         gelu_in_place: avx2::GELU,
@@ -392,8 +412,8 @@ fn x86_tables() -> Vec<Kernels> {
             gemv_mxint8_packed: avx512::gemv_mxint8_packed_avx512_entry,
             transpose_f32: avx512::transpose_f32_avx512_entry,
             softmax_masked: avx512::softmax_masked_avx512_entry,
-            mxint8_quantize_block: avx512::mxint8_quantize_block_avx512_entry,
-            mxint8_quantize_panel_row: Some(avx512::mxint8_quantize_panel_row_avx512_entry),
+            mxint8_quantize_block: avx512_quantize::mxint8_quantize_block_avx512_entry,
+            mxint8_quantize_panel: avx512_quantize::mxint8_quantize_panel_entry,
             fixed8_codes: fixed8::fixed8_codes_avx512_entry,
             mxint8_dot_f32: MxDot::blocks(avx512::mxint8_dot_f32_avx512_entry),
             mxint8_panel: Some(MxPanel {

@@ -317,11 +317,70 @@ pub fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
 /// Activation rows per panel in the layout [`mxint8_panel`] reads.
 pub const PANEL_ROWS: usize = 16;
 
+/// Up to 16 rows of activations (`rows.len() / cols` of them, `cols` wide) quantized into one panel in the
+/// layout [`mxint8_panel`] reads (`codes`: `512 · bpr` bytes, `factors`: `16 · bpr`, `bpr = ⌈cols / 32⌉`):
+/// each block by [`mxint8_quantize_block`] (the ragged last one zero-padded), its codes XORed with `flip`
+/// (`MxPanel::code_flip`: 0, or 0x80 for kernels that read codes as unsigned) and its factor
+/// [`act_scale`]; rows past the last are code 0 (XOR `flip`) with factor 0. The definition every tier's
+/// panel quantizer is checked against.
+pub fn mxint8_quantize_panel(
+    rows: &[f32],
+    cols: usize,
+    rounding: Rounding,
+    flip: u8,
+    codes: &mut [u8],
+    factors: &mut [f32],
+) {
+    quantize_panel_by_blocks(
+        mxint8_quantize_block,
+        rows,
+        cols,
+        (rounding, flip),
+        codes,
+        factors,
+    );
+}
+
+/// [`mxint8_quantize_panel`] with `block` as the block quantizer (any table's `mxint8_quantize_block`).
+pub(crate) fn quantize_panel_by_blocks(
+    block: fn(&[f32; 32], Rounding, &mut [u8; 32]) -> u8,
+    rows: &[f32],
+    cols: usize,
+    (rounding, flip): (Rounding, u8),
+    codes: &mut [u8],
+    factors: &mut [f32],
+) {
+    let bpr = cols.div_ceil(32);
+    let real = rows.len().checked_div(cols).unwrap_or(0);
+    assert!(
+        real <= PANEL_ROWS && codes.len() >= bpr * 512 && factors.len() >= bpr * PANEL_ROWS,
+        "mxint8_quantize_panel: operand sizes do not match"
+    );
+    codes[..bpr * 512].fill(flip);
+    factors[..bpr * PANEL_ROWS].fill(0.0);
+    let mut padded = [0f32; 32];
+    let mut block_codes = [0u8; 32];
+    for (i, row) in rows.chunks_exact(cols.max(1)).take(real).enumerate() {
+        for (j, values) in row.chunks(32).enumerate() {
+            padded.fill(0.0);
+            padded[..values.len()].copy_from_slice(values);
+            let scale = block(&padded, rounding, &mut block_codes);
+            for (q, four) in block_codes.chunks_exact(4).enumerate() {
+                let at = 512 * j + 64 * q + 4 * i;
+                for (d, &c) in codes[at..at + 4].iter_mut().zip(four) {
+                    *d = c ^ flip;
+                }
+            }
+            factors[PANEL_ROWS * j + i] = act_scale(scale);
+        }
+    }
+}
+
 /// MXINT8 × MXINT8 for one panel of 16 activation rows against `w.factors.len() / (16 · bpr)` groups of 16
 /// weight rows (the AMX tile shape; tables without a panel kernel use [`mxint8_rows`] instead).
 ///
-/// The panel (written by `quant::pack_mxint8_panels`): block `j` at byte `512 j`, in it code `32 j + 4 q + t`
-/// of panel row `i` at byte `64 q + 4 i + t` (`q < 8`, `t < 4`); `factors[16 j + i]` is that block's
+/// The panel (written by `quant::pack_mxint8_panels` with no flip): block `j` at byte `512 j`, in it code
+/// `32 j + 4 q + t` of panel row `i` at byte `64 q + 4 i + t` (`q < 8`, `t < 4`); `factors[16 j + i]` is that block's
 /// [`act_scale`] (0 for padding rows); activation codes are never −128 (the quantizer's range is ±127;
 /// the AVX2 kernel relies on it). Weight rows: codes row-major, `32 · bpr` bytes each; the factor of
 /// weight row `r`, block `j` is `w_factors[r · bpr + j]` (`mx::scale_value`). Result: `out[i · ldo + r]` is
