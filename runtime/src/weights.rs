@@ -83,11 +83,15 @@ impl TensorRef {
 }
 
 /// What a backend derives once, at open, from a dense MXINT8 matrix for its integer kernels, so that no
-/// inference derives it again: each block's sum of codes (in −4096..=4064), for the CPU kernels that read
-/// activations as unsigned. One entry per block, row after row, as the blocks lie in the file.
+/// inference derives it again.
 #[derive(Debug, Clone, Default)]
 pub struct PreparedBlocks {
+    /// Each block's sum of codes (in −4096..=4064), for the CPU kernels that read activations as unsigned
+    /// (empty for the others). One entry per block, row after row, as the blocks lie in the file.
     pub code_sums: Vec<i16>,
+    /// Whether any code is −128, for a CPU table whose fastest kernel cannot take that code (`None`: not
+    /// looked at, the table's kernel takes every code).
+    pub minus_128: Option<bool>,
 }
 
 /// A weight matrix `[rows, cols]` (any rank: rows = product of the leading dims) readable row by row through

@@ -267,7 +267,8 @@ fn integer_kernels_agree_exactly() {
 }
 
 /// The panel kernels (AVX2, AVX-VNNI, AVX-512 VNNI, AMX) against `reference::mxint8_panel`, bit for bit: random block counts, 1-4 weight
-/// groups, padding rows (factor 0), every scale byte incl. 0 and 255 (NaN), weight codes incl. -128, an
+/// groups, padding rows (factor 0), every scale byte incl. 0 and 255 (NaN), weight codes incl. -128 (on the
+/// table's kernel for such weights where it has one), an
 /// output stride wider than the groups (columns past them untouched), with and without a bias per weight
 /// row (with one: exactly the outputs without it plus the bias).
 #[test]
@@ -319,7 +320,20 @@ fn mxint8_panel_agrees_exactly() {
                 &mut kernel_panel,
                 &mut Vec::new(),
             );
-            let wc: Vec<u8> = (0..groups * 16 * bpr * 32).map(|_| rng.gen()).collect();
+            // Every weight code, −128 included in half the cases (a table whose fastest kernel cannot
+            // take it serves such matrices with another: `for_weights`).
+            let minus_128 = rng.gen_bool(0.5);
+            let mut wc: Vec<u8> = (0..groups * 16 * bpr * 32)
+                .map(|_| match rng.gen() {
+                    0x80 if !minus_128 => 0x81,
+                    c => c,
+                })
+                .collect();
+            if minus_128 {
+                let at = rng.gen_range(0..wc.len());
+                wc[at] = 0x80;
+            }
+            let panel_kernel = panel_kernel.for_weights(|| wc.contains(&0x80));
             let wf: Vec<f32> = (0..groups * 16 * bpr)
                 .map(|_| mxrt_format::mx::scale_value(scale(&mut rng)))
                 .collect();
@@ -1456,7 +1470,11 @@ fn fixed8_by_fixed8_matches_the_oracle_on_every_path() {
             kernels: Kernels::reference(), // no panel kernel: the per-row i8 path
         };
         for case in 0..24 {
-            let wenc = Encoding::Fixed { width: 8, frac: 6 };
+            // F = 7 in a third of the cases: values near −1 make the weight code −128.
+            let wenc = Encoding::Fixed {
+                width: 8,
+                frac: if case % 3 == 1 { 7 } else { 6 },
+            };
             let policy = if case % 3 == 0 {
                 SparsePolicy::Always
             } else {
@@ -1508,8 +1526,8 @@ fn fixed8_by_fixed8_matches_the_oracle_on_every_path() {
     }
 }
 
-/// Weights with the code sums a model prepares at open (for kernels that read activations as unsigned)
-/// give bit for bit what the per-call derivation gives, on every MXINT8 op (linear, linear with GELU, three
+/// Weights with what a model prepares at open (the code sums for kernels that read activations as
+/// unsigned, whether a code is −128 for the AVX2 table) give bit for bit what the per-call derivation gives, on every MXINT8 op (linear, linear with GELU, three
 /// at once, the fused feed-forward block), ragged weight groups and short inputs included; and the kernels
 /// do read them: a wrong prepared sum changes the output.
 #[test]
@@ -1523,7 +1541,10 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let mut checked = 0;
     for k in fast_tables() {
-        let Some(routine) = k.mxint8_panel.and_then(|p| p.unsigned_bias) else {
+        let Some(panel) = k
+            .mxint8_panel
+            .filter(|p| p.unsigned_bias.is_some() || p.minus_128_weights.is_some())
+        else {
             continue;
         };
         checked += 1;
@@ -1540,7 +1561,7 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
             let (up_ref, down_ref) = (tensor_w(&up_bytes), tensor_w(&down_bytes));
             let (up, down) = (up_ref.view(&up_bytes), down_ref.view(&down_bytes));
             let prepare = |w: &mxrt_runtime::bench::WeightView<'_>| {
-                prepare_blocks(w, routine).expect("dense MXINT8")
+                prepare_blocks(w, panel).expect("dense MXINT8")
             };
             let (up_blocks, down_blocks) = (prepare(&up), prepare(&down));
             let up_p = up_ref.view(&up_bytes).with_prepared(Some(&up_blocks));
@@ -1575,15 +1596,30 @@ fn prepared_blocks_give_the_outputs_of_per_call_ones() {
                 bits(&ff(&up, &down)),
                 "feed-forward, {what}"
             );
-            // The prepared sums are what the kernel corrects by: one changed sum changes an output.
-            let mut wrong = up_blocks.clone();
-            wrong.code_sums[0] += 1;
-            let up_wrong = up_ref.view(&up_bytes).with_prepared(Some(&wrong));
-            assert_ne!(
-                bits(&cpu.linear(&x, m, &up_wrong, None, act)),
-                bits(&cpu.linear(&x, m, &up, None, act)),
-                "a wrong prepared sum went unnoticed, {what}"
-            );
+            if panel.unsigned_bias.is_some() {
+                // The prepared sums are what the kernel corrects by: one changed sum changes an output.
+                let mut wrong = up_blocks.clone();
+                wrong.code_sums[0] += 1;
+                let up_wrong = up_ref.view(&up_bytes).with_prepared(Some(&wrong));
+                assert_ne!(
+                    bits(&cpu.linear(&x, m, &up_wrong, None, act)),
+                    bits(&cpu.linear(&x, m, &up, None, act)),
+                    "a wrong prepared sum went unnoticed, {what}"
+                );
+            }
+            if panel.minus_128_weights.is_some() {
+                // MXRT's converter never writes the code −128; and the flag is what picks the kernel: one
+                // saying a code is −128 takes the other kernel, with the same results.
+                assert_eq!(up_blocks.minus_128, Some(false), "{what}");
+                let mut flagged = up_blocks.clone();
+                flagged.minus_128 = Some(true);
+                let up_flagged = up_ref.view(&up_bytes).with_prepared(Some(&flagged));
+                assert_eq!(
+                    bits(&cpu.linear(&x, m, &up_flagged, None, act)),
+                    bits(&cpu.linear(&x, m, &up, None, act)),
+                    "the kernel for weights holding −128, {what}"
+                );
+            }
         }
     }
     if checked == 0 {

@@ -71,6 +71,17 @@ pub(crate) fn panel_weights<'a>(
     Some((codes, vec![2f32.powi(-i32::from(frac)); blocks]))
 }
 
+/// The table's panel kernel for weight matrix `w`, whose codes as the kernel reads them are `codes`: the
+/// table's own, or where that one cannot take the weight code −128 and `w` holds it, the table's kernel
+/// for such matrices (`MxPanel::minus_128_weights`). Whether `w` holds it comes from what was prepared at
+/// open, else from a pass over the codes.
+pub(crate) fn kernel_for(kernel: MxPanel, w: &WeightView<'_>, codes: &[u8]) -> MxPanel {
+    kernel.for_weights(|| match w.prepared().and_then(|p| p.minus_128) {
+        Some(held) => held,
+        None => crate::cpu::prepared::holds_minus_128(codes),
+    })
+}
+
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last
 /// group (if any) as a zero-padded copy of its rows; each block's factor, and its unsigned bias where the
 /// kernel reads activations as unsigned.

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::cpu::kernels::ragged::Elementwise;
 use crate::cpu::kernels::reference::PANEL_ROWS;
 use crate::cpu::kernels::{Kernels, MxPanel};
-use crate::cpu::panel_weights::{mx_factors, panel_weights, Groups, GROUP_ROWS};
+use crate::cpu::panel_weights::{kernel_for, mx_factors, panel_weights, Groups, GROUP_ROWS};
 use crate::cpu::quant::MxActs;
 use crate::cpu::rows::{add_bias_rows, PARALLEL_WORK};
 use crate::ops::ActQuant;
@@ -37,6 +37,7 @@ pub(crate) fn linear_mxint8_panels(
             "the integer panel path is only taken for dense MXINT8 or whole-block fixed:8 weights"
         )
     };
+    let kernel = kernel_for(kernel, w, &w_codes);
     if n == 0 || m == 0 {
         return out;
     }
@@ -150,8 +151,12 @@ pub(crate) fn linear_fixed8(
         &mut acts.codes,
         &mut acts.factors,
     );
-    if minus_128 && !kernel.minus_128_activations {
-        return None;
+    if minus_128 {
+        // Whether the kernel these weights get takes the activation code −128.
+        let (codes, _) = panel_weights(w, kernel.scale_factors)?;
+        if !kernel_for(kernel, w, &codes).minus_128_activations {
+            return None;
+        }
     }
     Some(linear_mxint8_panels(kernel, &acts, m, w, bias, post))
 }
@@ -192,6 +197,10 @@ pub(crate) fn feed_forward_panels(
         add_bias_rows(&mut out, ff.down_bias);
         return out;
     }
+    let kernels = (
+        kernel_for(kernel, ff.up, up_codes),
+        kernel_for(kernel, ff.down, down_codes),
+    );
     let up = Groups::new(
         up_codes,
         mx_factors(up_scales, kernel.scale_factors),
@@ -212,15 +221,16 @@ pub(crate) fn feed_forward_panels(
             // Taken out for the panel and put back after: a task that ran in between (pool work this
             // thread picked up) would find an empty set, never a borrowed one.
             let mut scratch = PANEL_SCRATCH.take();
-            feed_forward_panel(kernel, acts, ff, (&up, &down), &mut scratch, (p, rows));
+            feed_forward_panel(kernels, acts, ff, (&up, &down), &mut scratch, (p, rows));
             PANEL_SCRATCH.set(scratch);
         });
     out
 }
 
-/// One panel of [`feed_forward_panels`] into its output rows `rows`.
+/// One panel of [`feed_forward_panels`] into its output rows `rows`, with the kernels for the up and down
+/// weights.
 fn feed_forward_panel(
-    kernel: MxPanel,
+    (up_kernel, down_kernel): (MxPanel, MxPanel),
     acts: &MxActs,
     ff: &FeedForward<'_, '_>,
     (up, down): (&Groups<'_>, &Groups<'_>),
@@ -233,13 +243,13 @@ fn feed_forward_panel(
             let real = rows.len() / n;
             s.hidden.clear();
             s.hidden.resize(real * hidden_width, 0.0);
-            up.run(kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf); // with the bias
+            up.run(up_kernel, acts, p, 0..up.count(), &mut s.hidden, &mut s.buf); // with the bias
             ff.gelu.apply(&mut s.hidden);
             let start = crate::cpu::quant::quantize_mxint8_panels(
                 &s.hidden,
                 hidden_width,
                 ff.down_rounding,
-                (ff.quantize_panel, kernel.code_flip()),
+                (ff.quantize_panel, down_kernel.code_flip()),
                 &mut s.codes,
                 &mut s.factors,
             );
@@ -249,7 +259,7 @@ fn feed_forward_panel(
                 panels: true,
                 start,
             };
-            down.run(kernel, &panel, 0, 0..down.count(), rows, &mut s.buf); // with the bias
+            down.run(down_kernel, &panel, 0, 0..down.count(), rows, &mut s.buf); // with the bias
             (s.codes, s.factors) = (panel.codes, panel.factors);
         }
     }

@@ -1,7 +1,8 @@
 //! What the panel kernels need from each MXINT8 weight matrix that is worth deriving once, when a model is
 //! opened, instead of in every inference: for tables whose kernel reads activations as unsigned (AVX-VNNI,
 //! AVX-512 VNNI; not plain AVX2 or AMX), each block's sum of codes, from which the kernel's `−128 · Σ codes`
-//! comes. Per call, that took a pass over every code of the matrix: at batch 1 about 8 % of a MiniLM
+//! comes; for the plain AVX2 table, whether the matrix holds the code −128, which its fastest kernel cannot
+//! take (`MxPanel::minus_128_weights`: one pass over the codes at open instead of one per call). Per call, that took a pass over every code of the matrix: at batch 1 about 8 % of a MiniLM
 //! inference on the AVX-512 VNNI tier (Sapphire Rapids, MXINT8 w+a, 2 threads: ~6.0 ms without the
 //! prepared sums, ~5.5 ms with them). (The blocks' f32 factors stay per call: they come from one byte per
 //! block, cheaply, and would cost four bytes per block held.)
@@ -13,7 +14,7 @@
 use std::collections::HashMap;
 
 use crate::cpu::frame::{integer_mxint8, Cpu};
-use crate::cpu::kernels::UnsignedBias;
+use crate::cpu::kernels::MxPanel;
 use crate::ops::Parameters;
 use crate::weights::{PreparedBlocks, TensorRef, WeightView};
 
@@ -24,19 +25,22 @@ pub struct PreparedPanels {
 }
 
 impl PreparedPanels {
-    /// Prepares every linear layer of `params` that runs on `cpu`'s panel kernel, where that kernel reads
-    /// activations as unsigned (none otherwise).
+    /// Prepares every linear layer of `params` that runs on `cpu`'s panel kernel, where that kernel needs
+    /// something prepared (none otherwise).
     pub fn build(cpu: &Cpu, params: &Parameters<'_>, bytes: &[u8]) -> PreparedPanels {
         let mut blocks = HashMap::new();
-        let Some(routine) = cpu.kernels.mxint8_panel.and_then(|k| k.unsigned_bias) else {
+        let Some(kernel) = cpu.kernels.mxint8_panel else {
             return PreparedPanels { blocks };
         };
+        if kernel.unsigned_bias.is_none() && kernel.minus_128_weights.is_none() {
+            return PreparedPanels { blocks };
+        }
         for l in &params.linears {
             let view = l.weight.view(bytes);
             if !integer_mxint8(&view, l.act) || blocks.contains_key(&l.weight.name) {
                 continue;
             }
-            if let Some(prepared) = prepare(&view, routine) {
+            if let Some(prepared) = prepare(&view, kernel) {
                 blocks.insert(l.weight.name.clone(), prepared);
             }
         }
@@ -49,13 +53,28 @@ impl PreparedPanels {
     }
 }
 
-/// Each block's sum of codes of a dense MXINT8 matrix, by the table's unsigned-bias routine (`None` for
-/// other encodings).
-pub fn prepare(w: &WeightView<'_>, routine: UnsignedBias) -> Option<PreparedBlocks> {
+/// What `kernel` needs prepared from a dense MXINT8 matrix: each block's sum of codes by its unsigned-bias
+/// routine (where it has one), whether a code is −128 (where it has `minus_128_weights`); `None` for other
+/// encodings.
+pub fn prepare(w: &WeightView<'_>, kernel: MxPanel) -> Option<PreparedBlocks> {
     let (codes, _) = w.mxint8_rows_all()?;
-    let mut biases = vec![0i32; codes.len() / 32];
-    routine(codes, &mut biases);
-    // −128 · Σ codes, with |Σ codes| <= 32 · 128: the division is exact and the sum fits an i16.
-    let code_sums = biases.iter().map(|&b| (b / -128) as i16).collect();
-    Some(PreparedBlocks { code_sums })
+    let code_sums = match kernel.unsigned_bias {
+        Some(routine) => {
+            let mut biases = vec![0i32; codes.len() / 32];
+            routine(codes, &mut biases);
+            // −128 · Σ codes, with |Σ codes| <= 32 · 128: the division is exact and the sum fits an i16.
+            biases.iter().map(|&b| (b / -128) as i16).collect()
+        }
+        None => Vec::new(),
+    };
+    let minus_128 = kernel.minus_128_weights.map(|_| holds_minus_128(codes));
+    Some(PreparedBlocks {
+        code_sums,
+        minus_128,
+    })
+}
+
+/// Whether any of `codes` is −128 (0x80).
+pub(crate) fn holds_minus_128(codes: &[u8]) -> bool {
+    codes.contains(&0x80)
 }

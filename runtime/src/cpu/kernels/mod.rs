@@ -95,11 +95,31 @@ pub struct MxPanel {
     /// `reference::scale_factors` (`mx::scale_value`); made per call, so it is vectorized per tier.
     pub scale_factors: ScaleFactors,
     /// Exact for the activation code −128 too (8-bit fixed point's most negative code; MXINT8 never
-    /// produces it). The AVX2 kernel is not: its sign trick (`vpsignb`) cannot negate −128.
+    /// produces it).
     pub minus_128_activations: bool,
+    /// `None`: `run` takes every weight code. Otherwise `run` cannot take the weight code −128 (the AVX2
+    /// kernel moves each activation's sign onto the weight with `vpsignb`, which cannot negate −128; MXRT's
+    /// converter never writes it, 8-bit fixed point and other writers may), and this kernel, with the same
+    /// contract but not exact for the activation code −128, serves matrices that hold it
+    /// ([`MxPanel::for_weights`]).
+    pub minus_128_weights: Option<MxPanelFn>,
 }
 
 impl MxPanel {
+    /// The kernel for a weight matrix: this one, or where it cannot take the weight code −128 and
+    /// `holds_minus_128()` says the matrix has it, its [`MxPanel::minus_128_weights`] kernel.
+    pub fn for_weights(self, holds_minus_128: impl FnOnce() -> bool) -> MxPanel {
+        match self.minus_128_weights {
+            Some(run) if holds_minus_128() => MxPanel {
+                run,
+                minus_128_activations: false,
+                minus_128_weights: None,
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     /// What the panel's codes are XORed with as they are written: `0x80` (each code stored as `code + 128`)
     /// for a kernel that reads activation codes as unsigned (one with an [`MxPanel::unsigned_bias`]), so it
     /// loads each panel line as it is instead of flipping it once per weight group; 0 (two's complement
@@ -257,6 +277,7 @@ impl Kernels {
                 unsigned_bias: None,
                 scale_factors: reference::scale_factors,
                 minus_128_activations: true,
+                minus_128_weights: None,
             }),
             ..Kernels::reference()
         }
@@ -356,7 +377,8 @@ fn x86_tables() -> Vec<Kernels> {
             run: avx2::mxint8_panel,
             unsigned_bias: None,
             scale_factors: avx2::scale_factors_entry,
-            minus_128_activations: false,
+            minus_128_activations: true,
+            minus_128_weights: Some(avx2::mxint8_panel_any_weights),
         }),
         mxint8_quantize_block: avx2::mxint8_quantize_block,
         mxint8_quantize_panel: avx2_quantize::mxint8_quantize_panel_entry,
@@ -386,6 +408,7 @@ fn x86_tables() -> Vec<Kernels> {
                 unsigned_bias: Some(avx2::unsigned_bias_entry),
                 scale_factors: avx2::scale_factors_entry,
                 minus_128_activations: true,
+                minus_128_weights: None,
             }),
             peaks: PeakLoops {
                 i8: avx2::peak_i8_vnni_entry,
@@ -421,6 +444,7 @@ fn x86_tables() -> Vec<Kernels> {
                 unsigned_bias: Some(avx512_weights::unsigned_bias_avx512_entry),
                 scale_factors: avx512_weights::scale_factors_avx512_entry,
                 minus_128_activations: true,
+                minus_128_weights: None,
             }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
             peaks: PeakLoops {
@@ -443,6 +467,7 @@ fn x86_tables() -> Vec<Kernels> {
                     unsigned_bias: None,
                     scale_factors: avx512_weights::scale_factors_avx512_entry,
                     minus_128_activations: true,
+                    minus_128_weights: None,
                 }),
                 peaks: PeakLoops {
                     i8: amx::peak_i8,
