@@ -57,36 +57,38 @@ unsafe fn mxint8_quantize_panel_avx2(
     let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let flip_bytes = _mm256_set1_epi8(flip as i8);
     for j in 0..cols.div_ceil(32) {
-        let mut amax = [0.0f32; 16];
+        let mut magnitudes = [_mm256_setzero_ps(); 16];
         let mut nan = 0u32;
-        for (i, m) in amax.iter_mut().enumerate().take(real) {
+        for (i, m) in magnitudes.iter_mut().enumerate().take(real) {
             let v = load(i, j);
-            let mut unordered = _mm256_setzero_ps();
-            let mut largest = _mm256_setzero_ps();
-            for x in v {
-                unordered = _mm256_or_ps(unordered, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
-                largest = _mm256_max_ps(largest, _mm256_and_ps(x, abs_mask));
-            }
-            nan |= u32::from(_mm256_movemask_ps(unordered) != 0) << i;
-            let h = _mm_max_ps(
-                _mm256_castps256_ps128(largest),
-                _mm256_extractf128_ps::<1>(largest),
+            // Unordered where either operand's lane is NaN.
+            let unordered = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(v[0], v[1]),
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(v[2], v[3]),
             );
-            let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-            *m = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps::<1>(h, h)));
+            nan |= u32::from(_mm256_movemask_ps(unordered) != 0) << i;
+            let largest = v.map(|x| _mm256_and_ps(x, abs_mask));
+            *m = _mm256_max_ps(
+                _mm256_max_ps(largest[0], largest[1]),
+                _mm256_max_ps(largest[2], largest[3]),
+            );
         }
-        let mut exponents = [None; 16];
+        let (mut exponents, mut valid) = ([0i32; 16], 0u32);
         for half in 0..2 {
-            let e = group_exponents(
-                &amax[8 * half..8 * half + 8],
+            let rows: &[__m256; 8] = magnitudes[8 * half..8 * half + 8]
+                .try_into()
+                .expect("eight rows");
+            let (e, v) = group_exponents(
+                lane_maxima(rows),
                 nan >> (8 * half),
-                real.saturating_sub(8 * half),
+                real.saturating_sub(8 * half).min(8),
             );
             exponents[8 * half..8 * half + 8].copy_from_slice(&e);
+            valid |= v << (8 * half);
         }
         let mut row_codes = [flip_bytes; 16]; // padding rows: code 0
-        for (i, e) in exponents.iter().enumerate().take(real) {
-            let (scale, bytes) = match *e {
+        for (i, &e) in exponents.iter().enumerate().take(real) {
+            let (scale, bytes) = match (valid & (1 << i) != 0).then_some(e) {
                 Some(e) => ((e + 127) as u8, block_codes(load(i, j), e, rounding)),
                 None => (mx::SCALE_NAN, _mm256_setzero_si256()),
             };
@@ -110,17 +112,16 @@ unsafe fn mxint8_quantize_panel_avx2(
     }
 }
 
-/// `mx::shared_exponent_of_max` of up to 8 rows' largest magnitudes at once (`None` for rows flagged in
-/// `nan` and past `count`), as the AVX-512 tier's 16-lane version computes it: for normal maxima the
-/// exponent field plus one where the value lies at or above the field's `mx::log2_round_up_table` entry
-/// (a gather), minus `MXINT8_EMAX`, at least −127 (`None` past 127); zero is the smallest normal;
-/// subnormal and infinite maxima take the scalar function.
+/// `mx::shared_exponent_of_max` of up to 8 rows' largest magnitudes at once, as the AVX-512 tier's 16-lane
+/// version computes it: the exponents, and the mask of lanes that have one (not the rows flagged in `nan`,
+/// none from `count` ≤ 8 on, none past 127: a NaN scale). For normal maxima the exponent field plus one
+/// where the value lies at or above the field's `mx::log2_round_up_table` entry (a gather), minus
+/// `MXINT8_EMAX`, at least −127; zero is the smallest normal; subnormal and infinite maxima take the scalar
+/// function.
 #[target_feature(enable = "avx2")]
-fn group_exponents(amax: &[f32], nan: u32, count: usize) -> [Option<i32>; 8] {
+fn group_exponents(amax: __m256, nan: u32, count: usize) -> ([i32; 8], u32) {
     let table = mx::log2_round_up_table();
-    let amax: &[f32; 8] = amax.try_into().expect("eight maxima");
-    // SAFETY: 8 floats from an 8-float array.
-    let v = unsafe { _mm256_loadu_ps(amax.as_ptr()) };
+    let v = amax;
     let zero = _mm256_cmp_ps::<_CMP_EQ_OQ>(v, _mm256_setzero_ps());
     let v = _mm256_blendv_ps(v, _mm256_set1_ps(f32::MIN_POSITIVE), zero);
     let bits = _mm256_castps_si256(v);
@@ -142,19 +143,55 @@ fn group_exponents(amax: &[f32], nan: u32, count: usize) -> [Option<i32>; 8] {
         _mm256_cmpeq_epi32(field, _mm256_set1_epi32(255)),
     );
     let special = _mm256_movemask_ps(_mm256_castsi256_ps(special)) as u32;
+    // Past the scale's range (the largest finite values round up to 2^128): a NaN scale.
+    let past = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        e,
+        _mm256_set1_epi32(127),
+    ))) as u32;
+    let rows = (1u32 << count) - 1;
     let mut lanes = [0i32; 8];
     // SAFETY: 8 i32 into an 8-i32 array.
     unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), e) };
-    std::array::from_fn(|b| {
-        if b >= count || nan & (1 << b) != 0 {
-            None
-        } else if special & (1 << b) != 0 {
-            mx::shared_exponent_of_max(amax[b], mx::MXINT8_EMAX)
-        } else {
-            // Past the scale's range (the largest finite values round up to 2^128): a NaN scale.
-            Some(lanes[b]).filter(|&e| e <= 127)
+    let mut valid = rows & !nan & !past & !special;
+    let mut rare = rows & !nan & special;
+    let mut maxima = [0f32; 8];
+    if rare != 0 {
+        // SAFETY: 8 floats into an 8-float array.
+        unsafe { _mm256_storeu_ps(maxima.as_mut_ptr(), amax) };
+    }
+    while rare != 0 {
+        let b = rare.trailing_zeros() as usize;
+        rare &= rare - 1;
+        if let Some(e) = mx::shared_exponent_of_max(maxima[b], mx::MXINT8_EMAX) {
+            lanes[b] = e;
+            valid |= 1 << b;
         }
-    })
+    }
+    (lanes, valid)
+}
+
+/// Lane i: the largest lane of `m[i]` (no NaN among them), by a reduction tree over the eight registers at
+/// once (each row's maximum reduced alone then went through memory to be loaded as a vector).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lane_maxima(m: &[__m256; 8]) -> __m256 {
+    // t[k]: in each 128-bit lane, rows 2k and 2k + 1 reduced over pairs of that lane's elements.
+    let t: [__m256; 4] = std::array::from_fn(|k| {
+        let (a, b) = (m[2 * k], m[2 * k + 1]);
+        _mm256_max_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b))
+    });
+    // u[k]: in each 128-bit lane, rows 4k .. 4k + 4 reduced over that lane's four elements.
+    let u: [__m256; 2] = std::array::from_fn(|k| {
+        let (a, b) = (_mm256_castps_pd(t[2 * k]), _mm256_castps_pd(t[2 * k + 1]));
+        _mm256_max_ps(
+            _mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+            _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)),
+        )
+    });
+    _mm256_max_ps(
+        _mm256_permute2f128_ps::<0x20>(u[0], u[1]),
+        _mm256_permute2f128_ps::<0x31>(u[0], u[1]),
+    )
 }
 
 /// The block's 32 codes for shared exponent `e` (the reference's rounding, clamped to ±127), in order in
