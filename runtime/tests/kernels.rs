@@ -1659,3 +1659,52 @@ fn scale_factors_are_the_scale_values() {
         }
     }
 }
+
+/// Each table's bias (+ ReLU) over rows gives the reference's values bit for bit: widths around the vector
+/// widths (an MLP's 5 classes among them), a ragged last row, NaN, ±0 and values the bias makes cross zero.
+#[test]
+fn add_bias_rows_agrees_exactly() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables() {
+        for width in [1usize, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100] {
+            for relu in [false, true] {
+                let rows = rng.gen_range(1..6);
+                let ragged = if rng.gen_bool(0.3) {
+                    rng.gen_range(1..=width)
+                } else {
+                    0
+                };
+                let bias: Vec<f32> = (0..width)
+                    .map(|_| match rng.gen_range(0..8) {
+                        0 => -0.0,
+                        1 => 0.0,
+                        _ => rng.gen_range(-2.0..2.0),
+                    })
+                    .collect();
+                let values: Vec<f32> = (0..rows * width + ragged)
+                    .map(|_| match rng.gen_range(0..10) {
+                        0 => f32::NAN,
+                        1 => -0.0,
+                        2 => 0.0,
+                        _ => rng.gen_range(-2.0..2.0),
+                    })
+                    .collect();
+                let (mut want, mut got) = (values.clone(), values.clone());
+                reference::add_bias_rows(&mut want, &bias, relu);
+                (k.add_bias_rows)(&mut got, &bias, relu);
+                for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                    assert!(
+                        w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()),
+                        "{} width {width} relu {relu}: value {i}: {g} vs {w}",
+                        k.isa
+                    );
+                }
+                if relu {
+                    assert!(want
+                        .iter()
+                        .all(|v| v.to_bits() != (-0.0f32).to_bits() && !v.is_nan()));
+                }
+            }
+        }
+    }
+}

@@ -19,12 +19,14 @@ const MAX_WIDTH: usize = 256;
 enum Step {
     /// Transposed weights `[k, stride]` (stride = n rounded up to 16, zero columns past n) and the bias; for
     /// dense MXINT8 weights also the same panel as codes and block factors, which one sample reads instead.
+    /// With `relu`: the ReLU that followed the layer in the chain, applied with its bias in one pass.
     Linear {
         wt: Vec<f32>,
         k: usize,
         n: usize,
         bias: Vec<f32>,
         mx: Option<MxPanel>,
+        relu: bool,
     },
     Affine {
         scale: Vec<f32>,
@@ -90,7 +92,7 @@ impl SmallChain {
         }
         let mut outputs = inputs;
         for op in ops {
-            steps.push(match op {
+            let step = match op {
                 RowOp::Linear(l) => {
                     let w = l.weight.view(bytes);
                     let (n, k) = (w.rows(), w.cols());
@@ -113,16 +115,26 @@ impl SmallChain {
                         n,
                         bias: l.bias.clone(),
                         mx: MxPanel::of(&w, n, k, stride),
+                        relu: false,
                     }
+                }
+                RowOp::Relu => {
+                    if let Some(Step::Linear { relu, .. }) = steps.last_mut() {
+                        if !*relu {
+                            *relu = true; // the ReLU of the linear layer before it
+                            continue;
+                        }
+                    }
+                    Step::Relu
                 }
                 RowOp::Affine(a) => Step::Affine {
                     scale: a.scale.clone(),
                     shift: a.shift.clone(),
                 },
-                RowOp::Relu => Step::Relu,
                 RowOp::LeakyRelu(s) => Step::LeakyRelu(*s),
                 RowOp::Softmax => Step::Softmax,
-            });
+            };
+            steps.push(step);
         }
         Some(SmallChain {
             steps,
@@ -144,7 +156,14 @@ impl SmallChain {
         let mut width = self.inputs;
         for step in &self.steps {
             match step {
-                Step::Linear { wt, k, n, bias, mx } => {
+                Step::Linear {
+                    wt,
+                    k,
+                    n,
+                    bias,
+                    mx,
+                    relu,
+                } => {
                     match mx {
                         Some(p) => (kernels.gemv_mxint8_packed)(
                             &a[..*k],
@@ -156,9 +175,7 @@ impl SmallChain {
                         ),
                         None => (kernels.gemv_f32_packed)(&a[..*k], *k, wt, *n, &mut b[..*n]),
                     }
-                    for (v, c) in b[..*n].iter_mut().zip(bias) {
-                        *v += c;
-                    }
+                    (kernels.add_bias_rows)(&mut b[..*n], bias, *relu);
                     std::mem::swap(&mut a, &mut b);
                     width = *n;
                 }
@@ -184,10 +201,17 @@ impl SmallChain {
         let mut width = self.inputs;
         for step in &self.steps {
             match step {
-                Step::Linear { wt, k, n, bias, .. } => {
+                Step::Linear {
+                    wt,
+                    k,
+                    n,
+                    bias,
+                    relu,
+                    ..
+                } => {
                     let mut b = buffers::take(rows * n); // every value written by the product
                     (kernels.gemm_f32_packed)(&a, rows, *k, wt, *n, &mut b, *n);
-                    crate::cpu::rows::add_bias_rows(&mut b, Some(bias));
+                    (kernels.add_bias_rows)(&mut b, bias, *relu);
                     buffers::recycle(std::mem::replace(&mut a, b));
                     width = *n;
                 }

@@ -1,5 +1,5 @@
-//! The AVX2 tier's row normalizations: the masked attention softmax and LayerNorm (the AVX-VNNI tier uses
-//! them too). Split from `avx2.rs` (kernel files stay under 1,000 lines).
+//! The AVX2 tier's row-wise ops: the masked attention softmax, LayerNorm, and bias (+ ReLU) over rows (the
+//! AVX-VNNI tier uses them too). Split from `avx2.rs` (kernel files stay under 1,000 lines).
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -180,4 +180,34 @@ unsafe fn layer_norm_row_avx2(
 fn horizontal_sum_pd(v: __m256d) -> f64 {
     let pair = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
     _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
+}
+
+pub(super) fn add_bias_rows(out: &mut [f32], bias: &[f32], relu: bool) {
+    // SAFETY: only placed in a table after AVX2 was detected.
+    unsafe { add_bias_rows_avx2(out, bias, relu) }
+}
+
+/// `reference::add_bias_rows` eight values at a time (each row's last few through the reference's
+/// arithmetic): `max(v + b, 0)` is the reference's ReLU, as `vmaxps` returns its second operand, +0, for
+/// NaN and for −0.
+#[target_feature(enable = "avx2")]
+fn add_bias_rows_avx2(out: &mut [f32], bias: &[f32], relu: bool) {
+    let n = bias.len().max(1);
+    let whole = bias.len() / 8 * 8;
+    let zero = _mm256_setzero_ps();
+    for row in out.chunks_mut(n) {
+        if row.len() < n {
+            reference::add_bias_rows(row, bias, relu);
+            continue;
+        }
+        for c in (0..whole).step_by(8) {
+            // SAFETY: values c .. c + 8 lie inside the row and the bias (c + 8 <= whole <= n).
+            unsafe {
+                let p = row.as_mut_ptr().add(c);
+                let v = _mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(bias.as_ptr().add(c)));
+                _mm256_storeu_ps(p, if relu { _mm256_max_ps(v, zero) } else { v });
+            }
+        }
+        reference::add_bias_rows(&mut row[whole..], &bias[whole..], relu);
+    }
 }

@@ -659,3 +659,33 @@ pub(super) fn transpose16(m: &[__m512; 16]) -> [__m512; 16] {
     }
     out
 }
+
+pub(super) fn add_bias_rows_avx512_entry(out: &mut [f32], bias: &[f32], relu: bool) {
+    // SAFETY: only placed in a table after AVX-512F was detected.
+    unsafe { add_bias_rows_avx512(out, bias, relu) }
+}
+
+/// `reference::add_bias_rows` sixteen values at a time, each row's last few under a mask (an MLP's
+/// five-class output row is one masked vector): `max(v + b, 0)` is the reference's ReLU, as `vmaxps`
+/// returns its second operand, +0, for NaN and for −0.
+#[target_feature(enable = "avx512f")]
+fn add_bias_rows_avx512(out: &mut [f32], bias: &[f32], relu: bool) {
+    let n = bias.len().max(1);
+    let zero = _mm512_setzero_ps();
+    for row in out.chunks_mut(n) {
+        let width = row.len().min(bias.len());
+        for c in (0..width).step_by(16) {
+            let mask = ((1u32 << (width - c).min(16)) - 1) as __mmask16;
+            // SAFETY: the masked lanes are values c .. min(c + 16, width) of the row and the bias, inside
+            // both; the others are neither read nor written.
+            unsafe {
+                let p = row.as_mut_ptr().add(c);
+                let v = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(mask, p),
+                    _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c)),
+                );
+                _mm512_mask_storeu_ps(p, mask, if relu { _mm512_max_ps(v, zero) } else { v });
+            }
+        }
+    }
+}

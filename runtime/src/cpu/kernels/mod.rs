@@ -136,6 +136,9 @@ impl MxPanel {
 /// `(rows, cols, rounding, flip, panel codes, panel factors)`: see [`Kernels::mxint8_quantize_panel`].
 pub type QuantizePanel = fn(&[f32], usize, mxrt_format::Rounding, u8, &mut [u8], &mut [f32]);
 
+/// `(out, bias, relu)`: see [`Kernels::add_bias_rows`].
+pub type AddBiasRows = fn(&mut [f32], &[f32], bool);
+
 /// `(x, rows, k, packed weights, n, out, ldo)`: see `reference::gemm_f32_packed`.
 pub type GemmF32Packed = fn(&[f32], usize, usize, &[f32], usize, &mut [f32], usize);
 
@@ -230,6 +233,10 @@ pub struct Kernels {
     pub softmax_masked: fn(&mut [f32], &[u8], f32),
     /// Sparse weight row (values, column indices) · dense row (`.dot(values, cols, x)`).
     pub sparse_dot: SparseDot,
+    /// `(out, bias, relu)`: `bias` added to every row of `out` (rows as wide as `bias`), then with `relu`
+    /// each value `v > 0 ? v : 0` (`reference::add_bias_rows`; every tier bit for bit: one add and one
+    /// comparison per value).
+    pub add_bias_rows: AddBiasRows,
     /// The tier's compute-ceiling loops (benchmarks only).
     pub peaks: PeakLoops,
 }
@@ -258,6 +265,7 @@ impl Kernels {
             softmax_masked: reference::softmax_masked,
             layer_norm_row: reference::layer_norm_row,
             sparse_dot: SparseDot::whole(reference::sparse_dot),
+            add_bias_rows: reference::add_bias_rows,
             peaks: PeakLoops {
                 f32: reference::peak_f32,
                 f32_ops: reference::PEAK_OPS,
@@ -388,6 +396,7 @@ fn x86_tables() -> Vec<Kernels> {
         softmax_masked: avx2_norms::softmax_masked,
         layer_norm_row: avx2_norms::layer_norm_row,
         sparse_dot: SparseDot::vectors(8, avx2::sparse_dot),
+        add_bias_rows: avx2_norms::add_bias_rows,
         peaks: PeakLoops {
             f32: avx2::peak_f32,
             f32_ops: avx2::PEAK_OPS_F32,
@@ -447,6 +456,7 @@ fn x86_tables() -> Vec<Kernels> {
                 minus_128_weights: None,
             }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
+            add_bias_rows: avx512::add_bias_rows_avx512_entry,
             peaks: PeakLoops {
                 f32: avx512::peak_f32,
                 f32_ops: avx512::PEAK_OPS_F32,

@@ -314,6 +314,17 @@ pub fn sparse_dot(values: &[f32], cols: &[u32], x: &[f32]) -> f32 {
         .fold(0.0, |acc, (v, &c)| acc + v * x[c as usize])
 }
 
+/// `bias` added to every row of `out` (rows as wide as `bias`; a ragged last row gets its first values),
+/// then with `relu` each value `v > 0 ? v : 0` (NaN and −0 become +0).
+pub fn add_bias_rows(out: &mut [f32], bias: &[f32], relu: bool) {
+    for row in out.chunks_mut(bias.len().max(1)) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            let sum = *v + b;
+            *v = if !relu || sum > 0.0 { sum } else { 0.0 };
+        }
+    }
+}
+
 /// Activation rows per panel in the layout [`mxint8_panel`] reads.
 pub const PANEL_ROWS: usize = 16;
 
