@@ -10,7 +10,7 @@ use mxrt_format::{
     encode_f32, Encoding, FileBuilder, MxElem, MxrtFile, ReadOptions, Rounding, SparsePolicy,
 };
 use mxrt_runtime::bench::Cpu;
-use mxrt_runtime::bench::{prepare_blocks, reference, Kernels, PanelWeights, TIERS};
+use mxrt_runtime::bench::{prepare_blocks, reference, Epilogue, Kernels, PanelWeights, TIERS};
 use mxrt_runtime::ActQuant;
 use mxrt_runtime::TensorRef;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -964,8 +964,8 @@ fn gemm_f32_packed_within_the_derived_bound() {
             // Output rows `ldo` apart; the columns past n keep their value.
             let ldo = n + rng.gen_range(0..3);
             let (mut r, mut f) = (vec![7.0f32; rows * ldo], vec![7.0f32; rows * ldo]);
-            reference::gemm_f32_packed(&x, rows, kd, &wt, n, &mut r, ldo);
-            (k.gemm_f32_packed)(&x, rows, kd, &wt, n, &mut f, ldo);
+            reference::gemm_f32_packed(&x, rows, kd, &wt, n, &mut r, ldo, Epilogue::NONE);
+            (k.gemm_f32_packed)(&x, rows, kd, &wt, n, &mut f, ldo, Epilogue::NONE);
             for i in 0..rows {
                 assert!(f[i * ldo + n..(i + 1) * ldo].iter().all(|&v| v == 7.0));
                 for c in 0..n {
@@ -974,6 +974,70 @@ fn gemm_f32_packed_within_the_derived_bound() {
                     assert!(
                         (a - b).abs() <= bound,
                         "k={kd} n={n} ({i}, {c}): {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The packed GEMM's epilogue (bias, ReLU) gives, on every table, the reference and the tier's own kernel
+/// alike, bit for bit what its product without one then `reference::add_bias_rows` give: depths past the
+/// 128-step passes (applied once, after the last), ragged column vectors, NaN and −0 sums.
+#[test]
+fn gemm_f32_packed_epilogue_is_the_bias_pass_after_it() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for k in fast_tables_and_reference() {
+        for case in 0..200 {
+            let (kd, n, rows): (usize, usize, usize) = (
+                if rng.gen_bool(0.25) {
+                    rng.gen_range(120..300)
+                } else {
+                    rng.gen_range(0..40)
+                },
+                rng.gen_range(1..80),
+                rng.gen_range(1..20),
+            );
+            let mut x: Vec<f32> = (0..rows * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            if case % 7 == 0 && !x.is_empty() {
+                let at = rng.gen_range(0..x.len());
+                x[at] = f32::NAN;
+            }
+            let w: Vec<f32> = (0..n * kd).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let wt = packed_panel(&w, n, kd);
+            let bias: Vec<f32> = (0..n)
+                .map(|_| {
+                    if rng.gen_bool(0.2) {
+                        -0.0
+                    } else {
+                        rng.gen_range(-2.0..2.0)
+                    }
+                })
+                .collect();
+            let ldo = n + rng.gen_range(0..3);
+            for (with_bias, relu) in [(true, false), (false, true), (true, true)] {
+                let epilogue = Epilogue {
+                    bias: with_bias.then_some(&bias[..]),
+                    relu,
+                };
+                let (mut want, mut got) = (vec![7.0f32; rows * ldo], vec![7.0f32; rows * ldo]);
+                (k.gemm_f32_packed)(&x, rows, kd, &wt, n, &mut want, ldo, Epilogue::NONE);
+                for row in want.chunks_mut(ldo) {
+                    let b: Vec<f32> = if with_bias {
+                        bias.clone()
+                    } else {
+                        vec![0.0; n]
+                    };
+                    if with_bias || relu {
+                        reference::add_bias_rows(&mut row[..n], &b, relu);
+                    }
+                }
+                (k.gemm_f32_packed)(&x, rows, kd, &wt, n, &mut got, ldo, epilogue);
+                for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                        "{}: k={kd} n={n} rows={rows} bias={with_bias} relu={relu}: value {i}: {b} vs {a}",
+                        k.isa
                     );
                 }
             }

@@ -130,12 +130,23 @@ impl Cpu {
             }
             sc.scores.resize(seq * seq, 0.0); // every score is written by the product
             let kt = sc.kt.as_slice();
-            (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, kt, seq, &mut sc.scores, seq);
+            use crate::cpu::kernels::Epilogue;
+            const NONE: Epilogue<'static> = Epilogue::NONE;
+            (self.kernels.gemm_f32_packed)(&sc.q, seq, dim, kt, seq, &mut sc.scores, seq, NONE);
             for row in sc.scores.chunks_mut(seq) {
                 (self.kernels.softmax_masked)(row, keep, scale);
             }
             // Output = P V: the probabilities broadcast against the packed values.
-            (self.kernels.gemm_f32_packed)(&sc.scores, seq, seq, sc.v.as_slice(), dim, out, ldo);
+            (self.kernels.gemm_f32_packed)(
+                &sc.scores,
+                seq,
+                seq,
+                sc.v.as_slice(),
+                dim,
+                out,
+                ldo,
+                NONE,
+            );
         }
         HEAD_SCRATCH.set(scratch);
     }

@@ -355,6 +355,7 @@ impl Cpu {
                 n,
                 o,
                 n,
+                crate::cpu::kernels::Epilogue::NONE,
             );
             add_bias_rows(o, bias);
             if let Some(f) = post {
@@ -411,7 +412,16 @@ impl Cpu {
             for r0 in (0..n).step_by(WEIGHT_ROWS) {
                 let r1 = (r0 + WEIGHT_ROWS).min(n);
                 let weights = dense_rows(w, r0..r1, &mut decoded);
-                (self.kernels.gemm_f32_packed)(weights, r1 - r0, k, &panel, rows, &mut tile, rows);
+                (self.kernels.gemm_f32_packed)(
+                    weights,
+                    r1 - r0,
+                    k,
+                    &panel,
+                    rows,
+                    &mut tile,
+                    rows,
+                    crate::cpu::kernels::Epilogue::NONE,
+                );
                 (self.kernels.transpose_f32)(&tile, rows, r1 - r0, rows, &mut o[r0..], n);
             }
             add_bias_rows(o, bias);
@@ -479,7 +489,16 @@ impl Cpu {
             let xb = &x[b * rows_per_block * k..(b * rows_per_block + rows) * k];
             for (p, panel) in packed.chunks(k * PANEL).enumerate() {
                 let (r0, r1) = (p * PANEL, ((p + 1) * PANEL).min(n));
-                (self.kernels.gemm_f32_packed)(xb, rows, k, panel, r1 - r0, &mut o[r0..], n);
+                (self.kernels.gemm_f32_packed)(
+                    xb,
+                    rows,
+                    k,
+                    panel,
+                    r1 - r0,
+                    &mut o[r0..],
+                    n,
+                    crate::cpu::kernels::Epilogue::NONE,
+                );
             }
             add_bias_rows(o, bias);
             if let Some(f) = post {

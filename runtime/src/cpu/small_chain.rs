@@ -7,7 +7,7 @@
 //! quantization) and layers at most [`MAX_WIDTH`] wide; anything else takes the general path.
 
 use crate::cpu::buffers;
-use crate::cpu::kernels::Kernels;
+use crate::cpu::kernels::{Epilogue, Kernels};
 use crate::cpu::Cpu;
 use crate::ops::RowOp;
 
@@ -98,7 +98,12 @@ impl SmallChain {
                     let (n, k) = (w.rows(), w.cols());
                     total += n * k;
                     outputs = n;
-                    if !l.act.is_none() || n > MAX_WIDTH || k > MAX_WIDTH || total > MAX_WEIGHTS {
+                    if !l.act.is_none()
+                        || n > MAX_WIDTH
+                        || k > MAX_WIDTH
+                        || total > MAX_WEIGHTS
+                        || l.bias.len() != n
+                    {
                         return None;
                     }
                     let stride = n.div_ceil(16) * 16;
@@ -210,8 +215,12 @@ impl SmallChain {
                     ..
                 } => {
                     let mut b = buffers::take(rows * n); // every value written by the product
-                    (kernels.gemm_f32_packed)(&a, rows, *k, wt, *n, &mut b, *n);
-                    (kernels.add_bias_rows)(&mut b, bias, *relu);
+                                                         // The bias and the ReLU as the product stores its outputs.
+                    let epilogue = Epilogue {
+                        bias: Some(bias),
+                        relu: *relu,
+                    };
+                    (kernels.gemm_f32_packed)(&a, rows, *k, wt, *n, &mut b, *n, epilogue);
                     buffers::recycle(std::mem::replace(&mut a, b));
                     width = *n;
                 }

@@ -32,6 +32,7 @@ dot_f32_rows3_kernel!(
     hsum_reference_order
 );
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_f32_packed(
     x: &[f32],
     rows: usize,
@@ -40,9 +41,10 @@ pub(super) fn gemm_f32_packed(
     n: usize,
     out: &mut [f32],
     ldo: usize,
+    epilogue: super::Epilogue<'_>,
 ) {
     // SAFETY: only reachable after AVX2 and FMA were detected.
-    unsafe { gemm_f32_packed_avx2(x, rows, k, wt, n, out, ldo) }
+    unsafe { gemm_f32_packed_avx2(x, rows, k, wt, n, out, ldo, epilogue) }
 }
 
 pub(super) fn gemv_f32_packed(x: &[f32], k: usize, wt: &[f32], n: usize, out: &mut [f32]) {
@@ -81,7 +83,7 @@ gemv_packed_kernels!(
 gemm_f32_packed_kernel!(
     gemm_f32_packed_avx2, "avx2,fma", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 2, lanes: 8,
     zero: _mm256_setzero_ps, load: _mm256_loadu_ps, splat: _mm256_set1_ps, fmadd: _mm256_fmadd_ps,
-    store: store_first_lanes8, load_first: load_first_lanes8
+    store: store_first_lanes8, load_first: load_first_lanes8, add: _mm256_add_ps, max: _mm256_max_ps
 );
 
 /// The first `width` (1..=8) values at `p` in the low lanes, zeros above.

@@ -121,6 +121,7 @@ gelu_kernel!(
     and_not: _mm512_andnot_ps, or: _mm512_or_ps, exp: exp16, reciprocal: reciprocal16
 );
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_f32_packed_avx512_entry(
     x: &[f32],
     rows: usize,
@@ -129,15 +130,16 @@ pub(super) fn gemm_f32_packed_avx512_entry(
     n: usize,
     out: &mut [f32],
     ldo: usize,
+    epilogue: super::Epilogue<'_>,
 ) {
     // SAFETY: only placed in a table after AVX-512F was detected.
-    unsafe { gemm_f32_packed_avx512(x, rows, k, wt, n, out, ldo) }
+    unsafe { gemm_f32_packed_avx512(x, rows, k, wt, n, out, ldo, epilogue) }
 }
 
 gemm_f32_packed_kernel!(
     gemm_f32_packed_avx512, "avx512f", rows: 6, partial: [1, 2, 3, 4, 5], vectors: 4, lanes: 16,
     zero: _mm512_setzero_ps, load: _mm512_loadu_ps, splat: _mm512_set1_ps, fmadd: _mm512_fmadd_ps,
-    store: store_first_lanes16, load_first: load_first_lanes16
+    store: store_first_lanes16, load_first: load_first_lanes16, add: _mm512_add_ps, max: _mm512_max_ps
 );
 
 pub(super) fn gemv_f32_packed_avx512_entry(

@@ -97,7 +97,9 @@ pub fn dot_f32_rows3(x: &[f32], k: usize, w: [&[f32]; 3], out: &mut [f32]) {
 
 /// `out[i · ldo + c] = Σ_t x[i][t] · wt[t][c]` for `rows` rows and `c < n`: `x` is `[rows, k]`, `wt` the
 /// weight matrix transposed and packed `[k, stride]` with `stride = n` rounded up to a multiple of 16 (zero
-/// columns past `n`). Sums in `t` order. Other entries of `out` are left alone.
+/// columns past `n`). Sums in `t` order; then the `epilogue` as [`add_bias_rows`] (its bias holds `n`
+/// values). Other entries of `out` are left alone.
+#[allow(clippy::too_many_arguments)]
 pub fn gemm_f32_packed(
     x: &[f32],
     rows: usize,
@@ -106,11 +108,21 @@ pub fn gemm_f32_packed(
     n: usize,
     out: &mut [f32],
     ldo: usize,
+    epilogue: super::Epilogue<'_>,
 ) {
     let stride = n.div_ceil(16) * 16;
+    if let Some(b) = epilogue.bias {
+        assert!(
+            b.len() >= n,
+            "gemm_f32_packed: {} bias values for {n} columns",
+            b.len()
+        );
+    }
     for i in 0..rows {
         for c in 0..n {
-            out[i * ldo + c] = (0..k).fold(0.0, |s, t| s + x[i * k + t] * wt[t * stride + c]);
+            let sum = (0..k).fold(0.0, |s, t| s + x[i * k + t] * wt[t * stride + c]);
+            let v = epilogue.bias.map_or(sum, |b| sum + b[c]);
+            out[i * ldo + c] = if !epilogue.relu || v > 0.0 { v } else { 0.0 };
         }
     }
 }

@@ -131,9 +131,10 @@ macro_rules! gemm_f32_packed_kernel {
         $name:ident, $features:literal, rows: $rows:literal, partial: [$($partial:literal),*],
         vectors: $vectors:literal, lanes: $lanes:literal,
         zero: $zero:ident, load: $load:ident, splat: $splat:ident, fmadd: $fmadd:ident, store: $store:ident,
-        load_first: $load_first:ident
+        load_first: $load_first:ident, add: $add:ident, max: $max:ident
     ) => {
         #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
             x: &[f32],
             rows: usize,
@@ -142,15 +143,19 @@ macro_rules! gemm_f32_packed_kernel {
             n: usize,
             out: &mut [f32],
             ldo: usize,
+            epilogue: super::Epilogue<'_>,
         ) {
             /// `R` rows of x from `px` (row stride `ldx`) × `V` vectors of the packed panel from `pw` (row
             /// stride `stride`) over `depth` steps of t, into `po` (row stride `ldo`), storing the first
             /// `cols` columns. With `resume`, the accumulators start from what `po` holds (the same FMA
             /// chains continued: a depth split into passes gives the values of one pass), else from zero.
+            /// `finish`: the last pass's epilogue, `(bias of these columns, ReLU)`, applied as it stores
+            /// (`None`: not the last pass, or nothing to apply).
             ///
             /// # Safety
             /// x rows `0..R` (`depth` values each), panel rows `0..depth` (`V * lanes` values each) and
-            /// out rows `0..R` (`cols` values each) must lie inside their slices.
+            /// out rows `0..R` (`cols` values each) must lie inside their slices; a bias pointer, `cols`
+            /// values.
             #[target_feature(enable = $features)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn tile<const R: usize, const V: usize>(
@@ -163,6 +168,7 @@ macro_rules! gemm_f32_packed_kernel {
                 po: *mut f32,
                 ldo: usize,
                 resume: bool,
+                finish: Option<(Option<*const f32>, bool)>,
             ) {
                 let mut acc = [[$zero(); V]; R];
                 if resume {
@@ -190,20 +196,52 @@ macro_rules! gemm_f32_packed_kernel {
                         }
                     }
                 }
+                // The epilogue's bias, one vector per column vector of the tile.
+                let mut bias = [$zero(); V];
+                if let Some((Some(pb), _)) = finish {
+                    for (v, b) in bias.iter_mut().enumerate() {
+                        let col = v * $lanes;
+                        if col < cols {
+                            let width = (cols - col).min($lanes);
+                            // SAFETY: bias columns col .. col + width <= cols (caller's contract).
+                            *b = unsafe {
+                                if width == $lanes {
+                                    $load(pb.add(col))
+                                } else {
+                                    $load_first(pb.add(col), width)
+                                }
+                            };
+                        }
+                    }
+                }
                 for (g, acc) in acc.iter().enumerate() {
                     for (v, a) in acc.iter().enumerate() {
                         let col = v * $lanes;
                         if col >= cols {
                             break;
                         }
+                        let mut a = *a;
+                        if let Some((with_bias, relu)) = finish {
+                            if with_bias.is_some() {
+                                a = $add(a, bias[v]);
+                            }
+                            if relu {
+                                // `vmaxps` gives its second operand, +0, for NaN and −0: the ReLU.
+                                a = $max(a, $zero());
+                            }
+                        }
                         // SAFETY: row g < R, columns col .. col + width <= cols: inside out (caller's
                         // contract).
-                        unsafe { $store(po.add(g * ldo + col), (cols - col).min($lanes), *a) };
+                        unsafe { $store(po.add(g * ldo + col), (cols - col).min($lanes), a) };
                     }
                 }
             }
 
             let stride = super::x86_templates::packed_gemm_stride(x, rows, k, wt, n, out, ldo);
+            if let Some(b) = epilogue.bias {
+                assert!(b.len() >= n, "gemm_f32_packed: {} bias values for {n} columns", b.len());
+            }
+            let applies = epilogue.bias.is_some() || epilogue.relu;
             // Few rows of x (the activation-panels route: a group of weight rows against a 64-column
             // panel of activations): the depth in passes of 128 steps, so the panel's slice (32 KB) stays
             // in L1 while the row groups pass over it (measured +6 % there; with hundreds of rows, as
@@ -238,16 +276,20 @@ macro_rules! gemm_f32_packed_kernel {
                             (px.add(i * k + t0), pw.add(t0 * stride + c0), po.add(i * ldo + c0))
                         };
                         let resume = t0 > 0;
+                        let finish = (applies && t0 + depth >= k).then(|| {
+                            // SAFETY: columns c0 .. c0 + cols <= n of the bias (checked above).
+                            (epilogue.bias.map(|b| unsafe { b.as_ptr().add(c0) }), epilogue.relu)
+                        });
                         macro_rules! run {
                             ($v:literal) => {
                                 match group {
                                     // SAFETY: the ranges checked above.
                                     $($partial => unsafe {
-                                        tile::<$partial, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume)
+                                        tile::<$partial, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume, finish)
                                     },)*
                                     // SAFETY: the ranges checked above.
                                     _ => unsafe {
-                                        tile::<$rows, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume)
+                                        tile::<$rows, $v>(x0, k, depth, w0, stride, cols, o0, ldo, resume, finish)
                                     },
                                 }
                             };
