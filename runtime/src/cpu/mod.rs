@@ -40,9 +40,10 @@ use small_chain::SmallChain;
 /// 1024 × 64 floats, is 256 KiB: inside L2).
 const CHAIN_BLOCK_ROWS: usize = 1024;
 
-/// The most rows per block of the small-chain form: its steps are separate passes over the block (product,
-/// bias, activation), so smaller blocks keep them in L1/L2. jsc-3layer, batch 65,536, 2 threads, Sapphire
-/// Rapids: 128 rows 3.08 ms, 256 3.15, 512 3.30, 1,024 3.15 (the general path: 3.35).
+/// The most rows per block of the small-chain form: its steps are separate passes over the block (each
+/// layer's product with its bias and ReLU, then any other op), so smaller blocks keep them in L1/L2.
+/// jsc-3layer (FP32), batch 65,536, 2 threads, Sapphire Rapids: 128 rows 2.59 ms, 256 2.50, 512 2.64,
+/// 1,024 2.60.
 const SMALL_CHAIN_BLOCK_ROWS: usize = 256;
 
 /// Multiply-adds per row of a row-op chain on `inputs` features (its linear layers).
