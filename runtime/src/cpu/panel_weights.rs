@@ -78,8 +78,13 @@ pub(crate) fn panel_weights<'a>(
 pub(crate) fn kernel_for(kernel: MxPanel, w: &WeightView<'_>, codes: &[u8]) -> MxPanel {
     kernel.for_weights(|| match w.prepared().and_then(|p| p.minus_128) {
         Some(held) => held,
-        None => crate::cpu::prepared::holds_minus_128(codes),
+        None => holds_minus_128(codes),
     })
+}
+
+/// Whether any of `codes` is −128 (0x80).
+pub(crate) fn holds_minus_128(codes: &[u8]) -> bool {
+    codes.contains(&0x80)
 }
 
 /// A weight matrix as the panel kernel reads it: whole groups of 16 rows in place, and the ragged last

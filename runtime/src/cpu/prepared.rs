@@ -67,14 +67,11 @@ pub fn prepare(w: &WeightView<'_>, kernel: MxPanel) -> Option<PreparedBlocks> {
         }
         None => Vec::new(),
     };
-    let minus_128 = kernel.minus_128_weights.map(|_| holds_minus_128(codes));
+    let minus_128 = kernel
+        .minus_128_weights
+        .map(|_| crate::cpu::panel_weights::holds_minus_128(codes));
     Some(PreparedBlocks {
         code_sums,
         minus_128,
     })
-}
-
-/// Whether any of `codes` is −128 (0x80).
-pub(crate) fn holds_minus_128(codes: &[u8]) -> bool {
-    codes.contains(&0x80)
 }

@@ -26,6 +26,8 @@ mod avx2_norms;
 #[cfg(target_arch = "x86_64")]
 mod avx2_quantize;
 #[cfg(target_arch = "x86_64")]
+mod avx2_weights;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx512_quantize;
@@ -402,7 +404,7 @@ fn x86_tables() -> Vec<Kernels> {
         mxint8_panel: Some(MxPanel {
             run: avx2::mxint8_panel,
             unsigned_bias: None,
-            scale_factors: avx2::scale_factors_entry,
+            scale_factors: avx2_weights::scale_factors_entry,
             minus_128_activations: true,
             minus_128_weights: Some(avx2::mxint8_panel_any_weights),
         }),
@@ -432,8 +434,8 @@ fn x86_tables() -> Vec<Kernels> {
             mxint8_rows2: avx2::mxint8_rows2_vnni_entry,
             mxint8_panel: Some(MxPanel {
                 run: avx2::mxint8_panel_vnni_entry,
-                unsigned_bias: Some(avx2::unsigned_bias_entry),
-                scale_factors: avx2::scale_factors_entry,
+                unsigned_bias: Some(avx2_weights::unsigned_bias_entry),
+                scale_factors: avx2_weights::scale_factors_entry,
                 minus_128_activations: true,
                 minus_128_weights: None,
             }),
