@@ -206,12 +206,7 @@ pub(super) fn mxint8_quantize_panel_entry(
     codes: &mut [u8],
     factors: &mut [f32],
 ) {
-    let bpr = cols.div_ceil(32);
-    let real = rows.len().checked_div(cols).unwrap_or(0);
-    assert!(
-        real <= 16 && codes.len() >= bpr * 512 && factors.len() >= bpr * 16,
-        "mxint8_quantize_panel: operand sizes do not match"
-    );
+    let real = super::reference::check_quantize_panel_sizes(rows, cols, codes, factors);
     // SAFETY: only placed in a table after AVX-512F/BW/DQ/VL were detected; sizes checked above.
     unsafe { mxint8_quantize_panel_avx512(rows, (cols, real), rounding, flip, codes, factors) }
 }

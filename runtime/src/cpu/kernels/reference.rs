@@ -373,12 +373,8 @@ pub(crate) fn quantize_panel_by_blocks(
     codes: &mut [u8],
     factors: &mut [f32],
 ) {
+    let real = check_quantize_panel_sizes(rows, cols, codes, factors);
     let bpr = cols.div_ceil(32);
-    let real = rows.len().checked_div(cols).unwrap_or(0);
-    assert!(
-        real <= PANEL_ROWS && codes.len() >= bpr * 512 && factors.len() >= bpr * PANEL_ROWS,
-        "mxint8_quantize_panel: operand sizes do not match"
-    );
     codes[..bpr * 512].fill(flip);
     factors[..bpr * PANEL_ROWS].fill(0.0);
     let mut padded = [0f32; 32];
@@ -461,6 +457,23 @@ pub fn scale_factors(scales: &[u8], out: &mut [f32]) {
 
 /// The sizes an [`super::MxPanel::scale_factors`] routine relies on: one output per scale byte. Panics (a
 /// caller's bug) when they differ.
+/// The sizes a panel quantizer relies on: at most 16 rows of `cols` values, `512 · bpr` codes and `16 · bpr`
+/// factors (`bpr = ⌈cols / 32⌉`). Returns the number of rows. Panics (a caller's bug) when they do not match.
+pub(crate) fn check_quantize_panel_sizes(
+    rows: &[f32],
+    cols: usize,
+    codes: &[u8],
+    factors: &[f32],
+) -> usize {
+    let bpr = cols.div_ceil(32);
+    let real = rows.len().checked_div(cols).unwrap_or(0);
+    assert!(
+        real <= PANEL_ROWS && codes.len() >= bpr * 512 && factors.len() >= bpr * PANEL_ROWS,
+        "mxint8_quantize_panel: operand sizes do not match"
+    );
+    real
+}
+
 pub(crate) fn check_scale_factor_sizes(scales: &[u8], out: &[f32]) {
     assert!(
         scales.len() == out.len(),
