@@ -4,7 +4,7 @@
 
 pub use crate::cpu::frame::Cpu;
 pub use crate::cpu::kernels::PeakLoops;
-pub use crate::cpu::kernels::{reference, Epilogue, Kernels, MxPanel, PanelWeights, TIERS};
+pub use crate::cpu::kernels::{fold, reference, Epilogue, Kernels, MxPanel, PanelWeights, TIERS};
 pub use crate::cpu::prepared::prepare as prepare_blocks;
 pub use crate::cpu::quant::{
     fake_quantize_rows, pack_mxint8_panels, quantize_mxint8_panels, quantize_mxint8_rows,

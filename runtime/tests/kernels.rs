@@ -1772,3 +1772,205 @@ fn add_bias_rows_agrees_exactly() {
         }
     }
 }
+
+/// The folded panel kernels (`MxPanel::folded`) on folded weights (`fold::fold_blocks`) against
+/// `reference::mxint8_panel` on the plain ones, bit for bit, wherever `fold::folds_exactly` allows them:
+/// scale bytes drawn around the limits (products of factors near 2^-126 and 2^127, weight factors past
+/// 2^103) as well as typical ones, so both verdicts occur and exactness right at the limits is checked;
+/// padding rows (factor 0), ragged block counts, with and without a bias per weight row.
+#[test]
+fn folded_panel_kernels_agree_exactly_where_folding_is_exact() {
+    use mxrt_runtime::bench::fold;
+    let tables: Vec<Kernels> = fast_tables()
+        .into_iter()
+        .filter(|k| k.mxint8_panel.is_some_and(|p| p.folded.is_some()))
+        .collect();
+    check_required(
+        &tables,
+        &["avx2", "avx2vnni", "avx512"],
+        "the folded panel kernels (AVX2, AVX-VNNI, AVX-512 VNNI)",
+    );
+    for k in tables {
+        let kernel = k.mxint8_panel.expect("filtered");
+        let folded = kernel.folded.expect("filtered");
+        let mut rng = StdRng::seed_from_u64(seed());
+        let (mut exact, mut refused) = (0, 0);
+        for case in 0..400 {
+            let (bpr, groups) = (rng.gen_range(1..20), rng.gen_range(1..3));
+            let real_rows = rng.gen_range(1..=16);
+            // Activation factor 2^(a - 139), weight factor 2^(w - 127), each byte drawn within 4 of a
+            // centre (the extremes occur in nearly every case): the smallest products reach exactly 2^-126
+            // (case 0: folds) or 2^-127 (case 5: refused), far below 2^-149, where the reference's product
+            // rounds (case 4: refused); the largest reach exactly 2^127 (case 1: folds); weight factors
+            // past 2^103 (case 2: refused); typical factors (case 3: folds).
+            let (a_centre, w_centre): (i32, i32) = match case % 6 {
+                0 => (28, 120),
+                1 => (192, 193),
+                2 => (120, 232),
+                3 => (130, 120),
+                4 => (10, 107),
+                _ => (27, 120),
+            };
+            let near = |rng: &mut StdRng, c: i32| (c + rng.gen_range(-4..=4)).clamp(0, 254) as u8;
+            let codes: Vec<u8> = (0..real_rows * bpr * 32)
+                .map(|_| rng.gen_range(-127i8..=127) as u8)
+                .collect();
+            let factors: Vec<f32> = (0..real_rows * bpr)
+                .map(|_| reference::act_scale(near(&mut rng, a_centre)))
+                .collect();
+            let (mut panel, mut panel_factors, mut kernel_panel) =
+                (Vec::new(), Vec::new(), Vec::new());
+            let pack = mxrt_runtime::bench::pack_mxint8_panels;
+            pack(&codes, &factors, bpr, 0, &mut panel, &mut panel_factors);
+            pack(
+                &codes,
+                &factors,
+                bpr,
+                kernel.code_flip(),
+                &mut kernel_panel,
+                &mut Vec::new(),
+            );
+            // Weight codes without −128 (the AVX2 kernel's own; matrices with it take another kernel).
+            let wc: Vec<u8> = (0..groups * 16 * bpr * 32)
+                .map(|_| rng.gen_range(-127i8..=127) as u8)
+                .collect();
+            let wf: Vec<f32> = (0..groups * 16 * bpr)
+                .map(|_| mxrt_format::mx::scale_value(near(&mut rng, w_centre)))
+                .collect();
+            let unsigned_bias = match kernel.unsigned_bias {
+                Some(_) => reference::panel_unsigned_bias(&wc),
+                None => Vec::new(),
+            };
+            let row_bias: Vec<f32> = if rng.gen_bool(0.5) {
+                (0..groups * 16).map(|_| rng.gen_range(-3.0..3.0)).collect()
+            } else {
+                Vec::new()
+            };
+            let plain = PanelWeights {
+                codes: &wc,
+                factors: &wf,
+                unsigned_bias: &unsigned_bias,
+                bias: &row_bias,
+            };
+            let ldo = groups * 16 + rng.gen_range(0..3);
+            let (mut r, mut f) = (vec![7.0f32; 16 * ldo], vec![7.0f32; 16 * ldo]);
+            reference::mxint8_panel(&panel, &panel_factors, bpr, plain, &mut r, ldo);
+            let range = match fold::fold_range(&wf) {
+                Some(range) if fold::folds_exactly(range, &panel_factors) => range,
+                _ => {
+                    refused += 1;
+                    continue;
+                }
+            };
+            assert!(range.min > 0.0 && range.max <= 2f32.powi(103));
+            exact += 1;
+            let (mut bases, mut starts) = (Vec::new(), Vec::new());
+            fold::fold_blocks(&wf, &unsigned_bias, &mut bases, &mut starts);
+            let w = PanelWeights {
+                factors: &bases,
+                unsigned_bias: &starts,
+                ..plain
+            };
+            folded(&kernel_panel, &panel_factors, bpr, w, &mut f, ldo);
+            for (i, (x, y)) in r.iter().zip(&f).enumerate() {
+                assert!(
+                    x.to_bits() == y.to_bits(),
+                    "{}: case {case} bpr={bpr} groups={groups} out {i}: reference {x} vs folded {y}",
+                    k.isa
+                );
+            }
+        }
+        assert!(
+            exact >= 100 && refused >= 100,
+            "{}: {exact} cases folded, {refused} refused: the draws miss a verdict",
+            k.isa
+        );
+    }
+}
+
+/// `fold::fold_range` and `fold::folds_exactly` at their limits: powers of two up to 2^103 (subnormal
+/// 2^-127 included) fold, anything else does not; a panel folds exactly while every product of factors is
+/// a normal f32, zero factors (padding) always, NaN, ∞ or negative factors never.
+#[test]
+fn folding_limits() {
+    use mxrt_runtime::bench::fold::{fold_range, folds_exactly, FoldRange};
+    let p = |e: i32| 2f32.powi(e);
+    let range = fold_range(&[p(-3), 0.0, p(5)]).expect("powers of two");
+    assert_eq!((range.min, range.max), (p(-3), p(5)));
+    assert_eq!(
+        fold_range(&[0.0, 0.0]).map(|r| (r.min, r.max)),
+        Some((1.0, 1.0))
+    );
+    assert!(fold_range(&[p(103), f32::from_bits(1 << 22)]).is_some()); // 2^103 and 2^-127
+    for bad in [
+        3.0,
+        p(104),
+        f32::NAN,
+        f32::INFINITY,
+        -1.0,
+        f32::from_bits(3),
+    ] {
+        assert!(fold_range(&[p(-2), bad]).is_none(), "{bad:e} must not fold");
+    }
+    let w = FoldRange {
+        min: p(-10),
+        max: p(-10),
+    };
+    assert!(folds_exactly(w, &[p(-116), 0.0])); // 2^-126: the smallest normal
+    assert!(!folds_exactly(w, &[p(-117), p(-3)])); // 2^-127: subnormal
+    assert!(folds_exactly(w, &[0.0; 16])); // padding only
+    let high = FoldRange {
+        min: p(100),
+        max: p(100),
+    };
+    assert!(folds_exactly(high, &[p(27)])); // 2^127
+    assert!(!folds_exactly(high, &[p(28)])); // 2^128: infinite
+    for bad in [f32::NAN, f32::INFINITY, -p(-3), -0.0] {
+        assert!(!folds_exactly(w, &[p(-3), bad]), "{bad:e} must refuse");
+    }
+}
+
+/// Whole linear ops on MXINT8 weights and activations where folding is exact (inputs near 1) and where it
+/// is not (inputs near 1e-36, whose blocks' factors times the weights' fall below 2^-126): the fast tables
+/// give the reference table's results bit for bit either way, so the refusal reaches the unfolded kernel.
+#[test]
+fn linear_with_folding_and_without_matches_the_reference() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let act = ActQuant {
+        encoding: Encoding::Mx(MxElem::Int8),
+        rounding: Rounding::Nearest,
+    };
+    for (fast_cpu, reference_cpu) in cpu_pairs() {
+        for magnitude in [1.0f32, 1e-36, 1e30] {
+            let (m, n, k) = (
+                rng.gen_range(16..80),
+                rng.gen_range(1..60),
+                rng.gen_range(1..100),
+            );
+            let (bytes, _) = weight_file(
+                &mut rng,
+                n,
+                k,
+                Encoding::Mx(MxElem::Int8),
+                SparsePolicy::Never,
+                0.0,
+            );
+            let tref = tensor_w(&bytes);
+            let view = tref.view(&bytes);
+            let x: Vec<f32> = (0..m * k)
+                .map(|_| rng.gen_range(-3.0..3.0) * magnitude)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let r = reference_cpu.linear(&x, m, &view, Some(&bias), act);
+            let f = fast_cpu.linear(&x, m, &view, Some(&bias), act);
+            for (i, (a, b)) in r.iter().zip(&f).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{} inputs ~{magnitude:e}, output {i}: reference {a} vs fast {b}",
+                    fast_cpu.kernels.isa
+                );
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
+use crate::cpu::kernels::fold::{fold_blocks, fold_range, folds_exactly, FoldRange};
 use crate::cpu::kernels::reference::PANEL_ROWS;
 use crate::cpu::kernels::{MxPanel, PanelWeights, ScaleFactors, UnsignedBias};
 use crate::cpu::quant::MxActs;
@@ -28,7 +29,7 @@ thread_local! {
 /// Each MXINT8 block's factor (its scale, 2^e; the codes' 1/64 is in the activations' factors) by the
 /// table's routine, into a spare buffer.
 pub(crate) fn mx_factors(scales: &[u8], convert: ScaleFactors) -> Vec<f32> {
-    let mut out = SPARE_FACTORS.with_borrow_mut(Vec::pop).unwrap_or_default();
+    let mut out = spare_factors();
     out.clear();
     out.resize(scales.len(), 0.0);
     convert(scales, &mut out);
@@ -39,7 +40,7 @@ pub(crate) fn mx_factors(scales: &[u8], convert: ScaleFactors) -> Vec<f32> {
 /// else by the kernel table's routine over the codes (the tests' views, and models without them).
 fn unsigned_biases(codes: &[u8], f: UnsignedBias, prepared: Option<&PreparedBlocks>) -> Vec<i32> {
     let blocks = codes.len() / 32;
-    let mut out = SPARE_BIASES.with_borrow_mut(Vec::pop).unwrap_or_default();
+    let mut out = spare_biases();
     out.clear();
     match prepared {
         Some(p) if p.code_sums.len() >= blocks => {
@@ -101,39 +102,96 @@ pub(crate) struct Groups<'a> {
     tail_bias: Vec<i32>,
     /// The ragged group's bias, zero-padded to 16 (empty: none).
     tail_row_bias: Vec<f32>,
+    /// The blocks folded for the kernel's `folded` variant, where it has one and every factor folds.
+    folded: Option<Folded>,
     n: usize,
     bpr: usize,
     full: usize,
 }
 
+/// A matrix's blocks as a folded kernel reads them (`kernels::fold`): the weight factors' range, each
+/// block's base (in place of its factor) and start (in place of its unsigned bias); the ragged group's too.
+struct Folded {
+    range: FoldRange,
+    bases: Vec<f32>,
+    starts: Vec<i32>,
+    tail_bases: Vec<f32>,
+    tail_starts: Vec<i32>,
+}
+
+impl Folded {
+    /// `None` where a factor cannot be folded (see `fold::fold_range`).
+    fn new(
+        (factors, unsigned_bias): (&[f32], &[i32]),
+        (tail_factors, tail_bias): (&[f32], &[i32]),
+    ) -> Option<Folded> {
+        let whole = fold_range(factors)?;
+        let tail = fold_range(tail_factors)?;
+        let range = FoldRange {
+            min: whole.min.min(tail.min),
+            max: whole.max.max(tail.max),
+        };
+        let (mut bases, mut starts) = (spare_factors(), spare_biases());
+        fold_blocks(factors, unsigned_bias, &mut bases, &mut starts);
+        let (mut tail_bases, mut tail_starts) = (Vec::new(), Vec::new());
+        fold_blocks(tail_factors, tail_bias, &mut tail_bases, &mut tail_starts);
+        Some(Folded {
+            range,
+            bases,
+            starts,
+            tail_bases,
+            tail_starts,
+        })
+    }
+}
+
+fn spare_factors() -> Vec<f32> {
+    SPARE_FACTORS.with_borrow_mut(Vec::pop).unwrap_or_default()
+}
+
+fn spare_biases() -> Vec<i32> {
+    SPARE_BIASES.with_borrow_mut(Vec::pop).unwrap_or_default()
+}
+
+/// Gives per-call arrays back to this thread's spares.
+fn give_back(factors: Vec<f32>, biases: Vec<i32>) {
+    SPARE_FACTORS.with_borrow_mut(|spare| {
+        if spare.len() < SPARES && factors.capacity() > 0 {
+            spare.push(factors);
+        }
+    });
+    SPARE_BIASES.with_borrow_mut(|spare| {
+        if spare.len() < SPARES && biases.capacity() > 0 {
+            spare.push(biases);
+        }
+    });
+}
+
 impl Drop for Groups<'_> {
     /// The per-call arrays go back to this thread's spares.
     fn drop(&mut self) {
-        let factors = std::mem::take(&mut self.factors);
-        let biases = std::mem::take(&mut self.unsigned_bias);
-        SPARE_FACTORS.with_borrow_mut(|spare| {
-            if spare.len() < SPARES && factors.capacity() > 0 {
-                spare.push(factors);
-            }
-        });
-        SPARE_BIASES.with_borrow_mut(|spare| {
-            if spare.len() < SPARES && biases.capacity() > 0 {
-                spare.push(biases);
-            }
-        });
+        give_back(
+            std::mem::take(&mut self.factors),
+            std::mem::take(&mut self.unsigned_bias),
+        );
+        if let Some(folded) = self.folded.take() {
+            give_back(folded.bases, folded.starts);
+        }
     }
 }
 
 impl<'a> Groups<'a> {
-    /// `n` weight rows of `bpr` blocks (`codes`, `factors`), with the kernel's unsigned-bias routine
-    /// (`None`: it needs none) and what the view has prepared, and each row's `bias`.
+    /// `n` weight rows of `bpr` blocks (`codes`, `factors`) for `kernel` (its unsigned-bias routine, if
+    /// any; folded for its `folded` variant, if any), with what the view has prepared, and each row's
+    /// `bias`.
     pub(crate) fn new(
         codes: &'a [u8],
         factors: Vec<f32>,
         (n, bpr): (usize, usize),
-        (routine, prepared): (Option<UnsignedBias>, Option<&'a PreparedBlocks>),
+        (kernel, prepared): (MxPanel, Option<&'a PreparedBlocks>),
         bias: Option<&'a [f32]>,
     ) -> Groups<'a> {
+        let routine = kernel.unsigned_bias;
         let full = n / GROUP_ROWS;
         let bias = bias.map_or(&[][..], |b| &b[..n]);
         let (mut tail_codes, mut tail_factors, mut tail_row_bias) =
@@ -161,6 +219,12 @@ impl<'a> Groups<'a> {
             }
             None => (Vec::new(), Vec::new()),
         };
+        let folded = kernel.folded.and_then(|_| {
+            Folded::new(
+                (&factors[..whole_blocks], &unsigned_bias),
+                (&tail_factors, &tail_bias),
+            )
+        });
         Groups {
             codes,
             factors,
@@ -170,6 +234,7 @@ impl<'a> Groups<'a> {
             tail_factors,
             tail_bias,
             tail_row_bias,
+            folded,
             n,
             bpr,
             full,
@@ -210,6 +275,11 @@ impl<'a> Groups<'a> {
         let panel = &acts.panel_codes()[p * bpr * 512..(p + 1) * bpr * 512];
         let factors = &acts.factors[p * bpr * PANEL_ROWS..(p + 1) * bpr * PANEL_ROWS];
         let rows = out.len().div_ceil(ldo.max(1));
+        // The folded variant where the weights were folded and this panel's factors keep it exact.
+        let folded = match (&self.folded, kernel.folded) {
+            (Some(f), Some(run)) if folds_exactly(f.range, factors) => Some((f, run)),
+            _ => None,
+        };
         let (g0, full_end) = (range.start, range.end.min(self.full));
         let row_width = bpr * 32;
         let width = (range.end * GROUP_ROWS).min(self.n) - g0 * GROUP_ROWS;
@@ -218,21 +288,29 @@ impl<'a> Groups<'a> {
             let w_codes =
                 &self.codes[g0 * GROUP_ROWS * row_width..full_end * GROUP_ROWS * row_width];
             let blocks = g0 * GROUP_ROWS * bpr..full_end * GROUP_ROWS * bpr;
+            let (w_factors, unsigned_bias, run) = match folded {
+                Some((f, run)) => (&f.bases[blocks.clone()], &f.starts[blocks], run),
+                None => (
+                    &self.factors[blocks.clone()],
+                    self.unsigned_bias.get(blocks).unwrap_or_default(),
+                    kernel.run,
+                ),
+            };
             let w = PanelWeights {
                 codes: w_codes,
-                factors: &self.factors[blocks.clone()],
-                unsigned_bias: self.unsigned_bias.get(blocks).unwrap_or_default(),
+                factors: w_factors,
+                unsigned_bias,
                 bias: self
                     .bias
                     .get(g0 * GROUP_ROWS..full_end * GROUP_ROWS)
                     .unwrap_or_default(),
             };
             if rows == PANEL_ROWS {
-                (kernel.run)(panel, factors, bpr, w, out, ldo);
+                run(panel, factors, bpr, w, out, ldo);
             } else {
                 buf.clear();
                 buf.resize(PANEL_ROWS * cols, 0.0);
-                (kernel.run)(panel, factors, bpr, w, buf, cols);
+                run(panel, factors, bpr, w, buf, cols);
                 for (i, src) in buf.chunks(cols).take(rows).enumerate() {
                     out[i * ldo..i * ldo + cols].copy_from_slice(src);
                 }
@@ -244,13 +322,17 @@ impl<'a> Groups<'a> {
             let real = width - c0;
             buf.clear();
             buf.resize(PANEL_ROWS * GROUP_ROWS, 0.0);
+            let (w_factors, unsigned_bias, run) = match folded {
+                Some((f, run)) => (&f.tail_bases[..], &f.tail_starts[..], run),
+                None => (&self.tail_factors[..], &self.tail_bias[..], kernel.run),
+            };
             let w = PanelWeights {
                 codes: &self.tail_codes,
-                factors: &self.tail_factors,
-                unsigned_bias: &self.tail_bias,
+                factors: w_factors,
+                unsigned_bias,
                 bias: &self.tail_row_bias,
             };
-            (kernel.run)(panel, factors, bpr, w, buf, GROUP_ROWS);
+            run(panel, factors, bpr, w, buf, GROUP_ROWS);
             for (i, src) in buf.chunks(GROUP_ROWS).take(rows).enumerate() {
                 out[i * ldo + c0..i * ldo + c0 + real].copy_from_slice(&src[..real]);
             }

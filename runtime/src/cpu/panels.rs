@@ -51,7 +51,7 @@ pub(crate) fn linear_mxint8_panels(
         &w_codes,
         w_factors,
         (n, kdim.div_ceil(32)),
-        (kernel.unsigned_bias, w.prepared()),
+        (kernel, w.prepared()),
         bias,
     );
     let panels = m.div_ceil(PANEL_ROWS);
@@ -205,14 +205,14 @@ pub(crate) fn feed_forward_panels(
         up_codes,
         mx_factors(up_scales, kernel.scale_factors),
         (hidden_width, ff.up.cols().div_ceil(32)),
-        (kernel.unsigned_bias, ff.up.prepared()),
+        (kernels.0, ff.up.prepared()),
         ff.up_bias,
     );
     let down = Groups::new(
         down_codes,
         mx_factors(down_scales, kernel.scale_factors),
         (n, hidden_width.div_ceil(32)),
-        (kernel.unsigned_bias, ff.down.prepared()),
+        (kernels.1, ff.down.prepared()),
         ff.down_bias,
     );
     out.par_chunks_mut(PANEL_ROWS * n)

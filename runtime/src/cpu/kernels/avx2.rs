@@ -759,7 +759,7 @@ const AVX2_PANEL_ROWS: usize = 4;
 macro_rules! mxint8_panel_kernel {
     (
         $(#[$doc:meta])* $entry:ident, $name:ident, $features:literal, $unsigned:expr, $magnitudes:expr,
-        $multiply_add:ident
+        $multiply_add:ident $(, folded: $folded_entry:ident)?
     ) => {
         pub(super) fn $entry(
             panel: &[u8],
@@ -773,12 +773,30 @@ macro_rules! mxint8_panel_kernel {
             // SAFETY: only placed in a table after the CPU features `$features` were detected;
             // `panel_groups` checked every size the kernel reads or writes by (the unsigned bias too where
             // the kernel reads one).
-            unsafe { $name(panel, factors, bpr, w, groups, out, ldo) }
+            unsafe { $name::<false>(panel, factors, bpr, w, groups, out, ldo) }
         }
+
+        $(
+        /// The same kernel for weights folded for the conversion (`MxPanel::folded`): each block's
+        /// `factors` entry is its base, its `unsigned_bias` entry the sum's start.
+        pub(super) fn $folded_entry(
+            panel: &[u8],
+            factors: &[f32],
+            bpr: usize,
+            w: super::PanelWeights<'_>,
+            out: &mut [f32],
+            ldo: usize,
+        ) {
+            // Folded weights always carry starts.
+            let groups = reference::panel_groups(panel, factors, bpr, &w, out, ldo, true);
+            // SAFETY: as the unfolded entry.
+            unsafe { $name::<true>(panel, factors, bpr, w, groups, out, ldo) }
+        }
+        )?
 
         $(#[$doc])*
         #[target_feature(enable = $features)]
-        unsafe fn $name(
+        unsafe fn $name<const FOLDED: bool>(
             panel: &[u8],
             factors: &[f32],
             bpr: usize,
@@ -823,7 +841,7 @@ macro_rules! mxint8_panel_kernel {
                     );
                     for _ in 0..bpr {
                         let sums: [[__m256i; 2]; R] = std::array::from_fn(|r| {
-                            if $unsigned {
+                            if $unsigned || FOLDED {
                                 // SAFETY: entry (r0 + r) * bpr + j of unsigned_bias (j: this block),
                                 // in bounds (`panel_groups` checked its length for unsigned kernels).
                                 [_mm256_set1_epi32(unsafe { *bias.add(r * bpr) }); 2]
@@ -867,8 +885,14 @@ macro_rules! mxint8_panel_kernel {
                             // SAFETY: entry (r0 + r) * bpr + j of w.factors, in bounds.
                             let scale = _mm256_set1_ps(unsafe { *w_factor.add(r * bpr) });
                             for h in 0..2 {
-                                let s = _mm256_mul_ps(scale, a_factors[h]);
-                                f[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), s, f[h]);
+                                f[h] = if FOLDED {
+                                    // bits − base: the sum times the weight factor, exactly (`fold`).
+                                    let scaled = _mm256_sub_ps(_mm256_castsi256_ps(sum[h]), scale);
+                                    _mm256_fmadd_ps(scaled, a_factors[h], f[h])
+                                } else {
+                                    let s = _mm256_mul_ps(scale, a_factors[h]);
+                                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), s, f[h])
+                                };
                             }
                         }
                         for row in &mut rows {
@@ -916,7 +940,8 @@ mxint8_panel_kernel!(
     "avx2,fma",
     false,
     true,
-    multiply_add_magnitudes
+    multiply_add_magnitudes,
+    folded: mxint8_panel_folded
 );
 
 mxint8_panel_kernel!(
@@ -944,7 +969,8 @@ mxint8_panel_kernel!(
     "avx2,fma,avxvnni",
     true,
     false,
-    multiply_add_vnni
+    multiply_add_vnni,
+    folded: mxint8_panel_vnni_folded_entry
 );
 
 #[target_feature(enable = "avx2")]

@@ -464,7 +464,22 @@ pub(super) fn mxint8_panel_avx512_entry(
     let groups = super::reference::panel_groups(panel, factors, bpr, &w, out, ldo, true);
     // SAFETY: only placed in the table after AVX-512 F/BW/VNNI were detected; `panel_groups` checked every
     // size `mxint8_panel_avx512` reads or writes by.
-    unsafe { mxint8_panel_avx512(panel, factors, bpr, w, groups, out, ldo) }
+    unsafe { mxint8_panel_avx512::<false>(panel, factors, bpr, w, groups, out, ldo) }
+}
+
+/// [`mxint8_panel_avx512_entry`] for weights folded for the conversion (`MxPanel::folded`: each block's
+/// `factors` entry is its conversion base, its `unsigned_bias` entry the sum's start).
+pub(super) fn mxint8_panel_folded_avx512_entry(
+    panel: &[u8],
+    factors: &[f32],
+    bpr: usize,
+    w: super::PanelWeights<'_>,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let groups = super::reference::panel_groups(panel, factors, bpr, &w, out, ldo, true);
+    // SAFETY: as `mxint8_panel_avx512_entry`.
+    unsafe { mxint8_panel_avx512::<true>(panel, factors, bpr, w, groups, out, ldo) }
 }
 
 /// One `vpdpbusd` of panel line `$q` (codes stored unsigned) against code group `$q` of each of 16 weight rows
@@ -552,7 +567,7 @@ unsafe fn block_sums(line: *const u8, row0: *const u8, row_bytes: usize, sums: &
 /// transposed in registers into the output rows. (Eight rows at a time, with every accumulator in a
 /// register, measured ~12 % slower on Zen 5.)
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn mxint8_panel_avx512(
+unsafe fn mxint8_panel_avx512<const FOLDED: bool>(
     panel: &[u8],
     factors: &[f32],
     bpr: usize,
@@ -589,9 +604,16 @@ unsafe fn mxint8_panel_avx512(
             let a_factors = unsafe { _mm512_loadu_ps(a_factor) };
             for (r, (f, sum)) in acc.iter_mut().zip(&sums).enumerate() {
                 // SAFETY: entry (r0 + r) * bpr + j of w.factors, in bounds.
-                let w_factor = unsafe { *w_factor.add(r * bpr) };
-                let scale = _mm512_mul_ps(_mm512_set1_ps(w_factor), a_factors);
-                *f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(*sum), scale, *f);
+                let w_factor = _mm512_set1_ps(unsafe { *w_factor.add(r * bpr) });
+                *f = if FOLDED {
+                    // The sum's bits over its start are `base + sum · 2^k` as an f32 (`fold`): minus the
+                    // base, `sum · w_factor` exactly.
+                    let scaled = _mm512_sub_ps(_mm512_castsi512_ps(*sum), w_factor);
+                    _mm512_fmadd_ps(scaled, a_factors, *f)
+                } else {
+                    let scale = _mm512_mul_ps(w_factor, a_factors);
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(*sum), scale, *f)
+                };
             }
             for row in &mut rows {
                 *row = row.wrapping_add(32);

@@ -35,6 +35,7 @@ mod avx512_quantize;
 mod avx512_weights;
 #[cfg(target_arch = "x86_64")]
 mod fixed8;
+pub mod fold;
 pub mod ragged;
 pub mod reference;
 
@@ -105,6 +106,11 @@ pub struct MxPanel {
     /// contract but not exact for the activation code −128, serves matrices that hold it
     /// ([`MxPanel::for_weights`]).
     pub minus_128_weights: Option<MxPanelFn>,
+    /// `run` for weights folded for the conversion (`fold`: each block's [`PanelWeights::factors`] entry
+    /// its base `1.5 · 2²³ · w_factor`, its [`PanelWeights::unsigned_bias`] entry the sum's start,
+    /// `bits(base)` plus the unsigned bias where `run` has one), bit for bit `run`'s results where
+    /// `fold::folds_exactly` holds for the panel; `None`: the kernel has no such variant.
+    pub folded: Option<MxPanelFn>,
 }
 
 impl MxPanel {
@@ -116,6 +122,7 @@ impl MxPanel {
                 run,
                 minus_128_activations: false,
                 minus_128_weights: None,
+                folded: None,
                 ..self
             },
             _ => self,
@@ -306,6 +313,7 @@ impl Kernels {
                 scale_factors: reference::scale_factors,
                 minus_128_activations: true,
                 minus_128_weights: None,
+                folded: None,
             }),
             ..Kernels::reference()
         }
@@ -407,6 +415,7 @@ fn x86_tables() -> Vec<Kernels> {
             scale_factors: avx2_weights::scale_factors_entry,
             minus_128_activations: true,
             minus_128_weights: Some(avx2::mxint8_panel_any_weights),
+            folded: Some(avx2::mxint8_panel_folded),
         }),
         mxint8_quantize_block: avx2::mxint8_quantize_block,
         mxint8_quantize_panel: avx2_quantize::mxint8_quantize_panel_entry,
@@ -438,6 +447,7 @@ fn x86_tables() -> Vec<Kernels> {
                 scale_factors: avx2_weights::scale_factors_entry,
                 minus_128_activations: true,
                 minus_128_weights: None,
+                folded: Some(avx2::mxint8_panel_vnni_folded_entry),
             }),
             peaks: PeakLoops {
                 i8: avx2::peak_i8_vnni_entry,
@@ -474,6 +484,7 @@ fn x86_tables() -> Vec<Kernels> {
                 scale_factors: avx512_weights::scale_factors_avx512_entry,
                 minus_128_activations: true,
                 minus_128_weights: None,
+                folded: Some(avx512::mxint8_panel_folded_avx512_entry),
             }),
             layer_norm_row: avx512::layer_norm_row_avx512_entry,
             add_bias_rows: avx512::add_bias_rows_avx512_entry,
@@ -498,6 +509,7 @@ fn x86_tables() -> Vec<Kernels> {
                     scale_factors: avx512_weights::scale_factors_avx512_entry,
                     minus_128_activations: true,
                     minus_128_weights: None,
+                    folded: None,
                 }),
                 peaks: PeakLoops {
                     i8: amx::peak_i8,
