@@ -3,8 +3,10 @@
 //! beside the codes: each block's f32 factor and, where the kernel reads activations as unsigned, its
 //! `−128 · Σ codes`. The factors are made per call from the scale bytes (the table's vectorized pass over
 //! a byte per block); the code sums come prepared at open (`cpu::prepared`, two bytes per block), because
-//! deriving them reads every code of the matrix (see there for what that cost). The per-call arrays live
-//! in per-thread spare buffers, so a call allocates nothing once warm.
+//! deriving them reads every code of the matrix (see there for what that cost). For a kernel with a
+//! folded variant (`MxPanel::folded`), each block's base and start are made per call too (`kernels::fold`),
+//! and each panel runs folded where `fold::folds_exactly` holds for its activation factors. The per-call
+//! arrays live in per-thread spare buffers, so a call allocates nothing once warm.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
