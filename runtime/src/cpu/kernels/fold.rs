@@ -15,7 +15,7 @@
 const UNIT_BASE: f32 = 12_582_912.0;
 
 /// The largest weight factor that has a base: `base + p · w_factor` must stay below 2¹²⁸.
-const MAX_WEIGHT_FACTOR: f32 = 1.0141205e31; // 2^103
+const MAX_WEIGHT_FACTOR: f32 = f32::from_bits((127 + 103) << 23); // 2^103
 
 /// A weight matrix's factors, when every one can be folded: each a power of two (an MX scale's value or
 /// 8-bit fixed point's 2^-F) no larger than 2^103, or 0 (the zero padding of a ragged group).
